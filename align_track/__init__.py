@@ -1,0 +1,3 @@
+"""align-track: align-system experiments into MLflow, and a terminal UI to browse them."""
+
+__version__ = "0.1.0"

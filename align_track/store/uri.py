@@ -1,0 +1,80 @@
+"""Where the store is: resolve tracking URIs and the artifact location beside a SQLite file.
+
+Kept free of MLflow imports so the CLI can resolve and check a URI before paying
+for ``import mlflow``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+DEFAULT_URI = "sqlite:///data/mlflow/mlflow.db"
+DEFAULT_EXPERIMENT = "align-system-experiments"
+
+
+class StoreError(Exception):
+    """The store cannot be used (missing, unreachable, refused); the CLI exits 2 with the message."""
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The URI to use: the argument, else ``$MLFLOW_TRACKING_URI``, else the embedded SQLite default.
+
+    A relative SQLite path is made absolute so every process (the web UI, workers)
+    opens the same file whatever its working directory.
+    """
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    if store_kind(uri) == "sqlite":
+        path = sqlite_path(uri)
+        if path is not None:
+            return f"sqlite:///{path.resolve()}"
+    return uri
+
+
+def store_kind(uri: str) -> str:
+    """'sqlite', 'postgresql', 'mysql', 'http' (also https) or 'file'."""
+    scheme = urlparse(uri).scheme.split("+", 1)[0].lower()
+    if scheme in ("http", "https"):
+        return "http"
+    if scheme in ("", "file"):
+        return "file"
+    if scheme == "postgres":
+        return "postgresql"
+    return scheme
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for in-memory)."""
+    rest = uri.split(":///", 1)[1] if ":///" in uri else ""
+    rest = rest.split("?", 1)[0]
+    if not rest or rest == ":memory:":
+        return None
+    return Path(rest if rest.startswith("/") else rest)
+
+
+def artifact_root_for(uri: str) -> str | None:
+    """Absolute artifact location for a database-backed store: ``artifacts/`` beside a SQLite file.
+
+    Set on the MLflow experiment when it is created so the web UI started from any
+    directory finds the files (never the default ``./mlruns`` of the cwd).
+    Returns None for a tracking server, which decides its own artifact location.
+    """
+    kind = store_kind(uri)
+    if kind == "sqlite":
+        path = sqlite_path(uri)
+        if path is not None:
+            return (path.resolve().parent / "artifacts").as_uri()
+    if kind in ("postgresql", "mysql"):
+        env = os.environ.get("ALIGN_TRACK_ARTIFACTS_ROOT")
+        base = Path(env) if env else Path("data/mlflow/artifacts")
+        return base.resolve().as_uri()
+    return None
+
+
+def require_existing_store(uri: str) -> None:
+    """Refuse to read a SQLite store that does not exist, rather than let MLflow create an empty one."""
+    if store_kind(uri) == "sqlite":
+        path = sqlite_path(uri)
+        if path is not None and not path.exists():
+            raise StoreError(f"no MLflow store at {path} (run `align-track ingest` first, or pass --mlflow-uri)")
