@@ -1,0 +1,41 @@
+# align-track: every target sets itself up (uv from pip if missing, the environment from uv.lock).
+SHELL := /bin/bash
+PY ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PY) -m uv")
+BIN := .venv/bin
+DEMO_DIR ?= data/demo
+DEMO_URI ?= sqlite:///data/mlflow/mlflow.db
+
+.PHONY: setup demo test bench lint screenshots clean
+
+setup: .venv/.synced
+
+.venv/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || $(PY) -m uv --version >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+## demo: make demo experiments, ingest them into the embedded SQLite store, open the TUI
+demo: setup
+	$(BIN)/align-track demo-data $(DEMO_DIR) --experiments 24 --scenes 8 --seed 0
+	$(BIN)/align-track ingest --experiments-dir $(DEMO_DIR) --mlflow-uri $(DEMO_URI)
+	@if [ -t 1 ] && $(BIN)/align-track tui --help >/dev/null 2>&1; then \
+		$(BIN)/align-track tui --mlflow-uri $(DEMO_URI) --experiments-dir $(DEMO_DIR); \
+	else \
+		$(BIN)/align-track list-runs --mlflow-uri $(DEMO_URI) 2>/dev/null || true; \
+	fi
+
+## test: the whole suite against real SQLite stores, mlflow server subprocesses and PostgreSQL
+test: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## bench: speed ratios against baselines measured in the same run
+bench: setup
+	$(BIN)/python tests/benchmarks/bench_ingest.py
+	$(BIN)/python tests/benchmarks/bench_load_runs.py --runs 10000
+
+lint: setup
+	$(BIN)/ruff check align_track tests
+
+clean:
+	rm -rf .venv data .pytest_cache

@@ -1,0 +1,6 @@
+"""``python -m align_track`` runs the CLI."""
+
+from align_track.cli import main
+
+if __name__ == "__main__":
+    main()

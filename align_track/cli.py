@@ -1,0 +1,93 @@
+"""The ``align-track`` command line.
+
+Imports stay light at module level (click only): mlflow, pandas and textual load
+inside the command that needs them, so ``align-track --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from align_track.store.uri import DEFAULT_EXPERIMENT, StoreError
+
+URI_HELP = "MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else sqlite:///data/mlflow/mlflow.db]"
+
+
+def mlflow_uri_option(func):
+    return click.option("--mlflow-uri", "mlflow_uri", default=None, metavar="URI", help=URI_HELP)(func)
+
+
+def experiment_option(func):
+    return click.option(
+        "--experiment-name", default=DEFAULT_EXPERIMENT, show_default=True, help="MLflow experiment name."
+    )(func)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line error and exit: no traceback for problems the user can fix."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="align-track")
+def main() -> None:
+    """Turn align-system experiment folders into MLflow runs and traces, and explore them."""
+
+
+@main.command()
+@click.option("--experiments-dir", required=True, type=click.Path(path_type=Path),
+              help="Folder holding align-system experiment folders (searched recursively).")
+@mlflow_uri_option
+@experiment_option
+@click.option("--force", is_flag=True, help="Re-ingest every experiment, even unchanged ones.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors and the summary's failures.")
+def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, force: bool, quiet: bool) -> None:
+    """Ingest experiments: one MLflow run per experiment, one trace per scene.
+
+    Unchanged experiments are skipped, changed ones replaced; exits 1 if any
+    experiment failed (each failure is listed with its file and reason).
+    """
+    if not experiments_dir.is_dir():
+        fail(f"experiments directory not found: {experiments_dir}")
+    from align_track.ingest import ingest as run_ingest
+    from align_track.progress import make_reporter, summary_lines
+
+    reporter = make_reporter(quiet)
+    try:
+        summary = run_ingest(experiments_dir, mlflow_uri, experiment_name, force=force, on_event=reporter)
+    except StoreError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo("interrupted: completed runs are kept; rerun to finish the rest", err=True)
+        sys.exit(130)
+    finally:
+        if reporter is not None:
+            reporter.close()
+    lines = summary_lines(summary)
+    if not quiet:
+        click.echo(lines[0])
+    for line in lines[1:]:
+        click.echo(line, err=True)
+    if summary.failures:
+        sys.exit(1)
+
+
+@main.command("demo-data")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--experiments", default=24, show_default=True, help="How many experiment folders.")
+@click.option("--scenes", default=8, show_default=True, help="Scenes per experiment.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same files).")
+def demo_data(out_dir: Path, experiments: int, scenes: int, seed: int) -> None:
+    """Write realistic align-system experiment folders (sweeps, quirks and all) for demos and tests."""
+    from align_track.demo_data import generate_demo
+
+    paths = generate_demo(out_dir, experiments=experiments, scenes=scenes, seed=seed)
+    click.echo(f"wrote {len(paths)} experiments x {scenes} scenes under {out_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Decide, from the runs already in the store, what to do with one run identity.
+
+Pure functions over run rows, so the rules that keep "exactly one complete run per
+experiment" (skip, replace, clean up after a crash, let the loser of a race
+withdraw) are tested without a store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from align_track.store.tags import TAG_CLAIM, TAG_COMPLETE, TAG_FINGERPRINT
+
+
+class RunLike(Protocol):
+    run_id: str
+    start_time: int | None
+    end_time: int | None
+    tags: dict[str, str]
+
+
+AliveFn = Callable[[str | None, int | None], bool]
+
+
+def complete(run: RunLike) -> bool:
+    return run.tags.get(TAG_COMPLETE) == "true"
+
+
+@dataclass
+class Plan:
+    """What to do for one identity: 'skip', 'create', 'update' or 'busy' (another live writer has it)."""
+
+    action: str
+    cleanup: list[str] = field(default_factory=list)
+    """Run ids to delete: now when skipping, otherwise only after the new run is complete."""
+
+
+def _rank(run: RunLike) -> tuple[int, str]:
+    return (run.end_time or run.start_time or 0, run.run_id)
+
+
+def plan(fingerprint: str, runs: Sequence[RunLike], force: bool, alive: AliveFn) -> Plan:
+    """Skip when a complete run has this fingerprint; otherwise write a new run and clean up after.
+
+    Dead writers' half runs are always cleaned up; a live writer's half run makes
+    this identity 'busy' (unless forced) so two ingests do not write it twice.
+    """
+    done = [r for r in runs if complete(r)]
+    half = [r for r in runs if not complete(r)]
+    dead = [r.run_id for r in half if not alive(r.tags.get(TAG_CLAIM), r.start_time)]
+    current = [r for r in done if r.tags.get(TAG_FINGERPRINT) == fingerprint]
+    if current and not force:
+        keep = max(current, key=_rank)
+        return Plan("skip", [r.run_id for r in done if r is not keep] + dead)
+    if not force and len(dead) < len(half):
+        return Plan("busy")
+    return Plan("update" if done else "create", [r.run_id for r in done] + dead)
+
+
+def lost_claim(mine: str, runs: Sequence[RunLike], alive: AliveFn) -> bool:
+    """Claim-then-verify: after creating our run, withdraw if another live claim ranks earlier.
+
+    Every racer sees the same rows and ranks them the same way (start time, then id),
+    so exactly one of them goes on.
+    """
+    me = next((r for r in runs if r.run_id == mine), None)
+    if me is None:
+        return True
+    rivals = [
+        r for r in runs
+        if r.run_id != mine and not complete(r) and alive(r.tags.get(TAG_CLAIM), r.start_time)
+    ]
+    key = lambda r: (r.start_time or 0, r.run_id)  # noqa: E731
+    return any(key(r) < key(me) for r in rivals)
+
+
+def after_complete(mine: str, runs: Sequence[RunLike], alive: AliveFn) -> list[str]:
+    """Runs to delete once ours is complete: every other complete run ranked below the newest, and dead halves.
+
+    If a rival completed after us, it is the newest and we are deleted (by it or by us):
+    all writers agree, so one complete run remains.
+    """
+    done = [r for r in runs if complete(r)]
+    if not done:
+        return []
+    newest = max(done, key=_rank)
+    doomed = [r.run_id for r in done if r is not newest]
+    doomed += [
+        r.run_id for r in runs
+        if not complete(r) and r.run_id != mine and not alive(r.tags.get(TAG_CLAIM), r.start_time)
+    ]
+    return doomed

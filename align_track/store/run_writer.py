@@ -1,0 +1,157 @@
+"""Write one RunRecord as one MLflow run, in the order that keeps a half-written run recognisable.
+
+A run is created RUNNING with its identity and a claim tag, then gets params,
+metrics, artifacts and traces, and only then the ``align_track.complete`` tag and
+FINISHED status. Readers count only complete runs, so an interrupted ingest never
+shows up as a finished experiment; the next ingest replaces it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from align_track.records import RunRecord
+from align_track.store import trace_writer
+from align_track.store.runs_reader import RunRow, get_experiment_id, load_runs
+from align_track.store.tags import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
+from align_track.store.uri import StoreError, artifact_root_for, store_kind
+
+
+
+def claim_token() -> str:
+    """Who is writing: host and pid, so a later ingest can tell a dead writer from a live one."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_is_alive(token: str | None, started_ms: int | None, lease_s: float = 900.0) -> bool:
+    """A claim on this host is alive while its process is; elsewhere, while its lease (15 min) runs."""
+    if not token or ":" not in token:
+        return False
+    host, _, pid = token.rpartition(":")
+    if host == socket.gethostname():
+        try:
+            os.kill(int(pid), 0)
+        except (ValueError, ProcessLookupError):
+            return False
+        except PermissionError:
+            return True
+        return True
+    return started_ms is not None and (time.time() * 1000 - started_ms) < lease_s * 1000
+
+
+def is_complete(row: RunRow) -> bool:
+    return row.tags.get(TAG_COMPLETE) == "true"
+
+
+class RunStore:
+    """The ingest's handle on one MLflow experiment in one store."""
+
+    def __init__(self, tracking_uri: str, experiment_name: str, create: bool = True):
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.kind = store_kind(tracking_uri)
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.experiment_name = experiment_name
+        self.experiment_id = self._experiment_id(create)
+
+    def _experiment_id(self, create: bool) -> str:
+        try:
+            return get_experiment_id(self.tracking_uri, self.experiment_name)
+        except StoreError:
+            if not create:
+                raise
+        try:
+            return self.client.create_experiment(
+                self.experiment_name, artifact_location=artifact_root_for(self.tracking_uri)
+            )
+        except Exception as exc:  # a concurrent ingest created it first
+            experiment = self.client.get_experiment_by_name(self.experiment_name)
+            if experiment is None:
+                raise StoreError(f"cannot create experiment {self.experiment_name!r}: {exc}") from exc
+            return experiment.experiment_id
+
+    def keyed_runs(self) -> list[RunRow]:
+        """Every live run this tool wrote, in one read: the basis for skip/update decisions."""
+        return [r for r in load_runs(self.tracking_uri, self.experiment_id) if TAG_KEY in r.tags]
+
+    def runs_for_key(self, key: str) -> list[RunRow]:
+        """Fresh view of one identity's runs, for the claim-then-verify steps."""
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{TAG_KEY}` = '{key}'", max_results=1000
+        )
+        return [_row(r) for r in runs]
+
+    def create_run(self, record: RunRecord) -> str:
+        """Create the run RUNNING with its claim, params, metrics, tags and artifacts (no traces yet)."""
+        from mlflow.entities import Metric, Param
+
+        now = int(time.time() * 1000)
+        tags = dict(record.tags)
+        tags[TAG_CLAIM] = claim_token()
+        run = self.client.create_run(self.experiment_id, start_time=now, tags=tags, run_name=record.run_name)
+        run_id = run.info.run_id
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in record.metrics.items()],
+            params=[Param(k, v) for k, v in record.params.items()],
+            tags=[],
+        )
+        for artifact in record.artifacts:
+            self.client.log_artifact(run_id, artifact.path, artifact.artifact_dir or None)
+        return run_id
+
+    def write_traces(self, run_id: str, record: RunRecord) -> int:
+        trace_writer.write_traces(self.tracking_uri, self.experiment_id, run_id, list(record.traces))
+        return len(record.traces)
+
+    def mark_complete(self, run_id: str) -> None:
+        """The commit point: only now does the run count as ingested."""
+        self.client.set_tag(run_id, TAG_COMPLETE, "true")
+        self.client.set_terminated(run_id, "FINISHED")
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a replaced, withdrawn or half-written run together with its traces."""
+        trace_writer.delete_run_traces(self.tracking_uri, self.experiment_id, run_id)
+        try:
+            self.client.delete_run(run_id)
+        except Exception as exc:  # already deleted by a concurrent ingest
+            if "RESOURCE_DOES_NOT_EXIST" not in str(exc) and "deleted" not in str(exc).lower():
+                raise
+
+
+def _row(run: Any) -> RunRow:
+    info, data = run.info, run.data
+    return RunRow(
+        run_id=info.run_id,
+        run_name=info.run_name or "",
+        status=info.status,
+        start_time=info.start_time,
+        end_time=info.end_time,
+        lifecycle_stage=info.lifecycle_stage,
+        artifact_uri=info.artifact_uri,
+        params=dict(data.params),
+        metrics=dict(data.metrics),
+        tags=dict(data.tags),
+    )
+
+
+def with_retries(action: Callable[[], Any], on_wait: Callable[[str], None] | None = None,
+                 attempts: int = 30) -> Any:
+    """Run a store call, waiting while another writer holds a SQLite lock, so nothing is lost."""
+    delay = 0.2
+    for attempt in range(attempts):
+        try:
+            return action()
+        except Exception as exc:  # sqlite3.OperationalError arrives wrapped by SQLAlchemy and MLflow
+            if "database is locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            if on_wait:
+                on_wait(f"the store is locked by another writer; retrying in {delay:.1f}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    raise AssertionError("unreachable")

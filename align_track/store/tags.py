@@ -1,0 +1,12 @@
+"""Names of align-track's own bookkeeping tags, namespaced apart from the data model's tags."""
+
+TAG_KEY = "align_track.key"
+"""Identity of a run across re-ingests: absolute folder (plus target for a mixed-target folder)."""
+TAG_FINGERPRINT = "align_track.fingerprint"
+"""Sizes/mtimes of the folder's files plus the derived variant: a change means re-ingest."""
+TAG_COMPLETE = "align_track.complete"
+"""Set to 'true' only after every trace is written: the run's commit point."""
+TAG_SOURCE = "align_track.source_path"
+"""Absolute folder the run came from, for links back to it."""
+TAG_CLAIM = "align_track.claim"
+"""host:pid of the writer, so a later ingest can tell a dead writer's half run from a live one."""
