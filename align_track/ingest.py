@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from align_track.experiment import ExperimentConfig, ExperimentError, discover, read_config, read_files
@@ -171,6 +172,9 @@ def _ingest_folder(store, config, folder_ids, variants, existing, force, alive, 
     """Write the runs of one folder that are new or changed; the folder's files are read at most once."""
     from align_track.store.run_writer import with_retries
 
+    def call(fn, *args):
+        return with_retries(partial(fn, *args), notice)
+
     files = None
     statuses: list[str] = []
     written_traces = 0
@@ -180,26 +184,25 @@ def _ingest_folder(store, config, folder_ids, variants, existing, force, alive, 
         decision = plan(run_fingerprint(identity, variant), existing.get(identity.key, []), force, alive)
         if decision.action in ("skip", "busy"):
             for run_id in decision.cleanup:
-                with_retries(lambda r=run_id: store.delete_run(r), notice)
+                call(store.delete_run, run_id)
             statuses.append(SKIPPED if decision.action == "skip" else BUSY)
             continue
         if files is None:
             files = read_files(config.path)
         record = build_run(identity, variant, files)
-        run_id = with_retries(lambda rec=record: store.create_run(rec), notice)
+        run_id = call(store.create_run, record)
         try:
-            if lost_claim(run_id, with_retries(lambda: store.runs_for_key(identity.key), notice), alive):
+            if lost_claim(run_id, call(store.runs_for_key, identity.key), alive):
                 store.delete_run(run_id)
                 statuses.append(BUSY)
                 continue
-            with_retries(lambda: store.write_traces(run_id, record), notice)
-            with_retries(lambda: store.mark_complete(run_id), notice)
+            call(store.write_traces, run_id, record)
+            call(store.mark_complete, run_id)
         except KeyboardInterrupt:
-            _try(lambda: store.delete_run(run_id))
+            _try(partial(store.delete_run, run_id))
             raise
-        for doomed in after_complete(run_id, with_retries(lambda: store.runs_for_key(identity.key), notice),
-                                     alive):
-            with_retries(lambda d=doomed: store.delete_run(d), notice)
+        for doomed in after_complete(run_id, call(store.runs_for_key, identity.key), alive):
+            call(store.delete_run, doomed)
         statuses.append(UPDATED if decision.action == "update" else INGESTED)
         written_traces += len(record.traces)
         run_ids.append(run_id)

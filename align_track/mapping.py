@@ -10,7 +10,6 @@ import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from align_track.experiment import ExperimentConfig, ExperimentFiles, scene_target_id

@@ -39,6 +39,6 @@ def assign_variants(members: Iterable[tuple[Hashable, Hashable, str]]) -> dict[H
             variants[entries[0][0]] = DEFAULT
             continue
         names = differing_parts([path for _, path in entries])
-        for (key, _), name in zip(entries, names):
+        for (key, _), name in zip(entries, names, strict=True):
             variants[key] = name
     return variants

@@ -21,7 +21,6 @@ from align_track.store.tags import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
 from align_track.store.uri import StoreError, artifact_root_for, store_kind
 
 
-
 def claim_token() -> str:
     """Who is writing: host and pid, so a later ingest can tell a dead writer from a live one."""
     return f"{socket.gethostname()}:{os.getpid()}"
