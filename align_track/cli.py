@@ -89,5 +89,29 @@ def demo_data(out_dir: Path, experiments: int, scenes: int, seed: int) -> None:
     click.echo(f"wrote {len(paths)} experiments x {scenes} scenes under {out_dir}")
 
 
+@main.command()
+@mlflow_uri_option
+@experiment_option
+@click.option("--experiments-dir", type=click.Path(path_type=Path), default=None,
+              help="Prefill the Ingest pane with this folder.")
+def tui(mlflow_uri: str | None, experiment_name: str, experiments_dir: Path | None) -> None:
+    """Open the full-screen terminal UI: runs, scenes, compare, ingest, reports, MLflow UI."""
+    from align_track.tui.app import run_app
+
+    run_app(mlflow_uri=mlflow_uri, experiment_name=experiment_name, experiments_dir=experiments_dir)
+
+
+def _register_query_commands() -> None:
+    """search/export/report/list-runs/ui live in cli_query (click only at import time)."""
+    try:
+        from align_track import cli_query
+    except ImportError:  # pragma: no cover - only while the module is being written
+        return
+    for command in cli_query.COMMANDS:
+        main.add_command(command)
+
+
+_register_query_commands()
+
 if __name__ == "__main__":
     main()
