@@ -34,10 +34,18 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from align_track.store.uri import StoreError, artifact_root_for, require_existing_store, store_kind
+from align_track.store.runs_reader import with_installed_driver
+from align_track.store.uri import (
+    StoreError,
+    artifact_root_for,
+    require_existing_store,
+    resolve_tracking_uri,
+    store_kind,
+)
 
 _HUEY_ENV = "_MLFLOW_HUEY_STORAGE_PATH"  # mlflow.server.constants.HUEY_STORAGE_PATH_ENV_VAR
 _WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+_DB_RETRY_MARK = "SQLAlchemy engine could not be created"  # mlflow.store.db.utils retry warning
 
 
 class UiError(StoreError):
@@ -140,7 +148,8 @@ def _log_tail(path: Path | None, lines: int = 25) -> str:
 def _server_command(
     tracking_uri: str, host: str, port: int, workers: int, allowed_hosts: str | None
 ) -> list[str]:
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+    backend = with_installed_driver(tracking_uri)  # bare postgresql:// would need psycopg 3
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
            "--host", host, "--port", str(port), "--workers", str(workers)]
     root = artifact_root_for(tracking_uri)
     if root is not None:
@@ -160,7 +169,7 @@ def start_ui(
     host: str = "127.0.0.1",
     port: int = 5000,
     timeout: float = 90.0,
-    log_path: Path | None = None,
+    log_path: Path | str | None = None,
     *,
     workers: int = 1,
     jobs: bool = False,
@@ -182,17 +191,20 @@ def start_ui(
             raise UiError(f"tracking server {base} is not reachable")
         return UiServer(host=host, port=port, url=base, process=None)
 
+    tracking_uri = resolve_tracking_uri(tracking_uri)  # a relative SQLite path, absolute for the child
     require_existing_store(tracking_uri)
     if not port_is_free(host, port):
         raise PortBusy(f"port {port} on {host} is in use; try --port {find_free_port(host, port + 1)}")
 
-    if log_path is None:
+    if log_path is not None:
+        log_path = Path(log_path)
+    else:
         fd, name = tempfile.mkstemp(prefix="align-track-ui-", suffix=".log")
         os.close(fd)
         log_path = Path(name)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "true" if jobs else "false"
-    with open(log_path, "ab") as log:
+    with open(log_path, "wb") as log:  # fresh: the tail is scanned for this start's errors
         process = subprocess.Popen(
             _server_command(tracking_uri, host, port, workers, allowed_hosts),
             stdin=subprocess.DEVNULL,
@@ -223,6 +235,11 @@ def _wait_healthy(server: UiServer, timeout: float) -> None:
             raise UiError(f"mlflow server exited with code {code} (log {server.log_path}):\n{tail}")
         if _health_status(server.url, timeout=2.0) == 200 and server.process.poll() is None:
             return
+        tail = _log_tail(server.log_path)
+        if _DB_RETRY_MARK in tail:
+            # MLflow retries a database it cannot open, with backoff, for ~100 s before exiting;
+            # a store that fails its first open is not going to come up for a UI.
+            raise UiError(f"mlflow server cannot open the store (log {server.log_path}):\n{tail}")
         if time.monotonic() > deadline:
             raise UiError(
                 f"mlflow server did not answer {server.url}/health within {timeout:.0f}s "
@@ -337,7 +354,7 @@ def ssh_forward_hint(port: int, host: str = "127.0.0.1") -> str | None:
     ``$SSH_CONNECTION``), which the laptop can reach by definition; the FQDN otherwise.
     """
     conn = os.environ.get("SSH_CONNECTION", "").split()
-    if not os.environ.get("SSH_CONNECTION"):
+    if not conn:
         return None
     server_host = conn[2] if len(conn) >= 3 else socket.getfqdn()
     if _is_loopback(host) or host in _WILDCARD_HOSTS:

@@ -25,6 +25,9 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     opens the same file whatever its working directory.
     """
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    if uri.startswith(("postgresql://", "postgres://")):
+        # SQLAlchemy 2.1 maps a bare scheme to psycopg 3; the driver we ship is psycopg2.
+        return "postgresql+psycopg2://" + uri.split("://", 1)[1]
     if store_kind(uri) == "sqlite":
         path = sqlite_path(uri)
         if path is not None:

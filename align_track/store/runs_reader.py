@@ -1,0 +1,402 @@
+"""Load every run of an experiment fast, as ``mlflow.search_runs`` would report them.
+
+``mlflow.search_runs`` builds an ORM object graph per run (plus dataset inputs and model
+outputs), which takes 7-14 s for 10,000 runs on SQLite; the same data is four plain SQL
+queries (runs, params, latest_metrics, tags) joined in Python in a fraction of a second.
+``latest_metrics`` is what search_runs itself reports: MLflow keeps there, per key, the
+value with the greatest (step, timestamp, value).
+
+Database stores are read with SQLAlchemy Core; an http(s) tracking server with its REST
+search API (``requests`` directly: no retry-with-backoff, so a dead server fails fast).
+Nothing here imports mlflow except the fallback for legacy ``file:`` stores.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from align_track.store.uri import StoreError, require_existing_store, resolve_tracking_uri, store_kind
+
+if TYPE_CHECKING:
+    import pandas
+    import sqlalchemy
+
+_DB_KINDS = ("sqlite", "postgresql", "mysql")
+_CONNECT_TIMEOUT = 5.0  # seconds: an unreachable store must fail well within 10 s
+_READ_TIMEOUT = 300.0  # one page of a big experiment on a slow server
+_PAGE_SIZE = 1000
+_RUN_NAME_TAG = "mlflow.runName"
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run with its params, latest metrics and tags (times in epoch milliseconds)."""
+
+    run_id: str
+    run_name: str
+    status: str
+    start_time: int | None
+    end_time: int | None
+    lifecycle_stage: str
+    artifact_uri: str
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    experiment_id: str = ""
+
+
+# --------------------------------------------------------------------------- SQL stores
+
+
+@functools.lru_cache(maxsize=8)
+def _engine(uri: str) -> sqlalchemy.engine.Engine:
+    """One engine (and pool) per URI for the process, so TUI refreshes reuse connections."""
+    import sqlalchemy
+
+    connect_args: dict[str, Any] = {}
+    kind = store_kind(uri)
+    uri = with_installed_driver(uri)
+    if kind in ("postgresql", "mysql"):
+        connect_args["connect_timeout"] = int(_CONNECT_TIMEOUT)
+    try:
+        return sqlalchemy.create_engine(uri, connect_args=connect_args, pool_pre_ping=True)
+    except Exception as exc:  # bad URI, missing driver
+        raise StoreError(f"cannot open {_redact(uri)}: {_one_line(exc)}") from exc
+
+
+def with_installed_driver(uri: str) -> str:
+    """``postgresql://`` with the psycopg2 the project installs.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, which is not installed,
+    and no longer accepts ``postgres://`` at all.
+    """
+    import importlib.util
+
+    scheme, sep, rest = uri.partition("://")
+    if scheme in ("postgresql", "postgres") and importlib.util.find_spec("psycopg") is None:
+        return f"postgresql+psycopg2{sep}{rest}"
+    if scheme == "postgres":
+        return f"postgresql{sep}{rest}"
+    return uri
+
+
+def _redact(uri: str) -> str:
+    """The URI without a password, for error messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return uri
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _sql(uri: str, queries: list[str]) -> list[list[tuple]]:
+    """Run read-only queries on one pooled connection; any failure becomes a one-line StoreError.
+
+    Rows come straight from the DBAPI cursor: SQLAlchemy's Row wrapping costs about as
+    much as the query itself at 200,000 rows. Write ``{key}`` for the quoted ``key`` column.
+    """
+    import sqlalchemy
+
+    require_existing_store(uri)
+    engine = _engine(uri)
+    dialect = engine.dialect
+    dbapi = getattr(dialect, "loaded_dbapi", None) or dialect.dbapi
+    key = dialect.identifier_preparer.quote("key")  # a reserved word in MySQL
+    try:
+        with engine.connect() as conn:
+            cursor = conn.connection.driver_connection.cursor()
+            try:
+                out = []
+                for q in queries:
+                    cursor.execute(q.format(key=key))
+                    out.append(cursor.fetchall())
+                return out
+            finally:
+                cursor.close()
+    except (sqlalchemy.exc.SQLAlchemyError, dbapi.Error) as exc:
+        msg = _one_line(exc)
+        if "no such table" in msg or ("relation" in msg and "does not exist" in msg) or "doesn't exist" in msg:
+            raise StoreError(f"{_redact(uri)} is not an MLflow store ({msg})") from exc
+        raise StoreError(f"cannot read {_redact(uri)}: {msg}") from exc
+
+
+def _experiment_id_sql(uri: str, name: str) -> str:
+    (rows,) = _sql(uri, ["SELECT experiment_id, name, lifecycle_stage FROM experiments"])
+    return _pick_experiment(name, [(str(r[0]), r[1], r[2]) for r in rows])
+
+
+def _load_runs_sql(uri: str, experiment_id: str, include_deleted: bool) -> list[RunRow]:
+    try:
+        eid = int(experiment_id)  # an int, so it can go into the SQL text as a literal
+    except ValueError:
+        raise StoreError(f"experiment id must be a number for a database store, got {experiment_id!r}") from None
+    stage = "" if include_deleted else " AND lifecycle_stage = 'active'"
+    where = f"FROM runs WHERE experiment_id = {eid}{stage}"
+    of_runs = f"WHERE run_uuid IN (SELECT run_uuid {where})"
+    runs, params, metrics, tags = _sql(uri, [
+        f"SELECT run_uuid, name, status, start_time, end_time, lifecycle_stage, artifact_uri {where}",
+        f"SELECT run_uuid, {{key}}, value FROM params {of_runs}",
+        f"SELECT run_uuid, {{key}}, value, is_nan FROM latest_metrics {of_runs}",
+        f"SELECT run_uuid, {{key}}, value FROM tags {of_runs}",
+    ])
+    param_d: dict[str, dict[str, str]] = {r[0]: {} for r in runs}
+    metric_d: dict[str, dict[str, float]] = {r[0]: {} for r in runs}
+    tag_d: dict[str, dict[str, str]] = {r[0]: {} for r in runs}
+    for run_id, k, value in params:
+        if (d := param_d.get(run_id)) is not None:
+            d[k] = value
+    nan = math.nan
+    for run_id, k, value, is_nan in metrics:
+        if (d := metric_d.get(run_id)) is not None:
+            d[k] = nan if is_nan else float(value)
+    for run_id, k, value in tags:
+        if (d := tag_d.get(run_id)) is not None:
+            d[k] = value
+    experiment_id = str(eid)
+    return [
+        RunRow(
+            run_id=run_id, run_name=name or tag_d[run_id].get(_RUN_NAME_TAG) or "", status=status,
+            start_time=None if start is None else int(start), end_time=None if end is None else int(end),
+            lifecycle_stage=stage_, artifact_uri=artifact_uri or "", params=param_d[run_id],
+            metrics=metric_d[run_id], tags=tag_d[run_id], experiment_id=experiment_id,
+        )
+        for run_id, name, status, start, end, stage_, artifact_uri in runs
+    ]
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+# --------------------------------------------------------------------------- tracking server
+
+
+def _http_session(uri: str):
+    """A requests session with the auth and TLS settings MLflow's own client honours."""
+    import requests
+
+    session = requests.Session()
+    env = os.environ
+    if token := env.get("MLFLOW_TRACKING_TOKEN"):
+        session.headers["Authorization"] = f"Bearer {token}"
+    elif env.get("MLFLOW_TRACKING_USERNAME") and env.get("MLFLOW_TRACKING_PASSWORD"):
+        session.auth = (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"])
+    if env.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        session.verify = False
+    elif cert := env.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        session.verify = cert
+    return session
+
+
+def _rest(session, uri: str, method: str, endpoint: str, **kwargs: Any) -> dict:
+    """One REST call; connection problems and error replies become a one-line StoreError."""
+    import requests
+
+    url = f"{uri.rstrip('/')}/api/2.0/mlflow/{endpoint}"
+    try:
+        resp = session.request(method, url, timeout=(_CONNECT_TIMEOUT, _READ_TIMEOUT), **kwargs)
+    except requests.RequestException as exc:
+        reason = type(exc).__name__
+        if isinstance(exc, requests.ConnectionError):
+            reason = "connection refused or host unreachable"
+        elif isinstance(exc, requests.Timeout):
+            reason = "timed out"
+        raise StoreError(f"tracking server {uri} is not reachable ({reason})") from exc
+    if resp.status_code != 200:
+        try:
+            detail = resp.json().get("message") or resp.text
+        except ValueError:
+            detail = resp.text
+        detail = (detail or "").strip().splitlines()[0][:300] if detail else ""
+        raise StoreError(f"tracking server {uri} answered {resp.status_code} to {endpoint}: {detail}")
+    try:
+        return resp.json()
+    except ValueError as exc:
+        raise StoreError(f"{uri} is not an MLflow tracking server (non-JSON reply to {endpoint})") from exc
+
+
+def _experiment_id_http(uri: str, name: str) -> str:
+    session = _http_session(uri)
+    experiments: list[tuple[str, str, str]] = []
+    token = None
+    while True:
+        body: dict[str, Any] = {"max_results": 1000, "view_type": "ALL"}
+        if token:
+            body["page_token"] = token
+        page = _rest(session, uri, "POST", "experiments/search", json=body)
+        experiments += [(e["experiment_id"], e["name"], e.get("lifecycle_stage", "active"))
+                        for e in page.get("experiments", [])]
+        token = page.get("next_page_token")
+        if not token:
+            return _pick_experiment(name, experiments)
+
+
+def _metric_value(value: Any) -> float:
+    """Proto JSON writes NaN/Infinity as strings; float() reads both forms."""
+    return float(value) if value is not None else math.nan
+
+
+def _load_runs_http(uri: str, experiment_id: str, include_deleted: bool) -> list[RunRow]:
+    session = _http_session(uri)
+    out: list[RunRow] = []
+    token = None
+    while True:
+        body: dict[str, Any] = {
+            "experiment_ids": [experiment_id],
+            "max_results": _PAGE_SIZE,
+            "run_view_type": "ALL" if include_deleted else "ACTIVE_ONLY",
+        }
+        if token:
+            body["page_token"] = token
+        page = _rest(session, uri, "POST", "runs/search", json=body)
+        for run in page.get("runs", []):
+            info, data = run["info"], run.get("data", {})
+            tags = {t["key"]: t.get("value", "") for t in data.get("tags", [])}
+            out.append(RunRow(
+                run_id=info.get("run_id") or info["run_uuid"],
+                run_name=info.get("run_name") or tags.get(_RUN_NAME_TAG) or "",
+                status=info.get("status", ""),
+                start_time=_int_or_none(info.get("start_time")),
+                end_time=_int_or_none(info.get("end_time")),
+                lifecycle_stage=info.get("lifecycle_stage", "active"),
+                artifact_uri=info.get("artifact_uri", ""),
+                params={p["key"]: p.get("value", "") for p in data.get("params", [])},
+                metrics={m["key"]: _metric_value(m.get("value")) for m in data.get("metrics", [])},
+                tags=tags,
+                experiment_id=str(info.get("experiment_id", experiment_id)),
+            ))
+        token = page.get("next_page_token")
+        if not token:
+            return out
+
+
+# --------------------------------------------------------------------------- file stores
+
+
+def _load_runs_mlflow(uri: str, experiment_id: str, include_deleted: bool) -> list[RunRow]:
+    """Legacy ``file:`` stores have no SQL to read: go through MLflow itself."""
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+    out: list[RunRow] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], run_view_type=view, max_results=_PAGE_SIZE,
+                                  page_token=token)
+        for run in page:
+            i, d = run.info, run.data
+            out.append(RunRow(
+                run_id=i.run_id, run_name=i.run_name or "", status=i.status, start_time=i.start_time,
+                end_time=i.end_time, lifecycle_stage=i.lifecycle_stage, artifact_uri=i.artifact_uri or "",
+                params=dict(d.params), metrics=dict(d.metrics), tags=dict(d.tags),
+                experiment_id=i.experiment_id,
+            ))
+        token = page.token
+        if not token:
+            return out
+
+
+def _experiment_id_mlflow(uri: str, name: str) -> str:
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    exps = MlflowClient(tracking_uri=uri).search_experiments(view_type=ViewType.ALL)
+    return _pick_experiment(name, [(e.experiment_id, e.name, e.lifecycle_stage) for e in exps])
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _pick_experiment(name: str, experiments: list[tuple[str, str, str]]) -> str:
+    """The id of ``name`` among (id, name, lifecycle_stage); StoreError naming the live ones if absent."""
+    for eid, ename, stage in experiments:
+        if ename == name:
+            if stage != "active":
+                raise StoreError(
+                    f"experiment {name!r} (id {eid}) is deleted; restore it with "
+                    f"`mlflow experiments restore --experiment-id {eid}`"
+                )
+            return str(eid)
+    names = sorted(n for _, n, s in experiments if s == "active")
+    listed = ", ".join(repr(n) for n in names) if names else "none"
+    raise StoreError(f"no experiment named {name!r}; existing experiments: {listed}")
+
+
+def get_experiment_id(tracking_uri: str, name: str) -> str:
+    """The id of experiment ``name``; a StoreError listing the existing names if there is none."""
+    tracking_uri = resolve_tracking_uri(tracking_uri)
+    kind = store_kind(tracking_uri)
+    if kind in _DB_KINDS:
+        return _experiment_id_sql(tracking_uri, name)
+    if kind == "http":
+        return _experiment_id_http(tracking_uri, name)
+    return _experiment_id_mlflow(tracking_uri, name)
+
+
+def load_runs(tracking_uri: str, experiment_id: str, include_deleted: bool = False) -> list[RunRow]:
+    """Every run of the experiment (active only unless ``include_deleted``), in search_runs order.
+
+    Never creates a store: a missing SQLite file is a StoreError, as is an unreachable server.
+    """
+    tracking_uri = resolve_tracking_uri(tracking_uri)  # relative SQLite paths: one engine per file
+    kind = store_kind(tracking_uri)
+    experiment_id = str(experiment_id)
+    if kind in _DB_KINDS:
+        rows = _load_runs_sql(tracking_uri, experiment_id, include_deleted)
+    elif kind == "http":
+        rows = _load_runs_http(tracking_uri, experiment_id, include_deleted)
+    else:
+        rows = _load_runs_mlflow(tracking_uri, experiment_id, include_deleted)
+    return _search_order(rows)
+
+
+def _search_order(rows: list[RunRow]) -> list[RunRow]:
+    """MLflow's default order: start_time descending (missing last), then run_id."""
+    rows = sorted(rows, key=lambda r: r.run_id)
+    return sorted(rows, key=lambda r: (r.start_time is None, -(r.start_time or 0)))
+
+
+def runs_to_frame(rows: Iterable[RunRow]) -> pandas.DataFrame:
+    """The DataFrame ``mlflow.search_runs`` returns for the same runs.
+
+    Columns: run_id, experiment_id, status, artifact_uri, start_time, end_time (UTC
+    datetimes), then metrics.* (NaN where missing), params.* and tags.* (None where
+    missing), each group sorted by name (MLflow's own column order is set-iteration order).
+    """
+    import numpy as np
+    import pandas as pd
+
+    rows = list(rows)
+    data: dict[str, Any] = {
+        "run_id": [r.run_id for r in rows],
+        "experiment_id": [r.experiment_id for r in rows],
+        "status": [r.status for r in rows],
+        "artifact_uri": [r.artifact_uri for r in rows],
+    }
+    if not rows:
+        data.update(start_time=[], end_time=[])
+        return pd.DataFrame(data)
+    for col in ("start_time", "end_time"):
+        ms = pd.array([getattr(r, col) for r in rows], dtype="Int64")  # exact; None -> NaT
+        data[col] = pd.to_datetime(ms, unit="ms", utc=True)
+    for prefix, attr, missing in (("metrics", "metrics", np.nan), ("params", "params", None),
+                                  ("tags", "tags", None)):
+        keys = sorted({k for r in rows for k in getattr(r, attr)})
+        for key in keys:
+            values = [getattr(r, attr).get(key, missing) for r in rows]
+            data[f"{prefix}.{key}"] = np.array(values, dtype="float64") if attr == "metrics" else values
+    return pd.DataFrame(data)
