@@ -80,6 +80,14 @@ class Cancelled(Exception):
     """Raised inside the loop when the caller's cancel event is set."""
 
 
+def default_workers(tracking_uri: str) -> int:
+    """One writer for a database file (it serialises writes anyway); several for a server, which
+    spends most of each request waiting on the network."""
+    from align_track.store.uri import store_kind
+
+    return 4 if store_kind(tracking_uri) == "http" else 1
+
+
 def ingest(
     experiments_dir: str | Path,
     tracking_uri: str | None = None,
@@ -87,6 +95,7 @@ def ingest(
     force: bool = False,
     on_event: Callable[[Event], None] | None = None,
     cancel: threading.Event | None = None,
+    workers: int | None = None,
 ) -> Summary:
     """Ingest every experiment below ``experiments_dir``; never raises for a bad folder, only for the store."""
     from align_track.store.run_writer import RunStore, claim_is_alive, claim_token, with_retries
@@ -121,38 +130,56 @@ def ingest(
         existing[row.tags[TAG_KEY]].append(row)
 
     emit(Event("planned", total=len(folders)))
+    lock = threading.Lock()
     outcomes: list[Outcome] = []
-    scenes = traces = 0
-    cancelled = False
-    store_failures = 0
-    for folder in folders:
+    state = {"traces": 0, "store_failures": 0}
+
+    def process(folder: Path) -> Outcome | None:
         rel = configs[folder].rel_path if folder in configs else folder.relative_to(root).as_posix()
         if cancel is not None and cancel.is_set():
-            cancelled = True
-            break
+            return None
         if folder in errors:
-            outcome = Outcome(rel, FAILED, error=errors[folder])
-        elif store_failures >= 3:
-            outcome = Outcome(rel, FAILED, error=f"{rel}: not attempted, the store stopped answering")
-        else:
-            try:
-                outcome = _ingest_folder(store, configs[folder], ids[folder], variants, existing, force,
-                                         alive, notice)
-                store_failures = 0
-            except ExperimentError as exc:
-                outcome = Outcome(rel, FAILED, error=str(exc))
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # the store failed mid-write: report it, keep going, rerun converges
-                store_failures += 1
-                outcome = Outcome(rel, FAILED, error=f"{rel}: store error: {_one_line(exc)}")
-        outcomes.append(outcome)
-        traces += outcome.traces
-        scenes += outcome.traces
-        emit(Event("experiment", total=len(folders), done=len(outcomes), scenes=scenes, traces=traces,
-                   outcome=outcome, elapsed=time.perf_counter() - started))
+            return Outcome(rel, FAILED, error=errors[folder])
+        if state["store_failures"] >= 3:
+            return Outcome(rel, FAILED, error=f"{rel}: not attempted, the store stopped answering")
+        try:
+            outcome = _ingest_folder(store, configs[folder], ids[folder], variants, existing, force, alive, notice)
+            state["store_failures"] = 0
+            return outcome
+        except ExperimentError as exc:
+            return Outcome(rel, FAILED, error=str(exc))
+        except Exception as exc:  # the store failed mid-write: report it, keep going, a rerun converges
+            state["store_failures"] += 1
+            return Outcome(rel, FAILED, error=f"{rel}: store error: {_one_line(exc)}")
+
+    def record(outcome: Outcome) -> None:
+        with lock:
+            outcomes.append(outcome)
+            state["traces"] += outcome.traces
+            emit(Event("experiment", total=len(folders), done=len(outcomes), scenes=state["traces"],
+                       traces=state["traces"], outcome=outcome, elapsed=time.perf_counter() - started))
+
+    workers = workers or default_workers(uri)
+    if workers <= 1:
+        for folder in folders:
+            outcome = process(folder)
+            if outcome is None:
+                break
+            record(outcome)
+    else:
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest")
+        try:
+            for future in as_completed([pool.submit(process, f) for f in folders]):
+                outcome = future.result()
+                if outcome is not None:
+                    record(outcome)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    cancelled = cancel is not None and cancel.is_set() and len(outcomes) < len(folders)
     summary = Summary(outcomes, time.perf_counter() - started, cancelled)
-    emit(Event("done", total=len(folders), done=len(outcomes), scenes=scenes, traces=traces,
+    emit(Event("done", total=len(folders), done=len(outcomes), scenes=summary.traces, traces=summary.traces,
                elapsed=summary.seconds))
     return summary
 
@@ -190,19 +217,29 @@ def _ingest_folder(store, config, folder_ids, variants, existing, force, alive, 
         if files is None:
             files = read_files(config.path)
         record = build_run(identity, variant, files)
-        run_id = call(store.create_run, record)
-        try:
-            if lost_claim(run_id, call(store.runs_for_key, identity.key), alive):
-                store.delete_run(run_id)
-                statuses.append(BUSY)
+        if store.bulk:
+            result = call(store.write_run_bulk, record, force)
+            if not result.written:  # another ingest committed the same experiment meanwhile
+                statuses.append(SKIPPED)
                 continue
-            call(store.write_traces, run_id, record)
-            call(store.mark_complete, run_id)
-        except KeyboardInterrupt:
-            _try(partial(store.delete_run, run_id))
-            raise
-        for doomed in after_complete(run_id, call(store.runs_for_key, identity.key), alive):
-            call(store.delete_run, doomed)
+            run_id = result.run_id
+            if result.others:
+                for doomed in after_complete(run_id, call(store.runs_for_key, identity.key), alive):
+                    call(store.delete_run, doomed)
+        else:
+            run_id = call(store.create_run, record)
+            try:
+                if lost_claim(run_id, call(store.runs_for_key, identity.key), alive):
+                    store.delete_run(run_id)
+                    statuses.append(BUSY)
+                    continue
+                call(store.write_traces, run_id, record)
+                call(store.mark_complete, run_id)
+            except KeyboardInterrupt:
+                _try(partial(store.delete_run, run_id))
+                raise
+            for doomed in after_complete(run_id, call(store.runs_for_key, identity.key), alive):
+                call(store.delete_run, doomed)
         statuses.append(UPDATED if decision.action == "update" else INGESTED)
         written_traces += len(record.traces)
         run_ids.append(run_id)

@@ -16,6 +16,7 @@ from typing import Any
 
 from align_track.records import RunRecord
 from align_track.store import trace_writer
+from align_track.store.bulk_runs import BulkResult, bulk_runs_supported, write_run_bulk
 from align_track.store.runs_reader import RunRow, get_experiment_id, load_runs
 from align_track.store.tags import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
 from align_track.store.uri import StoreError, artifact_root_for, store_kind
@@ -42,8 +43,9 @@ def claim_is_alive(token: str | None, started_ms: int | None, lease_s: float = 9
     return started_ms is not None and (time.time() * 1000 - started_ms) < lease_s * 1000
 
 
-def is_complete(row: RunRow) -> bool:
-    return row.tags.get(TAG_COMPLETE) == "true"
+def bulk_enabled() -> bool:
+    """``ALIGN_TRACK_BULK=0`` forces MLflow's public API everywhere (for comparison and debugging)."""
+    return os.environ.get("ALIGN_TRACK_BULK", "1").lower() not in ("0", "false", "no")
 
 
 class RunStore:
@@ -57,6 +59,8 @@ class RunStore:
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_name = experiment_name
         self.experiment_id = self._experiment_id(create)
+        self.artifact_location = self.client.get_experiment(self.experiment_id).artifact_location
+        self.bulk = bulk_enabled() and bulk_runs_supported(tracking_uri, self.artifact_location)
 
     def _experiment_id(self, create: bool) -> str:
         try:
@@ -103,6 +107,11 @@ class RunStore:
         for artifact in record.artifacts:
             self.client.log_artifact(run_id, artifact.path, artifact.artifact_dir or None)
         return run_id
+
+    def write_run_bulk(self, record: RunRecord, force: bool) -> BulkResult:
+        """The whole run in one transaction (SQL stores only): complete or absent, never half."""
+        return write_run_bulk(self.tracking_uri, self.experiment_id, self.artifact_location, record, force,
+                              claim_token())
 
     def write_traces(self, run_id: str, record: RunRecord) -> int:
         trace_writer.write_traces(self.tracking_uri, self.experiment_id, run_id, list(record.traces))

@@ -1,0 +1,469 @@
+"""Write scenes as MLflow traces: one trace with one root span per ``TraceRecord``, linked to its run.
+
+Two writers produce the same stored trace:
+
+* the *public* path builds finished ``Trace`` objects itself and hands them to MLflow's
+  ``TracingClient`` (``start_trace`` per trace, then one batched ``log_spans`` per chunk).
+  It skips the live-span/OTel machinery of ``MlflowClient.start_trace``/``end_trace`` (~75 ms a
+  trace) and works against any tracking backend (SQLite, PostgreSQL, an ``http://`` server);
+* the *bulk* path inserts the rows that path makes MLflow's SQL store write, in one transaction
+  with ``executemany``. It relies on store internals, so it is used only for the MLflow versions
+  the equivalence test (tests/test_trace_writer.py) covers, and only for records whose spans
+  carry none of the attributes that make ``log_spans`` derive extra columns or rows.
+
+Trace shape: name = record.name (the scene id); root span inputs/outputs/attributes from the
+record; trace tags = record.tags + ``mlflow.runId``; metadata ``mlflow.sourceRun`` = run id (what
+``search_traces(run_id=...)`` and the run page's Traces tab match on), the trace schema version,
+``mlflow.traceInputs``/``mlflow.traceOutputs`` and the size stats MLflow's own exporter adds.
+Environment metadata (user, source file, git) is left out: it would describe the ingesting
+process, not the align-system experiment the scene came from.
+
+mlflow is imported only in this store layer; the CLI imports this module lazily.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import mlflow
+from mlflow.entities import Span, SpanType, Trace, TraceData, TraceInfo, TraceLocation, TraceState
+from mlflow.exceptions import MlflowException
+from mlflow.tracing.client import TracingClient
+from mlflow.tracing.constant import (
+    MAX_CHARS_IN_TRACE_INFO_METADATA,
+    TRACE_SCHEMA_VERSION,
+    TRACE_SCHEMA_VERSION_KEY,
+    TRUNCATION_SUFFIX,
+    SpanAttributeKey,
+    TraceMetadataKey,
+    TraceTagKey,
+)
+from mlflow.tracing.utils import (
+    add_size_stats_to_trace_metadata,
+    dump_span_attribute_value,
+    generate_mlflow_trace_id_from_otel_trace_id,
+)
+from mlflow.tracing.utils.truncation import set_request_response_preview
+
+from align_track.records import TraceRecord
+from align_track.store.uri import store_kind
+
+BULK_TESTED_MLFLOW_VERSIONS = ("3.17.2",)
+"""MLflow versions whose SQL store the bulk rows were diffed against (tests/test_trace_writer.py)."""
+
+BULK_KINDS = ("sqlite", "postgresql")
+"""Store kinds the bulk path was verified on; anything else (http, mysql, file) uses the public path."""
+
+RUN_ID_TAG = "mlflow.runId"
+
+_CHUNK = 200
+"""Traces per start_trace/log_spans round: bounds the OTLP request size and the window in which a
+trace exists without its span."""
+
+_PARALLEL_STARTS = 8
+"""Concurrent start_trace calls for remote backends (http, postgresql), where each is a round trip."""
+
+_SIDE_EFFECT_ATTRIBUTES = frozenset({
+    SpanAttributeKey.SESSION_ID,
+    "gen_ai.conversation.id",
+    "user.id",
+    SpanAttributeKey.CHAT_USAGE,
+    SpanAttributeKey.LLM_COST,
+    SpanAttributeKey.MODEL,
+    SpanAttributeKey.MODEL_PROVIDER,
+})
+"""Span attributes from which the SQL store's log_spans derives session/user/token/cost/model
+columns or metadata; the bulk path does not reproduce those, so such records go the public way."""
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------------------------
+# Building the trace objects (shared by both paths, so both store the same content)
+# --------------------------------------------------------------------------------------------
+
+
+def _truncate_metadata(value: str) -> str:
+    """Same cap MLflow's span processor puts on ``mlflow.traceInputs``/``mlflow.traceOutputs``."""
+    if len(value) > MAX_CHARS_IN_TRACE_INFO_METADATA:
+        value = value[: MAX_CHARS_IN_TRACE_INFO_METADATA - len(TRUNCATION_SUFFIX)] + TRUNCATION_SUFFIX
+    return value
+
+
+def _new_span_id() -> int:
+    return int.from_bytes(os.urandom(8), "big") or 1
+
+
+def _build_trace(record: TraceRecord, experiment_id: str, run_id: str) -> Trace:
+    """A finished trace with one OK root span, as MLflow's exporter would hand it to the store."""
+    if record.end_ns < record.start_ns:
+        raise ValueError(f"trace {record.name!r}: end_ns {record.end_ns} is before start_ns {record.start_ns}")
+    otel_trace_id = uuid.uuid4().int
+    span_id = _new_span_id()
+    trace_id = generate_mlflow_trace_id_from_otel_trace_id(otel_trace_id)
+
+    # Record attributes first; MLflow's reserved keys win on a clash so the span stays readable.
+    attributes = {key: dump_span_attribute_value(value) for key, value in record.attributes.items()}
+    attributes.update({
+        SpanAttributeKey.REQUEST_ID: dump_span_attribute_value(trace_id),
+        SpanAttributeKey.EXPERIMENT_ID: dump_span_attribute_value(str(experiment_id)),
+        SpanAttributeKey.SPAN_TYPE: dump_span_attribute_value(SpanType.UNKNOWN),
+        SpanAttributeKey.INPUTS: dump_span_attribute_value(record.inputs),
+        SpanAttributeKey.OUTPUTS: dump_span_attribute_value(record.outputs),
+    })
+    span = Span.from_dict({
+        "trace_id": _b64(otel_trace_id.to_bytes(16, "big")),
+        "span_id": _b64(span_id.to_bytes(8, "big")),
+        "parent_span_id": None,
+        "name": record.name,
+        "start_time_unix_nano": record.start_ns,
+        "end_time_unix_nano": record.end_ns,
+        "events": [],
+        "status": {"code": "STATUS_CODE_OK", "message": ""},
+        "attributes": attributes,
+        "links": [],
+    })
+
+    tags = dict(record.tags)
+    tags[RUN_ID_TAG] = run_id
+    tags[TraceTagKey.TRACE_NAME] = record.name
+    info = TraceInfo(
+        trace_id=trace_id,
+        trace_location=TraceLocation.from_experiment_id(str(experiment_id)),
+        request_time=record.start_ns // 1_000_000,
+        # end_ms - start_ms (not (end - start) // 1e6): log_spans() recomputes it this way from the
+        # span times, so both paths and every backend store the same value.
+        execution_duration=record.end_ns // 1_000_000 - record.start_ns // 1_000_000,
+        state=TraceState.OK,
+        trace_metadata={
+            TraceMetadataKey.SOURCE_RUN: run_id,
+            TRACE_SCHEMA_VERSION_KEY: str(TRACE_SCHEMA_VERSION),
+            TraceMetadataKey.INPUTS: _truncate_metadata(attributes[SpanAttributeKey.INPUTS]),
+            TraceMetadataKey.OUTPUTS: _truncate_metadata(attributes[SpanAttributeKey.OUTPUTS]),
+        },
+        tags=tags,
+    )
+    trace = Trace(info=info, data=TraceData(spans=[span]))
+    set_request_response_preview(info, trace.data)
+    add_size_stats_to_trace_metadata(trace)
+    return trace
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --------------------------------------------------------------------------------------------
+# Public path
+# --------------------------------------------------------------------------------------------
+
+
+def write_traces_public(
+    tracking_uri: str, experiment_id: str, run_id: str, traces: list[TraceRecord]
+) -> list[str]:
+    """Write through MLflow's public client API (``TracingClient``). Returns trace ids in order.
+
+    Synchronous store calls only, so nothing is left in an async export queue when this returns,
+    and no global MLflow state (tracking URI, active run/experiment, tracer) is touched.
+    """
+    built = [_build_trace(record, experiment_id, run_id) for record in traces]
+    _write_public(tracking_uri, str(experiment_id), built)
+    return [trace.info.trace_id for trace in built]
+
+
+def _write_public(tracking_uri: str, experiment_id: str, built: list[Trace]) -> None:
+    """start_trace per trace (concurrently where each is a network round trip), then one log_spans
+    per chunk; the store calls are synchronous, so every trace is written when this returns."""
+    if not built:
+        return
+    client = TracingClient(tracking_uri)
+    parallel = store_kind(tracking_uri) in ("http", "postgresql")
+
+    def start(trace: Trace) -> None:
+        returned = client.start_trace(trace.info)
+        if returned.trace_id != trace.info.trace_id:
+            raise MlflowException(
+                f"tracking store renamed trace {trace.info.trace_id} to {returned.trace_id}; "
+                "its span would be orphaned"
+            )
+
+    pool = ThreadPoolExecutor(_PARALLEL_STARTS, thread_name_prefix="align-track-start-trace") if parallel else None
+    try:
+        for chunk in _chunks(built, _CHUNK):
+            # Trace infos first: start_trace() marks them finalized, so log_spans() then only adds
+            # the spans (+ the spans-location tag) instead of creating partial trace infos itself.
+            list(pool.map(start, chunk) if pool else map(start, chunk))
+            client.log_spans(experiment_id, [span for trace in chunk for span in trace.data.spans])
+    finally:
+        if pool:
+            pool.shutdown()
+
+
+# --------------------------------------------------------------------------------------------
+# Bulk path
+# --------------------------------------------------------------------------------------------
+
+
+def _mlflow_version() -> str:
+    return mlflow.__version__
+
+
+def bulk_supported(tracking_uri: str) -> bool:
+    """True only for a SQL store kind the bulk rows were verified on, with an MLflow version the
+    equivalence test covers, and with no opt-in store feature that makes writes touch more tables
+    (trace rollups, workspaces)."""
+    if store_kind(tracking_uri) not in BULK_KINDS:
+        return False
+    if _mlflow_version() not in BULK_TESTED_MLFLOW_VERSIONS:
+        return False
+    from mlflow import environment_variables as env
+
+    for flag in ("MLFLOW_SQL_TRACE_ROLLUPS_ENABLED", "MLFLOW_ENABLE_WORKSPACES"):
+        variable = getattr(env, flag, None)
+        if variable is None or variable.get():
+            return False
+    return True
+
+
+def write_traces_bulk(
+    tracking_uri: str, experiment_id: str, run_id: str, traces: list[TraceRecord]
+) -> list[str]:
+    """Insert the rows MLflow's own store writes for the public path, in one transaction with
+    executemany (~10-20x faster than the public path on SQLite: no per-trace transactions).
+
+    Tables: trace_info, trace_tags, trace_request_metadata, spans (nothing else is touched by
+    start_trace + log_spans unless rollups/workspaces are on, which bulk_supported refuses).
+    Raises ValueError where ``bulk_supported`` is false or a record carries span attributes the
+    store would derive extra columns from (``write_traces`` sends those the public way).
+    """
+    if not bulk_supported(tracking_uri):
+        raise ValueError(f"bulk trace writing is not supported for {tracking_uri!r} with mlflow "
+                         f"{_mlflow_version()}")
+    built = [_build_trace(record, experiment_id, run_id) for record in traces]
+    if not _write_bulk(tracking_uri, str(experiment_id), built):
+        raise ValueError("these records cannot be written in bulk (span attributes the store derives "
+                         "columns from, or not an MLflow SQL store); use write_traces_public")
+    return [trace.info.trace_id for trace in built]
+
+
+def write_traces(tracking_uri: str, experiment_id: str, run_id: str, traces: list[TraceRecord]) -> list[str]:
+    """Bulk when supported (and the records allow it), else the public path; trace ids in order."""
+    built = [_build_trace(record, experiment_id, run_id) for record in traces]
+    if not (bulk_supported(tracking_uri) and _write_bulk(tracking_uri, str(experiment_id), built)):
+        _write_public(tracking_uri, str(experiment_id), built)
+    return [trace.info.trace_id for trace in built]
+
+
+def sql_store(tracking_uri: str) -> Any:
+    """MLflow's SQL store for a database URI (cached per URI; its init verified the schema version)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = TracingClient(tracking_uri).store
+    if not isinstance(store, SqlAlchemyStore):
+        raise ValueError(f"{tracking_uri!r} is not an MLflow SQL store")
+    return store
+
+
+def begin_write(conn: Any, db_type: str) -> None:
+    """Session settings MLflow's own sessions use; on SQLite also take the write lock up front."""
+    if db_type == "sqlite":
+        # foreign_keys must be set before the transaction starts, as MLflow's sessions do.
+        conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+        conn.exec_driver_sql("PRAGMA busy_timeout = 20000")
+
+
+def insert_traces(conn: Any, store: Any, experiment_id: str, run_id: str, traces: list[TraceRecord]) -> list[str]:
+    """Insert ``traces`` for ``run_id`` inside the caller's transaction (see ``write_traces_bulk``)."""
+    built = [_build_trace(record, experiment_id, run_id) for record in traces]
+    if not _insert_built(conn, experiment_id, built):
+        raise ValueError("records carry span attributes the bulk path does not reproduce")
+    return [trace.info.trace_id for trace in built]
+
+
+def _write_bulk(tracking_uri: str, experiment_id: str, built: list[Trace]) -> bool:
+    """Insert ``built`` in one transaction; False (nothing written) when a span needs store-side
+    derivations the bulk rows do not reproduce, or the store is not MLflow's SQL store."""
+    if not built:
+        return True
+    try:
+        store = sql_store(tracking_uri)
+    except ValueError:
+        return False
+    with store.engine.begin() as conn:
+        begin_write(conn, store.db_type)
+        return _insert_built(conn, experiment_id, built)
+
+
+def _insert_built(conn: Any, experiment_id: str, built: list[Trace]) -> bool:
+    """The rows of ``built`` into trace_info, trace_tags, trace_request_metadata and spans."""
+    # Store internals, imported here so the public path never depends on them.
+    from mlflow.entities import LifecycleStage
+    from mlflow.exceptions import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+    from mlflow.store.tracking.dbmodels.models import (
+        SqlExperiment,
+        SqlSpan,
+        SqlTraceInfo,
+        SqlTraceMetadata,
+        SqlTraceTag,
+    )
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
+    from mlflow.utils.uri import append_to_uri_path
+    from sqlalchemy import insert, select
+
+    span_rows = _span_rows(built, experiment_id)
+    if span_rows is None:
+        return False
+    if not built:
+        return True
+    info_rows, tag_rows, metadata_rows = _trace_rows(built, experiment_id)
+    # start_trace()'s experiment checks, read in this transaction: store.get_experiment() would
+    # cost a second transaction plus tag/retention loading, ~5 ms a batch.
+    experiments = SqlExperiment.__table__
+    experiment = conn.execute(
+        select(experiments.c.artifact_location, experiments.c.lifecycle_stage).where(
+            experiments.c.experiment_id == int(experiment_id)
+        )
+    ).one_or_none()
+    if experiment is None:
+        raise MlflowException(f"No Experiment with id={experiment_id} exists", RESOURCE_DOES_NOT_EXIST)
+    if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+        raise MlflowException(
+            f"The experiment {experiment_id} must be in the 'active' state. "
+            f"Current state is {experiment.lifecycle_stage}.",
+            INVALID_PARAMETER_VALUE,
+        )
+    tag_rows.extend(
+        {
+            "request_id": trace.info.trace_id,
+            "key": MLFLOW_ARTIFACT_LOCATION,
+            "value": append_to_uri_path(
+                experiment.artifact_location,
+                SqlAlchemyStore.TRACE_FOLDER_NAME,
+                trace.info.trace_id,
+                SqlAlchemyStore.ARTIFACTS_FOLDER_NAME,
+            ),
+        }
+        for trace in built
+    )
+    conn.execute(insert(SqlTraceInfo.__table__), info_rows)
+    conn.execute(insert(SqlTraceTag.__table__), tag_rows)
+    conn.execute(insert(SqlTraceMetadata.__table__), metadata_rows)
+    conn.execute(insert(SqlSpan.__table__), span_rows)
+    return True
+
+
+def _span_rows(built: list[Trace], experiment_id: str) -> list[dict[str, Any]] | None:
+    """``spans`` rows exactly as log_spans() builds them; None if a span would make log_spans()
+    also fill session/user/token/cost/model columns or trace tags from its attributes."""
+    from mlflow.tracing.otel.translation import translate_span_when_storing
+    from mlflow.tracing.utils import TraceJSONEncoder
+
+    rows = []
+    for trace in built:
+        for span in trace.data.spans:
+            span_dict = translate_span_when_storing(span)
+            if any(
+                key in _SIDE_EFFECT_ATTRIBUTES or key.startswith(SpanAttributeKey.TRACE_TAG_PREFIX)
+                for key in span_dict.get("attributes", {})
+            ):
+                return None
+            rows.append({
+                "trace_id": span.trace_id,
+                "experiment_id": int(experiment_id),
+                "span_id": span.span_id,
+                "parent_span_id": span.parent_id,
+                "name": span.name,
+                "type": span.span_type,
+                "status": span.status.status_code.value,
+                "start_time_unix_nano": span.start_time_ns,
+                "end_time_unix_nano": span.end_time_ns,
+                # Non-ASCII kept as is, as the store does (so `span.content` LIKE filters match).
+                "content": json.dumps(span_dict, cls=TraceJSONEncoder, ensure_ascii=False),
+                "input_cost": None,
+                "output_cost": None,
+                "total_cost": None,
+                "model_name": None,
+                "model_provider": None,
+            })
+    return rows
+
+
+def _trace_rows(
+    built: list[Trace], experiment_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """trace_info, trace_tags (less the artifact-location tag, which needs the experiment) and
+    trace_request_metadata rows as start_trace() followed by log_spans() leave them."""
+    from mlflow.store.tracking.utils.trace_analytics import PROMOTED_TRACE_METADATA_KEYS, validate_trace_name
+    from mlflow.tracing.constant import SpansLocation
+
+    info_rows: list[dict[str, Any]] = []
+    tag_rows: list[dict[str, Any]] = []
+    metadata_rows: list[dict[str, Any]] = []
+    for trace in built:
+        info = trace.info
+        trace_id = info.trace_id
+        info_rows.append({
+            "request_id": trace_id,
+            "experiment_id": int(experiment_id),
+            "timestamp_ms": info.request_time,
+            "execution_time_ms": info.execution_duration,
+            "status": info.state.value,
+            "client_request_id": info.client_request_id,
+            "request_preview": info.request_preview,
+            "response_preview": info.response_preview,
+            # 0 from start_trace(), +1 by log_spans()' payload-generation bump.
+            "db_payload_generation": 1,
+            # The trace name lives in this column, not in trace_tags.
+            "trace_name": validate_trace_name(info.tags.get(TraceTagKey.TRACE_NAME)),
+        })
+        tags = {key: value for key, value in info.tags.items() if key != TraceTagKey.TRACE_NAME}
+        tags[TraceTagKey.SPANS_LOCATION] = SpansLocation.TRACKING_STORE.value
+        tag_rows.extend({"request_id": trace_id, "key": k, "value": v} for k, v in tags.items())
+        metadata = {k: v for k, v in info.trace_metadata.items() if k not in PROMOTED_TRACE_METADATA_KEYS}
+        metadata[TraceMetadataKey.TRACE_INFO_FINALIZED] = "true"
+        metadata_rows.extend({"request_id": trace_id, "key": k, "value": v} for k, v in metadata.items())
+    return info_rows, tag_rows, metadata_rows
+
+
+# --------------------------------------------------------------------------------------------
+# Deleting
+# --------------------------------------------------------------------------------------------
+
+
+def delete_run_traces(tracking_uri: str, experiment_id: str, run_id: str) -> int:
+    """Delete every trace linked to ``run_id`` (by ``mlflow.sourceRun`` or a run link); returns the count.
+
+    Used when a run is replaced or withdrawn so its scenes do not linger as orphan traces.
+    Collects all ids first, then deletes, so paging is not disturbed by the deletes.
+    """
+    client = TracingClient(tracking_uri)
+    trace_ids: list[str] = []
+    page_token: str | None = None
+    while True:
+        page = client.search_traces(
+            locations=[str(experiment_id)],
+            run_id=run_id,
+            include_spans=False,
+            max_results=500,
+            page_token=page_token,
+        )
+        trace_ids.extend(trace.info.trace_id for trace in page)
+        page_token = page.token
+        if not page_token:
+            break
+    deleted = 0
+    for chunk in _chunks(list(dict.fromkeys(trace_ids)), 100):
+        deleted += client.delete_traces(experiment_id=str(experiment_id), trace_ids=list(chunk))
+    return deleted
