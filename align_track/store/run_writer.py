@@ -68,6 +68,14 @@ class RunStore:
         except StoreError:
             if not create:
                 raise
+        existing = self.client.get_experiment_by_name(self.experiment_name)
+        if existing is not None:  # deleted: writing into it would hide every run from the UI
+            if existing.lifecycle_stage != "active":
+                raise StoreError(
+                    f"experiment {self.experiment_name!r} is deleted; restore it "
+                    f"(mlflow experiments restore --experiment-id {existing.experiment_id}) or pick another name"
+                )
+            return existing.experiment_id
         try:
             return self.client.create_experiment(
                 self.experiment_name, artifact_location=artifact_root_for(self.tracking_uri)
