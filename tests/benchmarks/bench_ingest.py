@@ -85,7 +85,7 @@ def parse_ratio(corpus: Path) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--experiments", type=int, default=20, help="N (the second corpus has 2N)")
+    parser.add_argument("--experiments", type=int, default=30, help="N (the second corpus has 2N)")
     parser.add_argument("--scenes", type=int, default=20)
     args = parser.parse_args()
     if not NAIVE.exists():
