@@ -17,7 +17,7 @@ setup: .venv/.synced
 
 ## demo: make demo experiments, ingest them into the embedded SQLite store, open the TUI
 demo: setup
-	$(BIN)/align-track demo-data $(DEMO_DIR) --experiments 24 --scenes 8 --seed 0
+	@[ -d $(DEMO_DIR) ] || $(BIN)/align-track demo-data $(DEMO_DIR) --experiments 24 --scenes 8 --seed 0
 	$(BIN)/align-track ingest --experiments-dir $(DEMO_DIR) --mlflow-uri $(DEMO_URI)
 	@if [ -t 1 ] && $(BIN)/align-track tui --help >/dev/null 2>&1; then \
 		$(BIN)/align-track tui --mlflow-uri $(DEMO_URI) --experiments-dir $(DEMO_DIR); \

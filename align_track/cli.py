@@ -11,25 +11,9 @@ from pathlib import Path
 
 import click
 
-from align_track.store.uri import DEFAULT_EXPERIMENT, StoreError
-
-URI_HELP = "MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else sqlite:///data/mlflow/mlflow.db]"
-
-
-def mlflow_uri_option(func):
-    return click.option("--mlflow-uri", "mlflow_uri", default=None, metavar="URI", help=URI_HELP)(func)
-
-
-def experiment_option(func):
-    return click.option(
-        "--experiment-name", default=DEFAULT_EXPERIMENT, show_default=True, help="MLflow experiment name."
-    )(func)
-
-
-def fail(message: str, code: int = 2) -> None:
-    """Print a one-line error and exit: no traceback for problems the user can fix."""
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+from align_track import cli_query
+from align_track.cli_common import experiment_option, fail, mlflow_uri_option
+from align_track.store.uri import StoreError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -44,8 +28,11 @@ def main() -> None:
 @mlflow_uri_option
 @experiment_option
 @click.option("--force", is_flag=True, help="Re-ingest every experiment, even unchanged ones.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Experiments written at once [default: 4 for an http(s) server, 1 for a database].")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors and the summary's failures.")
-def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, force: bool, quiet: bool) -> None:
+def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, force: bool,
+           workers: int | None, quiet: bool) -> None:
     """Ingest experiments: one MLflow run per experiment, one trace per scene.
 
     Unchanged experiments are skipped, changed ones replaced; exits 1 if any
@@ -58,7 +45,8 @@ def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
 
     reporter = make_reporter(quiet)
     try:
-        summary = run_ingest(experiments_dir, mlflow_uri, experiment_name, force=force, on_event=reporter)
+        summary = run_ingest(experiments_dir, mlflow_uri, experiment_name, force=force, on_event=reporter,
+                             workers=workers)
     except StoreError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -101,17 +89,8 @@ def tui(mlflow_uri: str | None, experiment_name: str, experiments_dir: Path | No
     run_app(mlflow_uri=mlflow_uri, experiment_name=experiment_name, experiments_dir=experiments_dir)
 
 
-def _register_query_commands() -> None:
-    """search/export/report/list-runs/ui live in cli_query (click only at import time)."""
-    try:
-        from align_track import cli_query
-    except ImportError:  # pragma: no cover - only while the module is being written
-        return
-    for command in cli_query.COMMANDS:
-        main.add_command(command)
-
-
-_register_query_commands()
+for _command in cli_query.COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

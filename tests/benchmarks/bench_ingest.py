@@ -26,12 +26,13 @@ MAKE_CORPUS = SHARED / "bench" / "make_corpus.py"
 REAL = SHARED / "real-experiments"
 
 
-def timed(cmd: list[str]) -> tuple[float, int]:
+def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, int]:
     """Wall seconds and the child's peak RSS (MiB, sampled every 20 ms) of one command."""
     import psutil
 
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # cwd: the naive reference leaves artifacts in ./mlruns of wherever it runs
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
     watcher = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:
@@ -100,7 +101,7 @@ def main() -> None:
         for label, corpus in (("N", small), ("2N", large)):
             db = work / f"{tool}-{label}" / "mlflow.db"
             db.parent.mkdir(parents=True, exist_ok=True)
-            results[tool][label] = timed(build(corpus, f"sqlite:///{db}"))
+            results[tool][label] = timed(build(corpus, f"sqlite:///{db}"), cwd=db.parent)
             print(f"{tool:12} {label:3} experiments={n if label == 'N' else 2 * n} scenes/exp={s} "
                   f"seconds={results[tool][label][0]:.2f} peak_rss_mib={results[tool][label][1]}", flush=True)
     extra_scenes = n * s

@@ -1,0 +1,32 @@
+"""Options and error handling shared by every command (click only: imported at start-up)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+import click
+
+from align_track.store.uri import DEFAULT_EXPERIMENT
+
+URI_HELP = "MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else sqlite:///data/mlflow/mlflow.db]"
+
+# MLflow logs "Creating initial MLflow database tables..." at INFO: noise on a command line.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr and exit: no traceback for problems the user can fix."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def mlflow_uri_option(func: Callable) -> Callable:
+    return click.option("--mlflow-uri", "mlflow_uri", default=None, metavar="URI", help=URI_HELP)(func)
+
+
+def experiment_option(func: Callable) -> Callable:
+    return click.option("--experiment-name", default=DEFAULT_EXPERIMENT, show_default=True,
+                        help="MLflow experiment name.")(func)
