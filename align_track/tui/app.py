@@ -1,0 +1,377 @@
+"""The align-track TUI application: six panes behind number keys, a status line and a key bar.
+
+Only textual and light align_track modules are imported here, so the first frame is drawn
+at once; the store is read (and mlflow/pandas imported) by thread workers whose results
+come back to the UI thread through :meth:`AlignTrackApp.post_ui`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import events, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import ContentSwitcher, Input
+
+from align_track.store.uri import DEFAULT_EXPERIMENT, StoreError, resolve_tracking_uri
+from align_track.tui.commands import ActionsProvider
+from align_track.tui.data import display_uri
+from align_track.tui.keys import KeyAction, key_actions
+from align_track.tui.panes.base import Pane
+from align_track.tui.panes.compare import ComparePane
+from align_track.tui.panes.ingest import IngestPane
+from align_track.tui.panes.mlflow import MlflowPane
+from align_track.tui.panes.report import ReportPane
+from align_track.tui.panes.runs import RunsPane
+from align_track.tui.panes.scenes import ScenesPane
+from align_track.tui.screens.confirm import ConfirmScreen
+from align_track.tui.screens.help import HelpScreen
+from align_track.tui.widgets.keybar import KeyBar
+from align_track.tui.widgets.panebar import PaneBar
+from align_track.tui.widgets.status import StatusBar
+
+if TYPE_CHECKING:
+    from align_track.mlflow_ui import UiServer
+    from align_track.tui.data import RunsSnapshot
+
+PANES: tuple[tuple[str, type[Pane]], ...] = (
+    ("runs", RunsPane), ("scenes", ScenesPane), ("compare", ComparePane),
+    ("ingest", IngestPane), ("report", ReportPane), ("mlflow", MlflowPane),
+)
+UI_HOST = "127.0.0.1"
+
+
+class AlignTrackApp(App[None]):
+    """Runs, scenes, compare, ingest, report and the MLflow web UI of one experiment in one store."""
+
+    TITLE = "align-track"
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
+    COMMANDS = App.COMMANDS | {ActionsProvider}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(Binding(cls.KEY, f"show_pane('{pid}')", cls.TITLE, show=False,
+                tooltip=f"Show the {cls.TITLE} pane") for pid, cls in PANES),
+        Binding("question_mark", "help", "Help", tooltip="List every key"),
+        Binding("m", "toggle_ui", "Web UI", tooltip="Start or stop the MLflow web UI (any pane)"),
+        Binding("ctrl+r", "reload", "Reload", tooltip="Reload the runs from the store"),
+        Binding("q", "quit", "Quit", tooltip="Quit (asks first while an ingest runs; stops the web UI)"),
+    ]
+    CSS = """
+    Screen { layout: vertical; }
+    VirtualTable, VerticalScroll { scrollbar-size-vertical: 1; scrollbar-size-horizontal: 1; }
+    #panes { height: 1fr; }
+    """
+
+    def __init__(
+        self,
+        mlflow_uri: str | None = None,
+        experiment_name: str = DEFAULT_EXPERIMENT,
+        experiments_dir: str | Path | None = None,
+        ansi: bool = False,
+    ) -> None:
+        super().__init__()
+        self.mlflow_uri = resolve_tracking_uri(mlflow_uri)
+        self.experiment_name = experiment_name
+        self.experiments_dir = "" if experiments_dir is None else str(experiments_dir)
+        self.ansi = ansi
+        self.snapshot: RunsSnapshot | None = None
+        self.ui_server: UiServer | None = None
+        self.ui_busy = False
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield PaneBar([(pane_id, cls.KEY, cls.TITLE) for pane_id, cls in PANES], id="panebar")
+        with ContentSwitcher(id="panes", initial="runs"):
+            for pane_id, cls in PANES:
+                if cls is IngestPane:
+                    yield IngestPane(self.experiments_dir, id=pane_id)
+                else:
+                    yield cls(id=pane_id)
+        yield StatusBar(id="status")
+        yield KeyBar(id="keys")
+
+    def on_mount(self) -> None:
+        if self.ansi:
+            self.theme = "ansi-dark"
+        self.status.store = f"{display_uri(self.mlflow_uri)} · {self.experiment_name}"
+        self._ingest_finished = self.ingest_pane.finished  # the pane is gone by the time the app unmounts
+        self.query_one(PaneBar).active = "runs"
+        self.runs_pane.focus_default()
+        self.reload_runs()
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one("#status", StatusBar)
+
+    @property
+    def runs_pane(self) -> RunsPane:
+        return self.query_one(RunsPane)
+
+    @property
+    def scenes_pane(self) -> ScenesPane:
+        return self.query_one(ScenesPane)
+
+    @property
+    def compare_pane(self) -> ComparePane:
+        return self.query_one(ComparePane)
+
+    @property
+    def ingest_pane(self) -> IngestPane:
+        return self.query_one(IngestPane)
+
+    @property
+    def report_pane(self) -> ReportPane:
+        return self.query_one(ReportPane)
+
+    @property
+    def mlflow_pane(self) -> MlflowPane:
+        return self.query_one(MlflowPane)
+
+    def pane(self, pane_id: str) -> Pane:
+        return self.query_one(f"#{pane_id}", Pane)
+
+    @property
+    def active_pane(self) -> str:
+        return self.query_one(ContentSwitcher).current or ""
+
+    def action_show_pane(self, pane_id: str) -> None:
+        self.show_pane(pane_id)
+
+    def show_pane(self, pane_id: str) -> None:
+        """Switch now (not via messages), so keys typed right after land in the new pane."""
+        self.query_one(ContentSwitcher).current = pane_id
+        self.query_one(PaneBar).active = pane_id
+        if pane_id == "report":
+            self.report_pane.refresh_source()
+        self.pane(pane_id).focus_default()
+
+    def _on_key(self, event: events.Key) -> None:
+        """Typeahead: a printable key only bubbles up to the app while an Input has focus if it was
+        typed before that Input got it ('/merit' in one read, a paste, tmux send-keys) and went to the
+        widget focused before. It belongs in the Input, not to a binding. (Textual runs App's own
+        key handler after this one unless the default is prevented.)"""
+        focused = self.focused
+        if event.is_printable and isinstance(focused, Input):
+            event.prevent_default()
+            event.stop()
+            focused.insert_text_at_cursor(event.character or "")
+
+    # ------------------------------------------------------------------ threads
+
+    def post_ui(self, callback: Callable[..., Any], *args: Any) -> bool:
+        """Run ``callback`` on the UI thread from a worker thread; False once the app is closing."""
+        if not self.is_running or self._closing:
+            return False
+        try:
+            self.call_from_thread(callback, *args)
+        except Exception:
+            if self.is_running and not self._closing:
+                raise
+            return False
+        return True
+
+    def set_error(self, message: str) -> None:
+        self.status.error = message
+
+    def set_ingest_status(self, text: str) -> None:
+        self.status.ingest = text
+
+    # ------------------------------------------------------------------ runs
+
+    def action_reload(self) -> None:
+        self.reload_runs()
+
+    def reload_runs(self) -> None:
+        self.status.state = "connecting…" if self.snapshot is None else "reloading…"
+        self._load_runs()
+
+    @work(thread=True, exclusive=True, group="runs")
+    def _load_runs(self) -> None:
+        from align_track.tui.data import load_runs, warm_up
+
+        try:
+            snapshot = load_runs(self.mlflow_uri, self.experiment_name)
+        except StoreError as exc:
+            self.post_ui(self._runs_failed, str(exc))
+            return
+        except Exception as exc:  # a store we cannot even talk to: show it, keep the UI alive
+            self.post_ui(self._runs_failed, f"{type(exc).__name__}: {exc}")
+            return
+        if self.post_ui(self._runs_loaded, snapshot):
+            warm_up(self.mlflow_uri)  # import mlflow now, not when the first scene is opened
+            gc.freeze()
+
+    def _runs_loaded(self, snapshot: RunsSnapshot) -> None:
+        self.snapshot = snapshot
+        self.status.error = ""
+        self.status.state = f"{len(snapshot.runs)} runs"
+        self.runs_pane.set_snapshot(snapshot)
+        # Long-lived data (and later mlflow's modules) leave the garbage collector's sight: a full
+        # collection over 10,000 runs costs a keystroke 100+ ms, and none of it is garbage.
+        gc.freeze()
+        if self.active_pane == "report":
+            self.report_pane.refresh_source()
+
+    def _runs_failed(self, message: str) -> None:
+        self.status.state = "not connected"
+        self.status.error = message
+        self.runs_pane.show_error(message)
+
+    def _run(self, run_id: str) -> Any:
+        if self.snapshot is None:
+            return None
+        return next((r for r in self.snapshot.runs if r.run_id == run_id), None)
+
+    def open_run(self, run_id: str) -> None:
+        """Show the scenes of a run (Runs pane's enter)."""
+        run = self._run(run_id)
+        if run is None or self.snapshot is None:
+            return
+        self.scenes_pane.open_run(self.snapshot.uri, self.snapshot.experiment_id, run)
+        self.show_pane("scenes")
+
+    def compare_marked(self) -> None:
+        """Compare the marked runs (Runs pane's c); at least two are needed."""
+        marked = self.runs_pane.marked_ids
+        if len(marked) < 2 or self.snapshot is None:
+            self.notify("mark at least two runs with space first", severity="warning")
+            return
+        runs = [r for r in self.snapshot.runs if r.run_id in marked]
+        self.compare_pane.start(self.snapshot.uri, self.snapshot.experiment_id, runs)
+        self.show_pane("compare")
+
+    # ------------------------------------------------------------------ MLflow web UI
+
+    def action_toggle_ui(self) -> None:
+        if self.ui_busy:
+            self.notify("the MLflow UI is starting or stopping; one moment", severity="warning")
+            return
+        self.ui_busy = True
+        if self.ui_server is None:
+            self.mlflow_pane.show_state("starting…")
+            self.status.ui = "web UI starting…"
+            self._start_ui()
+        else:
+            self.mlflow_pane.show_state("stopping…")
+            self.status.ui = "web UI stopping…"
+            self._stop_ui(self.ui_server)
+
+    @work(thread=True, exclusive=True, group="ui")
+    def _start_ui(self) -> None:
+        from align_track import mlflow_ui
+
+        try:
+            port = mlflow_ui.find_free_port(UI_HOST, 5000)
+            server = mlflow_ui.start_ui(self.mlflow_uri, UI_HOST, port)
+        except StoreError as exc:
+            self.post_ui(self._ui_failed, str(exc))
+            return
+        except Exception as exc:  # e.g. the mlflow executable cannot be run
+            self.post_ui(self._ui_failed, f"{type(exc).__name__}: {exc}")
+            return
+        if not self.post_ui(self._ui_started, server):
+            mlflow_ui.stop_ui(server)  # the app closed while the server started
+
+    @work(thread=True, exclusive=True, group="ui")
+    def _stop_ui(self, server: UiServer) -> None:
+        from align_track.mlflow_ui import stop_ui
+
+        stop_ui(server)
+        self.post_ui(self._ui_stopped)
+
+    def _ui_started(self, server: UiServer) -> None:
+        from align_track.mlflow_ui import ssh_forward_hint
+
+        self.ui_server = server
+        self.ui_busy = False
+        self.status.ui = f"web UI {server.url}"
+        self.mlflow_pane.show_state("running", server.url, ssh_forward_hint(server.port, server.host))
+
+    def _ui_stopped(self) -> None:
+        self.ui_server = None
+        self.ui_busy = False
+        self.status.ui = ""
+        self.mlflow_pane.show_state("stopped")
+
+    def _ui_failed(self, message: str) -> None:
+        self.ui_busy = False
+        self.status.ui = ""
+        self.mlflow_pane.show_state("failed", detail=message)
+        self.notify(message, severity="error", timeout=8)
+
+    def stop_ui_server(self) -> None:
+        """Stop the web UI we started (blocking); called on quit so no server outlives the app."""
+        server, self.ui_server = self.ui_server, None
+        if server is not None:
+            from align_track.mlflow_ui import stop_ui
+
+            stop_ui(server)
+
+    async def on_unmount(self) -> None:
+        """No server or half-finished experiment outlives the app: quitting during an ingest has
+        cancelled it, and the experiment in hand is finished before the process exits. Waited for
+        off the event loop, so a worker blocked in ``call_from_thread`` meanwhile is not deadlocked."""
+        await asyncio.to_thread(self.stop_ui_server)
+        await asyncio.to_thread(self._ingest_finished.wait)
+
+    # ------------------------------------------------------------------ help, palette, quit
+
+    def key_actions(self) -> list[KeyAction]:
+        return key_actions(self.BINDINGS, [cls for _, cls in PANES])
+
+    def get_key_display_for(self, keys: str) -> str:
+        return "/".join(self.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.key_actions(), self.get_key_display_for))
+
+    def run_key_action(self, item: KeyAction) -> None:
+        """Run an action found in the command palette, in its own pane."""
+        if not item.pane:
+            self.call_later(self.run_action, item.action, self)
+            return
+        pane_id = next(pid for pid, cls in PANES if cls.__name__ == item.pane)
+        self.show_pane(pane_id)
+        self.call_later(self.run_action, item.action, self.pane(pane_id))
+
+    async def action_quit(self) -> None:
+        """Quit; while an ingest runs, ask first (it then stops after the current experiment)."""
+        if self.ingest_pane.running:
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.ingest_pane.action_cancel()
+                    self.exit()
+
+            self.push_screen(ConfirmScreen("An ingest is running. Cancel it after the current experiment "
+                                           "and quit?"), answered)
+            return
+        self.exit()
+
+
+def wants_ansi() -> bool:
+    """16-colour terminals (or TEXTUAL_COLOR_SYSTEM=standard) get the ANSI theme, which uses their own palette."""
+    system = os.environ.get("TEXTUAL_COLOR_SYSTEM", "auto").lower()
+    if system in ("standard", "windows"):
+        return True
+    if system != "auto":
+        return False
+    from rich.console import Console
+
+    return Console().color_system == "standard"
+
+
+def run_app(mlflow_uri: str | None = None, experiment_name: str = DEFAULT_EXPERIMENT,
+            experiments_dir: str | Path | None = None) -> None:
+    """Entry point of ``align-track tui``."""
+    app = AlignTrackApp(mlflow_uri, experiment_name, experiments_dir, ansi=wants_ansi())
+    try:
+        app.run()
+    finally:
+        app.stop_ui_server()

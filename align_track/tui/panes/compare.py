@@ -1,0 +1,137 @@
+"""Compare pane: the marked runs' choices scene by scene, disagreements marked, and how many scenes agree."""
+
+from __future__ import annotations
+
+from string import ascii_uppercase
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Label, Static
+from textual.worker import get_current_worker
+
+from align_track.tui.panes.base import Pane
+from align_track.tui.runs_model import short_llm
+from align_track.tui.scenes_model import Comparison, compare
+from align_track.tui.widgets.vtable import Column, VirtualTable
+
+if TYPE_CHECKING:
+    from align_track.store.runs_reader import RunRow
+
+DIFFERENT = Style(color="red", bold=True)
+SAME, DIFF = "=", "≠"
+
+
+def run_label(run: RunRow) -> str:
+    """What tells compared runs apart: ADM, LLM, target, variant."""
+    p = run.params
+    parts = [p.get("adm", "?"), short_llm(p.get("llm_backbone", "")), p.get("alignment_target_id", ""),
+             p.get("run_variant", "")]
+    return " · ".join(x for x in parts if x and x != "default")
+
+
+def letters(count: int) -> list[str]:
+    return [ascii_uppercase[i] if i < 26 else f"R{i + 1}" for i in range(count)]
+
+
+class ComparePane(Pane):
+    """Scenes matched by (scenario, scene id); a scene agrees when all runs have it and chose the same action."""
+
+    TITLE = "Compare"
+    KEY = "3"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("d", "toggle_differences", "Diffs only",
+                tooltip="Show only the scenes where the runs disagree (again: all)"),
+        Binding("escape", "back", "Runs", tooltip="Back to the runs"),
+    ]
+    DEFAULT_CSS = """
+    ComparePane #compare-legend { height: auto; max-height: 6; padding: 0 1; }
+    ComparePane #compare-summary { height: 1; padding: 0 1; text-style: bold; background: $boost; width: 1fr; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.runs: list[RunRow] = []
+        self.comparison: Comparison | None = None
+        self.only_differences = False
+
+    def compose(self) -> ComposeResult:
+        yield Static("Mark two or more runs with space in Runs (1), then press c.", id="compare-legend")
+        yield Label("", id="compare-summary")
+        yield VirtualTable(id="compare-table", empty_text="nothing compared yet")
+
+    @property
+    def table(self) -> VirtualTable:
+        return self.query_one("#compare-table", VirtualTable)
+
+    def focus_default(self) -> None:
+        self.focus_now(self.table)
+
+    def start(self, uri: str, experiment_id: str, runs: list[RunRow]) -> None:
+        """Load every scene of each run in a worker, then line them up."""
+        self.runs = runs
+        self.comparison = None
+        legend = Text()
+        for letter, run in zip(letters(len(runs)), runs, strict=True):
+            legend.append(f"{letter} ", "bold reverse")
+            legend.append(f" {run_label(run)}\n")
+        legend.rstrip()
+        self.query_one("#compare-legend", Static).update(legend)
+        self.query_one("#compare-summary", Label).update(f"loading scenes of {len(runs)} runs…")
+        self.table.empty_text = "loading…"
+        self.table.set_data([], [])
+        self._load(uri, experiment_id, [r.run_id for r in runs])
+
+    @work(thread=True, exclusive=True, group="compare")
+    def _load(self, uri: str, experiment_id: str, run_ids: list[str]) -> None:
+        from align_track.tui.data import all_scenes
+
+        worker = get_current_worker()
+        scenes = []
+        try:
+            for run_id in run_ids:
+                got = all_scenes(uri, experiment_id, run_id, lambda: worker.is_cancelled)
+                if got is None:
+                    return
+                scenes.append(got)
+        except Exception as exc:  # the store failed: report, do not crash
+            self.tui.post_ui(self._failed, f"cannot load scenes: {exc}")
+            return
+        if not worker.is_cancelled:
+            self.tui.post_ui(self._show, run_ids, compare(scenes))
+
+    def _failed(self, message: str) -> None:
+        self.query_one("#compare-summary", Label).update(message)
+        self.tui.set_error(message)
+
+    def _show(self, run_ids: list[str], comparison: Comparison) -> None:
+        if run_ids != [r.run_id for r in self.runs]:
+            return
+        self.comparison = comparison
+        self.query_one("#compare-summary", Label).update(comparison.summary())
+        columns = [Column("agree", "", 1), Column("scenario", "scenario", 24), Column("scene", "scene", 16)]
+        columns += [Column(letter, letter, 30) for letter in letters(len(run_ids))]
+        rows = [
+            (SAME if ok else DIFF, key[0], key[1], *["–" if d is None else d for d in decisions])
+            for key, decisions, ok in zip(comparison.keys, comparison.decisions, comparison.agree, strict=True)
+        ]
+        table = self.table
+        table.empty_text = "no scenes"
+        table.cell_style = lambda row, col: DIFFERENT if (col == 0 or col >= 3) and rows[row][0] == DIFF else None
+        table.set_data(columns, rows, self._view())
+
+    def _view(self) -> list[int]:
+        if self.comparison is None:
+            return []
+        rows = range(len(self.comparison.keys))
+        return [i for i in rows if not self.comparison.agree[i]] if self.only_differences else list(rows)
+
+    def action_toggle_differences(self) -> None:
+        self.only_differences = not self.only_differences
+        self.table.set_view(self._view())
+
+    def action_back(self) -> None:
+        self.tui.show_pane("runs")

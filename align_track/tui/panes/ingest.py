@@ -1,0 +1,174 @@
+"""Ingest pane: run align_track.ingest in a thread, show its events live, cancel between folders."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Checkbox, Input, Label, ProgressBar
+
+from align_track.tui.panes.base import Pane
+from align_track.tui.widgets.path_suggester import PathSuggester
+from align_track.tui.widgets.vtable import Column, VirtualTable
+
+if TYPE_CHECKING:
+    from align_track.ingest import Event, Summary
+
+LOG_COLUMNS = (Column("status", "status", 9), Column("traces", "traces", 6, numeric=True),
+               Column("path", "experiment", 60), Column("error", "error", 200))
+
+
+def eta_text(done: int, total: int, elapsed: float) -> str:
+    """Remaining time at the pace so far ('–' until one folder is done)."""
+    if done <= 0 or elapsed <= 0 or total <= done:
+        return "–" if total > done else "0:00"
+    seconds = int(elapsed / done * (total - done))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class IngestPane(Pane):
+    """The same ingest as ``align-track ingest``; cancel stops after the current folder, so nothing is half-written."""
+
+    TITLE = "Ingest"
+    KEY = "4"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "start", "Start", tooltip="Ingest the folder (enter in the path does the same)"),
+        Binding("ctrl+g", "cancel", "Cancel", tooltip="Cancel the ingest after the current experiment"),
+        Binding("escape", "leave_input", "Leave input", show=False),
+    ]
+    DEFAULT_CSS = """
+    IngestPane #ingest-bar { height: 1; }
+    IngestPane #ingest-bar Label { width: auto; padding: 0 1; }
+    IngestPane #ingest-path { width: 1fr; }
+    IngestPane #ingest-force { width: auto; }
+    IngestPane #ingest-progress { height: 1; padding: 0 1; }
+    IngestPane #ingest-stats { height: 1; padding: 0 1; width: 1fr; }
+    IngestPane #ingest-stats.-error { color: $text-error; text-style: bold; }
+    IngestPane #ingest-hint { height: 1; padding: 0 1; color: $text-muted; width: 1fr; }
+    """
+
+    def __init__(self, experiments_dir: str = "", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.experiments_dir = experiments_dir
+        self.cancel_event: threading.Event | None = None
+        self.finished = threading.Event()
+        self.finished.set()
+        self.summary: Summary | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="ingest-bar"):
+            yield Label("Folder")
+            yield Input(self.experiments_dir, placeholder="experiments folder (→ completes)", id="ingest-path",
+                        suggester=PathSuggester(), compact=True)
+            yield Checkbox("force", id="ingest-force", compact=True)
+        yield Label("enter or ctrl+s: start · ctrl+g: cancel · → accepts a completion", id="ingest-hint")
+        yield ProgressBar(total=1, id="ingest-progress", show_eta=False)  # indeterminate only while scanning
+        yield Label("idle", id="ingest-stats")
+        yield VirtualTable(LOG_COLUMNS, id="ingest-log", empty_text="no ingest yet")
+
+    def focus_default(self) -> None:
+        self.focus_now(self.query_one("#ingest-path", Input))
+
+    @property
+    def running(self) -> bool:
+        return self.cancel_event is not None
+
+    def action_leave_input(self) -> None:
+        self.focus_now(self.query_one("#ingest-log", VirtualTable))
+
+    @on(Input.Submitted, "#ingest-path")
+    def _submitted(self) -> None:
+        self.action_start()
+
+    def action_start(self) -> None:
+        if self.running:
+            self.tui.notify("an ingest is already running", severity="warning")
+            return
+        folder = Path(self.query_one("#ingest-path", Input).value.strip()).expanduser()
+        if not folder.is_dir():
+            self._stats(f"not a folder: {folder}", error=True)
+            return
+        force = self.query_one("#ingest-force", Checkbox).value
+        log = self.query_one("#ingest-log", VirtualTable)
+        log.set_data(LOG_COLUMNS, [])
+        log.empty_text = "looking for experiments…"
+        self.query_one("#ingest-progress", ProgressBar).update(total=None, progress=0)
+        self.cancel_event = threading.Event()
+        self.finished.clear()
+        self.summary = None
+        self._stats(f"scanning {folder}…")
+        self.tui.set_ingest_status("ingest: starting")
+        self.focus_now(log)
+        self._ingest(folder, force, self.cancel_event)
+
+    def action_cancel(self) -> None:
+        if self.cancel_event is None:
+            return
+        self.cancel_event.set()
+        self._stats("cancelling: finishing the current experiment…")
+
+    @work(thread=True, exclusive=True, group="ingest")
+    def _ingest(self, folder: Path, force: bool, cancel: threading.Event) -> None:
+        from align_track.ingest import ingest
+
+        def on_event(event: Event) -> None:
+            try:
+                self.tui.post_ui(self._event, event)
+            except Exception:  # a display problem must never break the ingest itself
+                pass
+
+        try:
+            summary = ingest(folder, self.tui.mlflow_uri, self.tui.experiment_name, force=force,
+                             on_event=on_event, cancel=cancel)
+        except Exception as exc:  # store missing/unreachable: shown in the pane, the app keeps running
+            self.tui.post_ui(self._finished, None, str(exc))
+            return
+        finally:
+            self.finished.set()
+        self.tui.post_ui(self._finished, summary, "")
+
+    def _stats(self, text: str, error: bool = False) -> None:
+        label = self.query_one("#ingest-stats", Label)
+        label.update(text)
+        label.set_class(error, "-error")
+
+    def _event(self, event: Event) -> None:
+        bar = self.query_one("#ingest-progress", ProgressBar)
+        log = self.query_one("#ingest-log", VirtualTable)
+        if event.kind == "planned":
+            bar.update(total=max(event.total, 1), progress=0)
+            log.empty_text = "no experiment folders found" if event.total == 0 else "working…"
+            log.refresh()
+        elif event.kind == "experiment" and event.outcome is not None:
+            o = event.outcome
+            log.append_row((o.status, str(o.traces) if o.traces else "", o.path, o.error or ""))
+            log.cursor = len(log.view) - 1
+            bar.update(total=max(event.total, 1), progress=event.done)
+        elif event.kind == "message":
+            self.tui.notify(event.message, severity="warning", timeout=4)
+            return
+        if event.kind in ("planned", "experiment"):
+            rate = event.scenes / event.elapsed if event.elapsed > 0 else 0.0
+            text = (f"{event.done}/{event.total} experiments · {event.scenes} scenes · {rate:.0f} scenes/s · "
+                    f"ETA {eta_text(event.done, event.total, event.elapsed)}")
+            self._stats(text)
+            self.tui.set_ingest_status(f"ingest {event.done}/{event.total}")
+
+    def _finished(self, summary: Summary | None, error: str) -> None:
+        self.cancel_event = None
+        self.summary = summary
+        self.tui.set_ingest_status("")
+        if summary is None:
+            self._stats(f"ingest failed: {error}", error=True)
+            self.tui.set_error(error)
+            return
+        from align_track.progress import summary_lines
+
+        lines = summary_lines(summary)
+        self._stats(("cancelled · " if summary.cancelled else "done · ") + lines[0], error=bool(summary.failures))
+        self.tui.reload_runs()

@@ -1,0 +1,235 @@
+"""Report pane: pivot the marked runs (else the shown ones) and export with align_track.report.
+
+Selects offer only columns that exist in the runs; the pivot is computed in a worker so a
+10,000-run frame never blocks the keyboard.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Label, Select
+
+from align_track.tui.panes.base import Pane
+from align_track.tui.widgets.vtable import Column, VirtualTable
+
+if TYPE_CHECKING:
+    import pandas
+
+    from align_track.report import Pivot
+
+_HIDDEN_TAG_PREFIXES = ("tags.align_track.", "tags.mlflow.")
+_LABEL_COLUMNS = ("run_name", "status")
+
+
+def group_columns(columns: list[str]) -> list[str]:
+    """Columns worth grouping by: params, the data model's tags, run name and status."""
+    out = [c for c in columns if c.startswith("params.")]
+    out += [c for c in columns if c.startswith("tags.") and not c.startswith(_HIDDEN_TAG_PREFIXES)]
+    out += [c for c in _LABEL_COLUMNS if c in columns]
+    return out
+
+
+def value_columns(columns: list[str]) -> list[str]:
+    return [c for c in columns if c.startswith("metrics.")]
+
+
+def _pick(options: list[str], *wanted: str) -> str | None:
+    for name in wanted:
+        if name in options:
+            return name
+    return options[0] if options else None
+
+
+class ReportPane(Pane):
+    """Select rows, columns, values and aggregation; the preview follows; ctrl+s writes xlsx/csv/json."""
+
+    TITLE = "Report"
+    KEY = "5"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "export", "Export", tooltip="Write the report to the path (xlsx, csv or json by extension)"),
+        Binding("e", "edit_path", "Path", tooltip="Edit the export path"),
+        Binding("escape", "leave_input", "Leave input", show=False),
+    ]
+    DEFAULT_CSS = """
+    ReportPane #report-selects { height: 2; }
+    ReportPane #report-selects Vertical { width: 1fr; height: 2; }
+    ReportPane #report-selects Label { color: $text-muted; padding: 0 1; }
+    ReportPane #report-title { height: 1; padding: 0 1; text-style: bold; width: 1fr; background: $boost; }
+    ReportPane #report-export { height: 1; }
+    ReportPane #report-export Label { width: auto; padding: 0 1; }
+    ReportPane #report-path { width: 1fr; }
+    ReportPane #report-status { height: 1; padding: 0 1; width: 1fr; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.frame: pandas.DataFrame | None = None
+        self.pivot: Pivot | None = None
+        self.source = ""
+        self._options_for: tuple[str, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="report-selects"):
+            for key, label in (("rows", "rows"), ("cols", "columns"), ("values", "values"), ("agg", "aggregation")):
+                with Vertical():
+                    yield Label(label)
+                    yield Select([], id=f"report-{key}", compact=True, allow_blank=True, prompt="–")
+        yield Label("no runs loaded yet", id="report-title")
+        yield VirtualTable(id="report-preview", empty_text="nothing to preview")
+        with Horizontal(id="report-export"):
+            yield Label("Export to")
+            yield Input("report.xlsx", id="report-path", compact=True,
+                        placeholder="path ending in .xlsx, .csv or .json")
+        yield Label("ctrl+s (or enter in the path) writes the report; format from the extension",
+                    id="report-status")
+
+    def focus_default(self) -> None:
+        self.focus_now(self.query_one("#report-rows", Select))
+
+    # ------------------------------------------------------------------ data
+
+    def refresh_source(self) -> None:
+        """Rebuild the frame from the runs the Runs pane selects (marked, else shown)."""
+        runs_pane = self.tui.runs_pane
+        snapshot = runs_pane.snapshot
+        if snapshot is None:
+            return
+        marked = runs_pane.marked_ids
+        wanted = marked if marked else set(runs_pane.shown_run_ids)
+        runs = [r for r in snapshot.runs if r.run_id in wanted]
+        self.source = f"{len(runs)} {'marked' if marked else 'shown'} runs"
+        self._build_frame(runs)
+
+    @work(thread=True, exclusive=True, group="report-frame")
+    def _build_frame(self, runs: list) -> None:
+        from align_track.tui.data import runs_frame
+
+        frame = runs_frame(runs)
+        self.tui.post_ui(self._frame_ready, frame)
+
+    def _frame_ready(self, frame: pandas.DataFrame) -> None:
+        from align_track.query import short_name
+        from align_track.report import AGGREGATIONS, DEFAULT_COLS, DEFAULT_ROWS, DEFAULT_VALUES
+
+        self.frame = frame
+        columns = list(frame.columns)
+        groups, values = group_columns(columns), value_columns(columns)
+        signature = tuple(groups + ["|"] + values)
+        if signature != self._options_for:
+            self._options_for = signature
+            self._set_options("rows", groups, _pick(groups, f"params.{DEFAULT_ROWS}"), short_name)
+            self._set_options("cols", groups, _pick(groups, f"params.{DEFAULT_COLS}"), short_name)
+            self._set_options("values", values, _pick(values, f"metrics.{DEFAULT_VALUES}"), short_name)
+            self._set_options("agg", list(AGGREGATIONS), "mean", str)
+        self.update_pivot()
+
+    def _set_options(self, key: str, names: list[str], value: str | None, label: Any) -> None:
+        select = self.query_one(f"#report-{key}", Select)
+        with self.prevent(Select.Changed):
+            select.set_options([(label(n), n) for n in names])
+            if value is not None:
+                select.value = value
+
+    def _selected(self) -> tuple[str, str, str, str] | None:
+        values = [self.query_one(f"#report-{k}", Select).value for k in ("rows", "cols", "values", "agg")]
+        if any(v is Select.NULL or v is None for v in values):
+            return None
+        return tuple(str(v) for v in values)  # type: ignore[return-value]
+
+    @on(Select.Changed)
+    def _changed(self) -> None:
+        self.update_pivot()
+
+    def update_pivot(self) -> None:
+        choice = self._selected()
+        if self.frame is None or choice is None:
+            return
+        self._pivot(self.frame, *choice)
+
+    @work(thread=True, exclusive=True, group="report-pivot")
+    def _pivot(self, frame: pandas.DataFrame, rows: str, cols: str, values: str, agg: str) -> None:
+        from align_track.query import QueryError
+        from align_track.report import build_pivot
+
+        try:
+            pivot = build_pivot(frame, rows, cols, values, agg)
+        except QueryError as exc:
+            self.tui.post_ui(self._show_pivot, None, str(exc))
+            return
+        except Exception as exc:  # pandas refusing these columns: say so, keep the pane usable
+            self.tui.post_ui(self._show_pivot, None, f"{type(exc).__name__}: {exc}")
+            return
+        self.tui.post_ui(self._show_pivot, pivot, "")
+
+    def _show_pivot(self, pivot: Pivot | None, error: str) -> None:
+        self.pivot = pivot
+        title = self.query_one("#report-title", Label)
+        table = self.query_one("#report-preview", VirtualTable)
+        if pivot is None:
+            title.update(f"cannot pivot: {error}")
+            table.set_data([], [])
+            return
+        title.update(f"{pivot.title} · {self.source}")
+        columns = [Column("label", pivot.corner, 34)]
+        columns += [Column(f"c{i}", str(c), 20, numeric=True) for i, c in enumerate(pivot.table.columns)]
+        fmt = "{:.0f}" if pivot.agg == "count" else "{:.3f}"
+        rows = [tuple([str(r[0])] + ["–" if v is None else fmt.format(v) for v in r[1:]]) for r in pivot.cells()]
+        table.empty_text = "no runs to pivot"
+        table.set_data(columns, rows)
+
+    # ------------------------------------------------------------------ export
+
+    def action_edit_path(self) -> None:
+        self.focus_now(self.query_one("#report-path", Input))
+
+    def action_leave_input(self) -> None:
+        self.focus_now(self.query_one("#report-preview", VirtualTable))
+
+    @on(Input.Submitted, "#report-path")
+    def _submitted(self) -> None:
+        self.action_export()
+
+    def action_export(self) -> None:
+        from align_track.export import ExportError, format_for
+        from align_track.report import REPORT_FORMATS
+
+        status = self.query_one("#report-status", Label)
+        if self.pivot is None:
+            status.update("nothing to export yet")
+            return
+        path = Path(self.query_one("#report-path", Input).value.strip()).expanduser()
+        try:
+            fmt = format_for(path, None, REPORT_FORMATS)
+        except ExportError:
+            status.update(f"✖ end the path in {', '.join('.' + f for f in REPORT_FORMATS)}")
+            return
+        status.update(f"writing {path}…")
+        self._export(self.pivot, path, fmt, self.source)
+
+    @work(thread=True, exclusive=True, group="report-export")
+    def _export(self, pivot: Pivot, path: Path, fmt: str, note: str) -> None:
+        from align_track.export import ExportError
+        from align_track.report import write_report
+
+        try:
+            write_report(pivot, path, fmt, f"{note} from experiment {self.tui.experiment_name!r}")
+        except (ExportError, OSError) as exc:
+            self.tui.post_ui(self._exported, path, str(exc))
+            return
+        except Exception as exc:  # e.g. a value the xlsx writer refuses
+            self.tui.post_ui(self._exported, path, f"{type(exc).__name__}: {exc}")
+            return
+        self.tui.post_ui(self._exported, path, "")
+
+    def _exported(self, path: Path, error: str) -> None:
+        status = self.query_one("#report-status", Label)
+        title = self.pivot.title if self.pivot else ""
+        status.update(f"✖ cannot write {path}: {error}" if error else f"✔ wrote {path} ({title})")
+        if not error:
+            self.tui.notify(f"wrote {path}", timeout=4)

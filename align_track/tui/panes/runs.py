@@ -1,0 +1,267 @@
+"""Runs pane: every complete run of the experiment, filtered as you type, sorted and marked from the keyboard."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Input, Label
+
+from align_track.tui.panes.base import Pane
+from align_track.tui.runs_model import RUN_COLUMNS, RunsModel
+from align_track.tui.widgets.fast_input import FastInput
+from align_track.tui.widgets.vtable import VirtualTable
+
+if TYPE_CHECKING:
+    from align_track.tui.data import RunsSnapshot
+
+TEXT, MLFLOW = "text", "mlflow"
+PLACEHOLDER = {
+    TEXT: "type to filter every column (space-separated words must all match)",
+    MLFLOW: "MLflow filter, e.g. params.adm = 'pipeline_baseline' AND metrics.`timing.avg_seconds` < 30",
+}
+
+
+class RunsPane(Pane):
+    """The experiment's runs; marks (by run id) survive filtering, sorting and reloads."""
+
+    TITLE = "Runs"
+    KEY = "1"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter_text", "Filter", tooltip="Filter as you type across the visible columns"),
+        Binding("f", "filter_mlflow", "MLflow", tooltip="Filter with an MLflow filter string (enter applies)"),
+        Binding("s", "sort_next", "Sort", tooltip="Sort by the next column (then back to newest first)"),
+        Binding("S", "sort_reverse", "Reverse", tooltip="Reverse the sort order"),
+        Binding("space", "toggle_mark", "Mark", tooltip="Mark or unmark the run (for compare and report)"),
+        Binding("u", "clear_marks", "Unmark", tooltip="Unmark every run"),
+        Binding("enter", "open_run", "Scenes", tooltip="Open the run's scenes in the inspector"),
+        Binding("c", "compare", "Compare", tooltip="Compare the marked runs scene by scene"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("down", "leave_filter", "To the table", show=False),
+    ]
+    DEFAULT_CSS = """
+    RunsPane #runs-bar { height: 1; }
+    RunsPane #filter-mode { width: auto; padding: 0 1; background: $primary; color: $text; }
+    RunsPane #filter-mode:ansi { background: ansi_blue; color: ansi_bright_white; }
+    RunsPane #runs-filter { width: 1fr; }
+    RunsPane #runs-count { width: auto; padding: 0 1; }
+    RunsPane #runs-mlflow { height: auto; max-height: 2; color: $text-warning; padding: 0 1; display: none; }
+    RunsPane #runs-mlflow.-on { display: block; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model = RunsModel.from_runs([])
+        self.snapshot: RunsSnapshot | None = None
+        self.mode = TEXT
+        self.mlflow_text = ""
+        self.marked_ids: set[str] = set()
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="runs-bar"):
+            yield Label("/", id="filter-mode")
+            yield FastInput(placeholder=PLACEHOLDER[TEXT], id="runs-filter", compact=True,
+                            on_change=self.typed, on_submit=self.submit_filter)
+            yield Label("", id="runs-count")
+        yield Label("", id="runs-mlflow")
+        yield VirtualTable(RUN_COLUMNS, markable=True, id="runs-table", empty_text="connecting…")
+
+    @property
+    def table(self) -> VirtualTable:
+        return self.query_one("#runs-table", VirtualTable)
+
+    @property
+    def filter_input(self) -> Input:
+        return self.query_one("#runs-filter", Input)
+
+    def focus_default(self) -> None:
+        self.focus_now(self.table)
+
+    # ------------------------------------------------------------------ data
+
+    def set_snapshot(self, snapshot: RunsSnapshot) -> None:
+        """New runs from the store: rebuild the model, keep text filter, sort and marks."""
+        self.snapshot = snapshot
+        old = self.model
+        self.model = RunsModel.from_runs(snapshot.runs)
+        self.model.text = old.text
+        self.model.sort(old.sort_column, old.sort_reverse)
+        self.marked_ids &= set(self.model.run_ids)
+        table = self.table
+        table.empty_text = "no runs match the filter" if snapshot.runs else "no runs yet: ingest some (press 4)"
+        table.set_data(self.model.columns, self.model.cells, self.model.view())
+        table.marked = self.model.rows_for(self.marked_ids)
+        table.sort_column, table.sort_reverse = self.model.sort_column, self.model.sort_reverse
+        if self.mlflow_text:
+            self.apply_mlflow_filter(self.mlflow_text)
+        self.update_count()
+
+    def show_error(self, message: str) -> None:
+        self.table.empty_text = f"cannot load runs: {message}"
+        self.table.refresh()
+
+    def refresh_view(self, keep_row: bool = True) -> None:
+        """Show the model's rows; the cursor stays on its run (sorting) or goes to the top match (filtering)."""
+        self.table.set_view(self.model.view(), keep_row=keep_row)
+        self.update_count()
+
+    def update_count(self) -> None:
+        shown, total = len(self.table.view), len(self.model)
+        parts = [f"{shown}/{total} runs"]
+        if self.marked_ids:
+            parts.append(f"{len(self.marked_ids)} marked")
+        if self.model.sort_column is not None:
+            col = self.model.columns[self.model.sort_column]
+            parts.append(f"by {col.label}{'▼' if self.model.sort_reverse else '▲'}")
+        # Relayout (a screen-wide cost) only when the text's width changes, not on every keystroke.
+        count = self.query_one("#runs-count", Label)
+        text = " · ".join(parts)
+        count.update(text, layout=len(text) != len(str(count.content)))
+        flt = self.query_one("#runs-mlflow", Label)
+        text = f"mlflow filter: {self.mlflow_text}" if self.mlflow_text else ""
+        if str(flt.content) != text:
+            flt.set_class(bool(self.mlflow_text), "-on")
+            flt.update(text)
+
+    @property
+    def shown_run_ids(self) -> list[str]:
+        return [self.model.run_ids[i] for i in self.table.view]
+
+    @property
+    def current_run_id(self) -> str | None:
+        row = self.table.current_row
+        return None if row is None else self.model.run_ids[row]
+
+    # ------------------------------------------------------------------ filtering
+
+    def _set_mode(self, mode: str) -> None:
+        self.mode = mode
+        box = self.filter_input
+        box.placeholder = PLACEHOLDER[mode]
+        box.value = self.model.text if mode == TEXT else self.mlflow_text
+        self.query_one("#filter-mode", Label).update("/" if mode == TEXT else "mlflow")
+        self.focus_now(box)
+        box.cursor_position = len(box.value)
+
+    def action_filter_text(self) -> None:
+        self._set_mode(TEXT)
+
+    def action_filter_mlflow(self) -> None:
+        self._set_mode(MLFLOW)
+
+    def typed(self, value: str) -> None:
+        """Filter on every change of the box, in the keystroke's own turn."""
+        if self.mode == TEXT and value != self.model.text:
+            self.model.text = value
+            self.refresh_view(keep_row=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Escape and down act on the filter box only while it has focus; elsewhere they keep
+        their usual meaning. (``screen.focused``: the widget's own flag lags a focus change.)"""
+        if action in ("clear_filter", "leave_filter"):
+            return self.screen.focused is self.filter_input
+        return True
+
+    def submit_filter(self, value: str) -> None:
+        """Enter in the filter box: apply an MLflow filter, go back to the table (in enter's own turn)."""
+        if self.mode == MLFLOW:
+            self.apply_mlflow_filter(value.strip())
+        self.focus_now(self.table)
+
+    def action_clear_filter(self) -> None:
+        """Escape in the filter box clears that filter and returns to the table."""
+        self.filter_input.value = ""
+        if self.mode == MLFLOW:
+            self.apply_mlflow_filter("")
+        self.focus_now(self.table)
+
+    def action_leave_filter(self) -> None:
+        self.focus_now(self.table)
+
+    def apply_mlflow_filter(self, text: str) -> None:
+        self.mlflow_text = text
+        if not text:
+            self.model.allowed = None
+            self.tui.set_error("")
+            self.refresh_view()
+            return
+        if self.snapshot is not None:
+            self._run_mlflow_filter(text, self.snapshot)
+
+    @work(thread=True, exclusive=True, group="mlflow-filter")
+    def _run_mlflow_filter(self, text: str, snapshot: RunsSnapshot) -> None:
+        from align_track.query import QueryError
+        from align_track.tui.data import mlflow_filter
+
+        try:
+            ids = mlflow_filter(snapshot.runs, text)
+        except QueryError as exc:
+            self.tui.post_ui(self._filter_failed, text, str(exc))
+            return
+        except Exception as exc:  # whatever MLflow's matcher trips on is a bad filter to the user, not a crash
+            self.tui.post_ui(self._filter_failed, text, f"cannot apply filter {text!r}: {type(exc).__name__}: {exc}")
+            return
+        self.tui.post_ui(self._filter_applied, text, ids)
+
+    def _filter_applied(self, text: str, ids: set[str]) -> None:
+        if text != self.mlflow_text:
+            return
+        self.model.allowed = self.model.rows_for(ids)
+        self.tui.set_error("")
+        self.refresh_view(keep_row=False)
+
+    def _filter_failed(self, text: str, message: str) -> None:
+        if text != self.mlflow_text:
+            return
+        self.model.allowed = set()
+        self.tui.set_error(message)
+        self.refresh_view()
+
+    # ------------------------------------------------------------------ sorting
+
+    def _sort(self, column: int | None, reverse: bool) -> None:
+        self.model.sort(column, reverse)
+        self.table.sort_column, self.table.sort_reverse = column, reverse
+        self.refresh_view()
+
+    def action_sort_next(self) -> None:
+        """Cycle the sort column: each column in turn, then the store's order (newest first)."""
+        current = self.model.sort_column
+        nxt = 0 if current is None else current + 1
+        self._sort(None if nxt >= len(self.model.columns) else nxt, False)
+
+    def action_sort_reverse(self) -> None:
+        self._sort(self.model.sort_column, not self.model.sort_reverse)
+
+    # ------------------------------------------------------------------ marks and actions
+
+    def action_toggle_mark(self) -> None:
+        row = self.table.current_row
+        if row is None:
+            return
+        run_id = self.model.run_ids[row]
+        if run_id in self.marked_ids:
+            self.marked_ids.discard(run_id)
+            self.table.marked.discard(row)
+        else:
+            self.marked_ids.add(run_id)
+            self.table.marked.add(row)
+        self.table.cursor += 1
+        self.table.refresh()
+        self.update_count()
+
+    def action_clear_marks(self) -> None:
+        self.marked_ids.clear()
+        self.table.marked.clear()
+        self.table.refresh()
+        self.update_count()
+
+    def action_open_run(self) -> None:
+        if self.current_run_id is not None:
+            self.tui.open_run(self.current_run_id)
+
+    def action_compare(self) -> None:
+        self.tui.compare_marked()

@@ -1,0 +1,229 @@
+"""Scenes as the inspector and the compare view need them, read from a trace's root span.
+
+Pure functions of the trace's inputs/outputs/attributes (the README's data model), so the
+formatting and the agreement count are tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from align_track.tui.widgets.vtable import Column
+
+SCENE_COLUMNS: tuple[Column, ...] = (
+    Column("index", "#", 5, numeric=True),
+    Column("scene", "scene", 20),
+    Column("scenario", "scenario", 24),
+    Column("seconds", "s", 7, numeric=True),
+    Column("action", "chosen action", 40),  # last: the long one, cut first when the pane is narrow
+)
+
+
+@dataclass
+class Scene:
+    """One trace of a run, reduced to what is shown; ``trace`` keeps the MLflow object for the raw view."""
+
+    trace_id: str
+    scene_id: str
+    scenario_id: str
+    index: int | None
+    seconds: float | None
+    choice_index: int | None
+    chosen_action: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    trace: Any = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What matches a scene across runs: scenario and scene id."""
+        return (self.scenario_id, self.scene_id)
+
+    @property
+    def decision(self) -> str:
+        """The choice compared across runs: the chosen action's text, else its index."""
+        if self.chosen_action:
+            return self.chosen_action
+        return "" if self.choice_index is None else f"choice {self.choice_index}"
+
+    def cells(self) -> tuple[str, ...]:
+        return (
+            "" if self.index is None else str(self.index + 1),
+            self.scene_id,
+            self.scenario_id,
+            "" if self.seconds is None else f"{self.seconds:.1f}",
+            self.chosen_action,
+        )
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def root_span(trace: Any) -> Any:
+    spans = list(getattr(getattr(trace, "data", None), "spans", None) or [])
+    return next((s for s in spans if s.parent_id is None), spans[0] if spans else None)
+
+
+def scene_from_trace(trace: Any) -> Scene:
+    """A Scene from an MLflow Trace (root span inputs/outputs/attributes; MLflow's own keys dropped)."""
+    info = trace.info
+    span = root_span(trace)
+    inputs = dict(span.inputs or {}) if span is not None and isinstance(span.inputs, dict) else {}
+    outputs = dict(span.outputs or {}) if span is not None and isinstance(span.outputs, dict) else {}
+    raw_attrs = dict(span.attributes or {}) if span is not None else {}
+    attrs = {k: v for k, v in raw_attrs.items() if not k.startswith("mlflow.")}
+    tags = info.tags or {}
+    scene_id = str(inputs.get("scene_id") or tags.get("scene_id") or tags.get("mlflow.traceName") or "")
+    seconds = _float(attrs.get("timing_seconds"))
+    choice = _int(attrs.get("choice_index", outputs.get("choice_index")))
+    action = outputs.get("action") if isinstance(outputs.get("action"), dict) else {}
+    chosen = attrs.get("chosen_action") or action.get("unstructured") or ""
+    return Scene(
+        trace_id=info.trace_id,
+        scene_id=scene_id,
+        scenario_id=str(attrs.get("scenario_id") or inputs.get("scenario_id") or ""),
+        index=_int(attrs.get("scene_index")),
+        seconds=seconds,
+        choice_index=choice,
+        chosen_action=str(chosen),
+        inputs=inputs,
+        outputs=outputs,
+        attributes=attrs,
+        trace=trace,
+    )
+
+
+def sort_scenes(scenes: list[Scene]) -> list[Scene]:
+    """input_output.json order (scene_index); scenes without one keep their place at the end."""
+    return sorted(scenes, key=lambda s: (s.index is None, s.index if s.index is not None else 0))
+
+
+def raw_json(scene: Scene) -> str:
+    """The whole trace as MLflow serialises it (info + spans), pretty-printed."""
+    if scene.trace is not None and hasattr(scene.trace, "to_dict"):
+        return json.dumps(scene.trace.to_dict(), indent=2, default=str)
+    return json.dumps({"inputs": scene.inputs, "outputs": scene.outputs, "attributes": scene.attributes},
+                      indent=2, default=str)
+
+
+# --------------------------------------------------------------------------- KDMA values
+
+
+def format_kdma_value(value: Any) -> str:
+    """0.25 -> '0.25'; predicted lists ([0.3] or [0.2, 0.4]) -> their values joined; None -> '–'."""
+    if value is None:
+        return "–"
+    if isinstance(value, (list, tuple)):
+        parts = [format_kdma_value(v) for v in value]
+        return ", ".join(parts) if parts else "–"
+    number = _float(value)
+    if number is None:
+        return str(value)
+    return f"{number:.2f}"
+
+
+def kdma_text(values: Any) -> str:
+    """``{'merit': 0.2, 'affiliation': [0.3]}`` -> 'merit 0.20 · affiliation 0.30'."""
+    if not isinstance(values, dict) or not values:
+        return "–" if values is None or values == {} else str(values)
+    return " · ".join(f"{k} {format_kdma_value(v)}" for k, v in values.items())
+
+
+def kdma_rows(true_values: Any, predicted: Any, choices: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(choice, true, predicted) per choice named in either mapping, in the scene's choice order."""
+    true_map = true_values if isinstance(true_values, dict) else {}
+    pred_map = predicted if isinstance(predicted, dict) else {}
+    names = [c for c in choices if c in true_map or c in pred_map]
+    names += [c for c in list(true_map) + list(pred_map) if c not in names]
+    seen: list[str] = []
+    for name in names:
+        if name not in seen:
+            seen.append(name)
+    return [(name, kdma_text(true_map.get(name)), kdma_text(pred_map.get(name))) for name in seen]
+
+
+def choice_texts(scene: Scene) -> list[str]:
+    choices = scene.inputs.get("choices")
+    if not isinstance(choices, list):
+        return []
+    return [str(c.get("unstructured") or c.get("action_id") or "") if isinstance(c, dict) else str(c)
+            for c in choices]
+
+
+# --------------------------------------------------------------------------- compare
+
+
+@dataclass
+class Comparison:
+    """Scenes of several runs lined up by (scenario, scene id)."""
+
+    keys: list[tuple[str, str]]
+    decisions: list[list[str | None]]
+    """decisions[i][r]: what run r chose in scene keys[i] (None: the run has no such scene)."""
+    agree: list[bool]
+
+    @property
+    def comparable(self) -> int:
+        """Scenes every run has."""
+        return sum(1 for row in self.decisions if all(d is not None for d in row))
+
+    @property
+    def agreeing(self) -> int:
+        return sum(self.agree)
+
+    def summary(self) -> str:
+        text = f"{self.agreeing} of {self.comparable} scenes agree"
+        missing = len(self.keys) - self.comparable
+        if missing:
+            text += f" ({missing} scene{'s' if missing != 1 else ''} not in every run)"
+        return text
+
+
+def _keyed(scenes: Sequence[Scene]) -> dict[tuple[str, str], Scene]:
+    """Scenes by key; a key repeated within one run gets '#2', '#3' so no scene is lost."""
+    out: dict[tuple[str, str], Scene] = {}
+    seen: Counter[tuple[str, str]] = Counter()
+    for scene in sort_scenes(list(scenes)):
+        seen[scene.key] += 1
+        key = scene.key if seen[scene.key] == 1 else (scene.key[0], f"{scene.key[1]}#{seen[scene.key]}")
+        out[key] = scene
+    return out
+
+
+def compare(runs: Sequence[Sequence[Scene]]) -> Comparison:
+    """Line scenes up across runs; a scene agrees when every run has it and all made the same choice."""
+    keyed = [_keyed(scenes) for scenes in runs]
+    order: list[tuple[str, str]] = []
+    known: set[tuple[str, str]] = set()
+    for mapping in keyed:
+        for key in mapping:
+            if key not in known:
+                known.add(key)
+                order.append(key)
+    decisions: list[list[str | None]] = []
+    agree: list[bool] = []
+    for key in order:
+        row = [m[key].decision if key in m else None for m in keyed]
+        decisions.append(row)
+        agree.append(all(d is not None for d in row) and len(set(row)) == 1)
+    return Comparison(order, decisions, agree)

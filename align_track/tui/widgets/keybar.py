@@ -1,0 +1,66 @@
+"""The key bar: every binding active where the focus is, wrapped onto a second line when 80 columns are too few.
+
+Textual's Footer is one line and cuts off what does not fit (at 80 columns the global keys
+would never be seen); here a key and its label are never split across lines.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+
+class KeyBar(Widget):
+    """Shows ``key label`` for each shown binding of the focused widget's chain, then the command palette."""
+
+    DEFAULT_CSS = """
+    KeyBar { height: auto; max-height: 3; background: $footer-background; color: $footer-foreground; }
+    KeyBar:ansi { background: ansi_default; }
+    """
+    COMPONENT_CLASSES = {"keybar--key"}
+    DEFAULT_CSS += """
+    KeyBar > .keybar--key { color: $footer-key-foreground; text-style: bold; }
+    KeyBar:ansi > .keybar--key { color: ansi_bright_yellow; }
+    """
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, lambda _screen: self.refresh(layout=True))
+
+    def items(self) -> list[tuple[str, str]]:
+        """(key as displayed, label) in the order Textual's Footer would show them."""
+        seen: set[str] = set()
+        out = []
+        for active in self.screen.active_bindings.values():
+            binding = active.binding
+            if not binding.show or not binding.description or binding.action in seen:
+                continue
+            seen.add(binding.action)
+            out.append((self.app.get_key_display(binding), binding.description))
+        out.append(("^p", "Commands"))
+        return out
+
+    def lines(self, width: int) -> list[list[tuple[str, str]]]:
+        lines: list[list[tuple[str, str]]] = [[]]
+        used = 0
+        for key, label in self.items():
+            size = len(key) + len(label) + 3
+            if lines[-1] and used + size > width:
+                lines.append([])
+                used = 0
+            lines[-1].append((key, label))
+            used += size
+        return lines
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self.lines(width))
+
+    def render(self) -> Text:
+        key_style = self.get_component_rich_style("keybar--key")
+        text = Text(no_wrap=True, overflow="crop")
+        for n, line in enumerate(self.lines(self.size.width)):
+            if n:
+                text.append("\n")
+            for key, label in line:
+                text.append(f" {key}", key_style)
+                text.append(f" {label} ")
+        return text

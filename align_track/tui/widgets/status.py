@@ -1,0 +1,39 @@
+"""The one-line status bar: which store, how many runs, errors, a running ingest and the web UI's URL."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+
+class StatusBar(Static):
+    """Always visible, so a store error or a running server is never hidden behind another pane."""
+
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $panel; color: $foreground; padding: 0 1; }
+    StatusBar:ansi { background: ansi_default; }
+    """
+
+    store: reactive[str] = reactive("")
+    state: reactive[str] = reactive("connecting…")
+    error: reactive[str] = reactive("")
+    ingest: reactive[str] = reactive("")
+    ui: reactive[str] = reactive("")
+
+    def render(self) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if self.store:
+            text.append(self.store, "bold")
+            text.append("  ")
+        if self.error:
+            text.append(f"✖ {self.error}", "bold red")
+        else:
+            text.append(self.state)
+        if self.ingest:
+            text.append("  │ ", "dim")
+            text.append(self.ingest, "yellow")
+        if self.ui:
+            text.append("  │ ", "dim")
+            text.append(self.ui, "green")
+        return text

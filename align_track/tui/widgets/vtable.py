@@ -1,0 +1,322 @@
+"""A table that paints only the rows on screen, so 10,000 runs filter and sort in milliseconds.
+
+Textual's DataTable builds objects per row and takes seconds to refill with 10,000 rows.
+Here rows are plain tuples of strings set once; a filter or a sort only replaces ``view``
+(the row indices to show, in order) and repaints the visible lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+MARK = "●"
+CellStyle = Callable[[int, int], "Style | None"]
+"""(row index, column index) -> extra style for that cell, or None."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column: ``key`` names it for sorting and haystacks, ``max_width`` caps it (longer cells get '…')."""
+
+    key: str
+    label: str
+    max_width: int = 40
+    numeric: bool = False
+
+
+class VirtualTable(ScrollView, can_focus=True):
+    """Rows of strings with a cursor, optional mark column, sort arrows and per-cell styles."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "cursor_up", "Up", show=False),
+        Binding("down", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home", "first", "First", show=False),
+        Binding("end", "last", "Last", show=False),
+        Binding("left", "scroll_left", "Scroll left", show=False),
+        Binding("right", "scroll_right", "Scroll right", show=False),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"vtable--header", "vtable--cursor", "vtable--marked", "vtable--empty"}
+
+    DEFAULT_CSS = """
+    VirtualTable {
+        height: 1fr;
+        background: $surface;
+        & > .vtable--header { text-style: bold; background: $panel; color: $foreground; }
+        & > .vtable--cursor { background: $block-cursor-blurred-background; }
+        & > .vtable--marked { color: $accent; text-style: bold; }
+        & > .vtable--empty { color: $text-muted; text-style: italic; }
+        &:focus > .vtable--cursor {
+            background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold;
+        }
+        &:ansi > .vtable--header { background: ansi_blue; color: ansi_bright_white; }
+        &:ansi > .vtable--cursor { background: ansi_white; color: ansi_black; }
+        &:ansi:focus > .vtable--cursor { background: ansi_bright_white; color: ansi_black; }
+        &:ansi > .vtable--marked { color: ansi_bright_yellow; }
+    }
+    """
+
+    cursor: reactive[int] = reactive(0, always_update=True, init=False)
+    """Position of the cursor in ``view`` (not a row index)."""
+
+    class Highlighted(Message):
+        """The cursor moved; ``row`` is the row index under it (None when the view is empty)."""
+
+        def __init__(self, table: VirtualTable, row: int | None) -> None:
+            super().__init__()
+            self.table = table
+            self.row = row
+
+        @property
+        def control(self) -> VirtualTable:
+            return self.table
+
+    def __init__(
+        self,
+        columns: Sequence[Column] = (),
+        *,
+        markable: bool = False,
+        empty_text: str = "nothing to show",
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.columns: list[Column] = list(columns)
+        self.rows: list[tuple[str, ...]] = []
+        self.view: list[int] = []
+        self.widths: list[int] = [len(c.label) for c in self.columns]
+        self.marked: set[int] = set()
+        self.markable = markable
+        self.empty_text = empty_text
+        self.cell_style: CellStyle | None = None
+        self.sort_column: int | None = None
+        self.sort_reverse = False
+        self.gap = 2
+        self._styles: dict[str, Style] | None = None
+
+    # ------------------------------------------------------------------ data
+
+    def set_data(self, columns: Sequence[Column], rows: list[tuple[str, ...]], view: list[int] | None = None) -> None:
+        """Replace columns and rows; widths are measured here once, not on every filter."""
+        self.columns = list(columns)
+        self.rows = rows
+        self.marked = set()
+        self.widths = [
+            min(col.max_width, max([cell_len(col.label) + 2] + [cell_len(r[i]) for r in rows]))
+            for i, col in enumerate(self.columns)
+        ]
+        self.set_view(list(range(len(rows))) if view is None else view, keep_row=False)
+
+    def set_view(self, view: list[int], keep_row: bool = True) -> None:
+        """Show these row indices in this order; the cursor stays on its row when that row is still shown."""
+        current = self.current_row if keep_row else None
+        self.view = view
+        position = 0
+        if current is not None:
+            try:
+                position = view.index(current)
+            except ValueError:
+                position = 0
+        self._update_virtual_size()
+        self.refresh()
+        self.cursor = min(position, max(len(view) - 1, 0))
+
+    def append_row(self, row: tuple[str, ...]) -> None:
+        """Add one row at the end (widths grow as needed): a live log without re-measuring every row."""
+        self.rows.append(row)
+        for i, col in enumerate(self.columns):
+            self.widths[i] = min(col.max_width, max(self.widths[i], cell_len(row[i]) if i < len(row) else 0))
+        self.view.append(len(self.rows) - 1)
+        self._update_virtual_size()
+        self.refresh()
+
+    @property
+    def current_row(self) -> int | None:
+        """Row index under the cursor (None when nothing is shown)."""
+        return self.view[self.cursor] if 0 <= self.cursor < len(self.view) else None
+
+    def move_to_row(self, row: int) -> bool:
+        """Put the cursor on ``row`` if it is shown."""
+        try:
+            self.cursor = self.view.index(row)
+        except ValueError:
+            return False
+        return True
+
+    @property
+    def total_width(self) -> int:
+        mark = 2 if self.markable else 0
+        return mark + sum(self.widths) + self.gap * max(len(self.widths) - 1, 0)
+
+    def _update_virtual_size(self) -> None:
+        """New scroll extent; a full screen layout only when a scrollbar appears or disappears.
+
+        Assigning ``virtual_size`` relayouts the whole screen (tens of ms); while typing a filter
+        the table only needs its own lines repainted.
+        """
+        size = Size(self.total_width, len(self.view) + 1)
+        if size == self.virtual_size:
+            return
+        region = self.scrollable_content_region
+        scrollbars = (size.height > region.height, size.width > region.width)
+        if not self.is_mounted or scrollbars != (self.show_vertical_scrollbar, self.show_horizontal_scrollbar):
+            self.virtual_size = size
+            return
+        self.set_reactive(VirtualTable.virtual_size, size)
+        self._scroll_update(size)
+        self.refresh()
+
+    # ------------------------------------------------------------------ cursor
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        clamped = max(0, min(new, len(self.view) - 1)) if self.view else 0
+        if clamped != new:
+            self.cursor = clamped
+            return
+        self._scroll_cursor_into_view()
+        self.refresh()
+        self.post_message(self.Highlighted(self, self.current_row))
+
+    def _page_height(self) -> int:
+        return max(self.scrollable_content_region.height - 1, 1)
+
+    def _scroll_cursor_into_view(self) -> None:
+        height = self._page_height()
+        top = round(self.scroll_y)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
+
+    def action_cursor_up(self) -> None:
+        self.cursor -= 1
+
+    def action_cursor_down(self) -> None:
+        self.cursor += 1
+
+    def action_page_up(self) -> None:
+        self.cursor -= self._page_height()
+
+    def action_page_down(self) -> None:
+        self.cursor += self._page_height()
+
+    def action_first(self) -> None:
+        self.cursor = 0
+
+    def action_last(self) -> None:
+        self.cursor = len(self.view) - 1
+
+    def action_scroll_left(self) -> None:
+        self.scroll_to(x=max(self.scroll_x - 8, 0), animate=False)
+
+    def action_scroll_right(self) -> None:
+        self.scroll_to(x=self.scroll_x + 8, animate=False)
+
+    def on_resize(self) -> None:
+        self._scroll_cursor_into_view()
+
+    def _on_focus(self, event: events.Focus) -> None:
+        super()._on_focus(event)
+        self._styles = None
+        self.refresh()
+
+    def _on_blur(self, event: events.Blur) -> None:
+        super()._on_blur(event)
+        self._styles = None
+        self.refresh()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles = None
+
+    def _style(self, name: str) -> Style:
+        """Resolved styles, computed once per CSS/focus change rather than per painted line."""
+        if self._styles is None:
+            base = self.rich_style
+            self._styles = {"": base}
+            for part in ("header", "cursor", "marked", "empty"):
+                self._styles[part] = base + self.get_component_rich_style(f"vtable--{part}", partial=True)
+        return self._styles[name]
+
+    async def _on_click(self, event: events.Click) -> None:
+        position = round(self.scroll_y) + event.y - 1
+        if event.y >= 1 and position < len(self.view):
+            self.cursor = position
+
+    # ------------------------------------------------------------------ painting
+
+    def _cell(self, text: str, width: int, numeric: bool) -> str:
+        length = cell_len(text)
+        if length > width:
+            return set_cell_size(text, width - 1) + "…"
+        pad = " " * (width - length)
+        return pad + text if numeric else text + pad
+
+    def _header_strip(self, style: Style) -> Strip:
+        segments: list[Segment] = []
+        if self.markable:
+            segments.append(Segment("  ", style))
+        gap = Segment(" " * self.gap, style)
+        for i, col in enumerate(self.columns):
+            label = col.label
+            if i == self.sort_column:
+                label = f"{label}{'▼' if self.sort_reverse else '▲'}"
+            if i:
+                segments.append(gap)
+            segments.append(Segment(self._cell(label, self.widths[i], col.numeric), style))
+        return Strip(segments)
+
+    def _row_strip(self, position: int) -> tuple[Strip, Style]:
+        row = self.view[position]
+        cells = self.rows[row]
+        marked = row in self.marked
+        style = self._style("marked") if marked else self._style("")
+        cursor = self._style("cursor") if position == self.cursor else None
+        line = style + cursor if cursor else style
+        segments: list[Segment] = []
+        if self.markable:
+            segments.append(Segment(f"{MARK} " if marked else "  ", line))
+        gap = Segment(" " * self.gap, line)
+        for i, col in enumerate(self.columns):
+            if i:
+                segments.append(gap)
+            extra = self.cell_style(row, i) if self.cell_style is not None else None
+            text = self._cell(cells[i] if i < len(cells) else "", self.widths[i], col.numeric)
+            if extra:  # the cursor's colours still win, so its row stays readable
+                cell = style + extra + cursor if cursor else style + extra
+            else:
+                cell = line
+            segments.append(Segment(text, cell))
+        return Strip(segments), line
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.size.width
+        base = self._style("")
+        if y == 0:
+            header = self._style("header")
+            return self._header_strip(header).crop_extend(scroll_x, scroll_x + width, header)
+        position = scroll_y + y - 1
+        if position >= len(self.view):
+            if position == 0 and self.empty_text:
+                empty = self._style("empty")
+                return Strip([Segment(f" {self.empty_text}", empty)]).crop_extend(0, width, base)
+            return Strip.blank(width, base)
+        strip, style = self._row_strip(position)
+        return strip.crop_extend(scroll_x, scroll_x + width, style)
