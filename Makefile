@@ -33,6 +33,13 @@ test: setup
 bench: setup
 	$(BIN)/python tests/benchmarks/bench_ingest.py
 	$(BIN)/python tests/benchmarks/bench_load_runs.py --runs 10000
+	$(BIN)/python tests/benchmarks/bench_tui.py
+	@if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then $(BIN)/python tests/benchmarks/bench_server.py; \
+	else echo "bench_server skipped: no PostgreSQL at 127.0.0.1:5432"; fi
+
+## screenshots: an SVG of each TUI pane into screenshots/ (demo store built in a temp dir)
+screenshots: setup
+	$(BIN)/python -m align_track.tui.screenshots
 
 lint: setup
 	$(BIN)/ruff check align_track tests
