@@ -7,7 +7,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from factory import write_experiment
+from factory import scene, write_experiment
 
 from align_track.ingest import ingest
 from align_track.query import load_complete_runs
@@ -224,7 +224,6 @@ def _static_text(static) -> str:
 
 async def test_scenes_of_a_1000_scene_run_arrive_in_pages_without_blocking(tmp_path, store_uri):
     scenes = 1000
-    from factory import scene
 
     write_experiment(tmp_path / "exps" / "big", scenes=[scene(f"S{i}", choice=i % 2) for i in range(scenes)])
     assert not ingest(tmp_path / "exps", store_uri).failures
@@ -342,8 +341,8 @@ async def test_ingest_can_be_cancelled_and_quit_asks_first(tmp_path, store_uri):
 
 async def test_quit_while_ingesting_cancels_it_after_the_current_experiment(tmp_path, store_uri):
     exps = tmp_path / "exps"
-    for i in range(30):
-        write_experiment(exps / f"e{i:02d}")
+    for i in range(150):  # enough that the bulk path is still busy when q arrives
+        write_experiment(exps / f"e{i:03d}", scenes=[scene(f"S{i}")])
     app = AlignTrackApp(store_uri, experiments_dir=exps)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: loaded(app), what="load attempt")
@@ -352,16 +351,17 @@ async def test_quit_while_ingesting_cancels_it_after_the_current_experiment(tmp_
         log = app.ingest_pane.query_one("#ingest-log")
         while not log.rows:
             await asyncio.sleep(0.01)
+        cancel = app.ingest_pane.cancel_event  # read before q: it is cleared once the ingest ends
+        assert cancel is not None
         await send_keys(app, "escape", "q")
         assert isinstance(app.screen, ConfirmScreen)
-        cancel = app.ingest_pane.cancel_event
         await send_keys(app, "y")
         assert cancel.is_set()
     from align_track.store.runs_reader import get_experiment_id, load_runs
 
     complete = load_complete_runs(store_uri)[2]
     every = load_runs(store_uri, get_experiment_id(store_uri, "align-system-experiments"))
-    assert 0 < len(complete) < 30  # cancelled part way, after at least one experiment
+    assert 0 < len(complete) < 150  # cancelled part way, after at least one experiment
     assert len(every) == len(complete)  # the app waited for the experiment in hand: nothing half-written
 
 
