@@ -98,12 +98,15 @@ def ingest(
     workers: int | None = None,
 ) -> Summary:
     """Ingest every experiment below ``experiments_dir``; never raises for a bad folder, only for the store."""
-    from align_track.store.run_writer import RunStore, claim_is_alive, claim_token, with_retries
+    from align_track.store import http
 
     started = time.perf_counter()
     emit = on_event or (lambda event: None)
     root = Path(experiments_dir).resolve()
     uri = resolve_tracking_uri(tracking_uri)
+    http.prepare(uri)  # a dead server is a StoreError now, before seconds of importing mlflow
+
+    from align_track.store.run_writer import RunStore, claim_is_alive, claim_token, with_retries
     folders = discover(root)
     me = claim_token()
 

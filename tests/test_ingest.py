@@ -148,8 +148,9 @@ def test_half_written_run_is_replaced(tmp_path: Path, store_uri: str) -> None:
     # what a writer killed before its commit point leaves: same identity, no complete tag, dead claim
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a pid on this host that no longer runs
+    claim = f"{socket.gethostname()}:{gone.pid}"
     half = client.create_run(good.info.experiment_id, tags={
-        "align_track.key": good.data.tags["align_track.key"], "align_track.claim": f"{socket.gethostname()}:{gone.pid}"})
+        "align_track.key": good.data.tags["align_track.key"], "align_track.claim": claim})
     (root / "one" / "timing.json").write_text(json.dumps({"raw_times_s": [9.0, 9.0, 9.0]}))
     summary = ingest(root, store_uri)
     assert summary.count("updated") == 1
@@ -210,7 +211,8 @@ def test_cli_progress_and_quiet(tmp_path: Path, store_uri: str) -> None:
 
 
 def test_missing_experiments_dir_is_a_clear_error(tmp_path: Path, store_uri: str) -> None:
-    result = CliRunner().invoke(main, ["ingest", "--experiments-dir", str(tmp_path / "nope"), "--mlflow-uri", store_uri])
+    args = ["ingest", "--experiments-dir", str(tmp_path / "nope"), "--mlflow-uri", store_uri]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "experiments directory not found" in result.output
 
 

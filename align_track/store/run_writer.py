@@ -12,12 +12,20 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from align_track.records import RunRecord
-from align_track.store import trace_writer
+from align_track.store import http, trace_writer
 from align_track.store.bulk_runs import BulkResult, bulk_runs_supported, write_run_bulk
-from align_track.store.runs_reader import RunRow, get_experiment_id, load_runs
+from align_track.store.runs_reader import (
+    ExperimentNotFound,
+    RunRow,
+    StoreNotInitialised,
+    get_experiment_id,
+    load_runs,
+)
 from align_track.store.tags import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
 from align_track.store.uri import StoreError, artifact_root_for, store_kind
 
@@ -56,6 +64,7 @@ class RunStore:
 
         self.tracking_uri = tracking_uri
         self.kind = store_kind(tracking_uri)
+        http.prepare(tracking_uri)  # a dead server fails here, in seconds, not after minutes of retries
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_name = experiment_name
         self.experiment_id = self._experiment_id(create)
@@ -65,8 +74,10 @@ class RunStore:
     def _experiment_id(self, create: bool) -> str:
         try:
             return get_experiment_id(self.tracking_uri, self.experiment_name)
-        except StoreError:
-            if not create:
+        except StoreError as exc:
+            # Create only what is missing: a refused or unreachable server or database is the answer.
+            missing = (ExperimentNotFound, StoreNotInitialised) if self.kind != "sqlite" else StoreError
+            if not create or not isinstance(exc, missing):
                 raise
         existing = self.client.get_experiment_by_name(self.experiment_name)
         if existing is not None:  # deleted: writing into it would hide every run from the UI
@@ -100,20 +111,25 @@ class RunStore:
     def create_run(self, record: RunRecord) -> str:
         """Create the run RUNNING with its claim, params, metrics, tags and artifacts (no traces yet)."""
         from mlflow.entities import Metric, Param
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         now = int(time.time() * 1000)
         tags = dict(record.tags)
         tags[TAG_CLAIM] = claim_token()
         run = self.client.create_run(self.experiment_id, start_time=now, tags=tags, run_name=record.run_name)
         run_id = run.info.run_id
-        self.client.log_batch(
+        calls = [partial(
+            self.client.log_batch,
             run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in record.metrics.items()],
             params=[Param(k, v) for k, v in record.params.items()],
             tags=[],
-        )
-        for artifact in record.artifacts:
-            self.client.log_artifact(run_id, artifact.path, artifact.artifact_dir or None)
+        )]
+        # The repository from the run we just created: MlflowClient.log_artifact would first fetch the run
+        # (a round trip per run, one per file when the files go up at once).
+        repo = get_artifact_repository(run.info.artifact_uri, tracking_uri=self.tracking_uri)
+        calls += [partial(repo.log_artifact, a.path, a.artifact_dir or None) for a in record.artifacts]
+        _call_all(calls, parallel=self.kind == "http")
         return run_id
 
     def write_run_bulk(self, record: RunRecord, force: bool) -> BulkResult:
@@ -138,6 +154,17 @@ class RunStore:
         except Exception as exc:  # already deleted by a concurrent ingest
             if "RESOURCE_DOES_NOT_EXIST" not in str(exc) and "deleted" not in str(exc).lower():
                 raise
+
+
+def _call_all(calls: list[Callable[[], Any]], parallel: bool) -> None:
+    """Run independent store calls; at once against a server, where each is a round trip."""
+    if not parallel or len(calls) < 2:
+        for call in calls:
+            call()
+        return
+    with ThreadPoolExecutor(len(calls), thread_name_prefix="align-track-run") as pool:
+        for future in [pool.submit(call) for call in calls]:
+            future.result()
 
 
 def _row(run: Any) -> RunRow:

@@ -33,6 +33,14 @@ _PAGE_SIZE = 1000
 _RUN_NAME_TAG = "mlflow.runName"
 
 
+class ExperimentNotFound(StoreError):
+    """The store answered, and has no experiment of that name (so an ingest may create it)."""
+
+
+class StoreNotInitialised(StoreError):
+    """The database answered but has no MLflow tables yet (MLflow creates them on first write)."""
+
+
 @dataclass(frozen=True)
 class RunRow:
     """One run with its params, latest metrics and tags (times in epoch milliseconds)."""
@@ -128,7 +136,7 @@ def _sql(uri: str, queries: list[str]) -> list[list[tuple]]:
     except (sqlalchemy.exc.SQLAlchemyError, dbapi.Error) as exc:
         msg = _one_line(exc)
         if "no such table" in msg or ("relation" in msg and "does not exist" in msg) or "doesn't exist" in msg:
-            raise StoreError(f"{_redact(uri)} is not an MLflow store ({msg})") from exc
+            raise StoreNotInitialised(f"{_redact(uri)} is not an MLflow store ({msg})") from exc
         raise StoreError(f"cannot read {_redact(uri)}: {msg}") from exc
 
 
@@ -214,6 +222,10 @@ def _rest(session, uri: str, method: str, endpoint: str, **kwargs: Any) -> dict:
         elif isinstance(exc, requests.Timeout):
             reason = "timed out"
         raise StoreError(f"tracking server {uri} is not reachable ({reason})") from exc
+    if resp.status_code in (401, 403):
+        who = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        hint = f"as user {who!r}" if who else "(set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
+        raise StoreError(f"tracking server {uri} refused access {hint}: HTTP {resp.status_code}")
     if resp.status_code != 200:
         try:
             detail = resp.json().get("message") or resp.text
@@ -333,7 +345,7 @@ def _pick_experiment(name: str, experiments: list[tuple[str, str, str]]) -> str:
             return str(eid)
     names = sorted(n for _, n, s in experiments if s == "active")
     listed = ", ".join(repr(n) for n in names) if names else "none"
-    raise StoreError(f"no experiment named {name!r}; existing experiments: {listed}")
+    raise ExperimentNotFound(f"no experiment named {name!r}; existing experiments: {listed}")
 
 
 def get_experiment_id(tracking_uri: str, name: str) -> str:

@@ -206,8 +206,8 @@ def _write_public(tracking_uri: str, experiment_id: str, built: list[Trace]) -> 
             list(pool.map(start, chunk) if pool else map(start, chunk))
             client.log_spans(experiment_id, [span for trace in chunk for span in trace.data.spans])
     finally:
-        if pool:
-            pool.shutdown()
+        if pool:  # on a failure, do not start the queued calls: each would retry a dead server first
+            pool.shutdown(cancel_futures=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,11 +276,16 @@ def sql_store(tracking_uri: str) -> Any:
 
 
 def begin_write(conn: Any, db_type: str) -> None:
-    """Session settings MLflow's own sessions use; on SQLite also take the write lock up front."""
+    """Session settings MLflow's own sessions use; on SQLite also take the write lock up front.
+
+    The SQLite lock wait is short (3 s): a writer held up by another one longer than that gets
+    "database is locked", and the ingest's ``with_retries`` says so and waits, instead of
+    hanging silently.
+    """
     if db_type == "sqlite":
         # foreign_keys must be set before the transaction starts, as MLflow's sessions do.
         conn.exec_driver_sql("PRAGMA foreign_keys = ON")
-        conn.exec_driver_sql("PRAGMA busy_timeout = 20000")
+        conn.exec_driver_sql("PRAGMA busy_timeout = 3000")
 
 
 def insert_traces(conn: Any, store: Any, experiment_id: str, run_id: str, traces: list[TraceRecord]) -> list[str]:

@@ -1,0 +1,129 @@
+"""Ingest speed into a team server: ``mlflow server`` on PostgreSQL with proxied artifacts, against
+../shared/bench/naive_ingest.py on the same server, same corpus, in the same run.
+
+One fresh database and one server (``--serve-artifacts --artifacts-destination <tmp>``) for the whole
+run; every ingest writes its own MLflow experiment. As in bench_ingest.py, fixed start-up (importing
+mlflow, creating the experiment) is removed by comparing the marginal cost per scene:
+(time(2N) - time(N)) / (scenes(2N) - scenes(N)), each time the best of ``--repeat`` runs.
+
+Also printed, for reading the ratio:
+
+* the server's floor: the REST API stores a trace's metadata only through one StartTraceV3 request
+  per trace (there is no batch form; the batched OTLP span endpoint cannot carry metadata), so the
+  server's cost for that request, measured here at full concurrency, bounds any client over http;
+* align-track writing the same server's database directly (``postgresql://``, the bulk SQL path).
+
+usage: python tests/benchmarks/bench_server.py [--experiments N] [--scenes S] [--workers W] [--repeat R]
+                                               [--server-workers K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: server_fixtures
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_ingest
+
+from bench_ingest import NAIVE, make_corpus, timed  # noqa: E402
+from server_fixtures import cli_env, fresh_database, running_server  # noqa: E402
+
+
+def align_track_cmd(corpus: Path, uri: str, name: str, workers: int | None) -> list[str]:
+    cmd = [sys.executable, "-m", "align_track", "ingest", "--experiments-dir", str(corpus), "--mlflow-uri", uri,
+           "--experiment-name", name, "-q"]
+    return cmd + (["--workers", str(workers)] if workers else [])
+
+
+def naive_cmd(corpus: Path, uri: str, name: str, workers: int | None) -> list[str]:
+    return [sys.executable, str(NAIVE), str(corpus), uri, name]
+
+
+def start_trace_floor(url: str, corpus: Path, traces: int = 400, threads: int = 16) -> float:
+    """Milliseconds per StartTraceV3 with ``threads`` in flight: the server's throughput for the one request
+    every exact trace needs (an estimate of the floor for any http client; more in flight may do a bit better
+    on a multi-worker server)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlflow import MlflowClient
+    from mlflow.tracing.client import TracingClient
+
+    from align_track.experiment import discover, read_config, read_files
+    from align_track.mapping import build_run, identities
+    from align_track.store.trace_writer import _build_trace
+
+    folder = discover(corpus)[0]
+    identity = identities(read_config(corpus, folder))[0]
+    records = list(build_run(identity, "default", read_files(folder)).traces)
+    client = MlflowClient(url)
+    experiment_id = client.create_experiment(f"floor-{time.time_ns()}")
+    run_id = client.create_run(experiment_id).info.run_id
+    built = [_build_trace(records[i % len(records)], experiment_id, run_id) for i in range(traces)]
+    tracing = TracingClient(url)
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda t: tracing.start_trace(t.info), built[:threads]))  # connections, warm caches
+        started = time.perf_counter()
+        list(pool.map(lambda t: tracing.start_trace(t.info), built[threads:]))
+    return (time.perf_counter() - started) * 1000 / (traces - threads)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--experiments", type=int, default=10, help="N (the second corpus has 2N)")
+    parser.add_argument("--scenes", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=None, help="align-track --workers (default: its own)")
+    parser.add_argument("--repeat", type=int, default=2, help="best of R timings per tool and size")
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="mlflow server --workers (uvicorn processes; mlflow's own default is 4)")
+    args = parser.parse_args()
+    if not NAIVE.exists():
+        sys.exit(f"needs {NAIVE} (the shared benchmark material)")
+    work = Path(tempfile.mkdtemp(prefix="bench-server-"))
+    n, s = args.experiments, args.scenes
+    corpora = {"N": make_corpus(work / f"corpus-{n}", n, s), "2N": make_corpus(work / f"corpus-{2 * n}", 2 * n, s)}
+    os.environ.update({k: v for k, v in cli_env().items() if k == "PYTHONPYCACHEPREFIX"})
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # children compile mlflow once, not every run
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    with fresh_database("align_track_bench") as db, \
+            running_server(db, work / "artifacts", work / "server.log", workers=args.server_workers) as server:
+        print(f"server {server.url} --workers {args.server_workers} backend {db.rsplit('/', 1)[1]} "
+              f"artifacts {work / 'artifacts'}", flush=True)
+        os.environ["ALIGN_TRACK_ARTIFACTS_ROOT"] = str(work / "direct-artifacts")  # postgresql:// runs only
+        tools = (("naive", naive_cmd, server.url), ("align-track", align_track_cmd, server.url),
+                 ("align-track-pg", align_track_cmd, db))
+        results: dict[str, dict[str, float]] = {}
+        for attempt in range(args.repeat):  # interleaved, so a busy moment on the machine hits every tool
+            for tool, build, uri in tools:
+                for label, corpus in corpora.items():
+                    name = f"{tool}-{label}-{attempt}-{time.time_ns()}"
+                    seconds, rss = timed(build(corpus, uri, name, args.workers), cwd=work)
+                    results.setdefault(tool, {})[label] = min(results.get(tool, {}).get(label, 1e9), seconds)
+                    print(f"{tool:14} {label:3} experiments={n if label == 'N' else 2 * n} scenes/exp={s} "
+                          f"seconds={seconds:.2f} peak_rss_mib={rss}", flush=True)
+        extra_scenes = n * s
+        marginal = {t: (r["2N"] - r["N"]) / extra_scenes for t, r in results.items()}
+        for tool, cost in marginal.items():
+            rate = 1 / cost if cost > 0 else float("inf")
+            print(f"{tool:14} marginal ms/scene={cost * 1000:.2f}  ({rate:.0f} scenes/s)")
+
+        def ratio(tool: str) -> float:
+            return marginal["naive"] / marginal[tool] if marginal[tool] > 0 else float("inf")
+
+        print("RATIO align-track vs naive (marginal per scene, mlflow server + PostgreSQL): "
+              f"{ratio('align-track'):.1f}x")
+        print(f"ratio align-track writing the server's PostgreSQL directly vs naive through the server: "
+              f"{ratio('align-track-pg'):.1f}x")
+        floor = start_trace_floor(server.url, corpora["N"])
+        print(f"server floor: {floor:.2f} ms per StartTraceV3 at 16 in flight (one per trace, no batch form) -> "
+              f"about {marginal['naive'] * 1000 / floor:.1f}x at most over http, before runs and spans")
+        first, _ = timed(align_track_cmd(corpora["2N"], server.url, "rerun-check", args.workers), cwd=work)
+        again, _ = timed(align_track_cmd(corpora["2N"], server.url, "rerun-check", args.workers), cwd=work)
+        print(f"ingest of {2 * n} experiments into a new experiment: {first:.2f}s; rerun (all skipped): {again:.2f}s")
+
+
+if __name__ == "__main__":
+    main()
