@@ -9,12 +9,15 @@ from typing import NoReturn
 
 import click
 
+from align_track.store.http import configure_mlflow_http
 from align_track.store.uri import DEFAULT_EXPERIMENT
 
 URI_HELP = "MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else sqlite:///data/mlflow/mlflow.db]"
 
 # MLflow logs "Creating initial MLflow database tables..." at INFO: noise on a command line.
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# Every command (the TUI's background loads too) fails fast on a dead server instead of ~4 minutes of retries.
+configure_mlflow_http()
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
