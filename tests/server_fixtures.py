@@ -240,7 +240,8 @@ def auth_env(root: Path) -> dict[str, str]:
 # --------------------------------------------------------------------------- pytest fixtures
 
 
-def _skip_or_fail(reason: str) -> None:
+def pg_unavailable(reason: str) -> None:
+    """Skip where PostgreSQL is missing, fail instead when CI requires it (ALIGN_TRACK_REQUIRE_POSTGRES=1)."""
     if os.environ.get("ALIGN_TRACK_REQUIRE_POSTGRES") == "1":
         pytest.fail(f"PostgreSQL required (ALIGN_TRACK_REQUIRE_POSTGRES=1) but {reason}")
     pytest.skip(reason)
@@ -253,7 +254,7 @@ def pg_database(prefix: str) -> Iterator[str]:
         manager = fresh_database(prefix)
         uri = manager.__enter__()
     except NoPostgres as exc:
-        _skip_or_fail(str(exc))
+        pg_unavailable(str(exc))
     try:
         yield uri
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import socket
 import time
 import uuid
@@ -16,6 +15,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+from server_fixtures import pg_base, pg_unavailable
 
 from align_track.mlflow_ui import find_free_port, start_ui, stop_ui
 from align_track.store import runs_reader
@@ -227,24 +227,18 @@ def test_http_experiment_lookup(served_store: str, sqlite_store: tuple[str, str]
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-def _pg_base() -> str:
-    # +psycopg2: SQLAlchemy 2.1 maps bare postgresql:// to psycopg 3, which MLflow would then need
-    return os.environ.get("ALIGN_TRACK_TEST_PG_URI", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-
 
 @pytest.fixture
 def pg_uri(tmp_path: Path) -> Iterator[str]:
     """A throw-away database on the local PostgreSQL (skipped if none, unless CI requires it)."""
     psycopg2 = pytest.importorskip("psycopg2")
-    base = _pg_base()
+    base = pg_base()
     try:
         with socket.create_connection(("127.0.0.1", 5432), timeout=2):
             pass
         admin = psycopg2.connect(base.replace("+psycopg2", ""), connect_timeout=3)
     except Exception as exc:
-        if os.environ.get("ALIGN_TRACK_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL required but not reachable at {base}: {exc}")
-        pytest.skip(f"no PostgreSQL at {base}")
+        pg_unavailable(f"no PostgreSQL at {base}: {exc}")
     admin.autocommit = True
     name = f"align_track_rr_{uuid.uuid4().hex[:10]}"
     with admin.cursor() as cur:

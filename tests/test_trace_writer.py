@@ -31,6 +31,7 @@ from mlflow import MlflowClient
 from mlflow.entities import SpanStatusCode, Trace, TraceState
 from mlflow.exceptions import MlflowException
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+from server_fixtures import pg_base, pg_unavailable
 
 from align_track.records import TraceRecord
 from align_track.store import trace_writer
@@ -406,21 +407,16 @@ def test_bad_input_is_refused_before_writing(store_b: tuple) -> None:
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-def _pg_base() -> str:
-    return os.environ.get("ALIGN_TRACK_TEST_PG_URI", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-
 
 @pytest.fixture
 def pg_stores(tmp_path: Path) -> Iterator[tuple[tuple[str, str, str], tuple[str, str, str]]]:
     """Two throw-away databases on the local PostgreSQL (the second cloned from the migrated first)."""
     psycopg2 = pytest.importorskip("psycopg2")
-    base = _pg_base()
+    base = pg_base()
     try:
         admin = psycopg2.connect(base.replace("+psycopg2", ""), connect_timeout=3)
     except Exception as exc:
-        if os.environ.get("ALIGN_TRACK_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL required but not reachable at {base}: {exc}")
-        pytest.skip(f"no PostgreSQL at {base}")
+        pg_unavailable(f"no PostgreSQL at {base}: {exc}")
     admin.autocommit = True
     names = [f"align_track_tw_{uuid.uuid4().hex[:10]}" for _ in range(2)]
     uris = [base.rsplit("/", 1)[0] + f"/{name}" for name in names]
