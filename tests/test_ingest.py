@@ -160,7 +160,7 @@ def test_half_written_run_is_replaced(tmp_path: Path, store_uri: str) -> None:
 
 def test_kill_9_mid_ingest_converges(tmp_path: Path, store_uri: str) -> None:
     root = tmp_path / "exps"
-    generate_demo(root, experiments=16, scenes=6, seed=3)
+    generate_demo(root, experiments=80, scenes=4, seed=3)  # still running when killed
     cmd = [sys.executable, "-m", "align_track", "ingest", "--experiments-dir", str(root), "--mlflow-uri", store_uri]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     for line in proc.stderr:  # plain progress lines (not a TTY): kill after a few experiments
@@ -169,7 +169,7 @@ def test_kill_9_mid_ingest_converges(tmp_path: Path, store_uri: str) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     partial = complete_runs(store_uri)
-    assert 0 < len(partial) < 16
+    assert 0 < len(partial) < 80
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     runs = active_runs(store_uri)
