@@ -56,14 +56,8 @@ def snapshot(uri: str) -> dict[str, Any]:
     return out
 
 
-def test_bulk_and_public_paths_read_back_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    corpus = tmp_path / "exps"
-    generate_demo(corpus, experiments=24, scenes=3, seed=11)
-    bulk_uri = f"sqlite:///{tmp_path / 'bulk' / 'mlflow.db'}"
-    public_uri = f"sqlite:///{tmp_path / 'public' / 'mlflow.db'}"
-
-    bulk_summary = ingest(corpus, bulk_uri)
-    monkeypatch.setenv("ALIGN_TRACK_BULK", "0")
+def spy_bulk(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record, per RunStore opened, whether it chose the bulk path: proves which path a test exercised."""
     used: list[bool] = []
     original = run_writer.RunStore.__init__
 
@@ -72,6 +66,18 @@ def test_bulk_and_public_paths_read_back_identically(tmp_path: Path, monkeypatch
         used.append(self.bulk)
 
     monkeypatch.setattr(run_writer.RunStore, "__init__", spy)
+    return used
+
+
+def test_bulk_and_public_paths_read_back_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = tmp_path / "exps"
+    generate_demo(corpus, experiments=24, scenes=3, seed=11)
+    bulk_uri = f"sqlite:///{tmp_path / 'bulk' / 'mlflow.db'}"
+    public_uri = f"sqlite:///{tmp_path / 'public' / 'mlflow.db'}"
+
+    bulk_summary = ingest(corpus, bulk_uri)
+    monkeypatch.setenv("ALIGN_TRACK_BULK", "0")
+    used = spy_bulk(monkeypatch)
     public_summary = ingest(corpus, public_uri)
     assert used == [False]
     assert bulk_summary.traces == public_summary.traces > 0

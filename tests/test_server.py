@@ -36,7 +36,7 @@ from server_fixtures import (
     start_server,
     stop_server,
 )
-from test_bulk_equivalence import snapshot
+from test_bulk_equivalence import snapshot, spy_bulk
 
 from align_track.cli import main
 from align_track.demo_data import generate_demo
@@ -184,14 +184,7 @@ def test_http_defaults_and_workers_option(monkeypatch: pytest.MonkeyPatch) -> No
 def test_postgres_direct_bulk_and_public_read_back_like_sqlite(pg_db: str, corpus: Path, reference: dict,
                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALIGN_TRACK_ARTIFACTS_ROOT", str(tmp_path / "artifacts"))
-    used: list[bool] = []
-    original = run_writer.RunStore.__init__
-
-    def spy(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        used.append(self.bulk)
-
-    monkeypatch.setattr(run_writer.RunStore, "__init__", spy)
+    used = spy_bulk(monkeypatch)
     for bulk in ("1", "0"):
         monkeypatch.setenv("ALIGN_TRACK_BULK", bulk)
         databases = server_fixtures.pg_database("align_track_direct") if bulk == "0" else iter([pg_db])
