@@ -46,7 +46,7 @@ class Event:
     total: int = 0
     done: int = 0
     scenes: int = 0
-    traces: int = 0
+    """Scenes written so far (one trace each); skipped experiments add none."""
     outcome: Outcome | None = None
     message: str = ""
     elapsed: float = 0.0
@@ -160,7 +160,7 @@ def ingest(
             outcomes.append(outcome)
             state["traces"] += outcome.traces
             emit(Event("experiment", total=len(folders), done=len(outcomes), scenes=state["traces"],
-                       traces=state["traces"], outcome=outcome, elapsed=time.perf_counter() - started))
+                       outcome=outcome, elapsed=time.perf_counter() - started))
 
     workers = workers or default_workers(uri)
     if workers <= 1:
@@ -182,7 +182,7 @@ def ingest(
             pool.shutdown(wait=True, cancel_futures=True)
     cancelled = cancel is not None and cancel.is_set() and len(outcomes) < len(folders)
     summary = Summary(outcomes, time.perf_counter() - started, cancelled)
-    emit(Event("done", total=len(folders), done=len(outcomes), scenes=summary.traces, traces=summary.traces,
+    emit(Event("done", total=len(folders), done=len(outcomes), scenes=summary.traces,
                elapsed=summary.seconds))
     return summary
 

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from align_track.records import RunRecord
-from align_track.store import http, trace_writer
+from align_track.store import trace_writer
 from align_track.store.bulk_runs import BulkResult, bulk_runs_supported, write_run_bulk
 from align_track.store.runs_reader import (
     ExperimentNotFound,
@@ -57,14 +57,17 @@ def bulk_enabled() -> bool:
 
 
 class RunStore:
-    """The ingest's handle on one MLflow experiment in one store."""
+    """The ingest's handle on one MLflow experiment in one store.
+
+    A tracking server is probed by ``http.prepare`` before this is built (ingest does it before
+    importing mlflow), so a dead server has already failed fast by the time we get here.
+    """
 
     def __init__(self, tracking_uri: str, experiment_name: str, create: bool = True):
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
         self.kind = store_kind(tracking_uri)
-        http.prepare(tracking_uri)  # a dead server fails here, in seconds, not after minutes of retries
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_name = experiment_name
         self.experiment_id = self._experiment_id(create)
