@@ -227,3 +227,13 @@ def test_help_does_not_import_heavy_modules() -> None:
 def test_python_m_entry_point() -> None:
     result = subprocess.run([sys.executable, "-m", "align_track", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "ingest" in result.stdout
+
+
+def test_claim_of_a_reused_pid_is_dead() -> None:
+    from align_track.store.run_writer import claim_is_alive, claim_token
+
+    mine = claim_token()
+    assert claim_is_alive(mine, None)
+    host, pid, started = mine.split(":")
+    assert started  # /proc gives the process start time here
+    assert not claim_is_alive(f"{host}:{pid}:{int(started) + 1}", None)  # same pid, another process
