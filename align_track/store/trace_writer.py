@@ -2,21 +2,23 @@
 
 Two writers produce the same stored trace:
 
-* the *public* path builds finished ``Trace`` objects itself and hands them to MLflow's
-  ``TracingClient`` (``start_trace`` per trace, then one batched ``log_spans`` per chunk).
-  It skips the live-span/OTel machinery of ``MlflowClient.start_trace``/``end_trace`` (~75 ms a
-  trace) and works against any tracking backend (SQLite, PostgreSQL, an ``http://`` server);
+* the *public* path builds finished spans itself, links their trace ids to the run
+  (``link_traces_to_run``, up to 100 per call) and hands the spans to MLflow's ``log_spans``, which
+  creates the traces. Against a tracking server that is one batched OTLP ``/v1/traces`` request per
+  chunk, the cheapest write MLflow's server offers (a per-trace ``StartTraceV3`` costs the server
+  more than this whole path). It skips the live-span/OTel machinery of ``MlflowClient.start_trace``
+  (~75 ms a trace) and works against any tracking backend (SQLite, PostgreSQL, ``http://``);
 * the *bulk* path inserts the rows that path makes MLflow's SQL store write, in one transaction
   with ``executemany``. It relies on store internals, so it is used only for the MLflow versions
   the equivalence test (tests/test_trace_writer.py) covers, and only for records whose spans
   carry none of the attributes that make ``log_spans`` derive extra columns or rows.
 
-Trace shape: name = record.name (the scene id); root span inputs/outputs/attributes from the
-record; trace tags = record.tags + ``mlflow.runId``; metadata ``mlflow.sourceRun`` = run id (what
-``search_traces(run_id=...)`` and the run page's Traces tab match on), the trace schema version,
-``mlflow.traceInputs``/``mlflow.traceOutputs`` and the size stats MLflow's own exporter adds.
-Environment metadata (user, source file, git) is left out: it would describe the ingesting
-process, not the align-system experiment the scene came from.
+Trace shape, as MLflow's OTLP ingestion stores it: name = record.name (the scene id); root span
+inputs/outputs/attributes from the record; trace tags from the root span's ``mlflow.traceTag.*``
+attributes (the name and record.tags); previews derived from the root span; the run link is an
+entity association (what ``search_traces(run_id=...)`` and the run page's Traces tab match,
+besides ``mlflow.sourceRun`` metadata). No trace metadata: MLflow's server accepts metadata only
+through one StartTraceV3 request per trace, which would cost a team server several times more.
 
 mlflow is imported only in this store layer; the CLI imports this module lazily.
 """
@@ -35,21 +37,9 @@ import mlflow
 from mlflow.entities import Span, SpanType, Trace, TraceData, TraceInfo, TraceLocation, TraceState
 from mlflow.exceptions import MlflowException
 from mlflow.tracing.client import TracingClient
-from mlflow.tracing.constant import (
-    MAX_CHARS_IN_TRACE_INFO_METADATA,
-    TRACE_SCHEMA_VERSION,
-    TRACE_SCHEMA_VERSION_KEY,
-    TRUNCATION_SUFFIX,
-    SpanAttributeKey,
-    TraceMetadataKey,
-    TraceTagKey,
-)
-from mlflow.tracing.utils import (
-    add_size_stats_to_trace_metadata,
-    dump_span_attribute_value,
-    generate_mlflow_trace_id_from_otel_trace_id,
-)
-from mlflow.tracing.utils.truncation import set_request_response_preview
+from mlflow.tracing.constant import SpanAttributeKey, TraceTagKey
+from mlflow.tracing.utils import dump_span_attribute_value, generate_mlflow_trace_id_from_otel_trace_id
+from mlflow.tracing.utils.truncation import _get_truncated_preview
 
 from align_track.records import TraceRecord
 from align_track.store.uri import store_kind
@@ -60,14 +50,11 @@ BULK_TESTED_MLFLOW_VERSIONS = ("3.17.2",)
 BULK_KINDS = ("sqlite", "postgresql")
 """Store kinds the bulk path was verified on; anything else (http, mysql, file) uses the public path."""
 
-RUN_ID_TAG = "mlflow.runId"
+_CHUNK = 100
+"""Traces per link + log_spans round: the most one run-link request may carry (MLflow's limit)."""
 
-_CHUNK = 200
-"""Traces per start_trace/log_spans round: bounds the OTLP request size and the window in which a
-trace exists without its span."""
-
-_PARALLEL_STARTS = 8
-"""Concurrent start_trace calls for remote backends (http, postgresql), where each is a round trip."""
+_PARALLEL_CHUNKS = 4
+"""Chunks in flight against a tracking server, where each is a round trip and a server transaction."""
 
 _SIDE_EFFECT_ATTRIBUTES = frozenset({
     SpanAttributeKey.SESSION_ID,
@@ -89,25 +76,26 @@ T = TypeVar("T")
 # --------------------------------------------------------------------------------------------
 
 
-def _truncate_metadata(value: str) -> str:
-    """Same cap MLflow's span processor puts on ``mlflow.traceInputs``/``mlflow.traceOutputs``."""
-    if len(value) > MAX_CHARS_IN_TRACE_INFO_METADATA:
-        value = value[: MAX_CHARS_IN_TRACE_INFO_METADATA - len(TRUNCATION_SUFFIX)] + TRUNCATION_SUFFIX
-    return value
-
-
 def _new_span_id() -> int:
     return int.from_bytes(os.urandom(8), "big") or 1
 
 
-def _build_trace(record: TraceRecord, experiment_id: str, run_id: str) -> Trace:
-    """A finished trace with one OK root span, as MLflow's exporter would hand it to the store."""
+def _build_trace(record: TraceRecord, experiment_id: str) -> Trace:
+    """A finished trace with one OK root span, in the shape MLflow's OTLP span ingestion stores.
+
+    Trace tags (the name and ``record.tags``) ride on the root span as ``mlflow.traceTag.<key>``
+    attributes, which is how ``log_spans`` (in process or through the server's ``/v1/traces``)
+    turns span attributes into tags. ``info`` holds what the bulk rows need (ids, times, previews).
+    """
     if record.end_ns < record.start_ns:
         raise ValueError(f"trace {record.name!r}: end_ns {record.end_ns} is before start_ns {record.start_ns}")
+    if reserved := [key for key in record.attributes if key.startswith(SpanAttributeKey.TRACE_TAG_PREFIX)]:
+        raise ValueError(f"trace {record.name!r}: attribute names {reserved} are reserved for trace tags")
     otel_trace_id = uuid.uuid4().int
     span_id = _new_span_id()
     trace_id = generate_mlflow_trace_id_from_otel_trace_id(otel_trace_id)
 
+    tags = {**record.tags, TraceTagKey.TRACE_NAME: record.name}
     # Record attributes first; MLflow's reserved keys win on a clash so the span stays readable.
     attributes = {key: dump_span_attribute_value(value) for key, value in record.attributes.items()}
     attributes.update({
@@ -117,6 +105,9 @@ def _build_trace(record: TraceRecord, experiment_id: str, run_id: str) -> Trace:
         SpanAttributeKey.INPUTS: dump_span_attribute_value(record.inputs),
         SpanAttributeKey.OUTPUTS: dump_span_attribute_value(record.outputs),
     })
+    attributes.update(
+        {SpanAttributeKey.TRACE_TAG_PREFIX + key: dump_span_attribute_value(value) for key, value in tags.items()}
+    )
     span = Span.from_dict({
         "trace_id": _b64(otel_trace_id.to_bytes(16, "big")),
         "span_id": _b64(span_id.to_bytes(8, "big")),
@@ -129,30 +120,19 @@ def _build_trace(record: TraceRecord, experiment_id: str, run_id: str) -> Trace:
         "attributes": attributes,
         "links": [],
     })
-
-    tags = dict(record.tags)
-    tags[RUN_ID_TAG] = run_id
-    tags[TraceTagKey.TRACE_NAME] = record.name
     info = TraceInfo(
         trace_id=trace_id,
         trace_location=TraceLocation.from_experiment_id(str(experiment_id)),
         request_time=record.start_ns // 1_000_000,
-        # end_ms - start_ms (not (end - start) // 1e6): log_spans() recomputes it this way from the
-        # span times, so both paths and every backend store the same value.
+        # end_ms - start_ms (not (end - start) // 1e6), as log_spans() derives it from the span times.
         execution_duration=record.end_ns // 1_000_000 - record.start_ns // 1_000_000,
         state=TraceState.OK,
-        trace_metadata={
-            TraceMetadataKey.SOURCE_RUN: run_id,
-            TRACE_SCHEMA_VERSION_KEY: str(TRACE_SCHEMA_VERSION),
-            TraceMetadataKey.INPUTS: _truncate_metadata(attributes[SpanAttributeKey.INPUTS]),
-            TraceMetadataKey.OUTPUTS: _truncate_metadata(attributes[SpanAttributeKey.OUTPUTS]),
-        },
+        # As log_spans() derives them: from the root span's serialized inputs/outputs.
+        request_preview=_get_truncated_preview(attributes[SpanAttributeKey.INPUTS], role="user"),
+        response_preview=_get_truncated_preview(attributes[SpanAttributeKey.OUTPUTS], role="assistant"),
         tags=tags,
     )
-    trace = Trace(info=info, data=TraceData(spans=[span]))
-    set_request_response_preview(info, trace.data)
-    add_size_stats_to_trace_metadata(trace)
-    return trace
+    return Trace(info=info, data=TraceData(spans=[span]))
 
 
 def _b64(raw: bytes) -> str:
@@ -177,37 +157,37 @@ def write_traces_public(
     Synchronous store calls only, so nothing is left in an async export queue when this returns,
     and no global MLflow state (tracking URI, active run/experiment, tracer) is touched.
     """
-    built = [_build_trace(record, experiment_id, run_id) for record in traces]
-    _write_public(tracking_uri, str(experiment_id), built)
+    built = [_build_trace(record, experiment_id) for record in traces]
+    _write_public(tracking_uri, str(experiment_id), run_id, built)
     return [trace.info.trace_id for trace in built]
 
 
-def _write_public(tracking_uri: str, experiment_id: str, built: list[Trace]) -> None:
-    """start_trace per trace (concurrently where each is a network round trip), then one log_spans
-    per chunk; the store calls are synchronous, so every trace is written when this returns."""
+def _write_public(tracking_uri: str, experiment_id: str, run_id: str, built: list[Trace]) -> None:
+    """Per chunk: link the trace ids to the run, then one ``log_spans`` (the OTLP ``/v1/traces``
+    request on a server), which creates the traces with their spans, tags and previews.
+
+    Linking first means a trace never exists unlinked: an interrupted write leaves at most links to
+    traces that were never created (invisible), never an orphan trace outside every run.
+    """
     if not built:
         return
     client = TracingClient(tracking_uri)
-    parallel = store_kind(tracking_uri) in ("http", "postgresql")
 
-    def start(trace: Trace) -> None:
-        returned = client.start_trace(trace.info)
-        if returned.trace_id != trace.info.trace_id:
-            raise MlflowException(
-                f"tracking store renamed trace {trace.info.trace_id} to {returned.trace_id}; "
-                "its span would be orphaned"
-            )
+    def write(chunk: Sequence[Trace]) -> None:
+        client.store.link_traces_to_run([trace.info.trace_id for trace in chunk], run_id)
+        client.log_spans(experiment_id, [span for trace in chunk for span in trace.data.spans])
 
-    pool = ThreadPoolExecutor(_PARALLEL_STARTS, thread_name_prefix="align-track-start-trace") if parallel else None
+    chunks = list(_chunks(built, _CHUNK))
+    if len(chunks) == 1 or store_kind(tracking_uri) != "http":
+        for chunk in chunks:
+            write(chunk)
+        return
+    pool = ThreadPoolExecutor(_PARALLEL_CHUNKS, thread_name_prefix="align-track-traces")
     try:
-        for chunk in _chunks(built, _CHUNK):
-            # Trace infos first: start_trace() marks them finalized, so log_spans() then only adds
-            # the spans (+ the spans-location tag) instead of creating partial trace infos itself.
-            list(pool.map(start, chunk) if pool else map(start, chunk))
-            client.log_spans(experiment_id, [span for trace in chunk for span in trace.data.spans])
-    finally:
-        if pool:  # on a failure, do not start the queued calls: each would retry a dead server first
-            pool.shutdown(cancel_futures=True)
+        for future in [pool.submit(write, chunk) for chunk in chunks]:
+            future.result()
+    finally:  # on a failure, do not start the queued calls: each would retry a dead server first
+        pool.shutdown(cancel_futures=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,16 +222,16 @@ def write_traces_bulk(
     """Insert the rows MLflow's own store writes for the public path, in one transaction with
     executemany (~10-20x faster than the public path on SQLite: no per-trace transactions).
 
-    Tables: trace_info, trace_tags, trace_request_metadata, spans (nothing else is touched by
-    start_trace + log_spans unless rollups/workspaces are on, which bulk_supported refuses).
+    Tables: trace_info, trace_tags, spans, entity_associations (nothing else is touched by
+    link_traces_to_run + log_spans unless rollups/workspaces are on, which bulk_supported refuses).
     Raises ValueError where ``bulk_supported`` is false or a record carries span attributes the
     store would derive extra columns from (``write_traces`` sends those the public way).
     """
     if not bulk_supported(tracking_uri):
         raise ValueError(f"bulk trace writing is not supported for {tracking_uri!r} with mlflow "
                          f"{_mlflow_version()}")
-    built = [_build_trace(record, experiment_id, run_id) for record in traces]
-    if not _write_bulk(tracking_uri, str(experiment_id), built):
+    built = [_build_trace(record, experiment_id) for record in traces]
+    if not _write_bulk(tracking_uri, str(experiment_id), run_id, built):
         raise ValueError("these records cannot be written in bulk (span attributes the store derives "
                          "columns from, or not an MLflow SQL store); use write_traces_public")
     return [trace.info.trace_id for trace in built]
@@ -259,9 +239,9 @@ def write_traces_bulk(
 
 def write_traces(tracking_uri: str, experiment_id: str, run_id: str, traces: list[TraceRecord]) -> list[str]:
     """Bulk when supported (and the records allow it), else the public path; trace ids in order."""
-    built = [_build_trace(record, experiment_id, run_id) for record in traces]
-    if not (bulk_supported(tracking_uri) and _write_bulk(tracking_uri, str(experiment_id), built)):
-        _write_public(tracking_uri, str(experiment_id), built)
+    built = [_build_trace(record, experiment_id) for record in traces]
+    if not (bulk_supported(tracking_uri) and _write_bulk(tracking_uri, str(experiment_id), run_id, built)):
+        _write_public(tracking_uri, str(experiment_id), run_id, built)
     return [trace.info.trace_id for trace in built]
 
 
@@ -290,13 +270,13 @@ def begin_write(conn: Any, db_type: str) -> None:
 
 def insert_traces(conn: Any, store: Any, experiment_id: str, run_id: str, traces: list[TraceRecord]) -> list[str]:
     """Insert ``traces`` for ``run_id`` inside the caller's transaction (see ``write_traces_bulk``)."""
-    built = [_build_trace(record, experiment_id, run_id) for record in traces]
-    if not _insert_built(conn, experiment_id, built):
+    built = [_build_trace(record, experiment_id) for record in traces]
+    if not _insert_built(conn, experiment_id, run_id, built):
         raise ValueError("records carry span attributes the bulk path does not reproduce")
     return [trace.info.trace_id for trace in built]
 
 
-def _write_bulk(tracking_uri: str, experiment_id: str, built: list[Trace]) -> bool:
+def _write_bulk(tracking_uri: str, experiment_id: str, run_id: str, built: list[Trace]) -> bool:
     """Insert ``built`` in one transaction; False (nothing written) when a span needs store-side
     derivations the bulk rows do not reproduce, or the store is not MLflow's SQL store."""
     if not built:
@@ -307,19 +287,19 @@ def _write_bulk(tracking_uri: str, experiment_id: str, built: list[Trace]) -> bo
         return False
     with store.engine.begin() as conn:
         begin_write(conn, store.db_type)
-        return _insert_built(conn, experiment_id, built)
+        return _insert_built(conn, experiment_id, run_id, built)
 
 
-def _insert_built(conn: Any, experiment_id: str, built: list[Trace]) -> bool:
-    """The rows of ``built`` into trace_info, trace_tags, trace_request_metadata and spans."""
+def _insert_built(conn: Any, experiment_id: str, run_id: str, built: list[Trace]) -> bool:
+    """The rows of ``built`` into trace_info, trace_tags, spans and entity_associations (run links)."""
     # Store internals, imported here so the public path never depends on them.
     from mlflow.entities import LifecycleStage
     from mlflow.exceptions import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
     from mlflow.store.tracking.dbmodels.models import (
+        SqlEntityAssociation,
         SqlExperiment,
         SqlSpan,
         SqlTraceInfo,
-        SqlTraceMetadata,
         SqlTraceTag,
     )
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
@@ -332,7 +312,7 @@ def _insert_built(conn: Any, experiment_id: str, built: list[Trace]) -> bool:
         return False
     if not built:
         return True
-    info_rows, tag_rows, metadata_rows = _trace_rows(built, experiment_id)
+    info_rows, tag_rows = _trace_rows(built, experiment_id)
     # start_trace()'s experiment checks, read in this transaction: store.get_experiment() would
     # cost a second transaction plus tag/retention loading, ~5 ms a batch.
     experiments = SqlExperiment.__table__
@@ -364,8 +344,8 @@ def _insert_built(conn: Any, experiment_id: str, built: list[Trace]) -> bool:
     )
     conn.execute(insert(SqlTraceInfo.__table__), info_rows)
     conn.execute(insert(SqlTraceTag.__table__), tag_rows)
-    conn.execute(insert(SqlTraceMetadata.__table__), metadata_rows)
     conn.execute(insert(SqlSpan.__table__), span_rows)
+    conn.execute(insert(SqlEntityAssociation.__table__), _link_rows(built, run_id))
     return True
 
 
@@ -379,10 +359,7 @@ def _span_rows(built: list[Trace], experiment_id: str) -> list[dict[str, Any]] |
     for trace in built:
         for span in trace.data.spans:
             span_dict = translate_span_when_storing(span)
-            if any(
-                key in _SIDE_EFFECT_ATTRIBUTES or key.startswith(SpanAttributeKey.TRACE_TAG_PREFIX)
-                for key in span_dict.get("attributes", {})
-            ):
+            if any(key in _SIDE_EFFECT_ATTRIBUTES for key in span_dict.get("attributes", {})):
                 return None
             rows.append({
                 "trace_id": span.trace_id,
@@ -405,17 +382,14 @@ def _span_rows(built: list[Trace], experiment_id: str) -> list[dict[str, Any]] |
     return rows
 
 
-def _trace_rows(
-    built: list[Trace], experiment_id: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """trace_info, trace_tags (less the artifact-location tag, which needs the experiment) and
-    trace_request_metadata rows as start_trace() followed by log_spans() leave them."""
-    from mlflow.store.tracking.utils.trace_analytics import PROMOTED_TRACE_METADATA_KEYS, validate_trace_name
+def _trace_rows(built: list[Trace], experiment_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """trace_info and trace_tags rows (less the artifact-location tag, which needs the experiment)
+    as log_spans() leaves them for a trace it creates from its root span."""
+    from mlflow.store.tracking.utils.trace_analytics import validate_trace_name
     from mlflow.tracing.constant import SpansLocation
 
     info_rows: list[dict[str, Any]] = []
     tag_rows: list[dict[str, Any]] = []
-    metadata_rows: list[dict[str, Any]] = []
     for trace in built:
         info = trace.info
         trace_id = info.trace_id
@@ -425,10 +399,10 @@ def _trace_rows(
             "timestamp_ms": info.request_time,
             "execution_time_ms": info.execution_duration,
             "status": info.state.value,
-            "client_request_id": info.client_request_id,
+            "client_request_id": None,
             "request_preview": info.request_preview,
             "response_preview": info.response_preview,
-            # 0 from start_trace(), +1 by log_spans()' payload-generation bump.
+            # 0 when created, +1 by log_spans()' payload-generation bump.
             "db_payload_generation": 1,
             # The trace name lives in this column, not in trace_tags.
             "trace_name": validate_trace_name(info.tags.get(TraceTagKey.TRACE_NAME)),
@@ -436,10 +410,26 @@ def _trace_rows(
         tags = {key: value for key, value in info.tags.items() if key != TraceTagKey.TRACE_NAME}
         tags[TraceTagKey.SPANS_LOCATION] = SpansLocation.TRACKING_STORE.value
         tag_rows.extend({"request_id": trace_id, "key": k, "value": v} for k, v in tags.items())
-        metadata = {k: v for k, v in info.trace_metadata.items() if k not in PROMOTED_TRACE_METADATA_KEYS}
-        metadata[TraceMetadataKey.TRACE_INFO_FINALIZED] = "true"
-        metadata_rows.extend({"request_id": trace_id, "key": k, "value": v} for k, v in metadata.items())
-    return info_rows, tag_rows, metadata_rows
+    return info_rows, tag_rows
+
+
+def _link_rows(built: list[Trace], run_id: str) -> list[dict[str, Any]]:
+    """entity_associations rows as link_traces_to_run() adds them: trace -> run."""
+    from mlflow.entities.entity_type import EntityAssociationType
+    from mlflow.utils.time import get_current_time_millis
+
+    now = get_current_time_millis()
+    return [
+        {
+            "association_id": uuid.uuid4().hex,
+            "source_type": EntityAssociationType.TRACE,
+            "source_id": trace.info.trace_id,
+            "destination_type": EntityAssociationType.RUN,
+            "destination_id": run_id,
+            "created_time": now,
+        }
+        for trace in built
+    ]
 
 
 # --------------------------------------------------------------------------------------------
