@@ -16,6 +16,11 @@ URI_HELP = "MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else sqlite:///d
 
 # MLflow logs "Creating initial MLflow database tables..." at INFO: noise on a command line.
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# MLflow reports usage to its developers from every process (a request at start-up) unless told not to; a tool
+# run on shared clusters, often offline, should not do that on a user's behalf. MLFLOW_DISABLE_TELEMETRY=false
+# (or any DO_NOT_TRACK setting) is respected as given.
+if "DO_NOT_TRACK" not in os.environ:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # Every command (the TUI's background loads too) fails fast on a dead server instead of ~4 minutes of retries.
 configure_mlflow_http()
 

@@ -61,6 +61,20 @@ def test_help_imports_no_heavy_module() -> None:
         assert name in out.stdout
 
 
+def test_mlflow_telemetry_is_off_unless_the_user_asks_for_it() -> None:
+    code = ("import os\nimport align_track.cli\n"
+            "print('TELEMETRY_OFF=' + os.environ.get('MLFLOW_DISABLE_TELEMETRY', ''))")
+
+    def run(**env: str) -> str:
+        base = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")}
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                              check=True, env={**base, **env}).stdout
+
+    assert "TELEMETRY_OFF=true" in run()
+    assert "TELEMETRY_OFF=false" in run(MLFLOW_DISABLE_TELEMETRY="false")
+    assert "TELEMETRY_OFF=\n" in run(DO_NOT_TRACK="false")
+
+
 # --------------------------------------------------------------------------- search
 
 

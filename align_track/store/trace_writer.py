@@ -31,6 +31,7 @@ import os
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 import mlflow
@@ -42,6 +43,7 @@ from mlflow.tracing.utils import dump_span_attribute_value, generate_mlflow_trac
 from mlflow.tracing.utils.truncation import _get_truncated_preview
 
 from align_track.records import TraceRecord
+from align_track.store.span_batcher import batcher_for
 from align_track.store.uri import store_kind
 
 BULK_TESTED_MLFLOW_VERSIONS = ("3.17.2",)
@@ -172,13 +174,19 @@ def _write_public(tracking_uri: str, experiment_id: str, run_id: str, built: lis
     if not built:
         return
     client = TracingClient(tracking_uri)
+    remote = store_kind(tracking_uri) == "http"
+    # Against a server, concurrent writers' spans share requests (see span_batcher).
+    log_spans = (
+        batcher_for(tracking_uri, experiment_id, partial(client.log_spans, experiment_id)).submit
+        if remote else lambda spans, _traces: client.log_spans(experiment_id, spans)
+    )
 
     def write(chunk: Sequence[Trace]) -> None:
         client.store.link_traces_to_run([trace.info.trace_id for trace in chunk], run_id)
-        client.log_spans(experiment_id, [span for trace in chunk for span in trace.data.spans])
+        log_spans([span for trace in chunk for span in trace.data.spans], len(chunk))
 
     chunks = list(_chunks(built, _CHUNK))
-    if len(chunks) == 1 or store_kind(tracking_uri) != "http":
+    if len(chunks) == 1 or not remote:
         for chunk in chunks:
             write(chunk)
         return
@@ -313,8 +321,9 @@ def _insert_built(conn: Any, experiment_id: str, run_id: str, built: list[Trace]
     if not built:
         return True
     info_rows, tag_rows = _trace_rows(built, experiment_id)
-    # start_trace()'s experiment checks, read in this transaction: store.get_experiment() would
-    # cost a second transaction plus tag/retention loading, ~5 ms a batch.
+    # The experiment log_spans() looks up (for the trace's artifact-location tag), read in this
+    # transaction: store.get_experiment() would cost a second transaction plus tag/retention
+    # loading, ~5 ms a batch. A deleted experiment is refused, as MLflow's start_trace() does.
     experiments = SqlExperiment.__table__
     experiment = conn.execute(
         select(experiments.c.artifact_location, experiments.c.lifecycle_stage).where(

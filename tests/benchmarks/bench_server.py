@@ -114,13 +114,14 @@ def main() -> None:
             rate = 1 / cost if cost > 0 else float("inf")
             print(f"{tool:14} marginal ms/scene={cost * 1000:.2f}  ({rate:.0f} scenes/s)")
 
-        def ratio(tool: str) -> float:
-            return marginal["naive"] / marginal[tool] if marginal[tool] > 0 else float("inf")
+        def ratio(tool: str) -> str:
+            if marginal[tool] <= 0:
+                return "n/a (its marginal cost is below the timing noise: use more --experiments)"
+            return f"{marginal['naive'] / marginal[tool]:.1f}x"
 
-        print("RATIO align-track vs naive (marginal per scene, mlflow server + PostgreSQL): "
-              f"{ratio('align-track'):.1f}x")
+        print(f"RATIO align-track vs naive (marginal per scene, mlflow server + PostgreSQL): {ratio('align-track')}")
         print(f"ratio align-track writing the server's PostgreSQL directly vs naive through the server: "
-              f"{ratio('align-track-pg'):.1f}x")
+              f"{ratio('align-track-pg')}")
         floor = server_floor(server.url, corpora["N"])
         print(f"server floor: {floor:.2f} ms per trace (run link + OTLP spans, 8 requests in flight) -> "
               f"about {marginal['naive'] * 1000 / floor:.1f}x at most over http, before runs and artifacts")
