@@ -31,7 +31,6 @@ import os
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any, TypeVar
 
 import mlflow
@@ -43,7 +42,6 @@ from mlflow.tracing.utils import dump_span_attribute_value, generate_mlflow_trac
 from mlflow.tracing.utils.truncation import _get_truncated_preview
 
 from align_track.records import TraceRecord
-from align_track.store.span_batcher import batcher_for
 from align_track.store.uri import store_kind
 
 BULK_TESTED_MLFLOW_VERSIONS = ("3.17.2",)
@@ -174,19 +172,13 @@ def _write_public(tracking_uri: str, experiment_id: str, run_id: str, built: lis
     if not built:
         return
     client = TracingClient(tracking_uri)
-    remote = store_kind(tracking_uri) == "http"
-    # Against a server, concurrent writers' spans share requests (see span_batcher).
-    log_spans = (
-        batcher_for(tracking_uri, experiment_id, partial(client.log_spans, experiment_id)).submit
-        if remote else lambda spans, _traces: client.log_spans(experiment_id, spans)
-    )
 
     def write(chunk: Sequence[Trace]) -> None:
         client.store.link_traces_to_run([trace.info.trace_id for trace in chunk], run_id)
-        log_spans([span for trace in chunk for span in trace.data.spans], len(chunk))
+        client.log_spans(experiment_id, [span for trace in chunk for span in trace.data.spans])
 
     chunks = list(_chunks(built, _CHUNK))
-    if len(chunks) == 1 or not remote:
+    if len(chunks) == 1 or store_kind(tracking_uri) != "http":
         for chunk in chunks:
             write(chunk)
         return

@@ -77,7 +77,7 @@ def server_floor(url: str, corpus: Path, chunks: int = 48, threads: int = 8) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--experiments", type=int, default=10, help="N (the second corpus has 2N)")
+    parser.add_argument("--experiments", type=int, default=20, help="N (the second corpus has 2N)")
     parser.add_argument("--scenes", type=int, default=20)
     parser.add_argument("--workers", type=int, default=None, help="align-track --workers (default: its own)")
     parser.add_argument("--repeat", type=int, default=2, help="best of R timings per tool and size")
