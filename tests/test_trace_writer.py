@@ -173,7 +173,7 @@ def artifact_root(uri: str, experiment_id: str) -> str:
     return MlflowClient(uri).get_experiment(experiment_id).artifact_location
 
 
-def assert_matches_record(trace: Trace, record: TraceRecord, experiment_id: str, run_id: str) -> None:
+def assert_matches_record(trace: Trace, record: TraceRecord, experiment_id: str) -> None:
     """The stored trace carries exactly the record's content, as the README's data model says."""
     info = trace.info
     assert info.state == TraceState.OK
@@ -223,8 +223,8 @@ def assert_same_traces(
     for index, record in enumerate(RECORDS):
         got_a = MlflowClient(uri_a).get_trace(public_ids[index])
         got_b = MlflowClient(uri_b).get_trace(bulk_ids[index])
-        assert_matches_record(got_a, record, exp_a, run_a)
-        assert_matches_record(got_b, record, exp_b, run_b)
+        assert_matches_record(got_a, record, exp_a)
+        assert_matches_record(got_b, record, exp_b)
         assert canonical(got_a, run_a, root_a) == canonical(got_b, run_b, root_b), record.name
         # search_traces returns the same full traces as get_trace
         assert canonical(named_a[record.name], run_a, root_a) == canonical(got_a, run_a, root_a)
@@ -561,7 +561,7 @@ def test_web_ui_endpoints_see_bulk_traces_and_http_public_path_matches(store_b: 
         root = artifact_root(sql_uri, experiment_id)
         for http_id, bulk_id, record in zip(http_ids, bulk_ids, RECORDS, strict=True):
             over_http = MlflowClient(url).get_trace(http_id)
-            assert_matches_record(over_http, record, experiment_id, http_run)
+            assert_matches_record(over_http, record, experiment_id)
             assert canonical(over_http, http_run, root) == canonical(
                 MlflowClient(sql_uri).get_trace(bulk_id), run_id, root
             )
