@@ -45,15 +45,13 @@ def query_options(func: Callable) -> Callable:
     return func
 
 
-def _query(adm: str | None, llm: str | None, min_score: float | None, score_metric: str,
-           filter_text: str | None, limit: int | None) -> RunQuery:
-    return RunQuery(adm=adm, llm=llm, min_score=min_score, score_metric=score_metric, filter=filter_text,
-                    limit=limit)
-
-
-def _select(mlflow_uri: str | None, experiment_name: str, query: RunQuery) -> QueryResult:
+def _select(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
+            min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None) -> QueryResult:
+    """The runs the shared query options select; a store or filter problem is a one-line error (exit 2)."""
     from align_track.query import run_query
 
+    query = RunQuery(adm=adm, llm=llm, min_score=min_score, score_metric=score_metric, filter=filter_text,
+                     limit=limit)
     try:
         return run_query(mlflow_uri, experiment_name, query)
     except (StoreError, QueryError) as exc:
@@ -137,11 +135,10 @@ def search(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     Only complete runs count. When nothing matches, says why on stderr and exits 0
     (csv/tsv print nothing, json prints []), so scripts can tell "no match" from an error (2).
     """
-    query = _query(adm, llm, min_score, score_metric, filter_text, limit)
-    result = _select(mlflow_uri, experiment_name, query)
+    result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     records = summary_records(result, score_metric)
     if not records:
-        click.echo(result.empty_reason(query), err=True)
+        click.echo(result.empty_reason(), err=True)
         if fmt == "json":
             click.echo("[]")
         return
@@ -180,10 +177,9 @@ def export(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
         fmt = format_for(output, fmt)
     except ExportError as exc:
         fail(str(exc))
-    query = _query(adm, llm, min_score, score_metric, filter_text, limit)
-    result = _select(mlflow_uri, experiment_name, query)
+    result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     if not result.rows:
-        fail(f"nothing exported: {result.empty_reason(query)}", 1)
+        fail(f"nothing exported: {result.empty_reason()}", 1)
     try:
         count = write_export(result.frame, output, fmt)
     except (ExportError, OSError) as exc:
@@ -226,10 +222,9 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
             fmt = format_for(output, fmt, REPORT_FORMATS)
         except ExportError as exc:
             fail(str(exc))
-    query = _query(adm, llm, min_score, score_metric, filter_text, limit)
-    result = _select(mlflow_uri, experiment_name, query)
+    result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     if not result.rows:
-        fail(f"no report: {result.empty_reason(query)}", 1)
+        fail(f"no report: {result.empty_reason()}", 1)
     try:
         pivot = build_pivot(result.frame, rows_name, cols_name, values_name, agg)
     except QueryError as exc:
@@ -276,10 +271,9 @@ def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm
     Links point at EXPERIMENTS_ROOT/<experiment_path>; a folder that no longer exists
     is marked MISSING.
     """
-    query = _query(adm, llm, min_score, score_metric, filter_text, limit)
-    result = _select(mlflow_uri, experiment_name, query)
+    result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     if not result.rows:
-        click.echo(result.empty_reason(query), err=True)
+        click.echo(result.empty_reason(), err=True)
         return
     if not (with_links or experiments_root is not None):
         rows = [[r.run_name, r.params.get("adm"), r.params.get("alignment_target_id"), r.params.get("run_variant"),

@@ -216,13 +216,16 @@ class QueryResult:
     """Complete runs in the experiment before filtering."""
     filter_string: str = ""
     metrics_seen: set[str] = field(default_factory=set)
+    query: RunQuery = field(default_factory=RunQuery)
+    """The query that selected ``rows`` (what ``empty_reason`` explains)."""
 
     @cached_property
     def frame(self) -> pandas.DataFrame:
         return rows_to_frame(self.rows)
 
-    def empty_reason(self, query: RunQuery) -> str:
+    def empty_reason(self) -> str:
         """Why nothing was selected, in one line."""
+        query = self.query
         where = f"experiment {self.experiment_name!r}"
         if self.complete == 0:
             return f"no complete runs in {where} (run `align-track ingest` first)"
@@ -257,7 +260,7 @@ def run_query(tracking_uri: str | None, experiment_name: str = DEFAULT_EXPERIMEN
     if query.limit is not None:
         selected = selected[: max(query.limit, 0)]
     return QueryResult(uri, experiment_name, experiment_id, selected, len(rows), query.filter_string(strict=False),
-                       {k for r in rows for k in r.metrics})
+                       {k for r in rows for k in r.metrics}, query)
 
 
 def rows_to_frame(rows: Iterable[RunRow]) -> pandas.DataFrame:

@@ -149,7 +149,7 @@ def test_min_score_is_inclusive_and_explains_a_missing_metric(ingested: tuple[st
     query = RunQuery(min_score=0.1, score_metric="score.nope")
     result = run_query(uri, query=query)
     assert result.rows == []
-    assert "no run has the metric 'score.nope'" in result.empty_reason(query)
+    assert "no run has the metric 'score.nope'" in result.empty_reason()
 
 
 def test_limit_keeps_the_newest(ingested: tuple[str, Path]) -> None:
