@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sqlite3
 import sys
 import time
 import uuid
@@ -22,6 +21,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run_store
+
+from run_store import building_path, insert_runs, new_store, run_row  # noqa: E402
 
 EXPERIMENT = "bench-load-runs"
 PARAMS = ["lr", "model", "seed", "batch", "scenario", "target", "variant"]
@@ -35,12 +37,9 @@ def build_store(db: Path, runs: int) -> None:
     """Let MLflow create the schema and experiment, then insert the runs in one transaction."""
     from mlflow import MlflowClient
 
-    tmp = db.with_name(f"{db.name}.building-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
+    tmp = building_path(db)
     artifacts = (db.parent / "artifacts").as_uri()
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp}")
-    eid = int(client.create_experiment(EXPERIMENT, artifact_location=artifacts))
-    client._tracking_client.store.engine.dispose()  # release the file before we write and rename it
+    eid = new_store(tmp, EXPERIMENT, artifacts)
 
     rng = random.Random(0)
     run_rows, params, tags, metrics, latest = [], [], [], [], []
@@ -49,8 +48,7 @@ def build_store(db: Path, runs: int) -> None:
         name = f"run-{i:05d}"
         start = T0 + i * 1000
         status = "FAILED" if i % 17 == 0 else "FINISHED"
-        run_rows.append((run_id, name, "LOCAL", "bench", "", "bench", status, start, start + 500, "",
-                         "active", f"{artifacts}/{run_id}/artifacts", eid, None))
+        run_rows.append(run_row(run_id, name, status, start, artifacts, eid))
         values = [f"{rng.choice([0.1, 0.01, 0.001])}", rng.choice(["llama", "mistral", "qwen"]), str(i),
                   str(rng.choice([8, 16, 32])), f"scenario-{i % 40}", f"target-{i % 9}", f"v{i % 5}"]
         params += [(k, v, run_id) for k, v in zip(PARAMS, values, strict=True)]
@@ -62,21 +60,7 @@ def build_store(db: Path, runs: int) -> None:
                 metrics.append((key, value, start + step, run_id, step, 0))
             latest.append((key, value, start + STEPS - 1, STEPS - 1, 0, run_id))  # the last step logged
 
-    conn = sqlite3.connect(tmp)
-    with conn:
-        conn.executemany(
-            "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status,"
-            " start_time, end_time, source_version, lifecycle_stage, artifact_uri, experiment_id, deleted_time)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", run_rows)
-        conn.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)", params)
-        conn.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)", tags)
-        conn.executemany(
-            "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, ?)",
-            metrics)
-        conn.executemany(
-            "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?)",
-            latest)
-    conn.close()
+    insert_runs(tmp, run_rows, params, tags, metrics, latest)
 
     # MLflow must read what we wrote: one run through its own API, metric history included.
     check = MlflowClient(tracking_uri=f"sqlite:///{tmp}")

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -23,6 +21,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run_store
+
+from run_store import building_path, insert_runs, new_store, run_row  # noqa: E402
 
 EXPERIMENT = "align-system-experiments"
 ADMS = ["pipeline_baseline", "pipeline_comparative_regression", "pipeline_kaleido", "pipeline_random",
@@ -34,14 +35,9 @@ T0 = 1_749_542_400_000
 
 def build_store(db: Path, runs: int) -> None:
     """MLflow creates the schema and experiment; the runs go in with executemany in one transaction."""
-    from mlflow import MlflowClient
-
-    tmp = db.with_name(f"{db.name}.building-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
+    tmp = building_path(db)
     artifacts = (db.parent / "artifacts").as_uri()
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp}")
-    eid = int(client.create_experiment(EXPERIMENT, artifact_location=artifacts))
-    client._tracking_client.store.engine.dispose()
+    eid = new_store(tmp, EXPERIMENT, artifacts)
 
     rng = random.Random(0)
     run_rows, params, tags, latest = [], [], [], []
@@ -52,8 +48,7 @@ def build_store(db: Path, runs: int) -> None:
         variant = "default" if i % 3 else f"temperature-{rng.choice([0.0, 0.3, 0.7])}/{i:05d}"
         name = f"{adm}/{target}" + ("" if variant == "default" else f"/{variant}")
         start = T0 + i * 1000
-        run_rows.append((run_id, name, "LOCAL", "bench", "", "bench", "FINISHED", start, start + 500, "",
-                         "active", f"{artifacts}/{run_id}/artifacts", eid, None))
+        run_rows.append(run_row(run_id, name, "FINISHED", start, artifacts, eid))
         values = {"adm": adm, "llm_backbone": llm, "alignment_target_id": target, f"kdma.{kdma}": target[-3:],
                   "run_variant": variant, "num_scenarios": str(rng.choice([8, 16, 100]))}
         params += [(k, v, run_id) for k, v in values.items()]
@@ -65,21 +60,7 @@ def build_store(db: Path, runs: int) -> None:
             metrics["score.alignment_score"] = rng.random()
         latest += [(k, v, start, 0, 0, run_id) for k, v in metrics.items()]
 
-    conn = sqlite3.connect(tmp)
-    with conn:
-        conn.executemany(
-            "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status,"
-            " start_time, end_time, source_version, lifecycle_stage, artifact_uri, experiment_id, deleted_time)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", run_rows)
-        conn.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)", params)
-        conn.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)", tags)
-        conn.executemany(
-            "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, 0, 0)",
-            [(k, v, t, r) for k, v, t, _, _, r in latest])
-        conn.executemany(
-            "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?)",
-            latest)
-    conn.close()
+    insert_runs(tmp, run_rows, params, tags, [(k, v, t, r, 0, 0) for k, v, t, _, _, r in latest], latest)
     tmp.replace(db)
 
 
