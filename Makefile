@@ -31,15 +31,15 @@ test: setup
 
 ## bench: speed ratios against baselines measured in the same run
 bench: setup
-	$(BIN)/python tests/benchmarks/bench_ingest.py
-	$(BIN)/python tests/benchmarks/bench_load_runs.py --runs 10000
-	$(BIN)/python tests/benchmarks/bench_tui.py
-	@if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then $(BIN)/python tests/benchmarks/bench_server.py; \
+	$(BIN)/python -m tests.benchmarks.bench_ingest
+	$(BIN)/python -m tests.benchmarks.bench_load_runs --runs 10000
+	$(BIN)/python -m tests.benchmarks.bench_tui
+	@if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then $(BIN)/python -m tests.benchmarks.bench_server; \
 	else echo "bench_server skipped: no PostgreSQL at 127.0.0.1:5432"; fi
 
 ## screenshots: an SVG of each TUI pane into screenshots/ (demo store built in a temp dir)
 screenshots: setup
-	$(BIN)/python -m align_track.tui.screenshots
+	$(BIN)/python -m align_track.demo.screenshots
 
 lint: setup
 	$(BIN)/ruff check align_track tests

@@ -18,7 +18,6 @@ from typing import Any
 
 from align_track.records import RunRecord
 from align_track.store import trace_writer
-from align_track.store.bulk_runs import BulkResult, bulk_runs_supported, write_run_bulk
 from align_track.store.runs_reader import (
     ExperimentNotFound,
     RunRow,
@@ -26,6 +25,7 @@ from align_track.store.runs_reader import (
     get_experiment_id,
     load_runs,
 )
+from align_track.store.sql_bulk import BulkResult, bulk_runs_supported, write_run_bulk
 from align_track.store.tags import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
 from align_track.store.uri import StoreError, artifact_root_for, store_kind
 

@@ -21,8 +21,8 @@ from textual.widgets import ContentSwitcher, Input
 
 from align_track.store.uri import DEFAULT_EXPERIMENT, StoreError, resolve_tracking_uri
 from align_track.tui.commands import ActionsProvider
-from align_track.tui.data import display_uri
 from align_track.tui.keys import KeyAction, key_actions
+from align_track.tui.models.data import display_uri
 from align_track.tui.panes.base import Pane
 from align_track.tui.panes.compare import ComparePane
 from align_track.tui.panes.ingest import IngestPane
@@ -38,7 +38,7 @@ from align_track.tui.widgets.status import StatusBar
 
 if TYPE_CHECKING:
     from align_track.mlflow_ui import UiServer
-    from align_track.tui.data import RunsSnapshot
+    from align_track.tui.models.data import RunsSnapshot
 
 PANES: tuple[tuple[str, type[Pane]], ...] = (
     ("runs", RunsPane), ("scenes", ScenesPane), ("compare", ComparePane),
@@ -193,7 +193,7 @@ class AlignTrackApp(App[None]):
 
     @work(thread=True, exclusive=True, group="runs")
     def _load_runs(self) -> None:
-        from align_track.tui.data import load_runs, warm_up
+        from align_track.tui.models.data import load_runs, warm_up
 
         try:
             snapshot = load_runs(self.mlflow_uri, self.experiment_name)

@@ -6,7 +6,7 @@ the marginal cost per scene: (time(2N) - time(N)) / (scenes(2N) - scenes(N)).
 Also reported: parse+map cost against bare json.loads of the same files, and peak RSS
 at N and 2N (memory should track the largest experiment, not the corpus).
 
-usage: python tests/benchmarks/bench_ingest.py [--experiments N] [--scenes S] [--uri-kind sqlite|server]
+usage: python -m tests.benchmarks.bench_ingest [--experiments N] [--scenes S] [--uri-kind sqlite|server]
 """
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ def naive_cmd(corpus: Path, uri: str) -> list[str]:
 
 def parse_ratio(corpus: Path) -> tuple[float, float]:
     """Seconds to json.loads every input_output.json vs to discover, parse and map them all."""
-    from align_track.experiment import discover, read_config, read_files
-    from align_track.mapping import build_run, identities
-    from align_track.variants import assign_variants
+    from align_track.ingest.folders import discover, read_config, read_files
+    from align_track.ingest.mapping import build_run, identities
+    from align_track.ingest.variants import assign_variants
 
     files = sorted(corpus.rglob("input_output.json"))
     started = time.perf_counter()

@@ -6,7 +6,7 @@ latest_metrics, as MLflow's own log_batch fills them) and cached under /tmp, so 
 first run pays for it. Both readers are warmed up (engine creation, schema check) before
 timing; the two frames must be equal or the benchmark fails.
 
-usage: python tests/benchmarks/bench_load_runs.py [--runs N] [--server] [--rebuild]
+usage: python -m tests.benchmarks.bench_load_runs [--runs N] [--server] [--rebuild]
 """
 
 from __future__ import annotations
@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sys
 import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run_store
+from tests.benchmarks.run_store import building_path, insert_runs, new_store, run_row
 
-from run_store import building_path, insert_runs, new_store, run_row  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 EXPERIMENT = "bench-load-runs"
 PARAMS = ["lr", "model", "seed", "batch", "scenario", "target", "variant"]

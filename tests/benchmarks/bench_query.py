@@ -4,20 +4,17 @@ Reuses bench_load_runs' cached store (N runs written by direct SQL). Both sides 
 the same runs; we time load+filter for an option-style filter (no mlflow import needed) and
 a ``--filter`` string matched by MLflow's own SearchUtils, plus pivot and export of the result.
 
-usage: python tests/benchmarks/bench_query.py [--runs N]
+usage: python -m tests.benchmarks.bench_query [--runs N]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).parent))
 
 FILTER = "params.model = 'mistral' AND metrics.accuracy > 50 AND tags.team != 'team-1'"
 
@@ -38,9 +35,9 @@ def main() -> None:
 
     import mlflow
 
-    from align_track.export import write_export
-    from align_track.query import filter_rows, parse_filter, rows_to_frame
-    from align_track.report import build_pivot
+    from align_track.query.export import write_export
+    from align_track.query.report import build_pivot
+    from align_track.query.select import filter_rows, parse_filter, rows_to_frame
     from align_track.store.runs_reader import get_experiment_id, load_runs
 
     eid = get_experiment_id(uri, EXPERIMENT)

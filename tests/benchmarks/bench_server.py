@@ -13,7 +13,7 @@ Also printed, for reading the ratio:
   concurrency with nothing else going on; no client over http can beat it;
 * align-track writing the same server's database directly (``postgresql://``, the bulk SQL path).
 
-usage: python tests/benchmarks/bench_server.py [--experiments N] [--scenes S] [--workers W] [--repeat R]
+usage: python -m tests.benchmarks.bench_server [--experiments N] [--scenes S] [--workers W] [--repeat R]
                                                [--server-workers K]
 """
 
@@ -26,11 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: server_fixtures
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_ingest
-
-from bench_ingest import NAIVE, make_corpus, timed  # noqa: E402
-from server_fixtures import cli_env, fresh_database, running_server  # noqa: E402
+from tests.benchmarks.bench_ingest import NAIVE, make_corpus, timed
+from tests.support.server_fixtures import cli_env, fresh_database, running_server
 
 
 def align_track_cmd(corpus: Path, uri: str, name: str, workers: int | None) -> list[str]:
@@ -51,8 +48,8 @@ def server_floor(url: str, corpus: Path, chunks: int = 48, threads: int = 8) -> 
     from mlflow import MlflowClient
     from mlflow.tracing.client import TracingClient
 
-    from align_track.experiment import discover, read_config, read_files
-    from align_track.mapping import build_run, identities
+    from align_track.ingest.folders import discover, read_config, read_files
+    from align_track.ingest.mapping import build_run, identities
     from align_track.store.trace_writer import _build_trace
 
     folder = discover(corpus)[0]

@@ -4,7 +4,7 @@ The store (align-track-shaped params, metrics and tags, all runs complete) is wr
 direct SQL into a schema MLflow created itself and cached under /tmp, so only the first
 run pays for it. Everything is driven through Pilot, the way the tests drive the app.
 
-usage: python tests/benchmarks/bench_tui.py [--runs N] [--rebuild]
+usage: python -m tests.benchmarks.bench_tui [--runs N] [--rebuild]
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run_store
+from tests.benchmarks.run_store import building_path, insert_runs, new_store, run_row
 
-from run_store import building_path, insert_runs, new_store, run_row  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 EXPERIMENT = "align-system-experiments"
 ADMS = ["pipeline_baseline", "pipeline_comparative_regression", "pipeline_kaleido", "pipeline_random",

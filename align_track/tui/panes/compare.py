@@ -13,9 +13,9 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
+from align_track.tui.models.runs import short_llm
+from align_track.tui.models.scenes import Comparison, compare
 from align_track.tui.panes.base import Pane
-from align_track.tui.runs_model import short_llm
-from align_track.tui.scenes_model import Comparison, compare
 from align_track.tui.widgets.vtable import Column, VirtualTable
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class ComparePane(Pane):
 
     @work(thread=True, exclusive=True, group="compare")
     def _load(self, uri: str, experiment_id: str, run_ids: list[str]) -> None:
-        from align_track.tui.data import all_scenes
+        from align_track.tui.models.data import all_scenes
 
         worker = get_current_worker()
         scenes = []

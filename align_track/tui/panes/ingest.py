@@ -1,4 +1,4 @@
-"""Ingest pane: run align_track.ingest in a thread, show its events live, cancel between folders."""
+"""Ingest pane: run align_track.ingest.pipeline in a thread, show its events live, cancel between folders."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from align_track.tui.widgets.path_suggester import PathSuggester
 from align_track.tui.widgets.vtable import Column, VirtualTable
 
 if TYPE_CHECKING:
-    from align_track.ingest import Event, Summary
+    from align_track.ingest.pipeline import Event, Summary
 
 LOG_COLUMNS = (Column("status", "status", 9), Column("traces", "traces", 6, numeric=True),
                Column("path", "experiment", 60), Column("error", "error", 200))
@@ -114,7 +114,7 @@ class IngestPane(Pane):
 
     @work(thread=True, exclusive=True, group="ingest")
     def _ingest(self, folder: Path, force: bool, cancel: threading.Event) -> None:
-        from align_track.ingest import ingest
+        from align_track.ingest.pipeline import ingest
 
         def on_event(event: Event) -> None:
             try:
@@ -167,7 +167,7 @@ class IngestPane(Pane):
             self._stats(f"ingest failed: {error}", error=True)
             self.tui.set_error(error)
             return
-        from align_track.progress import summary_lines
+        from align_track.ingest.pipeline import summary_lines
 
         lines = summary_lines(summary)
         self._stats(("cancelled · " if summary.cancelled else "done · ") + lines[0], error=bool(summary.failures))

@@ -1,4 +1,4 @@
-"""Report pane: pivot the marked runs (else the shown ones) and export with align_track.report.
+"""Report pane: pivot the marked runs (else the shown ones) and export with align_track.query.report.
 
 Selects offer only columns that exist in the runs; the pivot is computed in a worker so a
 10,000-run frame never blocks the keyboard.
@@ -21,7 +21,7 @@ from align_track.tui.widgets.vtable import Column, VirtualTable
 if TYPE_CHECKING:
     import pandas
 
-    from align_track.report import Pivot
+    from align_track.query.report import Pivot
 
 _HIDDEN_TAG_PREFIXES = ("tags.align_track.", "tags.mlflow.")
 _LABEL_COLUMNS = ("run_name", "status")
@@ -108,14 +108,14 @@ class ReportPane(Pane):
 
     @work(thread=True, exclusive=True, group="report-frame")
     def _build_frame(self, runs: list) -> None:
-        from align_track.tui.data import runs_frame
+        from align_track.tui.models.data import runs_frame
 
         frame = runs_frame(runs)
         self.tui.post_ui(self._frame_ready, frame)
 
     def _frame_ready(self, frame: pandas.DataFrame) -> None:
-        from align_track.query import short_name
-        from align_track.report import AGGREGATIONS, DEFAULT_COLS, DEFAULT_ROWS, DEFAULT_VALUES
+        from align_track.query.report import AGGREGATIONS, DEFAULT_COLS, DEFAULT_ROWS, DEFAULT_VALUES
+        from align_track.query.select import short_name
 
         self.frame = frame
         columns = list(frame.columns)
@@ -154,8 +154,8 @@ class ReportPane(Pane):
 
     @work(thread=True, exclusive=True, group="report-pivot")
     def _pivot(self, frame: pandas.DataFrame, rows: str, cols: str, values: str, agg: str) -> None:
-        from align_track.query import QueryError
-        from align_track.report import build_pivot
+        from align_track.query.report import build_pivot
+        from align_track.query.select import QueryError
 
         try:
             pivot = build_pivot(frame, rows, cols, values, agg)
@@ -196,8 +196,8 @@ class ReportPane(Pane):
         self.action_export()
 
     def action_export(self) -> None:
-        from align_track.export import ExportError, format_for
-        from align_track.report import REPORT_FORMATS
+        from align_track.query.export import ExportError, format_for
+        from align_track.query.report import REPORT_FORMATS
 
         status = self.query_one("#report-status", Label)
         if self.pivot is None:
@@ -214,8 +214,8 @@ class ReportPane(Pane):
 
     @work(thread=True, exclusive=True, group="report-export")
     def _export(self, pivot: Pivot, path: Path, fmt: str, note: str) -> None:
-        from align_track.export import ExportError
-        from align_track.report import write_report
+        from align_track.query.export import ExportError
+        from align_track.query.report import write_report
 
         try:
             write_report(pivot, path, fmt, f"{note} from experiment {self.tui.experiment_name!r}")

@@ -10,13 +10,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Input, Label
 
+from align_track.tui.models.runs import RUN_COLUMNS, RunsModel
 from align_track.tui.panes.base import Pane
-from align_track.tui.runs_model import RUN_COLUMNS, RunsModel
 from align_track.tui.widgets.fast_input import FastInput
 from align_track.tui.widgets.vtable import VirtualTable
 
 if TYPE_CHECKING:
-    from align_track.tui.data import RunsSnapshot
+    from align_track.tui.models.data import RunsSnapshot
 
 TEXT, MLFLOW = "text", "mlflow"
 PLACEHOLDER = {
@@ -193,8 +193,8 @@ class RunsPane(Pane):
 
     @work(thread=True, exclusive=True, group="mlflow-filter")
     def _run_mlflow_filter(self, text: str, snapshot: RunsSnapshot) -> None:
-        from align_track.query import QueryError
-        from align_track.tui.data import mlflow_filter
+        from align_track.query.select import QueryError
+        from align_track.tui.models.data import mlflow_filter
 
         try:
             ids = mlflow_filter(snapshot.runs, text)

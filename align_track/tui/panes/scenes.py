@@ -12,9 +12,9 @@ from textual.containers import Container, VerticalScroll
 from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
+from align_track.tui.models.scenes import SCENE_COLUMNS, Scene, raw_json, sort_scenes
 from align_track.tui.panes.base import Pane
-from align_track.tui.scene_view import render_scene
-from align_track.tui.scenes_model import SCENE_COLUMNS, Scene, raw_json, sort_scenes
+from align_track.tui.widgets.scene_view import render_scene
 from align_track.tui.widgets.vtable import VirtualTable
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class ScenesPane(Pane):
 
     @work(thread=True, exclusive=True, group="scenes")
     def _load(self, uri: str, experiment_id: str, run_id: str) -> None:
-        from align_track.tui.data import scene_pages
+        from align_track.tui.models.data import scene_pages
 
         worker = get_current_worker()
         try:

@@ -1,0 +1,97 @@
+"""The ``align-track`` command line.
+
+Imports stay light at module level (click only): mlflow, pandas and textual load
+inside the command that needs them, so ``align-track --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from align_track.cli import runs as cli_query
+from align_track.cli.options import experiment_option, fail, mlflow_uri_option
+from align_track.store.uri import StoreError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="align-track")
+def main() -> None:
+    """Turn align-system experiment folders into MLflow runs and traces, and explore them."""
+
+
+@main.command()
+@click.option("--experiments-dir", required=True, type=click.Path(path_type=Path),
+              help="Folder holding align-system experiment folders (searched recursively).")
+@mlflow_uri_option
+@experiment_option
+@click.option("--force", is_flag=True, help="Re-ingest every experiment, even unchanged ones.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Experiments written at once [default: 4 for an http(s) server, 1 for a database].")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors and the summary's failures.")
+def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, force: bool,
+           workers: int | None, quiet: bool) -> None:
+    """Ingest experiments: one MLflow run per experiment, one trace per scene.
+
+    Unchanged experiments are skipped, changed ones replaced; exits 1 if any
+    experiment failed (each failure is listed with its file and reason).
+    """
+    if not experiments_dir.is_dir():
+        fail(f"experiments directory not found: {experiments_dir}")
+    from align_track.cli.progress import make_reporter
+    from align_track.ingest.pipeline import ingest as run_ingest
+    from align_track.ingest.pipeline import summary_lines
+
+    reporter = make_reporter(quiet)
+    try:
+        summary = run_ingest(experiments_dir, mlflow_uri, experiment_name, force=force, on_event=reporter,
+                             workers=workers)
+    except StoreError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo("interrupted: completed runs are kept; rerun to finish the rest", err=True)
+        sys.exit(130)
+    finally:
+        if reporter is not None:
+            reporter.close()
+    lines = summary_lines(summary)
+    if not quiet:
+        click.echo(lines[0])
+    for line in lines[1:]:
+        click.echo(line, err=True)
+    if summary.failures:
+        sys.exit(1)
+
+
+@main.command("demo-data")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--experiments", default=24, show_default=True, help="How many experiment folders.")
+@click.option("--scenes", default=8, show_default=True, help="Scenes per experiment.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same files).")
+def demo_data(out_dir: Path, experiments: int, scenes: int, seed: int) -> None:
+    """Write realistic align-system experiment folders (sweeps, quirks and all) for demos and tests."""
+    from align_track.demo.generate import generate_demo
+
+    paths = generate_demo(out_dir, experiments=experiments, scenes=scenes, seed=seed)
+    click.echo(f"wrote {len(paths)} experiments x {scenes} scenes under {out_dir}")
+
+
+@main.command()
+@mlflow_uri_option
+@experiment_option
+@click.option("--experiments-dir", type=click.Path(path_type=Path), default=None,
+              help="Prefill the Ingest pane with this folder.")
+def tui(mlflow_uri: str | None, experiment_name: str, experiments_dir: Path | None) -> None:
+    """Open the full-screen terminal UI: runs, scenes, compare, ingest, reports, MLflow UI."""
+    from align_track.tui.app import run_app
+
+    run_app(mlflow_uri=mlflow_uri, experiment_name=experiment_name, experiments_dir=experiments_dir)
+
+
+for _command in cli_query.COMMANDS:
+    main.add_command(_command)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Render ingest progress events for a terminal: a rich bar on a TTY, plain lines in a pipe, nothing when quiet."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from align_track.ingest.pipeline import FAILED, Event
+
+
+class PlainProgress:
+    """One line per finished folder, for logs and CI: greppable, no control characters."""
+
+    def __init__(self, stream: Any = None):
+        self.stream = stream or sys.stderr
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "planned":
+            print(f"found {event.total} experiment folders", file=self.stream, flush=True)
+        elif event.kind == "message":
+            print(f"note: {event.message}", file=self.stream, flush=True)
+        elif event.kind == "experiment" and event.outcome is not None:
+            o = event.outcome
+            rate = event.scenes / event.elapsed if event.elapsed > 0 else 0.0
+            extra = f" ({o.error})" if o.status == FAILED else f" traces={o.traces}" if o.traces else ""
+            print(f"[{event.done}/{event.total}] {o.status:8} {o.path}{extra}  scenes/s={rate:.0f}",
+                  file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class RichProgress:
+    """A live bar: experiments and scenes done, scenes/s and ETA; failures printed above it as they happen."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]ingest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("experiments"),
+            TextColumn("{task.fields[scenes]} scenes"),
+            TextColumn("{task.fields[rate]} scenes/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.task = None
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "planned":
+            self.progress.start()
+            self.task = self.progress.add_task("ingest", total=event.total, scenes=0, rate="-")
+        elif event.kind == "message":
+            self.console.print(f"[yellow]note:[/] {event.message}")
+        elif event.kind == "experiment" and self.task is not None:
+            rate = f"{event.scenes / event.elapsed:.0f}" if event.elapsed > 0 else "-"
+            self.progress.update(self.task, completed=event.done, scenes=event.scenes, rate=rate)
+            if event.outcome is not None and event.outcome.status == FAILED:
+                self.progress.console.print(f"[red]failed[/] {event.outcome.error}")
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def make_reporter(quiet: bool) -> Any:
+    """The renderer for this terminal (None when quiet)."""
+    if quiet:
+        return None
+    return RichProgress() if sys.stderr.isatty() else PlainProgress()

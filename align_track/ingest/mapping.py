@@ -1,0 +1,321 @@
+"""The pure mapping from an experiment folder's contents to MLflow runs and traces.
+
+Follows the data model in the README exactly; everything here is a pure function
+of parsed files, so it is tested without MLflow and shared by every writer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from align_track.ingest.folders import ExperimentConfig, ExperimentFiles, scene_target_id
+from align_track.records import Artifact, RunRecord, TraceRecord
+from align_track.store.tags import TAG_FINGERPRINT, TAG_KEY, TAG_SOURCE
+
+UNALIGNED = "unaligned"
+UNKNOWN_ADM = "unknown_adm"
+MAPPING_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One alignment target a run is evaluated against."""
+
+    id: str
+    kdma_values: tuple[tuple[str, str], ...]
+    from_scenes: bool
+    """True for a mixed-target folder split by the scenes' alignment_target_id."""
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Who a run is: one folder, or one target of a mixed-target folder."""
+
+    config: ExperimentConfig
+    target: Target
+    adm: str
+    llm: str | None
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the run across re-ingests: absolute folder plus target."""
+        raw = f"{self.config.path.resolve()}\0{self.target.id if self.target.from_scenes else ''}"
+        return hashlib.sha1(raw.encode()).hexdigest()[:20]
+
+    @property
+    def group(self) -> tuple[str, str | None, str]:
+        """Runs sharing ADM, LLM and target need a run_variant to tell them apart."""
+        return (self.adm, self.llm, self.target.id)
+
+
+def adm_name(config: dict[str, Any], hydra: dict[str, Any] | None) -> str:
+    """``adm.name``, else Hydra's ``runtime.choices.adm``, else the class in ``adm.instance._target_``."""
+    adm = config.get("adm") if isinstance(config.get("adm"), dict) else {}
+    if isinstance(adm.get("name"), str) and adm["name"]:
+        return adm["name"]
+    runtime = ((hydra or {}).get("hydra") or hydra or {}).get("runtime") or {}
+    choice = (runtime.get("choices") or {}).get("adm") if isinstance(runtime, dict) else None
+    if isinstance(choice, str) and choice:
+        return choice
+    instance = adm.get("instance") if isinstance(adm.get("instance"), dict) else {}
+    target = instance.get("_target_")
+    if isinstance(target, str) and target:
+        return target.rsplit(".", 1)[-1]
+    return UNKNOWN_ADM
+
+
+def llm_name(config: dict[str, Any]) -> str | None:
+    """``adm.structured_inference_engine.model_name``, else ``adm.instance.model_name``."""
+    adm = config.get("adm") if isinstance(config.get("adm"), dict) else {}
+    for section in ("structured_inference_engine", "instance"):
+        block = adm.get(section)
+        if isinstance(block, dict) and isinstance(block.get("model_name"), str) and block["model_name"]:
+            return block["model_name"]
+    return None
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return repr(value)
+    return str(value)
+
+
+def config_target(config: dict[str, Any]) -> Target | None:
+    """The config's alignment_target; KDE targets without a ``value`` keep their KDMA as 'kde'."""
+    at = config.get("alignment_target")
+    if not isinstance(at, dict):
+        return None
+    kdmas: list[tuple[str, str]] = []
+    for entry in at.get("kdma_values") or []:
+        if not isinstance(entry, dict) or not entry.get("kdma"):
+            continue
+        value = entry.get("value")
+        kdmas.append((str(entry["kdma"]), "kde" if value is None else _format_value(value)))
+    return Target(id=str(at.get("id") or "unknown_target"), kdma_values=tuple(kdmas), from_scenes=False)
+
+
+def scene_target(target_id: str | None) -> Target:
+    """A target named only by a scene's alignment_target_id; KDMAs parsed from the id by align-utils."""
+    if target_id is None:
+        return Target(id=UNALIGNED, kdma_values=(), from_scenes=True)
+    from align_utils.models import parse_alignment_target_id
+
+    kdmas = tuple((kv.kdma, _format_value(kv.value)) for kv in parse_alignment_target_id(target_id))
+    return Target(id=target_id, kdma_values=kdmas, from_scenes=True)
+
+
+def identities(config: ExperimentConfig) -> list[RunIdentity]:
+    """One identity per run the folder yields: its configured target, else one per scene target."""
+    adm, llm = adm_name(config.config, config.hydra), llm_name(config.config)
+    target = config_target(config.config)
+    if target is not None:
+        targets = [target]
+    elif config.target_ids:
+        targets = [scene_target(t) for t in config.target_ids]
+        if len(targets) == 1:  # unaligned or single-target: one run for the folder, as configured
+            targets = [Target(targets[0].id, targets[0].kdma_values, from_scenes=False)]
+    else:
+        targets = [Target(UNALIGNED, (), from_scenes=False)]
+    return [RunIdentity(config, t, adm, llm) for t in targets]
+
+
+def scene_id(item: dict[str, Any], index: int) -> str:
+    """The scene's id (int or missing ids tolerated): meta_info.scene_id, else ``scene_<index>``."""
+    state = (item.get("input") or {}).get("full_state") or {}
+    meta = state.get("meta_info") if isinstance(state, dict) else None
+    value = meta.get("scene_id") if isinstance(meta, dict) else None
+    return f"scene_{index}" if value in (None, "") else str(value)
+
+
+def choice_index(output: Any) -> int | None:
+    """output.choice as an int: align-system writes it as an int or a numeric string; null stays None."""
+    value = output.get("choice") if isinstance(output, dict) else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def chosen_action_text(item: dict[str, Any], index: int | None) -> str | None:
+    """Readable text of the chosen action: the output action's text, else the chosen choice's."""
+    action = (item.get("output") or {}).get("action")
+    if isinstance(action, dict) and action.get("unstructured"):
+        return str(action["unstructured"])
+    choices = (item.get("input") or {}).get("choices") or []
+    if index is not None and 0 <= index < len(choices) and isinstance(choices[index], dict):
+        text = choices[index].get("unstructured")
+        return None if text is None else str(text)
+    return None
+
+
+def scene_times(timing: Any, count: int) -> list[float | None]:
+    """Per-scene seconds from timing.json's raw_times_s, padded with None where timing is short or missing."""
+    raw: Any = None
+    if isinstance(timing, dict):
+        raw = timing.get("raw_times_s")
+        if raw is None:
+            scenarios = timing.get("scenarios")
+            if isinstance(scenarios, list):
+                raw = [t for s in scenarios if isinstance(s, dict) for t in (s.get("raw_times_s") or [])]
+    elif isinstance(timing, list):
+        raw = timing
+    times: list[float | None] = []
+    for value in raw if isinstance(raw, list) else []:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        times.append(float(value) if ok else None)
+    return (times + [None] * count)[:count]
+
+
+def timing_metrics(times: list[float | None]) -> dict[str, float]:
+    """timing.* metrics over the scenes that have a time (none when no scene does)."""
+    known = [t for t in times if t is not None]
+    if not known:
+        return {}
+    return {
+        "timing.total_seconds": sum(known),
+        "timing.avg_seconds": sum(known) / len(known),
+        "timing.min_seconds": min(known),
+        "timing.max_seconds": max(known),
+    }
+
+
+def score_metrics(scores: Any, target_id: str) -> dict[str, float]:
+    """score.* metrics from scores.json's session objects; ``score`` becomes ``score.alignment_score``.
+
+    Entries naming another alignment target are ignored (mixed-target runs); several
+    matching sessions are averaged.
+    """
+    entries = scores if isinstance(scores, list) else [scores] if isinstance(scores, dict) else []
+    entries = [e for e in entries if isinstance(e, dict)]
+    matching = [e for e in entries if e.get("alignment_target_id") in (None, target_id)]
+    if not matching and len(entries) == 1:  # one session scored under another id: still this run's score
+        matching = entries
+    sums: dict[str, list[float]] = {}
+    for entry in matching:
+        for key, value in entry.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                name = "score.alignment_score" if key == "score" else f"score.{key}"
+                sums.setdefault(name, []).append(float(value))
+    return {name: sum(values) / len(values) for name, values in sums.items()}
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def build_run(identity: RunIdentity, variant: str, files: ExperimentFiles) -> RunRecord:
+    """The run (params, metrics, tags, artifacts) and its traces for one identity."""
+    cfg, target = identity.config, identity.target
+    indices = [
+        i for i, item in enumerate(files.scenes)
+        if not target.from_scenes or (scene_target_id(item) or UNALIGNED) == target.id
+    ]
+    all_times = scene_times(files.timing, len(files.scenes))
+    times = [all_times[i] for i in indices]
+    first = files.scenes[indices[0]] if indices else {}
+
+    params: dict[str, str] = {"adm": identity.adm}
+    if identity.llm:
+        params["llm_backbone"] = identity.llm
+    params["alignment_target_id"] = target.id
+    for kdma, value in target.kdma_values:
+        params[f"kdma.{kdma}"] = value
+    params["run_variant"] = variant
+    params["num_scenarios"] = str(len(indices))
+    first_scenario = (first.get("input") or {}).get("scenario_id")
+    if first_scenario is not None:
+        params["first_scenario_id"] = str(first_scenario)
+
+    metrics = timing_metrics(times)
+    metrics.update(score_metrics(files.scores, target.id))
+
+    tags: dict[str, str] = {"adm": identity.adm}
+    if identity.llm:
+        tags["llm"] = identity.llm
+    tags.update({
+        "alignment_target_id": target.id,
+        "experiment_path": cfg.rel_path,
+        "experiment_timestamp": _iso(cfg.path.stat().st_mtime),
+        "has_hydra_config": str(cfg.has_config),
+        TAG_KEY: identity.key,
+        TAG_FINGERPRINT: run_fingerprint(identity, variant),
+        TAG_SOURCE: str(cfg.path.resolve()),
+    })
+
+    artifacts = [Artifact(str(cfg.path / "input_output.json"))]
+    for name in ("timing.json", "scores.json"):
+        if (cfg.path / name).is_file():
+            artifacts.append(Artifact(str(cfg.path / name)))
+    if cfg.has_config:
+        artifacts.append(Artifact(str(cfg.path / ".hydra" / "config.yaml"), ".hydra"))
+
+    traces = build_traces(identity, files, indices, all_times)
+    run_name = f"{identity.adm}/{target.id}" + ("" if variant == "default" else f"/{variant}")
+    return RunRecord(run_name=run_name, params=params, metrics=metrics, tags=tags,
+                     artifacts=artifacts, traces=traces)
+
+
+def run_fingerprint(identity: RunIdentity, variant: str) -> str:
+    """Changes when the files, the derived variant or this mapping change: then the run is rewritten."""
+    raw = f"{identity.config.fingerprint}|{variant}|{MAPPING_VERSION}"
+    return hashlib.sha1(raw.encode()).hexdigest()[:16]
+
+
+def build_traces(
+    identity: RunIdentity, files: ExperimentFiles, indices: list[int], times: list[float | None]
+) -> list[TraceRecord]:
+    """One trace per scene; span times laid end to end from the folder's start so they are reproducible."""
+    total = sum(t for t in times if t is not None)
+    clock_ns = int((identity.config.mtime - total) * 1e9)
+    traces = []
+    for index in indices:
+        item = files.scenes[index]
+        inp = item.get("input") if isinstance(item.get("input"), dict) else {}
+        state = inp.get("full_state") if isinstance(inp.get("full_state"), dict) else {}
+        output = item.get("output") if isinstance(item.get("output"), dict) else {}
+        info = item.get("choice_info") if isinstance(item.get("choice_info"), dict) else {}
+        sid = scene_id(item, index)
+        chosen = choice_index(output)
+        seconds = times[index]
+        attributes: dict[str, Any] = {
+            "scene_index": index,
+            "scenario_id": inp.get("scenario_id"),
+            "adm": identity.adm,
+            "alignment_target_id": identity.target.id,
+        }
+        if seconds is not None:
+            attributes["timing_seconds"] = seconds
+        attributes["true_kdma_values"] = info.get("true_kdma_values")
+        attributes["predicted_kdma_values"] = info.get("predicted_kdma_values")
+        attributes["choice_index"] = chosen
+        attributes["chosen_action"] = chosen_action_text(item, chosen)
+        duration_ns = int((seconds or 0.0) * 1e9)
+        traces.append(TraceRecord(
+            name=sid,
+            inputs={
+                "scenario_id": inp.get("scenario_id"),
+                "state": inp.get("state"),
+                "scene_id": sid,
+                "unstructured": state.get("unstructured"),
+                "characters": state.get("characters"),
+                "choices": inp.get("choices"),
+            },
+            outputs={"choice_index": chosen, "action": output.get("action")},
+            attributes=attributes,
+            tags={},  # the trace name is the scene id; every tag costs the server a write per trace
+            start_ns=clock_ns,
+            end_ns=clock_ns + duration_ns,
+        ))
+        clock_ns += duration_ns
+    return traces
+

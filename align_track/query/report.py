@@ -1,0 +1,185 @@
+"""Pivot reports over runs (e.g. mean seconds per scene, alignment target x ADM) and their writers.
+
+The pivot is computed with a plain groupby on relabelled columns rather than
+``pandas.pivot_table``, so rows, columns and values may be any columns (even the same
+one) and runs missing a label still count, under ``(none)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from align_track.query.export import atomic_write, export_table, fill_sheet, write_delimited, write_json
+from align_track.query.select import QueryError, resolve_column, short_name
+
+if TYPE_CHECKING:
+    import pandas
+
+AGGREGATIONS = ("mean", "median", "min", "max", "count")
+REPORT_FORMATS = ("xlsx", "csv", "json")
+DEFAULT_ROWS = "alignment_target_id"
+DEFAULT_COLS = "adm"
+DEFAULT_VALUES = "timing.avg_seconds"
+MISSING_LABEL = "(none)"
+
+
+@dataclass
+class Pivot:
+    """An aggregated table plus the runs it was computed from."""
+
+    table: pandas.DataFrame
+    """Index: row labels; columns: column labels; cells: the aggregate (NaN where no run has a value)."""
+    rows: str
+    cols: str
+    values: str
+    agg: str
+    runs: pandas.DataFrame
+
+    @property
+    def title(self) -> str:
+        return (f"{self.agg} of {short_name(self.values)} by {short_name(self.rows)} (rows)"
+                f" x {short_name(self.cols)} (columns)")
+
+    @property
+    def corner(self) -> str:
+        return f"{short_name(self.rows)} \\ {short_name(self.cols)}"
+
+    def cells(self) -> list[list[Any]]:
+        """Rows of [label, value, ...] with None for empty cells (counts as ints)."""
+        out = []
+        for label, values in zip(self.table.index, self.table.itertuples(index=False, name=None), strict=True):
+            out.append([label] + [_cell(v, self.agg) for v in values])
+        return out
+
+
+def _cell(value: Any, agg: str) -> float | int | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return int(value) if agg == "count" else float(value)
+
+
+def _labels(series: pandas.Series) -> pandas.Series:
+    """Group labels as text; a missing value is its own group rather than dropped."""
+    return series.map(lambda v: MISSING_LABEL if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+
+
+def build_pivot(frame: pandas.DataFrame, rows: str = DEFAULT_ROWS, cols: str = DEFAULT_COLS,
+                values: str = DEFAULT_VALUES, agg: str = "mean") -> Pivot:
+    """Aggregate ``values`` by ``rows`` x ``cols``; names resolve as in :func:`resolve_column`."""
+    import pandas as pd
+
+    if agg not in AGGREGATIONS:
+        raise QueryError(f"unknown aggregation {agg!r}; choose one of {', '.join(AGGREGATIONS)}")
+    row_col, col_col, val_col = (resolve_column(frame.columns, name) for name in (rows, cols, values))
+    raw = frame[val_col]
+    numbers = raw if pd.api.types.is_numeric_dtype(raw) else pd.to_numeric(raw, errors="coerce")
+    if agg != "count" and raw.notna().any() and numbers.notna().sum() == 0:
+        example = raw.dropna().iloc[0]
+        raise QueryError(f"column {short_name(val_col)!r} is not numeric (e.g. {example!r}); "
+                         "pick a metric for --values or use --agg count")
+    if agg == "count":  # runs that have a value, numeric or not
+        numbers = raw.notna().astype("float64").where(raw.notna())
+    data = pd.DataFrame({"r": _labels(frame[row_col]), "c": _labels(frame[col_col]),
+                         "v": numbers.astype("float64")})
+    table = data.groupby(["r", "c"])["v"].agg(agg).unstack("c")
+    table = table.reindex(index=sorted(table.index, key=_label_key), columns=sorted(table.columns, key=_label_key))
+    if agg == "count":
+        table = table.fillna(0)
+    table.index.name, table.columns.name = None, None
+    behind = ["run_id", "run_name", "status", "start_time"]
+    behind += [c for c in dict.fromkeys((row_col, col_col, val_col)) if c not in behind]
+    return Pivot(table=table, rows=row_col, cols=col_col, values=val_col, agg=agg, runs=frame[behind])
+
+
+def _label_key(label: str) -> tuple[bool, str]:
+    return (label == MISSING_LABEL, label)
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def write_report(pivot: Pivot, path: str | Path, fmt: str, subtitle: str = "") -> None:
+    """Write the pivot as xlsx (with a 'runs' sheet), csv or json; atomically."""
+    writers = {"xlsx": _write_xlsx, "csv": _write_csv, "json": _write_json}
+    with atomic_write(path) as tmp:
+        writers[fmt](pivot, tmp, subtitle)
+
+
+def _write_csv(pivot: Pivot, path: Path, subtitle: str) -> None:
+    write_delimited(path, [pivot.corner, *map(str, pivot.table.columns)], pivot.cells(), ",")
+
+
+def _write_json(pivot: Pivot, path: Path, subtitle: str) -> None:
+    columns = [str(c) for c in pivot.table.columns]
+    payload = {
+        "title": pivot.title,
+        "agg": pivot.agg,
+        "rows": pivot.rows,
+        "cols": pivot.cols,
+        "values": pivot.values,
+        "runs": len(pivot.runs),
+        "note": subtitle,
+        "columns": columns,
+        "table": {row[0]: dict(zip(columns, row[1:], strict=True)) for row in pivot.cells()},
+    }
+    write_json(path, payload)
+
+
+def _write_xlsx(pivot: Pivot, path: Path, subtitle: str) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "report"
+    ws["A1"] = pivot.title
+    ws["A1"].font = Font(bold=True, size=13)
+    ws["A2"] = subtitle or f"{len(pivot.runs)} runs"
+    ws["A2"].data_type = "s"
+    number_format = "0" if pivot.agg == "count" else "0.000"
+    fill_sheet(ws, [pivot.corner, *map(str, pivot.table.columns)], pivot.cells(), first_row=4,
+               freeze_cols=1, number_format=number_format)
+    header, rows = export_table(pivot.runs, list(pivot.runs.columns))
+    fill_sheet(wb.create_sheet("runs"), header, rows)
+    wb.save(path)
+
+
+# --------------------------------------------------------------------------- text rendering
+
+
+def plain_table(header: Sequence[str], rows: Sequence[Sequence[Any]], numbers: str = "{:.3f}") -> str:
+    """A left-aligned text table (numbers right-aligned), for pipes, logs and previews."""
+    text = [[_text(v, numbers) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(header)]
+    right = [any(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in rows)
+             for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in text)])
+
+
+def _text(value: Any, numbers: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return numbers.format(value)
+    return str(value)
+
+
+def preview(pivot: Pivot, max_rows: int = 10, max_cols: int = 6) -> str:
+    """The top-left corner of the pivot as text, saying how much was cut."""
+    columns = [str(c) for c in pivot.table.columns]
+    cells = pivot.cells()
+    text = plain_table([pivot.corner, *columns[:max_cols]], [row[: max_cols + 1] for row in cells[:max_rows]])
+    cut = []
+    if len(cells) > max_rows:
+        cut.append(f"{len(cells) - max_rows} more rows")
+    if len(columns) > max_cols:
+        cut.append(f"{len(columns) - max_cols} more columns")
+    return text + (f"\n... {', '.join(cut)}" if cut else "")

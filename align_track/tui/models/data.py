@@ -1,0 +1,113 @@
+"""Store access for the TUI. Every function here blocks and is called from thread workers, never the UI thread.
+
+Runs come from :mod:`align_track.query.select` (complete runs, MLflow filter semantics); scenes are
+MLflow traces read with MLflow's own client, a page at a time, so a 1,000-scene run shows its
+first scenes at once and a newer request can stop an older one between pages.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from align_track.store.uri import resolve_tracking_uri, sqlite_path, store_kind
+
+if TYPE_CHECKING:
+    from align_track.store.runs_reader import RunRow
+    from align_track.tui.models.scenes import Scene
+
+FIRST_PAGE = 50
+PAGE = 200
+
+
+@dataclass
+class RunsSnapshot:
+    """An experiment's complete runs as read once; the TUI filters and sorts this in memory."""
+
+    uri: str
+    experiment_id: str
+    runs: list[RunRow]
+
+
+def display_uri(uri: str, cwd: Path | None = None) -> str:
+    """The store as a person reads it: a SQLite file relative to the working directory or ~, else the URI."""
+    if store_kind(uri) != "sqlite":
+        return uri
+    path = sqlite_path(uri)
+    if path is None:
+        return uri
+    path = path.resolve()
+    for base, prefix in ((cwd or Path.cwd(), ""), (Path.home(), "~/")):
+        try:
+            return prefix + str(path.relative_to(base.resolve()))
+        except ValueError:
+            continue
+    return str(path)
+
+
+def load_runs(tracking_uri: str | None, experiment_name: str) -> RunsSnapshot:
+    """Complete runs of the experiment; StoreError (missing store/experiment, unreachable server) propagates."""
+    from align_track.query.select import load_complete_runs
+
+    uri, experiment_id, rows = load_complete_runs(tracking_uri, experiment_name)
+    return RunsSnapshot(uri, experiment_id, rows)
+
+
+def mlflow_filter(runs: list[RunRow], text: str) -> set[str]:
+    """Run ids matching an MLflow filter string, with the MLflow UI's semantics; QueryError if invalid."""
+    from align_track.query.select import filter_rows, parse_filter
+
+    return {r.run_id for r in filter_rows(runs, parsed=parse_filter(text, "filter"))}
+
+
+@functools.lru_cache(maxsize=4)
+def _client(uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def warm_up(tracking_uri: str) -> None:
+    """Import mlflow and open the client ahead of the first scene view (import mlflow takes seconds)."""
+    _client(resolve_tracking_uri(tracking_uri))
+
+
+def scene_pages(uri: str, experiment_id: str, run_id: str, first: int = FIRST_PAGE,
+                size: int = PAGE) -> Iterator[list[Scene]]:
+    """The run's scenes in scene order, a page of traces at a time (one store query per page)."""
+    from align_track.tui.models.scenes import scene_from_trace
+
+    client = _client(uri)
+    token = None
+    limit = first
+    while True:
+        page = client.search_traces(locations=[experiment_id], run_id=run_id, max_results=limit,
+                                    page_token=token, order_by=["timestamp_ms ASC"])
+        scenes = [scene_from_trace(t) for t in page]
+        if scenes:
+            yield scenes
+        token = page.token
+        if not token or not scenes:
+            return
+        limit = size
+
+
+def all_scenes(uri: str, experiment_id: str, run_id: str, cancelled: Callable[[], bool] = lambda: False
+               ) -> list[Scene] | None:
+    """Every scene of a run (None if cancelled part way)."""
+    out: list[Scene] = []
+    for page in scene_pages(uri, experiment_id, run_id, first=PAGE):
+        if cancelled():
+            return None
+        out.extend(page)
+    return out
+
+
+def runs_frame(runs: list[RunRow]) -> Any:
+    """The runs as ``mlflow.search_runs``' DataFrame (what align_track.query.report pivots)."""
+    from align_track.query.select import rows_to_frame
+
+    return rows_to_frame(runs)

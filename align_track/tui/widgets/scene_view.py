@@ -1,0 +1,131 @@
+"""A scene as Rich renderables: state, characters, choices (chosen one marked), justification, KDMA values.
+
+Marks never rely on colour alone (▶ for the chosen choice), so it reads in 16 colours and monochrome.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from align_track.tui.models.scenes import Scene, choice_texts, kdma_rows, kdma_text
+
+HEADING = "bold underline"
+CHOSEN = "bold green"
+
+
+def _heading(title: str) -> Text:
+    return Text(f"\n{title}", style=HEADING)
+
+
+def _characters(characters: Any) -> RenderableType | None:
+    if not isinstance(characters, list) or not characters:
+        return None
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(ratio=1)
+    for char in characters:
+        if not isinstance(char, dict):
+            table.add_row("•", str(char))
+            continue
+        name = str(char.get("name") or char.get("id") or "?")
+        text = str(char.get("unstructured") or "").strip()
+        extra = []
+        demo = char.get("demographics") if isinstance(char.get("demographics"), dict) else {}
+        if demo.get("age") is not None or demo.get("sex"):
+            extra.append(" ".join(str(v) for v in (demo.get("age"), demo.get("sex")) if v))
+        injuries = [i for i in char.get("injuries") or [] if isinstance(i, dict)]
+        if injuries:
+            extra.append(", ".join(f"{i.get('name')} ({i.get('severity') or '?'}) {i.get('location') or ''}".strip()
+                                   for i in injuries))
+        if extra:
+            text = f"{text}\n[{'; '.join(extra)}]" if text else f"[{'; '.join(extra)}]"
+        table.add_row(name, text)
+    return table
+
+
+def _choices(scene: Scene) -> RenderableType:
+    choices = scene.inputs.get("choices")
+    table = Table(box=None, padding=(0, 1), show_header=True, header_style="bold", expand=True)
+    table.add_column("", width=1, no_wrap=True)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("choice", ratio=1)
+    table.add_column("KDMA association")
+    if not isinstance(choices, list) or not choices:
+        return Text("(no choices recorded)", style="dim")
+    for i, choice in enumerate(choices):
+        chosen = i == scene.choice_index
+        style = CHOSEN if chosen else ""
+        if isinstance(choice, dict):
+            text = str(choice.get("unstructured") or choice.get("action_id") or "")
+            kdma = kdma_text(choice.get("kdma_association"))
+        else:
+            text, kdma = str(choice), "–"
+        table.add_row("▶" if chosen else "", str(i), Text(text, style=style), Text(kdma, style=style))
+    return table
+
+
+def _kdma_table(scene: Scene) -> RenderableType | None:
+    true_values = scene.attributes.get("true_kdma_values")
+    predicted = scene.attributes.get("predicted_kdma_values")
+    if not true_values and not predicted:
+        return None
+    rows = kdma_rows(true_values, predicted, choice_texts(scene))
+    table = Table(box=None, padding=(0, 1), header_style="bold", expand=True)
+    table.add_column("", width=1, no_wrap=True)
+    table.add_column("choice", ratio=1)
+    table.add_column("true")
+    table.add_column("predicted")
+    for name, true_text, pred_text in rows:
+        chosen = name == scene.chosen_action
+        style = CHOSEN if chosen else ""
+        table.add_row("▶" if chosen else "", Text(name, style=style), true_text, pred_text)
+    return table
+
+
+def render_scene(scene: Scene, position: int | None = None, total: int | None = None) -> RenderableType:
+    """Everything a researcher reads to judge one decision, top to bottom."""
+    head = Text()
+    head.append(f"scene {scene.scene_id}", "bold")
+    head.append(f"  ·  {scene.scenario_id}")
+    if position is not None and total:
+        head.append(f"  ·  {position + 1} of {total}", "dim")
+    head.append(f"  ·  {'–' if scene.seconds is None else f'{scene.seconds:.2f} s'}")
+    parts: list[RenderableType] = [head]
+
+    state = scene.inputs.get("state") or scene.inputs.get("unstructured")
+    parts += [_heading("State"), Text(str(state or "(none)").strip())]
+    unstructured = scene.inputs.get("unstructured")
+    if unstructured and str(unstructured).strip() != str(state or "").strip():
+        parts.append(Text(str(unstructured).strip(), style="italic"))
+
+    characters = _characters(scene.inputs.get("characters"))
+    if characters is not None:
+        parts += [_heading("Characters"), characters]
+
+    parts += [_heading("Choices (▶ chosen)"), _choices(scene)]
+
+    action = scene.outputs.get("action") if isinstance(scene.outputs.get("action"), dict) else {}
+    decision = Text()
+    decision.append("Chosen: ", "bold")
+    decision.append(scene.chosen_action or "(none)", CHOSEN)
+    if scene.choice_index is not None:
+        decision.append(f"  (choice {scene.choice_index})", "dim")
+    if isinstance(action.get("parameters"), dict) and action["parameters"]:
+        decision.append("\nParameters: ", "bold")
+        decision.append(", ".join(f"{k}={v}" for k, v in action["parameters"].items()))
+    parts += [_heading("Decision"), decision]
+    justification = action.get("justification")
+    parts += [_heading("Justification"), Text(str(justification).strip() if justification else "(none)")]
+
+    kdma = _kdma_table(scene)
+    parts += [_heading("KDMA values: true vs predicted"), kdma if kdma is not None else Text("(none recorded)",
+                                                                                          style="dim")]
+    timing = Text()
+    timing.append("Timing: ", "bold")
+    timing.append("not recorded" if scene.seconds is None else f"{scene.seconds:.2f} s")
+    parts += [Text(), timing]
+    return Group(*parts)

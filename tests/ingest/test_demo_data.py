@@ -1,0 +1,279 @@
+"""The demo corpus must be deterministic and must hold every real-data quirk the ingester has to survive."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from align_track.demo.generate import generate_demo
+
+
+@dataclass
+class Exp:
+    path: Path
+    rel: str
+    scenes: list[dict[str, Any]]
+    config: dict[str, Any] | None
+    hydra: dict[str, Any] | None
+    timing: dict[str, Any] | None
+    scores: list[dict[str, Any]] | None
+    meta: dict[str, Any] | None
+
+    @property
+    def adm(self) -> dict[str, Any]:
+        return (self.config or {}).get("adm") or {}
+
+    @property
+    def adm_name(self) -> str | None:
+        """adm.name, else Hydra's runtime choice, else the instance class name (the real-data fallbacks)."""
+        if self.adm.get("name"):
+            return self.adm["name"]
+        if self.hydra:
+            return self.hydra["hydra"]["runtime"]["choices"]["adm"]
+        target = (self.adm.get("instance") or {}).get("_target_")
+        return target.rsplit(".", 1)[1] if target else None
+
+    @property
+    def llm(self) -> str | None:
+        engine = self.adm.get("structured_inference_engine") or {}
+        return engine.get("model_name") or (self.adm.get("instance") or {}).get("model_name")
+
+    @property
+    def target(self) -> dict[str, Any] | None:
+        return (self.config or {}).get("alignment_target")
+
+    @property
+    def scene_targets(self) -> set[str | None]:
+        return {s["input"]["alignment_target_id"] for s in self.scenes}
+
+
+def _load(root: Path, path: Path) -> Exp:
+    def opt_json(name: str) -> Any:
+        f = path / name
+        return json.loads(f.read_text()) if f.exists() else None
+
+    def opt_yaml(name: str) -> Any:
+        f = path / ".hydra" / name
+        return yaml.safe_load(f.read_text()) if f.exists() else None
+
+    return Exp(
+        path=path,
+        rel=path.relative_to(root).as_posix(),
+        scenes=json.loads((path / "input_output.json").read_text()),
+        config=opt_yaml("config.yaml"),
+        hydra=opt_yaml("hydra.yaml"),
+        timing=opt_json("timing.json"),
+        scores=opt_json("scores.json"),
+        meta=opt_json("meta.json"),
+    )
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Exp]:
+    root = tmp_path_factory.mktemp("demo")
+    paths = generate_demo(root, experiments=24, scenes=8, seed=0)
+    return [_load(root, p) for p in paths]
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_returns_requested_count_sorted(tmp_path: Path) -> None:
+    paths = generate_demo(tmp_path, experiments=5, scenes=3)
+    assert len(paths) == 5 == len(set(paths))
+    assert paths == sorted(paths)
+    assert all(p.is_dir() and p.is_relative_to(tmp_path) for p in paths)
+    assert generate_demo(tmp_path / "empty", experiments=0) == []
+
+
+def test_deterministic_for_a_seed(tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    generate_demo(a, experiments=24, scenes=4, seed=7)
+    generate_demo(b, experiments=24, scenes=4, seed=7)
+    generate_demo(c, experiments=24, scenes=4, seed=8)
+    snap_a = _snapshot(a)
+    assert snap_a == _snapshot(b)
+    assert snap_a != _snapshot(c)
+
+
+def test_smaller_corpus_is_a_prefix(tmp_path: Path) -> None:
+    small = generate_demo(tmp_path / "s", experiments=6, scenes=3)
+    big = generate_demo(tmp_path / "b", experiments=30, scenes=3)
+    big_rel = {p.relative_to(tmp_path / "b") for p in big}
+    assert {p.relative_to(tmp_path / "s") for p in small} <= big_rel
+    assert len(big_rel) == 30
+
+
+def test_every_folder_parses(corpus: list[Exp]) -> None:
+    assert len(corpus) == 24
+    for exp in corpus:
+        assert "OUTDATED" not in exp.rel.upper()
+        assert isinstance(exp.scenes, list) and len(exp.scenes) == 8, exp.rel
+        for scene in exp.scenes:
+            assert set(scene) >= {"input", "choice_info", "output"}
+            inp = scene["input"]
+            assert set(inp) == {"scenario_id", "alignment_target_id", "full_state", "state", "choices"}
+            assert inp["state"] == inp["full_state"]["unstructured"]
+            assert "scene_id" in inp["full_state"]["meta_info"]
+            assert inp["full_state"]["characters"] and inp["full_state"]["supplies"]
+            for ch in inp["full_state"]["characters"]:
+                assert {"id", "name", "unstructured", "injuries", "vitals"} <= set(ch)
+            for choice in inp["choices"]:
+                assert {"action_id", "action_type", "unstructured", "character_id", "kdma_association"} <= set(choice)
+            action = scene["output"]["action"]
+            assert {"action_id", "action_type", "unstructured", "justification"} <= set(action)
+        for f in exp.path.rglob("*.json"):
+            json.loads(f.read_text())
+        for f in exp.path.rglob("*.yaml"):
+            yaml.safe_load(f.read_text())
+    # spliced constant blocks must give exactly what json.dumps(indent=2) writes
+    text = (corpus[3].path / "input_output.json").read_text()
+    assert text == json.dumps(json.loads(text), indent=2)
+
+
+def test_import_is_light() -> None:
+    code = "import sys, align_track.demo.generate; print(any(m in sys.modules for m in ('mlflow', 'pandas')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# --- ADMs, LLMs and the three ways a config names its ADM --------------------------------------------------
+
+
+def test_adms_and_llms(corpus: list[Exp]) -> None:
+    names = {e.adm_name for e in corpus}
+    assert {"pipeline_baseline", "pipeline_comparative_regression", "pipeline_kaleido", "pipeline_random"} <= names
+    classes = {e.adm["instance"]["_target_"].rsplit(".", 1)[1] for e in corpus if e.config}
+    assert {"OutlinesTransformersADM", "OutlinesTransformersComparativeRegressionADM", "RandomADM"} <= classes
+    llms = {e.llm for e in corpus if e.llm}
+    assert {"mistralai/Mistral-7B-Instruct-v0.3", "meta-llama/Llama-3.1-8B-Instruct",
+            "Qwen/Qwen2.5-7B-Instruct"} <= llms
+    for e in corpus:
+        if e.adm_name in ("pipeline_random", "random", "RandomADM"):
+            assert e.llm is None
+
+
+def test_config_naming_styles(corpus: list[Exp]) -> None:
+    assert any(e.adm.get("name") and e.adm.get("structured_inference_engine", {}).get("model_name") for e in corpus)
+    instance_only = [e for e in corpus if e.config and "name" not in e.adm and not e.hydra]
+    assert any(e.adm["instance"].get("model_name") for e in instance_only)
+    assert all(e.adm["instance"]["_target_"].startswith("align_system.") for e in instance_only)
+    hydra_named = [e for e in corpus if e.hydra and e.config and "name" not in e.adm]
+    assert hydra_named and all(e.hydra["hydra"]["runtime"]["choices"]["adm"] for e in hydra_named)
+    no_config = [e for e in corpus if e.config is None]
+    assert no_config and not (no_config[0].path / ".hydra" / "config.yaml").exists()
+
+
+# --- Alignment targets ----------------------------------------------------------------------------------------
+
+
+def test_target_shapes(corpus: list[Exp]) -> None:
+    targets = [e.target for e in corpus if e.target]
+    assert any(len(t["kdma_values"]) == 1 and "value" in t["kdma_values"][0] for t in targets)
+    assert any(t["id"] == "ADEPT-June2025-merit-0.5" for t in targets)
+    assert any(len(t["kdma_values"]) == 2 for t in targets)
+    assert any(" " in t["id"] and " " in t["kdma_values"][0]["kdma"] for t in targets)
+    kde = [t for t in targets if any("kdes" in kv and kv["kdes"] for kv in t["kdma_values"])]
+    assert kde and all("value" not in kv for kv in kde[0]["kdma_values"])
+    for e in corpus:  # a configured target is the one every scene carries
+        if e.target:
+            assert e.scene_targets == {e.target["id"]}
+
+
+def test_unaligned_and_mixed_target_runs(corpus: list[Exp]) -> None:
+    unaligned = [e for e in corpus if e.config and not e.target and e.scene_targets == {None}]
+    assert len(unaligned) >= 2
+    mixed = [e for e in corpus if e.config and not e.target and None not in e.scene_targets]
+    assert mixed and all(2 <= len(e.scene_targets) <= 3 for e in mixed)
+    assert any(len(e.scene_targets) == 3 for e in mixed)
+
+
+def test_scenario_ids(corpus: list[Exp]) -> None:
+    ids = {s["input"]["scenario_id"] for e in corpus for s in e.scenes}
+    assert {"June2025-AF-eval", "June2025-MF-eval"} <= ids
+    assert any(i.startswith("DryRunEval.MJ") for i in ids)
+
+
+# --- Layouts ---------------------------------------------------------------------------------------------------
+
+
+def test_layouts_and_repeated_configs(corpus: list[Exp]) -> None:
+    sweep = re.compile(r"^[^/]+/[^/]+/\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d$")
+    hydra = re.compile(r"^outputs/\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d$")
+    assert sum(bool(sweep.match(e.rel)) for e in corpus) >= 4
+    assert sum(bool(hydra.match(e.rel)) for e in corpus) >= 4
+    assert any(e.rel.startswith("june2025-sweep/temperature-0.7/") for e in corpus)
+    keys = Counter((e.adm_name, e.llm, e.target["id"]) for e in corpus if e.target)
+    assert max(keys.values()) >= 2
+    assert sum(n >= 2 for n in keys.values()) >= 2
+
+
+# --- Side files ------------------------------------------------------------------------------------------------
+
+
+def test_timing_files(corpus: list[Exp]) -> None:
+    with_timing = [e for e in corpus if e.timing is not None]
+    assert len(with_timing) > len(corpus) / 2
+    assert any(e.timing is None for e in corpus)
+    stat_keys = {"n_actions_taken", "total_time_s", "avg_time_s", "max_time_s", "raw_times_s"}
+    for e in with_timing:
+        assert stat_keys <= set(e.timing)
+        assert e.timing["scenarios"] and all(stat_keys == set(s) for s in e.timing["scenarios"])
+    short = [e for e in with_timing if len(e.timing["raw_times_s"]) < len(e.scenes)]
+    assert len(short) == 1
+    assert sum(len(e.timing["raw_times_s"]) == len(e.scenes) for e in with_timing) == len(with_timing) - 1
+
+
+def test_scores_and_meta(corpus: list[Exp]) -> None:
+    scored = [e for e in corpus if e.scores is not None]
+    assert scored and any(e.scores is None for e in corpus)
+    for e in scored:
+        assert isinstance(e.scores, list) and e.scores
+        for s in e.scores:
+            assert isinstance(s["score"], float) and s["alignment_target_id"] and s["alignment_source"]
+            assert s["kdma_values"]
+    assert any(len(e.scores) >= 2 for e in scored)  # mixed-target run: one session per target
+    metas = [e for e in corpus if e.meta is not None]
+    assert metas and any(e.meta is None for e in corpus)
+    for e in metas:
+        assert {"align_system_version", "git_commit", "hostname", "started"} <= set(e.meta)
+        assert (e.path / "align_system.log").read_text().strip()
+
+
+# --- Per-scene quirks ------------------------------------------------------------------------------------------
+
+
+def test_null_kdma_values(corpus: list[Exp]) -> None:
+    def has_null(key: str) -> bool:
+        return any(
+            v is None for e in corpus for s in e.scenes for v in (s["choice_info"].get(key) or {}).values()
+        )
+
+    assert has_null("true_kdma_values")
+    assert has_null("predicted_kdma_values")
+
+
+def test_odd_output_choices(corpus: list[Exp]) -> None:
+    choices = [s["output"]["choice"] for e in corpus for s in e.scenes]
+    assert None in choices
+    assert "1" in choices
+    assert sum(isinstance(c, int) for c in choices) >= len(choices) - 2
+
+
+def test_odd_scene_ids(corpus: list[Exp]) -> None:
+    ids = [s["input"]["full_state"]["meta_info"]["scene_id"] for e in corpus for s in e.scenes]
+    assert any(isinstance(i, int) for i in ids)
+    assert None in ids
+    for e in corpus:  # scene ids stay unique within a run
+        run_ids = [s["input"]["full_state"]["meta_info"]["scene_id"] for s in e.scenes]
+        assert len(set(map(str, run_ids))) == len(run_ids)

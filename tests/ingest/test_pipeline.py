@@ -1,0 +1,238 @@
+"""Ingest end to end against real SQLite MLflow stores: complete, lossless, idempotent, crash-safe."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+from click.testing import CliRunner
+from mlflow import MlflowClient
+
+from align_track.cli.main import main
+from align_track.demo.generate import generate_demo
+from align_track.ingest.pipeline import ingest
+from align_track.store.uri import DEFAULT_EXPERIMENT
+from tests.support.factory import config, merit_target, scene, write_experiment
+
+EXP = DEFAULT_EXPERIMENT
+
+
+def active_runs(uri: str, name: str = EXP) -> list:
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(name)
+    return client.search_runs([experiment.experiment_id], max_results=10000)
+
+
+def complete_runs(uri: str) -> list:
+    return [r for r in active_runs(uri) if r.data.tags.get("align_track.complete") == "true"]
+
+
+def traces_of(uri: str, run) -> list:
+    mlflow.set_tracking_uri(uri)
+    return mlflow.search_traces(locations=[run.info.experiment_id], run_id=run.info.run_id, return_type="list")
+
+
+def small_tree(root: Path) -> Path:
+    write_experiment(root / "pipeline_baseline" / "merit-0.5" / "run_a", timing=[1.0, 2.0, 3.0],
+                     scores=[{"alignment_target_id": "ADEPT-June2025-merit-0.5", "score": 0.9}])
+    write_experiment(root / "random", cfg=config(adm=None, llm=None,
+                                                 instance={"_target_": "align_system.algorithms.RandomADM"}),
+                     timing=False)
+    mixed = [scene("A1", target="ADEPT-June2025-merit-0.0"), scene("B1", target="ADEPT-June2025-affiliation-1.0")]
+    write_experiment(root / "eval" / "mixed", scenes=mixed, cfg=config(adm="pipeline_kaleido"), timing=[4.0, 5.0])
+    return root
+
+
+def test_ingest_writes_runs_traces_and_artifacts(tmp_path: Path, store_uri: str) -> None:
+    root = small_tree(tmp_path / "exps")
+    summary = ingest(root, store_uri)
+    assert (summary.count("ingested"), summary.count("failed"), summary.traces) == (3, 0, 8)
+    runs = complete_runs(store_uri)
+    assert len(runs) == 4  # the mixed folder gives two runs
+    by_adm = {r.data.params["adm"]: r for r in runs}
+    baseline = by_adm["pipeline_baseline"]
+    assert baseline.data.metrics["timing.avg_seconds"] == 2.0
+    assert baseline.data.metrics["score.alignment_score"] == 0.9
+    assert baseline.data.tags["experiment_path"] == "pipeline_baseline/merit-0.5/run_a"
+    assert baseline.info.status == "FINISHED"
+    assert by_adm["RandomADM"].data.params["alignment_target_id"] == "unaligned"
+    # artifacts live beside the database, not in ./mlruns of the working directory
+    db_dir = Path(store_uri.removeprefix("sqlite:///")).parent
+    assert baseline.info.artifact_uri.startswith((db_dir / "artifacts").as_uri())
+    artifacts = {f.path for f in MlflowClient(store_uri).list_artifacts(baseline.info.run_id)}
+    assert {"input_output.json", "timing.json", "scores.json", ".hydra"} <= artifacts
+    assert not Path("mlruns").exists()
+    traces = traces_of(store_uri, baseline)
+    assert sorted(t.info.tags["mlflow.traceName"] for t in traces) == ["S0", "S1", "S2"]
+    span = traces[0].data.spans[0]
+    assert span.attributes["adm"] == "pipeline_baseline"
+    mixed = [r for r in runs if r.data.tags["experiment_path"] == "eval/mixed"]
+    assert sorted(len(traces_of(store_uri, r)) for r in mixed) == [1, 1]
+
+
+def test_rerun_skips_unchanged_with_one_lookup(tmp_path: Path, store_uri: str, monkeypatch) -> None:
+    root = small_tree(tmp_path / "exps")
+    ingest(root, store_uri)
+    from align_track.store import run_writer
+
+    calls = {"search": 0}
+    original = run_writer.RunStore.runs_for_key
+
+    def counting(self, key):
+        calls["search"] += 1
+        return original(self, key)
+
+    monkeypatch.setattr(run_writer.RunStore, "runs_for_key", counting)
+    again = ingest(root, store_uri)
+    assert again.count("skipped") == 3 and again.traces == 0
+    assert calls["search"] == 0  # decisions came from the single bulk read, not one query per folder
+    assert len(complete_runs(store_uri)) == 4
+
+
+def test_changed_experiment_is_updated_in_place(tmp_path: Path, store_uri: str) -> None:
+    root = small_tree(tmp_path / "exps")
+    ingest(root, store_uri)
+    folder = root / "pipeline_baseline" / "merit-0.5" / "run_a"
+    old = [r for r in complete_runs(store_uri) if r.data.params["adm"] == "pipeline_baseline"][0]
+    scenes = json.loads((folder / "input_output.json").read_text())
+    scenes.append(scene("S3", choice=1))
+    time.sleep(0.01)
+    (folder / "input_output.json").write_text(json.dumps(scenes))
+    summary = ingest(root, store_uri)
+    assert summary.count("updated") == 1 and summary.count("skipped") == 2
+    runs = [r for r in active_runs(store_uri) if r.data.params.get("adm") == "pipeline_baseline"]
+    assert len(runs) == 1 and runs[0].info.run_id != old.info.run_id
+    assert runs[0].data.params["num_scenarios"] == "4"
+    assert len(traces_of(store_uri, runs[0])) == 4
+    assert MlflowClient(store_uri).get_run(old.info.run_id).info.lifecycle_stage == "deleted"
+    assert traces_of(store_uri, old) == []
+
+
+def test_force_reingests_everything_without_duplicates(tmp_path: Path, store_uri: str) -> None:
+    root = small_tree(tmp_path / "exps")
+    ingest(root, store_uri)
+    summary = ingest(root, store_uri, force=True)
+    assert summary.count("updated") == 3
+    assert len(active_runs(store_uri)) == 4
+
+
+def test_damaged_folders_fail_alone(tmp_path: Path, store_uri: str) -> None:
+    root = small_tree(tmp_path / "exps")
+    write_experiment(root / "broken" / "truncated", raw_io='[{"input": {"scenario_id": "x"')
+    write_experiment(root / "broken" / "not_a_list", raw_io='{"scenes": []}')
+    bad_yaml = write_experiment(root / "broken" / "bad_yaml")
+    (bad_yaml / ".hydra" / "config.yaml").write_text("adm: [oops\n")
+    result = CliRunner().invoke(main, ["ingest", "--experiments-dir", str(root), "--mlflow-uri", store_uri])
+    assert result.exit_code == 1
+    assert "failed=3" in result.output
+    assert "truncated/input_output.json: invalid JSON" in result.output
+    assert "not_a_list/input_output.json: expected a list of scenes" in result.output
+    assert "bad_yaml/.hydra/config.yaml: invalid YAML" in result.output
+    assert len(complete_runs(store_uri)) == 4
+
+
+def test_half_written_run_is_replaced(tmp_path: Path, store_uri: str) -> None:
+    root = tmp_path / "exps"
+    write_experiment(root / "one")
+    ingest(root, store_uri)
+    (good,) = complete_runs(store_uri)
+    client = MlflowClient(store_uri)
+    # what a writer killed before its commit point leaves: same identity, no complete tag, dead claim
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid on this host that no longer runs
+    claim = f"{socket.gethostname()}:{gone.pid}"
+    half = client.create_run(good.info.experiment_id, tags={
+        "align_track.key": good.data.tags["align_track.key"], "align_track.claim": claim})
+    (root / "one" / "timing.json").write_text(json.dumps({"raw_times_s": [9.0, 9.0, 9.0]}))
+    summary = ingest(root, store_uri)
+    assert summary.count("updated") == 1
+    (final,) = active_runs(store_uri)
+    assert final.data.tags["align_track.complete"] == "true" and final.info.run_id != half.info.run_id
+
+
+def test_kill_9_mid_ingest_converges(tmp_path: Path, store_uri: str) -> None:
+    root = tmp_path / "exps"
+    generate_demo(root, experiments=80, scenes=4, seed=3)  # still running when killed
+    cmd = [sys.executable, "-m", "align_track", "ingest", "--experiments-dir", str(root), "--mlflow-uri", store_uri]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    for line in proc.stderr:  # plain progress lines (not a TTY): kill after a few experiments
+        if line.startswith("[3/"):
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = complete_runs(store_uri)
+    assert 0 < len(partial) < 80
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    runs = active_runs(store_uri)
+    assert all(r.data.tags.get("align_track.complete") == "true" for r in runs)
+    keys = [r.data.tags["align_track.key"] for r in runs]
+    assert len(keys) == len(set(keys))
+    # exactly one complete run per identity the corpus defines
+    again = ingest(root, store_uri)
+    assert again.count("ingested") == 0 and again.count("updated") == 0 and again.count("failed") == 0
+    for run in runs:
+        assert len(traces_of(store_uri, run)) == int(run.data.params["num_scenarios"])
+
+
+def test_outdated_folders_are_ignored(tmp_path: Path, store_uri: str) -> None:
+    root = tmp_path / "exps"
+    write_experiment(root / "keep")
+    write_experiment(root / "OUTDATED" / "old")
+    write_experiment(root / "sweep_outdated_2024" / "x")
+    summary = ingest(root, store_uri)
+    assert [o.path for o in summary.outcomes] == ["keep"]
+
+
+def test_sweep_siblings_are_distinct_runs(tmp_path: Path, store_uri: str) -> None:
+    root = tmp_path / "exps"
+    for day in ("2025-06-12", "2025-06-13"):
+        write_experiment(root / "outputs" / day / "10-31-02", cfg=config(target=merit_target(0.0)))
+    ingest(root, store_uri)
+    variants = sorted(r.data.params["run_variant"] for r in complete_runs(store_uri))
+    assert variants == ["2025-06-12", "2025-06-13"]
+
+
+def test_cli_progress_and_quiet(tmp_path: Path, store_uri: str) -> None:
+    root = small_tree(tmp_path / "exps")
+    result = CliRunner().invoke(main, ["ingest", "--experiments-dir", str(root), "--mlflow-uri", store_uri])
+    assert result.exit_code == 0
+    assert "[3/3] ingested" in result.output and "ingested=3" in result.output
+    quiet = CliRunner().invoke(main, ["ingest", "--experiments-dir", str(root), "--mlflow-uri", store_uri, "-q"])
+    assert quiet.exit_code == 0 and quiet.output.strip() == ""
+
+
+def test_missing_experiments_dir_is_a_clear_error(tmp_path: Path, store_uri: str) -> None:
+    args = ["ingest", "--experiments-dir", str(tmp_path / "nope"), "--mlflow-uri", store_uri]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "experiments directory not found" in result.output
+
+
+def test_help_does_not_import_heavy_modules() -> None:
+    code = ("import sys; from align_track.cli.main import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('mlflow', 'pandas', 'textual') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_python_m_entry_point() -> None:
+    result = subprocess.run([sys.executable, "-m", "align_track", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "ingest" in result.stdout
+
+
+def test_claim_of_a_reused_pid_is_dead() -> None:
+    from align_track.store.run_writer import claim_is_alive, claim_token
+
+    mine = claim_token()
+    assert claim_is_alive(mine, None)
+    host, pid, started = mine.split(":")
+    assert started  # /proc gives the process start time here
+    assert not claim_is_alive(f"{host}:{pid}:{int(started) + 1}", None)  # same pid, another process

@@ -1,0 +1,58 @@
+"""Stores for the TUI tests, filled by the real ingest: a demo store built once per session, and small
+factory-built experiments whose choices the compare test controls.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from align_track.demo.store import build_demo_store
+from tests.support.factory import config, scene, write_experiment
+
+DEMO_EXPERIMENTS, DEMO_SCENES, DEMO_SEED = 12, 6, 0
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """(uri, experiments dir) of a demo store; read-only for tests (build once: ingest takes seconds)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+    root = tmp_path_factory.mktemp("tui-demo")
+    return build_demo_store(root, experiments=DEMO_EXPERIMENTS, scenes=DEMO_SCENES, seed=DEMO_SEED)
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch):
+    """Show times in UTC so rendered 'ingested' columns do not depend on the machine's zone."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+CHOICES = [
+    {"action_id": "treat_a", "action_type": "APPLY_TREATMENT", "unstructured": "Treat Patient A",
+     "character_id": "P1", "kdma_association": {"merit": 0.2}},
+    {"action_id": "treat_b", "action_type": "APPLY_TREATMENT", "unstructured": "Treat Patient B",
+     "character_id": "P2", "kdma_association": {"merit": 0.8}},
+]
+
+
+def choosing_scene(scene_id: str, choice: int, scenario: str = "June2025-MF-eval") -> dict:
+    """A factory scene whose output action is the chosen choice (as align-system writes it)."""
+    item = scene(scene_id, scenario=scenario, choice=choice)
+    action = dict(CHOICES[choice])
+    action["justification"] = f"Justification of {scene_id}: choice {choice}."
+    item["output"]["action"] = action
+    return item
+
+
+def write_choices(path: Path, adm: str, choices: list[int], scene_ids: list[str] | None = None) -> Path:
+    """One experiment folder for ``adm`` whose scene i chooses ``choices[i]``."""
+    ids = scene_ids or [f"S{i}" for i in range(len(choices))]
+    scenes = [choosing_scene(sid, c) for sid, c in zip(ids, choices, strict=True)]
+    return write_experiment(path, scenes=scenes, cfg=config(adm=adm))

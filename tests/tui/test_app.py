@@ -1,0 +1,505 @@
+"""Pilot tests of the TUI against real SQLite stores filled by the real ingest."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from align_track.demo.store import compared, loaded, scenes_loaded, settle, wait_until
+from align_track.ingest.pipeline import ingest
+from align_track.query.select import load_complete_runs
+from align_track.tui.app import AlignTrackApp
+from align_track.tui.models.runs import RUN_COLUMNS
+from align_track.tui.panes.compare import ComparePane
+from align_track.tui.panes.report import ReportPane
+from align_track.tui.screens.confirm import ConfirmScreen
+from align_track.tui.screens.help import HelpScreen
+from tests.support.factory import scene, write_experiment
+
+pytest_plugins = ["tests.support.tui_fixtures"]
+pytestmark = pytest.mark.asyncio
+SIZE = (100, 30)
+
+
+async def send_keys(app: AlignTrackApp, *keys: str, gap: float = 0.1) -> None:
+    """Keys as a terminal sends them, ``gap`` seconds apart (no wait for an idle CPU, unlike Pilot)."""
+    from textual import events
+
+    for key in keys:
+        char = {"space": " ", "slash": "/"}.get(key, key if len(key) == 1 else None)
+        app._driver.send_message(events.Key(key, char))
+        if gap:
+            await asyncio.sleep(gap)
+    await asyncio.sleep(0.3)
+
+
+def count_text(app: AlignTrackApp) -> str:
+    return str(app.runs_pane.query_one("#runs-count").render())
+
+
+def shown(app: AlignTrackApp) -> list:
+    pane = app.runs_pane
+    by_id = {r.run_id: r for r in app.snapshot.runs}
+    return [by_id[pane.model.run_ids[i]] for i in pane.table.view]
+
+
+def table_text(table) -> str:
+    """What a VirtualTable paints, top to bottom (header included)."""
+    return "\n".join(table.render_line(y).text for y in range(table.size.height))
+
+
+async def open_app(pilot_app: AlignTrackApp, pilot) -> None:
+    """Runs listed and mlflow imported in the background (Pilot's key presses wait while the CPU is busy)."""
+    await wait_until(pilot, lambda: loaded(pilot_app), what="runs")
+    await settle(pilot)
+    assert pilot_app.status.error == ""
+
+
+# --------------------------------------------------------------------------- runs pane
+
+
+async def test_first_paint_says_connecting_then_lists_every_complete_run(demo_store):
+    uri, _ = demo_store
+    app = AlignTrackApp(uri)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.status.state in ("connecting…", f"{len(load_complete_runs(uri)[2])} runs")
+        await open_app(app, pilot)
+        total = len(load_complete_runs(uri)[2])
+        assert total >= 12
+        assert count_text(app) == f"{total}/{total} runs"
+        assert app.status.state == f"{total} runs"
+        assert "pipeline_" in table_text(app.runs_pane.table)
+
+
+async def test_filter_narrows_rows_as_you_type_and_escape_clears(demo_store):
+    uri, _ = demo_store
+    app = AlignTrackApp(uri)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(app, pilot)
+        total = len(app.snapshot.runs)
+        await pilot.press("slash", *"MERIT")
+        merit = [r for r in app.snapshot.runs if "merit" in r.params["alignment_target_id"].lower()
+                 or "merit" in r.run_name.lower()]
+        assert 0 < len(merit) < total
+        assert {r.run_id for r in shown(app)} == {r.run_id for r in merit}
+        assert count_text(app) == f"{len(merit)}/{total} runs"
+        await pilot.press(*" baseline")  # every word must match
+        both = [r for r in merit if "baseline" in r.params["adm"]]
+        assert {r.run_id for r in shown(app)} == {r.run_id for r in both}
+        await pilot.press("escape")
+        assert count_text(app) == f"{total}/{total} runs"
+        assert app.focused is app.runs_pane.table
+
+
+async def test_mlflow_filter_mode_applies_mlflow_semantics_and_reports_bad_filters(demo_store):
+    uri, _ = demo_store
+    app = AlignTrackApp(uri)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(app, pilot)
+        total = len(app.snapshot.runs)
+        await pilot.press("f", *"metrics.`timing.avg_seconds` < 15 AND params.adm LIKE 'pipeline%'", "enter")
+        await wait_until(pilot, lambda: app.runs_pane.model.allowed is not None, what="mlflow filter")
+        expected = {r.run_id for r in app.snapshot.runs
+                    if r.metrics.get("timing.avg_seconds", 1e9) < 15 and r.params["adm"].startswith("pipeline")}
+        assert 0 < len(expected) < total
+        assert {r.run_id for r in shown(app)} == expected
+        assert count_text(app) == f"{len(expected)}/{total} runs"
+        assert "mlflow filter: metrics" in str(app.runs_pane.query_one("#runs-mlflow").render())
+
+        await pilot.press("f", "ctrl+u", *"params.adm >> 'x'", "enter")
+        await wait_until(pilot, lambda: app.status.error != "", what="filter error")
+        assert "invalid filter" in app.status.error
+        assert count_text(app) == f"0/{total} runs"
+        await pilot.press("f", "escape")  # clears the MLflow filter
+        await pilot.pause()
+        assert count_text(app) == f"{total}/{total} runs"
+        assert app.status.error == ""
+
+
+async def test_sort_cycles_columns_reverses_and_keeps_missing_values_last(demo_store):
+    uri, _ = demo_store
+    app = AlignTrackApp(uri)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(app, pilot)
+        await pilot.press("s")  # first column: ADM
+        adms = [r.params["adm"].lower() for r in shown(app)]
+        assert adms == sorted(adms)
+        await pilot.press("S")
+        assert [r.params["adm"].lower() for r in shown(app)] == sorted(adms, reverse=True)
+        assert "by ADM▼" in count_text(app)
+        score_col = [c.key for c in RUN_COLUMNS].index("score")
+        await pilot.press(*["s"] * score_col)
+        scores = [r.metrics.get("score.alignment_score") for r in shown(app)]
+        present = [s for s in scores if s is not None]
+        assert present and present == sorted(present)
+        assert scores == present + [None] * (len(scores) - len(present))
+        await pilot.press("S")
+        scores = [r.metrics.get("score.alignment_score") for r in shown(app)]
+        assert scores[: len(present)] == sorted(present, reverse=True)
+        assert "score▼" in table_text(app.runs_pane.table).splitlines()[0]
+
+
+async def test_space_marks_runs_with_a_visible_mark_and_u_clears(demo_store):
+    uri, _ = demo_store
+    app = AlignTrackApp(uri)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(app, pilot)
+        first, second = shown(app)[:2]
+        await pilot.press("space", "space")
+        assert app.runs_pane.marked_ids == {first.run_id, second.run_id}
+        assert "2 marked" in count_text(app)
+        lines = table_text(app.runs_pane.table).splitlines()
+        assert lines[1].startswith("●") and lines[2].startswith("●") and not lines[3].startswith("●")
+        await pilot.press("slash", *"zzz-no-such-run", "escape")  # marks survive filtering
+        assert app.runs_pane.marked_ids == {first.run_id, second.run_id}
+        await pilot.press("u")
+        assert app.runs_pane.marked_ids == set()
+        assert "marked" not in count_text(app)
+
+
+async def test_keys_typed_ahead_in_one_burst_all_land_where_meant(demo_store):
+    """'/merit', enter, down, enter arriving in one read (a paste, tmux send-keys, a fast typist)."""
+    uri, _ = demo_store
+    app = AlignTrackApp(uri)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(app, pilot)
+        await send_keys(app, "slash", *"merit", "enter", "down", "enter", gap=0)
+        assert app.runs_pane.filter_input.value == "merit"
+        second = shown(app)[1]
+        await wait_until(pilot, lambda: scenes_loaded(app), what="scenes")
+        assert app.scenes_pane.run_row.run_id == second.run_id
+        await send_keys(app, "escape", "home", "space", "space", "c", gap=0)  # back, mark two, compare
+        assert app.active_pane == "compare"
+        assert len(app.runs_pane.marked_ids) == 2
+
+
+# --------------------------------------------------------------------------- scene inspector
+
+
+async def test_enter_opens_scenes_n_p_move_and_r_shows_raw_json(demo_store):
+    uri, _ = demo_store
+    app = AlignTrackApp(uri)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(app, pilot)
+        run = shown(app)[0]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: scenes_loaded(app), what="scenes")
+        pane = app.scenes_pane
+        assert app.active_pane == "scenes"
+        assert len(pane.scenes) == int(run.params["num_scenarios"])
+        assert [s.index for s in pane.scenes] == sorted(s.index for s in pane.scenes)
+        detail = pane.query_one("#scene-detail")
+        first = pane.current
+        text = _static_text(detail)
+        assert "Justification" in text and "KDMA values: true vs predicted" in text
+        justification = first.outputs["action"]["justification"]
+        assert justification.split()[0] in text
+        await pilot.press("n", "n")
+        assert pane.current is pane.scenes[2]
+        assert f"scene {pane.scenes[2].scene_id}" in _static_text(detail)
+        await pilot.press("p")
+        assert pane.current is pane.scenes[1]
+        await pilot.press("r")
+        raw = _static_text(detail)
+        assert pane.scenes[1].trace_id in raw and '"spans"' in raw
+        await pilot.press("r")
+        assert "Justification" in _static_text(detail)
+        await pilot.press("escape")
+        assert app.active_pane == "runs"
+
+
+def _static_text(static) -> str:
+    """The text of a Static's content (a Rich renderable or str) as a 100-column console prints it."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=100, file=io.StringIO(), record=True)
+    console.print(static.content)
+    return console.export_text()
+
+
+async def test_scenes_of_a_1000_scene_run_arrive_in_pages_without_blocking(tmp_path, store_uri):
+    scenes = 1000
+
+    write_experiment(tmp_path / "exps" / "big", scenes=[scene(f"S{i}", choice=i % 2) for i in range(scenes)])
+    assert not ingest(tmp_path / "exps", store_uri).failures
+    app = AlignTrackApp(store_uri)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(app, pilot)
+        pane = app.scenes_pane
+        first: list[tuple[int, bool]] = []
+
+        def first_page() -> bool:
+            if pane.scenes and not first:
+                first.append((len(pane.scenes), pane.fetching))
+            return bool(first)
+
+        app.runs_pane.action_open_run()  # what enter does; Pilot's press would wait for the whole load
+        while not first_page():
+            await asyncio.sleep(0.005)
+        assert first[0] == (50, True)  # the first page is on screen before the rest is read
+        await wait_until(pilot, lambda: scenes_loaded(app), timeout=60, what="all scenes")
+        await pilot.press("n")
+        assert len(pane.scenes) == scenes
+        assert [s.index for s in pane.scenes] == list(range(scenes))
+        assert pane.current is pane.scenes[1]
+
+
+# --------------------------------------------------------------------------- compare
+
+
+async def test_compare_lines_up_scenes_and_counts_agreement(tmp_path, store_uri):
+    from tests.support.tui_fixtures import write_choices
+
+    exps = tmp_path / "exps"
+    write_choices(exps / "a", "adm_a", [0, 1, 0, 1])
+    write_choices(exps / "b", "adm_b", [0, 0, 0, 1])
+    write_choices(exps / "c", "adm_c", [0, 1, 1], scene_ids=["S0", "S1", "S2"])
+    assert not ingest(exps, store_uri).failures
+    app = AlignTrackApp(store_uri)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(app, pilot)
+        await pilot.press("c")  # nothing marked: a warning, no compare
+        assert app.active_pane == "runs"
+        await pilot.press("slash", *"adm_a", "enter", "space", "slash", "ctrl+u", *"adm_b", "enter", "space")
+        await pilot.press("c")
+        await wait_until(pilot, lambda: compared(app), what="compare")
+        pane = app.query_one(ComparePane)
+        assert app.active_pane == "compare"
+        assert str(pane.query_one("#compare-summary").render()) == "3 of 4 scenes agree"
+        text = table_text(pane.table)
+        assert "≠" in text and "Treat Patient B" in text
+        await pilot.press("d")  # only the disagreement
+        assert len(pane.table.view) == 1
+        assert pane.comparison.keys[pane.table.view[0]][1] == "S1"
+
+        await pilot.press("1", "slash", "ctrl+u", *"adm_c", "enter", "space", "c")
+        await wait_until(pilot, lambda: compared(app) and len(pane.runs) == 3, what="compare of three")
+        # S3 is missing from adm_c: 3 comparable scenes, of which S0 agrees in all three runs.
+        assert str(pane.query_one("#compare-summary").render()) == "1 of 3 scenes agree (1 scene not in every run)"
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+async def test_missing_store_shows_an_error_then_the_ingest_pane_fills_it(tmp_path, store_uri):
+    exps = tmp_path / "exps"
+    for i in range(3):
+        write_experiment(exps / f"e{i}")
+    db = Path(store_uri.split(":///", 1)[1])
+    app = AlignTrackApp(store_uri, experiments_dir=exps)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: loaded(app), what="load attempt")
+        await settle(pilot)
+        assert "no MLflow store" in app.status.error
+        assert "cannot load runs" in table_text(app.runs_pane.table)
+        assert not db.exists()  # reading never creates an empty store
+        await pilot.press("2", "1")  # still responsive
+        assert app.active_pane == "runs"
+
+        await pilot.press("4")
+        box = app.ingest_pane.query_one("#ingest-path")
+        assert app.focused is box and box.value == str(exps)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.ingest_pane.summary is not None, timeout=120, what="ingest")
+        log = app.ingest_pane.query_one("#ingest-log")
+        assert [row[0] for row in log.rows] == ["ingested"] * 3
+        assert "done · ingested=3" in str(app.ingest_pane.query_one("#ingest-stats").render())
+        await wait_until(pilot, lambda: app.snapshot is not None, what="refresh")
+        assert count_text(app) == "3/3 runs"
+        assert app.status.error == ""
+
+
+async def test_ingest_can_be_cancelled_and_quit_asks_first(tmp_path, store_uri):
+    exps = tmp_path / "exps"
+    for i in range(250):  # enough that the bulk path (~10 ms an experiment) is still busy at ctrl+g
+        write_experiment(exps / f"e{i:03d}", scenes=[scene(f"S{i}")])
+    app = AlignTrackApp(store_uri, experiments_dir=exps)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: loaded(app), what="load attempt")
+        await settle(pilot)
+        # Keys go straight to the driver, as from a terminal: Pilot's press waits for the CPU to go
+        # idle, which it does not while the ingest runs.
+        await send_keys(app, "4", "enter")
+        assert app.ingest_pane.running
+        await send_keys(app, "escape", "q")  # leave the path box, then try to quit
+        assert isinstance(app.screen, ConfirmScreen)
+        await send_keys(app, "n")
+        assert not isinstance(app.screen, ConfirmScreen) and app.is_running
+        await send_keys(app, "ctrl+g")
+        await wait_until(pilot, lambda: app.ingest_pane.summary is not None, timeout=120, what="cancel")
+        summary = app.ingest_pane.summary
+        assert summary.cancelled and len(summary.outcomes) < 250
+        assert "cancelled" in str(app.ingest_pane.query_one("#ingest-stats").render())
+        runs = load_complete_runs(store_uri)[2]
+        assert len(runs) == len([o for o in summary.outcomes if o.status == "ingested"])
+
+
+async def test_quit_while_ingesting_cancels_it_after_the_current_experiment(tmp_path, store_uri):
+    exps = tmp_path / "exps"
+    for i in range(150):  # enough that the bulk path is still busy when q arrives
+        write_experiment(exps / f"e{i:03d}", scenes=[scene(f"S{i}")])
+    app = AlignTrackApp(store_uri, experiments_dir=exps)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: loaded(app), what="load attempt")
+        await settle(pilot)
+        await send_keys(app, "4", "enter")
+        log = app.ingest_pane.query_one("#ingest-log")
+        while not log.rows:
+            await asyncio.sleep(0.01)
+        cancel = app.ingest_pane.cancel_event  # read before q: it is cleared once the ingest ends
+        assert cancel is not None
+        await send_keys(app, "escape", "q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await send_keys(app, "y")
+        assert cancel.is_set()
+    from align_track.store.runs_reader import get_experiment_id, load_runs
+
+    complete = load_complete_runs(store_uri)[2]
+    every = load_runs(store_uri, get_experiment_id(store_uri, "align-system-experiments"))
+    assert 0 < len(complete) < 150  # cancelled part way, after at least one experiment
+    assert len(every) == len(complete)  # the app waited for the experiment in hand: nothing half-written
+
+
+# --------------------------------------------------------------------------- report
+
+
+async def test_report_preview_follows_the_selects_and_exports(demo_store, tmp_path):
+    uri, _ = demo_store
+    app = AlignTrackApp(uri)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(app, pilot)
+        await pilot.press("5")
+        pane = app.query_one(ReportPane)
+        await wait_until(pilot, lambda: pane.pivot is not None, what="pivot")
+        assert pane.pivot.title.startswith("mean of timing.avg_seconds by alignment_target_id")
+        targets = {r.params["alignment_target_id"] for r in app.snapshot.runs}
+        assert len(pane.query_one("#report-preview").rows) == len(targets)
+        assert f"{len(app.snapshot.runs)} shown runs" in str(pane.query_one("#report-title").render())
+
+        # aggregation -> count, with the keyboard: focus the select, open it, pick "count".
+        agg = pane.query_one("#report-agg")
+        agg.focus()
+        await pilot.press("enter", "end", "enter")
+        await wait_until(pilot, lambda: pane.pivot is not None and pane.pivot.agg == "count", what="count pivot")
+        counts = [v for row in pane.pivot.cells() for v in row[1:]]
+        assert sum(counts) == len([r for r in app.snapshot.runs if "timing.avg_seconds" in r.metrics])
+
+        out = tmp_path / "pivot.csv"
+        await pilot.press("escape", "e", "ctrl+u", *str(out), "enter")
+        await wait_until(pilot, lambda: out.exists(), what="export")
+        header = out.read_text().splitlines()[0]
+        assert header.startswith("alignment_target_id \\ adm")
+        await pilot.press("ctrl+u", *str(tmp_path / "pivot.xlsx"), "enter")
+        await wait_until(pilot, lambda: (tmp_path / "pivot.xlsx").exists(), what="xlsx")
+        from openpyxl import load_workbook
+
+        assert load_workbook(tmp_path / "pivot.xlsx")["report"]["A1"].value.startswith("count of")
+        await pilot.press("ctrl+u", *str(tmp_path / "pivot.txt"), "enter")
+        assert "end the path in" in str(pane.query_one("#report-status").render())
+
+
+async def test_report_uses_marked_runs_when_some_are_marked(demo_store):
+    uri, _ = demo_store
+    app = AlignTrackApp(uri)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(app, pilot)
+        await pilot.press("space", "space", "space", "5")
+        pane = app.query_one(ReportPane)
+        await wait_until(pilot, lambda: pane.pivot is not None, what="pivot")
+        assert len(pane.pivot.runs) == 3
+        assert "3 marked runs" in str(pane.query_one("#report-title").render())
+
+
+# --------------------------------------------------------------------------- MLflow web UI
+
+
+@pytest.mark.server
+async def test_m_starts_and_stops_the_mlflow_ui_and_quit_stops_it(demo_store):
+    uri, _ = demo_store
+    app = AlignTrackApp(uri)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(app, pilot)
+        await pilot.press("6", "m")
+        assert "starting" in app.status.ui
+        await wait_until(pilot, lambda: not app.ui_busy, timeout=120, what="web UI start")
+        server = app.ui_server
+        assert server is not None and server.alive()
+        with urllib.request.urlopen(server.url + "/health", timeout=5) as resp:
+            assert resp.status == 200
+        assert server.url in app.status.ui
+        assert server.url in str(app.mlflow_pane.query_one("#mlflow-status").render())
+        await pilot.press("m")
+        await wait_until(pilot, lambda: not app.ui_busy, timeout=60, what="web UI stop")
+        assert app.ui_server is None and server.process.poll() is not None
+
+        await pilot.press("m")
+        await wait_until(pilot, lambda: not app.ui_busy, timeout=120, what="web UI restart")
+        second = app.ui_server
+        assert second is not None and second.alive()
+        await pilot.press("q")
+    assert second.process.poll() is not None  # quitting stopped it
+
+
+# --------------------------------------------------------------------------- keys
+
+
+async def test_help_lists_every_binding(demo_store):
+    uri, _ = demo_store
+    app = AlignTrackApp(uri)
+    async with app.run_test(size=(100, 60)) as pilot:
+        await open_app(app, pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = _static_text(app.screen.query_one("#help-keys"))
+        actions = app.key_actions()
+        assert len(actions) >= 25
+        for item in actions:
+            assert item.help in text, item
+        for section in ("Global", "1 Runs", "2 Scenes", "3 Compare", "4 Ingest", "5 Report", "6 MLflow"):
+            assert section in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_command_palette_finds_and_runs_pane_actions(demo_store):
+    uri, _ = demo_store
+    app = AlignTrackApp(uri)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(app, pilot)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: scenes_loaded(app), what="scenes")
+        await pilot.press("1", "ctrl+p", *"raw json")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.scenes_pane.raw, what="raw via palette")
+        assert app.active_pane == "scenes"
+
+
+async def test_number_keys_switch_panes_and_q_quits(demo_store):
+    uri, _ = demo_store
+    app = AlignTrackApp(uri)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_app(app, pilot)
+        for key, pane in zip("234561", ("scenes", "compare", "ingest", "report", "mlflow", "runs"), strict=True):
+            await pilot.press("escape", key)  # escape first: the ingest pane focuses its path box
+            assert app.active_pane == pane
+        await pilot.press("q")
+    assert not app.is_running
+
+
+async def test_sixteen_colour_mode_uses_the_ansi_theme(demo_store):
+    uri, _ = demo_store
+    app = AlignTrackApp(uri, ansi=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_app(app, pilot)
+        assert app.theme == "ansi-dark"
+        assert "●" not in table_text(app.runs_pane.table)
+        await pilot.press("space")
+        assert table_text(app.runs_pane.table).splitlines()[1].startswith("●")
+
+
