@@ -22,7 +22,7 @@ import click
 
 from align_track.cli.options import experiment_option, fail, mlflow_uri_option
 from align_track.query.select import DEFAULT_SCORE_METRIC, QueryError, QueryResult, RunQuery, metric_key
-from align_track.store.tags import TAG_SOURCE
+from align_track.schema import METRIC_AVG_SECONDS, PARAM_NUM_SCENES, TAG_PATH, TAG_SOURCE, RunSummary
 from align_track.store.uri import StoreError
 
 
@@ -68,17 +68,21 @@ def _scenes(value: str | None) -> int | str | None:
 def summary_records(result: QueryResult, score_metric: str) -> list[dict[str, Any]]:
     """The columns search shows, per run, straight from the rows (no pandas needed)."""
     score = metric_key(score_metric)
-    return [{
-        "run_id": r.run_id,
-        "run_name": r.run_name,
-        "adm": r.params.get("adm", r.tags.get("adm")),
-        "llm": r.params.get("llm_backbone", r.tags.get("llm")),
-        "alignment_target_id": r.params.get("alignment_target_id"),
-        "run_variant": r.params.get("run_variant"),
-        "num_scenarios": _scenes(r.params.get("num_scenarios")),
-        "avg_seconds": r.metrics.get("timing.avg_seconds"),
-        score: r.metrics.get(score),
-    } for r in result.rows]
+    records = []
+    for r in result.rows:
+        s = RunSummary.of(r, score)
+        records.append({
+            "run_id": s.run_id,
+            "run_name": s.run_name,
+            "adm": s.adm or None,
+            "llm": s.llm or None,
+            "alignment_target_id": s.target or None,
+            "run_variant": s.variant or None,
+            "num_scenarios": _scenes(r.params.get(PARAM_NUM_SCENES)),
+            "avg_seconds": s.avg_seconds,
+            score: s.score,
+        })
+    return records
 
 
 _TABLE_HEADINGS = ("run", "ADM", "LLM", "target", "variant", "scenes", "avg s", "score")
@@ -197,7 +201,7 @@ def export(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
 @click.option("--rows", "rows_name", default="alignment_target_id", show_default=True,
               help="Column whose values label the rows (params/metrics/tags prefix optional).")
 @click.option("--cols", "cols_name", default="adm", show_default=True, help="Column whose values label the columns.")
-@click.option("--values", "values_name", default="timing.avg_seconds", show_default=True,
+@click.option("--values", "values_name", default=METRIC_AVG_SECONDS, show_default=True,
               help="Column to aggregate, e.g. metrics.score.alignment_score.")
 @click.option("--agg", type=click.Choice(["mean", "median", "min", "max", "count"]), default="mean",
               show_default=True)
@@ -250,7 +254,7 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
 def experiment_folder(tags: dict[str, str], root: Path | None) -> Path | None:
     """The run's folder: ``root / experiment_path`` if a root is given, else the path recorded at ingest."""
     if root is not None:
-        rel = tags.get("experiment_path")
+        rel = tags.get(TAG_PATH)
         return Path(os.path.abspath(root / rel)) if rel is not None else None
     source = tags.get(TAG_SOURCE)
     return Path(source) if source else None
@@ -276,8 +280,9 @@ def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm
         click.echo(result.empty_reason(), err=True)
         return
     if not (with_links or experiments_root is not None):
-        rows = [[r.run_name, r.params.get("adm"), r.params.get("alignment_target_id"), r.params.get("run_variant"),
-                 _scenes(r.params.get("num_scenarios")), r.tags.get("experiment_path")] for r in result.rows]
+        summaries = [(RunSummary.of(r), r) for r in result.rows]
+        rows = [[s.run_name, s.adm or None, s.target or None, s.variant or None,
+                 _scenes(r.params.get(PARAM_NUM_SCENES)), s.path or None] for s, r in summaries]
         _print_table(["run", "ADM", "target", "variant", "scenes", "folder"], rows,
                      f"{len(rows)} runs in {experiment_name!r}")
         return
@@ -285,9 +290,9 @@ def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm
     missing = 0
     for r in result.rows:
         folder = experiment_folder(r.tags, root)
-        details = " · ".join(str(v) for v in (r.params.get("adm"), r.params.get("alignment_target_id"),
-                                              r.params.get("run_variant")) if v)
-        click.echo(f"{r.run_name}  [{details} · {r.params.get('num_scenarios', '?')} scenes]")
+        s = RunSummary.of(r)
+        details = " · ".join(v for v in (s.adm, s.target, s.variant) if v)
+        click.echo(f"{r.run_name}  [{details} · {r.params.get(PARAM_NUM_SCENES, '?')} scenes]")
         if folder is None:
             missing += 1
             click.echo("  # no folder recorded for this run: pass --experiments-root")

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from align_track import schema as S
 from align_track.ingest.folders import ExperimentConfig, ExperimentFiles, scene_target_id
 from align_track.records import Artifact, RunRecord, TraceRecord
-from align_track.store.tags import TAG_FINGERPRINT, TAG_KEY, TAG_SOURCE
+from align_track.schema import TAG_FINGERPRINT, TAG_KEY, TAG_SOURCE, UNALIGNED, UNKNOWN_ADM
 
-UNALIGNED = "unaligned"
-UNKNOWN_ADM = "unknown_adm"
 MAPPING_VERSION = "1"
 
 
@@ -94,7 +93,7 @@ def config_target(config: dict[str, Any]) -> Target | None:
         if not isinstance(entry, dict) or not entry.get("kdma"):
             continue
         value = entry.get("value")
-        kdmas.append((str(entry["kdma"]), "kde" if value is None else _format_value(value)))
+        kdmas.append((str(entry["kdma"]), S.KDE_VALUE if value is None else _format_value(value)))
     return Target(id=str(at.get("id") or "unknown_target"), kdma_values=tuple(kdmas), from_scenes=False)
 
 
@@ -182,10 +181,10 @@ def timing_metrics(times: list[float | None]) -> dict[str, float]:
     if not known:
         return {}
     return {
-        "timing.total_seconds": sum(known),
-        "timing.avg_seconds": sum(known) / len(known),
-        "timing.min_seconds": min(known),
-        "timing.max_seconds": max(known),
+        S.METRIC_TOTAL_SECONDS: sum(known),
+        S.METRIC_AVG_SECONDS: sum(known) / len(known),
+        S.METRIC_MIN_SECONDS: min(known),
+        S.METRIC_MAX_SECONDS: max(known),
     }
 
 
@@ -204,7 +203,7 @@ def score_metrics(scores: Any, target_id: str) -> dict[str, float]:
     for entry in matching:
         for key, value in entry.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                name = "score.alignment_score" if key == "score" else f"score.{key}"
+                name = S.SCORE_METRIC if key == S.SCORES_FIELD else f"{S.SCORE_PREFIX}{key}"
                 sums.setdefault(name, []).append(float(value))
     return {name: sum(values) / len(values) for name, values in sums.items()}
 
@@ -224,43 +223,43 @@ def build_run(identity: RunIdentity, variant: str, files: ExperimentFiles) -> Ru
     times = [all_times[i] for i in indices]
     first = files.scenes[indices[0]] if indices else {}
 
-    params: dict[str, str] = {"adm": identity.adm}
+    params: dict[str, str] = {S.PARAM_ADM: identity.adm}
     if identity.llm:
-        params["llm_backbone"] = identity.llm
-    params["alignment_target_id"] = target.id
+        params[S.PARAM_LLM] = identity.llm
+    params[S.PARAM_TARGET] = target.id
     for kdma, value in target.kdma_values:
-        params[f"kdma.{kdma}"] = value
-    params["run_variant"] = variant
-    params["num_scenarios"] = str(len(indices))
+        params[f"{S.PARAM_KDMA_PREFIX}{kdma}"] = value
+    params[S.PARAM_VARIANT] = variant
+    params[S.PARAM_NUM_SCENES] = str(len(indices))
     first_scenario = (first.get("input") or {}).get("scenario_id")
     if first_scenario is not None:
-        params["first_scenario_id"] = str(first_scenario)
+        params[S.PARAM_FIRST_SCENARIO] = str(first_scenario)
 
     metrics = timing_metrics(times)
     metrics.update(score_metrics(files.scores, target.id))
 
-    tags: dict[str, str] = {"adm": identity.adm}
+    tags: dict[str, str] = {S.TAG_ADM: identity.adm}
     if identity.llm:
-        tags["llm"] = identity.llm
+        tags[S.TAG_LLM] = identity.llm
     tags.update({
-        "alignment_target_id": target.id,
-        "experiment_path": cfg.rel_path,
-        "experiment_timestamp": _iso(cfg.path.stat().st_mtime),
-        "has_hydra_config": str(cfg.has_config),
+        S.TAG_TARGET: target.id,
+        S.TAG_PATH: cfg.rel_path,
+        S.TAG_TIMESTAMP: _iso(cfg.path.stat().st_mtime),
+        S.TAG_HAS_HYDRA: str(cfg.has_config),
         TAG_KEY: identity.key,
         TAG_FINGERPRINT: run_fingerprint(identity, variant),
         TAG_SOURCE: str(cfg.path.resolve()),
     })
 
-    artifacts = [Artifact(str(cfg.path / "input_output.json"))]
-    for name in ("timing.json", "scores.json"):
+    artifacts = [Artifact(str(cfg.path / S.INPUT_OUTPUT))]
+    for name in (S.TIMING, S.SCORES):
         if (cfg.path / name).is_file():
             artifacts.append(Artifact(str(cfg.path / name)))
     if cfg.has_config:
-        artifacts.append(Artifact(str(cfg.path / ".hydra" / "config.yaml"), ".hydra"))
+        artifacts.append(Artifact(str(cfg.path / S.HYDRA_DIR / S.HYDRA_CONFIG), S.HYDRA_DIR))
 
     traces = build_traces(identity, files, indices, all_times)
-    run_name = f"{identity.adm}/{target.id}" + ("" if variant == "default" else f"/{variant}")
+    run_name = f"{identity.adm}/{target.id}" + ("" if variant == S.DEFAULT_VARIANT else f"/{variant}")
     return RunRecord(run_name=run_name, params=params, metrics=metrics, tags=tags,
                      artifacts=artifacts, traces=traces)
 
@@ -288,29 +287,29 @@ def build_traces(
         chosen = choice_index(output)
         seconds = times[index]
         attributes: dict[str, Any] = {
-            "scene_index": index,
-            "scenario_id": inp.get("scenario_id"),
-            "adm": identity.adm,
-            "alignment_target_id": identity.target.id,
+            S.ATTR_SCENE_INDEX: index,
+            S.ATTR_SCENARIO_ID: inp.get("scenario_id"),
+            S.ATTR_ADM: identity.adm,
+            S.ATTR_TARGET: identity.target.id,
         }
         if seconds is not None:
-            attributes["timing_seconds"] = seconds
-        attributes["true_kdma_values"] = info.get("true_kdma_values")
-        attributes["predicted_kdma_values"] = info.get("predicted_kdma_values")
-        attributes["choice_index"] = chosen
-        attributes["chosen_action"] = chosen_action_text(item, chosen)
+            attributes[S.ATTR_TIMING] = seconds
+        attributes[S.ATTR_TRUE_KDMA] = info.get("true_kdma_values")
+        attributes[S.ATTR_PREDICTED_KDMA] = info.get("predicted_kdma_values")
+        attributes[S.ATTR_CHOICE_INDEX] = chosen
+        attributes[S.ATTR_CHOSEN_ACTION] = chosen_action_text(item, chosen)
         duration_ns = int((seconds or 0.0) * 1e9)
         traces.append(TraceRecord(
             name=sid,
             inputs={
-                "scenario_id": inp.get("scenario_id"),
-                "state": inp.get("state"),
-                "scene_id": sid,
-                "unstructured": state.get("unstructured"),
-                "characters": state.get("characters"),
-                "choices": inp.get("choices"),
+                S.IN_SCENARIO_ID: inp.get("scenario_id"),
+                S.IN_STATE: inp.get("state"),
+                S.IN_SCENE_ID: sid,
+                S.IN_UNSTRUCTURED: state.get("unstructured"),
+                S.IN_CHARACTERS: state.get("characters"),
+                S.IN_CHOICES: inp.get("choices"),
             },
-            outputs={"choice_index": chosen, "action": output.get("action")},
+            outputs={S.OUT_CHOICE_INDEX: chosen, S.OUT_ACTION: output.get("action")},
             attributes=attributes,
             tags={},  # the trace name is the scene id; every tag costs the server a write per trace
             start_ns=clock_ns,

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from align_track.errors import one_line
 from align_track.ingest.folders import ExperimentConfig, ExperimentError, discover, read_config, read_files
 from align_track.ingest.mapping import RunIdentity, build_run, identities, run_fingerprint
 from align_track.ingest.reconcile import after_complete, lost_claim, plan
-from align_track.store.tags import TAG_KEY
+from align_track.schema import TAG_KEY
 from align_track.store.uri import DEFAULT_EXPERIMENT, StoreError, resolve_tracking_uri
 
 # Folder outcomes, in the order they are reported.
@@ -153,7 +154,7 @@ def ingest(
             return Outcome(rel, FAILED, error=str(exc))
         except Exception as exc:  # the store failed mid-write: report it, keep going, a rerun converges
             state["store_failures"] += 1
-            return Outcome(rel, FAILED, error=f"{rel}: store error: {_one_line(exc)}")
+            return Outcome(rel, FAILED, error=f"{rel}: store error: {one_line(exc, with_type=True)}")
 
     def record(outcome: Outcome) -> None:
         with lock:
@@ -191,11 +192,6 @@ def _variants(all_ids: list[RunIdentity]) -> dict[str, str]:
     from align_track.ingest.variants import assign_variants
 
     return assign_variants((i.key, i.group, i.config.rel_path) for i in all_ids)  # type: ignore[return-value]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
 def _ingest_folder(store, config, folder_ids, variants, existing, force, alive, notice) -> Outcome:

@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from align_track.store.tags import TAG_CLAIM, TAG_COMPLETE, TAG_FINGERPRINT
+from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_FINGERPRINT
 
 
-class RunLike(Protocol):
+class StoredRun(Protocol):
     run_id: str
     start_time: int | None
     end_time: int | None
@@ -24,7 +24,7 @@ class RunLike(Protocol):
 AliveFn = Callable[[str | None, int | None], bool]
 
 
-def complete(run: RunLike) -> bool:
+def complete(run: StoredRun) -> bool:
     return run.tags.get(TAG_COMPLETE) == "true"
 
 
@@ -37,11 +37,11 @@ class Plan:
     """Run ids to delete: now when skipping, otherwise only after the new run is complete."""
 
 
-def _rank(run: RunLike) -> tuple[int, str]:
+def _rank(run: StoredRun) -> tuple[int, str]:
     return (run.end_time or run.start_time or 0, run.run_id)
 
 
-def plan(fingerprint: str, runs: Sequence[RunLike], force: bool, alive: AliveFn) -> Plan:
+def plan(fingerprint: str, runs: Sequence[StoredRun], force: bool, alive: AliveFn) -> Plan:
     """Skip when a complete run has this fingerprint; otherwise write a new run and clean up after.
 
     Dead writers' half runs are always cleaned up; a live writer's half run makes
@@ -59,7 +59,7 @@ def plan(fingerprint: str, runs: Sequence[RunLike], force: bool, alive: AliveFn)
     return Plan("update" if done else "create", [r.run_id for r in done] + dead)
 
 
-def lost_claim(mine: str, runs: Sequence[RunLike], alive: AliveFn) -> bool:
+def lost_claim(mine: str, runs: Sequence[StoredRun], alive: AliveFn) -> bool:
     """Claim-then-verify: after creating our run, withdraw if another live claim ranks earlier.
 
     Every racer sees the same rows and ranks them the same way (start time, then id),
@@ -76,7 +76,7 @@ def lost_claim(mine: str, runs: Sequence[RunLike], alive: AliveFn) -> bool:
     return any(key(r) < key(me) for r in rivals)
 
 
-def after_complete(mine: str, runs: Sequence[RunLike], alive: AliveFn) -> list[str]:
+def after_complete(mine: str, runs: Sequence[StoredRun], alive: AliveFn) -> list[str]:
     """Runs to delete once ours is complete: every other complete run ranked below the newest, and dead halves.
 
     If a rival completed after us, it is the newest and we are deleted (by it or by us):

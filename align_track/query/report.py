@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from align_track.query.export import atomic_write, export_table, fill_sheet, write_delimited, write_json
 from align_track.query.select import QueryError, resolve_column, short_name
+from align_track.schema import METRIC_AVG_SECONDS
 
 if TYPE_CHECKING:
     import pandas
@@ -23,7 +24,7 @@ AGGREGATIONS = ("mean", "median", "min", "max", "count")
 REPORT_FORMATS = ("xlsx", "csv", "json")
 DEFAULT_ROWS = "alignment_target_id"
 DEFAULT_COLS = "adm"
-DEFAULT_VALUES = "timing.avg_seconds"
+DEFAULT_VALUES = METRIC_AVG_SECONDS
 MISSING_LABEL = "(none)"
 
 

@@ -15,7 +15,7 @@ from functools import cached_property
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from align_track.store.tags import TAG_COMPLETE
+from align_track.schema import SCORE_METRIC, TAG_COMPLETE
 from align_track.store.uri import DEFAULT_EXPERIMENT, require_existing_store, resolve_tracking_uri
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from align_track.store.runs_reader import RunRow
 
-DEFAULT_SCORE_METRIC = "score.alignment_score"
+DEFAULT_SCORE_METRIC = SCORE_METRIC
 RUN_COLUMNS = ("run_id", "run_name", "status", "start_time", "end_time", "experiment_id", "artifact_uri")
 _PREFIXES = ("params.", "metrics.", "tags.")
 _PREFIX_ALIASES = {"param.": "params.", "parameter.": "params.", "parameters.": "params.",

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from align_track.records import RunRecord
+from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
 from align_track.store import trace_writer
 from align_track.store.runs_reader import (
     ExperimentNotFound,
@@ -26,7 +27,6 @@ from align_track.store.runs_reader import (
     load_runs,
 )
 from align_track.store.sql_bulk import BulkResult, bulk_runs_supported, write_run_bulk
-from align_track.store.tags import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
 from align_track.store.uri import StoreError, artifact_root_for, store_kind
 
 

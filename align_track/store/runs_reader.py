@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from align_track.errors import one_line
 from align_track.store.uri import StoreError, require_existing_store, resolve_tracking_uri, store_kind
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def _engine(uri: str) -> sqlalchemy.engine.Engine:
     try:
         return sqlalchemy.create_engine(uri, connect_args=connect_args, pool_pre_ping=True)
     except Exception as exc:  # bad URI, missing driver
-        raise StoreError(f"cannot open {_redact(uri)}: {_one_line(exc)}") from exc
+        raise StoreError(f"cannot open {_redact(uri)}: {one_line(exc)}") from exc
 
 
 def with_installed_driver(uri: str) -> str:
@@ -104,11 +105,6 @@ def _redact(uri: str) -> str:
     return uri
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def _sql(uri: str, queries: list[str]) -> list[list[tuple]]:
     """Run read-only queries on one pooled connection; any failure becomes a one-line StoreError.
 
@@ -134,7 +130,7 @@ def _sql(uri: str, queries: list[str]) -> list[list[tuple]]:
             finally:
                 cursor.close()
     except (sqlalchemy.exc.SQLAlchemyError, dbapi.Error) as exc:
-        msg = _one_line(exc)
+        msg = one_line(exc)
         if "no such table" in msg or ("relation" in msg and "does not exist" in msg) or "doesn't exist" in msg:
             raise StoreNotInitialised(f"{_redact(uri)} is not an MLflow store ({msg})") from exc
         raise StoreError(f"cannot read {_redact(uri)}: {msg}") from exc

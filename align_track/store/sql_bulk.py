@@ -10,7 +10,7 @@ write it.
 
 Like the bulk trace rows, this relies on MLflow's schema: used only for the versions in
 ``trace_writer.BULK_TESTED_MLFLOW_VERSIONS``, on sqlite/postgresql URIs with file
-artifact locations, and proven by tests/test_bulk_equivalence.py to read back exactly
+artifact locations, and proven by tests/store/test_bulk_equivalence.py to read back exactly
 as the public path does.
 """
 
@@ -26,8 +26,8 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from align_track.records import RunRecord
+from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_FINGERPRINT, TAG_KEY
 from align_track.store import trace_writer
-from align_track.store.tags import TAG_CLAIM, TAG_COMPLETE, TAG_FINGERPRINT, TAG_KEY
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ Two writers produce the same stored trace:
   (~75 ms a trace) and works against any tracking backend (SQLite, PostgreSQL, ``http://``);
 * the *bulk* path inserts the rows that path makes MLflow's SQL store write, in one transaction
   with ``executemany``. It relies on store internals, so it is used only for the MLflow versions
-  the equivalence test (tests/test_trace_writer.py) covers, and only for records whose spans
+  the equivalence test (tests/store/test_trace_writer.py) covers, and only for records whose spans
   carry none of the attributes that make ``log_spans`` derive extra columns or rows.
 
 Trace shape, as MLflow's OTLP ingestion stores it: name = record.name (the scene id); root span
@@ -45,7 +45,7 @@ from align_track.records import TraceRecord
 from align_track.store.uri import store_kind
 
 BULK_TESTED_MLFLOW_VERSIONS = ("3.17.2",)
-"""MLflow versions whose SQL store the bulk rows were diffed against (tests/test_trace_writer.py)."""
+"""MLflow versions whose SQL store the bulk rows were diffed against (tests/store/test_trace_writer.py)."""
 
 BULK_KINDS = ("sqlite", "postgresql")
 """Store kinds the bulk path was verified on; anything else (http, mysql, file) uses the public path."""

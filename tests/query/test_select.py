@@ -23,7 +23,7 @@ from align_track.query.select import (
     resolve_column,
     run_query,
 )
-from align_track.store.tags import TAG_COMPLETE
+from align_track.schema import TAG_COMPLETE
 from align_track.store.uri import DEFAULT_EXPERIMENT, StoreError
 from tests.support.query_fixtures import EXPECTED, MISTRAL, QUOTED_LLM, build_tree, ingest_tree, make_ingested
 

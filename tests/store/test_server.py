@@ -1,7 +1,7 @@
 """Team scale: a shared ``mlflow server`` on PostgreSQL (and PostgreSQL directly), concurrent ingests, faults.
 
 Real services only: PostgreSQL on 127.0.0.1:5432 (skipped where there is none, unless
-ALIGN_TRACK_REQUIRE_POSTGRES=1) and ``mlflow server`` subprocesses (tests/server_fixtures.py).
+ALIGN_TRACK_REQUIRE_POSTGRES=1) and ``mlflow server`` subprocesses (tests/support/server_fixtures.py).
 Every store is compared with the same corpus ingested into SQLite, field by field
 (test_bulk_equivalence.snapshot).
 """
@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import requests
-import server_fixtures
 from click.testing import CliRunner
 from mlflow import MlflowClient
 from mlflow.tracing.client import TracingClient
@@ -32,6 +31,7 @@ from align_track.demo.generate import generate_demo
 from align_track.ingest.pipeline import default_workers, ingest
 from align_track.store import run_writer, runs_reader
 from align_track.store.uri import DEFAULT_EXPERIMENT
+from tests.support import server_fixtures
 from tests.support.server_fixtures import (
     AUTH_ADMIN,
     align_track_cmd,

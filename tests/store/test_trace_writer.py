@@ -4,7 +4,7 @@ Every comparison reads through MLflow's public read APIs (search_traces, get_tra
 strings, the server's REST endpoints the web UI calls), plus one raw-row diff of every table that
 is the reason the bulk path may claim "the same rows MLflow's store writes".
 
-Run as a script for the speed comparison:  .venv/bin/python tests/test_trace_writer.py --traces 2000 --naive 200
+Run as a script for the speed comparison:  .venv/bin/python -m tests.store.test_trace_writer --traces 2000 --naive 200
 """
 
 from __future__ import annotations

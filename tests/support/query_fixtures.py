@@ -1,6 +1,6 @@
 """An experiment tree with the awkward values queries must survive, ingested by the real ingest.
 
-Shared by test_query.py and test_cli_query.py; folders come from tests/factory.py.
+Shared by tests/query/test_select.py and tests/cli/test_runs_commands.py; folders come from tests/support/factory.py.
 """
 
 from __future__ import annotations

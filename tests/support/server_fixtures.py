@@ -2,7 +2,7 @@
 subprocesses backed by them, with proxied artifacts (``--serve-artifacts``).
 
 Plain context managers (usable from tests/benchmarks/bench_server.py) plus pytest fixtures on top.
-PostgreSQL follows tests/test_runs_reader.py: ``$ALIGN_TRACK_TEST_PG_URI`` (default the local
+PostgreSQL follows tests/store/test_runs_reader.py: ``$ALIGN_TRACK_TEST_PG_URI`` (default the local
 ``postgres`` user over TCP); where none answers, tests skip, unless ``ALIGN_TRACK_REQUIRE_POSTGRES=1``
 (CI), where they fail.
 """

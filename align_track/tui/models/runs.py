@@ -6,16 +6,13 @@ sort only reorders row indices, so the UI thread never waits on pandas or the st
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
+from align_track.schema import RunLike, RunSummary
 from align_track.tui.widgets.vtable import Column
-
-SCORE_METRIC = "score.alignment_score"
-AVG_METRIC = "timing.avg_seconds"
 
 RUN_COLUMNS: tuple[Column, ...] = (
     # Who and against what first, then how it did: what tells runs apart fits in 80 columns.
@@ -30,23 +27,6 @@ RUN_COLUMNS: tuple[Column, ...] = (
     Column("name", "name", 70),
 )
 NUMERIC = {c.key for c in RUN_COLUMNS if c.numeric}
-
-
-class RunLike(Protocol):
-    run_id: str
-    run_name: str
-    start_time: int | None
-    params: dict[str, str]
-    metrics: dict[str, float]
-    tags: dict[str, str]
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -67,17 +47,17 @@ def when(ms: int | None) -> str:
 
 def run_values(run: RunLike) -> dict[str, Any]:
     """The table's values for one run: full strings for searching, numbers for sorting."""
-    p, t, m = run.params, run.tags, run.metrics
+    s = RunSummary.of(run)
     return {
-        "adm": p.get("adm") or t.get("adm") or "",
-        "llm": p.get("llm_backbone") or t.get("llm") or "",
-        "target": p.get("alignment_target_id") or t.get("alignment_target_id") or "",
-        "variant": p.get("run_variant") or "",
-        "scenes": _number(p.get("num_scenarios")),
-        "avg_s": _number(m.get(AVG_METRIC)),
-        "score": _number(m.get(SCORE_METRIC)),
-        "ingested": run.start_time,
-        "name": run.run_name,
+        "adm": s.adm,
+        "llm": s.llm,
+        "target": s.target,
+        "variant": s.variant,
+        "scenes": s.scenes,
+        "avg_s": s.avg_seconds,
+        "score": s.score,
+        "ingested": s.start_time,
+        "name": s.run_name,
     }
 
 

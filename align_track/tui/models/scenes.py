@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from align_track.schema import ATTR_CHOSEN_ACTION, ATTR_TIMING
 from align_track.tui.widgets.vtable import Column
 
 SCENE_COLUMNS: tuple[Column, ...] = (
@@ -94,10 +95,10 @@ def scene_from_trace(trace: Any) -> Scene:
     attrs = {k: v for k, v in raw_attrs.items() if not k.startswith("mlflow.")}
     tags = info.tags or {}
     scene_id = str(inputs.get("scene_id") or tags.get("scene_id") or tags.get("mlflow.traceName") or "")
-    seconds = _float(attrs.get("timing_seconds"))
+    seconds = _float(attrs.get(ATTR_TIMING))
     choice = _int(attrs.get("choice_index", outputs.get("choice_index")))
     action = outputs.get("action") if isinstance(outputs.get("action"), dict) else {}
-    chosen = attrs.get("chosen_action") or action.get("unstructured") or ""
+    chosen = attrs.get(ATTR_CHOSEN_ACTION) or action.get("unstructured") or ""
     return Scene(
         trace_id=info.trace_id,
         scene_id=scene_id,

@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
+from align_track.schema import DEFAULT_VARIANT, RunSummary
 from align_track.tui.models.runs import short_llm
 from align_track.tui.models.scenes import Comparison, compare
 from align_track.tui.panes.base import Pane
@@ -27,10 +28,9 @@ SAME, DIFF = "=", "≠"
 
 def run_label(run: RunRow) -> str:
     """What tells compared runs apart: ADM, LLM, target, variant."""
-    p = run.params
-    parts = [p.get("adm", "?"), short_llm(p.get("llm_backbone", "")), p.get("alignment_target_id", ""),
-             p.get("run_variant", "")]
-    return " · ".join(x for x in parts if x and x != "default")
+    s = RunSummary.of(run)
+    parts = [s.adm or "?", short_llm(s.llm), s.target, s.variant]
+    return " · ".join(x for x in parts if x and x != DEFAULT_VARIANT)
 
 
 def letters(count: int) -> list[str]:

@@ -12,6 +12,7 @@ from textual.containers import Container, VerticalScroll
 from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
+from align_track.schema import PARAM_NUM_SCENES
 from align_track.tui.models.scenes import SCENE_COLUMNS, Scene, raw_json, sort_scenes
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.scene_view import render_scene
@@ -84,7 +85,7 @@ class ScenesPane(Pane):
         self.scenes = []
         self.fetching = True
         try:
-            self.expected = int(run.params.get("num_scenarios") or 0)
+            self.expected = int(run.params.get(PARAM_NUM_SCENES) or 0)
         except ValueError:
             self.expected = 0
         self.table.empty_text = "loading scenes…"

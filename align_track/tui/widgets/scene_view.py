@@ -11,6 +11,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from align_track.schema import ATTR_PREDICTED_KDMA, ATTR_TRUE_KDMA
 from align_track.tui.models.scenes import Scene, choice_texts, kdma_rows, kdma_text
 
 HEADING = "bold underline"
@@ -69,8 +70,8 @@ def _choices(scene: Scene) -> RenderableType:
 
 
 def _kdma_table(scene: Scene) -> RenderableType | None:
-    true_values = scene.attributes.get("true_kdma_values")
-    predicted = scene.attributes.get("predicted_kdma_values")
+    true_values = scene.attributes.get(ATTR_TRUE_KDMA)
+    predicted = scene.attributes.get(ATTR_PREDICTED_KDMA)
     if not true_values and not predicted:
         return None
     rows = kdma_rows(true_values, predicted, choice_texts(scene))
