@@ -24,7 +24,6 @@ import requests
 from click.testing import CliRunner
 from mlflow import MlflowClient
 from mlflow.tracing.client import TracingClient
-from test_bulk_equivalence import snapshot, spy_bulk
 
 from align_track.cli.main import main
 from align_track.demo.generate import generate_demo
@@ -32,6 +31,7 @@ from align_track.ingest.pipeline import default_workers, ingest
 from align_track.store import run_writer, runs_reader
 from align_track.store.uri import DEFAULT_EXPERIMENT
 from tests.support import server_fixtures
+from tests.support.readback import snapshot, spy_bulk
 from tests.support.server_fixtures import (
     AUTH_ADMIN,
     align_track_cmd,

@@ -1,0 +1,69 @@
+"""Read a whole store back through MLflow's public APIs, and spy on which write path ingest took.
+
+Shared by the bulk-vs-public equivalence test and the server-vs-SQLite test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from align_track.store import run_writer
+from align_track.store.uri import DEFAULT_EXPERIMENT
+
+VOLATILE_TAGS = {"align_track.claim"}
+
+
+def snapshot(uri: str) -> dict[str, Any]:
+    """Every run and trace field that is not an id or a time, keyed by the run's identity."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(DEFAULT_EXPERIMENT)
+    out: dict[str, Any] = {}
+    for run in client.search_runs([experiment.experiment_id], max_results=1000):
+        key = run.data.tags["align_track.key"]
+        artifacts = sorted(f.path for f in client.list_artifacts(run.info.run_id))
+        hydra = sorted(f.path for f in client.list_artifacts(run.info.run_id, ".hydra"))
+        contents = {p: Path(client.download_artifacts(run.info.run_id, p)).read_bytes() for p in artifacts
+                    if not p.startswith(".hydra")}
+        mlflow.set_tracking_uri(uri)
+        traces = mlflow.search_traces(locations=[experiment.experiment_id], run_id=run.info.run_id,
+                                      return_type="list")
+        trace_view = []
+        # Every trace here was found by its run link (search_traces(run_id=...)).
+        for trace in sorted(traces, key=lambda t: t.data.spans[0].attributes["scene_index"]):
+            full = client.get_trace(trace.info.trace_id)
+            span = full.data.spans[0]
+            trace_view.append({
+                "state": full.info.state, "tags": {k: v for k, v in full.info.tags.items()
+                                                   if k != "mlflow.artifactLocation"},
+                "metadata": full.info.trace_metadata,
+                "request_preview": full.info.request_preview, "response_preview": full.info.response_preview,
+                "span": (span.name, span.span_type, span.status.status_code, span.inputs, span.outputs,
+                         span.attributes.get("scene_index"), span.attributes.get("true_kdma_values"),
+                         span.attributes.get("chosen_action"), span.parent_id, len(full.data.spans)),
+                "times": (span.start_time_ns, span.end_time_ns),
+            })
+        out[key] = {
+            "name": run.info.run_name, "status": run.info.status, "lifecycle": run.info.lifecycle_stage,
+            "params": run.data.params, "metrics": run.data.metrics,
+            "tags": {k: v for k, v in run.data.tags.items() if k not in VOLATILE_TAGS},
+            "artifacts": artifacts, "hydra": hydra, "contents": contents, "traces": trace_view,
+        }
+    return out
+
+
+def spy_bulk(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record, per RunStore opened, whether it chose the bulk path: proves which path a test exercised."""
+    used: list[bool] = []
+    original = run_writer.RunStore.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        used.append(self.bulk)
+
+    monkeypatch.setattr(run_writer.RunStore, "__init__", spy)
+    return used
