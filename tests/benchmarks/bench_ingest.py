@@ -1,12 +1,13 @@
 """Ingest speed against ../shared/bench/naive_ingest.py, on the same corpus, in the same run.
 
 Fixed start-up (importing mlflow, creating the database) hides the per-scene cost, so
-both tools ingest a corpus of N and of 2N experiments into fresh stores and we compare
-the marginal cost per scene: (time(2N) - time(N)) / (scenes(2N) - scenes(N)).
-Also reported: parse+map cost against bare json.loads of the same files, and peak RSS
-at N and 2N (memory should track the largest experiment, not the corpus).
+both tools ingest a corpus of N and of 2N run folders into fresh stores and we compare
+the marginal cost per scene: (time(2N) - time(N)) / (scenes(2N) - scenes(N)), each the best of
+``--repeat`` runs, the same number for both tools, interleaved. Also reported: parse+map cost against
+bare json.loads of the same files, a rerun against the first ingest, and peak RSS at N and 2N
+(memory should track the largest run folder, not the corpus).
 
-usage: python -m tests.benchmarks.bench_ingest [--experiments N] [--scenes S] [--uri-kind sqlite|server]
+usage: python -m tests.benchmarks.bench_ingest [--experiments N] [--scenes S] [--repeat R]
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tests.benchmarks.results import Figure, Results, best_of, seconds
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -68,62 +71,63 @@ def naive_cmd(corpus: Path, uri: str) -> list[str]:
     return [sys.executable, str(NAIVE), str(corpus), uri]
 
 
-def parse_ratio(corpus: Path) -> tuple[float, float]:
-    """Seconds to json.loads every input_output.json vs to discover, parse and map them all."""
+def parse_seconds(corpus: Path, repeats: int) -> tuple[float, float]:
+    """Seconds to json.loads every input_output.json vs to discover, parse and map them all (best of each)."""
     from align_track.ingest.folders import discover, read_config, read_files
     from align_track.ingest.mapping import build_run, identities
     from align_track.ingest.variants import assign_variants
 
     files = sorted(corpus.rglob("input_output.json"))
-    started = time.perf_counter()
-    for f in files:
-        json.loads(f.read_bytes())
-    bare = time.perf_counter() - started
-    started = time.perf_counter()
-    configs = [read_config(corpus, d) for d in discover(corpus)]
-    ids = [i for c in configs for i in identities(c)]
-    variants = assign_variants((i.key, i.group, i.config.rel_path) for i in ids)
-    for i in ids:
-        build_run(i, variants[i.key], read_files(i.config.path))
-    return bare, time.perf_counter() - started
+
+    def bare() -> None:
+        for f in files:
+            json.loads(f.read_bytes())
+
+    def parsed() -> None:
+        configs = [read_config(corpus, d) for d in discover(corpus)]
+        ids = [i for c in configs for i in identities(c)]
+        variants = assign_variants((i.key, i.group, i.config.rel_path) for i in ids)
+        for i in ids:
+            build_run(i, variants[i.key], read_files(i.config.path))
+
+    return best_of(repeats, lambda: seconds(bare)), best_of(repeats, lambda: seconds(parsed))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--experiments", type=int, default=30, help="N (the second corpus has 2N)")
     parser.add_argument("--scenes", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3, help="best of R timings, the same R for both tools")
     args = parser.parse_args()
     if not NAIVE.exists():
         sys.exit(f"needs {NAIVE} (the shared benchmark material)")
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    n, s = args.experiments, args.scenes
-    small = make_corpus(work / f"corpus-{n}", n, s)
-    large = make_corpus(work / f"corpus-{2 * n}", 2 * n, s)
-    results: dict[str, dict[str, tuple[float, int]]] = {}
-    for tool, build, repeats in (("naive", naive_cmd, 1), ("align-track", align_track_cmd, 3)):
-        results[tool] = {}
-        for label, corpus in (("N", small), ("2N", large)):
-            best: tuple[float, int] | None = None
-            for attempt in range(repeats):  # fresh store each time; the fastest is the least disturbed
-                db = work / f"{tool}-{label}-{attempt}" / "mlflow.db"
+    n, s, repeats = args.experiments, args.scenes, args.repeat
+    corpora = {"N": make_corpus(work / f"corpus-{n}", n, s), "2N": make_corpus(work / f"corpus-{2 * n}", 2 * n, s)}
+    corpus = f"{n} and {2 * n} run folders of {s} scenes (make_corpus.py)"
+    results: dict[str, dict[str, float]] = {}
+    for attempt in range(repeats):  # interleaved, so a busy moment on the machine hits both tools
+        for tool, build in (("naive", naive_cmd), ("align-track", align_track_cmd)):
+            for label, folder in corpora.items():
+                db = work / f"{tool}-{label}-{attempt}" / "mlflow.db"  # a fresh store each time
                 db.parent.mkdir(parents=True, exist_ok=True)
-                result = timed(build(corpus, f"sqlite:///{db}"), cwd=db.parent)
-                best = result if best is None or result[0] < best[0] else best
-            results[tool][label] = best
-            print(f"{tool:12} {label:3} experiments={n if label == 'N' else 2 * n} scenes/exp={s} "
-                  f"seconds={results[tool][label][0]:.2f} peak_rss_mib={results[tool][label][1]}", flush=True)
-    extra_scenes = n * s
-    marginal = {t: (r["2N"][0] - r["N"][0]) / extra_scenes for t, r in results.items()}
-    for tool, cost in marginal.items():
-        print(f"{tool:12} marginal ms/scene={cost * 1000:.2f}  ({1 / cost if cost > 0 else float('inf'):.0f} scenes/s)")
-    ratio = marginal["naive"] / marginal["align-track"] if marginal["align-track"] > 0 else float("inf")
-    print(f"RATIO align-track vs naive (marginal per scene, SQLite): {ratio:.1f}x")
-    bare, parsed = parse_ratio(large)
-    print(f"parse: json.loads only={bare:.3f}s  discover+parse+map={parsed:.3f}s  ratio={parsed / bare:.2f}x")
-    # rerun on an ingested store: everything skipped
+                took, rss = timed(build(folder, f"sqlite:///{db}"), cwd=db.parent)
+                results.setdefault(tool, {})[label] = min(results.get(tool, {}).get(label, float("inf")), took)
+                print(f"{tool:12} {label:3} run folders={n if label == 'N' else 2 * n} scenes/folder={s} "
+                      f"seconds={took:.2f} peak_rss_mib={rss}", flush=True)
+    out = Results("ingest")
+    marginal = {t: (r["2N"] - r["N"]) * 1000 / (n * s) for t, r in results.items()}
+    out.add(Figure("ingest into SQLite, marginal cost per scene", "ms/scene", marginal["align-track"],
+                   marginal["naive"], "naive_ingest.py", repeats, corpus))
+    bare, parsed = parse_seconds(corpora["2N"], repeats)
+    out.add(Figure("discover + parse + map every run folder", "s", parsed, bare,
+                   "json.loads of every input_output.json", repeats, f"{2 * n} run folders of {s} scenes"))
+    # rerun on an ingested store: everything skipped, against that store's first ingest
     db = work / "align-track-2N-0" / "mlflow.db"
-    rerun, _ = timed(align_track_cmd(large, f"sqlite:///{db}"))
-    print(f"rerun (all skipped) of {2 * n} experiments: {rerun:.2f}s")
+    rerun = best_of(repeats, lambda: timed(align_track_cmd(corpora["2N"], f"sqlite:///{db}"))[0])
+    out.add(Figure("rerun on an ingested store (all skipped)", "s", rerun, results["align-track"]["2N"],
+                   "the first ingest of the same folders", repeats, f"{2 * n} run folders of {s} scenes"))
+    out.save()
 
 
 if __name__ == "__main__":

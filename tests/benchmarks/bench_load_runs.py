@@ -4,9 +4,9 @@ The store (N runs, 7 params, 5 metrics logged at 3 steps, 6 tags each) is writte
 direct SQL inserts into a schema MLflow created itself (runs, params, tags, metrics and
 latest_metrics, as MLflow's own log_batch fills them) and cached under /tmp, so only the
 first run pays for it. Both readers are warmed up (engine creation, schema check) before
-timing; the two frames must be equal or the benchmark fails.
+timing, then each is timed best of ``--repeat``; the two frames must be equal or the benchmark fails.
 
-usage: python -m tests.benchmarks.bench_load_runs [--runs N] [--server] [--rebuild]
+usage: python -m tests.benchmarks.bench_load_runs [--runs N] [--server] [--rebuild] [--repeat R]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.benchmarks.results import Figure, Results, best_of, seconds
 from tests.benchmarks.run_store import building_path, insert_runs, new_store, run_row
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,8 +80,8 @@ def normalised(df):
     return df
 
 
-def compare(uri: str, eid: str, label: str) -> float:
-    """Time both readers on ``uri``; fail unless they return the same frame. Returns the ratio."""
+def compare(uri: str, eid: str, label: str, repeats: int) -> Figure:
+    """Time both readers on ``uri`` (best of ``repeats`` each); fail unless they return the same frame."""
     import mlflow
     import pandas as pd
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
@@ -93,20 +94,16 @@ def compare(uri: str, eid: str, label: str) -> float:
         get_experiment_id(uri, EXPERIMENT)
         runs_to_frame(load_runs(uri, eid)[:1])
 
-        started = time.perf_counter()
         expected = mlflow.search_runs(experiment_ids=[eid])
-        t_search = time.perf_counter() - started
-
-        started = time.perf_counter()
         ours = runs_to_frame(load_runs(uri, eid))
-        t_ours = time.perf_counter() - started
+        t_search = best_of(repeats, lambda: seconds(lambda: mlflow.search_runs(experiment_ids=[eid])))
+        t_ours = best_of(repeats, lambda: seconds(lambda: runs_to_frame(load_runs(uri, eid))))
 
     assert list(ours["run_id"]) == list(expected["run_id"]), "different rows or order"
     pd.testing.assert_frame_equal(normalised(ours), normalised(expected))
-    ratio = t_search / t_ours
     print(f"[{label}] runs={len(ours)} columns={ours.shape[1]} same data: yes")
-    print(f"search_runs={t_search:.2f}s load_runs={t_ours:.2f}s ratio={ratio:.1f}")
-    return ratio
+    return Figure(f"all runs into a DataFrame ({label})", "s", t_ours, t_search, "mlflow.search_runs", repeats,
+                  f"{len(ours)} runs x {len(PARAMS)} params, {len(METRICS)} metrics, {len(TAGS) + 1} tags")
 
 
 def main() -> None:
@@ -116,6 +113,7 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="rewrite the cached store")
     parser.add_argument("--server", action="store_true",
                         help="also compare through an `mlflow server` on the same store (http path)")
+    parser.add_argument("--repeat", type=int, default=3, help="best of R timings, the same R for both readers")
     args = parser.parse_args()
 
     db = args.cache_dir / f"load-runs-{args.runs}" / "mlflow.db"
@@ -133,15 +131,17 @@ def main() -> None:
     from align_track.store.runs_reader import get_experiment_id
 
     eid = get_experiment_id(uri, EXPERIMENT)
-    compare(uri, eid, "sqlite")
+    out = Results("load_runs")
+    out.add(compare(uri, eid, "sqlite", args.repeat))
     if args.server:
         from align_track.mlflow_ui import find_free_port, start_ui, stop_ui
 
         server = start_ui(uri, port=find_free_port(start=5500), workers=1)
         try:
-            compare(server.url, eid, "server")
+            out.add(compare(server.url, eid, "server", args.repeat))
         finally:
             stop_ui(server)
+    out.save()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 One fresh database and one server (``--serve-artifacts --artifacts-destination <tmp>``) for the whole
 run; every ingest writes its own MLflow experiment. As in bench_ingest.py, fixed start-up (importing
 mlflow, creating the experiment) is removed by comparing the marginal cost per scene:
-(time(2N) - time(N)) / (scenes(2N) - scenes(N)), each time the best of ``--repeat`` runs.
+(time(2N) - time(N)) / (scenes(2N) - scenes(N)), each time the best of ``--repeat`` runs (the same number
+for every tool, interleaved).
 
 Also printed, for reading the ratio:
 
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 from tests.benchmarks.bench_ingest import NAIVE, make_corpus, timed
+from tests.benchmarks.results import Figure, Results
 from tests.support.server_fixtures import cli_env, fresh_database, running_server
 
 
@@ -111,20 +113,25 @@ def main() -> None:
             rate = 1 / cost if cost > 0 else float("inf")
             print(f"{tool:14} marginal ms/scene={cost * 1000:.2f}  ({rate:.0f} scenes/s)")
 
-        def ratio(tool: str) -> str:
-            if marginal[tool] <= 0:
-                return "n/a (its marginal cost is below the timing noise: use more --experiments)"
-            return f"{marginal['naive'] / marginal[tool]:.1f}x"
-
-        print(f"RATIO align-track vs naive (marginal per scene, mlflow server + PostgreSQL): {ratio('align-track')}")
-        print(f"ratio align-track writing the server's PostgreSQL directly vs naive through the server: "
-              f"{ratio('align-track-pg')}")
+        out = Results("server")
+        corpus = f"{n} and {2 * n} run folders of {s} scenes, server --workers {args.server_workers}"
+        out.add(Figure("ingest over HTTP (mlflow server + PostgreSQL), marginal cost per scene", "ms/scene",
+                       marginal["align-track"] * 1000, marginal["naive"] * 1000, "naive_ingest.py via the server",
+                       args.repeat, corpus))
+        out.add(Figure("ingest writing the server's PostgreSQL directly, marginal cost per scene", "ms/scene",
+                       marginal["align-track-pg"] * 1000, marginal["naive"] * 1000, "naive_ingest.py via the server",
+                       args.repeat, corpus))
+        if marginal["align-track-pg"] <= 0:
+            print("(the direct path's marginal cost is below the timing noise: use more --experiments)")
         floor = server_floor(server.url, corpora["N"])
+        out.notes["server_floor_ms_per_trace"] = round(floor, 2)
         print(f"server floor: {floor:.2f} ms per trace (run link + OTLP spans, 8 requests in flight) -> "
               f"about {marginal['naive'] * 1000 / floor:.1f}x at most over http, before runs and artifacts")
         first, _ = timed(align_track_cmd(corpora["2N"], server.url, "rerun-check", args.workers), cwd=work)
         again, _ = timed(align_track_cmd(corpora["2N"], server.url, "rerun-check", args.workers), cwd=work)
-        print(f"ingest of {2 * n} experiments into a new experiment: {first:.2f}s; rerun (all skipped): {again:.2f}s")
+        print(f"ingest of {2 * n} run folders into a new experiment: {first:.2f}s; rerun (all skipped): {again:.2f}s")
+        out.notes.update(first_ingest_s=round(first, 2), rerun_s=round(again, 2))
+        out.save()
 
 
 if __name__ == "__main__":
