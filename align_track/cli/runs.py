@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from align_track.cli.options import experiment_option, fail, mlflow_uri_option
+from align_track.query.formats import EXPORT_FORMATS, REPORT_FORMATS, format_for, suffixes
 from align_track.query.select import DEFAULT_SCORE_METRIC, QueryError, QueryResult, RunQuery, metric_key
 from align_track.schema import METRIC_AVG_SECONDS, PARAM_NUM_SCENES, TAG_PATH, TAG_SOURCE, RunSummary
 from align_track.store.uri import StoreError
@@ -166,7 +167,7 @@ def search(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
 @query_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="File to write; its suffix picks the format unless --format is given.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "json", "xlsx"]), default=None,
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default=None,
               help="Output format [default: from the -o suffix].")
 def export(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
            min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
@@ -175,7 +176,7 @@ def export(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
 
     The file is written atomically (never half-written). Exits 1 without writing when no run matches.
     """
-    from align_track.query.export import ExportError, format_for, write_export
+    from align_track.query.export import ExportError, write_export
 
     try:
         fmt = format_for(output, fmt)
@@ -206,8 +207,9 @@ def export(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
 @click.option("--agg", type=click.Choice(["mean", "median", "min", "max", "count"]), default="mean",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the report here (.xlsx, .csv or .json); without it the table is only printed.")
-@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv", "json"]), default=None,
+              help=f"Write the report here ({', '.join(suffixes(REPORT_FORMATS))}); without it the table is only "
+              "printed.")
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default=None,
               help="Report format [default: from the -o suffix].")
 def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
            min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
@@ -218,8 +220,8 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     xlsx reports have a formatted pivot sheet and a 'runs' sheet with the runs behind it.
     An unknown column exits 2 listing the available ones; no matching run exits 1.
     """
-    from align_track.query.export import ExportError, format_for
-    from align_track.query.report import REPORT_FORMATS, build_pivot, plain_table, preview, write_report
+    from align_track.query.export import ExportError
+    from align_track.query.report import build_pivot, plain_table, preview, write_report
 
     if output is not None:
         try:

@@ -1,33 +1,27 @@
-"""Export runs as a flat table (one row per run) to CSV, TSV, JSON or XLSX, written atomically.
+"""Export runs as a flat table (one row per run) in any format of :mod:`align_track.query.formats`, atomically.
 
 A half-written export must never replace a good one (a spreadsheet left open, a Ctrl-C, a
 full disk), so every writer goes to a temp file beside the target and ``os.replace``s it.
-The sheet helpers here are shared with :mod:`align_track.query.report`.
+:func:`atomic_write` and :func:`export_table` are shared with :mod:`align_track.query.report`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from align_track.query.formats import FORMATS, ExportError
 
 if TYPE_CHECKING:
     import pandas
 
-EXPORT_FORMATS = ("csv", "tsv", "json", "xlsx")
 LEAD_COLUMNS = ("run_id", "run_name", "status", "start_time")
 _SKIPPED_TAGS = ("tags.mlflow.runName",)  # repeated as run_name
-_XLSX_MAX_CELL = 32767
-
-
-class ExportError(ValueError):
-    """The output cannot be written as asked (unknown format, missing folder); the CLI exits 2."""
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -98,105 +92,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def format_for(path: str | Path, fmt: str | None, choices: Sequence[str] = EXPORT_FORMATS) -> str:
-    """``fmt`` if given, else the output's suffix; an ExportError if neither names a known format."""
-    if fmt:
-        fmt = fmt.lower()
-        if fmt not in choices:
-            raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(choices)}")
-        return fmt
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix in choices:
-        return suffix
-    raise ExportError(
-        f"cannot tell the format of {str(path)!r} from its suffix; use --format ({', '.join(choices)})"
-    )
-
-
 def write_export(frame: pandas.DataFrame, path: str | Path, fmt: str) -> int:
-    """Write one row per run of ``frame`` to ``path`` as ``fmt``; returns the number of rows."""
+    """Write one row per run of ``frame`` to ``path`` as ``fmt`` (a name in FORMATS); returns the number of rows."""
     header, rows = export_table(frame)
-    writers: dict[str, Callable[[Path], None]] = {
-        "csv": lambda p: write_delimited(p, header, rows, ","),
-        "tsv": lambda p: write_delimited(p, header, rows, "\t"),
-        "json": lambda p: write_json(p, [dict(zip(header, row, strict=True)) for row in rows]),
-        "xlsx": lambda p: write_xlsx_table(p, "runs", header, rows),
-    }
     with atomic_write(path) as tmp:
-        writers[fmt](tmp)
+        FORMATS[fmt].write_table(tmp, header, rows)
     return len(rows)
-
-
-def write_delimited(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]], sep: str) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        out = csv.writer(fh, delimiter=sep, lineterminator="\n")
-        out.writerow(header)
-        out.writerows([["" if v is None else v for v in row] for row in rows])
-
-
-def write_json(path: Path, payload: Any) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2, ensure_ascii=False, allow_nan=False, default=str)
-        fh.write("\n")
-
-
-# --------------------------------------------------------------------------- xlsx helpers
-
-
-def write_xlsx_table(path: Path, title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = title
-    fill_sheet(ws, header, rows)
-    wb.save(path)
-
-
-def fill_sheet(ws: Any, header: Sequence[str], rows: Sequence[Sequence[Any]], first_row: int = 1,
-               freeze_cols: int = 0, number_format: str = "0.000") -> None:
-    """A table at ``first_row``: bold header frozen in place, numbers formatted, columns sized to fit."""
-    from openpyxl.styles import Font, PatternFill
-    from openpyxl.utils import get_column_letter
-
-    bold = Font(bold=True)
-    shade = PatternFill("solid", fgColor="DDE4EE")
-    widths = [len(str(h)) for h in header]
-    for j, name in enumerate(header, start=1):
-        cell = ws.cell(row=first_row, column=j, value=xlsx_value(name))
-        cell.data_type = "s"
-        cell.font, cell.fill = bold, shade
-    for i, row in enumerate(rows, start=first_row + 1):
-        for j, value in enumerate(row, start=1):
-            value = xlsx_value(value)
-            cell = ws.cell(row=i, column=j, value=value)
-            if isinstance(value, str):
-                cell.data_type = "s"  # a value starting with '=' stays text, never a formula
-            elif isinstance(value, float):
-                cell.number_format = "0" if value.is_integer() and number_format == "0" else number_format
-            widths[j - 1] = max(widths[j - 1], len(_shown(value)))
-    for j, width in enumerate(widths, start=1):
-        ws.column_dimensions[get_column_letter(j)].width = min(max(width + 2, 8), 60)
-    ws.freeze_panes = ws.cell(row=first_row + 1, column=freeze_cols + 1).coordinate
-
-
-def xlsx_value(value: Any) -> Any:
-    """A value openpyxl accepts: no control characters, within Excel's cell size, NaN as empty."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, str):
-        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
-        return value[:_XLSX_MAX_CELL]
-    if isinstance(value, bool | int | float) or value is None:
-        return value
-    return str(value)
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)

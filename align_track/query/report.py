@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from align_track.query.export import atomic_write, export_table, fill_sheet, write_delimited, write_json
+from align_track.query.export import atomic_write, export_table
+from align_track.query.formats import FORMATS, REPORT_FORMATS, ExportError
 from align_track.query.select import QueryError, resolve_column, short_name
 from align_track.schema import METRIC_AVG_SECONDS
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     import pandas
 
 AGGREGATIONS = ("mean", "median", "min", "max", "count")
-REPORT_FORMATS = ("xlsx", "csv", "json")
 DEFAULT_ROWS = "alignment_target_id"
 DEFAULT_COLS = "adm"
 DEFAULT_VALUES = METRIC_AVG_SECONDS
@@ -48,6 +48,10 @@ class Pivot:
     @property
     def corner(self) -> str:
         return f"{short_name(self.rows)} \\ {short_name(self.cols)}"
+
+    def runs_table(self) -> tuple[list[str], list[list[Any]]]:
+        """Header and plain rows of the runs behind the pivot (the xlsx report's 'runs' sheet)."""
+        return export_table(self.runs, list(self.runs.columns))
 
     def cells(self) -> list[list[Any]]:
         """Rows of [label, value, ...] with None for empty cells (counts as ints)."""
@@ -104,49 +108,12 @@ def _label_key(label: str) -> tuple[bool, str]:
 
 
 def write_report(pivot: Pivot, path: str | Path, fmt: str, subtitle: str = "") -> None:
-    """Write the pivot as xlsx (with a 'runs' sheet), csv or json; atomically."""
-    writers = {"xlsx": _write_xlsx, "csv": _write_csv, "json": _write_json}
+    """Write the pivot in a format of REPORT_FORMATS (xlsx adds a 'runs' sheet); atomically."""
+    write_pivot = FORMATS[fmt].write_pivot
+    if write_pivot is None:
+        raise ExportError(f"{fmt} cannot hold a report; choose one of {', '.join(REPORT_FORMATS)}")
     with atomic_write(path) as tmp:
-        writers[fmt](pivot, tmp, subtitle)
-
-
-def _write_csv(pivot: Pivot, path: Path, subtitle: str) -> None:
-    write_delimited(path, [pivot.corner, *map(str, pivot.table.columns)], pivot.cells(), ",")
-
-
-def _write_json(pivot: Pivot, path: Path, subtitle: str) -> None:
-    columns = [str(c) for c in pivot.table.columns]
-    payload = {
-        "title": pivot.title,
-        "agg": pivot.agg,
-        "rows": pivot.rows,
-        "cols": pivot.cols,
-        "values": pivot.values,
-        "runs": len(pivot.runs),
-        "note": subtitle,
-        "columns": columns,
-        "table": {row[0]: dict(zip(columns, row[1:], strict=True)) for row in pivot.cells()},
-    }
-    write_json(path, payload)
-
-
-def _write_xlsx(pivot: Pivot, path: Path, subtitle: str) -> None:
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "report"
-    ws["A1"] = pivot.title
-    ws["A1"].font = Font(bold=True, size=13)
-    ws["A2"] = subtitle or f"{len(pivot.runs)} runs"
-    ws["A2"].data_type = "s"
-    number_format = "0" if pivot.agg == "count" else "0.000"
-    fill_sheet(ws, [pivot.corner, *map(str, pivot.table.columns)], pivot.cells(), first_row=4,
-               freeze_cols=1, number_format=number_format)
-    header, rows = export_table(pivot.runs, list(pivot.runs.columns))
-    fill_sheet(wb.create_sheet("runs"), header, rows)
-    wb.save(path)
+        write_pivot(pivot, tmp, subtitle)
 
 
 # --------------------------------------------------------------------------- text rendering

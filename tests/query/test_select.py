@@ -11,7 +11,8 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.utils.search_utils import SearchUtils
 
-from align_track.query.export import ExportError, atomic_write, export_columns, export_table, format_for
+from align_track.query.export import atomic_write, export_columns, export_table
+from align_track.query.formats import ExportError, format_for
 from align_track.query.report import build_pivot
 from align_track.query.select import (
     QueryError,

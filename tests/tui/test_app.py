@@ -10,6 +10,7 @@ import pytest
 
 from align_track.demo.store import compared, loaded, scenes_loaded, settle, wait_until
 from align_track.ingest.pipeline import ingest
+from align_track.query.formats import REPORT_FORMATS, suffixes
 from align_track.query.select import load_complete_runs
 from align_track.tui.app import AlignTrackApp
 from align_track.tui.models.runs import RUN_COLUMNS
@@ -400,7 +401,8 @@ async def test_report_preview_follows_the_selects_and_exports(demo_store, tmp_pa
 
         assert load_workbook(tmp_path / "pivot.xlsx")["report"]["A1"].value.startswith("count of")
         await pilot.press("ctrl+u", *str(tmp_path / "pivot.txt"), "enter")
-        assert "end the path in" in str(pane.query_one("#report-status").render())
+        status = str(pane.query_one("#report-status").render())
+        assert f"end the path in {', '.join(suffixes(REPORT_FORMATS))}" in status
 
 
 async def test_report_uses_marked_runs_when_some_are_marked(demo_store):

@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Select
 
+from align_track.query.formats import REPORT_FORMATS, suffixes
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.vtable import Column, VirtualTable
 
@@ -52,7 +53,8 @@ class ReportPane(Pane):
     TITLE = "Report"
     KEY = "5"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "export", "Export", tooltip="Write the report to the path (xlsx, csv or json by extension)"),
+        Binding("ctrl+s", "export", "Export",
+                tooltip=f"Write the report to the path ({', '.join(REPORT_FORMATS)} by extension)"),
         Binding("e", "edit_path", "Path", tooltip="Edit the export path"),
         Binding("escape", "leave_input", "Leave input", show=False),
     ]
@@ -85,7 +87,7 @@ class ReportPane(Pane):
         with Horizontal(id="report-export"):
             yield Label("Export to")
             yield Input("report.xlsx", id="report-path", compact=True,
-                        placeholder="path ending in .xlsx, .csv or .json")
+                        placeholder=f"path ending in {', '.join(suffixes(REPORT_FORMATS))}")
         yield Label("ctrl+s (or enter in the path) writes the report; format from the extension",
                     id="report-status")
 
@@ -196,8 +198,7 @@ class ReportPane(Pane):
         self.action_export()
 
     def action_export(self) -> None:
-        from align_track.query.export import ExportError, format_for
-        from align_track.query.report import REPORT_FORMATS
+        from align_track.query.formats import ExportError, format_for
 
         status = self.query_one("#report-status", Label)
         if self.pivot is None:
@@ -207,7 +208,7 @@ class ReportPane(Pane):
         try:
             fmt = format_for(path, None, REPORT_FORMATS)
         except ExportError:
-            status.update(f"✖ end the path in {', '.join('.' + f for f in REPORT_FORMATS)}")
+            status.update(f"✖ end the path in {', '.join(suffixes(REPORT_FORMATS))}")
             return
         status.update(f"writing {path}…")
         self._export(self.pivot, path, fmt, self.source)

@@ -1,0 +1,112 @@
+"""The format registry: CLI choices, the TUI report pane and both writers read it, and every format round-trips."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from align_track.cli.runs import export, report
+from align_track.query.export import write_export
+from align_track.query.formats import EXPORT_FORMATS, FORMATS, REPORT_FORMATS, ExportError, format_for, suffixes
+from align_track.query.report import build_pivot, write_report
+from align_track.tui.panes import report as report_pane
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "run_id": ["r1", "r2", "r3"],
+        "run_name": ["a/x", "b/x", "a/y"],
+        "status": ["FINISHED"] * 3,
+        "start_time": pd.to_datetime([1_749_542_400_000, 1_749_542_460_000, 1_749_542_520_000], unit="ms", utc=True),
+        "params.adm": ["a", "b", "a"],
+        "params.target": ["x", "x", "y"],
+        "metrics.seconds": [1.5, 2.25, 4.0],
+        "tags.note": ["=1+1 stays text", "tab\tand, comma", "ünïcode"],
+    })
+
+
+def _read_table(fmt: str, path: Path) -> tuple[list[str], list[list[Any]]]:
+    """Read an export back with a plain reader of the format (none of align-track's code)."""
+    if fmt in ("csv", "tsv"):
+        with open(path, newline="", encoding="utf-8") as fh:
+            header, *rows = list(csv.reader(fh, delimiter="," if fmt == "csv" else "\t"))
+        return header, [[float(v) if h.startswith("metrics.") else v for h, v in zip(header, r, strict=True)]
+                        for r in rows]
+    if fmt == "json":
+        records = json.loads(path.read_text())
+        return list(records[0]), [list(r.values()) for r in records]
+    if fmt == "xlsx":
+        from openpyxl import load_workbook
+
+        header, *rows = list(load_workbook(path)["runs"].iter_rows(values_only=True))
+        return list(header), [list(r) for r in rows]
+    raise AssertionError(f"add a reader for the new format {fmt!r} to this test")
+
+
+def test_cli_choices_come_from_the_registry() -> None:
+    export_choices = next(p for p in export.params if p.name == "fmt").type.choices
+    report_choices = next(p for p in report.params if p.name == "fmt").type.choices
+    assert tuple(export_choices) == EXPORT_FORMATS == tuple(FORMATS)
+    assert tuple(report_choices) == REPORT_FORMATS == tuple(n for n, f in FORMATS.items() if f.write_pivot)
+    assert set(REPORT_FORMATS) < set(EXPORT_FORMATS)  # tsv has no pivot writer
+
+
+def test_tui_report_pane_reads_the_registry() -> None:
+    assert report_pane.REPORT_FORMATS is REPORT_FORMATS and report_pane.suffixes is suffixes
+    assert suffixes(REPORT_FORMATS) == [s for n in REPORT_FORMATS for s in FORMATS[n].suffixes]
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_every_format_round_trips_an_export(tmp_path: Path, fmt: str) -> None:
+    frame = _frame()
+    path = tmp_path / f"runs{FORMATS[fmt].suffixes[0]}"
+    assert format_for(path, None) == fmt
+    assert write_export(frame, path, fmt) == len(frame)
+    header, rows = _read_table(fmt, path)
+    assert header == ["run_id", "run_name", "status", "start_time", "params.adm", "params.target",
+                      "metrics.seconds", "tags.note"]
+    assert [r[0] for r in rows] == ["r1", "r2", "r3"]
+    assert [r[6] for r in rows] == [1.5, 2.25, 4.0]
+    assert [r[7] for r in rows] == list(frame["tags.note"])
+    assert str(rows[0][3]).startswith("2025-06-10")
+
+
+@pytest.mark.parametrize("fmt", REPORT_FORMATS)
+def test_every_report_format_round_trips_a_pivot(tmp_path: Path, fmt: str) -> None:
+    pivot = build_pivot(_frame(), rows="target", cols="adm", values="seconds")
+    path = tmp_path / f"report{FORMATS[fmt].suffixes[0]}"
+    assert format_for(path, None, REPORT_FORMATS) == fmt
+    write_report(pivot, path, fmt, "three runs")
+    expected = {"x": {"a": 1.5, "b": 2.25}, "y": {"a": 4.0, "b": None}}
+    if fmt == "csv":
+        header, *rows = list(csv.reader(path.read_text().splitlines()))
+        got = {r[0]: {c: float(v) if v else None for c, v in zip(header[1:], r[1:], strict=True)} for r in rows}
+    elif fmt == "json":
+        got = json.loads(path.read_text())["table"]
+    elif fmt == "xlsx":
+        from openpyxl import load_workbook
+
+        sheet = load_workbook(path)["report"]
+        header, *rows = list(sheet.iter_rows(min_row=4, values_only=True))
+        got = {r[0]: dict(zip(header[1:], r[1:], strict=True)) for r in rows}
+    else:
+        raise AssertionError(f"add a reader for the new report format {fmt!r} to this test")
+    assert got == expected
+
+
+def test_a_format_without_a_pivot_writer_is_refused_for_reports(tmp_path: Path) -> None:
+    pivot = build_pivot(_frame(), rows="target", cols="adm", values="seconds")
+    out = tmp_path / "out"
+    out.mkdir()
+    table_only = [n for n in EXPORT_FORMATS if n not in REPORT_FORMATS]
+    assert table_only
+    with pytest.raises(ExportError, match="cannot hold a report"):
+        write_report(pivot, out / "r.out", table_only[0])
+    with pytest.raises(ExportError, match="from its suffix"):
+        format_for(out / f"r{FORMATS[table_only[0]].suffixes[0]}", None, REPORT_FORMATS)
+    assert not list(out.iterdir())  # nothing half-written
