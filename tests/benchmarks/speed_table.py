@@ -20,7 +20,7 @@ ORDER = ("ingest", "server", "load_runs", "query", "tui")
 
 
 def _value(x: float, unit: str) -> str:
-    return f"{x:.3g} {unit}"
+    return f"{x:,.0f} {unit}" if abs(x) >= 100 else f"{x:.3g} {unit}"
 
 
 def render(results_dir: Path) -> str:
