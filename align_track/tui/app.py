@@ -22,8 +22,11 @@ from textual.widgets import ContentSwitcher, Input
 from align_track.store.uri import DEFAULT_EXPERIMENT, StoreError, resolve_tracking_uri
 from align_track.tui.commands import ActionsProvider
 from align_track.tui.keys import KeyAction, key_actions
+from align_track.tui.messages import CompareRuns, OpenRun, RunsChanged, ShowPane, Status
+from align_track.tui.mlflow_control import UiState, WebUiControl
 from align_track.tui.models.data import display_uri
-from align_track.tui.panes.base import Pane
+from align_track.tui.models.selection import Selection
+from align_track.tui.panes.base import Pane, post_ui
 from align_track.tui.panes.compare import ComparePane
 from align_track.tui.panes.ingest import IngestPane
 from align_track.tui.panes.mlflow import MlflowPane
@@ -44,7 +47,6 @@ PANES: tuple[tuple[str, type[Pane]], ...] = (
     ("runs", RunsPane), ("scenes", ScenesPane), ("compare", ComparePane),
     ("ingest", IngestPane), ("report", ReportPane), ("mlflow", MlflowPane),
 )
-UI_HOST = "127.0.0.1"
 
 
 class AlignTrackApp(App[None]):
@@ -79,9 +81,8 @@ class AlignTrackApp(App[None]):
         self.experiment_name = experiment_name
         self.experiments_dir = "" if experiments_dir is None else str(experiments_dir)
         self.ansi = ansi
-        self.snapshot: RunsSnapshot | None = None
-        self.ui_server: UiServer | None = None
-        self.ui_busy = False
+        self.selection = Selection()
+        self.web_ui = WebUiControl(self.mlflow_uri, self._ui_changed_from_thread)
 
     # ------------------------------------------------------------------ layout
 
@@ -89,12 +90,19 @@ class AlignTrackApp(App[None]):
         yield PaneBar([(pane_id, cls.KEY, cls.TITLE) for pane_id, cls in PANES], id="panebar")
         with ContentSwitcher(id="panes", initial="runs"):
             for pane_id, cls in PANES:
-                if cls is IngestPane:
-                    yield IngestPane(self.experiments_dir, id=pane_id)
-                else:
-                    yield cls(id=pane_id)
+                yield self._make_pane(pane_id, cls)
         yield StatusBar(id="status")
         yield KeyBar(id="keys")
+
+    def _make_pane(self, pane_id: str, cls: type[Pane]) -> Pane:
+        """Each pane gets what it needs from the app at construction, never the app itself."""
+        if cls is RunsPane:
+            return RunsPane(self.selection, id=pane_id)
+        if cls is IngestPane:
+            return IngestPane(self.mlflow_uri, self.experiment_name, self.experiments_dir, id=pane_id)
+        if cls is ReportPane:
+            return ReportPane(self.selection, self.experiment_name, id=pane_id)
+        return cls(id=pane_id)
 
     def on_mount(self) -> None:
         if self.ansi:
@@ -151,6 +159,21 @@ class AlignTrackApp(App[None]):
             self.report_pane.refresh_source()
         self.pane(pane_id).focus_default()
 
+    def on_show_pane(self, message: ShowPane) -> None:
+        self.show_pane(message.pane_id)
+
+    def on_status(self, message: Status) -> None:
+        setattr(self.status, message.field, message.text)
+
+    def on_runs_changed(self, _message: RunsChanged) -> None:
+        self.reload_runs()
+
+    def on_open_run(self, message: OpenRun) -> None:
+        self.open_run(message.run_id)
+
+    def on_compare_runs(self, message: CompareRuns) -> None:
+        self.compare_runs(message.run_ids)
+
     def _on_key(self, event: events.Key) -> None:
         """Typeahead: a printable key only bubbles up to the app while an Input has focus if it was
         typed before that Input got it ('/merit' in one read, a paste, tmux send-keys) and went to the
@@ -166,21 +189,7 @@ class AlignTrackApp(App[None]):
 
     def post_ui(self, callback: Callable[..., Any], *args: Any) -> bool:
         """Run ``callback`` on the UI thread from a worker thread; False once the app is closing."""
-        if not self.is_running or self._closing:
-            return False
-        try:
-            self.call_from_thread(callback, *args)
-        except Exception:
-            if self.is_running and not self._closing:
-                raise
-            return False
-        return True
-
-    def set_error(self, message: str) -> None:
-        self.status.error = message
-
-    def set_ingest_status(self, text: str) -> None:
-        self.status.ingest = text
+        return post_ui(self, callback, *args)
 
     # ------------------------------------------------------------------ runs
 
@@ -207,8 +216,11 @@ class AlignTrackApp(App[None]):
             warm_up(self.mlflow_uri)  # import mlflow now, not when the first scene is opened
             gc.freeze()
 
+    @property
+    def snapshot(self) -> RunsSnapshot | None:
+        return self.selection.snapshot
+
     def _runs_loaded(self, snapshot: RunsSnapshot) -> None:
-        self.snapshot = snapshot
         self.status.error = ""
         self.status.state = f"{len(snapshot.runs)} runs"
         self.runs_pane.set_snapshot(snapshot)
@@ -223,95 +235,58 @@ class AlignTrackApp(App[None]):
         self.status.error = message
         self.runs_pane.show_error(message)
 
-    def _run(self, run_id: str) -> Any:
-        if self.snapshot is None:
-            return None
-        return next((r for r in self.snapshot.runs if r.run_id == run_id), None)
-
     def open_run(self, run_id: str) -> None:
         """Show the scenes of a run (Runs pane's enter)."""
-        run = self._run(run_id)
+        run = self.selection.run(run_id)
         if run is None or self.snapshot is None:
             return
         self.scenes_pane.open_run(self.snapshot.uri, self.snapshot.experiment_id, run)
         self.show_pane("scenes")
 
-    def compare_marked(self) -> None:
-        """Compare the marked runs (Runs pane's c); at least two are needed."""
-        marked = self.runs_pane.marked_ids
-        if len(marked) < 2 or self.snapshot is None:
+    def compare_runs(self, run_ids: list[str]) -> None:
+        """Compare these runs (the marked ones: Runs pane's c); at least two are needed."""
+        if len(run_ids) < 2 or self.snapshot is None:
             self.notify("mark at least two runs with space first", severity="warning")
             return
-        runs = [r for r in self.snapshot.runs if r.run_id in marked]
+        runs = self.selection.runs(run_ids)
         self.compare_pane.start(self.snapshot.uri, self.snapshot.experiment_id, runs)
         self.show_pane("compare")
 
     # ------------------------------------------------------------------ MLflow web UI
 
+    @property
+    def ui_server(self) -> UiServer | None:
+        return self.web_ui.server
+
+    @property
+    def ui_busy(self) -> bool:
+        return self.web_ui.busy
+
     def action_toggle_ui(self) -> None:
-        if self.ui_busy:
+        state = self.web_ui.toggle()
+        if state is None:
             self.notify("the MLflow UI is starting or stopping; one moment", severity="warning")
             return
-        self.ui_busy = True
-        if self.ui_server is None:
-            self.mlflow_pane.show_state("starting…")
-            self.status.ui = "web UI starting…"
-            self._start_ui()
+        self._ui_changed(state)
+
+    def _ui_changed_from_thread(self, state: UiState) -> bool:
+        return self.post_ui(self._ui_changed, state)
+
+    def _ui_changed(self, state: UiState) -> None:
+        """Show a web UI state in the MLflow pane and the status bar."""
+        self.mlflow_pane.show_state(state.state, state.url, state.hint, state.detail)
+        if state.state == "running":
+            self.status.ui = f"web UI {state.url}"
+        elif state.state.endswith("…"):
+            self.status.ui = f"web UI {state.state}"
         else:
-            self.mlflow_pane.show_state("stopping…")
-            self.status.ui = "web UI stopping…"
-            self._stop_ui(self.ui_server)
-
-    @work(thread=True, exclusive=True, group="ui")
-    def _start_ui(self) -> None:
-        from align_track import mlflow_ui
-
-        try:
-            port = mlflow_ui.find_free_port(UI_HOST, 5000)
-            server = mlflow_ui.start_ui(self.mlflow_uri, UI_HOST, port)
-        except StoreError as exc:
-            self.post_ui(self._ui_failed, str(exc))
-            return
-        except Exception as exc:  # e.g. the mlflow executable cannot be run
-            self.post_ui(self._ui_failed, f"{type(exc).__name__}: {exc}")
-            return
-        if not self.post_ui(self._ui_started, server):
-            mlflow_ui.stop_ui(server)  # the app closed while the server started
-
-    @work(thread=True, exclusive=True, group="ui")
-    def _stop_ui(self, server: UiServer) -> None:
-        from align_track.mlflow_ui import stop_ui
-
-        stop_ui(server)
-        self.post_ui(self._ui_stopped)
-
-    def _ui_started(self, server: UiServer) -> None:
-        from align_track.mlflow_ui import ssh_forward_hint
-
-        self.ui_server = server
-        self.ui_busy = False
-        self.status.ui = f"web UI {server.url}"
-        self.mlflow_pane.show_state("running", server.url, ssh_forward_hint(server.port, server.host))
-
-    def _ui_stopped(self) -> None:
-        self.ui_server = None
-        self.ui_busy = False
-        self.status.ui = ""
-        self.mlflow_pane.show_state("stopped")
-
-    def _ui_failed(self, message: str) -> None:
-        self.ui_busy = False
-        self.status.ui = ""
-        self.mlflow_pane.show_state("failed", detail=message)
-        self.notify(message, severity="error", timeout=8)
+            self.status.ui = ""
+        if state.state == "failed":
+            self.notify(state.detail, severity="error", timeout=8)
 
     def stop_ui_server(self) -> None:
         """Stop the web UI we started (blocking); called on quit so no server outlives the app."""
-        server, self.ui_server = self.ui_server, None
-        if server is not None:
-            from align_track.mlflow_ui import stop_ui
-
-            stop_ui(server)
+        self.web_ui.stop()
 
     async def on_unmount(self) -> None:
         """No server or half-finished experiment outlives the app: quitting during an ingest has

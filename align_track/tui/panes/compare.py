@@ -14,6 +14,7 @@ from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
 from align_track.schema import DEFAULT_VARIANT, RunSummary
+from align_track.tui.messages import ShowPane
 from align_track.tui.models.runs import short_llm
 from align_track.tui.models.scenes import Comparison, compare
 from align_track.tui.panes.base import Pane
@@ -98,14 +99,14 @@ class ComparePane(Pane):
                     return
                 scenes.append(got)
         except Exception as exc:  # the store failed: report, do not crash
-            self.tui.post_ui(self._failed, f"cannot load scenes: {exc}")
+            self.post_ui(self._failed, f"cannot load scenes: {exc}")
             return
         if not worker.is_cancelled:
-            self.tui.post_ui(self._show, run_ids, compare(scenes))
+            self.post_ui(self._show, run_ids, compare(scenes))
 
     def _failed(self, message: str) -> None:
         self.query_one("#compare-summary", Label).update(message)
-        self.tui.set_error(message)
+        self.set_error(message)
 
     def _show(self, run_ids: list[str], comparison: Comparison) -> None:
         if run_ids != [r.run_id for r in self.runs]:
@@ -134,4 +135,4 @@ class ComparePane(Pane):
         self.table.set_view(self._view())
 
     def action_back(self) -> None:
-        self.tui.show_pane("runs")
+        self.tell_app(ShowPane("runs"))

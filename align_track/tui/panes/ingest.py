@@ -12,6 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, Label, ProgressBar
 
+from align_track.tui.messages import RunsChanged, Status
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.path_suggester import PathSuggester
 from align_track.tui.widgets.vtable import Column, VirtualTable
@@ -52,8 +53,10 @@ class IngestPane(Pane):
     IngestPane #ingest-hint { height: 1; padding: 0 1; color: $text-muted; width: 1fr; }
     """
 
-    def __init__(self, experiments_dir: str = "", **kwargs) -> None:
+    def __init__(self, mlflow_uri: str, experiment_name: str, experiments_dir: str = "", **kwargs) -> None:
         super().__init__(**kwargs)
+        self.mlflow_uri = mlflow_uri
+        self.experiment_name = experiment_name
         self.experiments_dir = experiments_dir
         self.cancel_event: threading.Event | None = None
         self.finished = threading.Event()
@@ -87,7 +90,7 @@ class IngestPane(Pane):
 
     def action_start(self) -> None:
         if self.running:
-            self.tui.notify("an ingest is already running", severity="warning")
+            self.notify("an ingest is already running", severity="warning")
             return
         folder = Path(self.query_one("#ingest-path", Input).value.strip()).expanduser()
         if not folder.is_dir():
@@ -102,7 +105,7 @@ class IngestPane(Pane):
         self.finished.clear()
         self.summary = None
         self._stats(f"scanning {folder}…")
-        self.tui.set_ingest_status("ingest: starting")
+        self.tell_app(Status("ingest", "ingest: starting"))
         self.focus_now(log)
         self._ingest(folder, force, self.cancel_event)
 
@@ -118,19 +121,19 @@ class IngestPane(Pane):
 
         def on_event(event: Event) -> None:
             try:
-                self.tui.post_ui(self._event, event)
+                self.post_ui(self._event, event)
             except Exception:  # a display problem must never break the ingest itself
                 pass
 
         try:
-            summary = ingest(folder, self.tui.mlflow_uri, self.tui.experiment_name, force=force,
+            summary = ingest(folder, self.mlflow_uri, self.experiment_name, force=force,
                              on_event=on_event, cancel=cancel)
         except Exception as exc:  # store missing/unreachable: shown in the pane, the app keeps running
-            self.tui.post_ui(self._finished, None, str(exc))
+            self.post_ui(self._finished, None, str(exc))
             return
         finally:
             self.finished.set()
-        self.tui.post_ui(self._finished, summary, "")
+        self.post_ui(self._finished, summary, "")
 
     def _stats(self, text: str, error: bool = False) -> None:
         label = self.query_one("#ingest-stats", Label)
@@ -150,25 +153,25 @@ class IngestPane(Pane):
             log.cursor = len(log.view) - 1
             bar.update(total=max(event.total, 1), progress=event.done)
         elif event.kind == "message":
-            self.tui.notify(event.message, severity="warning", timeout=4)
+            self.notify(event.message, severity="warning", timeout=4)
             return
         if event.kind in ("planned", "experiment"):
             rate = event.scenes / event.elapsed if event.elapsed > 0 else 0.0
             text = (f"{event.done}/{event.total} experiments · {event.scenes} scenes · {rate:.0f} scenes/s · "
                     f"ETA {eta_text(event.done, event.total, event.elapsed)}")
             self._stats(text)
-            self.tui.set_ingest_status(f"ingest {event.done}/{event.total}")
+            self.tell_app(Status("ingest", f"ingest {event.done}/{event.total}"))
 
     def _finished(self, summary: Summary | None, error: str) -> None:
         self.cancel_event = None
         self.summary = summary
-        self.tui.set_ingest_status("")
+        self.tell_app(Status("ingest", ""))
         if summary is None:
             self._stats(f"ingest failed: {error}", error=True)
-            self.tui.set_error(error)
+            self.set_error(error)
             return
         from align_track.ingest.pipeline import summary_lines
 
         lines = summary_lines(summary)
         self._stats(("cancelled · " if summary.cancelled else "done · ") + lines[0], error=bool(summary.failures))
-        self.tui.reload_runs()
+        self.tell_app(RunsChanged())

@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Select
 
+from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.vtable import Column, VirtualTable
 
@@ -67,8 +68,10 @@ class ReportPane(Pane):
     ReportPane #report-status { height: 1; padding: 0 1; width: 1fr; }
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, selection: Selection, experiment_name: str, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.selection = selection
+        self.experiment_name = experiment_name
         self.frame: pandas.DataFrame | None = None
         self.pivot: Pivot | None = None
         self.source = ""
@@ -95,14 +98,10 @@ class ReportPane(Pane):
     # ------------------------------------------------------------------ data
 
     def refresh_source(self) -> None:
-        """Rebuild the frame from the runs the Runs pane selects (marked, else shown)."""
-        runs_pane = self.tui.runs_pane
-        snapshot = runs_pane.snapshot
-        if snapshot is None:
+        """Rebuild the frame from the selected runs (marked, else shown in the Runs pane)."""
+        if self.selection.snapshot is None:
             return
-        marked = runs_pane.marked_ids
-        wanted = marked if marked else set(runs_pane.shown_run_ids)
-        runs = [r for r in snapshot.runs if r.run_id in wanted]
+        runs, marked = self.selection.report_runs()
         self.source = f"{len(runs)} {'marked' if marked else 'shown'} runs"
         self._build_frame(runs)
 
@@ -111,7 +110,7 @@ class ReportPane(Pane):
         from align_track.tui.models.data import runs_frame
 
         frame = runs_frame(runs)
-        self.tui.post_ui(self._frame_ready, frame)
+        self.post_ui(self._frame_ready, frame)
 
     def _frame_ready(self, frame: pandas.DataFrame) -> None:
         from align_track.query.report import AGGREGATIONS, DEFAULT_COLS, DEFAULT_ROWS, DEFAULT_VALUES
@@ -160,12 +159,12 @@ class ReportPane(Pane):
         try:
             pivot = build_pivot(frame, rows, cols, values, agg)
         except QueryError as exc:
-            self.tui.post_ui(self._show_pivot, None, str(exc))
+            self.post_ui(self._show_pivot, None, str(exc))
             return
         except Exception as exc:  # pandas refusing these columns: say so, keep the pane usable
-            self.tui.post_ui(self._show_pivot, None, f"{type(exc).__name__}: {exc}")
+            self.post_ui(self._show_pivot, None, f"{type(exc).__name__}: {exc}")
             return
-        self.tui.post_ui(self._show_pivot, pivot, "")
+        self.post_ui(self._show_pivot, pivot, "")
 
     def _show_pivot(self, pivot: Pivot | None, error: str) -> None:
         self.pivot = pivot
@@ -218,18 +217,18 @@ class ReportPane(Pane):
         from align_track.query.report import write_report
 
         try:
-            write_report(pivot, path, fmt, f"{note} from experiment {self.tui.experiment_name!r}")
+            write_report(pivot, path, fmt, f"{note} from experiment {self.experiment_name!r}")
         except (ExportError, OSError) as exc:
-            self.tui.post_ui(self._exported, path, str(exc))
+            self.post_ui(self._exported, path, str(exc))
             return
         except Exception as exc:  # e.g. a value the xlsx writer refuses
-            self.tui.post_ui(self._exported, path, f"{type(exc).__name__}: {exc}")
+            self.post_ui(self._exported, path, f"{type(exc).__name__}: {exc}")
             return
-        self.tui.post_ui(self._exported, path, "")
+        self.post_ui(self._exported, path, "")
 
     def _exported(self, path: Path, error: str) -> None:
         status = self.query_one("#report-status", Label)
         title = self.pivot.title if self.pivot else ""
         status.update(f"✖ cannot write {path}: {error}" if error else f"✔ wrote {path} ({title})")
         if not error:
-            self.tui.notify(f"wrote {path}", timeout=4)
+            self.notify(f"wrote {path}", timeout=4)

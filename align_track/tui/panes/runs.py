@@ -10,7 +10,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Input, Label
 
+from align_track.tui.messages import CompareRuns, OpenRun
 from align_track.tui.models.runs import RUN_COLUMNS, RunsModel
+from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.fast_input import FastInput
 from align_track.tui.widgets.vtable import VirtualTable
@@ -52,13 +54,21 @@ class RunsPane(Pane):
     RunsPane #runs-mlflow.-on { display: block; }
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, selection: Selection, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.selection = selection
         self.model = RunsModel.from_runs([])
-        self.snapshot: RunsSnapshot | None = None
         self.mode = TEXT
         self.mlflow_text = ""
-        self.marked_ids: set[str] = set()
+
+    @property
+    def snapshot(self) -> RunsSnapshot | None:
+        return self.selection.snapshot
+
+    @property
+    def marked_ids(self) -> set[str]:
+        """Marks are by run id, so they survive filtering, sorting and reloads."""
+        return self.selection.marked_ids
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="runs-bar"):
@@ -84,12 +94,12 @@ class RunsPane(Pane):
 
     def set_snapshot(self, snapshot: RunsSnapshot) -> None:
         """New runs from the store: rebuild the model, keep text filter, sort and marks."""
-        self.snapshot = snapshot
+        self.selection.snapshot = snapshot
         old = self.model
         self.model = RunsModel.from_runs(snapshot.runs)
         self.model.text = old.text
         self.model.sort(old.sort_column, old.sort_reverse)
-        self.marked_ids &= set(self.model.run_ids)
+        self.selection.marked_ids &= set(self.model.run_ids)
         table = self.table
         table.empty_text = "no runs match the filter" if snapshot.runs else "no runs yet: ingest some (press 4)"
         table.set_data(self.model.columns, self.model.cells, self.model.view())
@@ -109,6 +119,7 @@ class RunsPane(Pane):
         self.update_count()
 
     def update_count(self) -> None:
+        self.selection.set_shown(self.model.run_ids, self.table.view)
         shown, total = len(self.table.view), len(self.model)
         parts = [f"{shown}/{total} runs"]
         if self.marked_ids:
@@ -185,7 +196,7 @@ class RunsPane(Pane):
         self.mlflow_text = text
         if not text:
             self.model.allowed = None
-            self.tui.set_error("")
+            self.set_error("")
             self.refresh_view()
             return
         if self.snapshot is not None:
@@ -199,25 +210,25 @@ class RunsPane(Pane):
         try:
             ids = mlflow_filter(snapshot.runs, text)
         except QueryError as exc:
-            self.tui.post_ui(self._filter_failed, text, str(exc))
+            self.post_ui(self._filter_failed, text, str(exc))
             return
         except Exception as exc:  # whatever MLflow's matcher trips on is a bad filter to the user, not a crash
-            self.tui.post_ui(self._filter_failed, text, f"cannot apply filter {text!r}: {type(exc).__name__}: {exc}")
+            self.post_ui(self._filter_failed, text, f"cannot apply filter {text!r}: {type(exc).__name__}: {exc}")
             return
-        self.tui.post_ui(self._filter_applied, text, ids)
+        self.post_ui(self._filter_applied, text, ids)
 
     def _filter_applied(self, text: str, ids: set[str]) -> None:
         if text != self.mlflow_text:
             return
         self.model.allowed = self.model.rows_for(ids)
-        self.tui.set_error("")
+        self.set_error("")
         self.refresh_view(keep_row=False)
 
     def _filter_failed(self, text: str, message: str) -> None:
         if text != self.mlflow_text:
             return
         self.model.allowed = set()
-        self.tui.set_error(message)
+        self.set_error(message)
         self.refresh_view()
 
     # ------------------------------------------------------------------ sorting
@@ -261,7 +272,7 @@ class RunsPane(Pane):
 
     def action_open_run(self) -> None:
         if self.current_run_id is not None:
-            self.tui.open_run(self.current_run_id)
+            self.tell_app(OpenRun(self.current_run_id))
 
     def action_compare(self) -> None:
-        self.tui.compare_marked()
+        self.tell_app(CompareRuns([r for r in self.model.run_ids if r in self.marked_ids]))

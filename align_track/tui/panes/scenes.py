@@ -13,6 +13,7 @@ from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
 from align_track.schema import PARAM_NUM_SCENES
+from align_track.tui.messages import ShowPane
 from align_track.tui.models.scenes import SCENE_COLUMNS, Scene, raw_json, sort_scenes
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.scene_view import render_scene
@@ -103,11 +104,11 @@ class ScenesPane(Pane):
             for page in scene_pages(uri, experiment_id, run_id):
                 if worker.is_cancelled:
                     return
-                self.tui.post_ui(self._add_page, run_id, page)
+                self.post_ui(self._add_page, run_id, page)
         except Exception as exc:  # the store went away mid-read: say so, keep the scenes we have
-            self.tui.post_ui(self._failed, run_id, f"cannot load scenes: {exc}")
+            self.post_ui(self._failed, run_id, f"cannot load scenes: {exc}")
             return
-        self.tui.post_ui(self._done, run_id)
+        self.post_ui(self._done, run_id)
 
     def _add_page(self, run_id: str, page: list[Scene]) -> None:
         if self.run_row is None or run_id != self.run_row.run_id:
@@ -132,7 +133,7 @@ class ScenesPane(Pane):
             self.fetching = False
             self.table.empty_text = message
             self.table.refresh()
-            self.tui.set_error(message)
+            self.set_error(message)
             self._update_title()
 
     def _update_title(self) -> None:
@@ -178,4 +179,4 @@ class ScenesPane(Pane):
         self.show_current()
 
     def action_back(self) -> None:
-        self.tui.show_pane("runs")
+        self.tell_app(ShowPane("runs"))
