@@ -59,6 +59,7 @@ class AlignTrackApp(App[None]):
         *(Binding(cls.KEY, f"show_pane('{pid}')", cls.TITLE, show=False,
                 tooltip=f"Show the {cls.TITLE} pane") for pid, cls in PANES),
         Binding("question_mark", "help", "Help", tooltip="List every key"),
+        Binding("z", "zoom", "Zoom", tooltip="Zoom the pane to the whole screen (again: back)"),
         Binding("m", "toggle_ui", "Web UI", tooltip="Start or stop the MLflow web UI (any pane)"),
         Binding("ctrl+r", "reload", "Reload", tooltip="Reload the runs from the store"),
         Binding("q", "quit", "Quit", tooltip="Quit (asks first while an ingest runs; stops the web UI)"),
@@ -67,6 +68,8 @@ class AlignTrackApp(App[None]):
     Screen { layout: vertical; }
     VirtualTable, VerticalScroll { scrollbar-size-vertical: 1; scrollbar-size-horizontal: 1; }
     #panes { height: 1fr; }
+    Screen.-zoom #panebar, Screen.-zoom #keys { display: none; }
+    Screen.-zoom RunsPane #runs-details { display: none; }
     """
 
     def __init__(
@@ -96,8 +99,8 @@ class AlignTrackApp(App[None]):
 
     def _make_pane(self, pane_id: str, cls: type[Pane]) -> Pane:
         """Each pane gets what it needs from the app at construction, never the app itself."""
-        if cls is RunsPane:
-            return RunsPane(self.selection, id=pane_id)
+        if cls in (RunsPane, ScenesPane):
+            return cls(self.selection, id=pane_id)
         if cls is IngestPane:
             return IngestPane(self.mlflow_uri, self.experiment_name, self.experiments_dir, id=pane_id)
         if cls is ReportPane:
@@ -148,6 +151,13 @@ class AlignTrackApp(App[None]):
     def active_pane(self) -> str:
         return self.query_one(ContentSwitcher).current or ""
 
+    def action_zoom(self) -> None:
+        """``z``: the pane takes the whole screen (pane bar and key bar hidden); again: back."""
+        zoomed = not self.screen.has_class("-zoom")
+        self.screen.set_class(zoomed, "-zoom")
+        self.pane(self.active_pane).set_zoom(zoomed)
+        self.status.zoom = zoomed
+
     def action_show_pane(self, pane_id: str) -> None:
         self.show_pane(pane_id)
 
@@ -158,6 +168,8 @@ class AlignTrackApp(App[None]):
         if pane_id == "report":
             self.report_pane.refresh_source()
         self.pane(pane_id).focus_default()
+        if self.screen.has_class("-zoom"):
+            self.pane(pane_id).set_zoom(True)
 
     def on_show_pane(self, message: ShowPane) -> None:
         self.show_pane(message.pane_id)
@@ -222,7 +234,9 @@ class AlignTrackApp(App[None]):
 
     def _runs_loaded(self, snapshot: RunsSnapshot) -> None:
         self.status.error = ""
-        self.status.state = f"{len(snapshot.runs)} runs"
+        unfinished = len(snapshot.status)
+        done = len(snapshot.runs) - unfinished
+        self.status.state = f"{done} runs" + (f" + {unfinished} unfinished" if unfinished else "")
         self.runs_pane.set_snapshot(snapshot)
         # Long-lived data (and later mlflow's modules) leave the garbage collector's sight: a full
         # collection over 10,000 runs costs a keystroke 100+ ms, and none of it is garbage.

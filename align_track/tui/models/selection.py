@@ -18,6 +18,8 @@ class Selection:
     """The loaded snapshot, the marked run ids and the run ids the Runs pane shows (filtered, in order)."""
 
     snapshot: RunsSnapshot | None = None
+    web_ui_url: str = ""
+    """The MLflow web UI the app started ('' when none runs)."""
     marked_ids: set[str] = field(default_factory=set)
     _ids: list[str] = field(default_factory=list)
     _view: list[int] = field(default_factory=list)
@@ -29,6 +31,24 @@ class Selection:
     @property
     def shown_ids(self) -> list[str]:
         return [self._ids[i] for i in self._view]
+
+    def ui_base(self) -> str:
+        """Where MLflow URLs point: the web UI the app runs, else an http store itself, else ``align-track ui``'s."""
+        from align_track.tui.models.links import DEFAULT_UI_URL
+
+        if self.web_ui_url:
+            return self.web_ui_url
+        uri = self.snapshot.uri if self.snapshot is not None else ""
+        return uri if uri.startswith(("http://", "https://")) else DEFAULT_UI_URL
+
+    def copy_items(self, run_id: str, trace_id: str | None = None) -> list:
+        """What ``y`` offers for a run (and a scene's trace)."""
+        from align_track.tui.models.links import copy_items
+
+        run = self.run(run_id)
+        if run is None or self.snapshot is None:
+            return []
+        return copy_items(self.ui_base(), self.snapshot.experiment_id, run_id, run.tags, trace_id)
 
     def run(self, run_id: str) -> RunRow | None:
         if self.snapshot is None:
@@ -43,7 +63,8 @@ class Selection:
         return [r for r in self.snapshot.runs if r.run_id in wanted]
 
     def report_runs(self) -> tuple[list[RunRow], bool]:
-        """The runs a report uses: the marked ones if any (True), else the shown ones (False)."""
+        """The complete runs a report uses: the marked ones if any (True), else the shown ones (False)."""
+        finished = self.snapshot.status if self.snapshot is not None else {}
         if self.marked_ids:
-            return self.runs(self.marked_ids), True
-        return self.runs(self.shown_ids), False
+            return [r for r in self.runs(self.marked_ids) if r.run_id not in finished], True
+        return [r for r in self.runs(self.shown_ids) if r.run_id not in finished], False

@@ -29,6 +29,9 @@ class Pane(Container):
         right after '/' (typeahead, a paste, tmux send-keys) would still reach the old widget."""
         self.screen.set_focus(widget)
 
+    def set_zoom(self, zoomed: bool) -> None:
+        """Called when ``z`` zooms this pane to the whole screen (or back); panes hide what they can spare."""
+
     def post_ui(self, callback: Callable[..., Any], *args: Any) -> bool:
         """Run ``callback`` on the UI thread from a worker thread; False once the app is closing."""
         return post_ui(self, callback, *args)
@@ -42,6 +45,21 @@ class Pane(Container):
             handler(message)
         else:
             self.post_message(message)
+
+    def offer_copy(self, items: list) -> None:
+        """``y``: let the user pick one of ``items`` (CopyItem) and put it on the clipboard by OSC 52."""
+        from align_track.tui.screens.copy import CopyScreen
+
+        if not items:
+            self.notify("nothing to copy here yet", severity="warning")
+            return
+
+        def chosen(item) -> None:
+            if item is not None:
+                self.app.copy_to_clipboard(item.text)
+                self.notify(f"copied {item.label}", timeout=3)
+
+        self.app.push_screen(CopyScreen(items), chosen)
 
     def set_error(self, text: str) -> None:
         """Show (or with '' clear) an error in the status bar."""

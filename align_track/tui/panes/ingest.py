@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -13,15 +14,21 @@ from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, Label, ProgressBar
 
 from align_track.tui.messages import RunsChanged, Status
+from align_track.tui.models.ingest_log import elapsed_text, readable_error
+from align_track.tui.models.text import printable
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.path_suggester import PathSuggester
 from align_track.tui.widgets.vtable import Column, VirtualTable
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from align_track.ingest.pipeline import Event, Summary
 
-LOG_COLUMNS = (Column("status", "status", 9), Column("traces", "traces", 6, numeric=True),
-               Column("path", "experiment", 60), Column("error", "error", 200))
+LOG_COLUMNS = (Column("status", "status", 8, essential=True),
+               Column("traces", "traces", 6, numeric=True, essential=True),
+               Column("path", "folder", 40, middle=True, min_width=14, essential=True),
+               Column("error", "reason (enter: in full)", 200, essential=True, grow=True, min_width=24))
 
 
 def eta_text(done: int, total: int, elapsed: float) -> str:
@@ -40,7 +47,8 @@ class IngestPane(Pane):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "start", "Start", tooltip="Ingest the folder (enter in the path does the same)"),
         Binding("ctrl+g", "cancel", "Cancel", tooltip="Cancel the ingest after the current experiment"),
-        Binding("escape", "leave_input", "Leave input", show=False),
+        Binding("enter", "show_error", "Error in full", tooltip="Show the highlighted folder's error in full"),
+        Binding("escape", "leave_input", "Leave path", tooltip="Leave the path box (then number keys, q and ? work)"),
     ]
     DEFAULT_CSS = """
     IngestPane #ingest-bar { height: 1; }
@@ -62,6 +70,13 @@ class IngestPane(Pane):
         self.finished = threading.Event()
         self.finished.set()
         self.summary: Summary | None = None
+        self.root = ""
+        self.errors: list[str] = []
+        """Full error per log row ('' for a folder that did not fail)."""
+        self.started = 0.0
+        self.progress = (0, 0)
+        self.scenes = 0
+        self._clock: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="ingest-bar"):
@@ -69,7 +84,7 @@ class IngestPane(Pane):
             yield Input(self.experiments_dir, placeholder="experiments folder (→ completes)", id="ingest-path",
                         suggester=PathSuggester(), compact=True)
             yield Checkbox("force", id="ingest-force", compact=True)
-        yield Label("enter or ctrl+s: start · ctrl+g: cancel · → accepts a completion", id="ingest-hint")
+        yield Label("esc: leave the path · enter: start · ctrl+g: cancel · →: accept completion", id="ingest-hint")
         yield ProgressBar(total=1, id="ingest-progress", show_eta=False)  # indeterminate only while scanning
         yield Label("idle", id="ingest-stats")
         yield VirtualTable(LOG_COLUMNS, id="ingest-log", empty_text="no ingest yet")
@@ -83,6 +98,23 @@ class IngestPane(Pane):
 
     def action_leave_input(self) -> None:
         self.focus_now(self.query_one("#ingest-log", VirtualTable))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """enter shows an error only from the log (in the path box it starts the ingest); escape leaves the box."""
+        if action == "show_error":
+            return self.screen.focused is self.query_one("#ingest-log", VirtualTable)
+        if action == "leave_input":
+            return self.screen.focused is self.query_one("#ingest-path", Input)
+        return True
+
+    def action_show_error(self) -> None:
+        from align_track.tui.screens.message import MessageScreen
+
+        log = self.query_one("#ingest-log", VirtualTable)
+        row = log.current_row
+        if row is None or row >= len(self.errors) or not self.errors[row]:
+            return
+        self.app.push_screen(MessageScreen(f"{log.rows[row][2]}: {log.rows[row][0]}", self.errors[row]))
 
     @on(Input.Submitted, "#ingest-path")
     def _submitted(self) -> None:
@@ -99,12 +131,18 @@ class IngestPane(Pane):
         force = self.query_one("#ingest-force", Checkbox).value
         log = self.query_one("#ingest-log", VirtualTable)
         log.set_data(LOG_COLUMNS, [])
+        self.errors = []
+        self.root = str(folder.resolve())
+        self.started = time.monotonic()
+        self.progress = (0, 0)
+        self.scenes = 0
         log.empty_text = "looking for experiments…"
         self.query_one("#ingest-progress", ProgressBar).update(total=None, progress=0)
         self.cancel_event = threading.Event()
         self.finished.clear()
         self.summary = None
         self._stats(f"scanning {folder}…")
+        self._clock = self.set_interval(1.0, self._tick)
         self.tell_app(Status("ingest", "ingest: starting"))
         self.focus_now(log)
         self._ingest(folder, force, self.cancel_event)
@@ -149,21 +187,36 @@ class IngestPane(Pane):
             log.refresh()
         elif event.kind == "experiment" and event.outcome is not None:
             o = event.outcome
-            log.append_row((o.status, str(o.traces) if o.traces else "", o.path, o.error or ""))
+            self.errors.append(o.error or "")
+            reason = readable_error(o.error, self.root, o.path) if o.error else ""
+            log.append_row((o.status, str(o.traces) if o.traces else "", printable(o.path), reason))
             log.cursor = len(log.view) - 1
             bar.update(total=max(event.total, 1), progress=event.done)
         elif event.kind == "message":
             self.notify(event.message, severity="warning", timeout=4)
             return
         if event.kind in ("planned", "experiment"):
-            rate = event.scenes / event.elapsed if event.elapsed > 0 else 0.0
-            text = (f"{event.done}/{event.total} experiments · {event.scenes} scenes · {rate:.0f} scenes/s · "
-                    f"ETA {eta_text(event.done, event.total, event.elapsed)}")
-            self._stats(text)
+            self.progress = (event.done, event.total)
+            self.scenes = event.scenes
+            self._tick()
             self.tell_app(Status("ingest", f"ingest {event.done}/{event.total}"))
+
+    def _tick(self) -> None:
+        """Elapsed and ETA from the pane's own clock, every second and on every folder (the pipeline's
+        clock reaches the pane only with an event, so it would stand still between folders)."""
+        if not self.running or not self.progress[1]:
+            return
+        done, total = self.progress
+        elapsed = time.monotonic() - self.started
+        rate = self.scenes / elapsed if elapsed > 0 else 0.0
+        self._stats(f"{done}/{total} folders · {self.scenes} scenes · {rate:.0f}/s · "
+                    f"{elapsed_text(elapsed)} elapsed · ETA {eta_text(done, total, elapsed)}")
 
     def _finished(self, summary: Summary | None, error: str) -> None:
         self.cancel_event = None
+        if self._clock is not None:
+            self._clock.stop()
+            self._clock = None
         self.summary = summary
         self.tell_app(Status("ingest", ""))
         if summary is None:

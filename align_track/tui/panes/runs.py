@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import work
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, Static
 
+from align_track.schema import RunSummary
 from align_track.tui.messages import CompareRuns, OpenRun
-from align_track.tui.models.runs import RUN_COLUMNS, RunsModel
+from align_track.tui.models.runs import RUN_COLUMNS, STATE_WORD, RunsModel
 from align_track.tui.models.selection import Selection
+from align_track.tui.models.text import printable
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.fast_input import FastInput
 from align_track.tui.widgets.vtable import VirtualTable
 
 if TYPE_CHECKING:
+    from align_track.store.runs_reader import RunRow
     from align_track.tui.models.data import RunsSnapshot
 
 TEXT, MLFLOW = "text", "mlflow"
@@ -25,6 +29,32 @@ PLACEHOLDER = {
     TEXT: "type to filter every column (space-separated words must all match)",
     MLFLOW: "MLflow filter, e.g. params.adm = 'pipeline_baseline' AND metrics.`timing.avg_seconds` < 30",
 }
+
+
+def details_text(run: RunRow, state: str) -> Text:
+    """ADM · LLM, target · variant, folder, run id · state: the full values, wrapped, never cut."""
+    s = RunSummary.of(run)
+    text = Text(no_wrap=False, overflow="fold")
+
+    def field(label: str, value: str, style: str = "") -> None:
+        text.append(f"{label} ", "dim")
+        text.append(printable(value) or "–", style)
+
+    field("ADM", s.adm, "bold")
+    text.append("  ")
+    field("LLM", s.llm)
+    text.append("\n")
+    field("target", s.target, "bold")
+    text.append("  ")
+    field("variant", s.variant)
+    text.append("\n")
+    field("folder", s.path)
+    text.append("\n")
+    field("run", s.run_id)
+    text.append("  ")
+    word = STATE_WORD.get(state, state)
+    field("state", word, "bold yellow" if word != "done" else "green")
+    return text
 
 
 class RunsPane(Pane):
@@ -41,6 +71,7 @@ class RunsPane(Pane):
         Binding("u", "clear_marks", "Unmark", tooltip="Unmark every run"),
         Binding("enter", "open_run", "Scenes", tooltip="Open the run's scenes in the inspector"),
         Binding("c", "compare", "Compare", tooltip="Compare the marked runs scene by scene"),
+        Binding("y", "copy", "Copy", tooltip="Copy the run's id, folder, MLflow URL or align-app command"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("down", "leave_filter", "To the table", show=False),
     ]
@@ -52,6 +83,8 @@ class RunsPane(Pane):
     RunsPane #runs-count { width: auto; padding: 0 1; }
     RunsPane #runs-mlflow { height: auto; max-height: 2; color: $text-warning; padding: 0 1; display: none; }
     RunsPane #runs-mlflow.-on { display: block; }
+    RunsPane #runs-details { height: 4; padding: 0 1; background: $boost; }
+    RunsPane #runs-details:ansi { background: ansi_default; }
     """
 
     def __init__(self, selection: Selection, **kwargs) -> None:
@@ -78,6 +111,7 @@ class RunsPane(Pane):
             yield Label("", id="runs-count")
         yield Label("", id="runs-mlflow")
         yield VirtualTable(RUN_COLUMNS, markable=True, id="runs-table", empty_text="connecting…")
+        yield Static("", id="runs-details")
 
     @property
     def table(self) -> VirtualTable:
@@ -96,18 +130,33 @@ class RunsPane(Pane):
         """New runs from the store: rebuild the model, keep text filter, sort and marks."""
         self.selection.snapshot = snapshot
         old = self.model
-        self.model = RunsModel.from_runs(snapshot.runs)
+        self.model = RunsModel.from_runs(snapshot.runs, states=snapshot.status)
         self.model.text = old.text
         self.model.sort(old.sort_column, old.sort_reverse)
         self.selection.marked_ids &= set(self.model.run_ids)
         table = self.table
-        table.empty_text = "no runs match the filter" if snapshot.runs else "no runs yet: ingest some (press 4)"
+        table.empty_text = "no runs match the filter" if snapshot.runs else "no runs yet: press 4 to ingest a folder"
         table.set_data(self.model.columns, self.model.cells, self.model.view())
         table.marked = self.model.rows_for(self.marked_ids)
         table.sort_column, table.sort_reverse = self.model.sort_column, self.model.sort_reverse
         if self.mlflow_text:
             self.apply_mlflow_filter(self.mlflow_text)
         self.update_count()
+
+    @on(VirtualTable.Highlighted, "#runs-table")
+    def _highlighted(self, event: VirtualTable.Highlighted) -> None:
+        event.stop()
+        self.show_details()
+
+    def show_details(self) -> None:
+        """The highlighted run in full: what the columns cut, one field per line pair."""
+        details = self.query_one("#runs-details", Static)
+        run_id = self.current_run_id
+        run = self.selection.run(run_id) if run_id is not None else None
+        if run is None or self.snapshot is None:
+            details.update("")
+            return
+        details.update(details_text(run, self.snapshot.status_of(run.run_id)))
 
     def show_error(self, message: str) -> None:
         self.table.empty_text = f"cannot load runs: {message}"
@@ -239,10 +288,11 @@ class RunsPane(Pane):
         self.refresh_view()
 
     def action_sort_next(self) -> None:
-        """Cycle the sort column: each column in turn, then the store's order (newest first)."""
+        """Cycle the sort column: each named column in turn, then the store's order (newest first)."""
+        sortable = [i for i, c in enumerate(self.model.columns) if c.label]
         current = self.model.sort_column
-        nxt = 0 if current is None else current + 1
-        self._sort(None if nxt >= len(self.model.columns) else nxt, False)
+        later = [i for i in sortable if current is None or i > current]
+        self._sort(later[0] if later else None, False)
 
     def action_sort_reverse(self) -> None:
         self._sort(self.model.sort_column, not self.model.sort_reverse)
@@ -273,6 +323,10 @@ class RunsPane(Pane):
     def action_open_run(self) -> None:
         if self.current_run_id is not None:
             self.tell_app(OpenRun(self.current_run_id))
+
+    def action_copy(self) -> None:
+        run_id = self.current_run_id
+        self.offer_copy(self.selection.copy_items(run_id) if run_id else [])
 
     def action_compare(self) -> None:
         self.tell_app(CompareRuns([r for r in self.model.run_ids if r in self.marked_ids]))

@@ -15,12 +15,17 @@ from textual.worker import get_current_worker
 from align_track.schema import PARAM_NUM_SCENES
 from align_track.tui.messages import ShowPane
 from align_track.tui.models.scenes import SCENE_COLUMNS, Scene, raw_json, sort_scenes
+from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.scene_view import render_scene
 from align_track.tui.widgets.vtable import VirtualTable
 
 if TYPE_CHECKING:
     from align_track.store.runs_reader import RunRow
+
+
+RAW_CAP = 200_000
+"""Characters of raw JSON highlighted by default (a 10 MB trace would freeze the screen)."""
 
 
 class ScenesPane(Pane):
@@ -35,6 +40,8 @@ class ScenesPane(Pane):
         Binding("n", "next_scene", "Next", tooltip="Next scene"),
         Binding("p", "previous_scene", "Prev", tooltip="Previous scene"),
         Binding("r", "toggle_raw", "Raw JSON", tooltip="Show the trace's raw JSON (again: the readable view)"),
+        Binding("f", "toggle_full", "Full text", tooltip="Show long texts in full (a huge state is cut at first)"),
+        Binding("y", "copy", "Copy", tooltip="Copy the run id, folder, MLflow URL of run or trace, align-app command"),
         Binding("d", "scroll_detail(1)", "Read ↓", tooltip="Scroll the scene's text down half a page"),
         Binding("u", "scroll_detail(-1)", "Read ↑", tooltip="Scroll the scene's text up half a page"),
         Binding("escape", "back", "Runs", tooltip="Back to the runs"),
@@ -49,10 +56,14 @@ class ScenesPane(Pane):
     ScenesPane #scenes-table { height: 7; }
     ScenesPane #scene-detail-box { height: 1fr; border-top: solid $primary; padding: 0 1; }
     ScenesPane #scene-detail-box:focus { border-top: thick $accent; }
+    Screen.-zoom ScenesPane #scenes-table { display: none; }
+    Screen.-zoom ScenesPane #scene-detail-box { width: 1fr; border-left: none; }
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, selection: Selection, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.selection = selection
+        self.full = False
         self.run_row: RunRow | None = None
         self.scenes: list[Scene] = []
         self.expected = 0
@@ -158,10 +169,13 @@ class ScenesPane(Pane):
             detail.update("")
             return
         if self.raw:
-            detail.update(Syntax(raw_json(scene), "json", theme="ansi_dark", background_color="default",
-                                 word_wrap=True))
+            text = raw_json(scene)
+            more = len(text) - RAW_CAP
+            if more > 0 and not self.full:
+                text = text[:RAW_CAP] + f"\n… {more:,} more characters: press f for the full JSON"
+            detail.update(Syntax(text, "json", theme="ansi_dark", background_color="default", word_wrap=True))
         else:
-            detail.update(render_scene(scene, self.table.cursor, len(self.scenes)))
+            detail.update(render_scene(scene, self.table.cursor, len(self.scenes), full=self.full))
         self.query_one("#scene-detail-box", VerticalScroll).scroll_home(animate=False)
 
     def action_next_scene(self) -> None:
@@ -173,6 +187,24 @@ class ScenesPane(Pane):
     def action_scroll_detail(self, direction: int) -> None:
         box = self.query_one("#scene-detail-box", VerticalScroll)
         box.scroll_relative(y=direction * max(box.size.height // 2, 1), animate=False, immediate=True)
+
+    def action_toggle_full(self) -> None:
+        self.full = not self.full
+        self.show_current()
+
+    def action_copy(self) -> None:
+        if self.run_row is None:
+            self.offer_copy([])
+            return
+        scene = self.current
+        self.offer_copy(self.selection.copy_items(self.run_row.run_id, scene.trace_id if scene else None))
+
+    def set_zoom(self, zoomed: bool) -> None:
+        """Zoomed, the scene's text gets the whole screen (n/p still move between scenes)."""
+        if zoomed:
+            self.focus_now(self.query_one("#scene-detail-box", VerticalScroll))
+        elif self.screen.focused is self.query_one("#scene-detail-box"):
+            self.focus_now(self.table)
 
     def action_toggle_raw(self) -> None:
         self.raw = not self.raw

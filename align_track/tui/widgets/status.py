@@ -20,9 +20,12 @@ class StatusBar(Static):
     error: reactive[str] = reactive("")
     ingest: reactive[str] = reactive("")
     ui: reactive[str] = reactive("")
+    zoom: reactive[bool] = reactive(False)
 
     def render(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
+        if self.zoom:
+            text.append("zoomed: z to unzoom  ", "reverse")
         if self.store:
             text.append(self.store, "bold")
             text.append("  ")
