@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from align_track.tui.models.text import printable
+from align_track.query.textfit import printable
 
 _YAML_MARK = re.compile(r'\s*in "[^"]*", (line \d+, column \d+)')
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from align_track.query.textfit import printable
 from align_track.schema import RunLike, RunSummary
-from align_track.tui.models.text import printable
 from align_track.tui.widgets.vtable import Column
 
 FINISHED, RUNNING, STALLED = "finished", "running", "stalled"

@@ -13,9 +13,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, Label, ProgressBar
 
+from align_track.query.textfit import printable
 from align_track.tui.messages import RunsChanged, Status
 from align_track.tui.models.ingest_log import elapsed_text, readable_error
-from align_track.tui.models.text import printable
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.path_suggester import PathSuggester
 from align_track.tui.widgets.vtable import Column, VirtualTable

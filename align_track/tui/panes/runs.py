@@ -11,11 +11,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Input, Label, Static
 
+from align_track.query.textfit import printable
 from align_track.schema import RunSummary
 from align_track.tui.messages import CompareRuns, OpenRun
 from align_track.tui.models.runs import RUN_COLUMNS, STATE_WORD, RunsModel
 from align_track.tui.models.selection import Selection
-from align_track.tui.models.text import printable
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.fast_input import FastInput
 from align_track.tui.widgets.vtable import VirtualTable

@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from align_track.tui.models.text import printable
+from align_track.query.textfit import printable
 
 
 class MessageScreen(ModalScreen[None]):

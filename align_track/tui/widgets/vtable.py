@@ -22,6 +22,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from align_track.query.textfit import cut_middle
+
 MARK = "●"
 CellStyle = Callable[[int, int], "Style | None"]
 """(row index, column index) -> extra style for that cell, or None."""
@@ -389,20 +391,3 @@ class VirtualTable(ScrollView, can_focus=True):
         strip, style = self._row_strip(position)
         return self._crop(strip, scroll_x, width, style)
 
-
-def cut_middle(text: str, width: int) -> str:
-    """``pipeline_comparative_regression`` in 20 cells -> ``pipeline_…regression``: both ends kept."""
-    if width <= 1:
-        return "…"[:width]
-    head = (width - 1) // 2
-    tail = width - 1 - head
-    return set_cell_size(text, head) + "…" + _last_cells(text, tail)
-
-
-def _last_cells(text: str, width: int) -> str:
-    out = ""
-    for ch in reversed(text):
-        if cell_len(ch + out) > width:
-            break
-        out = ch + out
-    return out
