@@ -85,9 +85,12 @@ def demo_data(out_dir: Path, experiments: int, scenes: int, seed: int) -> None:
               help="Prefill the Ingest pane with this folder.")
 def tui(mlflow_uri: str | None, experiment_name: str, experiments_dir: Path | None) -> None:
     """Open the full-screen terminal UI: runs, scenes, compare, ingest, reports, MLflow UI."""
-    from align_track.tui.app import run_app
+    try:
+        from align_track.tui.app import run_app
 
-    run_app(mlflow_uri=mlflow_uri, experiment_name=experiment_name, experiments_dir=experiments_dir)
+        run_app(mlflow_uri=mlflow_uri, experiment_name=experiment_name, experiments_dir=experiments_dir)
+    except KeyboardInterrupt:  # Ctrl-C while the TUI loads: quit quietly, no traceback
+        sys.exit(130)
 
 
 for _command in cli_query.COMMANDS:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -58,6 +60,7 @@ class AlignTrackApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         *(Binding(cls.KEY, f"show_pane('{pid}')", cls.TITLE, show=False,
                 tooltip=f"Show the {cls.TITLE} pane") for pid, cls in PANES),
+        Binding("ctrl+q", "quit", "Quit", show=False, tooltip="Quit, also while typing in a text box"),
         Binding("question_mark", "help", "Help", tooltip="List every key"),
         Binding("z", "zoom", "Zoom", tooltip="Zoom the pane to the whole screen (again: back)"),
         Binding("m", "toggle_ui", "Web UI", tooltip="Start or stop the MLflow web UI (any pane)"),
@@ -70,6 +73,13 @@ class AlignTrackApp(App[None]):
     #panes { height: 1fr; }
     Screen.-zoom #panebar, Screen.-zoom #keys { display: none; }
     Screen.-zoom RunsPane #runs-details { display: none; }
+    /* 16 colours: a checkbox's state and the focused widget must not depend on shades the palette lacks. */
+    Checkbox:ansi > .toggle--button { color: ansi_black; background: ansi_white; }
+    Checkbox.-on:ansi > .toggle--button { color: ansi_bright_white; background: ansi_green; text-style: bold; }
+    Checkbox:ansi:focus, Input:ansi:focus, Select:ansi:focus > SelectCurrent {
+        background: ansi_blue; color: ansi_bright_white; text-style: bold;
+    }
+    VerticalScroll:ansi:focus { border-left: thick ansi_bright_yellow; }
     """
 
     def __init__(
@@ -99,7 +109,7 @@ class AlignTrackApp(App[None]):
 
     def _make_pane(self, pane_id: str, cls: type[Pane]) -> Pane:
         """Each pane gets what it needs from the app at construction, never the app itself."""
-        if cls in (RunsPane, ScenesPane):
+        if cls in (RunsPane, ScenesPane, MlflowPane):
             return cls(self.selection, id=pane_id)
         if cls is IngestPane:
             return IngestPane(self.mlflow_uri, self.experiment_name, self.experiments_dir, id=pane_id)
@@ -186,13 +196,23 @@ class AlignTrackApp(App[None]):
     def on_compare_runs(self, message: CompareRuns) -> None:
         self.compare_runs(message.run_ids)
 
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        """Back on the main screen (palette, help or a dialog closed): focus is inside the pane on show, so
+        keys never go to a widget of a hidden pane (e.g. the runs filter while the MLflow pane shows)."""
+        if self.screen is not self.screen_stack[0] or not self.active_pane:
+            return
+        pane = self.pane(self.active_pane)
+        focused = self.screen.focused
+        if focused is None or pane not in focused.ancestors_with_self:
+            pane.focus_default()
+
     def _on_key(self, event: events.Key) -> None:
         """Typeahead: a printable key only bubbles up to the app while an Input has focus if it was
         typed before that Input got it ('/merit' in one read, a paste, tmux send-keys) and went to the
         widget focused before. It belongs in the Input, not to a binding. (Textual runs App's own
         key handler after this one unless the default is prevented.)"""
         focused = self.focused
-        if event.is_printable and isinstance(focused, Input):
+        if event.is_printable and isinstance(focused, Input) and focused.is_on_screen:
             event.prevent_default()
             event.stop()
             focused.insert_text_at_cursor(event.character or "")
@@ -245,6 +265,13 @@ class AlignTrackApp(App[None]):
             self.report_pane.refresh_source()
 
     def _runs_failed(self, message: str) -> None:
+        from align_track.store.uri import sqlite_path, store_kind
+
+        path = sqlite_path(self.mlflow_uri) if store_kind(self.mlflow_uri) == "sqlite" else None
+        if path is not None and not path.exists():  # a fresh store: nothing is wrong, nothing is ingested yet
+            self.status.state = "no store yet"
+            self.runs_pane.show_empty_store()
+            return
         self.status.state = "not connected"
         self.status.error = message
         self.runs_pane.show_error(message)
@@ -288,6 +315,7 @@ class AlignTrackApp(App[None]):
 
     def _ui_changed(self, state: UiState) -> None:
         """Show a web UI state in the MLflow pane and the status bar."""
+        self.selection.web_ui_url = state.url if state.state == "running" else ""
         self.mlflow_pane.show_state(state.state, state.url, state.hint, state.detail)
         if state.state == "running":
             self.status.ui = f"web UI {state.url}"
@@ -362,5 +390,13 @@ def run_app(mlflow_uri: str | None = None, experiment_name: str = DEFAULT_EXPERI
     app = AlignTrackApp(mlflow_uri, experiment_name, experiments_dir, ansi=wants_ansi())
     try:
         app.run()
+    except KeyboardInterrupt:  # Ctrl-C before the app took the terminal (or after it gave it back)
+        pass
     finally:
         app.stop_ui_server()
+    # A store read still blocked on a server that never answers must not keep the process alive after q:
+    # every write has finished (quitting waits for the ingest), so what is left is only reading.
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(app.return_code or 0)

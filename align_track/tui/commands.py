@@ -21,27 +21,29 @@ class KeyActionHost(Protocol):
 
 
 class ActionsProvider(Provider):
-    """Hits are 'Pane: description (key)'; choosing one shows the pane and runs the action there."""
+    """Hits say what an action does in words ('Show the Runs pane (1)'), and where it works; choosing one
+    shows the pane and runs the action there."""
 
     @property
     def host(self) -> KeyActionHost:
         return cast(KeyActionHost, self.app)
 
-    def _entries(self) -> list[tuple[str, KeyAction]]:
+    def _entries(self) -> list[tuple[str, KeyAction, str]]:
+        """(what it does, in words, with its key; the action; where it works)."""
         host = self.host
         out = []
         for item in host.key_actions():
-            where = item.section.split(" ", 1)[-1] if item.pane else "Global"
-            out.append((f"{where}: {item.help} ({host.get_key_display_for(item.key)})", item))
+            where = f"{item.section.split(' ', 1)[-1]} pane" if item.pane else "any pane"
+            out.append((f"{item.help} ({host.get_key_display_for(item.key)})", item, f"in the {where}"))
         return out
 
     async def discover(self) -> Hits:
-        for text, item in self._entries():
-            yield DiscoveryHit(text, partial(self.host.run_key_action, item), help=item.action)
+        for text, item, where in self._entries():
+            yield DiscoveryHit(text, partial(self.host.run_key_action, item), help=where)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for text, item in self._entries():
+        for text, item, where in self._entries():
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), partial(self.host.run_key_action, item), help=item.action)
+                yield Hit(score, matcher.highlight(text), partial(self.host.run_key_action, item), help=where)

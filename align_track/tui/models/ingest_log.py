@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from align_track.query.textfit import printable
+
+if TYPE_CHECKING:
+    from align_track.ingest.pipeline import Summary
 
 _YAML_MARK = re.compile(r'\s*in "[^"]*", (line \d+, column \d+)')
 
@@ -20,6 +24,17 @@ def readable_error(error: str, root: str, rel: str) -> str:
     if text.startswith(f"{rel}: "):
         text = text[len(rel) + 2:]
     return printable(" ".join(text.split()))
+
+
+def summary_text(summary: Summary) -> str:
+    """``done · 2 ingested · 1 failed (enter on it: why) · 8 scenes in 0:15``: short enough for 80 columns."""
+    parts = [f"{summary.count(status)} {status}" for status in ("ingested", "updated", "skipped", "busy", "failed")
+             if summary.count(status)]
+    if summary.count("failed"):
+        parts[-1] += " (enter on it: why)"
+    head = "cancelled" if summary.cancelled else "done"
+    took = f"{summary.traces} scenes in {elapsed_text(summary.seconds)}"
+    return f"{head} · {' · '.join(parts) or 'nothing to do'} · {took}"
 
 
 def elapsed_text(seconds: float) -> str:

@@ -21,6 +21,8 @@ class Selection:
     web_ui_url: str = ""
     """The MLflow web UI the app started ('' when none runs)."""
     marked_ids: set[str] = field(default_factory=set)
+    current_id: str | None = None
+    """The run under the Runs pane's cursor."""
     _ids: list[str] = field(default_factory=list)
     _view: list[int] = field(default_factory=list)
 
@@ -49,6 +51,14 @@ class Selection:
         if run is None or self.snapshot is None:
             return []
         return copy_items(self.ui_base(), self.snapshot.experiment_id, run_id, run.tags, trace_id)
+
+    def current_run_url(self) -> str | None:
+        """The MLflow web UI page of the highlighted run."""
+        from align_track.tui.models.links import run_url
+
+        if self.current_id is None or self.snapshot is None:
+            return None
+        return run_url(self.ui_base(), self.snapshot.experiment_id, self.current_id)
 
     def run(self, run_id: str) -> RunRow | None:
         if self.snapshot is None:

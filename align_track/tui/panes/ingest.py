@@ -7,15 +7,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Checkbox, Input, Label, ProgressBar
+from textual.widgets import Checkbox, Input, Label, ProgressBar, Static
 
 from align_track.query.textfit import printable
 from align_track.tui.messages import RunsChanged, Status
-from align_track.tui.models.ingest_log import elapsed_text, readable_error
+from align_track.tui.models.ingest_log import elapsed_text, readable_error, summary_text
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.path_suggester import PathSuggester
 from align_track.tui.widgets.vtable import Column, VirtualTable
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 LOG_COLUMNS = (Column("status", "status", 8, essential=True),
                Column("traces", "traces", 6, numeric=True, essential=True),
                Column("path", "folder", 40, middle=True, min_width=14, essential=True),
-               Column("error", "reason (enter: in full)", 200, essential=True, grow=True, min_width=24))
+               Column("error", "reason (enter: in full)", 200, essential=True, grow=True, min_width=40))
 
 
 def eta_text(done: int, total: int, elapsed: float) -> str:
@@ -59,6 +60,7 @@ class IngestPane(Pane):
     IngestPane #ingest-stats { height: 1; padding: 0 1; width: 1fr; }
     IngestPane #ingest-stats.-error { color: $text-error; text-style: bold; }
     IngestPane #ingest-hint { height: 1; padding: 0 1; color: $text-muted; width: 1fr; }
+    IngestPane #ingest-detail { height: auto; max-height: 4; padding: 0 1; background: $boost; }
     """
 
     def __init__(self, mlflow_uri: str, experiment_name: str, experiments_dir: str = "", **kwargs) -> None:
@@ -88,6 +90,7 @@ class IngestPane(Pane):
         yield ProgressBar(total=1, id="ingest-progress", show_eta=False)  # indeterminate only while scanning
         yield Label("idle", id="ingest-stats")
         yield VirtualTable(LOG_COLUMNS, id="ingest-log", empty_text="no ingest yet")
+        yield Static("", id="ingest-detail")
 
     def focus_default(self) -> None:
         self.focus_now(self.query_one("#ingest-path", Input))
@@ -107,6 +110,20 @@ class IngestPane(Pane):
             return self.screen.focused is self.query_one("#ingest-path", Input)
         return True
 
+    @on(VirtualTable.Highlighted, "#ingest-log")
+    def _highlighted(self, event: VirtualTable.Highlighted) -> None:
+        """The highlighted folder in full under the log: its path, then why it failed (wrapped, not cut)."""
+        event.stop()
+        log = self.query_one("#ingest-log", VirtualTable)
+        text = Text()
+        if event.row is not None and event.row < len(log.rows):
+            status, _, rel, reason = log.rows[event.row]
+            text.append(rel, "bold")
+            text.append(f"  {status}", "bold red" if reason else "green")
+            if reason:
+                text.append(f"\n{reason}")
+        self.query_one("#ingest-detail", Static).update(text)
+
     def action_show_error(self) -> None:
         from align_track.tui.screens.message import MessageScreen
 
@@ -114,7 +131,9 @@ class IngestPane(Pane):
         row = log.current_row
         if row is None or row >= len(self.errors) or not self.errors[row]:
             return
-        self.app.push_screen(MessageScreen(f"{log.rows[row][2]}: {log.rows[row][0]}", self.errors[row]))
+        rel = log.rows[row][2]
+        self.app.push_screen(MessageScreen(f"{rel}: {log.rows[row][0]}",
+                                           f"{log.rows[row][3]}\n\nfolder: {self.root.rstrip('/')}/{rel}"))
 
     @on(Input.Submitted, "#ingest-path")
     def _submitted(self) -> None:
@@ -204,10 +223,13 @@ class IngestPane(Pane):
     def _tick(self) -> None:
         """Elapsed and ETA from the pane's own clock, every second and on every folder (the pipeline's
         clock reaches the pane only with an event, so it would stand still between folders)."""
-        if not self.running or not self.progress[1]:
+        if not self.running:
             return
         done, total = self.progress
         elapsed = time.monotonic() - self.started
+        if not total:
+            self._stats(f"scanning {self.root}… {elapsed_text(elapsed)} elapsed")
+            return
         rate = self.scenes / elapsed if elapsed > 0 else 0.0
         self._stats(f"{done}/{total} folders · {self.scenes} scenes · {rate:.0f}/s · "
                     f"{elapsed_text(elapsed)} elapsed · ETA {eta_text(done, total, elapsed)}")
@@ -223,8 +245,9 @@ class IngestPane(Pane):
             self._stats(f"ingest failed: {error}", error=True)
             self.set_error(error)
             return
-        from align_track.ingest.pipeline import summary_lines
-
-        lines = summary_lines(summary)
-        self._stats(("cancelled · " if summary.cancelled else "done · ") + lines[0], error=bool(summary.failures))
+        self._stats(summary_text(summary), error=bool(summary.failures))
+        log = self.query_one("#ingest-log", VirtualTable)
+        failed = next((i for i, e in enumerate(self.errors) if e), None)
+        if failed is not None:
+            log.move_to_row(failed)  # the first failure under the cursor, its reason in full below
         self.tell_app(RunsChanged())

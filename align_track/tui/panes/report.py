@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -61,11 +62,12 @@ class ReportPane(Pane):
     ReportPane #report-selects { height: 2; }
     ReportPane #report-selects Vertical { width: 1fr; height: 2; }
     ReportPane #report-selects Label { color: $text-muted; padding: 0 1; }
-    ReportPane #report-title { height: 1; padding: 0 1; text-style: bold; width: 1fr; background: $boost; }
+    ReportPane #report-title { height: auto; max-height: 3; padding: 0 1; text-style: bold; width: 1fr;
+                               background: $boost; }
     ReportPane #report-export { height: 1; }
     ReportPane #report-export Label { width: auto; padding: 0 1; }
     ReportPane #report-path { width: 1fr; }
-    ReportPane #report-status { height: 1; padding: 0 1; width: 1fr; }
+    ReportPane #report-status { height: auto; max-height: 3; padding: 0 1; width: 1fr; }
     """
 
     def __init__(self, selection: Selection, experiment_name: str, **kwargs) -> None:
@@ -75,6 +77,8 @@ class ReportPane(Pane):
         self.frame: pandas.DataFrame | None = None
         self.pivot: Pivot | None = None
         self.source = ""
+        self.marked_only = False
+        self.note = ""
         self._options_for: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
@@ -102,7 +106,10 @@ class ReportPane(Pane):
         if self.selection.snapshot is None:
             return
         runs, marked = self.selection.report_runs()
-        self.source = f"{len(runs)} {'marked' if marked else 'shown'} runs"
+        self.source = (f"only the {len(runs)} marked runs (u in Runs unmarks)" if marked
+                       else f"all {len(runs)} runs shown in Runs (space there marks some)")
+        self.marked_only = marked
+        self.note = f"{len(runs)} {'marked' if marked else 'shown'} runs"
         self._build_frame(runs)
 
     @work(thread=True, exclusive=True, group="report-frame")
@@ -174,7 +181,10 @@ class ReportPane(Pane):
             title.update(f"cannot pivot: {error}")
             table.set_data([], [])
             return
-        title.update(f"{pivot.title} · {self.source}")
+        text = Text()
+        text.append(f"{self.source}", "bold yellow" if self.marked_only else "")
+        text.append(f" · {pivot.title}")
+        title.update(text)
         columns = [Column("label", pivot.corner, 34)]
         columns += [Column(f"c{i}", str(c), 20, numeric=True) for i, c in enumerate(pivot.table.columns)]
         fmt = "{:.0f}" if pivot.agg == "count" else "{:.3f}"
@@ -209,7 +219,7 @@ class ReportPane(Pane):
             status.update(f"✖ end the path in {', '.join('.' + f for f in REPORT_FORMATS)}")
             return
         status.update(f"writing {path}…")
-        self._export(self.pivot, path, fmt, self.source)
+        self._export(self.pivot, path, fmt, self.note)
 
     @work(thread=True, exclusive=True, group="report-export")
     def _export(self, pivot: Pivot, path: Path, fmt: str, note: str) -> None:

@@ -152,11 +152,16 @@ class RunsPane(Pane):
         """The highlighted run in full: what the columns cut, one field per line pair."""
         details = self.query_one("#runs-details", Static)
         run_id = self.current_run_id
+        self.selection.current_id = run_id
         run = self.selection.run(run_id) if run_id is not None else None
         if run is None or self.snapshot is None:
             details.update("")
             return
         details.update(details_text(run, self.snapshot.status_of(run.run_id)))
+
+    def show_empty_store(self) -> None:
+        self.table.empty_text = "no runs yet: press 4 to ingest a folder"
+        self.table.refresh()
 
     def show_error(self, message: str) -> None:
         self.table.empty_text = f"cannot load runs: {message}"

@@ -14,12 +14,31 @@ from textual.widgets import Static
 
 from align_track.tui.keys import KeyAction
 
+MOVES: tuple[tuple[str, str], ...] = (
+    ("↓/j ↑/k", "next / previous row (help and scene text: scroll)"),
+    ("pgdn/^d pgup/^u", "a page down / up"),
+    ("home/g end/G", "first / last row"),
+    ("← →", "scroll a wide table sideways (compare keeps its ≠ column in view)"),
+    ("→", "in the Ingest path box: accept the suggested completion"),
+    ("esc", "leave a text box (filter, ingest path, export path); close a dialog"),
+    ("tab", "move focus (e.g. to a scene's detail, to scroll it)"),
+    ("ctrl+p", "command palette: type to find any action above"),
+    ("ctrl+q", "quit, even while typing in a text box"),
+)
+"""Keys that work the same everywhere (the tables' and text boxes' own), listed once."""
+
 
 class HelpScreen(ModalScreen[None]):
     """Keys, grouped; escape, q or ? closes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "dismiss", "Close help"),
+        Binding("j,down", "scroll(1)", show=False),
+        Binding("k,up", "scroll(-1)", show=False),
+        Binding("ctrl+d,pagedown", "page(1)", show=False),
+        Binding("ctrl+u,pageup", "page(-1)", show=False),
+        Binding("g,home", "edge(0)", show=False),
+        Binding("G,end", "edge(1)", show=False),
     ]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
@@ -43,10 +62,21 @@ class HelpScreen(ModalScreen[None]):
                 section = item.section
                 table.add_row(Text(f"\n{section}", style="bold underline"), "")
             table.add_row(self.key_display(item.key), item.help)
-        table.add_row("", "")
-        table.add_row("ctrl+p", "command palette: type to find any action above")
-        table.add_row("tab", "move focus (e.g. to a scene's detail, to scroll it)")
+        table.add_row(Text("\nEverywhere in lists and tables", style="bold underline"), "")
+        for keys, text in MOVES:
+            table.add_row(keys, text)
         intro = Text("align-track: keys (escape closes)", style="bold")
         with VerticalScroll():
             yield Static(intro)
             yield Static(table, id="help-keys")
+
+    def action_scroll(self, lines: int) -> None:
+        self.query_one(VerticalScroll).scroll_relative(y=lines, animate=False)
+
+    def action_page(self, direction: int) -> None:
+        box = self.query_one(VerticalScroll)
+        box.scroll_relative(y=direction * max(box.size.height - 2, 1), animate=False)
+
+    def action_edge(self, end: int) -> None:
+        box = self.query_one(VerticalScroll)
+        box.scroll_end(animate=False) if end else box.scroll_home(animate=False)
