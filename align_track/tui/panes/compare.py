@@ -49,11 +49,11 @@ class ComparePane(Pane):
     KEY = "3"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open_scene", "Side by side",
-                tooltip="Show the runs' choices, justifications and KDMA values side by side for the scene"),
+                tooltip="Show the runs' choices, justifications and KDMA values side by side"),
         Binding("d", "toggle_differences", "Diffs only",
                 tooltip="Show only the scenes where the runs disagree (again: all)"),
         Binding("o", "cycle_order", "Order",
-                tooltip="Sort scenes: scene order, disagreement first, largest KDMA prediction error first"),
+                tooltip="Sort scenes by scene, disagreement or KDMA prediction error"),
         Binding("escape", "back", "Runs", tooltip="Back to the runs"),
     ]
     DEFAULT_CSS = """

@@ -71,7 +71,7 @@ class RunsPane(Pane):
         Binding("u", "clear_marks", "Unmark", tooltip="Unmark every run"),
         Binding("enter", "open_run", "Scenes", tooltip="Open the run's scenes in the inspector"),
         Binding("c", "compare", "Compare", tooltip="Compare the marked runs scene by scene"),
-        Binding("y", "copy", "Copy", tooltip="Copy the run's id, folder, MLflow URL or align-app command"),
+        Binding("y", "copy", "Copy", tooltip="Copy the run id, folder, MLflow URL or align-app command"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("down", "leave_filter", "To the table", show=False),
     ]

@@ -41,7 +41,7 @@ class ScenesPane(Pane):
         Binding("p", "previous_scene", "Prev", tooltip="Previous scene"),
         Binding("r", "toggle_raw", "Raw JSON", tooltip="Show the trace's raw JSON (again: the readable view)"),
         Binding("f", "toggle_full", "Full text", tooltip="Show long texts in full (a huge state is cut at first)"),
-        Binding("y", "copy", "Copy", tooltip="Copy the run id, folder, MLflow URL of run or trace, align-app command"),
+        Binding("y", "copy", "Copy", tooltip="Copy run id, folder, MLflow URL (run or trace), align-app command"),
         Binding("d", "scroll_detail(1)", "Read ↓", tooltip="Scroll the scene's text down half a page"),
         Binding("u", "scroll_detail(-1)", "Read ↑", tooltip="Scroll the scene's text up half a page"),
         Binding("escape", "back", "Runs", tooltip="Back to the runs"),
