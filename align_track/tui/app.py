@@ -88,12 +88,14 @@ class AlignTrackApp(App[None]):
         experiment_name: str = DEFAULT_EXPERIMENT,
         experiments_dir: str | Path | None = None,
         ansi: bool = False,
+        notice: str | None = None,
     ) -> None:
         super().__init__()
         self.mlflow_uri = resolve_tracking_uri(mlflow_uri)
         self.experiment_name = experiment_name
         self.experiments_dir = "" if experiments_dir is None else str(experiments_dir)
         self.ansi = ansi
+        self.notice = notice
         self.selection = Selection()
         self.web_ui = WebUiControl(self.mlflow_uri, self._ui_changed_from_thread)
 
@@ -125,6 +127,8 @@ class AlignTrackApp(App[None]):
         self.query_one(PaneBar).active = "runs"
         self.runs_pane.focus_default()
         self.reload_runs()
+        if self.notice:  # what happened just before the app took the screen (make demo: the ingest summary)
+            self.notify(self.notice, title="before this", timeout=30)
 
     @property
     def status(self) -> StatusBar:
@@ -385,9 +389,9 @@ def wants_ansi() -> bool:
 
 
 def run_app(mlflow_uri: str | None = None, experiment_name: str = DEFAULT_EXPERIMENT,
-            experiments_dir: str | Path | None = None) -> None:
-    """Entry point of ``align-track tui``."""
-    app = AlignTrackApp(mlflow_uri, experiment_name, experiments_dir, ansi=wants_ansi())
+            experiments_dir: str | Path | None = None, notice: str | None = None) -> None:
+    """Entry point of ``align-track tui``; ``notice`` (e.g. the ingest summary) is shown as the app opens."""
+    app = AlignTrackApp(mlflow_uri, experiment_name, experiments_dir, ansi=wants_ansi(), notice=notice)
     try:
         app.run()
     except KeyboardInterrupt:  # Ctrl-C before the app took the terminal (or after it gave it back)

@@ -377,3 +377,12 @@ async def test_a_10mb_state_opens_capped_with_the_full_text_one_key_away(tmp_pat
         assert box.virtual_size.height < 200  # a few thousand characters drawn, not 10 MB
         assert "press f for the full text" in static_text(app.scenes_pane.query_one("#scene-detail"))
         assert app.scenes_pane.full is False
+
+
+async def test_the_ingest_summary_from_make_demo_is_shown_when_the_app_opens(demo_store):
+    uri, _ = demo_store
+    notice = "ingest: ingested=24 updated=0 skipped=0 busy=0 failed=0 traces=192"
+    app = AlignTrackApp(uri, notice=notice)
+    async with app.run_test(size=SIZE) as pilot:
+        await opened(app, pilot)
+        assert [n.message for n in app._notifications] == [notice]

@@ -57,7 +57,9 @@ class ComparePane(Pane):
         Binding("escape", "back", "Runs", tooltip="Back to the runs"),
     ]
     DEFAULT_CSS = """
-    ComparePane #compare-legend { height: auto; max-height: 6; padding: 0 1; }
+    ComparePane #compare-legend {
+        height: auto; max-height: 6; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     ComparePane #compare-summary { height: 1; padding: 0 1; text-style: bold; background: $boost; width: 1fr; }
     """
 

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 LOG_COLUMNS = (Column("status", "status", 8, essential=True),
                Column("traces", "traces", 6, numeric=True, essential=True),
-               Column("path", "folder", 40, middle=True, min_width=14, essential=True),
-               Column("error", "reason (enter: in full)", 200, essential=True, grow=True, min_width=40))
+               Column("path", "folder", 40, middle=True, min_width=24, essential=True),
+               Column("error", "reason (enter: in full)", 200, essential=True, grow=True, min_width=24))
 
 
 def eta_text(done: int, total: int, elapsed: float) -> str:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 TEXT, MLFLOW = "text", "mlflow"
 PLACEHOLDER = {
-    TEXT: "type to filter every column (space-separated words must all match)",
+    TEXT: "type to filter (every word must match some column)",
     MLFLOW: "MLflow filter, e.g. params.adm = 'pipeline_baseline' AND metrics.`timing.avg_seconds` < 30",
 }
 

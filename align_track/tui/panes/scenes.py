@@ -12,6 +12,7 @@ from textual.containers import Container, VerticalScroll
 from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
+from align_track.query.textfit import cut_middle, printable
 from align_track.schema import PARAM_NUM_SCENES
 from align_track.tui.messages import ShowPane
 from align_track.tui.models.scenes import SCENE_COLUMNS, Scene, raw_json, sort_scenes
@@ -153,7 +154,9 @@ class ScenesPane(Pane):
         count = f"{len(self.scenes)} scenes"
         if self.fetching:
             count = f"loading {len(self.scenes)}/{self.expected or '?'} scenes…"
-        self.query_one("#scenes-title", Label).update(f"{self.run_row.run_name}  ·  {count}")
+        room = max((self.size.width or 80) - len(count) - 7, 12)  # the name's end (its variant) matters too
+        name = cut_middle(printable(self.run_row.run_name), room)
+        self.query_one("#scenes-title", Label).update(f"{name}  ·  {count}")
 
     # ------------------------------------------------------------------ showing
 

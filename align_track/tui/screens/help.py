@@ -23,7 +23,6 @@ MOVES: tuple[tuple[str, str], ...] = (
     ("esc", "leave a text box (filter, ingest path, export path); close a dialog"),
     ("tab", "move focus (e.g. to a scene's detail, to scroll it)"),
     ("ctrl+p", "command palette: type to find any action above"),
-    ("ctrl+q", "quit, even while typing in a text box"),
 )
 """Keys that work the same everywhere (the tables' and text boxes' own), listed once."""
 
@@ -62,7 +61,8 @@ class HelpScreen(ModalScreen[None]):
                 section = item.section
                 table.add_row(Text(f"\n{section}", style="bold underline"), "")
             table.add_row(self.key_display(item.key), item.help)
-        table.add_row(Text("\nEverywhere in lists and tables", style="bold underline"), "")
+        table.add_row(Text("\nEverywhere", style="bold underline"),
+                      Text("\nin lists, tables and text boxes", style="dim"))
         for keys, text in MOVES:
             table.add_row(keys, text)
         intro = Text("align-track: keys (escape closes)", style="bold")
