@@ -33,8 +33,8 @@ class ActionsProvider(Provider):
         host = self.host
         out = []
         for item in host.key_actions():
-            where = f"{item.section.split(' ', 1)[-1]} pane" if item.pane else "any pane"
-            out.append((f"{item.help} ({host.get_key_display_for(item.key)})", item, f"in the {where}"))
+            where = f"in the {item.section.split(' ', 1)[-1]} pane" if item.pane else "in any pane"
+            out.append((f"{item.help} ({host.get_key_display_for(item.key)})", item, where))
         return out
 
     async def discover(self) -> Hits:
