@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
+from align_track.query.textfit import cut_middle, printable
 from align_track.schema import DEFAULT_VARIANT, RunSummary
 from align_track.tui.messages import ShowPane
 from align_track.tui.models.runs import short_llm
@@ -88,10 +89,12 @@ class ComparePane(Pane):
         self.comparison = None
         self.only_differences = False  # a filter never carries silently into the next compare
         self.order = 0
-        legend = Text(no_wrap=True, overflow="ellipsis")  # one line per run: the letters' legend
+        # One line per run; cut in the middle, since the end (the variant) is often what tells runs apart.
+        room = max((self.size.width or self.app.size.width) - 6, 20)
+        legend = Text(no_wrap=True, overflow="ellipsis")
         for letter, run in zip(letters(len(runs)), runs, strict=True):
             legend.append(f"{letter} ", "bold reverse")
-            legend.append(f" {run_label(run)}\n")
+            legend.append(f" {cut_middle(printable(run_label(run)), room)}\n")
         legend.rstrip()
         self.query_one("#compare-legend", Static).update(legend)
         self.query_one("#compare-summary", Label).update(f"loading scenes of {len(runs)} runs…")
