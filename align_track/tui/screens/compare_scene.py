@@ -11,11 +11,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from align_track.schema import ATTR_PREDICTED_KDMA, ATTR_TRUE_KDMA
 from align_track.tui.models.scenes import Scene, choice_texts, kdma_error, kdma_rows
+from align_track.tui.screens.scrolling import SCROLL_BINDINGS, ScrollingScreen
 from align_track.tui.widgets.scene_view import capped
 
 ODD = "bold red"
@@ -64,15 +64,12 @@ def _kdmas(scene: Scene) -> Text:
     return text or Text("(none recorded)", "dim")
 
 
-class CompareSceneScreen(ModalScreen[None]):
+class CompareSceneScreen(ScrollingScreen):
     """Escape closes; j/k, arrows and page keys scroll; n/p move to the next or previous compared scene."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,enter", "dismiss", "Close"),
-        Binding("j,down", "scroll(1)", show=False),
-        Binding("k,up", "scroll(-1)", show=False),
-        Binding("ctrl+d,pagedown", "scroll(10)", show=False),
-        Binding("ctrl+u,pageup", "scroll(-10)", show=False),
+        *SCROLL_BINDINGS,
         Binding("n", "step(1)", "Next scene"),
         Binding("p", "step(-1)", "Previous scene"),
     ]
@@ -92,9 +89,6 @@ class CompareSceneScreen(ModalScreen[None]):
         with VerticalScroll():
             yield Static(Text("escape: back · n/p: next/previous scene · j/k: scroll"), id="compare-scene-keys")
             yield Static(self.render_at(self.position), id="compare-scene")
-
-    def action_scroll(self, lines: int) -> None:
-        self.query_one(VerticalScroll).scroll_relative(y=lines, animate=False)
 
     def action_step(self, step: int) -> None:
         position = self.position + step

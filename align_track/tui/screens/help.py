@@ -9,10 +9,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from align_track.tui.keys import KeyAction
+from align_track.tui.screens.scrolling import SCROLL_BINDINGS, ScrollingScreen
 
 MOVES: tuple[tuple[str, str], ...] = (
     ("↓/j ↑/k", "next / previous row (help and scene text: scroll)"),
@@ -27,17 +27,12 @@ MOVES: tuple[tuple[str, str], ...] = (
 """Keys that work the same everywhere (the tables' and text boxes' own), listed once."""
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(ScrollingScreen):
     """Keys, grouped; escape, q or ? closes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "dismiss", "Close help"),
-        Binding("j,down", "scroll(1)", show=False),
-        Binding("k,up", "scroll(-1)", show=False),
-        Binding("ctrl+d,pagedown", "page(1)", show=False),
-        Binding("ctrl+u,pageup", "page(-1)", show=False),
-        Binding("g,home", "edge(0)", show=False),
-        Binding("G,end", "edge(1)", show=False),
+        *SCROLL_BINDINGS,
     ]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
@@ -69,14 +64,3 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll():
             yield Static(intro)
             yield Static(table, id="help-keys")
-
-    def action_scroll(self, lines: int) -> None:
-        self.query_one(VerticalScroll).scroll_relative(y=lines, animate=False)
-
-    def action_page(self, direction: int) -> None:
-        box = self.query_one(VerticalScroll)
-        box.scroll_relative(y=direction * max(box.size.height - 2, 1), animate=False)
-
-    def action_edge(self, end: int) -> None:
-        box = self.query_one(VerticalScroll)
-        box.scroll_end(animate=False) if end else box.scroll_home(animate=False)

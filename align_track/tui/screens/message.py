@@ -8,17 +8,16 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from align_track.query.textfit import printable
+from align_track.tui.screens.scrolling import SCROLL_BINDINGS, ScrollingScreen
 
 
-class MessageScreen(ModalScreen[None]):
+class MessageScreen(ScrollingScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,enter", "dismiss", "Close"),
-        Binding("j,down", "scroll(1)", show=False),
-        Binding("k,up", "scroll(-1)", show=False),
+        *SCROLL_BINDINGS,
     ]
     DEFAULT_CSS = """
     MessageScreen { align: center middle; }
@@ -37,6 +36,3 @@ class MessageScreen(ModalScreen[None]):
             yield Static(Text(printable(self.title_text), style="bold"), id="message-title")
             yield Static(Text(printable(self.message)), id="message-text")
             yield Label("escape: close", id="message-keys")
-
-    def action_scroll(self, lines: int) -> None:
-        self.query_one(VerticalScroll).scroll_relative(y=lines, animate=False)
