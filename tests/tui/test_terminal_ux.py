@@ -165,6 +165,9 @@ async def test_z_zooms_the_scene_detail_to_the_whole_screen(demo_store):
         assert not app.scenes_pane.table.display or app.scenes_pane.table.size.height == 0
         await pilot.press("n")  # still moves between scenes while zoomed
         assert app.scenes_pane.table.cursor == 1
+        await pilot.press("j", "j")  # and j/k scroll the scene's text, as arrows do
+        await settle(pilot)
+        assert box.scroll_y > 0
         await pilot.press("z")
         await settle(pilot)
         assert box.size.height == before

@@ -18,6 +18,7 @@ from align_track.tui.messages import ShowPane
 from align_track.tui.models.scenes import SCENE_COLUMNS, Scene, raw_json, sort_scenes
 from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
+from align_track.tui.widgets.key_scroll import KeyScroll
 from align_track.tui.widgets.scene_view import render_scene
 from align_track.tui.widgets.vtable import VirtualTable
 
@@ -75,7 +76,7 @@ class ScenesPane(Pane):
         yield Label("no run open: press enter on a run in Runs (1)", id="scenes-title")
         with Container(id="scenes-body"):
             yield VirtualTable(SCENE_COLUMNS, id="scenes-table", empty_text="no scenes")
-            with VerticalScroll(id="scene-detail-box"):
+            with KeyScroll(id="scene-detail-box"):
                 yield Static("", id="scene-detail")
 
     @property
