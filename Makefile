@@ -18,9 +18,10 @@ setup: .venv/.synced
 ## demo: make demo experiments, ingest them into the embedded SQLite store, open the TUI
 demo: setup
 	@[ -d $(DEMO_DIR) ] || $(BIN)/align-track demo-data $(DEMO_DIR) --experiments 24 --scenes 8 --seed 0
-	$(BIN)/align-track ingest --experiments-dir $(DEMO_DIR) --mlflow-uri $(DEMO_URI)
+	$(BIN)/align-track ingest --experiments-dir $(DEMO_DIR) --mlflow-uri $(DEMO_URI) 2>&1 | tee $(DEMO_DIR)/.ingest.log
 	@if [ -t 1 ] && $(BIN)/align-track tui --help >/dev/null 2>&1; then \
-		$(BIN)/align-track tui --mlflow-uri $(DEMO_URI) --experiments-dir $(DEMO_DIR); \
+		$(BIN)/align-track tui --mlflow-uri $(DEMO_URI) --experiments-dir $(DEMO_DIR) \
+			--notice "ingest: $$(grep '^ingested=' $(DEMO_DIR)/.ingest.log | tail -n 1)"; \
 	else \
 		$(BIN)/align-track list-runs --mlflow-uri $(DEMO_URI) 2>/dev/null || true; \
 	fi

@@ -83,11 +83,17 @@ def demo_data(out_dir: Path, experiments: int, scenes: int, seed: int) -> None:
 @experiment_option
 @click.option("--experiments-dir", type=click.Path(path_type=Path), default=None,
               help="Prefill the Ingest pane with this folder.")
-def tui(mlflow_uri: str | None, experiment_name: str, experiments_dir: Path | None) -> None:
+@click.option("--notice", default=None, metavar="TEXT",
+              help="A line to show when the TUI opens (make demo passes the ingest summary).")
+def tui(mlflow_uri: str | None, experiment_name: str, experiments_dir: Path | None, notice: str | None) -> None:
     """Open the full-screen terminal UI: runs, scenes, compare, ingest, reports, MLflow UI."""
-    from align_track.tui.app import run_app
+    try:
+        from align_track.tui.app import run_app
 
-    run_app(mlflow_uri=mlflow_uri, experiment_name=experiment_name, experiments_dir=experiments_dir)
+        run_app(mlflow_uri=mlflow_uri, experiment_name=experiment_name, experiments_dir=experiments_dir,
+                notice=notice)
+    except KeyboardInterrupt:  # Ctrl-C while the TUI loads: quit quietly, no traceback
+        sys.exit(130)
 
 
 for _command in cli_query.COMMANDS:

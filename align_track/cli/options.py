@@ -31,8 +31,33 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def sqlite_uri_for_path(value: str) -> str | None:
+    """The ``sqlite:///`` URI a bare file path given as --mlflow-uri probably meant, else None.
+
+    A path without a scheme is MLflow's file store, a *directory*; a file (or a name ending in .db) there
+    is a SQLite store the user forgot to prefix, which MLflow would otherwise reject with a traceback.
+    """
+    if "://" in value or not value.strip():
+        return None
+    path = os.path.abspath(os.path.expanduser(value))
+    if os.path.isfile(path) or (not os.path.isdir(path) and value.lower().endswith(SQLITE_SUFFIXES)):
+        return f"sqlite:///{path}"
+    return None
+
+
+def _check_uri(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and (suggestion := sqlite_uri_for_path(value)) is not None:
+        fail(f"--mlflow-uri takes a URI, not a file path: did you mean --mlflow-uri {suggestion} ?")
+    return value
+
+
 def mlflow_uri_option(func: Callable) -> Callable:
-    return click.option("--mlflow-uri", "mlflow_uri", default=None, metavar="URI", help=URI_HELP)(func)
+    """``--mlflow-uri``; a bare SQLite file path is answered with the URI it probably meant (exit 2)."""
+    return click.option("--mlflow-uri", "mlflow_uri", default=None, metavar="URI", help=URI_HELP,
+                        callback=_check_uri)(func)
 
 
 def experiment_option(func: Callable) -> Callable:

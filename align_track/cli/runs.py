@@ -82,32 +82,88 @@ def summary_records(result: QueryResult, score_metric: str) -> list[dict[str, An
             "num_scenarios": _scenes(r.params.get(PARAM_NUM_SCENES)),
             "avg_seconds": s.avg_seconds,
             score: s.score,
+            "experiment_path": s.path or None,
         })
     return records
 
 
-_TABLE_HEADINGS = ("run", "ADM", "LLM", "target", "variant", "scenes", "avg s", "score")
+# Table columns by the name --columns takes: (heading, record key). The run name is left out by default:
+# it repeats ADM and target; the folder is in, since it is how a row is traced back to its run folder.
+SEARCH_COLUMNS: dict[str, tuple[str, str]] = {
+    "run_id": ("run id", "run_id"),
+    "run": ("run", "run_name"),
+    "adm": ("ADM", "adm"),
+    "llm": ("LLM", "llm"),
+    "target": ("target", "alignment_target_id"),
+    "variant": ("variant", "run_variant"),
+    "scenes": ("scenes", "num_scenarios"),
+    "avg_s": ("avg s", "avg_seconds"),
+    "score": ("score", "score"),
+    "folder": ("folder", "experiment_path"),
+}
+DEFAULT_SEARCH_COLUMNS = ("adm", "target", "variant", "scenes", "avg_s", "score", "folder", "llm")
+DEFAULT_LIST_COLUMNS = ("adm", "target", "variant", "scenes", "folder")
+MIN_TEXT_WIDTH = 14
+"""A text column is cut in the middle down to this; below it, default columns are dropped from the right."""
 
 
-def _print_table(header: Sequence[str], rows: list[list[Any]], title: str) -> None:
-    """A rich table on a terminal, a plain aligned one in a pipe (greppable, no escape codes)."""
+def columns_option(default: Sequence[str]) -> Callable:
+    return click.option(
+        "--columns", "columns", metavar="NAMES", default=",".join(default), show_default=True,
+        help=f"Comma-separated table columns, from: {', '.join(SEARCH_COLUMNS)}.")
+
+
+def parse_columns(text: str) -> list[str]:
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SEARCH_COLUMNS]
+    if unknown or not names:
+        fail(f"unknown column(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SEARCH_COLUMNS)}")
+    return names
+
+
+def _print_table(header: Sequence[str], rows: list[list[Any]], title: str, droppable: bool = False) -> None:
+    """On a terminal, a table fitted to its width: long values cut in the middle, never folded mid-word;
+    ``droppable`` (the default columns) drops columns from the right that would not fit, and says so.
+    In a pipe, a plain aligned table with every value in full (greppable, no escape codes)."""
     if sys.stdout.isatty():
+        from rich.cells import cell_len
         from rich.console import Console
         from rich.table import Table
 
         from align_track.query.report import _text
+        from align_track.query.textfit import cut_middle, fit_widths, printable
 
+        console = Console()
+        header = list(header)
+        cells = [[printable(_text(v, "{:.3f}")) for v in row] for row in rows]
+        numeric = [any(isinstance(row[i], (int, float)) for row in rows) for i in range(len(header))]
+        natural = [max([cell_len(h)] + [cell_len(c[i]) for c in cells]) for i, h in enumerate(header)]
+        minimum = [n if numeric[i] else min(n, max(MIN_TEXT_WIDTH, cell_len(header[i])))
+                   for i, n in enumerate(natural)]
+
+        def room(count: int) -> int:  # the box: 1 cell of padding each side of a column, 1 border between
+            return console.width - 3 * count - 1
+
+        hidden = []
+        while droppable and len(header) > 2 and sum(minimum) > room(len(header)):
+            hidden.insert(0, header.pop())
+            for column in (natural, minimum, numeric, *cells):
+                column.pop()
+        if hidden:
+            title += f" · not shown at this width: {', '.join(hidden)} (--columns chooses)"
+        widths = fit_widths(natural, minimum, room(len(header)))
         table = Table(title=title, title_justify="left")
         for i, name in enumerate(header):
-            numeric = any(isinstance(row[i], (int, float)) for row in rows)
-            table.add_column(name, justify="right" if numeric else "left", overflow="fold")
-        for row in rows:
-            table.add_row(*(_text(v, "{:.3f}") for v in row))
-        Console().print(table)
+            table.add_column(name, justify="right" if numeric[i] else "left", no_wrap=True,
+                             min_width=widths[i], max_width=widths[i])
+        for row in cells:
+            table.add_row(*(cut_middle(c, widths[i]) for i, c in enumerate(row)))
+        console.print(table)
     else:
         from align_track.query.report import plain_table
+        from align_track.query.textfit import printable
 
-        click.echo(plain_table(header, rows))
+        click.echo(plain_table(header, [[printable(v) if isinstance(v, str) else v for v in row] for row in rows]))
 
 
 def _emit_records(records: list[dict[str, Any]], fmt: str) -> None:
@@ -131,15 +187,17 @@ def _emit_records(records: list[dict[str, Any]], fmt: str) -> None:
 @experiment_option
 @query_options
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "tsv", "json"]), default="table",
-              show_default=True, help="table: rich on a terminal, plain text in a pipe.")
+              show_default=True, help="table: fitted to a terminal, plain and complete in a pipe.")
+@columns_option(DEFAULT_SEARCH_COLUMNS)
 def search(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
            min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
-           fmt: str) -> None:
+           fmt: str, columns: str) -> None:
     """Search the ingested runs: ADM, LLM, target, variant, scenes, average seconds and score.
 
     Only complete runs count. When nothing matches, says why on stderr and exits 0
     (csv/tsv print nothing, json prints []), so scripts can tell "no match" from an error (2).
     """
+    names = parse_columns(columns)
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     records = summary_records(result, score_metric)
     if not records:
@@ -150,12 +208,12 @@ def search(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     if fmt != "table":
         _emit_records(records, fmt)
         return
-    rows = [[rec["run_name"], rec["adm"], rec["llm"], rec["alignment_target_id"], rec["run_variant"],
-             rec["num_scenarios"], rec["avg_seconds"], rec[metric_key(score_metric)]] for rec in records]
-    headings = list(_TABLE_HEADINGS)
-    if metric_key(score_metric) != DEFAULT_SCORE_METRIC:
-        headings[-1] = metric_key(score_metric)
-    _print_table(headings, rows, f"{len(rows)} of {result.complete} runs in {experiment_name!r}")
+    score = metric_key(score_metric)
+    keys = [score if n == "score" else SEARCH_COLUMNS[n][1] for n in names]
+    headings = [score if n == "score" and score != DEFAULT_SCORE_METRIC else SEARCH_COLUMNS[n][0] for n in names]
+    rows = [[rec[k] for k in keys] for rec in records]
+    _print_table(headings, rows, f"{len(rows)} of {result.complete} runs in {experiment_name!r}",
+                 droppable=names == list(DEFAULT_SEARCH_COLUMNS))
 
 
 # --------------------------------------------------------------------------- export
@@ -165,31 +223,57 @@ def search(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
 @mlflow_uri_option
 @experiment_option
 @query_options
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="File to write; its suffix picks the format unless --format is given.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="File to write ('-': standard output, csv unless --format); its suffix picks the format "
+                   "unless --format is given.")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default=None,
               help="Output format [default: from the -o suffix].")
+@click.option("--all-columns", is_flag=True,
+              help="Also export align-track's bookkeeping tags (tags.align_track.*).")
 def export(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
            min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
-           output: Path, fmt: str | None) -> None:
-    """Export runs, one row each: run_id, run_name, status, start_time, then every param, metric and tag.
+           output: Path, fmt: str | None, all_columns: bool) -> None:
+    """Export runs, one row each: run_id, run_name, status, start_time, then every param, metric and tag
+    (tags.experiment_path names the run folder).
 
     The file is written atomically (never half-written). Exits 1 without writing when no run matches.
     """
     from align_track.query.export import ExportError, write_export
 
+    to_stdout = str(output) == "-"
     try:
-        fmt = format_for(output, fmt)
+        fmt = (fmt or "csv") if to_stdout else format_for(output, fmt)
     except ExportError as exc:
         fail(str(exc))
+    if to_stdout and fmt == "xlsx":
+        fail("xlsx is a binary file: write it to a path with -o report.xlsx, or choose --format csv, tsv or json")
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     if not result.rows:
         fail(f"nothing exported: {result.empty_reason()}", 1)
+    if to_stdout:
+        _export_to_stdout(result, fmt, all_columns)
+        return
     try:
-        count = write_export(result.frame, output, fmt)
+        count = write_export(result.frame, output, fmt, all_columns)
     except (ExportError, OSError) as exc:
         fail(f"cannot write {output}: {exc}")
     click.echo(f"wrote {count} runs to {output} ({fmt})")
+
+
+def _export_to_stdout(result: QueryResult, fmt: str, all_columns: bool) -> None:
+    """``export -o -``: the same rows as a file would get, on standard output (nothing else there)."""
+    import csv
+
+    from align_track.query.export import export_columns, export_table
+
+    header, rows = export_table(result.frame, export_columns(result.frame, all_columns))
+    if fmt == "json":
+        click.echo(json.dumps([dict(zip(header, row, strict=True)) for row in rows], indent=2,
+                              ensure_ascii=False, default=str))
+        return
+    out = csv.writer(sys.stdout, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
+    out.writerow(header)
+    out.writerows([["" if v is None else v for v in row] for row in rows])
 
 
 # --------------------------------------------------------------------------- report
@@ -269,24 +353,26 @@ def experiment_folder(tags: dict[str, str], root: Path | None) -> Path | None:
 @click.option("--with-links", is_flag=True, help="Print an `align-app --experiment PATH` command per run.")
 @click.option("--experiments-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the experiment folders are now [default: where they were at ingest].")
+@columns_option(DEFAULT_LIST_COLUMNS)
 def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
               min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
-              with_links: bool, experiments_root: Path | None) -> None:
+              with_links: bool, experiments_root: Path | None, columns: str) -> None:
     """List runs (ADM, target, variant, scenes, folder), optionally with align-app deep links.
 
     Links point at EXPERIMENTS_ROOT/<experiment_path>; a folder that no longer exists
     is marked MISSING.
     """
+    names = parse_columns(columns)
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     if not result.rows:
         click.echo(result.empty_reason(), err=True)
         return
     if not (with_links or experiments_root is not None):
-        summaries = [(RunSummary.of(r), r) for r in result.rows]
-        rows = [[s.run_name, s.adm or None, s.target or None, s.variant or None,
-                 _scenes(r.params.get(PARAM_NUM_SCENES)), s.path or None] for s, r in summaries]
-        _print_table(["run", "ADM", "target", "variant", "scenes", "folder"], rows,
-                     f"{len(rows)} runs in {experiment_name!r}")
+        score = metric_key(score_metric)
+        keys = [score if n == "score" else SEARCH_COLUMNS[n][1] for n in names]
+        rows = [[rec[k] for k in keys] for rec in summary_records(result, score_metric)]
+        _print_table([SEARCH_COLUMNS[n][0] for n in names], rows, f"{len(rows)} runs in {experiment_name!r}",
+                     droppable=names == list(DEFAULT_LIST_COLUMNS))
         return
     root = Path(os.path.abspath(experiments_root)) if experiments_root is not None else None
     missing = 0

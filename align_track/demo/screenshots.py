@@ -1,7 +1,8 @@
 """Save an SVG of every pane into screenshots/: ``python -m align_track.demo.screenshots [--out DIR]``.
 
 Builds the demo store in a temp dir, drives the app with Pilot as a user would (keys only)
-and saves runs.svg, scenes.svg, compare.svg, ingest.svg, report.svg, mlflow.svg, help.svg.
+and saves runs.svg, scenes.svg, scene-zoom.svg, compare.svg, compare-scene.svg, ingest.svg (one folder
+broken on purpose, to show how a failure reads), report.svg, mlflow.svg, help.svg.
 """
 
 from __future__ import annotations
@@ -40,12 +41,20 @@ async def _shoot(app, out: Path, with_server: bool) -> list[Path]:
         await wait_until(pilot, lambda: compared(app), what="compare")
         await settle(pilot)
         save("compare")
+        await pilot.press("enter")  # the first scene, the runs side by side
+        await settle(pilot)
+        save("compare-scene")
+        await pilot.press("escape")
 
         await pilot.press("1", "enter")
         await wait_until(pilot, lambda: scenes_loaded(app), what="scenes")
         await pilot.press("n", "d")  # next scene, scroll its text to the choices
         await settle(pilot)
         save("scenes")
+        await pilot.press("z")  # the scene's text on the whole screen
+        await settle(pilot)
+        save("scene-zoom")
+        await pilot.press("z")
 
         await pilot.press("1", "u", "slash", "escape", "5")  # report over every run: no marks, no filter
         await wait_until(pilot, lambda: app.report_pane.pivot is not None, what="pivot")
@@ -90,6 +99,8 @@ def main() -> None:
         root = Path(tmp)
         uri, _ = build_demo_store(root)
         generate_demo(root / "more", experiments=4, scenes=6, seed=7)
+        broken = sorted((root / "more").rglob(".hydra/config.yaml"))[0]
+        broken.write_text(broken.read_text() + "adm: [unclosed\n")  # one failure in the ingest shot
         os.chdir(root)  # paths on screen are relative: no temp dir names in the pictures
         try:
             app = AlignTrackApp(uri, experiments_dir="exps")

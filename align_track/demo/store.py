@@ -65,8 +65,8 @@ async def wait_until(pilot: Any, condition: Callable[[], Any], timeout: float = 
 
 
 def loaded(app: Any) -> bool:
-    """The runs are on screen (or the store said why not)."""
-    return app.snapshot is not None or bool(app.status.error)
+    """The runs are on screen (or the store said why not, or that there is no store yet)."""
+    return app.snapshot is not None or bool(app.status.error) or app.status.state == "no store yet"
 
 
 def scenes_loaded(app: Any) -> bool:

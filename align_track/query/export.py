@@ -64,11 +64,17 @@ def _target_mode(target: Path) -> int:
 # --------------------------------------------------------------------------- the export table
 
 
-def export_columns(frame: pandas.DataFrame) -> list[str]:
-    """run_id, run_name, status, start_time, then every params.*, metrics.* and tags.* column."""
+BOOKKEEPING_PREFIX = "tags.align_track."
+"""align-track's own tags (claim, fingerprint, key...): how ingest keeps track, not data to analyse."""
+
+
+def export_columns(frame: pandas.DataFrame, all_columns: bool = False) -> list[str]:
+    """run_id, run_name, status, start_time, then every params.*, metrics.* and tags.* column; align-track's
+    bookkeeping tags only with ``all_columns``."""
     cols = [c for c in LEAD_COLUMNS if c in frame.columns]
     for prefix in ("params.", "metrics.", "tags."):
-        cols += sorted(c for c in frame.columns if c.startswith(prefix) and c not in _SKIPPED_TAGS)
+        cols += sorted(c for c in frame.columns if c.startswith(prefix) and c not in _SKIPPED_TAGS
+                       and (all_columns or not c.startswith(BOOKKEEPING_PREFIX)))
     return cols
 
 
@@ -92,9 +98,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def write_export(frame: pandas.DataFrame, path: str | Path, fmt: str) -> int:
+def write_export(frame: pandas.DataFrame, path: str | Path, fmt: str, all_columns: bool = False) -> int:
     """Write one row per run of ``frame`` to ``path`` as ``fmt`` (a name in FORMATS); returns the number of rows."""
-    header, rows = export_table(frame)
+    header, rows = export_table(frame, export_columns(frame, all_columns))
     with atomic_write(path) as tmp:
         FORMATS[fmt].write_table(tmp, header, rows)
     return len(rows)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,8 +24,11 @@ from textual.widgets import ContentSwitcher, Input
 from align_track.store.uri import DEFAULT_EXPERIMENT, StoreError, resolve_tracking_uri
 from align_track.tui.commands import ActionsProvider
 from align_track.tui.keys import KeyAction, key_actions
+from align_track.tui.messages import CompareRuns, OpenRun, RunsChanged, ShowPane, Status
+from align_track.tui.mlflow_control import UiState, WebUiControl
 from align_track.tui.models.data import display_uri
-from align_track.tui.panes.base import Pane
+from align_track.tui.models.selection import Selection
+from align_track.tui.panes.base import Pane, post_ui
 from align_track.tui.panes.compare import ComparePane
 from align_track.tui.panes.ingest import IngestPane
 from align_track.tui.panes.mlflow import MlflowPane
@@ -44,7 +49,6 @@ PANES: tuple[tuple[str, type[Pane]], ...] = (
     ("runs", RunsPane), ("scenes", ScenesPane), ("compare", ComparePane),
     ("ingest", IngestPane), ("report", ReportPane), ("mlflow", MlflowPane),
 )
-UI_HOST = "127.0.0.1"
 
 
 class AlignTrackApp(App[None]):
@@ -56,7 +60,9 @@ class AlignTrackApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         *(Binding(cls.KEY, f"show_pane('{pid}')", cls.TITLE, show=False,
                 tooltip=f"Show the {cls.TITLE} pane") for pid, cls in PANES),
+        Binding("ctrl+q", "quit", "Quit", show=False, tooltip="Quit, also while typing in a text box"),
         Binding("question_mark", "help", "Help", tooltip="List every key"),
+        Binding("z", "zoom", "Zoom", tooltip="Zoom the pane to the whole screen (again: back)"),
         Binding("m", "toggle_ui", "Web UI", tooltip="Start or stop the MLflow web UI (any pane)"),
         Binding("ctrl+r", "reload", "Reload", tooltip="Reload the runs from the store"),
         Binding("q", "quit", "Quit", tooltip="Quit (asks first while an ingest runs; stops the web UI)"),
@@ -65,6 +71,15 @@ class AlignTrackApp(App[None]):
     Screen { layout: vertical; }
     VirtualTable, VerticalScroll { scrollbar-size-vertical: 1; scrollbar-size-horizontal: 1; }
     #panes { height: 1fr; }
+    Screen.-zoom #panebar, Screen.-zoom #keys { display: none; }
+    Screen.-zoom RunsPane #runs-details { display: none; }
+    /* 16 colours: a checkbox's state and the focused widget must not depend on shades the palette lacks. */
+    Checkbox:ansi > .toggle--button { color: ansi_black; background: ansi_white; }
+    Checkbox.-on:ansi > .toggle--button { color: ansi_bright_white; background: ansi_green; text-style: bold; }
+    Checkbox:ansi:focus, Input:ansi:focus, Select:ansi:focus > SelectCurrent {
+        background: ansi_blue; color: ansi_bright_white; text-style: bold;
+    }
+    VerticalScroll:ansi:focus { border-left: thick ansi_bright_yellow; }
     """
 
     def __init__(
@@ -73,15 +88,16 @@ class AlignTrackApp(App[None]):
         experiment_name: str = DEFAULT_EXPERIMENT,
         experiments_dir: str | Path | None = None,
         ansi: bool = False,
+        notice: str | None = None,
     ) -> None:
         super().__init__()
         self.mlflow_uri = resolve_tracking_uri(mlflow_uri)
         self.experiment_name = experiment_name
         self.experiments_dir = "" if experiments_dir is None else str(experiments_dir)
         self.ansi = ansi
-        self.snapshot: RunsSnapshot | None = None
-        self.ui_server: UiServer | None = None
-        self.ui_busy = False
+        self.notice = notice
+        self.selection = Selection()
+        self.web_ui = WebUiControl(self.mlflow_uri, self._ui_changed_from_thread)
 
     # ------------------------------------------------------------------ layout
 
@@ -89,12 +105,19 @@ class AlignTrackApp(App[None]):
         yield PaneBar([(pane_id, cls.KEY, cls.TITLE) for pane_id, cls in PANES], id="panebar")
         with ContentSwitcher(id="panes", initial="runs"):
             for pane_id, cls in PANES:
-                if cls is IngestPane:
-                    yield IngestPane(self.experiments_dir, id=pane_id)
-                else:
-                    yield cls(id=pane_id)
+                yield self._make_pane(pane_id, cls)
         yield StatusBar(id="status")
         yield KeyBar(id="keys")
+
+    def _make_pane(self, pane_id: str, cls: type[Pane]) -> Pane:
+        """Each pane gets what it needs from the app at construction, never the app itself."""
+        if cls in (RunsPane, ScenesPane, MlflowPane):
+            return cls(self.selection, id=pane_id)
+        if cls is IngestPane:
+            return IngestPane(self.mlflow_uri, self.experiment_name, self.experiments_dir, id=pane_id)
+        if cls is ReportPane:
+            return ReportPane(self.selection, self.experiment_name, id=pane_id)
+        return cls(id=pane_id)
 
     def on_mount(self) -> None:
         if self.ansi:
@@ -104,6 +127,8 @@ class AlignTrackApp(App[None]):
         self.query_one(PaneBar).active = "runs"
         self.runs_pane.focus_default()
         self.reload_runs()
+        if self.notice:  # what happened just before the app took the screen (make demo: the ingest summary)
+            self.notify(self.notice, title="before this", timeout=30)
 
     @property
     def status(self) -> StatusBar:
@@ -140,6 +165,13 @@ class AlignTrackApp(App[None]):
     def active_pane(self) -> str:
         return self.query_one(ContentSwitcher).current or ""
 
+    def action_zoom(self) -> None:
+        """``z``: the pane takes the whole screen (pane bar and key bar hidden); again: back."""
+        zoomed = not self.screen.has_class("-zoom")
+        self.screen.set_class(zoomed, "-zoom")
+        self.pane(self.active_pane).set_zoom(zoomed)
+        self.status.zoom = zoomed
+
     def action_show_pane(self, pane_id: str) -> None:
         self.show_pane(pane_id)
 
@@ -150,6 +182,33 @@ class AlignTrackApp(App[None]):
         if pane_id == "report":
             self.report_pane.refresh_source()
         self.pane(pane_id).focus_default()
+        if self.screen.has_class("-zoom"):
+            self.pane(pane_id).set_zoom(True)
+
+    def on_show_pane(self, message: ShowPane) -> None:
+        self.show_pane(message.pane_id)
+
+    def on_status(self, message: Status) -> None:
+        setattr(self.status, message.field, message.text)
+
+    def on_runs_changed(self, _message: RunsChanged) -> None:
+        self.reload_runs()
+
+    def on_open_run(self, message: OpenRun) -> None:
+        self.open_run(message.run_id)
+
+    def on_compare_runs(self, message: CompareRuns) -> None:
+        self.compare_runs(message.run_ids)
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        """Back on the main screen (palette, help or a dialog closed): focus is inside the pane on show, so
+        keys never go to a widget of a hidden pane (e.g. the runs filter while the MLflow pane shows)."""
+        if self.screen is not self.screen_stack[0] or not self.active_pane:
+            return
+        pane = self.pane(self.active_pane)
+        focused = self.screen.focused
+        if focused is None or pane not in focused.ancestors_with_self:
+            pane.focus_default()
 
     def _on_key(self, event: events.Key) -> None:
         """Typeahead: a printable key only bubbles up to the app while an Input has focus if it was
@@ -157,7 +216,7 @@ class AlignTrackApp(App[None]):
         widget focused before. It belongs in the Input, not to a binding. (Textual runs App's own
         key handler after this one unless the default is prevented.)"""
         focused = self.focused
-        if event.is_printable and isinstance(focused, Input):
+        if event.is_printable and isinstance(focused, Input) and focused.is_on_screen:
             event.prevent_default()
             event.stop()
             focused.insert_text_at_cursor(event.character or "")
@@ -166,21 +225,7 @@ class AlignTrackApp(App[None]):
 
     def post_ui(self, callback: Callable[..., Any], *args: Any) -> bool:
         """Run ``callback`` on the UI thread from a worker thread; False once the app is closing."""
-        if not self.is_running or self._closing:
-            return False
-        try:
-            self.call_from_thread(callback, *args)
-        except Exception:
-            if self.is_running and not self._closing:
-                raise
-            return False
-        return True
-
-    def set_error(self, message: str) -> None:
-        self.status.error = message
-
-    def set_ingest_status(self, text: str) -> None:
-        self.status.ingest = text
+        return post_ui(self, callback, *args)
 
     # ------------------------------------------------------------------ runs
 
@@ -207,10 +252,15 @@ class AlignTrackApp(App[None]):
             warm_up(self.mlflow_uri)  # import mlflow now, not when the first scene is opened
             gc.freeze()
 
+    @property
+    def snapshot(self) -> RunsSnapshot | None:
+        return self.selection.snapshot
+
     def _runs_loaded(self, snapshot: RunsSnapshot) -> None:
-        self.snapshot = snapshot
         self.status.error = ""
-        self.status.state = f"{len(snapshot.runs)} runs"
+        unfinished = len(snapshot.status)
+        done = len(snapshot.runs) - unfinished
+        self.status.state = f"{done} runs" + (f" + {unfinished} unfinished" if unfinished else "")
         self.runs_pane.set_snapshot(snapshot)
         # Long-lived data (and later mlflow's modules) leave the garbage collector's sight: a full
         # collection over 10,000 runs costs a keystroke 100+ ms, and none of it is garbage.
@@ -219,99 +269,70 @@ class AlignTrackApp(App[None]):
             self.report_pane.refresh_source()
 
     def _runs_failed(self, message: str) -> None:
+        from align_track.store.uri import sqlite_path, store_kind
+
+        path = sqlite_path(self.mlflow_uri) if store_kind(self.mlflow_uri) == "sqlite" else None
+        if path is not None and not path.exists():  # a fresh store: nothing is wrong, nothing is ingested yet
+            self.status.state = "no store yet"
+            self.runs_pane.show_empty_store()
+            return
         self.status.state = "not connected"
         self.status.error = message
         self.runs_pane.show_error(message)
 
-    def _run(self, run_id: str) -> Any:
-        if self.snapshot is None:
-            return None
-        return next((r for r in self.snapshot.runs if r.run_id == run_id), None)
-
     def open_run(self, run_id: str) -> None:
         """Show the scenes of a run (Runs pane's enter)."""
-        run = self._run(run_id)
+        run = self.selection.run(run_id)
         if run is None or self.snapshot is None:
             return
         self.scenes_pane.open_run(self.snapshot.uri, self.snapshot.experiment_id, run)
         self.show_pane("scenes")
 
-    def compare_marked(self) -> None:
-        """Compare the marked runs (Runs pane's c); at least two are needed."""
-        marked = self.runs_pane.marked_ids
-        if len(marked) < 2 or self.snapshot is None:
+    def compare_runs(self, run_ids: list[str]) -> None:
+        """Compare these runs (the marked ones: Runs pane's c); at least two are needed."""
+        if len(run_ids) < 2 or self.snapshot is None:
             self.notify("mark at least two runs with space first", severity="warning")
             return
-        runs = [r for r in self.snapshot.runs if r.run_id in marked]
+        runs = self.selection.runs(run_ids)
         self.compare_pane.start(self.snapshot.uri, self.snapshot.experiment_id, runs)
         self.show_pane("compare")
 
     # ------------------------------------------------------------------ MLflow web UI
 
+    @property
+    def ui_server(self) -> UiServer | None:
+        return self.web_ui.server
+
+    @property
+    def ui_busy(self) -> bool:
+        return self.web_ui.busy
+
     def action_toggle_ui(self) -> None:
-        if self.ui_busy:
+        state = self.web_ui.toggle()
+        if state is None:
             self.notify("the MLflow UI is starting or stopping; one moment", severity="warning")
             return
-        self.ui_busy = True
-        if self.ui_server is None:
-            self.mlflow_pane.show_state("starting…")
-            self.status.ui = "web UI starting…"
-            self._start_ui()
+        self._ui_changed(state)
+
+    def _ui_changed_from_thread(self, state: UiState) -> bool:
+        return self.post_ui(self._ui_changed, state)
+
+    def _ui_changed(self, state: UiState) -> None:
+        """Show a web UI state in the MLflow pane and the status bar."""
+        self.selection.web_ui_url = state.url if state.state == "running" else ""
+        self.mlflow_pane.show_state(state.state, state.url, state.hint, state.detail)
+        if state.state == "running":
+            self.status.ui = f"web UI {state.url}"
+        elif state.state.endswith("…"):
+            self.status.ui = f"web UI {state.state}"
         else:
-            self.mlflow_pane.show_state("stopping…")
-            self.status.ui = "web UI stopping…"
-            self._stop_ui(self.ui_server)
-
-    @work(thread=True, exclusive=True, group="ui")
-    def _start_ui(self) -> None:
-        from align_track import mlflow_ui
-
-        try:
-            port = mlflow_ui.find_free_port(UI_HOST, 5000)
-            server = mlflow_ui.start_ui(self.mlflow_uri, UI_HOST, port)
-        except StoreError as exc:
-            self.post_ui(self._ui_failed, str(exc))
-            return
-        except Exception as exc:  # e.g. the mlflow executable cannot be run
-            self.post_ui(self._ui_failed, f"{type(exc).__name__}: {exc}")
-            return
-        if not self.post_ui(self._ui_started, server):
-            mlflow_ui.stop_ui(server)  # the app closed while the server started
-
-    @work(thread=True, exclusive=True, group="ui")
-    def _stop_ui(self, server: UiServer) -> None:
-        from align_track.mlflow_ui import stop_ui
-
-        stop_ui(server)
-        self.post_ui(self._ui_stopped)
-
-    def _ui_started(self, server: UiServer) -> None:
-        from align_track.mlflow_ui import ssh_forward_hint
-
-        self.ui_server = server
-        self.ui_busy = False
-        self.status.ui = f"web UI {server.url}"
-        self.mlflow_pane.show_state("running", server.url, ssh_forward_hint(server.port, server.host))
-
-    def _ui_stopped(self) -> None:
-        self.ui_server = None
-        self.ui_busy = False
-        self.status.ui = ""
-        self.mlflow_pane.show_state("stopped")
-
-    def _ui_failed(self, message: str) -> None:
-        self.ui_busy = False
-        self.status.ui = ""
-        self.mlflow_pane.show_state("failed", detail=message)
-        self.notify(message, severity="error", timeout=8)
+            self.status.ui = ""
+        if state.state == "failed":
+            self.notify(state.detail, severity="error", timeout=8)
 
     def stop_ui_server(self) -> None:
         """Stop the web UI we started (blocking); called on quit so no server outlives the app."""
-        server, self.ui_server = self.ui_server, None
-        if server is not None:
-            from align_track.mlflow_ui import stop_ui
-
-            stop_ui(server)
+        self.web_ui.stop()
 
     async def on_unmount(self) -> None:
         """No server or half-finished experiment outlives the app: quitting during an ingest has
@@ -368,10 +389,18 @@ def wants_ansi() -> bool:
 
 
 def run_app(mlflow_uri: str | None = None, experiment_name: str = DEFAULT_EXPERIMENT,
-            experiments_dir: str | Path | None = None) -> None:
-    """Entry point of ``align-track tui``."""
-    app = AlignTrackApp(mlflow_uri, experiment_name, experiments_dir, ansi=wants_ansi())
+            experiments_dir: str | Path | None = None, notice: str | None = None) -> None:
+    """Entry point of ``align-track tui``; ``notice`` (e.g. the ingest summary) is shown as the app opens."""
+    app = AlignTrackApp(mlflow_uri, experiment_name, experiments_dir, ansi=wants_ansi(), notice=notice)
     try:
         app.run()
+    except KeyboardInterrupt:  # Ctrl-C before the app took the terminal (or after it gave it back)
+        pass
     finally:
         app.stop_ui_server()
+    # A store read still blocked on a server that never answers must not keep the process alive after q:
+    # every write has finished (quitting waits for the ingest), so what is left is only reading.
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(app.return_code or 0)

@@ -22,7 +22,7 @@ from openpyxl import load_workbook
 from align_track.cli.main import main
 from align_track.mlflow_ui import find_free_port, port_is_free
 from align_track.store.uri import DEFAULT_EXPERIMENT
-from tests.support.query_fixtures import EXPECTED, QUOTED_LLM, make_ingested
+from tests.support.query_fixtures import EXPECTED, MISTRAL, QUOTED_LLM, make_ingested
 
 OBRIEN_RUN = "O'Brien/ADEPT-DryRun-Moral judgement-0.2"
 
@@ -82,10 +82,12 @@ def test_search_plain_table_lists_every_complete_run(ingested: tuple[str, Path])
     result = cli("search", *uri_args(ingested))
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["run", "ADM", "LLM", "target", "variant", "scenes", "avg", "s", "score"]
+    # The run name (ADM/target again) is left out; the folder ties a row to its run folder.
+    assert lines[0].split() == ["ADM", "target", "variant", "scenes", "avg", "s", "score", "folder", "LLM"]
     assert len(lines) == 2 + len(EXPECTED)
-    obrien = next(line for line in lines if line.startswith(OBRIEN_RUN))
-    assert obrien.split()[-3:] == ["3", "2.000", "0.800"]
+    obrien = next(line for line in lines if line.startswith("O'Brien "))
+    assert "ADEPT-DryRun-Moral judgement-0.2" in obrien  # complete in a pipe: nothing cut
+    assert obrien.split()[-6:] == ["3", "2.000", "0.800", "obrien", "mj", MISTRAL]
     assert "\x1b[" not in result.stdout  # no colour codes in a pipe
 
 
@@ -285,8 +287,8 @@ def test_list_runs_table(ingested: tuple[str, Path]) -> None:
     result = cli("list-runs", *uri_args(ingested))
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["run", "ADM", "target", "variant", "scenes", "folder"]
-    assert any(line.startswith(OBRIEN_RUN) and line.endswith("obrien mj") for line in lines)
+    assert lines[0].split() == ["ADM", "target", "variant", "scenes", "folder"]
+    assert any(line.startswith("O'Brien ") and line.endswith("obrien mj") for line in lines)
 
 
 def test_list_runs_links_flag_missing_folders(ingested: tuple[str, Path], tmp_path: Path) -> None:

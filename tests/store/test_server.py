@@ -138,7 +138,7 @@ def test_server_reads_back_like_sqlite_for_every_command(pg_server, corpus: Path
     assert again.count("skipped") == len(again.outcomes) and again.traces == 0
 
     runner = CliRunner()
-    listed = runner.invoke(main, ["list-runs", "--mlflow-uri", url])
+    listed = runner.invoke(main, ["list-runs", "--mlflow-uri", url, "--columns", "run,folder"])
     assert listed.exit_code == 0, listed.output
     names = {v["name"] for v in reference.values()}
     assert all(name in listed.output for name in names)

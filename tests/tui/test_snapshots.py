@@ -22,7 +22,9 @@ SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 def _ready(app: AlignTrackApp, pane: str):
     return {
         "scenes": lambda: scenes_loaded(app),
+        "scene-zoom": lambda: scenes_loaded(app),
         "compare": lambda: compared(app),
+        "compare-scene": lambda: compared(app),
         "report": lambda: app.report_pane.pivot is not None,
     }.get(pane, lambda: True)
 
@@ -30,12 +32,16 @@ def _ready(app: AlignTrackApp, pane: str):
 KEYS = {
     "runs": ["slash", *"merit", "enter", "s", "s", "s", "S", "home", "space"],
     "scenes": ["enter", "n", "n"],
+    "scene-zoom": ["enter", "n"],
     "compare": ["slash", *"merit-0.5", "enter", "space", "space", "c"],
+    "compare-scene": ["slash", *"merit-0.5", "enter", "space", "space", "c"],
     "ingest": ["4", "escape"],
     "report": ["5"],
     "mlflow": ["6"],
     "help": ["question_mark"],
 }
+THEN = {"scene-zoom": ["z"], "compare-scene": ["enter"]}
+"""Keys pressed once the pane is ready (zoom the loaded scene, open the compared scene side by side)."""
 
 
 @pytest.fixture
@@ -60,6 +66,9 @@ def test_pane(snap_compare, in_store_dir, pane: str, size: str) -> None:
         await pilot.press(*KEYS[pane])
         await wait_until(pilot, _ready(app, pane), what=pane)
         await settle(pilot)
+        if pane in THEN:
+            await pilot.press(*THEN[pane])
+            await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZES[size], run_before=run_before)
 
@@ -72,6 +81,22 @@ def test_runs_in_16_colours(snap_compare, in_store_dir) -> None:
         await wait_until(pilot, lambda: loaded(app), what="runs")
         await settle(pilot)
         await pilot.press("space", "space")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_ingest_in_16_colours(snap_compare, in_store_dir) -> None:
+    """The force checkbox and the focused path box stand out with only the terminal's 16 colours."""
+    uri, exps = in_store_dir
+    app = AlignTrackApp(uri, experiments_dir=exps, ansi=True)
+
+    async def run_before(pilot) -> None:
+        await wait_until(pilot, lambda: loaded(app), what="runs")
+        await settle(pilot)
+        for box in app.query(Input):
+            box.cursor_blink = False
+        await pilot.press("4")
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

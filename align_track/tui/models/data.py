@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from align_track.store.uri import resolve_tracking_uri, sqlite_path, store_kind
+from align_track.tui.models.runs import FINISHED, RUNNING, STALLED
 
 if TYPE_CHECKING:
     from align_track.store.runs_reader import RunRow
@@ -23,13 +24,28 @@ FIRST_PAGE = 50
 PAGE = 200
 
 
+
+
 @dataclass
 class RunsSnapshot:
-    """An experiment's complete runs as read once; the TUI filters and sorts this in memory."""
+    """An experiment's runs as read once; the TUI filters and sorts this in memory.
+
+    ``runs`` holds the complete runs and, first, the ones align-track is still writing (``status``
+    says which is which), so a run being written is shown but never looks complete.
+    """
 
     uri: str
     experiment_id: str
     runs: list[RunRow]
+    status: dict[str, str] = field(default_factory=dict)
+    """run id -> RUNNING or STALLED for runs not yet complete; complete runs are absent (FINISHED)."""
+
+    def status_of(self, run_id: str) -> str:
+        return self.status.get(run_id, FINISHED)
+
+    @property
+    def complete(self) -> list[RunRow]:
+        return [r for r in self.runs if r.run_id not in self.status]
 
 
 def display_uri(uri: str, cwd: Path | None = None) -> str:
@@ -48,12 +64,33 @@ def display_uri(uri: str, cwd: Path | None = None) -> str:
     return str(path)
 
 
-def load_runs(tracking_uri: str | None, experiment_name: str) -> RunsSnapshot:
-    """Complete runs of the experiment; StoreError (missing store/experiment, unreachable server) propagates."""
-    from align_track.query.select import load_complete_runs
+def unfinished_status(run: RunRow) -> str | None:
+    """RUNNING while an align-track ingest's claim on the run is alive (its process lives; on another host,
+    its 15-minute lease runs), STALLED once the claim is dead or expired, None for any other run."""
+    from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
+    from align_track.store.run_writer import claim_is_alive
 
-    uri, experiment_id, rows = load_complete_runs(tracking_uri, experiment_name)
-    return RunsSnapshot(uri, experiment_id, rows)
+    tags = run.tags
+    if run.lifecycle_stage != "active" or tags.get(TAG_COMPLETE) == "true" or TAG_KEY not in tags:
+        return None
+    return RUNNING if claim_is_alive(tags.get(TAG_CLAIM), run.start_time) else STALLED
+
+
+def load_runs(tracking_uri: str | None, experiment_name: str) -> RunsSnapshot:
+    """Complete runs of the experiment, after the unfinished ones align-track is writing (or was, when it
+    stopped); StoreError (missing store/experiment, unreachable server) propagates."""
+    from align_track.query.select import is_complete
+    from align_track.store.runs_reader import get_experiment_id
+    from align_track.store.runs_reader import load_runs as read_runs
+    from align_track.store.uri import require_existing_store
+
+    uri = resolve_tracking_uri(tracking_uri)
+    require_existing_store(uri)
+    experiment_id = get_experiment_id(uri, experiment_name)
+    rows = read_runs(uri, experiment_id)
+    status = {r.run_id: s for r in rows if not is_complete(r) and (s := unfinished_status(r)) is not None}
+    unfinished = [r for r in rows if r.run_id in status]
+    return RunsSnapshot(uri, experiment_id, unfinished + [r for r in rows if is_complete(r)], status)
 
 
 def mlflow_filter(runs: list[RunRow], text: str) -> set[str]:

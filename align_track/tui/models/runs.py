@@ -11,20 +11,29 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from align_track.query.textfit import printable
 from align_track.schema import RunLike, RunSummary
 from align_track.tui.widgets.vtable import Column
 
+FINISHED, RUNNING, STALLED = "finished", "running", "stalled"
+STATE_MARKER = {FINISHED: " ", RUNNING: "▶", STALLED: "!"}
+STATE_WORD = {FINISHED: "done", RUNNING: "running", STALLED: "stalled"}
+
 RUN_COLUMNS: tuple[Column, ...] = (
-    # Who and against what first, then how it did: what tells runs apart fits in 80 columns.
-    Column("adm", "ADM", 22),
-    Column("target", "target", 30),
-    Column("score", "score", 6, numeric=True),
-    Column("avg_s", "avg s", 6, numeric=True),
-    Column("scenes", "scenes", 6, numeric=True),
-    Column("llm", "LLM", 24),
-    Column("variant", "variant", 26),
+    # Who and against what first, then how it did: what tells runs apart fits in 80 columns. Values whose
+    # end tells runs apart are cut in the middle; wider terminals widen the text columns.
+    Column("marker", "", 1, essential=True),
+    Column("adm", "ADM", 34, middle=True, grow=True, min_width=14, essential=True),
+    Column("target", "target", 34, middle=True, grow=True, min_width=16, essential=True),
+    Column("score", "score", 6, numeric=True, essential=True),
+    Column("avg_s", "avg s", 6, numeric=True, essential=True),
+    Column("scenes", "scenes", 6, numeric=True, essential=True),
+    Column("state", "state", 7),
+    Column("llm", "LLM", 24, middle=True),
+    Column("variant", "variant", 26, middle=True),
+    Column("folder", "folder", 48, middle=True),
     Column("ingested", "ingested", 16),
-    Column("name", "name", 70),
+    Column("name", "name", 70, middle=True),
 )
 NUMERIC = {c.key for c in RUN_COLUMNS if c.numeric}
 
@@ -45,10 +54,13 @@ def when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M")
 
 
-def run_values(run: RunLike) -> dict[str, Any]:
+def run_values(run: RunLike, state: str = FINISHED) -> dict[str, Any]:
     """The table's values for one run: full strings for searching, numbers for sorting."""
     s = RunSummary.of(run)
     return {
+        "marker": STATE_MARKER.get(state, "?"),
+        "state": STATE_WORD.get(state, state),
+        "folder": s.path,
         "adm": s.adm,
         "llm": s.llm,
         "target": s.target,
@@ -71,8 +83,8 @@ def _display(key: str, value: Any) -> str:
     if key == "ingested":
         return when(value)
     if key == "llm":
-        return short_llm(value)
-    return str(value)
+        return printable(short_llm(value))
+    return printable(str(value))
 
 
 @dataclass
@@ -92,10 +104,13 @@ class RunsModel:
     _order: list[int] = field(default_factory=list)
 
     @classmethod
-    def from_runs(cls, runs: Iterable[RunLike], columns: Sequence[Column] = RUN_COLUMNS) -> RunsModel:
+    def from_runs(cls, runs: Iterable[RunLike], columns: Sequence[Column] = RUN_COLUMNS,
+                  states: dict[str, str] | None = None) -> RunsModel:
+        """``states``: run id -> RUNNING/STALLED for runs still being written (others are finished)."""
+        states = states or {}
         run_ids, cells, hay, keys = [], [], [], [[] for _ in columns]
         for run in runs:
-            values = run_values(run)
+            values = run_values(run, states.get(run.run_id, FINISHED))
             row = tuple(_display(c.key, values[c.key]) for c in columns)
             run_ids.append(run.run_id)
             cells.append(row)
@@ -103,7 +118,7 @@ class RunsModel:
             hay.append("\t".join(row + (values["llm"],)).lower())
             for i, col in enumerate(columns):
                 value = values[col.key]
-                keys[i].append(value if col.numeric or col.key == "ingested" else str(value).lower())
+                keys[i].append(value if col.numeric or col.key == "ingested" else str(value).strip().lower())
         model = cls(run_ids, cells, hay, keys, tuple(columns))
         model._order = list(range(len(run_ids)))
         return model

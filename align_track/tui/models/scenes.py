@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from align_track.schema import ATTR_CHOSEN_ACTION, ATTR_TIMING
+from align_track.schema import ATTR_CHOSEN_ACTION, ATTR_PREDICTED_KDMA, ATTR_TIMING, ATTR_TRUE_KDMA
 from align_track.tui.widgets.vtable import Column
 
 SCENE_COLUMNS: tuple[Column, ...] = (
@@ -182,6 +182,26 @@ class Comparison:
     decisions: list[list[str | None]]
     """decisions[i][r]: what run r chose in scene keys[i] (None: the run has no such scene)."""
     agree: list[bool]
+    scenes: list[list[Scene | None]] = field(default_factory=list)
+    """scenes[i][r]: run r's scene keys[i], for the side-by-side view."""
+
+    def odd_ones(self, i: int) -> set[int]:
+        """Runs that chose differently from a strict majority of the runs that have scene i (none when
+        there is no majority: then every run is as odd as the others)."""
+        present = [(r, d) for r, d in enumerate(self.decisions[i]) if d is not None]
+        counts = Counter(d for _, d in present)
+        if len(counts) < 2:
+            return set()
+        (top, n), (_, second) = counts.most_common(2)
+        if n == second:
+            return set()
+        return {r for r, d in present if d != top}
+
+    def kdma_error(self, i: int) -> float | None:
+        """The largest KDMA prediction error among the runs' scene i (None when none recorded)."""
+        errors = [e for sc in self.scenes[i] if sc is not None and (e := kdma_error(sc)) is not None] \
+            if self.scenes else []
+        return max(errors) if errors else None
 
     @property
     def comparable(self) -> int:
@@ -223,8 +243,37 @@ def compare(runs: Sequence[Sequence[Scene]]) -> Comparison:
                 order.append(key)
     decisions: list[list[str | None]] = []
     agree: list[bool] = []
+    scenes: list[list[Scene | None]] = []
     for key in order:
-        row = [m[key].decision if key in m else None for m in keyed]
+        found = [m.get(key) for m in keyed]
+        row = [sc.decision if sc is not None else None for sc in found]
         decisions.append(row)
+        scenes.append(found)
         agree.append(all(d is not None for d in row) and len(set(row)) == 1)
-    return Comparison(order, decisions, agree)
+    return Comparison(order, decisions, agree, scenes)
+
+
+def kdma_error(scene: Scene) -> float | None:
+    """Mean absolute difference between true and predicted KDMA values over the scene's choices and KDMAs
+    (a predicted list counts by its mean); None when the scene records no pair of them."""
+    true_map = scene.attributes.get(ATTR_TRUE_KDMA)
+    pred_map = scene.attributes.get(ATTR_PREDICTED_KDMA)
+    if not isinstance(true_map, dict) or not isinstance(pred_map, dict):
+        return None
+    diffs: list[float] = []
+    for choice, true_values in true_map.items():
+        predicted = pred_map.get(choice)
+        if not isinstance(true_values, dict) or not isinstance(predicted, dict):
+            continue
+        for kdma, value in true_values.items():
+            t, p = _mean(value), _mean(predicted.get(kdma))
+            if t is not None and p is not None:
+                diffs.append(abs(t - p))
+    return sum(diffs) / len(diffs) if diffs else None
+
+
+def _mean(value: Any) -> float | None:
+    if isinstance(value, (list, tuple)):
+        numbers = [n for v in value if (n := _float(v)) is not None]
+        return sum(numbers) / len(numbers) if numbers else None
+    return _float(value)

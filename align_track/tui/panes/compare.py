@@ -13,7 +13,9 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
+from align_track.query.textfit import cut_middle, printable
 from align_track.schema import DEFAULT_VARIANT, RunSummary
+from align_track.tui.messages import ShowPane
 from align_track.tui.models.runs import short_llm
 from align_track.tui.models.scenes import Comparison, compare
 from align_track.tui.panes.base import Pane
@@ -23,7 +25,11 @@ if TYPE_CHECKING:
     from align_track.store.runs_reader import RunRow
 
 DIFFERENT = Style(color="red", bold=True)
+ODD = Style(color="red", bold=True, reverse=True)
 SAME, DIFF = "=", "≠"
+ODD_MARK = "✗"
+ORDERS = ("scene", "disagreement", "KDMA error")
+"""``o`` cycles: scene order, disagreeing scenes first, largest KDMA prediction error first."""
 
 
 def run_label(run: RunRow) -> str:
@@ -43,12 +49,18 @@ class ComparePane(Pane):
     TITLE = "Compare"
     KEY = "3"
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open_scene", "Side by side",
+                tooltip="Show the runs' choices, justifications and KDMA values side by side"),
         Binding("d", "toggle_differences", "Diffs only",
                 tooltip="Show only the scenes where the runs disagree (again: all)"),
+        Binding("o", "cycle_order", "Order",
+                tooltip="Sort scenes by scene, disagreement or KDMA prediction error"),
         Binding("escape", "back", "Runs", tooltip="Back to the runs"),
     ]
     DEFAULT_CSS = """
-    ComparePane #compare-legend { height: auto; max-height: 6; padding: 0 1; }
+    ComparePane #compare-legend {
+        height: auto; max-height: 6; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     ComparePane #compare-summary { height: 1; padding: 0 1; text-style: bold; background: $boost; width: 1fr; }
     """
 
@@ -57,6 +69,7 @@ class ComparePane(Pane):
         self.runs: list[RunRow] = []
         self.comparison: Comparison | None = None
         self.only_differences = False
+        self.order = 0
 
     def compose(self) -> ComposeResult:
         yield Static("Mark two or more runs with space in Runs (1), then press c.", id="compare-legend")
@@ -74,10 +87,14 @@ class ComparePane(Pane):
         """Load every scene of each run in a worker, then line them up."""
         self.runs = runs
         self.comparison = None
-        legend = Text()
+        self.only_differences = False  # a filter never carries silently into the next compare
+        self.order = 0
+        # One line per run; cut in the middle, since the end (the variant) is often what tells runs apart.
+        room = max((self.size.width or self.app.size.width) - 6, 20)
+        legend = Text(no_wrap=True, overflow="ellipsis")
         for letter, run in zip(letters(len(runs)), runs, strict=True):
             legend.append(f"{letter} ", "bold reverse")
-            legend.append(f" {run_label(run)}\n")
+            legend.append(f" {cut_middle(printable(run_label(run)), room)}\n")
         legend.rstrip()
         self.query_one("#compare-legend", Static).update(legend)
         self.query_one("#compare-summary", Label).update(f"loading scenes of {len(runs)} runs…")
@@ -98,40 +115,100 @@ class ComparePane(Pane):
                     return
                 scenes.append(got)
         except Exception as exc:  # the store failed: report, do not crash
-            self.tui.post_ui(self._failed, f"cannot load scenes: {exc}")
+            self.post_ui(self._failed, f"cannot load scenes: {exc}")
             return
         if not worker.is_cancelled:
-            self.tui.post_ui(self._show, run_ids, compare(scenes))
+            self.post_ui(self._show, run_ids, compare(scenes))
 
     def _failed(self, message: str) -> None:
         self.query_one("#compare-summary", Label).update(message)
-        self.tui.set_error(message)
+        self.set_error(message)
 
     def _show(self, run_ids: list[str], comparison: Comparison) -> None:
         if run_ids != [r.run_id for r in self.runs]:
             return
         self.comparison = comparison
-        self.query_one("#compare-summary", Label).update(comparison.summary())
-        columns = [Column("agree", "", 1), Column("scenario", "scenario", 24), Column("scene", "scene", 16)]
-        columns += [Column(letter, letter, 30) for letter in letters(len(run_ids))]
+        self._update_summary()
+        # Four runs fit in 80 columns: letters as headers (the legend above names them), values cut in the
+        # middle, the ≠ column frozen so it stays in view when scrolling right.
+        columns = [Column("agree", "", 1, essential=True),
+                   Column("scenario", "scenario", 24, middle=True, min_width=8, essential=True),
+                   Column("scene", "scene", 16, middle=True, min_width=6, essential=True)]
+        columns += [Column(letter, letter, 30, middle=True, grow=True, min_width=10, essential=True)
+                    for letter in letters(len(run_ids))]
+        odd = [comparison.odd_ones(i) for i in range(len(comparison.keys))]
         rows = [
-            (SAME if ok else DIFF, key[0], key[1], *["–" if d is None else d for d in decisions])
-            for key, decisions, ok in zip(comparison.keys, comparison.decisions, comparison.agree, strict=True)
+            (SAME if ok else DIFF, key[0], key[1],
+             *["–" if d is None else (f"{ODD_MARK} {d}" if r in odd[i] else d) for r, d in enumerate(decisions)])
+            for i, (key, decisions, ok) in enumerate(zip(comparison.keys, comparison.decisions, comparison.agree,
+                                                         strict=True))
         ]
+
+        def style(row: int, col: int) -> Style | None:
+            if rows[row][0] != DIFF:
+                return None
+            if col == 0:
+                return DIFFERENT
+            if col >= 3 and (col - 3) in odd[row]:
+                return ODD  # the run that differs from the majority, not the whole row
+            if col >= 3 and not odd[row]:
+                return DIFFERENT  # no majority: every run differs
+            return None
+
         table = self.table
         table.empty_text = "no scenes"
-        table.cell_style = lambda row, col: DIFFERENT if (col == 0 or col >= 3) and rows[row][0] == DIFF else None
+        table.frozen = 1
+        table.cell_style = style
         table.set_data(columns, rows, self._view())
 
-    def _view(self) -> list[int]:
+    def _update_summary(self) -> None:
         if self.comparison is None:
+            return
+        text = Text(self.comparison.summary())
+        if self.only_differences:
+            text.append("  · disagreements only (d: all)", "bold yellow")
+        if self.order:
+            text.append(f"  · by {ORDERS[self.order]} (o)", "bold")
+        self.query_one("#compare-summary", Label).update(text)
+
+    def _view(self) -> list[int]:
+        comparison = self.comparison
+        if comparison is None:
             return []
-        rows = range(len(self.comparison.keys))
-        return [i for i in rows if not self.comparison.agree[i]] if self.only_differences else list(rows)
+        rows = list(range(len(comparison.keys)))
+        if self.only_differences:
+            rows = [i for i in rows if not comparison.agree[i]]
+        if ORDERS[self.order] == "disagreement":
+            rows.sort(key=lambda i: (comparison.agree[i], -len(comparison.odd_ones(i)) or 0, i))
+        elif ORDERS[self.order] == "KDMA error":
+            errors = {i: comparison.kdma_error(i) for i in rows}
+            rows.sort(key=lambda i: (errors[i] is None, -(errors[i] or 0.0), i))
+        return rows
 
     def action_toggle_differences(self) -> None:
         self.only_differences = not self.only_differences
         self.table.set_view(self._view())
+        self._update_summary()
+
+    def action_cycle_order(self) -> None:
+        self.order = (self.order + 1) % len(ORDERS)
+        self.table.set_view(self._view())
+        self._update_summary()
+
+    def action_open_scene(self) -> None:
+        from align_track.tui.screens.compare_scene import CompareSceneScreen, side_by_side
+
+        comparison, row = self.comparison, self.table.current_row
+        if comparison is None or row is None:
+            return
+        view = list(self.table.view)
+        names = letters(len(self.runs))
+
+        def render(position: int):
+            i = view[position]
+            return side_by_side(comparison.keys[i], names, comparison.scenes[i], comparison.odd_ones(i))
+
+        self.app.push_screen(CompareSceneScreen(render, self.table.cursor, len(view)))
 
     def action_back(self) -> None:
-        self.tui.show_pane("runs")
+        self.tell_app(ShowPane("runs"))

@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Checkbox, Input, Label, ProgressBar
+from textual.widgets import Checkbox, Input, Label, ProgressBar, Static
 
+from align_track.query.textfit import printable
+from align_track.tui.messages import RunsChanged, Status
+from align_track.tui.models.ingest_log import elapsed_text, readable_error, summary_text
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.path_suggester import PathSuggester
 from align_track.tui.widgets.vtable import Column, VirtualTable
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from align_track.ingest.pipeline import Event, Summary
 
-LOG_COLUMNS = (Column("status", "status", 9), Column("traces", "traces", 6, numeric=True),
-               Column("path", "experiment", 60), Column("error", "error", 200))
+LOG_COLUMNS = (Column("status", "status", 8, essential=True),
+               Column("traces", "traces", 6, numeric=True, essential=True),
+               Column("path", "folder", 40, middle=True, min_width=24, essential=True),
+               Column("error", "reason (enter: in full)", 200, essential=True, grow=True, min_width=24))
 
 
 def eta_text(done: int, total: int, elapsed: float) -> str:
@@ -39,7 +48,8 @@ class IngestPane(Pane):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "start", "Start", tooltip="Ingest the folder (enter in the path does the same)"),
         Binding("ctrl+g", "cancel", "Cancel", tooltip="Cancel the ingest after the current experiment"),
-        Binding("escape", "leave_input", "Leave input", show=False),
+        Binding("enter", "show_error", "Error in full", tooltip="Show the highlighted folder's error in full"),
+        Binding("escape", "leave_input", "Leave path", tooltip="Leave the path box (then number keys, q and ? work)"),
     ]
     DEFAULT_CSS = """
     IngestPane #ingest-bar { height: 1; }
@@ -50,15 +60,25 @@ class IngestPane(Pane):
     IngestPane #ingest-stats { height: 1; padding: 0 1; width: 1fr; }
     IngestPane #ingest-stats.-error { color: $text-error; text-style: bold; }
     IngestPane #ingest-hint { height: 1; padding: 0 1; color: $text-muted; width: 1fr; }
+    IngestPane #ingest-detail { height: auto; max-height: 4; padding: 0 1; background: $boost; }
     """
 
-    def __init__(self, experiments_dir: str = "", **kwargs) -> None:
+    def __init__(self, mlflow_uri: str, experiment_name: str, experiments_dir: str = "", **kwargs) -> None:
         super().__init__(**kwargs)
+        self.mlflow_uri = mlflow_uri
+        self.experiment_name = experiment_name
         self.experiments_dir = experiments_dir
         self.cancel_event: threading.Event | None = None
         self.finished = threading.Event()
         self.finished.set()
         self.summary: Summary | None = None
+        self.root = ""
+        self.errors: list[str] = []
+        """Full error per log row ('' for a folder that did not fail)."""
+        self.started = 0.0
+        self.progress = (0, 0)
+        self.scenes = 0
+        self._clock: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="ingest-bar"):
@@ -66,10 +86,11 @@ class IngestPane(Pane):
             yield Input(self.experiments_dir, placeholder="experiments folder (→ completes)", id="ingest-path",
                         suggester=PathSuggester(), compact=True)
             yield Checkbox("force", id="ingest-force", compact=True)
-        yield Label("enter or ctrl+s: start · ctrl+g: cancel · → accepts a completion", id="ingest-hint")
+        yield Label("esc: leave the path · enter: start · ctrl+g: cancel · →: accept completion", id="ingest-hint")
         yield ProgressBar(total=1, id="ingest-progress", show_eta=False)  # indeterminate only while scanning
         yield Label("idle", id="ingest-stats")
         yield VirtualTable(LOG_COLUMNS, id="ingest-log", empty_text="no ingest yet")
+        yield Static("", id="ingest-detail")
 
     def focus_default(self) -> None:
         self.focus_now(self.query_one("#ingest-path", Input))
@@ -81,13 +102,46 @@ class IngestPane(Pane):
     def action_leave_input(self) -> None:
         self.focus_now(self.query_one("#ingest-log", VirtualTable))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """enter shows an error only from the log (in the path box it starts the ingest); escape leaves the box."""
+        if action == "show_error":
+            return self.screen.focused is self.query_one("#ingest-log", VirtualTable)
+        if action == "leave_input":
+            return self.screen.focused is self.query_one("#ingest-path", Input)
+        return True
+
+    @on(VirtualTable.Highlighted, "#ingest-log")
+    def _highlighted(self, event: VirtualTable.Highlighted) -> None:
+        """The highlighted folder in full under the log: its path, then why it failed (wrapped, not cut)."""
+        event.stop()
+        log = self.query_one("#ingest-log", VirtualTable)
+        text = Text()
+        if event.row is not None and event.row < len(log.rows):
+            status, _, rel, reason = log.rows[event.row]
+            text.append(rel, "bold")
+            text.append(f"  {status}", "bold red" if reason else "green")
+            if reason:
+                text.append(f"\n{reason}")
+        self.query_one("#ingest-detail", Static).update(text)
+
+    def action_show_error(self) -> None:
+        from align_track.tui.screens.message import MessageScreen
+
+        log = self.query_one("#ingest-log", VirtualTable)
+        row = log.current_row
+        if row is None or row >= len(self.errors) or not self.errors[row]:
+            return
+        rel = log.rows[row][2]
+        self.app.push_screen(MessageScreen(f"{rel}: {log.rows[row][0]}",
+                                           f"{log.rows[row][3]}\n\nfolder: {self.root.rstrip('/')}/{rel}"))
+
     @on(Input.Submitted, "#ingest-path")
     def _submitted(self) -> None:
         self.action_start()
 
     def action_start(self) -> None:
         if self.running:
-            self.tui.notify("an ingest is already running", severity="warning")
+            self.notify("an ingest is already running", severity="warning")
             return
         folder = Path(self.query_one("#ingest-path", Input).value.strip()).expanduser()
         if not folder.is_dir():
@@ -96,13 +150,19 @@ class IngestPane(Pane):
         force = self.query_one("#ingest-force", Checkbox).value
         log = self.query_one("#ingest-log", VirtualTable)
         log.set_data(LOG_COLUMNS, [])
+        self.errors = []
+        self.root = str(folder.resolve())
+        self.started = time.monotonic()
+        self.progress = (0, 0)
+        self.scenes = 0
         log.empty_text = "looking for experiments…"
         self.query_one("#ingest-progress", ProgressBar).update(total=None, progress=0)
         self.cancel_event = threading.Event()
         self.finished.clear()
         self.summary = None
         self._stats(f"scanning {folder}…")
-        self.tui.set_ingest_status("ingest: starting")
+        self._clock = self.set_interval(1.0, self._tick)
+        self.tell_app(Status("ingest", "ingest: starting"))
         self.focus_now(log)
         self._ingest(folder, force, self.cancel_event)
 
@@ -118,19 +178,19 @@ class IngestPane(Pane):
 
         def on_event(event: Event) -> None:
             try:
-                self.tui.post_ui(self._event, event)
+                self.post_ui(self._event, event)
             except Exception:  # a display problem must never break the ingest itself
                 pass
 
         try:
-            summary = ingest(folder, self.tui.mlflow_uri, self.tui.experiment_name, force=force,
+            summary = ingest(folder, self.mlflow_uri, self.experiment_name, force=force,
                              on_event=on_event, cancel=cancel)
         except Exception as exc:  # store missing/unreachable: shown in the pane, the app keeps running
-            self.tui.post_ui(self._finished, None, str(exc))
+            self.post_ui(self._finished, None, str(exc))
             return
         finally:
             self.finished.set()
-        self.tui.post_ui(self._finished, summary, "")
+        self.post_ui(self._finished, summary, "")
 
     def _stats(self, text: str, error: bool = False) -> None:
         label = self.query_one("#ingest-stats", Label)
@@ -146,29 +206,48 @@ class IngestPane(Pane):
             log.refresh()
         elif event.kind == "experiment" and event.outcome is not None:
             o = event.outcome
-            log.append_row((o.status, str(o.traces) if o.traces else "", o.path, o.error or ""))
+            self.errors.append(o.error or "")
+            reason = readable_error(o.error, self.root, o.path) if o.error else ""
+            log.append_row((o.status, str(o.traces) if o.traces else "", printable(o.path), reason))
             log.cursor = len(log.view) - 1
             bar.update(total=max(event.total, 1), progress=event.done)
         elif event.kind == "message":
-            self.tui.notify(event.message, severity="warning", timeout=4)
+            self.notify(event.message, severity="warning", timeout=4)
             return
         if event.kind in ("planned", "experiment"):
-            rate = event.scenes / event.elapsed if event.elapsed > 0 else 0.0
-            text = (f"{event.done}/{event.total} experiments · {event.scenes} scenes · {rate:.0f} scenes/s · "
-                    f"ETA {eta_text(event.done, event.total, event.elapsed)}")
-            self._stats(text)
-            self.tui.set_ingest_status(f"ingest {event.done}/{event.total}")
+            self.progress = (event.done, event.total)
+            self.scenes = event.scenes
+            self._tick()
+            self.tell_app(Status("ingest", f"ingest {event.done}/{event.total}"))
+
+    def _tick(self) -> None:
+        """Elapsed and ETA from the pane's own clock, every second and on every folder (the pipeline's
+        clock reaches the pane only with an event, so it would stand still between folders)."""
+        if not self.running:
+            return
+        done, total = self.progress
+        elapsed = time.monotonic() - self.started
+        if not total:
+            self._stats(f"scanning {self.root}… {elapsed_text(elapsed)} elapsed")
+            return
+        rate = self.scenes / elapsed if elapsed > 0 else 0.0
+        self._stats(f"{done}/{total} folders · {self.scenes} scenes · {rate:.0f}/s · "
+                    f"{elapsed_text(elapsed)} elapsed · ETA {eta_text(done, total, elapsed)}")
 
     def _finished(self, summary: Summary | None, error: str) -> None:
         self.cancel_event = None
+        if self._clock is not None:
+            self._clock.stop()
+            self._clock = None
         self.summary = summary
-        self.tui.set_ingest_status("")
+        self.tell_app(Status("ingest", ""))
         if summary is None:
             self._stats(f"ingest failed: {error}", error=True)
-            self.tui.set_error(error)
+            self.set_error(error)
             return
-        from align_track.ingest.pipeline import summary_lines
-
-        lines = summary_lines(summary)
-        self._stats(("cancelled · " if summary.cancelled else "done · ") + lines[0], error=bool(summary.failures))
-        self.tui.reload_runs()
+        self._stats(summary_text(summary), error=bool(summary.failures))
+        log = self.query_one("#ingest-log", VirtualTable)
+        failed = next((i for i, e in enumerate(self.errors) if e), None)
+        if failed is not None:
+            log.move_to_row(failed)  # the first failure under the cursor, its reason in full below
+        self.tell_app(RunsChanged())

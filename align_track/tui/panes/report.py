@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -16,6 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Select
 
 from align_track.query.formats import REPORT_FORMATS, suffixes
+from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.vtable import Column, VirtualTable
 
@@ -62,18 +64,23 @@ class ReportPane(Pane):
     ReportPane #report-selects { height: 2; }
     ReportPane #report-selects Vertical { width: 1fr; height: 2; }
     ReportPane #report-selects Label { color: $text-muted; padding: 0 1; }
-    ReportPane #report-title { height: 1; padding: 0 1; text-style: bold; width: 1fr; background: $boost; }
+    ReportPane #report-title { height: auto; max-height: 3; padding: 0 1; text-style: bold; width: 1fr;
+                               background: $boost; }
     ReportPane #report-export { height: 1; }
     ReportPane #report-export Label { width: auto; padding: 0 1; }
     ReportPane #report-path { width: 1fr; }
-    ReportPane #report-status { height: 1; padding: 0 1; width: 1fr; }
+    ReportPane #report-status { height: auto; max-height: 3; padding: 0 1; width: 1fr; }
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, selection: Selection, experiment_name: str, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.selection = selection
+        self.experiment_name = experiment_name
         self.frame: pandas.DataFrame | None = None
         self.pivot: Pivot | None = None
         self.source = ""
+        self.marked_only = False
+        self.note = ""
         self._options_for: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
@@ -97,15 +104,14 @@ class ReportPane(Pane):
     # ------------------------------------------------------------------ data
 
     def refresh_source(self) -> None:
-        """Rebuild the frame from the runs the Runs pane selects (marked, else shown)."""
-        runs_pane = self.tui.runs_pane
-        snapshot = runs_pane.snapshot
-        if snapshot is None:
+        """Rebuild the frame from the selected runs (marked, else shown in the Runs pane)."""
+        if self.selection.snapshot is None:
             return
-        marked = runs_pane.marked_ids
-        wanted = marked if marked else set(runs_pane.shown_run_ids)
-        runs = [r for r in snapshot.runs if r.run_id in wanted]
-        self.source = f"{len(runs)} {'marked' if marked else 'shown'} runs"
+        runs, marked = self.selection.report_runs()
+        self.source = (f"only the {len(runs)} marked runs (u in Runs unmarks)" if marked
+                       else f"all {len(runs)} runs shown in Runs (space there marks some)")
+        self.marked_only = marked
+        self.note = f"{len(runs)} {'marked' if marked else 'shown'} runs"
         self._build_frame(runs)
 
     @work(thread=True, exclusive=True, group="report-frame")
@@ -113,7 +119,7 @@ class ReportPane(Pane):
         from align_track.tui.models.data import runs_frame
 
         frame = runs_frame(runs)
-        self.tui.post_ui(self._frame_ready, frame)
+        self.post_ui(self._frame_ready, frame)
 
     def _frame_ready(self, frame: pandas.DataFrame) -> None:
         from align_track.query.report import AGGREGATIONS, DEFAULT_COLS, DEFAULT_ROWS, DEFAULT_VALUES
@@ -162,12 +168,12 @@ class ReportPane(Pane):
         try:
             pivot = build_pivot(frame, rows, cols, values, agg)
         except QueryError as exc:
-            self.tui.post_ui(self._show_pivot, None, str(exc))
+            self.post_ui(self._show_pivot, None, str(exc))
             return
         except Exception as exc:  # pandas refusing these columns: say so, keep the pane usable
-            self.tui.post_ui(self._show_pivot, None, f"{type(exc).__name__}: {exc}")
+            self.post_ui(self._show_pivot, None, f"{type(exc).__name__}: {exc}")
             return
-        self.tui.post_ui(self._show_pivot, pivot, "")
+        self.post_ui(self._show_pivot, pivot, "")
 
     def _show_pivot(self, pivot: Pivot | None, error: str) -> None:
         self.pivot = pivot
@@ -177,7 +183,10 @@ class ReportPane(Pane):
             title.update(f"cannot pivot: {error}")
             table.set_data([], [])
             return
-        title.update(f"{pivot.title} · {self.source}")
+        text = Text()
+        text.append(f"{self.source}", "bold yellow" if self.marked_only else "")
+        text.append(f" · {pivot.title}")
+        title.update(text)
         columns = [Column("label", pivot.corner, 34)]
         columns += [Column(f"c{i}", str(c), 20, numeric=True) for i, c in enumerate(pivot.table.columns)]
         fmt = "{:.0f}" if pivot.agg == "count" else "{:.3f}"
@@ -211,7 +220,7 @@ class ReportPane(Pane):
             status.update(f"✖ end the path in {', '.join(suffixes(REPORT_FORMATS))}")
             return
         status.update(f"writing {path}…")
-        self._export(self.pivot, path, fmt, self.source)
+        self._export(self.pivot, path, fmt, self.note)
 
     @work(thread=True, exclusive=True, group="report-export")
     def _export(self, pivot: Pivot, path: Path, fmt: str, note: str) -> None:
@@ -219,18 +228,18 @@ class ReportPane(Pane):
         from align_track.query.report import write_report
 
         try:
-            write_report(pivot, path, fmt, f"{note} from experiment {self.tui.experiment_name!r}")
+            write_report(pivot, path, fmt, f"{note} from experiment {self.experiment_name!r}")
         except (ExportError, OSError) as exc:
-            self.tui.post_ui(self._exported, path, str(exc))
+            self.post_ui(self._exported, path, str(exc))
             return
         except Exception as exc:  # e.g. a value the xlsx writer refuses
-            self.tui.post_ui(self._exported, path, f"{type(exc).__name__}: {exc}")
+            self.post_ui(self._exported, path, f"{type(exc).__name__}: {exc}")
             return
-        self.tui.post_ui(self._exported, path, "")
+        self.post_ui(self._exported, path, "")
 
     def _exported(self, path: Path, error: str) -> None:
         status = self.query_one("#report-status", Label)
         title = self.pivot.title if self.pivot else ""
         status.update(f"✖ cannot write {path}: {error}" if error else f"✔ wrote {path} ({title})")
         if not error:
-            self.tui.notify(f"wrote {path}", timeout=4)
+            self.notify(f"wrote {path}", timeout=4)

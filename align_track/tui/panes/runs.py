@@ -4,25 +4,57 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import work
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, Static
 
-from align_track.tui.models.runs import RUN_COLUMNS, RunsModel
+from align_track.query.textfit import printable
+from align_track.schema import RunSummary
+from align_track.tui.messages import CompareRuns, OpenRun
+from align_track.tui.models.runs import RUN_COLUMNS, STATE_WORD, RunsModel
+from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.fast_input import FastInput
 from align_track.tui.widgets.vtable import VirtualTable
 
 if TYPE_CHECKING:
+    from align_track.store.runs_reader import RunRow
     from align_track.tui.models.data import RunsSnapshot
 
 TEXT, MLFLOW = "text", "mlflow"
 PLACEHOLDER = {
-    TEXT: "type to filter every column (space-separated words must all match)",
+    TEXT: "type to filter (every word must match some column)",
     MLFLOW: "MLflow filter, e.g. params.adm = 'pipeline_baseline' AND metrics.`timing.avg_seconds` < 30",
 }
+
+
+def details_text(run: RunRow, state: str) -> Text:
+    """ADM · LLM, target · variant, folder, run id · state: the full values, wrapped, never cut."""
+    s = RunSummary.of(run)
+    text = Text(no_wrap=False, overflow="fold")
+
+    def field(label: str, value: str, style: str = "") -> None:
+        text.append(f"{label} ", "dim")
+        text.append(printable(value) or "–", style)
+
+    field("ADM", s.adm, "bold")
+    text.append("  ")
+    field("LLM", s.llm)
+    text.append("\n")
+    field("target", s.target, "bold")
+    text.append("  ")
+    field("variant", s.variant)
+    text.append("\n")
+    field("folder", s.path)
+    text.append("\n")
+    field("run", s.run_id)
+    text.append("  ")
+    word = STATE_WORD.get(state, state)
+    field("state", word, "bold yellow" if word != "done" else "green")
+    return text
 
 
 class RunsPane(Pane):
@@ -39,6 +71,7 @@ class RunsPane(Pane):
         Binding("u", "clear_marks", "Unmark", tooltip="Unmark every run"),
         Binding("enter", "open_run", "Scenes", tooltip="Open the run's scenes in the inspector"),
         Binding("c", "compare", "Compare", tooltip="Compare the marked runs scene by scene"),
+        Binding("y", "copy", "Copy", tooltip="Copy the run id, folder, MLflow URL or align-app command"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("down", "leave_filter", "To the table", show=False),
     ]
@@ -50,15 +83,25 @@ class RunsPane(Pane):
     RunsPane #runs-count { width: auto; padding: 0 1; }
     RunsPane #runs-mlflow { height: auto; max-height: 2; color: $text-warning; padding: 0 1; display: none; }
     RunsPane #runs-mlflow.-on { display: block; }
+    RunsPane #runs-details { height: 4; padding: 0 1; background: $boost; }
+    RunsPane #runs-details:ansi { background: ansi_default; }
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, selection: Selection, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.selection = selection
         self.model = RunsModel.from_runs([])
-        self.snapshot: RunsSnapshot | None = None
         self.mode = TEXT
         self.mlflow_text = ""
-        self.marked_ids: set[str] = set()
+
+    @property
+    def snapshot(self) -> RunsSnapshot | None:
+        return self.selection.snapshot
+
+    @property
+    def marked_ids(self) -> set[str]:
+        """Marks are by run id, so they survive filtering, sorting and reloads."""
+        return self.selection.marked_ids
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="runs-bar"):
@@ -68,6 +111,7 @@ class RunsPane(Pane):
             yield Label("", id="runs-count")
         yield Label("", id="runs-mlflow")
         yield VirtualTable(RUN_COLUMNS, markable=True, id="runs-table", empty_text="connecting…")
+        yield Static("", id="runs-details")
 
     @property
     def table(self) -> VirtualTable:
@@ -84,20 +128,40 @@ class RunsPane(Pane):
 
     def set_snapshot(self, snapshot: RunsSnapshot) -> None:
         """New runs from the store: rebuild the model, keep text filter, sort and marks."""
-        self.snapshot = snapshot
+        self.selection.snapshot = snapshot
         old = self.model
-        self.model = RunsModel.from_runs(snapshot.runs)
+        self.model = RunsModel.from_runs(snapshot.runs, states=snapshot.status)
         self.model.text = old.text
         self.model.sort(old.sort_column, old.sort_reverse)
-        self.marked_ids &= set(self.model.run_ids)
+        self.selection.marked_ids &= set(self.model.run_ids)
         table = self.table
-        table.empty_text = "no runs match the filter" if snapshot.runs else "no runs yet: ingest some (press 4)"
+        table.empty_text = "no runs match the filter" if snapshot.runs else "no runs yet: press 4 to ingest a folder"
         table.set_data(self.model.columns, self.model.cells, self.model.view())
         table.marked = self.model.rows_for(self.marked_ids)
         table.sort_column, table.sort_reverse = self.model.sort_column, self.model.sort_reverse
         if self.mlflow_text:
             self.apply_mlflow_filter(self.mlflow_text)
         self.update_count()
+
+    @on(VirtualTable.Highlighted, "#runs-table")
+    def _highlighted(self, event: VirtualTable.Highlighted) -> None:
+        event.stop()
+        self.show_details()
+
+    def show_details(self) -> None:
+        """The highlighted run in full: what the columns cut, one field per line pair."""
+        details = self.query_one("#runs-details", Static)
+        run_id = self.current_run_id
+        self.selection.current_id = run_id
+        run = self.selection.run(run_id) if run_id is not None else None
+        if run is None or self.snapshot is None:
+            details.update("")
+            return
+        details.update(details_text(run, self.snapshot.status_of(run.run_id)))
+
+    def show_empty_store(self) -> None:
+        self.table.empty_text = "no runs yet: press 4 to ingest a folder"
+        self.table.refresh()
 
     def show_error(self, message: str) -> None:
         self.table.empty_text = f"cannot load runs: {message}"
@@ -109,6 +173,7 @@ class RunsPane(Pane):
         self.update_count()
 
     def update_count(self) -> None:
+        self.selection.set_shown(self.model.run_ids, self.table.view)
         shown, total = len(self.table.view), len(self.model)
         parts = [f"{shown}/{total} runs"]
         if self.marked_ids:
@@ -185,7 +250,7 @@ class RunsPane(Pane):
         self.mlflow_text = text
         if not text:
             self.model.allowed = None
-            self.tui.set_error("")
+            self.set_error("")
             self.refresh_view()
             return
         if self.snapshot is not None:
@@ -199,25 +264,25 @@ class RunsPane(Pane):
         try:
             ids = mlflow_filter(snapshot.runs, text)
         except QueryError as exc:
-            self.tui.post_ui(self._filter_failed, text, str(exc))
+            self.post_ui(self._filter_failed, text, str(exc))
             return
         except Exception as exc:  # whatever MLflow's matcher trips on is a bad filter to the user, not a crash
-            self.tui.post_ui(self._filter_failed, text, f"cannot apply filter {text!r}: {type(exc).__name__}: {exc}")
+            self.post_ui(self._filter_failed, text, f"cannot apply filter {text!r}: {type(exc).__name__}: {exc}")
             return
-        self.tui.post_ui(self._filter_applied, text, ids)
+        self.post_ui(self._filter_applied, text, ids)
 
     def _filter_applied(self, text: str, ids: set[str]) -> None:
         if text != self.mlflow_text:
             return
         self.model.allowed = self.model.rows_for(ids)
-        self.tui.set_error("")
+        self.set_error("")
         self.refresh_view(keep_row=False)
 
     def _filter_failed(self, text: str, message: str) -> None:
         if text != self.mlflow_text:
             return
         self.model.allowed = set()
-        self.tui.set_error(message)
+        self.set_error(message)
         self.refresh_view()
 
     # ------------------------------------------------------------------ sorting
@@ -228,10 +293,11 @@ class RunsPane(Pane):
         self.refresh_view()
 
     def action_sort_next(self) -> None:
-        """Cycle the sort column: each column in turn, then the store's order (newest first)."""
+        """Cycle the sort column: each named column in turn, then the store's order (newest first)."""
+        sortable = [i for i, c in enumerate(self.model.columns) if c.label]
         current = self.model.sort_column
-        nxt = 0 if current is None else current + 1
-        self._sort(None if nxt >= len(self.model.columns) else nxt, False)
+        later = [i for i in sortable if current is None or i > current]
+        self._sort(later[0] if later else None, False)
 
     def action_sort_reverse(self) -> None:
         self._sort(self.model.sort_column, not self.model.sort_reverse)
@@ -261,7 +327,11 @@ class RunsPane(Pane):
 
     def action_open_run(self) -> None:
         if self.current_run_id is not None:
-            self.tui.open_run(self.current_run_id)
+            self.tell_app(OpenRun(self.current_run_id))
+
+    def action_copy(self) -> None:
+        run_id = self.current_run_id
+        self.offer_copy(self.selection.copy_items(run_id) if run_id else [])
 
     def action_compare(self) -> None:
-        self.tui.compare_marked()
+        self.tell_app(CompareRuns([r for r in self.model.run_ids if r in self.marked_ids]))

@@ -12,14 +12,22 @@ from textual.containers import Container, VerticalScroll
 from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
+from align_track.query.textfit import cut_middle, printable
 from align_track.schema import PARAM_NUM_SCENES
+from align_track.tui.messages import ShowPane
 from align_track.tui.models.scenes import SCENE_COLUMNS, Scene, raw_json, sort_scenes
+from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
+from align_track.tui.widgets.key_scroll import KeyScroll
 from align_track.tui.widgets.scene_view import render_scene
 from align_track.tui.widgets.vtable import VirtualTable
 
 if TYPE_CHECKING:
     from align_track.store.runs_reader import RunRow
+
+
+RAW_CAP = 200_000
+"""Characters of raw JSON highlighted by default (a 10 MB trace would freeze the screen)."""
 
 
 class ScenesPane(Pane):
@@ -34,6 +42,8 @@ class ScenesPane(Pane):
         Binding("n", "next_scene", "Next", tooltip="Next scene"),
         Binding("p", "previous_scene", "Prev", tooltip="Previous scene"),
         Binding("r", "toggle_raw", "Raw JSON", tooltip="Show the trace's raw JSON (again: the readable view)"),
+        Binding("f", "toggle_full", "Full text", tooltip="Show long texts in full (a huge state is cut at first)"),
+        Binding("y", "copy", "Copy", tooltip="Copy run id, folder, MLflow URL (run or trace), align-app command"),
         Binding("d", "scroll_detail(1)", "Read ↓", tooltip="Scroll the scene's text down half a page"),
         Binding("u", "scroll_detail(-1)", "Read ↑", tooltip="Scroll the scene's text up half a page"),
         Binding("escape", "back", "Runs", tooltip="Back to the runs"),
@@ -48,10 +58,14 @@ class ScenesPane(Pane):
     ScenesPane #scenes-table { height: 7; }
     ScenesPane #scene-detail-box { height: 1fr; border-top: solid $primary; padding: 0 1; }
     ScenesPane #scene-detail-box:focus { border-top: thick $accent; }
+    Screen.-zoom ScenesPane #scenes-table { display: none; }
+    Screen.-zoom ScenesPane #scene-detail-box { width: 1fr; border-left: none; }
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, selection: Selection, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.selection = selection
+        self.full = False
         self.run_row: RunRow | None = None
         self.scenes: list[Scene] = []
         self.expected = 0
@@ -62,7 +76,7 @@ class ScenesPane(Pane):
         yield Label("no run open: press enter on a run in Runs (1)", id="scenes-title")
         with Container(id="scenes-body"):
             yield VirtualTable(SCENE_COLUMNS, id="scenes-table", empty_text="no scenes")
-            with VerticalScroll(id="scene-detail-box"):
+            with KeyScroll(id="scene-detail-box"):
                 yield Static("", id="scene-detail")
 
     @property
@@ -103,11 +117,11 @@ class ScenesPane(Pane):
             for page in scene_pages(uri, experiment_id, run_id):
                 if worker.is_cancelled:
                     return
-                self.tui.post_ui(self._add_page, run_id, page)
+                self.post_ui(self._add_page, run_id, page)
         except Exception as exc:  # the store went away mid-read: say so, keep the scenes we have
-            self.tui.post_ui(self._failed, run_id, f"cannot load scenes: {exc}")
+            self.post_ui(self._failed, run_id, f"cannot load scenes: {exc}")
             return
-        self.tui.post_ui(self._done, run_id)
+        self.post_ui(self._done, run_id)
 
     def _add_page(self, run_id: str, page: list[Scene]) -> None:
         if self.run_row is None or run_id != self.run_row.run_id:
@@ -132,7 +146,7 @@ class ScenesPane(Pane):
             self.fetching = False
             self.table.empty_text = message
             self.table.refresh()
-            self.tui.set_error(message)
+            self.set_error(message)
             self._update_title()
 
     def _update_title(self) -> None:
@@ -141,7 +155,9 @@ class ScenesPane(Pane):
         count = f"{len(self.scenes)} scenes"
         if self.fetching:
             count = f"loading {len(self.scenes)}/{self.expected or '?'} scenes…"
-        self.query_one("#scenes-title", Label).update(f"{self.run_row.run_name}  ·  {count}")
+        room = max((self.size.width or 80) - len(count) - 7, 12)  # the name's end (its variant) matters too
+        name = cut_middle(printable(self.run_row.run_name), room)
+        self.query_one("#scenes-title", Label).update(f"{name}  ·  {count}")
 
     # ------------------------------------------------------------------ showing
 
@@ -157,10 +173,13 @@ class ScenesPane(Pane):
             detail.update("")
             return
         if self.raw:
-            detail.update(Syntax(raw_json(scene), "json", theme="ansi_dark", background_color="default",
-                                 word_wrap=True))
+            text = raw_json(scene)
+            more = len(text) - RAW_CAP
+            if more > 0 and not self.full:
+                text = text[:RAW_CAP] + f"\n… {more:,} more characters: press f for the full JSON"
+            detail.update(Syntax(text, "json", theme="ansi_dark", background_color="default", word_wrap=True))
         else:
-            detail.update(render_scene(scene, self.table.cursor, len(self.scenes)))
+            detail.update(render_scene(scene, self.table.cursor, len(self.scenes), full=self.full))
         self.query_one("#scene-detail-box", VerticalScroll).scroll_home(animate=False)
 
     def action_next_scene(self) -> None:
@@ -173,9 +192,27 @@ class ScenesPane(Pane):
         box = self.query_one("#scene-detail-box", VerticalScroll)
         box.scroll_relative(y=direction * max(box.size.height // 2, 1), animate=False, immediate=True)
 
+    def action_toggle_full(self) -> None:
+        self.full = not self.full
+        self.show_current()
+
+    def action_copy(self) -> None:
+        if self.run_row is None:
+            self.offer_copy([])
+            return
+        scene = self.current
+        self.offer_copy(self.selection.copy_items(self.run_row.run_id, scene.trace_id if scene else None))
+
+    def set_zoom(self, zoomed: bool) -> None:
+        """Zoomed, the scene's text gets the whole screen (n/p still move between scenes)."""
+        if zoomed:
+            self.focus_now(self.query_one("#scene-detail-box", VerticalScroll))
+        elif self.screen.focused is self.query_one("#scene-detail-box"):
+            self.focus_now(self.table)
+
     def action_toggle_raw(self) -> None:
         self.raw = not self.raw
         self.show_current()
 
     def action_back(self) -> None:
-        self.tui.show_pane("runs")
+        self.tell_app(ShowPane("runs"))

@@ -9,17 +9,30 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from align_track.tui.keys import KeyAction
+from align_track.tui.screens.scrolling import SCROLL_BINDINGS, ScrollingScreen
+
+MOVES: tuple[tuple[str, str], ...] = (
+    ("↓/j ↑/k", "next / previous row (help and scene text: scroll)"),
+    ("pgdn/^d pgup/^u", "a page down / up"),
+    ("home/g end/G", "first / last row"),
+    ("← →", "scroll a wide table sideways (compare keeps its ≠ column in view)"),
+    ("→", "in the Ingest path box: accept the suggested completion"),
+    ("esc", "leave a text box (filter, ingest path, export path); close a dialog"),
+    ("tab", "move focus (e.g. to a scene's detail, to scroll it)"),
+    ("ctrl+p", "command palette: type to find any action above"),
+)
+"""Keys that work the same everywhere (the tables' and text boxes' own), listed once."""
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(ScrollingScreen):
     """Keys, grouped; escape, q or ? closes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "dismiss", "Close help"),
+        *SCROLL_BINDINGS,
     ]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
@@ -43,9 +56,10 @@ class HelpScreen(ModalScreen[None]):
                 section = item.section
                 table.add_row(Text(f"\n{section}", style="bold underline"), "")
             table.add_row(self.key_display(item.key), item.help)
-        table.add_row("", "")
-        table.add_row("ctrl+p", "command palette: type to find any action above")
-        table.add_row("tab", "move focus (e.g. to a scene's detail, to scroll it)")
+        table.add_row(Text("\nEverywhere", style="bold underline"),
+                      Text("\nin lists, tables and text boxes", style="dim"))
+        for keys, text in MOVES:
+            table.add_row(keys, text)
         intro = Text("align-track: keys (escape closes)", style="bold")
         with VerticalScroll():
             yield Static(intro)

@@ -8,8 +8,14 @@ import os
 from textual.suggester import Suggester
 
 
+def skipped_by_ingest(name: str) -> bool:
+    """Ingest skips folders with OUTDATED in their name, so completion offers them last."""
+    return "outdated" in name.lower()
+
+
 def complete_dir(value: str) -> str | None:
-    """``value`` extended to the first folder whose name starts with its last part (with a trailing '/')."""
+    """``value`` extended to the first folder whose name starts with its last part (with a trailing '/');
+    folders ingest would take come before those it skips (OUTDATED)."""
     if not value:
         return None
     expanded = os.path.expanduser(value)
@@ -17,9 +23,10 @@ def complete_dir(value: str) -> str | None:
     try:
         with os.scandir(head or ".") as entries:
             names = sorted(
-                e.name for e in entries
-                if e.name.startswith(tail) and (tail.startswith(".") or not e.name.startswith("."))
-                and e.is_dir()
+                (e.name for e in entries
+                 if e.name.startswith(tail) and (tail.startswith(".") or not e.name.startswith("."))
+                 and e.is_dir()),
+                key=lambda name: (skipped_by_ingest(name), name),
             )
     except OSError:
         return None

@@ -16,13 +16,25 @@ from align_track.tui.models.scenes import Scene, choice_texts, kdma_rows, kdma_t
 
 HEADING = "bold underline"
 CHOSEN = "bold green"
+TEXT_CAP = 4000
+"""Characters of one long text (a 10 MB state) drawn by default: wrapping megabytes blocks the terminal."""
+
+
+def capped(value: Any, full: bool, style: str = "") -> Text:
+    """The text, or its first TEXT_CAP characters and how to see the rest ('f' in the Scenes pane)."""
+    text = str(value).strip()
+    if full or len(text) <= TEXT_CAP:
+        return Text(text, style=style)
+    out = Text(text[:TEXT_CAP], style=style)
+    out.append(f"\n… {len(text) - TEXT_CAP:,} more characters: press f for the full text", "bold yellow")
+    return out
 
 
 def _heading(title: str) -> Text:
     return Text(f"\n{title}", style=HEADING)
 
 
-def _characters(characters: Any) -> RenderableType | None:
+def _characters(characters: Any, full: bool = False) -> RenderableType | None:
     if not isinstance(characters, list) or not characters:
         return None
     table = Table.grid(padding=(0, 1))
@@ -44,7 +56,7 @@ def _characters(characters: Any) -> RenderableType | None:
                                    for i in injuries))
         if extra:
             text = f"{text}\n[{'; '.join(extra)}]" if text else f"[{'; '.join(extra)}]"
-        table.add_row(name, text)
+        table.add_row(name, capped(text, full))
     return table
 
 
@@ -87,8 +99,9 @@ def _kdma_table(scene: Scene) -> RenderableType | None:
     return table
 
 
-def render_scene(scene: Scene, position: int | None = None, total: int | None = None) -> RenderableType:
-    """Everything a researcher reads to judge one decision, top to bottom."""
+def render_scene(scene: Scene, position: int | None = None, total: int | None = None,
+                 full: bool = False) -> RenderableType:
+    """Everything a researcher reads to judge one decision, top to bottom; long texts capped unless ``full``."""
     head = Text()
     head.append(f"scene {scene.scene_id}", "bold")
     head.append(f"  ·  {scene.scenario_id}")
@@ -98,12 +111,12 @@ def render_scene(scene: Scene, position: int | None = None, total: int | None = 
     parts: list[RenderableType] = [head]
 
     state = scene.inputs.get("state") or scene.inputs.get("unstructured")
-    parts += [_heading("State"), Text(str(state or "(none)").strip())]
+    parts += [_heading("State"), capped(state or "(none)", full)]
     unstructured = scene.inputs.get("unstructured")
     if unstructured and str(unstructured).strip() != str(state or "").strip():
-        parts.append(Text(str(unstructured).strip(), style="italic"))
+        parts.append(capped(unstructured, full, "italic"))
 
-    characters = _characters(scene.inputs.get("characters"))
+    characters = _characters(scene.inputs.get("characters"), full)
     if characters is not None:
         parts += [_heading("Characters"), characters]
 
@@ -120,7 +133,7 @@ def render_scene(scene: Scene, position: int | None = None, total: int | None = 
         decision.append(", ".join(f"{k}={v}" for k, v in action["parameters"].items()))
     parts += [_heading("Decision"), decision]
     justification = action.get("justification")
-    parts += [_heading("Justification"), Text(str(justification).strip() if justification else "(none)")]
+    parts += [_heading("Justification"), capped(justification, full) if justification else Text("(none)")]
 
     kdma = _kdma_table(scene)
     parts += [_heading("KDMA values: true vs predicted"), kdma if kdma is not None else Text("(none recorded)",

@@ -11,7 +11,7 @@ class StatusBar(Static):
     """Always visible, so a store error or a running server is never hidden behind another pane."""
 
     DEFAULT_CSS = """
-    StatusBar { height: 1; background: $panel; color: $foreground; padding: 0 1; }
+    StatusBar { height: auto; max-height: 3; background: $panel; color: $foreground; padding: 0 1; }
     StatusBar:ansi { background: ansi_default; }
     """
 
@@ -20,10 +20,14 @@ class StatusBar(Static):
     error: reactive[str] = reactive("")
     ingest: reactive[str] = reactive("")
     ui: reactive[str] = reactive("")
+    zoom: reactive[bool] = reactive(False)
 
     def render(self) -> Text:
-        text = Text(no_wrap=True, overflow="ellipsis")
-        if self.store:
+        # One line normally; an error wraps (up to 3 lines) rather than being cut mid-sentence.
+        text = Text(no_wrap=not self.error, overflow="fold" if self.error else "ellipsis")
+        if self.zoom:
+            text.append("zoomed: z to unzoom  ", "reverse")
+        if self.store and not self.error:
             text.append(self.store, "bold")
             text.append("  ")
         if self.error:

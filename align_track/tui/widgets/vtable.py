@@ -22,6 +22,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from align_track.query.textfit import cut_middle
+
 MARK = "●"
 CellStyle = Callable[[int, int], "Style | None"]
 """(row index, column index) -> extra style for that cell, or None."""
@@ -29,24 +31,32 @@ CellStyle = Callable[[int, int], "Style | None"]
 
 @dataclass(frozen=True)
 class Column:
-    """A column: ``key`` names it for sorting and haystacks, ``max_width`` caps it (longer cells get '…')."""
+    """A column: ``key`` names it for sorting and haystacks, ``max_width`` caps it (longer cells get '…').
+
+    ``middle``: cut long values in the middle (``pipeline_comp…regression``), for values whose end tells
+    them apart. ``essential``/``grow``/``min_width``: see :meth:`VirtualTable.fit_widths`.
+    """
 
     key: str
     label: str
     max_width: int = 40
     numeric: bool = False
+    middle: bool = False
+    grow: bool = False
+    min_width: int = 0
+    essential: bool = False
 
 
 class VirtualTable(ScrollView, can_focus=True):
     """Rows of strings with a cursor, optional mark column, sort arrows and per-cell styles."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "cursor_up", "Up", show=False),
-        Binding("down", "cursor_down", "Down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("home", "first", "First", show=False),
-        Binding("end", "last", "Last", show=False),
+        Binding("up,k", "cursor_up", "Up", show=False),
+        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("pageup,ctrl+u", "page_up", "Page up", show=False),
+        Binding("pagedown,ctrl+d", "page_down", "Page down", show=False),
+        Binding("home,g", "first", "First", show=False),
+        Binding("end,G", "last", "Last", show=False),
         Binding("left", "scroll_left", "Scroll left", show=False),
         Binding("right", "scroll_right", "Scroll right", show=False),
     ]
@@ -108,6 +118,10 @@ class VirtualTable(ScrollView, can_focus=True):
         self.sort_column: int | None = None
         self.sort_reverse = False
         self.gap = 2
+        self.frozen = 0
+        self._frozen_width = 0
+        """Leading columns that stay in place when the table scrolls right (e.g. a row's ≠ marker)."""
+        self.natural: list[int] = list(self.widths)
         self._styles: dict[str, Style] | None = None
 
     # ------------------------------------------------------------------ data
@@ -117,10 +131,11 @@ class VirtualTable(ScrollView, can_focus=True):
         self.columns = list(columns)
         self.rows = rows
         self.marked = set()
-        self.widths = [
-            min(col.max_width, max([cell_len(col.label) + 2] + [cell_len(r[i]) for r in rows]))
+        self.natural = [
+            max([cell_len(col.label) + (2 if not col.numeric else 1)] + [cell_len(r[i]) for r in rows])
             for i, col in enumerate(self.columns)
         ]
+        self.fit_widths()
         self.set_view(list(range(len(rows))) if view is None else view, keep_row=False)
 
     def set_view(self, view: list[int], keep_row: bool = True) -> None:
@@ -137,11 +152,53 @@ class VirtualTable(ScrollView, can_focus=True):
         self.refresh()
         self.cursor = min(position, max(len(view) - 1, 0))
 
+    def fit_widths(self) -> None:
+        """Columns sized to the terminal. The ``essential`` columns (the leading ones that tell rows apart)
+        are fitted to the width: too wide, the widest ``min_width`` column among them gives up a cell at a
+        time; room to spare, their ``grow`` columns widen up to their longest value. Later columns keep
+        their cap and scroll into view."""
+        if len(self.natural) != len(self.columns):
+            self.natural = [cell_len(c.label) + 2 for c in self.columns]
+        widths = [min(col.max_width, n) for col, n in zip(self.columns, self.natural, strict=True)]
+        essential = [i for i, c in enumerate(self.columns) if c.essential]
+        if self.is_mounted and self.size.width > 0 and essential:
+            head = range(essential[-1] + 1)
+            available = self.size.width - (2 if self.markable else 0) - self.gap * (len(head) - 1) - 1
+            excess = sum(widths[i] for i in head) - available
+            while excess > 0:
+                shrinkable = [i for i in head if self.columns[i].min_width and widths[i] > self.columns[i].min_width]
+                if not shrinkable:
+                    break
+                widths[max(shrinkable, key=lambda i: widths[i] - self.columns[i].min_width)] -= 1
+                excess -= 1
+            growers = [i for i in head if self.columns[i].grow and widths[i] < self.natural[i]]
+            while excess < 0 and growers:
+                for i in list(growers):
+                    if excess >= 0:
+                        break
+                    widths[i] += 1
+                    excess += 1
+                    if widths[i] >= self.natural[i]:
+                        growers.remove(i)
+        self.widths = widths
+
+    def on_resize(self) -> None:
+        self.fit_widths()
+        self._update_virtual_size()
+        self._scroll_cursor_into_view()
+        self.refresh()
+
     def append_row(self, row: tuple[str, ...]) -> None:
         """Add one row at the end (widths grow as needed): a live log without re-measuring every row."""
         self.rows.append(row)
-        for i, col in enumerate(self.columns):
-            self.widths[i] = min(col.max_width, max(self.widths[i], cell_len(row[i]) if i < len(row) else 0))
+        changed = False
+        for i, _col in enumerate(self.columns):
+            length = cell_len(row[i]) if i < len(row) else 0
+            if length > self.natural[i]:
+                self.natural[i] = length
+                changed = True
+        if changed:
+            self.fit_widths()
         self.view.append(len(self.rows) - 1)
         self._update_virtual_size()
         self.refresh()
@@ -228,9 +285,6 @@ class VirtualTable(ScrollView, can_focus=True):
     def action_scroll_right(self) -> None:
         self.scroll_to(x=self.scroll_x + 8, animate=False)
 
-    def on_resize(self) -> None:
-        self._scroll_cursor_into_view()
-
     def _on_focus(self, event: events.Focus) -> None:
         super()._on_focus(event)
         self._styles = None
@@ -261,10 +315,10 @@ class VirtualTable(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ painting
 
-    def _cell(self, text: str, width: int, numeric: bool) -> str:
+    def _cell(self, text: str, width: int, numeric: bool, middle: bool = False) -> str:
         length = cell_len(text)
         if length > width:
-            return set_cell_size(text, width - 1) + "…"
+            return cut_middle(text, width) if middle else set_cell_size(text, width - 1) + "…"
         pad = " " * (width - length)
         return pad + text if numeric else text + pad
 
@@ -280,7 +334,7 @@ class VirtualTable(ScrollView, can_focus=True):
             if i:
                 segments.append(gap)
             segments.append(Segment(self._cell(label, self.widths[i], col.numeric), style))
-        return Strip(segments)
+        return self._split(segments)
 
     def _row_strip(self, position: int) -> tuple[Strip, Style]:
         row = self.view[position]
@@ -297,13 +351,29 @@ class VirtualTable(ScrollView, can_focus=True):
             if i:
                 segments.append(gap)
             extra = self.cell_style(row, i) if self.cell_style is not None else None
-            text = self._cell(cells[i] if i < len(cells) else "", self.widths[i], col.numeric)
+            text = self._cell(cells[i] if i < len(cells) else "", self.widths[i], col.numeric, col.middle)
             if extra:  # the cursor's colours still win, so its row stays readable
                 cell = style + extra + cursor if cursor else style + extra
             else:
                 cell = line
             segments.append(Segment(text, cell))
-        return Strip(segments), line
+        return self._split(segments), line
+
+    def _split(self, segments: list[Segment]) -> Strip:
+        """Remember where the frozen columns end (their cell width) for ``render_line``."""
+        self._frozen_width = 0
+        if self.frozen:
+            self._frozen_width = (2 if self.markable else 0) + sum(self.widths[: self.frozen]) + self.gap * self.frozen
+        return Strip(segments)
+
+    def _crop(self, strip: Strip, scroll_x: int, width: int, style: Style) -> Strip:
+        """The visible part of a line: frozen columns first, then the rest scrolled by ``scroll_x``."""
+        frozen = self._frozen_width
+        if not frozen or scroll_x == 0:
+            return strip.crop_extend(scroll_x, scroll_x + width, style)
+        head = strip.crop(0, frozen)
+        tail = strip.crop_extend(frozen + scroll_x, frozen + scroll_x + max(width - frozen, 0), style)
+        return Strip.join([head, tail])
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
@@ -311,7 +381,7 @@ class VirtualTable(ScrollView, can_focus=True):
         base = self._style("")
         if y == 0:
             header = self._style("header")
-            return self._header_strip(header).crop_extend(scroll_x, scroll_x + width, header)
+            return self._crop(self._header_strip(header), scroll_x, width, header)
         position = scroll_y + y - 1
         if position >= len(self.view):
             if position == 0 and self.empty_text:
@@ -319,4 +389,5 @@ class VirtualTable(ScrollView, can_focus=True):
                 return Strip([Segment(f" {self.empty_text}", empty)]).crop_extend(0, width, base)
             return Strip.blank(width, base)
         strip, style = self._row_strip(position)
-        return strip.crop_extend(scroll_x, scroll_x + width, style)
+        return self._crop(strip, scroll_x, width, style)
+
