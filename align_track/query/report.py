@@ -13,15 +13,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from align_track.query.export import atomic_write, export_table, fill_sheet, write_delimited, write_json
+from align_track.query.analysis import CurvePoint
+from align_track.query.export import (
+    ExportError,
+    atomic_write,
+    export_table,
+    fill_sheet,
+    write_delimited,
+    write_json,
+)
 from align_track.query.select import QueryError, resolve_column, short_name
-from align_track.schema import METRIC_AVG_SECONDS
+from align_track.schema import METRIC_AVG_SECONDS, METRIC_ORACLE_HIT_RATE, SCORE_PREFIX, RunLike
 
 if TYPE_CHECKING:
     import pandas
 
 AGGREGATIONS = ("mean", "median", "min", "max", "count")
-REPORT_FORMATS = ("xlsx", "csv", "json")
+REPORT_FORMATS = ("xlsx", "csv", "json", "png", "svg")
+IMAGE_FORMATS = ("png", "svg")
+"""Formats that hold the alignment curve plot rather than the pivot."""
 DEFAULT_ROWS = "alignment_target_id"
 DEFAULT_COLS = "adm"
 DEFAULT_VALUES = METRIC_AVG_SECONDS
@@ -100,14 +110,35 @@ def _label_key(label: str) -> tuple[bool, str]:
     return (label == MISSING_LABEL, label)
 
 
+def default_values(runs: Sequence[RunLike]) -> tuple[str, str]:
+    """The metric a report pivots when none is asked for, and a note saying why if it is not timing.
+
+    Runs scored by a scoring server keep the timing default; when no run has a ``score.*`` metric but some
+    have an oracle hit rate (from the scenes' own KDMA values), that is what a reader wants to see first.
+    """
+    if any(k.startswith(SCORE_PREFIX) for run in runs for k in run.metrics):
+        return DEFAULT_VALUES, ""
+    if any(METRIC_ORACLE_HIT_RATE in run.metrics for run in runs):
+        return METRIC_ORACLE_HIT_RATE, (f"no run has a {SCORE_PREFIX}* metric: pivoting {METRIC_ORACLE_HIT_RATE} "
+                                        f"instead of {DEFAULT_VALUES}")
+    return DEFAULT_VALUES, ""
+
+
 # --------------------------------------------------------------------------- writers
 
 
-def write_report(pivot: Pivot, path: str | Path, fmt: str, subtitle: str = "") -> None:
-    """Write the pivot as xlsx (with a 'runs' sheet), csv or json; atomically."""
-    writers = {"xlsx": _write_xlsx, "csv": _write_csv, "json": _write_json}
+def write_report(pivot: Pivot, path: str | Path, fmt: str, subtitle: str = "",
+                 curve: dict[str, list[CurvePoint]] | None = None) -> None:
+    """Write the pivot as xlsx (with a 'runs' sheet, and an alignment-curve chart sheet when ``curve``
+    has points), csv or json; or, for png/svg, the alignment curve as an image. Atomically."""
+    if fmt in IMAGE_FORMATS:
+        write_curve_image(curve or {}, path, fmt, subtitle)
+        return
     with atomic_write(path) as tmp:
-        writers[fmt](pivot, tmp, subtitle)
+        if fmt == "xlsx":
+            _write_xlsx(pivot, tmp, subtitle, curve)
+        else:
+            {"csv": _write_csv, "json": _write_json}[fmt](pivot, tmp, subtitle)
 
 
 def _write_csv(pivot: Pivot, path: Path, subtitle: str) -> None:
@@ -130,7 +161,7 @@ def _write_json(pivot: Pivot, path: Path, subtitle: str) -> None:
     write_json(path, payload)
 
 
-def _write_xlsx(pivot: Pivot, path: Path, subtitle: str) -> None:
+def _write_xlsx(pivot: Pivot, path: Path, subtitle: str, curve: dict[str, list[CurvePoint]] | None = None) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -146,7 +177,102 @@ def _write_xlsx(pivot: Pivot, path: Path, subtitle: str) -> None:
                freeze_cols=1, number_format=number_format)
     header, rows = export_table(pivot.runs, list(pivot.runs.columns))
     fill_sheet(wb.create_sheet("runs"), header, rows)
+    if curve and any(curve.values()):
+        _add_curve_sheets(wb, curve)
     wb.save(path)
+
+
+# --------------------------------------------------------------------------- the alignment curve
+
+CURVE_TITLE = "Alignment curve: mean true KDMA value of the chosen choices vs target value"
+CURVE_TITLE_SHORT = "Alignment curve (the diagonal is perfect alignment)"
+CURVE_X = "target value"
+CURVE_Y = "chosen mean (true KDMA value)"
+DIAGONAL = "perfect alignment"
+
+
+def curve_rows(curve: dict[str, list[CurvePoint]]) -> list[list[Any]]:
+    """[adm, kdma, target value, chosen mean, scenes, runs] per point, grouped by ADM."""
+    return [[p.adm, p.kdma, p.target, p.chosen_mean, p.scenes, p.runs] for points in curve.values() for p in points]
+
+
+def _add_curve_sheets(wb: Any, curve: dict[str, list[CurvePoint]]) -> None:
+    """An 'alignment curve' chart sheet right after the pivot, and a 'curve data' sheet with its points."""
+    from openpyxl.chart import Reference, ScatterChart, Series
+
+    data = wb.create_sheet("curve data", 1)
+    fill_sheet(data, ["adm", "kdma", CURVE_X, CURVE_Y, "scenes", "runs"], curve_rows(curve), number_format="0.000")
+    chart = ScatterChart()
+    chart.title = CURVE_TITLE
+    chart.style = 13
+    chart.x_axis.title, chart.y_axis.title = CURVE_X, CURVE_Y
+    for axis in (chart.x_axis, chart.y_axis):
+        axis.scaling.min, axis.scaling.max = 0, 1
+        axis.delete = False
+    row = 2
+    for adm, points in curve.items():
+        last = row + len(points) - 1
+        series = Series(Reference(data, min_col=4, min_row=row, max_row=last),
+                        Reference(data, min_col=3, min_row=row, max_row=last), title=adm)
+        series.marker.symbol = "circle"
+        chart.series.append(series)
+        row = last + 1
+    # the diagonal: two points (0, 0) and (1, 1) below the data
+    base = row + 1
+    data.cell(base, 1, DIAGONAL)
+    for i, v in enumerate((0.0, 1.0)):
+        data.cell(base + i, 3, v)
+        data.cell(base + i, 4, v)
+    diagonal = Series(Reference(data, min_col=4, min_row=base, max_row=base + 1),
+                      Reference(data, min_col=3, min_row=base, max_row=base + 1), title=DIAGONAL)
+    diagonal.marker.symbol = "none"
+    diagonal.graphicalProperties.line.dashStyle = "dash"
+    diagonal.graphicalProperties.line.solidFill = "808080"
+    chart.series.append(diagonal)
+    sheet = wb.create_chartsheet("alignment curve", 1)
+    sheet.add_chart(chart)
+
+
+def write_curve_image(curve: dict[str, list[CurvePoint]], path: str | Path, fmt: str, subtitle: str = "") -> None:
+    """The alignment curve as a png or svg (matplotlib, imported only here); atomically.
+
+    Colour tells the ADM, marker shape the KDMA; a line joins one ADM's points of one KDMA. Markers are
+    hollow and shrink series by series, so ADMs at the same point stay visible.
+    """
+    if not any(curve.values()):
+        raise ExportError("no run has an alignment curve point (a scalar target and kdma.<name>.chosen_mean); "
+                          "ingest runs with true KDMA values, or re-ingest runs ingested before these metrics")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    kdmas = sorted({p.kdma for points in curve.values() for p in points})
+    shapes = dict(zip(kdmas, "osD^vP*Xh<>" * (len(kdmas) // 11 + 1), strict=False))
+    fig = Figure(figsize=(7.5, 7.5), dpi=110, layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle="--", color="0.55", linewidth=1)
+    colours = matplotlib.colormaps["tab10"].colors
+    handles = [Line2D([], [], linestyle="--", color="0.55", label=DIAGONAL)]
+    for i, (adm, points) in enumerate(curve.items()):
+        colour = colours[i % len(colours)]
+        size = max(5.0, 11.0 - 1.5 * i)
+        for kdma in kdmas:
+            mine = [p for p in points if p.kdma == kdma]
+            if mine:
+                ax.plot([p.target for p in mine], [p.chosen_mean for p in mine], color=colour, linewidth=1.4,
+                        marker=shapes[kdma], markersize=size, fillstyle="none", markeredgewidth=1.6)
+        handles.append(Line2D([], [], color=colour, linewidth=2, label=adm))
+    if len(kdmas) > 1:
+        handles += [Line2D([], [], color="0.3", linestyle="none", marker=shapes[k], fillstyle="none", label=k)
+                    for k in kdmas]
+    ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), xlabel=CURVE_X, ylabel=CURVE_Y, aspect="equal")
+    ax.set_title(f"{CURVE_TITLE_SHORT}\n{subtitle}" if subtitle else CURVE_TITLE_SHORT, fontsize=10)
+    ax.grid(True, linewidth=0.4, alpha=0.5)
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, format=fmt)
 
 
 # --------------------------------------------------------------------------- text rendering
