@@ -23,6 +23,7 @@ from align_track.store.uri import DEFAULT_EXPERIMENT, StoreError, resolve_tracki
 from align_track.tui.commands import ActionsProvider
 from align_track.tui.keys import KeyAction, key_actions
 from align_track.tui.models.data import display_uri
+from align_track.tui.panes.analysis import AnalysisPane
 from align_track.tui.panes.base import Pane
 from align_track.tui.panes.compare import ComparePane
 from align_track.tui.panes.ingest import IngestPane
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
 PANES: tuple[tuple[str, type[Pane]], ...] = (
     ("runs", RunsPane), ("scenes", ScenesPane), ("compare", ComparePane),
-    ("ingest", IngestPane), ("report", ReportPane), ("mlflow", MlflowPane),
+    ("ingest", IngestPane), ("report", ReportPane), ("mlflow", MlflowPane), ("analysis", AnalysisPane),
 )
 UI_HOST = "127.0.0.1"
 
