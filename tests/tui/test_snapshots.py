@@ -13,6 +13,7 @@ from textual.widgets import Input
 
 from align_track.demo.store import compared, loaded, scenes_loaded, settle, wait_until
 from align_track.tui.app import AlignTrackApp
+from align_track.tui.panes.analysis import AnalysisPane
 
 pytest_plugins = ["tests.support.tui_fixtures"]
 
@@ -24,6 +25,7 @@ def _ready(app: AlignTrackApp, pane: str):
         "scenes": lambda: scenes_loaded(app),
         "compare": lambda: compared(app),
         "report": lambda: app.report_pane.pivot is not None,
+        "analysis": lambda: app.query_one(AnalysisPane).ready,
     }.get(pane, lambda: True)
 
 
@@ -35,6 +37,7 @@ KEYS = {
     "report": ["5"],
     "mlflow": ["6"],
     "help": ["question_mark"],
+    "analysis": ["7"],
 }
 
 
