@@ -118,7 +118,7 @@ class AnalysisPane(Pane):
     AnalysisPane #analysis-views { height: 1fr; }
     AnalysisPane #analysis-views > Container { height: 1fr; }
     AnalysisPane PlotWidget { height: 1fr; }
-    AnalysisPane .analysis-legend { height: auto; max-height: 3; padding: 0 1; }
+    AnalysisPane .analysis-legend { height: auto; max-height: 5; padding: 0 1; }
     AnalysisPane #analysis-hits { height: 1fr; }
     """
 
@@ -170,8 +170,10 @@ class AnalysisPane(Pane):
 
         module = await asyncio.to_thread(importlib.import_module, "textual_plot")
         plot = quiet_plot_class(module.PlotWidget)
-        await self.query_one("#curve", Container).mount(plot(id="curve-plot"), before=0)
-        await self.query_one("#scatter", Container).mount(plot(id="scatter-plot"), before=0)
+        for view in ("curve", "scatter"):
+            widget = plot(id=f"{view}-plot")
+            await self.query_one(f"#{view}", Container).mount(widget, before=0)
+            widget.margin_top = 1  # the y label needs one row, not two: a row more for the legend
         self._plots_ready = True
         self.load()
         if self.has_focus:
@@ -233,8 +235,11 @@ class AnalysisPane(Pane):
         count = sum(len(p) for p in self.curve.values())
         self._title(f"Alignment curve · {which} · {count} points, {len(self.curve)} ADMs"
                     if count else f"Alignment curve · {which} · no run has a scalar target and chosen mean")
+        # each ADM's points and mean offset from the diagonal: coinciding markers hide one another
+        names = [f"{adm} ({len(pts)}, {sum(p.chosen_mean - p.target for p in pts) / len(pts):+.2f})"
+                 for adm, pts in self.curve.items()]
         self.query_one("#curve-legend", Static).update(
-            legend_text(list(self.curve), "··· diagonal = perfect alignment  k: KDMA  +/-: zoom",
+            legend_text(names, "(points, mean chosen−target)  ··· perfect alignment  k: KDMA",
                         self._legend_width()))
 
     def action_next_kdma(self) -> None:
