@@ -7,6 +7,7 @@ The mapping writes with these names; the runs table, compare pane, scene view an
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,6 +36,55 @@ SCORE_PREFIX = "score."
 SCORE_METRIC = "score.alignment_score"
 """``scores.json``'s ``score``; its other numbers become ``score.<field>``."""
 SCORES_FIELD = "score"
+
+# alignment metrics computed from the scenes' own KDMA values (ingest/alignment.py; formulas in the README)
+ALIGNMENT_PREFIX = "alignment."
+METRIC_CHOSEN_DISTANCE = "alignment.chosen_distance"
+"""Mean over scenes of the Euclidean distance between the chosen choice's true KDMA vector and the target."""
+METRIC_ORACLE_HIT_RATE = "alignment.oracle_hit_rate"
+"""Share of scenes whose chosen choice is one of those at minimal distance to the target."""
+METRIC_SCENES_COVERED = "alignment.scenes_covered"
+"""Scenes behind chosen_distance and oracle_hit_rate."""
+METRIC_LEFT_OUT_PREFIX = "alignment.scenes_left_out."
+LEFT_OUT_UNALIGNED = "unaligned"
+LEFT_OUT_KDE = "kde_target"
+LEFT_OUT_NO_CHOICE = "no_choice"
+LEFT_OUT_NO_TRUE_VALUES = "no_true_values"
+LEFT_OUT_CHOSEN_UNKNOWN = "chosen_no_true_value"
+LEFT_OUT_REASONS = (LEFT_OUT_UNALIGNED, LEFT_OUT_KDE, LEFT_OUT_NO_CHOICE, LEFT_OUT_NO_TRUE_VALUES,
+                    LEFT_OUT_CHOSEN_UNKNOWN)
+"""Why a scene is left out of the distance metrics (one reason per scene, checked in this order)."""
+KDMA_METRIC_PREFIX = "kdma."
+KDMA_CHOSEN_MEAN = "chosen_mean"
+KDMA_CHOSEN_SCENES = "chosen_scenes"
+KDMA_PREDICTION_MAE = "prediction_mae"
+KDMA_PREDICTION_CHOICES = "prediction_choices"
+KDMA_STATS = (KDMA_CHOSEN_MEAN, KDMA_CHOSEN_SCENES, KDMA_PREDICTION_MAE, KDMA_PREDICTION_CHOICES)
+
+_METRIC_UNSAFE = re.compile(r"[^\w.\- ]")
+
+
+def left_out_metric(reason: str) -> str:
+    return f"{METRIC_LEFT_OUT_PREFIX}{reason}"
+
+
+def metric_safe(name: str) -> str:
+    """A KDMA name as part of a metric key: MLflow allows letters, digits, ``_ . - /`` and spaces (colons
+    only off Windows); anything else, and ``/`` (a path separator in artifact views), becomes ``_``."""
+    return _METRIC_UNSAFE.sub("_", name)
+
+
+def kdma_metric(kdma: str, stat: str) -> str:
+    """``kdma.<name>.<stat>`` with the KDMA name made metric-safe (``kdma.Moral judgement.chosen_mean``)."""
+    return f"{KDMA_METRIC_PREFIX}{metric_safe(kdma)}.{stat}"
+
+
+def parse_kdma_metric(key: str) -> tuple[str, str] | None:
+    """(metric-safe KDMA name, stat) of a ``kdma.<name>.<stat>`` metric key, else None."""
+    if not key.startswith(KDMA_METRIC_PREFIX):
+        return None
+    name, _, stat = key[len(KDMA_METRIC_PREFIX):].rpartition(".")
+    return (name, stat) if name and stat in KDMA_STATS else None
 
 # --------------------------------------------------------------------------- run tags
 TAG_ADM = "adm"

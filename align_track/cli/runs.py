@@ -21,9 +21,16 @@ from typing import Any
 import click
 
 from align_track.cli.options import experiment_option, fail, mlflow_uri_option
-from align_track.query.formats import EXPORT_FORMATS, REPORT_FORMATS, format_for, suffixes
+from align_track.query.formats import EXPORT_FORMATS, IMAGE_FORMATS, REPORT_FORMATS, format_for, suffixes
 from align_track.query.select import DEFAULT_SCORE_METRIC, QueryError, QueryResult, RunQuery, metric_key
-from align_track.schema import METRIC_AVG_SECONDS, PARAM_NUM_SCENES, TAG_PATH, TAG_SOURCE, RunSummary
+from align_track.schema import (
+    METRIC_AVG_SECONDS,
+    METRIC_ORACLE_HIT_RATE,
+    PARAM_NUM_SCENES,
+    TAG_PATH,
+    TAG_SOURCE,
+    RunSummary,
+)
 from align_track.store.uri import StoreError
 
 
@@ -286,26 +293,30 @@ def _export_to_stdout(result: QueryResult, fmt: str, all_columns: bool) -> None:
 @click.option("--rows", "rows_name", default="alignment_target_id", show_default=True,
               help="Column whose values label the rows (params/metrics/tags prefix optional).")
 @click.option("--cols", "cols_name", default="adm", show_default=True, help="Column whose values label the columns.")
-@click.option("--values", "values_name", default=METRIC_AVG_SECONDS, show_default=True,
-              help="Column to aggregate, e.g. metrics.score.alignment_score.")
+@click.option("--values", "values_name", default=None,
+              help=f"Column to aggregate, e.g. metrics.score.alignment_score [default: {METRIC_AVG_SECONDS}, or "
+                   f"{METRIC_ORACLE_HIT_RATE} when no run has a score.* metric].")
 @click.option("--agg", type=click.Choice(["mean", "median", "min", "max", "count"]), default="mean",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help=f"Write the report here ({', '.join(suffixes(REPORT_FORMATS))}); without it the table is only "
-              "printed.")
+              help=f"Write the report here ({', '.join(suffixes(REPORT_FORMATS))}; .png/.svg: the alignment curve "
+                   "plot); without it the table is only printed.")
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default=None,
               help="Report format [default: from the -o suffix].")
 def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
            min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
-           rows_name: str, cols_name: str, values_name: str, agg: str, output: Path | None,
+           rows_name: str, cols_name: str, values_name: str | None, agg: str, output: Path | None,
            fmt: str | None) -> None:
-    """Pivot runs into a table (default: mean seconds per scene, alignment target x ADM).
+    """Pivot runs into a table (default: mean seconds per scene, alignment target x ADM; the oracle hit rate
+    when no run has a score.* metric).
 
-    xlsx reports have a formatted pivot sheet and a 'runs' sheet with the runs behind it.
+    xlsx reports have a formatted pivot sheet, an alignment-curve chart sheet and a 'runs' sheet with the runs
+    behind it; .png/.svg write the alignment curve (target value vs chosen mean, per ADM) as an image.
     An unknown column exits 2 listing the available ones; no matching run exits 1.
     """
+    from align_track.query.analysis import alignment_curve
     from align_track.query.export import ExportError
-    from align_track.query.report import build_pivot, plain_table, preview, write_report
+    from align_track.query.report import build_pivot, default_values, plain_table, preview, write_report
 
     if output is not None:
         try:
@@ -315,6 +326,9 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     if not result.rows:
         fail(f"no report: {result.empty_reason()}", 1)
+    why = ""
+    if values_name is None:
+        values_name, why = default_values(result.rows)
     try:
         pivot = build_pivot(result.frame, rows_name, cols_name, values_name, agg)
     except QueryError as exc:
@@ -322,14 +336,19 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     note = f"{len(result.rows)} runs from experiment {experiment_name!r}"
     if result.filter_string:
         note += f"; filter: {result.filter_string}"
+    if why:
+        click.echo(f"note: {why}", err=True)
     if output is None:
         click.echo(pivot.title)
         click.echo(plain_table([pivot.corner, *map(str, pivot.table.columns)], pivot.cells()))
         return
     try:
-        write_report(pivot, output, fmt or "xlsx", note)
+        write_report(pivot, output, fmt or "xlsx", note, alignment_curve(result.rows))
     except (ExportError, OSError) as exc:
         fail(f"cannot write {output}: {exc}")
+    if fmt in IMAGE_FORMATS:
+        click.echo(f"wrote the alignment curve ({note}) to {output}")
+        return
     click.echo(f"wrote {pivot.title} ({note}) to {output}")
     click.echo(preview(pivot))
 

@@ -71,6 +71,8 @@ class Adm:
     choice_info: tuple[str, ...]  # keys written into each scene's choice_info
     uses_llm: bool
     aligned: bool  # does it actually try to hit the alignment target?
+    follow: float = 0.0  # how often it picks the choice nearest the target (the rest: see `lean`)
+    lean: str = ""  # "high" | "low": otherwise it picks the highest/lowest-valued choice, not a random one
     instance_target: str = "align_system.algorithms.pipeline_adm.PipelineADM"
     base_time: tuple[float, float] = (0.0, 0.0)  # per-scene seconds for ADMs without steps
 
@@ -98,6 +100,7 @@ ADMS: dict[str, Adm] = {
              "per_step_timing_stats"),
             uses_llm=True,
             aligned=True,
+            follow=0.95,
         ),
         Adm(
             "pipeline_kaleido",
@@ -108,6 +111,7 @@ ADMS: dict[str, Adm] = {
             ("predicted_kdma_values", "true_kdma_values", "true_relevance", "per_step_timing_stats"),
             uses_llm=True,
             aligned=True,
+            follow=0.45, lean="high",
         ),
         Adm(
             "pipeline_random",
@@ -135,6 +139,7 @@ ADMS: dict[str, Adm] = {
             ("true_kdma_values", "predicted_kdma_values", "icl_example_responses"),
             uses_llm=True,
             aligned=True,
+            follow=0.8,
             instance_target=(
                 "align_system.algorithms.outlines_regression_adm_comparative."
                 "OutlinesTransformersComparativeRegressionADM"
@@ -156,16 +161,22 @@ ADMS: dict[str, Adm] = {
 
 
 def decide(adm: Adm, choices: list[dict[str, Any]], wanted: dict[str, float] | None, rng: random.Random) -> int:
-    """Pick a choice index the way this kind of ADM tends to."""
+    """Pick a choice index the way this kind of ADM tends to: follow the target (`follow`), lean, or pick at random."""
     kdma_idx = [i for i, c in enumerate(choices) if c["kdma_association"]]
     if not adm.uses_llm:
         return rng.randrange(len(choices)) if rng.random() < 0.5 else rng.choice(kdma_idx)
-    if adm.aligned and wanted and rng.random() < 0.85:
+    if adm.aligned and wanted and rng.random() < adm.follow:
         def dist(i: int) -> float:
             assoc = choices[i]["kdma_association"]
             return sum(abs(assoc.get(k, 0.5) - v) for k, v in wanted.items())
 
         return min(kdma_idx, key=dist)
+    if adm.lean and wanted:  # a systematic bias: curves of such ADMs sit above (or below) the diagonal
+        def mean_value(i: int) -> float:
+            assoc = choices[i]["kdma_association"]
+            return sum(assoc.get(k, 0.5) for k in wanted) / len(wanted)
+
+        return (max if adm.lean == "high" else min)(kdma_idx, key=mean_value)
     return rng.choice(kdma_idx)
 
 

@@ -2,7 +2,7 @@
 
 Builds the demo store in a temp dir, drives the app with Pilot as a user would (keys only)
 and saves runs.svg, scenes.svg, scene-zoom.svg, compare.svg, compare-scene.svg, ingest.svg (one folder
-broken on purpose, to show how a failure reads), report.svg, mlflow.svg, help.svg.
+broken on purpose, to show how a failure reads), report.svg, analysis.svg, mlflow.svg, help.svg.
 """
 
 from __future__ import annotations
@@ -60,6 +60,11 @@ async def _shoot(app, out: Path, with_server: bool) -> list[Path]:
         await wait_until(pilot, lambda: app.report_pane.pivot is not None, what="pivot")
         await settle(pilot)
         save("report")
+
+        await pilot.press("7")  # analysis: the alignment curve over every run
+        await wait_until(pilot, lambda: app.query_one("#analysis").ready, what="analysis")
+        await settle(pilot)
+        save("analysis")
 
         await pilot.press("4")
         await pilot.press("ctrl+u", *"mo", "right", "enter")  # "mo" + → completes to "more/"

@@ -13,11 +13,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from align_track import schema as S
+from align_track.ingest.alignment import alignment_metrics
 from align_track.ingest.folders import ExperimentConfig, ExperimentFiles, scene_target_id
 from align_track.records import Artifact, RunRecord, TraceRecord
 from align_track.schema import TAG_FINGERPRINT, TAG_KEY, TAG_SOURCE, UNALIGNED, UNKNOWN_ADM
 
-MAPPING_VERSION = "1"
+MAPPING_VERSION = "2"  # 2: alignment.* and kdma.<name>.* metrics (ingest/alignment.py)
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,9 @@ def build_run(identity: RunIdentity, variant: str, files: ExperimentFiles) -> Ru
 
     metrics = timing_metrics(times)
     metrics.update(score_metrics(files.scores, target.id))
+    scenes = [files.scenes[i] for i in indices]
+    metrics.update(alignment_metrics(scenes, [choice_index(s.get("output")) for s in scenes],
+                                     target.kdma_values, target.id))
 
     tags: dict[str, str] = {S.TAG_ADM: identity.adm}
     if identity.llm:

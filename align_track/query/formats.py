@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from align_track.query.xlsx import fill_sheet
+
 TableWriter = Callable[[Path, Sequence[str], Sequence[Sequence[Any]]], None]
 Pivot = Any  # align_track.query.report.Pivot, which imports this module (so not imported back here)
-PivotWriter = Callable[[Pivot, Path, str], None]
-
-_XLSX_MAX_CELL = 32767
-
+Curve = Any  # {adm: [align_track.query.analysis.CurvePoint]}: the alignment curve, for charts and images
+PivotWriter = Callable[[Pivot, Path, str, Curve], None]
 
 class ExportError(ValueError):
     """The output cannot be written as asked (unknown format, missing folder); the CLI exits 2."""
@@ -34,8 +33,10 @@ class Format:
 
     name: str
     suffixes: tuple[str, ...]
-    write_table: TableWriter
+    write_table: TableWriter | None
     write_pivot: PivotWriter | None = None
+    image: bool = False
+    """The report is the alignment-curve plot, not the pivot."""
 
     @property
     def pivot(self) -> bool:
@@ -83,11 +84,11 @@ def _xlsx_table(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]
 # --------------------------------------------------------------------------- pivot writers
 
 
-def _csv_pivot(pivot: Pivot, path: Path, subtitle: str) -> None:
+def _csv_pivot(pivot: Pivot, path: Path, subtitle: str, curve: Curve = None) -> None:
     write_delimited(path, [pivot.corner, *map(str, pivot.table.columns)], pivot.cells(), ",")
 
 
-def _json_pivot(pivot: Pivot, path: Path, subtitle: str) -> None:
+def _json_pivot(pivot: Pivot, path: Path, subtitle: str, curve: Curve = None) -> None:
     columns = [str(c) for c in pivot.table.columns]
     payload = {
         "title": pivot.title,
@@ -103,8 +104,9 @@ def _json_pivot(pivot: Pivot, path: Path, subtitle: str) -> None:
     write_json(path, payload)
 
 
-def _xlsx_pivot(pivot: Pivot, path: Path, subtitle: str) -> None:
-    """A formatted 'report' sheet (title, note, the pivot) and a 'runs' sheet with the runs behind it."""
+def _xlsx_pivot(pivot: Pivot, path: Path, subtitle: str, curve: Curve = None) -> None:
+    """A formatted 'report' sheet (title, note, the pivot), an alignment-curve chart sheet when the curve has
+    points, and a 'runs' sheet with the runs behind it."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -119,7 +121,20 @@ def _xlsx_pivot(pivot: Pivot, path: Path, subtitle: str) -> None:
     fill_sheet(ws, [pivot.corner, *map(str, pivot.table.columns)], pivot.cells(), first_row=4,
                freeze_cols=1, number_format=number_format)
     fill_sheet(wb.create_sheet("runs"), *pivot.runs_table())
+    if curve and any(curve.values()):
+        from align_track.query.charts import add_curve_sheets
+
+        add_curve_sheets(wb, curve)
     wb.save(path)
+
+
+def _image_pivot(fmt: str) -> PivotWriter:
+    def write(pivot: Pivot, path: Path, subtitle: str, curve: Curve = None) -> None:
+        from align_track.query.charts import write_curve_image
+
+        write_curve_image(curve or {}, path, fmt, subtitle)
+
+    return write
 
 
 # --------------------------------------------------------------------------- the registry
@@ -129,9 +144,12 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("tsv", (".tsv",), _tsv_table),
     Format("json", (".json",), _json_table, _json_pivot),
     Format("xlsx", (".xlsx",), _xlsx_table, _xlsx_pivot),
+    Format("png", (".png",), None, _image_pivot("png"), image=True),
+    Format("svg", (".svg",), None, _image_pivot("svg"), image=True),
 )}
-EXPORT_FORMATS = tuple(FORMATS)
+EXPORT_FORMATS = tuple(name for name, f in FORMATS.items() if f.write_table is not None)
 REPORT_FORMATS = tuple(name for name, f in FORMATS.items() if f.pivot)
+IMAGE_FORMATS = tuple(name for name, f in FORMATS.items() if f.image)
 
 
 def format_for(path: str | Path, fmt: str | None, choices: Sequence[str] = EXPORT_FORMATS) -> str:
@@ -154,55 +172,3 @@ def format_for(path: str | Path, fmt: str | None, choices: Sequence[str] = EXPOR
 def suffixes(choices: Sequence[str]) -> list[str]:
     """Every suffix of ``choices``, for messages and placeholders (".xlsx, .csv or .json")."""
     return [s for name in choices for s in FORMATS[name].suffixes]
-
-
-# --------------------------------------------------------------------------- xlsx helpers
-
-
-def fill_sheet(ws: Any, header: Sequence[str], rows: Sequence[Sequence[Any]], first_row: int = 1,
-               freeze_cols: int = 0, number_format: str = "0.000") -> None:
-    """A table at ``first_row``: bold header frozen in place, numbers formatted, columns sized to fit."""
-    from openpyxl.styles import Font, PatternFill
-    from openpyxl.utils import get_column_letter
-
-    bold = Font(bold=True)
-    shade = PatternFill("solid", fgColor="DDE4EE")
-    widths = [len(str(h)) for h in header]
-    for j, name in enumerate(header, start=1):
-        cell = ws.cell(row=first_row, column=j, value=xlsx_value(name))
-        cell.data_type = "s"
-        cell.font, cell.fill = bold, shade
-    for i, row in enumerate(rows, start=first_row + 1):
-        for j, value in enumerate(row, start=1):
-            value = xlsx_value(value)
-            cell = ws.cell(row=i, column=j, value=value)
-            if isinstance(value, str):
-                cell.data_type = "s"  # a value starting with '=' stays text, never a formula
-            elif isinstance(value, float):
-                cell.number_format = "0" if value.is_integer() and number_format == "0" else number_format
-            widths[j - 1] = max(widths[j - 1], len(_shown(value)))
-    for j, width in enumerate(widths, start=1):
-        ws.column_dimensions[get_column_letter(j)].width = min(max(width + 2, 8), 60)
-    ws.freeze_panes = ws.cell(row=first_row + 1, column=freeze_cols + 1).coordinate
-
-
-def xlsx_value(value: Any) -> Any:
-    """A value openpyxl accepts: no control characters, within Excel's cell size, NaN as empty."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, str):
-        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
-        return value[:_XLSX_MAX_CELL]
-    if isinstance(value, bool | int | float) or value is None:
-        return value
-    return str(value)
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)

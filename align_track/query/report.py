@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from align_track.query.analysis import CurvePoint
 from align_track.query.export import atomic_write, export_table
 from align_track.query.formats import FORMATS, REPORT_FORMATS, ExportError
 from align_track.query.select import QueryError, resolve_column, short_name
-from align_track.schema import METRIC_AVG_SECONDS
+from align_track.schema import METRIC_AVG_SECONDS, METRIC_ORACLE_HIT_RATE, SCORE_PREFIX, RunLike
 
 if TYPE_CHECKING:
     import pandas
@@ -104,16 +105,35 @@ def _label_key(label: str) -> tuple[bool, str]:
     return (label == MISSING_LABEL, label)
 
 
+def default_values(runs: Sequence[RunLike]) -> tuple[str, str]:
+    """The metric a report pivots when none is asked for, and a note saying why if it is not timing.
+
+    Runs scored by a scoring server keep the timing default; when no run has a ``score.*`` metric but some
+    have an oracle hit rate (from the scenes' own KDMA values), that is what a reader wants to see first.
+    """
+    if any(k.startswith(SCORE_PREFIX) for run in runs for k in run.metrics):
+        return DEFAULT_VALUES, ""
+    if any(METRIC_ORACLE_HIT_RATE in run.metrics for run in runs):
+        return METRIC_ORACLE_HIT_RATE, (f"no run has a {SCORE_PREFIX}* metric: pivoting {METRIC_ORACLE_HIT_RATE} "
+                                        f"instead of {DEFAULT_VALUES}")
+    return DEFAULT_VALUES, ""
+
+
 # --------------------------------------------------------------------------- writers
 
 
-def write_report(pivot: Pivot, path: str | Path, fmt: str, subtitle: str = "") -> None:
-    """Write the pivot in a format of REPORT_FORMATS (xlsx adds a 'runs' sheet); atomically."""
-    write_pivot = FORMATS[fmt].write_pivot
-    if write_pivot is None:
+def write_report(pivot: Pivot, path: str | Path, fmt: str, subtitle: str = "",
+                 curve: dict[str, list[CurvePoint]] | None = None) -> None:
+    """Write the pivot in a format of REPORT_FORMATS (xlsx adds a 'runs' sheet and, when ``curve`` has points,
+    an alignment-curve chart); png/svg write the alignment curve as an image. Atomically."""
+    spec = FORMATS[fmt]
+    if spec.write_pivot is None:
         raise ExportError(f"{fmt} cannot hold a report; choose one of {', '.join(REPORT_FORMATS)}")
+    if spec.image and not any((curve or {}).values()):
+        raise ExportError("no run has an alignment curve point (a scalar target and kdma.<name>.chosen_mean); "
+                          "ingest runs with true KDMA values, or re-ingest runs ingested before these metrics")
     with atomic_write(path) as tmp:
-        write_pivot(pivot, tmp, subtitle)
+        spec.write_pivot(pivot, tmp, subtitle, curve)
 
 
 # --------------------------------------------------------------------------- text rendering

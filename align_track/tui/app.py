@@ -28,6 +28,7 @@ from align_track.tui.messages import CompareRuns, OpenRun, RunsChanged, ShowPane
 from align_track.tui.mlflow_control import UiState, WebUiControl
 from align_track.tui.models.data import display_uri
 from align_track.tui.models.selection import Selection
+from align_track.tui.panes.analysis import AnalysisPane
 from align_track.tui.panes.base import Pane, post_ui
 from align_track.tui.panes.compare import ComparePane
 from align_track.tui.panes.ingest import IngestPane
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
 PANES: tuple[tuple[str, type[Pane]], ...] = (
     ("runs", RunsPane), ("scenes", ScenesPane), ("compare", ComparePane),
-    ("ingest", IngestPane), ("report", ReportPane), ("mlflow", MlflowPane),
+    ("ingest", IngestPane), ("report", ReportPane), ("mlflow", MlflowPane), ("analysis", AnalysisPane),
 )
 
 

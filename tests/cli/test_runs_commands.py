@@ -228,7 +228,8 @@ def test_report_xlsx_is_formatted_with_a_runs_sheet(ingested: tuple[str, Path], 
     assert f"to {out}" in result.stdout and "mean of timing.avg_seconds" in result.stdout
     assert "ADEPT-June2025-merit-0.5" in result.stdout  # the preview
     wb = load_workbook(out)
-    assert wb.sheetnames == ["report", "runs"]
+    # the tree's targets are scalar and its scenes carry true KDMA values: the alignment curve sits beside the pivot
+    assert wb.sheetnames == ["report", "alignment curve", "curve data", "runs"]
     ws = wb["report"]
     assert ws["A1"].value == "mean of timing.avg_seconds by alignment_target_id (rows) x adm (columns)"
     assert ws["A1"].font.b

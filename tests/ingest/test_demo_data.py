@@ -292,3 +292,58 @@ def test_odd_scene_ids(corpus: list[Exp]) -> None:
     for e in corpus:  # scene ids stay unique within a run
         run_ids = [s["input"]["full_state"]["meta_info"]["scene_id"] for s in e.scenes]
         assert len(set(map(str, run_ids))) == len(run_ids)
+
+
+# --- How closely each ADM follows its target -------------------------------------------------------------------
+
+
+def _target_of(e: Exp, s: dict[str, Any]) -> dict[str, float] | None:
+    """The scene's scalar target: the config's, else (mixed-target runs) the one whose id the scene names."""
+    at = e.target
+    if at is None or at["id"] != s["input"]["alignment_target_id"]:
+        return None if s["input"]["alignment_target_id"] is None else _parse_id(s["input"]["alignment_target_id"])
+    values = {kv["kdma"]: kv.get("value") for kv in at["kdma_values"]}
+    return None if None in values.values() else values
+
+
+def _parse_id(target_id: str) -> dict[str, float]:
+    *_, kdmas, values = target_id.split("-")
+    numbers = [float(v) for v in values.split("_")]
+    return dict(zip(kdmas.split("_") if len(numbers) > 1 else [kdmas], numbers, strict=True))
+
+
+def test_adms_follow_their_targets_to_different_degrees(corpus: list[Exp]) -> None:
+    """Per ADM: how often the chosen option is the nearest to the target, and on which side of it the choices land."""
+    nearest: dict[str, list[bool]] = {}
+    misses_above: dict[str, list[bool]] = {}  # a miss: was the chosen option's value above the nearest's?
+    for e in corpus:
+        for s in e.scenes:
+            wanted = _target_of(e, s)
+            choice = s["output"]["choice"]
+            if not wanted or not isinstance(choice, int):  # None, or "1": a hand-edited scene (quirk)
+                continue
+            options = [c["kdma_association"] for c in s["input"]["choices"]]
+            chosen = options[choice]
+            if not chosen:
+                continue
+
+            def dist(assoc: dict[str, float], wanted: dict[str, float] = wanted) -> float:
+                return sum((assoc[k] - v) ** 2 for k, v in wanted.items())
+
+            best = min((o for o in options if o), key=dist)
+            hit = dist(chosen) <= dist(best) + 1e-12
+            nearest.setdefault(e.adm_name, []).append(hit)
+            if not hit:
+                misses_above.setdefault(e.adm_name, []).append(sum(chosen[k] - best[k] for k in wanted) > 0)
+
+    def share(adm: str) -> float:
+        return sum(nearest[adm]) / len(nearest[adm])
+
+    # the comparative-regression pipeline follows closely, kaleido less, the baseline (which ignores targets)
+    # no better than picking at random between two or three options
+    assert share("pipeline_comparative_regression") > 0.9
+    assert 0.55 < share("pipeline_kaleido") < share("pipeline_comparative_regression") - 0.15
+    assert share("pipeline_baseline") < share("pipeline_kaleido") - 0.1
+    # kaleido leans high: when it misses, it always took a higher-valued option; the baseline misses both ways
+    assert misses_above["pipeline_kaleido"] and all(misses_above["pipeline_kaleido"])
+    assert 0 < sum(misses_above["pipeline_baseline"]) < len(misses_above["pipeline_baseline"])

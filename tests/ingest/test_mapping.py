@@ -46,8 +46,18 @@ def test_params_metrics_tags_follow_the_data_model(tmp_path: Path) -> None:
         "alignment_target_id": "ADEPT-June2025-merit-0.5", "kdma.merit": "0.5", "run_variant": "default",
         "num_scenarios": "3", "first_scenario_id": "June2025-AF-eval",
     }
+    alignment = {k: run.metrics.pop(k) for k in list(run.metrics) if k.startswith(("alignment.", "kdma."))}
     assert run.metrics == {"timing.total_seconds": 12.0, "timing.avg_seconds": 4.0, "timing.min_seconds": 2.0,
                            "timing.max_seconds": 6.0, "score.alignment_score": 0.75}
+    # choices A (merit 0.2) and B (0.8) tie at 0.3 from the 0.5 target; chosen A, B, A; predictions 0.3 / 0.7
+    assert alignment == pytest.approx({
+        "alignment.chosen_distance": 0.3, "alignment.oracle_hit_rate": 1.0, "alignment.scenes_covered": 3,
+        "alignment.scenes_left_out.unaligned": 0, "alignment.scenes_left_out.kde_target": 0,
+        "alignment.scenes_left_out.no_choice": 0, "alignment.scenes_left_out.no_true_values": 0,
+        "alignment.scenes_left_out.chosen_no_true_value": 0,
+        "kdma.merit.chosen_mean": (0.2 + 0.8 + 0.2) / 3, "kdma.merit.chosen_scenes": 3,
+        "kdma.merit.prediction_mae": 0.1, "kdma.merit.prediction_choices": 6,
+    })
     assert run.tags["adm"] == "pipeline_baseline" and run.tags["llm"].startswith("mistralai/")
     assert run.tags["experiment_path"] == "exp" and run.tags["has_hydra_config"] == "True"
     assert run.tags["alignment_target_id"] == "ADEPT-June2025-merit-0.5"
@@ -83,7 +93,10 @@ def test_missing_optional_files(tmp_path: Path) -> None:
     write_experiment(tmp_path / "bare", cfg=False, timing=False)
     (run,) = runs_of(tmp_path)
     assert run.params["adm"] == "unknown_adm" and run.params["alignment_target_id"] == "unaligned"
-    assert run.tags["has_hydra_config"] == "False" and run.metrics == {}
+    assert run.tags["has_hydra_config"] == "False"
+    # no timing, no scores, no target: only what the scenes' own KDMA values give, and the left-out count
+    assert not any(k.startswith(("timing.", "score.")) for k in run.metrics)
+    assert run.metrics["alignment.scenes_left_out.unaligned"] == 3 and "alignment.chosen_distance" not in run.metrics
     assert [Path(a.path).name for a in run.artifacts] == ["input_output.json"]
 
 

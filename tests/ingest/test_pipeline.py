@@ -236,3 +236,22 @@ def test_claim_of_a_reused_pid_is_dead() -> None:
     host, pid, started = mine.split(":")
     assert started  # /proc gives the process start time here
     assert not claim_is_alive(f"{host}:{pid}:{int(started) + 1}", None)  # same pid, another process
+
+
+def test_runs_ingested_before_the_alignment_metrics_get_them_on_the_next_ingest(
+        tmp_path: Path, store_uri: str, monkeypatch) -> None:
+    from align_track.ingest import mapping
+
+    root = small_tree(tmp_path / "exps")
+    with monkeypatch.context() as old:  # what mapping version 1 wrote: no alignment.* or kdma.* metrics
+        old.setattr(mapping, "MAPPING_VERSION", "1")
+        old.setattr(mapping, "alignment_metrics", lambda *args: {})
+        ingest(root, store_uri)
+    assert not any(k.startswith(("alignment.", "kdma.")) for r in complete_runs(store_uri) for k in r.data.metrics)
+    summary = ingest(root, store_uri)
+    assert summary.count("updated") == 3 and summary.count("skipped") == 0
+    runs = complete_runs(store_uri)
+    assert len(runs) == 4
+    assert all("alignment.scenes_covered" in r.data.metrics for r in runs)
+    baseline = next(r for r in runs if r.data.params["adm"] == "pipeline_baseline")
+    assert baseline.data.metrics["alignment.oracle_hit_rate"] == 1.0  # A (0.2) and B (0.8) tie around 0.5

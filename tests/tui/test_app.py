@@ -487,7 +487,8 @@ async def test_number_keys_switch_panes_and_q_quits(demo_store):
     app = AlignTrackApp(uri)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_app(app, pilot)
-        for key, pane in zip("234561", ("scenes", "compare", "ingest", "report", "mlflow", "runs"), strict=True):
+        panes = ("scenes", "compare", "ingest", "report", "mlflow", "analysis", "runs")
+        for key, pane in zip("2345671", panes, strict=True):
             await pilot.press("escape", key)  # escape first: the ingest pane focuses its path box
             assert app.active_pane == pane
         await pilot.press("q")

@@ -13,6 +13,7 @@ from textual.widgets import Input
 
 from align_track.demo.store import compared, loaded, scenes_loaded, settle, wait_until
 from align_track.tui.app import AlignTrackApp
+from align_track.tui.panes.analysis import AnalysisPane
 
 pytest_plugins = ["tests.support.tui_fixtures"]
 
@@ -26,6 +27,7 @@ def _ready(app: AlignTrackApp, pane: str):
         "compare": lambda: compared(app),
         "compare-scene": lambda: compared(app),
         "report": lambda: app.report_pane.pivot is not None,
+        "analysis": lambda: app.query_one(AnalysisPane).ready,
     }.get(pane, lambda: True)
 
 
@@ -39,6 +41,7 @@ KEYS = {
     "report": ["5"],
     "mlflow": ["6"],
     "help": ["question_mark"],
+    "analysis": ["7"],
 }
 THEN = {"scene-zoom": ["z"], "compare-scene": ["enter"]}
 """Keys pressed once the pane is ready (zoom the loaded scene, open the compared scene side by side)."""
