@@ -92,6 +92,30 @@ TRACE_ATTRIBUTES = (ATTR_SCENE_INDEX, ATTR_SCENARIO_ID, ATTR_ADM, ATTR_TARGET, A
 
 TRACE_TAG_SCENE_ID = "scene_id"
 TRACE_TAG_RUN_ID = "mlflow.runId"
+"""The parent run's id as a trace tag, as the spec lists it (besides the run link and ``mlflow.sourceRun``)."""
+TRACE_TAGS = (TRACE_TAG_SCENE_ID, TRACE_TAG_RUN_ID)
+
+# Trace metadata, as MLflow's own ``start_span`` inside an active run writes it (MLflow 3.17's names).
+META_SOURCE_RUN = "mlflow.sourceRun"
+"""The parent run: what the web UI's experiment-wide Traces list shows as each trace's run."""
+META_SCHEMA_VERSION = "mlflow.trace_schema.version"
+META_INPUTS = "mlflow.traceInputs"
+META_OUTPUTS = "mlflow.traceOutputs"
+META_SIZE_BYTES = "mlflow.trace.sizeBytes"
+META_SIZE_STATS = "mlflow.trace.sizeStats"
+META_INFO_FINALIZED = "mlflow.trace.infoFinalized"
+"""Set by MLflow's store when the trace info arrives through ``start_trace`` (not written by align-track)."""
+
+# Who wrote a run or trace: run tags and trace metadata alike, as MLflow's fluent API sets them.
+USER = "mlflow.user"
+"""The OS user who ingested: on a team server, how people tell their ingests apart."""
+SOURCE_NAME = "mlflow.source.name"
+SOURCE_TYPE = "mlflow.source.type"
+SOURCE_TYPE_LOCAL = "LOCAL"
+PROVENANCE = (USER, SOURCE_NAME, SOURCE_TYPE)
+TRACE_METADATA = (META_SOURCE_RUN, META_SCHEMA_VERSION, META_INPUTS, META_OUTPUTS, *PROVENANCE, META_SIZE_BYTES,
+                  META_SIZE_STATS, META_INFO_FINALIZED)
+"""Every metadata key a stored trace carries."""
 
 
 # --------------------------------------------------------------------------- reading a run back

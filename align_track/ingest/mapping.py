@@ -311,7 +311,7 @@ def build_traces(
             },
             outputs={S.OUT_CHOICE_INDEX: chosen, S.OUT_ACTION: output.get("action")},
             attributes=attributes,
-            tags={},  # the trace name is the scene id; every tag costs the server a write per trace
+            tags={S.TRACE_TAG_SCENE_ID: sid},  # the writer adds mlflow.runId (the run id is known only then)
             start_ns=clock_ns,
             end_ns=clock_ns + duration_ns,
         ))

@@ -19,6 +19,7 @@ from typing import Any
 from align_track.records import RunRecord
 from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
 from align_track.store import trace_writer
+from align_track.store.provenance import provenance
 from align_track.store.runs_reader import (
     ExperimentNotFound,
     RunRow,
@@ -132,7 +133,7 @@ class RunStore:
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         now = int(time.time() * 1000)
-        tags = dict(record.tags)
+        tags = {**provenance(), **record.tags}
         tags[TAG_CLAIM] = claim_token()
         run = self.client.create_run(self.experiment_id, start_time=now, tags=tags, run_name=record.run_name)
         run_id = run.info.run_id

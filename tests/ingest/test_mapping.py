@@ -54,7 +54,7 @@ def test_params_metrics_tags_follow_the_data_model(tmp_path: Path) -> None:
     assert {Path(a.path).name for a in run.artifacts} == {"input_output.json", "timing.json", "scores.json",
                                                           "config.yaml"}
     trace = run.traces[1]
-    assert trace.name == "S1" and trace.tags == {}
+    assert trace.name == "S1" and trace.tags == {"scene_id": "S1"}
     assert set(trace.inputs) == {"scenario_id", "state", "scene_id", "unstructured", "characters", "choices"}
     assert trace.outputs["choice_index"] == 1 and trace.outputs["action"]["justification"]
     assert trace.attributes["timing_seconds"] == 4.0 and trace.attributes["scene_index"] == 1
