@@ -58,6 +58,20 @@ TAG_CLAIM = "align_track.claim"
 """host:pid of the writer, so a later ingest can tell a dead writer's half run from a live one."""
 BOOKKEEPING_PREFIX = "align_track."
 
+
+
+def written_by_align_track(tags: dict[str, str]) -> bool:
+    """The run carries align-track's bookkeeping (identity or claim), so its completeness tag applies."""
+    return TAG_KEY in tags or TAG_CLAIM in tags
+
+
+def counts_as_complete(tags: dict[str, str]) -> bool:
+    """Whether readers show the run: align-track's own runs once marked complete (every trace written);
+    runs of the same data model that another tool wrote (no bookkeeping tags, e.g. the upstream
+    align-track) as they are."""
+    return tags.get(TAG_COMPLETE) == "true" if written_by_align_track(tags) else True
+
+
 # --------------------------------------------------------------------------- run artifacts
 INPUT_OUTPUT = "input_output.json"
 TIMING = "timing.json"

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from align_track.records import RunRecord
@@ -116,9 +117,21 @@ class RunStore:
                 raise StoreError(f"cannot create experiment {self.experiment_name!r}: {exc}") from exc
             return experiment.experiment_id
 
+    def live_runs(self) -> list[RunRow]:
+        """Every live run of the experiment, in one read: the basis for skip/update/adopt decisions."""
+        return load_runs(self.tracking_uri, self.experiment_id)
+
     def keyed_runs(self) -> list[RunRow]:
-        """Every live run this tool wrote, in one read: the basis for skip/update decisions."""
-        return [r for r in load_runs(self.tracking_uri, self.experiment_id) if TAG_KEY in r.tags]
+        """Every live run this tool wrote."""
+        return [r for r in self.live_runs() if TAG_KEY in r.tags]
+
+    def artifact_sizes(self, run_id: str) -> dict[str, int] | None:
+        """Sizes of the run's top-level artifact files by name; None when they cannot be listed."""
+        try:
+            return {Path(f.path).name: int(f.file_size or 0) for f in self.client.list_artifacts(run_id)
+                    if not f.is_dir}
+        except Exception:  # a run whose artifacts are elsewhere or gone: treat its contents as unknown
+            return None
 
     def runs_for_key(self, key: str) -> list[RunRow]:
         """Fresh view of one identity's runs, for the claim-then-verify steps."""
