@@ -17,7 +17,9 @@ from align_track.ingest.folders import ExperimentConfig, ExperimentFiles, scene_
 from align_track.records import Artifact, RunRecord, TraceRecord
 from align_track.schema import TAG_FINGERPRINT, TAG_KEY, TAG_SOURCE, UNALIGNED, UNKNOWN_ADM
 
-MAPPING_VERSION = "1"
+MAPPING_VERSION = "2"
+"""Part of every run's fingerprint: a new version rewrites stores written by an older one on the next ingest.
+2: traces carry ``scene_id``/``mlflow.runId`` tags and MLflow's metadata, and ``timing_seconds`` always."""
 
 
 @dataclass(frozen=True)
@@ -292,8 +294,7 @@ def build_traces(
             S.ATTR_ADM: identity.adm,
             S.ATTR_TARGET: identity.target.id,
         }
-        if seconds is not None:
-            attributes[S.ATTR_TIMING] = seconds
+        attributes[S.ATTR_TIMING] = seconds  # None (null) where timing.json has no time: every attribute is there
         attributes[S.ATTR_TRUE_KDMA] = info.get("true_kdma_values")
         attributes[S.ATTR_PREDICTED_KDMA] = info.get("predicted_kdma_values")
         attributes[S.ATTR_CHOICE_INDEX] = chosen
