@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -224,7 +225,16 @@ def _write_public(tracking_uri: str, experiment_id: str, run_id: str, built: lis
         else:
             for future in [pool.submit(client.store.start_trace, trace.info) for trace in chunk]:
                 future.result()
-        client.log_spans(experiment_id, [span for trace in chunk for span in trace.data.spans])
+        spans = [span for trace in chunk for span in trace.data.spans]
+        try:
+            client.log_spans(experiment_id, spans)
+        except NotImplementedError:  # a version probe that timed out on a busy server: ask again, once
+            if not _server_version_known(client.store):
+                raise
+            client.log_spans(experiment_id, spans)
+
+    if remote:
+        _server_version_known(client.store)
 
     chunks = list(_chunks(built, _CHUNK))
     try:
@@ -241,6 +251,25 @@ def _write_public(tracking_uri: str, experiment_id: str, run_id: str, built: lis
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+def _server_version_known(store: Any, attempts: int = 5) -> bool:
+    """Make MLflow's cached answer to "which server version?" a real one; False if the server never says.
+
+    ``RestStore.log_spans`` asks the server's ``/version`` once per process, with a 3 s timeout, and caches a
+    failure for good: on a busy server (many StartTraceV3 requests in flight) one slow answer would make every
+    later ``log_spans`` of the process refuse. So ask before the traces go out, and ask again after a miss.
+    """
+    from mlflow.store.tracking.rest_store import RestStore
+
+    if not isinstance(store, RestStore):
+        return True
+    for attempt in range(attempts):
+        if RestStore._get_server_version(store.get_host_creds()) is not None:
+            return True
+        RestStore._get_server_version.cache_clear()
+        time.sleep(1 + attempt)
+    return False
 
 
 # --------------------------------------------------------------------------------------------
