@@ -108,6 +108,20 @@ TAG_CLAIM = "align_track.claim"
 """host:pid of the writer, so a later ingest can tell a dead writer's half run from a live one."""
 BOOKKEEPING_PREFIX = "align_track."
 
+
+
+def written_by_align_track(tags: dict[str, str]) -> bool:
+    """The run carries align-track's bookkeeping (identity or claim), so its completeness tag applies."""
+    return TAG_KEY in tags or TAG_CLAIM in tags
+
+
+def counts_as_complete(tags: dict[str, str]) -> bool:
+    """Whether readers show the run: align-track's own runs once marked complete (every trace written);
+    runs of the same data model that another tool wrote (no bookkeeping tags, e.g. the upstream
+    align-track) as they are."""
+    return tags.get(TAG_COMPLETE) == "true" if written_by_align_track(tags) else True
+
+
 # --------------------------------------------------------------------------- run artifacts
 INPUT_OUTPUT = "input_output.json"
 TIMING = "timing.json"
@@ -142,6 +156,30 @@ TRACE_ATTRIBUTES = (ATTR_SCENE_INDEX, ATTR_SCENARIO_ID, ATTR_ADM, ATTR_TARGET, A
 
 TRACE_TAG_SCENE_ID = "scene_id"
 TRACE_TAG_RUN_ID = "mlflow.runId"
+"""The parent run's id as a trace tag, as the spec lists it (besides the run link and ``mlflow.sourceRun``)."""
+TRACE_TAGS = (TRACE_TAG_SCENE_ID, TRACE_TAG_RUN_ID)
+
+# Trace metadata, as MLflow's own ``start_span`` inside an active run writes it (MLflow 3.17's names).
+META_SOURCE_RUN = "mlflow.sourceRun"
+"""The parent run: what the web UI's experiment-wide Traces list shows as each trace's run."""
+META_SCHEMA_VERSION = "mlflow.trace_schema.version"
+META_INPUTS = "mlflow.traceInputs"
+META_OUTPUTS = "mlflow.traceOutputs"
+META_SIZE_BYTES = "mlflow.trace.sizeBytes"
+META_SIZE_STATS = "mlflow.trace.sizeStats"
+META_INFO_FINALIZED = "mlflow.trace.infoFinalized"
+"""Set by MLflow's store when the trace info arrives through ``start_trace`` (not written by align-track)."""
+
+# Who wrote a run or trace: run tags and trace metadata alike, as MLflow's fluent API sets them.
+USER = "mlflow.user"
+"""The OS user who ingested: on a team server, how people tell their ingests apart."""
+SOURCE_NAME = "mlflow.source.name"
+SOURCE_TYPE = "mlflow.source.type"
+SOURCE_TYPE_LOCAL = "LOCAL"
+PROVENANCE = (USER, SOURCE_NAME, SOURCE_TYPE)
+TRACE_METADATA = (META_SOURCE_RUN, META_SCHEMA_VERSION, META_INPUTS, META_OUTPUTS, *PROVENANCE, META_SIZE_BYTES,
+                  META_SIZE_STATS, META_INFO_FINALIZED)
+"""Every metadata key a stored trace carries."""
 
 
 # --------------------------------------------------------------------------- reading a run back

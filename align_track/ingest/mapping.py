@@ -18,7 +18,10 @@ from align_track.ingest.folders import ExperimentConfig, ExperimentFiles, scene_
 from align_track.records import Artifact, RunRecord, TraceRecord
 from align_track.schema import TAG_FINGERPRINT, TAG_KEY, TAG_SOURCE, UNALIGNED, UNKNOWN_ADM
 
-MAPPING_VERSION = "2"  # 2: alignment.* and kdma.<name>.* metrics (ingest/alignment.py)
+MAPPING_VERSION = "2"
+"""Part of every run's fingerprint: a new version rewrites stores written by an older one on the next ingest.
+2: alignment.* and kdma.<name>.* metrics (ingest/alignment.py); traces carry ``scene_id``/``mlflow.runId`` tags and
+MLflow's metadata, and ``timing_seconds`` always."""
 
 
 @dataclass(frozen=True)
@@ -296,8 +299,7 @@ def build_traces(
             S.ATTR_ADM: identity.adm,
             S.ATTR_TARGET: identity.target.id,
         }
-        if seconds is not None:
-            attributes[S.ATTR_TIMING] = seconds
+        attributes[S.ATTR_TIMING] = seconds  # None (null) where timing.json has no time: every attribute is there
         attributes[S.ATTR_TRUE_KDMA] = info.get("true_kdma_values")
         attributes[S.ATTR_PREDICTED_KDMA] = info.get("predicted_kdma_values")
         attributes[S.ATTR_CHOICE_INDEX] = chosen
@@ -315,7 +317,7 @@ def build_traces(
             },
             outputs={S.OUT_CHOICE_INDEX: chosen, S.OUT_ACTION: output.get("action")},
             attributes=attributes,
-            tags={},  # the trace name is the scene id; every tag costs the server a write per trace
+            tags={S.TRACE_TAG_SCENE_ID: sid},  # the writer adds mlflow.runId (the run id is known only then)
             start_ns=clock_ns,
             end_ns=clock_ns + duration_ns,
         ))

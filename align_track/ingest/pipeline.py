@@ -19,8 +19,17 @@ from pathlib import Path
 from align_track.errors import one_line
 from align_track.ingest.folders import ExperimentConfig, ExperimentError, discover, read_config, read_files
 from align_track.ingest.mapping import RunIdentity, build_run, identities, run_fingerprint
-from align_track.ingest.reconcile import after_complete, lost_claim, plan
-from align_track.schema import TAG_KEY
+from align_track.ingest.reconcile import (
+    after_complete,
+    complete,
+    foreign,
+    foreign_runs_for,
+    lost_claim,
+    plan,
+    same_files,
+    superseded,
+)
+from align_track.schema import INPUT_OUTPUT, SCORES, TAG_KEY, TAG_PATH, TIMING
 from align_track.store.uri import DEFAULT_EXPERIMENT, StoreError, resolve_tracking_uri
 
 # Folder outcomes, in the order they are reported.
@@ -130,8 +139,12 @@ def ingest(
 
     store = with_retries(lambda: RunStore(uri, experiment_name), notice)
     existing: dict[str, list] = defaultdict(list)
-    for row in with_retries(store.keyed_runs, notice):
-        existing[row.tags[TAG_KEY]].append(row)
+    others: dict[str, list] = defaultdict(list)  # runs other tools wrote, by experiment_path
+    for row in with_retries(store.live_runs, notice):
+        if TAG_KEY in row.tags:
+            existing[row.tags[TAG_KEY]].append(row)
+        elif foreign(row):
+            others[row.tags.get(TAG_PATH, "")].append(row)
 
     emit(Event("planned", total=len(folders)))
     lock = threading.Lock()
@@ -147,7 +160,8 @@ def ingest(
         if state["store_failures"] >= 3:
             return Outcome(rel, FAILED, error=f"{rel}: not attempted, the store stopped answering")
         try:
-            outcome = _ingest_folder(store, configs[folder], ids[folder], variants, existing, force, alive, notice)
+            outcome = _ingest_folder(store, configs[folder], ids[folder], variants, existing, others, force, alive,
+                                     notice)
             state["store_failures"] = 0
             return outcome
         except ExperimentError as exc:
@@ -194,8 +208,18 @@ def _variants(all_ids: list[RunIdentity]) -> dict[str, str]:
     return assign_variants((i.key, i.group, i.config.rel_path) for i in all_ids)  # type: ignore[return-value]
 
 
-def _ingest_folder(store, config, folder_ids, variants, existing, force, alive, notice) -> Outcome:
-    """Write the runs of one folder that are new or changed; the folder's files are read at most once."""
+def _run_file_sizes(path: Path) -> dict[str, int]:
+    """Sizes of the folder's top-level run files, which every writer of the data model uploads as artifacts."""
+    return {name: (path / name).stat().st_size for name in (INPUT_OUTPUT, TIMING, SCORES) if (path / name).is_file()}
+
+
+def _ingest_folder(store, config, folder_ids, variants, existing, others, force, alive, notice) -> Outcome:
+    """Write the runs of one folder that are new or changed; the folder's files are read at most once.
+
+    A run another tool wrote for the same folder (same ``experiment_path``) is adopted while it holds
+    the folder's files (``reconcile.same_files``); when they changed, or with ``force``, a new run is
+    written and the foreign one deleted after it, as align-track's own runs are replaced.
+    """
     from align_track.store.run_writer import with_retries
 
     def call(fn, *args):
@@ -205,14 +229,28 @@ def _ingest_folder(store, config, folder_ids, variants, existing, force, alive, 
     statuses: list[str] = []
     written_traces = 0
     run_ids: list[str] = []
+    several_targets = len(folder_ids) > 1
     for identity in folder_ids:
         variant = variants[identity.key]
-        decision = plan(run_fingerprint(identity, variant), existing.get(identity.key, []), force, alive)
+        own = existing.get(identity.key, [])
+        theirs = foreign_runs_for(others.get(config.rel_path, []), config.rel_path, identity.target.id,
+                                  several_targets)
+        decision = plan(run_fingerprint(identity, variant), own, force, alive)
         if decision.action in ("skip", "busy"):
-            for run_id in decision.cleanup:
+            cleanup = list(decision.cleanup)
+            kept = [r for r in own if complete(r) and r.run_id not in cleanup]
+            if decision.action == "skip" and theirs and kept:  # replaced earlier, the delete interrupted
+                cleanup += superseded(theirs, kept[0])
+            for run_id in cleanup:
                 call(store.delete_run, run_id)
             statuses.append(SKIPPED if decision.action == "skip" else BUSY)
             continue
+        if theirs and not own and not force:
+            disk = _run_file_sizes(config.path)
+            if any(same_files(call(store.artifact_sizes, r.run_id), disk) for r in theirs):
+                statuses.append(SKIPPED)  # adopted: another tool's run of this folder, still current
+                continue
+        action = "update" if theirs else decision.action
         if files is None:
             files = read_files(config.path)
         record = build_run(identity, variant, files)
@@ -225,6 +263,8 @@ def _ingest_folder(store, config, folder_ids, variants, existing, force, alive, 
             if result.others:
                 for doomed in after_complete(run_id, call(store.runs_for_key, identity.key), alive):
                     call(store.delete_run, doomed)
+            for doomed_run in theirs:  # our run is complete: the foreign one it replaces goes
+                call(store.delete_run, doomed_run.run_id)
         else:
             run_id = call(store.create_run, record)
             try:
@@ -239,7 +279,9 @@ def _ingest_folder(store, config, folder_ids, variants, existing, force, alive, 
                 raise
             for doomed in after_complete(run_id, call(store.runs_for_key, identity.key), alive):
                 call(store.delete_run, doomed)
-        statuses.append(UPDATED if decision.action == "update" else INGESTED)
+            for doomed_run in theirs:
+                call(store.delete_run, doomed_run.run_id)
+        statuses.append(UPDATED if action == "update" else INGESTED)
         written_traces += len(record.traces)
         run_ids.append(run_id)
     status = next((s for s in (UPDATED, INGESTED, BUSY) if s in statuses), SKIPPED)

@@ -11,7 +11,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_FINGERPRINT
+from align_track.schema import (
+    PARAM_TARGET,
+    TAG_CLAIM,
+    TAG_COMPLETE,
+    TAG_FINGERPRINT,
+    TAG_PATH,
+    TAG_TARGET,
+    written_by_align_track,
+)
 
 
 class StoredRun(Protocol):
@@ -19,6 +27,10 @@ class StoredRun(Protocol):
     start_time: int | None
     end_time: int | None
     tags: dict[str, str]
+
+
+class ForeignRun(StoredRun, Protocol):
+    params: dict[str, str]
 
 
 AliveFn = Callable[[str | None, int | None], bool]
@@ -92,3 +104,36 @@ def after_complete(mine: str, runs: Sequence[StoredRun], alive: AliveFn) -> list
         if not complete(r) and r.run_id != mine and not alive(r.tags.get(TAG_CLAIM), r.start_time)
     ]
     return doomed
+
+
+# --------------------------------------------------------------------------- runs other tools wrote
+
+
+def foreign(run: StoredRun) -> bool:
+    """A run without align-track's bookkeeping: written by another tool (e.g. the upstream align-track)."""
+    return not written_by_align_track(run.tags)
+
+
+def foreign_runs_for(runs: Sequence[ForeignRun], rel_path: str, target: str, several_targets: bool
+                     ) -> list[ForeignRun]:
+    """The foreign runs of one identity: same ``experiment_path``; for a folder that makes one run per
+    target, also the same alignment target."""
+    return [
+        r for r in runs
+        if foreign(r) and r.tags.get(TAG_PATH) == rel_path
+        and (not several_targets or (r.params.get(PARAM_TARGET) or r.tags.get(TAG_TARGET)) == target)
+    ]
+
+
+def same_files(stored: dict[str, int] | None, on_disk: dict[str, int]) -> bool:
+    """A foreign run still holds the folder's contents when its artifacts are the folder's top-level
+    run files (input_output.json, timing.json, scores.json) with the same sizes: align-system rewrites
+    input_output.json after every scene and writes timing.json last, so a run taken mid-experiment
+    or before a re-run differs. ``stored`` None (artifacts unreadable) counts as changed."""
+    return stored is not None and bool(on_disk) and stored == on_disk
+
+
+def superseded(foreign_runs: Sequence[StoredRun], ours: StoredRun) -> list[str]:
+    """Foreign runs older than our complete run of the same identity: an ingest replaced them and was
+    interrupted before deleting them, so the next one finishes the job. Newer foreign runs stay."""
+    return [r.run_id for r in foreign_runs if _rank(r) < _rank(ours)]

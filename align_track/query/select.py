@@ -15,7 +15,7 @@ from functools import cached_property
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from align_track.schema import SCORE_METRIC, TAG_COMPLETE
+from align_track.schema import SCORE_METRIC, counts_as_complete
 from align_track.store.uri import DEFAULT_EXPERIMENT, require_existing_store, resolve_tracking_uri
 
 if TYPE_CHECKING:
@@ -200,8 +200,9 @@ def filter_rows(rows: Iterable[RunRow], options: Sequence[dict[str, Any]] = (),
 
 
 def is_complete(row: RunRow) -> bool:
-    """Only runs whose every trace was written count (the ingest's commit point), and not deleted ones."""
-    return row.tags.get(TAG_COMPLETE) == "true" and row.lifecycle_stage == "active"
+    """Live runs that count: align-track's once every trace was written (the ingest's commit point), and
+    runs another tool wrote (``schema.counts_as_complete``)."""
+    return counts_as_complete(row.tags) and row.lifecycle_stage == "active"
 
 
 @dataclass

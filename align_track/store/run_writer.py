@@ -14,11 +14,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from align_track.records import RunRecord
 from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
 from align_track.store import trace_writer
+from align_track.store.provenance import provenance
 from align_track.store.runs_reader import (
     ExperimentNotFound,
     RunRow,
@@ -115,9 +117,21 @@ class RunStore:
                 raise StoreError(f"cannot create experiment {self.experiment_name!r}: {exc}") from exc
             return experiment.experiment_id
 
+    def live_runs(self) -> list[RunRow]:
+        """Every live run of the experiment, in one read: the basis for skip/update/adopt decisions."""
+        return load_runs(self.tracking_uri, self.experiment_id)
+
     def keyed_runs(self) -> list[RunRow]:
-        """Every live run this tool wrote, in one read: the basis for skip/update decisions."""
-        return [r for r in load_runs(self.tracking_uri, self.experiment_id) if TAG_KEY in r.tags]
+        """Every live run this tool wrote."""
+        return [r for r in self.live_runs() if TAG_KEY in r.tags]
+
+    def artifact_sizes(self, run_id: str) -> dict[str, int] | None:
+        """Sizes of the run's top-level artifact files by name; None when they cannot be listed."""
+        try:
+            return {Path(f.path).name: int(f.file_size or 0) for f in self.client.list_artifacts(run_id)
+                    if not f.is_dir}
+        except Exception:  # a run whose artifacts are elsewhere or gone: treat its contents as unknown
+            return None
 
     def runs_for_key(self, key: str) -> list[RunRow]:
         """Fresh view of one identity's runs, for the claim-then-verify steps."""
@@ -132,7 +146,7 @@ class RunStore:
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         now = int(time.time() * 1000)
-        tags = dict(record.tags)
+        tags = {**provenance(), **record.tags}
         tags[TAG_CLAIM] = claim_token()
         run = self.client.create_run(self.experiment_id, start_time=now, tags=tags, run_name=record.run_name)
         run_id = run.info.run_id

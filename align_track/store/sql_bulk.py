@@ -26,8 +26,9 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from align_track.records import RunRecord
-from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_FINGERPRINT, TAG_KEY
+from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_FINGERPRINT, TAG_KEY, USER
 from align_track.store import trace_writer
+from align_track.store.provenance import provenance
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def write_run_bulk(tracking_uri: str, experiment_id: str, artifact_location: str
 
     now = int(time.time() * 1000)
     key, fingerprint = record.tags[TAG_KEY], record.tags[TAG_FINGERPRINT]
-    tags = dict(record.tags)
+    tags = {**provenance(), **record.tags}
     tags[TAG_CLAIM] = claim
     tags["mlflow.runName"] = record.run_name
     tags[TAG_COMPLETE] = "true"
@@ -103,7 +104,7 @@ def write_run_bulk(tracking_uri: str, experiment_id: str, artifact_location: str
                     return BulkResult(False, None, others)
             conn.execute(insert(runs), [{
                 "run_uuid": run_id, "name": record.run_name, "source_type": "UNKNOWN", "source_name": "",
-                "entry_point_name": "", "user_id": "unknown", "status": "FINISHED", "start_time": now,
+                "entry_point_name": "", "user_id": tags[USER], "status": "FINISHED", "start_time": now,
                 "end_time": now, "deleted_time": None, "source_version": "", "lifecycle_stage": "active",
                 "artifact_uri": run_artifacts, "experiment_id": int(experiment_id),
             }])

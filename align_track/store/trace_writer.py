@@ -2,23 +2,24 @@
 
 Two writers produce the same stored trace:
 
-* the *public* path builds finished spans itself, links their trace ids to the run
-  (``link_traces_to_run``, up to 100 per call) and hands the spans to MLflow's ``log_spans``, which
-  creates the traces. Against a tracking server that is one batched OTLP ``/v1/traces`` request per
-  chunk, the cheapest write MLflow's server offers (a per-trace ``StartTraceV3`` costs the server
-  more than this whole path). It skips the live-span/OTel machinery of ``MlflowClient.start_trace``
-  (~75 ms a trace) and works against any tracking backend (SQLite, PostgreSQL, ``http://``);
+* the *public* path builds finished spans and trace infos itself, links the trace ids to the run
+  (``link_traces_to_run``, up to 100 per call), creates each trace with its tags and metadata
+  (``start_trace``: StartTraceV3 on a server, the only request through which MLflow's server stores
+  trace metadata; these go out concurrently) and hands the chunk's spans to one ``log_spans`` (one
+  batched OTLP ``/v1/traces`` request on a server). It skips the live-span/OTel machinery of
+  ``MlflowClient.start_trace`` (~75 ms a trace) and works against any tracking backend;
 * the *bulk* path inserts the rows that path makes MLflow's SQL store write, in one transaction
   with ``executemany``. It relies on store internals, so it is used only for the MLflow versions
   the equivalence test (tests/store/test_trace_writer.py) covers, and only for records whose spans
   carry none of the attributes that make ``log_spans`` derive extra columns or rows.
 
-Trace shape, as MLflow's OTLP ingestion stores it: name = record.name (the scene id); root span
-inputs/outputs/attributes from the record; trace tags from the root span's ``mlflow.traceTag.*``
-attributes (the name and record.tags); previews derived from the root span; the run link is an
-entity association (what ``search_traces(run_id=...)`` and the run page's Traces tab match,
-besides ``mlflow.sourceRun`` metadata). No trace metadata: MLflow's server accepts metadata only
-through one StartTraceV3 request per trace, which would cost a team server several times more.
+Trace shape, as MLflow's ``start_span`` inside an active run stores it (tests/store/test_trace_writer.py
+compares the two): name = record.name (the scene id); root span inputs/outputs/attributes from the
+record; tags ``scene_id`` (record.tags) and ``mlflow.runId``; metadata ``mlflow.sourceRun``,
+``mlflow.trace_schema.version``, ``mlflow.traceInputs``/``traceOutputs``, ``mlflow.user``,
+``mlflow.source.name``/``type`` and size stats; previews derived from the root span. Besides
+``mlflow.sourceRun`` the run link is an entity association, which ``search_traces(run_id=...)`` and
+the run page's Traces tab also match.
 
 mlflow is imported only in this store layer; the CLI imports this module lazily.
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,11 +39,30 @@ import mlflow
 from mlflow.entities import Span, SpanType, Trace, TraceData, TraceInfo, TraceLocation, TraceState
 from mlflow.exceptions import MlflowException
 from mlflow.tracing.client import TracingClient
-from mlflow.tracing.constant import SpanAttributeKey, TraceTagKey
-from mlflow.tracing.utils import dump_span_attribute_value, generate_mlflow_trace_id_from_otel_trace_id
+from mlflow.tracing.constant import (
+    MAX_CHARS_IN_TRACE_INFO_METADATA,
+    TRACE_SCHEMA_VERSION,
+    TRUNCATION_SUFFIX,
+    SpanAttributeKey,
+    TraceTagKey,
+)
+from mlflow.tracing.utils import (
+    add_size_stats_to_trace_metadata,
+    dump_span_attribute_value,
+    generate_mlflow_trace_id_from_otel_trace_id,
+)
 from mlflow.tracing.utils.truncation import _get_truncated_preview
 
 from align_track.records import TraceRecord
+from align_track.schema import (
+    META_INFO_FINALIZED,
+    META_INPUTS,
+    META_OUTPUTS,
+    META_SCHEMA_VERSION,
+    META_SOURCE_RUN,
+    TRACE_TAG_RUN_ID,
+)
+from align_track.store.provenance import provenance
 from align_track.store.uri import store_kind
 
 BULK_TESTED_MLFLOW_VERSIONS = ("3.17.2",)
@@ -55,6 +76,9 @@ _CHUNK = 100
 
 _PARALLEL_CHUNKS = 4
 """Chunks in flight against a tracking server, where each is a round trip and a server transaction."""
+
+_TRACES_IN_FLIGHT = 8
+"""``start_trace`` requests of one write in flight against a tracking server (one per trace)."""
 
 _SIDE_EFFECT_ATTRIBUTES = frozenset({
     SpanAttributeKey.SESSION_ID,
@@ -80,12 +104,13 @@ def _new_span_id() -> int:
     return int.from_bytes(os.urandom(8), "big") or 1
 
 
-def _build_trace(record: TraceRecord, experiment_id: str) -> Trace:
-    """A finished trace with one OK root span, in the shape MLflow's OTLP span ingestion stores.
+def _build_trace(record: TraceRecord, experiment_id: str, run_id: str) -> Trace:
+    """A finished trace with one OK root span, its info as MLflow's ``start_span`` in an active run makes it.
 
-    Trace tags (the name and ``record.tags``) ride on the root span as ``mlflow.traceTag.<key>``
-    attributes, which is how ``log_spans`` (in process or through the server's ``/v1/traces``)
-    turns span attributes into tags. ``info`` holds what the bulk rows need (ids, times, previews).
+    Tags: the record's (``scene_id``), ``mlflow.runId`` and the name (``mlflow.traceName``).
+    Metadata: ``mlflow.sourceRun``, the schema version, who wrote it (``mlflow.user``,
+    ``mlflow.source.*``), the truncated inputs/outputs and the size stats, computed with MLflow's
+    own helpers. ``info`` is what ``start_trace`` sends and what the bulk rows are made of.
     """
     if record.end_ns < record.start_ns:
         raise ValueError(f"trace {record.name!r}: end_ns {record.end_ns} is before start_ns {record.start_ns}")
@@ -95,7 +120,7 @@ def _build_trace(record: TraceRecord, experiment_id: str) -> Trace:
     span_id = _new_span_id()
     trace_id = generate_mlflow_trace_id_from_otel_trace_id(otel_trace_id)
 
-    tags = {**record.tags, TraceTagKey.TRACE_NAME: record.name}
+    tags = {**record.tags, TRACE_TAG_RUN_ID: run_id, TraceTagKey.TRACE_NAME: record.name}
     # Record attributes first; MLflow's reserved keys win on a clash so the span stays readable.
     attributes = {key: dump_span_attribute_value(value) for key, value in record.attributes.items()}
     attributes.update({
@@ -105,9 +130,6 @@ def _build_trace(record: TraceRecord, experiment_id: str) -> Trace:
         SpanAttributeKey.INPUTS: dump_span_attribute_value(record.inputs),
         SpanAttributeKey.OUTPUTS: dump_span_attribute_value(record.outputs),
     })
-    attributes.update(
-        {SpanAttributeKey.TRACE_TAG_PREFIX + key: dump_span_attribute_value(value) for key, value in tags.items()}
-    )
     span = Span.from_dict({
         "trace_id": _b64(otel_trace_id.to_bytes(16, "big")),
         "span_id": _b64(span_id.to_bytes(8, "big")),
@@ -120,6 +142,13 @@ def _build_trace(record: TraceRecord, experiment_id: str) -> Trace:
         "attributes": attributes,
         "links": [],
     })
+    metadata = {
+        META_SCHEMA_VERSION: str(TRACE_SCHEMA_VERSION),
+        META_SOURCE_RUN: run_id,
+        **provenance(),
+        META_INPUTS: _truncate_metadata(attributes[SpanAttributeKey.INPUTS]),
+        META_OUTPUTS: _truncate_metadata(attributes[SpanAttributeKey.OUTPUTS]),
+    }
     info = TraceInfo(
         trace_id=trace_id,
         trace_location=TraceLocation.from_experiment_id(str(experiment_id)),
@@ -130,9 +159,19 @@ def _build_trace(record: TraceRecord, experiment_id: str) -> Trace:
         # As log_spans() derives them: from the root span's serialized inputs/outputs.
         request_preview=_get_truncated_preview(attributes[SpanAttributeKey.INPUTS], role="user"),
         response_preview=_get_truncated_preview(attributes[SpanAttributeKey.OUTPUTS], role="assistant"),
+        trace_metadata=metadata,
         tags=tags,
     )
-    return Trace(info=info, data=TraceData(spans=[span]))
+    trace = Trace(info=info, data=TraceData(spans=[span]))
+    add_size_stats_to_trace_metadata(trace)  # mlflow.trace.sizeBytes / sizeStats, as MLflow's exporter adds them
+    return trace
+
+
+def _truncate_metadata(value: str) -> str:
+    """``mlflow.traceInputs``/``traceOutputs`` as MLflow's span processor truncates them."""
+    if len(value) > MAX_CHARS_IN_TRACE_INFO_METADATA:
+        return value[: MAX_CHARS_IN_TRACE_INFO_METADATA - len(TRUNCATION_SUFFIX)] + TRUNCATION_SUFFIX
+    return value
 
 
 def _b64(raw: bytes) -> str:
@@ -157,37 +196,80 @@ def write_traces_public(
     Synchronous store calls only, so nothing is left in an async export queue when this returns,
     and no global MLflow state (tracking URI, active run/experiment, tracer) is touched.
     """
-    built = [_build_trace(record, experiment_id) for record in traces]
+    built = [_build_trace(record, experiment_id, run_id) for record in traces]
     _write_public(tracking_uri, str(experiment_id), run_id, built)
     return [trace.info.trace_id for trace in built]
 
 
 def _write_public(tracking_uri: str, experiment_id: str, run_id: str, built: list[Trace]) -> None:
-    """Per chunk: link the trace ids to the run, then one ``log_spans`` (the OTLP ``/v1/traces``
-    request on a server), which creates the traces with their spans, tags and previews.
+    """Per chunk of 100: link the trace ids to the run, create each trace with its info (tags and
+    metadata: one ``start_trace``, StartTraceV3 on a server, the only way a server stores metadata),
+    then one ``log_spans`` (the OTLP ``/v1/traces`` request on a server) with all the chunk's spans.
 
-    Linking first means a trace never exists unlinked: an interrupted write leaves at most links to
-    traces that were never created (invisible), never an orphan trace outside every run.
+    Against a server the ``start_trace`` calls go out :data:`_TRACES_IN_FLIGHT` at a time, and the
+    chunks of a run overlap. Linking first means a trace never exists unlinked: an interrupted write
+    leaves at most links to traces that were never created, or traces of the unfinished run (which
+    the next ingest deletes with it), never an orphan trace outside every run.
     """
     if not built:
         return
     client = TracingClient(tracking_uri)
+    remote = store_kind(tracking_uri) == "http"
+    pool = ThreadPoolExecutor(_TRACES_IN_FLIGHT, thread_name_prefix="align-track-traces") if remote else None
 
     def write(chunk: Sequence[Trace]) -> None:
         client.store.link_traces_to_run([trace.info.trace_id for trace in chunk], run_id)
-        client.log_spans(experiment_id, [span for trace in chunk for span in trace.data.spans])
+        if pool is None:
+            for trace in chunk:
+                client.store.start_trace(trace.info)
+        else:
+            for future in [pool.submit(client.store.start_trace, trace.info) for trace in chunk]:
+                future.result()
+        spans = [span for trace in chunk for span in trace.data.spans]
+        try:
+            client.log_spans(experiment_id, spans)
+        except NotImplementedError:  # a version probe that timed out on a busy server: ask again, once
+            if not _server_version_known(client.store):
+                raise
+            client.log_spans(experiment_id, spans)
+
+    if remote:
+        _server_version_known(client.store)
 
     chunks = list(_chunks(built, _CHUNK))
-    if len(chunks) == 1 or store_kind(tracking_uri) != "http":
-        for chunk in chunks:
-            write(chunk)
-        return
-    pool = ThreadPoolExecutor(_PARALLEL_CHUNKS, thread_name_prefix="align-track-traces")
     try:
-        for future in [pool.submit(write, chunk) for chunk in chunks]:
-            future.result()
-    finally:  # on a failure, do not start the queued calls: each would retry a dead server first
-        pool.shutdown(cancel_futures=True)
+        if pool is None or len(chunks) == 1:
+            for chunk in chunks:
+                write(chunk)
+            return
+        chunk_pool = ThreadPoolExecutor(_PARALLEL_CHUNKS, thread_name_prefix="align-track-chunks")
+        try:
+            for future in [chunk_pool.submit(write, chunk) for chunk in chunks]:
+                future.result()
+        finally:  # on a failure, do not start the queued calls: each would retry a dead server first
+            chunk_pool.shutdown(cancel_futures=True)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _server_version_known(store: Any, attempts: int = 5) -> bool:
+    """Make MLflow's cached answer to "which server version?" a real one; False if the server never says.
+
+    ``RestStore.log_spans`` asks the server's ``/version`` once per process, with a 3 s timeout, and caches a
+    failure for good: on a busy server (many StartTraceV3 requests in flight) one slow answer would make every
+    later ``log_spans`` of the process refuse. So ask before the traces go out, and ask again after a miss.
+    """
+    from mlflow.store.tracking.rest_store import RestStore
+
+    if not isinstance(store, RestStore):
+        return True
+    for attempt in range(attempts):
+        if RestStore._get_server_version(store.get_host_creds()) is not None:
+            return True
+        RestStore._get_server_version.cache_clear()
+        time.sleep(1 + attempt)
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,7 +312,7 @@ def write_traces_bulk(
     if not bulk_supported(tracking_uri):
         raise ValueError(f"bulk trace writing is not supported for {tracking_uri!r} with mlflow "
                          f"{_mlflow_version()}")
-    built = [_build_trace(record, experiment_id) for record in traces]
+    built = [_build_trace(record, experiment_id, run_id) for record in traces]
     if not _write_bulk(tracking_uri, str(experiment_id), run_id, built):
         raise ValueError("these records cannot be written in bulk (span attributes the store derives "
                          "columns from, or not an MLflow SQL store); use write_traces_public")
@@ -239,7 +321,7 @@ def write_traces_bulk(
 
 def write_traces(tracking_uri: str, experiment_id: str, run_id: str, traces: list[TraceRecord]) -> list[str]:
     """Bulk when supported (and the records allow it), else the public path; trace ids in order."""
-    built = [_build_trace(record, experiment_id) for record in traces]
+    built = [_build_trace(record, experiment_id, run_id) for record in traces]
     if not (bulk_supported(tracking_uri) and _write_bulk(tracking_uri, str(experiment_id), run_id, built)):
         _write_public(tracking_uri, str(experiment_id), run_id, built)
     return [trace.info.trace_id for trace in built]
@@ -270,7 +352,7 @@ def begin_write(conn: Any, db_type: str) -> None:
 
 def insert_traces(conn: Any, store: Any, experiment_id: str, run_id: str, traces: list[TraceRecord]) -> list[str]:
     """Insert ``traces`` for ``run_id`` inside the caller's transaction (see ``write_traces_bulk``)."""
-    built = [_build_trace(record, experiment_id) for record in traces]
+    built = [_build_trace(record, experiment_id, run_id) for record in traces]
     if not _insert_built(conn, experiment_id, run_id, built):
         raise ValueError("records carry span attributes the bulk path does not reproduce")
     return [trace.info.trace_id for trace in built]
@@ -300,6 +382,7 @@ def _insert_built(conn: Any, experiment_id: str, run_id: str, built: list[Trace]
         SqlExperiment,
         SqlSpan,
         SqlTraceInfo,
+        SqlTraceMetadata,
         SqlTraceTag,
     )
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
@@ -312,7 +395,10 @@ def _insert_built(conn: Any, experiment_id: str, run_id: str, built: list[Trace]
         return False
     if not built:
         return True
-    info_rows, tag_rows = _trace_rows(built, experiment_id)
+    trace_rows = _trace_rows(built, experiment_id)
+    if trace_rows is None:
+        return False
+    info_rows, tag_rows, metadata_rows = trace_rows
     # The experiment log_spans() looks up (for the trace's artifact-location tag), read in this
     # transaction: store.get_experiment() would cost a second transaction plus tag/retention
     # loading, ~5 ms a batch. A deleted experiment is refused, as MLflow's start_trace() does.
@@ -345,6 +431,7 @@ def _insert_built(conn: Any, experiment_id: str, run_id: str, built: list[Trace]
     )
     conn.execute(insert(SqlTraceInfo.__table__), info_rows)
     conn.execute(insert(SqlTraceTag.__table__), tag_rows)
+    conn.execute(insert(SqlTraceMetadata.__table__), metadata_rows)
     conn.execute(insert(SqlSpan.__table__), span_rows)
     conn.execute(insert(SqlEntityAssociation.__table__), _link_rows(built, run_id))
     return True
@@ -383,15 +470,30 @@ def _span_rows(built: list[Trace], experiment_id: str) -> list[dict[str, Any]] |
     return rows
 
 
-def _trace_rows(built: list[Trace], experiment_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """trace_info and trace_tags rows (less the artifact-location tag, which needs the experiment)
-    as log_spans() leaves them for a trace it creates from its root span."""
-    from mlflow.store.tracking.utils.trace_analytics import validate_trace_name
+def _trace_rows(
+    built: list[Trace], experiment_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """trace_info, trace_tags (less the artifact-location tag, which needs the experiment) and
+    trace_request_metadata rows as start_trace() then log_spans() leave them; None if the metadata
+    would fill analytics columns (token usage, cost, session) the bulk rows do not reproduce."""
+    from mlflow.store.tracking.utils.trace_analytics import (
+        PROMOTED_TRACE_METADATA_KEYS,
+        analytics_columns_from_metadata,
+        validate_trace_name,
+    )
     from mlflow.tracing.constant import SpansLocation
 
     info_rows: list[dict[str, Any]] = []
     tag_rows: list[dict[str, Any]] = []
+    metadata_rows: list[dict[str, Any]] = []
     for trace in built:
+        metadata = dict(trace.info.trace_metadata)
+        if analytics_columns_from_metadata(dict(metadata)) or PROMOTED_TRACE_METADATA_KEYS & set(metadata):
+            return None
+        metadata[META_INFO_FINALIZED] = "true"  # what start_trace() adds
+        metadata_rows.extend(
+            {"request_id": trace.info.trace_id, "key": k, "value": v} for k, v in sorted(metadata.items())
+        )
         info = trace.info
         trace_id = info.trace_id
         info_rows.append({
@@ -411,7 +513,7 @@ def _trace_rows(built: list[Trace], experiment_id: str) -> tuple[list[dict[str, 
         tags = {key: value for key, value in info.tags.items() if key != TraceTagKey.TRACE_NAME}
         tags[TraceTagKey.SPANS_LOCATION] = SpansLocation.TRACKING_STORE.value
         tag_rows.extend({"request_id": trace_id, "key": k, "value": v} for k, v in tags.items())
-    return info_rows, tag_rows
+    return info_rows, tag_rows, metadata_rows
 
 
 def _link_rows(built: list[Trace], run_id: str) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from pathlib import Path
 from tests.benchmarks.results import Figure, Results, best_of, seconds
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("ALIGN_TRACK_SHARED", REPO.parent / "shared"))  # a worktree elsewhere: set it
 NAIVE = SHARED / "bench" / "naive_ingest.py"
 MAKE_CORPUS = SHARED / "bench" / "make_corpus.py"
 REAL = SHARED / "real-experiments"

@@ -43,16 +43,16 @@ def naive_cmd(corpus: Path, uri: str, name: str, workers: int | None) -> list[st
 
 
 def server_floor(url: str, corpus: Path, chunks: int = 48, threads: int = 8) -> float:
-    """Milliseconds per trace for the server to link and store traces sent as align-track sends them (one
-    run link + one OTLP request per experiment's scenes), ``threads`` requests in flight, traces pre-built."""
+    """Milliseconds per trace for the server to link and store traces sent as align-track sends them (per
+    experiment's scenes: one run link, one StartTraceV3 per trace for its tags and metadata, one OTLP request),
+    ``threads`` experiments in flight, traces pre-built."""
     from concurrent.futures import ThreadPoolExecutor
 
     from mlflow import MlflowClient
-    from mlflow.tracing.client import TracingClient
 
     from align_track.ingest.folders import discover, read_config, read_files
     from align_track.ingest.mapping import build_run, identities
-    from align_track.store.trace_writer import _build_trace
+    from align_track.store.trace_writer import _build_trace, _write_public
 
     folder = discover(corpus)[0]
     identity = identities(read_config(corpus, folder))[0]
@@ -60,12 +60,10 @@ def server_floor(url: str, corpus: Path, chunks: int = 48, threads: int = 8) -> 
     client = MlflowClient(url)
     experiment_id = client.create_experiment(f"floor-{time.time_ns()}")
     run_id = client.create_run(experiment_id).info.run_id
-    batches = [[_build_trace(record, experiment_id) for record in records] for _ in range(chunks)]
-    tracing = TracingClient(url)
+    batches = [[_build_trace(record, experiment_id, run_id) for record in records] for _ in range(chunks)]
 
     def send(batch: list) -> None:
-        tracing.store.link_traces_to_run([trace.info.trace_id for trace in batch], run_id)
-        tracing.log_spans(experiment_id, [trace.data.spans[0] for trace in batch])
+        _write_public(url, experiment_id, run_id, batch)
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(send, batches[:threads]))  # connections, warm caches
@@ -125,7 +123,7 @@ def main() -> None:
             print("(the direct path's marginal cost is below the timing noise: use more --experiments)")
         floor = server_floor(server.url, corpora["N"])
         out.notes["server_floor_ms_per_trace"] = round(floor, 2)
-        print(f"server floor: {floor:.2f} ms per trace (run link + OTLP spans, 8 requests in flight) -> "
+        print(f"server floor: {floor:.2f} ms per trace (link, StartTraceV3 each, OTLP; 8 runs in flight) -> "
               f"about {marginal['naive'] * 1000 / floor:.1f}x at most over http, before runs and artifacts")
         first, _ = timed(align_track_cmd(corpora["2N"], server.url, "rerun-check", args.workers), cwd=work)
         again, _ = timed(align_track_cmd(corpora["2N"], server.url, "rerun-check", args.workers), cwd=work)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from align_track import schema
 from align_track.demo.generate import generate_demo
 from align_track.ingest.pipeline import ingest
 from align_track.store import run_writer, trace_writer
@@ -36,6 +37,12 @@ def test_bulk_and_public_paths_read_back_identically(tmp_path: Path, monkeypatch
         for tb, tp in zip(b["traces"], p["traces"], strict=True):
             assert tb == tp
             assert tb["tags"]["mlflow.traceName"] == tb["span"][0]  # named by its scene
+            # The full data model: every tag, metadata key, input, output and attribute the README lists.
+            assert tb["tags"]["scene_id"] == tb["span"][3]["scene_id"] == tb["span"][0]
+            assert tb["tags"]["mlflow.runId"] == tb["metadata"]["mlflow.sourceRun"] == "<run>"
+            assert set(tb["metadata"]) == set(schema.TRACE_METADATA)
+            assert set(tb["span"][3]) == set(schema.TRACE_INPUTS) and set(tb["span"][4]) == set(schema.TRACE_OUTPUTS)
+            assert None not in (tb["attributes"][schema.ATTR_SCENE_INDEX], tb["attributes"][schema.ATTR_ADM])
 
 
 def test_bulk_is_used_only_where_tested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -434,3 +434,23 @@ def test_basic_auth_server(pg_session_db: str, tmp_path: Path) -> None:
         for args in (("ingest", "--experiments-dir", str(tree)), ("search",)):
             result = run_align_track(*args, "--mlflow-uri", server.url, *name, env=bad)
             one_line_error(result, "refused access", "401")
+
+
+@pytest.mark.server
+@pytest.mark.postgres
+def test_plain_postgresql_uri_for_the_server_and_for_align_track(pg_db: str, tmp_path: Path) -> None:
+    """The README's ``mlflow server --backend-store-uri postgresql://...`` (psycopg 3, shipped) and
+    align-track's own commands on the same bare URI (and on ``postgresql+psycopg2://``) all work."""
+    bare = pg_db.replace("postgresql+psycopg2://", "postgresql://")
+    assert bare.startswith("postgresql://")
+    tree = tmp_path / "exps"
+    generate_demo(tree, experiments=2, scenes=2, seed=9)
+    with running_server(bare, tmp_path / "artifacts", tmp_path / "server.log") as server:
+        done = run_align_track("ingest", "--experiments-dir", str(tree), "--mlflow-uri", server.url)
+        assert done.returncode == 0, (done.stdout, done.stderr)
+    for uri in (bare, pg_db):  # read the server's database directly, with either driver
+        found = run_align_track("search", "--mlflow-uri", uri, "--format", "json")
+        assert found.returncode == 0, found.stderr
+        assert len(json.loads(found.stdout)) == len(list(tree.rglob("input_output.json")))
+    state = store_state(bare)
+    assert_converged(state, expected_keys=_keys_in(tree, tmp_path))

@@ -10,6 +10,7 @@ Run as a script for the speed comparison:  .venv/bin/python -m tests.store.test_
 from __future__ import annotations
 
 import base64
+import getpass
 import json
 import os
 import shutil
@@ -32,8 +33,10 @@ from mlflow.entities import SpanStatusCode, Trace, TraceState
 from mlflow.exceptions import MlflowException
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
+from align_track import schema
 from align_track.records import TraceRecord
 from align_track.store import trace_writer
+from align_track.store.provenance import provenance
 from align_track.store.trace_writer import (
     bulk_supported,
     delete_run_traces,
@@ -42,7 +45,9 @@ from align_track.store.trace_writer import (
     write_traces_public,
 )
 from tests.support.server_fixtures import pg_base, pg_unavailable
+from tests.support.upstream import write_trace_fluent
 
+GIT_METADATA_PREFIX = "mlflow.source.git."
 T0 = 1_760_000_000_123_456_789
 LONG = "Zwei Verletzte nach der Explosion – 日本語 ✓ " * 300  # > 10k chars, non-ASCII
 
@@ -173,7 +178,7 @@ def artifact_root(uri: str, experiment_id: str) -> str:
     return MlflowClient(uri).get_experiment(experiment_id).artifact_location
 
 
-def assert_matches_record(trace: Trace, record: TraceRecord, experiment_id: str) -> None:
+def assert_matches_record(trace: Trace, record: TraceRecord, experiment_id: str, run_id: str) -> None:
     """The stored trace carries exactly the record's content, as the README's data model says."""
     info = trace.info
     assert info.state == TraceState.OK
@@ -186,12 +191,22 @@ def assert_matches_record(trace: Trace, record: TraceRecord, experiment_id: str)
     assert tags.pop("mlflow.artifactLocation").endswith(f"/traces/{info.trace_id}/artifacts")
     assert tags == {
         **record.tags,
+        schema.TRACE_TAG_RUN_ID: run_id,
         "mlflow.traceName": record.name,
         "mlflow.trace.spansLocation": "TRACKING_STORE",
     }
-    # No trace metadata (the server takes it only through one StartTraceV3 request per trace);
-    # the run link is the entity association search_traces(run_id=...) matches (assert_same_traces).
-    assert info.trace_metadata == {}
+    metadata = info.trace_metadata
+    assert set(metadata) == set(schema.TRACE_METADATA)
+    assert metadata[schema.META_SOURCE_RUN] == run_id
+    assert metadata[schema.META_SCHEMA_VERSION] == "3"
+    assert {key: metadata[key] for key in schema.PROVENANCE} == provenance()
+    assert metadata[schema.USER] == getpass.getuser()
+    for key, value in ((schema.META_INPUTS, record.inputs), (schema.META_OUTPUTS, record.outputs)):
+        text = json.dumps(value, ensure_ascii=False)
+        assert metadata[key] == (text if len(text) <= 250 else text[:247] + "...")
+    stats = json.loads(metadata[schema.META_SIZE_STATS])
+    assert stats["num_spans"] == 1 and stats["total_size_bytes"] == int(metadata[schema.META_SIZE_BYTES]) > 0
+    assert metadata[schema.META_INFO_FINALIZED] == "true"
 
     [span] = trace.data.spans
     assert span.name == record.name
@@ -223,8 +238,8 @@ def assert_same_traces(
     for index, record in enumerate(RECORDS):
         got_a = MlflowClient(uri_a).get_trace(public_ids[index])
         got_b = MlflowClient(uri_b).get_trace(bulk_ids[index])
-        assert_matches_record(got_a, record, exp_a)
-        assert_matches_record(got_b, record, exp_b)
+        assert_matches_record(got_a, record, exp_a, run_a)
+        assert_matches_record(got_b, record, exp_b, run_b)
         assert canonical(got_a, run_a, root_a) == canonical(got_b, run_b, root_b), record.name
         # search_traces returns the same full traces as get_trace
         assert canonical(named_a[record.name], run_a, root_a) == canonical(got_a, run_a, root_a)
@@ -300,13 +315,57 @@ def test_bulk_writes_the_same_rows_as_the_store(store_a: tuple, store_b: tuple) 
     bulk_ids = write_traces_bulk(*store_b, RECORDS)
     rows_a = dump_rows(store_a[0], store_a[1], id_placeholders(*store_a, public_ids))
     rows_b = dump_rows(store_b[0], store_b[1], id_placeholders(*store_b, bulk_ids))
-    assert set(rows_a) == {"trace_info", "trace_tags", "spans", "entity_associations"}
+    assert set(rows_a) == {"trace_info", "trace_tags", "trace_request_metadata", "spans", "entity_associations"}
     assert rows_a["entity_associations"] == sorted(
         json.dumps(["trace", f"<trace{i}>", "run", "<run>"]) for i in range(len(RECORDS))
     )
     for table in rows_a:
         assert rows_a[table] == rows_b.get(table), table
     assert set(rows_b) == set(rows_a)
+
+
+def test_both_paths_write_what_mlflows_own_start_span_writes(store_a: tuple, store_b: tuple, template_db: Path,
+                                                             tmp_path: Path) -> None:
+    """The reference is MLflow's fluent path (``start_run`` + ``start_span``, as the upstream tool writes):
+    every tag, metadata key, input, output and attribute the writers store, and the same values."""
+    fluent_store = new_store(template_db, tmp_path / "fluent")
+    records = [RECORDS[0], RECORDS[1]]  # nested values with None, and > 250 chars (truncated metadata)
+    fluent_ids = write_trace_fluent(*fluent_store, records)
+    written = {"public": (store_a, write_traces_public(*store_a, records)),
+               "bulk": (store_b, write_traces_bulk(*store_b, records))}
+    for index, record in enumerate(records):
+        reference = MlflowClient(fluent_store[0]).get_trace(fluent_ids[index])
+        ref_info, [ref_span] = reference.info, reference.data.spans
+        for path, ((uri, experiment_id, run_id), ids) in written.items():
+            got = MlflowClient(uri).get_trace(ids[index])
+            info, [span] = got.info, got.data.spans
+            assert set(info.tags) == set(ref_info.tags), path
+            # MLflow also records the git commit/branch/URL of the writing process's working directory
+            # (empty outside a checkout); they say nothing about an experiment folder, so align-track leaves
+            # them out. Every other key is the same.
+            ref_keys = {k for k in ref_info.trace_metadata if not k.startswith(GIT_METADATA_PREFIX)}
+            assert set(info.trace_metadata) == ref_keys == set(schema.TRACE_METADATA), path
+            for key in (*record.tags, "mlflow.traceName", "mlflow.trace.spansLocation"):
+                assert info.tags[key] == ref_info.tags[key], (path, key)
+            assert info.tags[schema.TRACE_TAG_RUN_ID] == info.trace_metadata[schema.META_SOURCE_RUN] == run_id
+            assert ref_info.tags[schema.TRACE_TAG_RUN_ID] == ref_info.trace_metadata[schema.META_SOURCE_RUN] \
+                == fluent_store[2]
+            for key in (schema.META_SCHEMA_VERSION, schema.META_INPUTS, schema.META_OUTPUTS,
+                        schema.META_INFO_FINALIZED, *schema.PROVENANCE):
+                assert info.trace_metadata[key] == ref_info.trace_metadata[key], (path, key)
+            assert (info.request_preview, info.response_preview) == (ref_info.request_preview,
+                                                                     ref_info.response_preview), path
+            assert (span.name, span.inputs, span.outputs) == (ref_span.name, ref_span.inputs, ref_span.outputs)
+            assert {k: span.attributes[k] for k in record.attributes} == \
+                {k: ref_span.attributes.get(k) for k in record.attributes}, path
+            assert_matches_record(got, record, experiment_id, run_id)
+        # Found the same ways as MLflow's own traces: by run, by scene id tag, by name.
+        for uri, experiment_id, run_id in (fluent_store, store_a, store_b):
+            client = MlflowClient(uri)
+            assert len(client.search_traces(locations=[experiment_id], run_id=run_id)) == len(records)
+            hits = client.search_traces(locations=[experiment_id],
+                                        filter_string=f"tags.scene_id = '{record.tags['scene_id']}'")
+            assert len(hits) == 1
 
 
 def test_runs_are_kept_apart_and_delete_removes_only_one_run(store_b: tuple) -> None:
@@ -561,7 +620,7 @@ def test_web_ui_endpoints_see_bulk_traces_and_http_public_path_matches(store_b: 
         root = artifact_root(sql_uri, experiment_id)
         for http_id, bulk_id, record in zip(http_ids, bulk_ids, RECORDS, strict=True):
             over_http = MlflowClient(url).get_trace(http_id)
-            assert_matches_record(over_http, record, experiment_id)
+            assert_matches_record(over_http, record, experiment_id, http_run)
             assert canonical(over_http, http_run, root) == canonical(
                 MlflowClient(sql_uri).get_trace(bulk_id), run_id, root
             )

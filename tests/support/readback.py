@@ -12,7 +12,9 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from align_track import schema
 from align_track.store import run_writer
+from align_track.store.provenance import provenance
 from align_track.store.uri import DEFAULT_EXPERIMENT
 
 VOLATILE_TAGS = {"align_track.claim"}
@@ -34,19 +36,26 @@ def snapshot(uri: str) -> dict[str, Any]:
                                       return_type="list")
         trace_view = []
         # Every trace here was found by its run link (search_traces(run_id=...)).
-        for trace in sorted(traces, key=lambda t: t.data.spans[0].attributes["scene_index"]):
+        for trace in sorted(traces, key=lambda t: t.data.spans[0].attributes[schema.ATTR_SCENE_INDEX]):
             full = client.get_trace(trace.info.trace_id)
             span = full.data.spans[0]
+            run_id = run.info.run_id
+            # The run link in all three places the data model puts it; then one placeholder for it.
+            assert full.info.tags[schema.TRACE_TAG_RUN_ID] == run_id
+            assert full.info.trace_metadata[schema.META_SOURCE_RUN] == run_id
+            assert set(full.info.trace_metadata) == set(schema.TRACE_METADATA)
             trace_view.append({
-                "state": full.info.state, "tags": {k: v for k, v in full.info.tags.items()
+                "state": full.info.state, "tags": {k: "<run>" if v == run_id else v
+                                                   for k, v in full.info.tags.items()
                                                    if k != "mlflow.artifactLocation"},
-                "metadata": full.info.trace_metadata,
+                "metadata": {k: "<run>" if v == run_id else v for k, v in full.info.trace_metadata.items()},
                 "request_preview": full.info.request_preview, "response_preview": full.info.response_preview,
                 "span": (span.name, span.span_type, span.status.status_code, span.inputs, span.outputs,
-                         span.attributes.get("scene_index"), span.attributes.get("true_kdma_values"),
-                         span.attributes.get("chosen_action"), span.parent_id, len(full.data.spans)),
+                         span.parent_id, len(full.data.spans)),
+                "attributes": {k: span.attributes.get(k) for k in schema.TRACE_ATTRIBUTES},
                 "times": (span.start_time_ns, span.end_time_ns),
             })
+        assert {k: run.data.tags.get(k) for k in schema.PROVENANCE} == provenance()  # who ingested it
         out[key] = {
             "name": run.info.run_name, "status": run.info.status, "lifecycle": run.info.lifecycle_stage,
             "params": run.data.params, "metrics": run.data.metrics,
