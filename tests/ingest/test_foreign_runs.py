@@ -60,8 +60,9 @@ def test_upstream_runs_are_complete_runs_for_every_reader(upstream: tuple) -> No
     found = runner.invoke(main, ["search", "--mlflow-uri", uri, "--format", "json"])
     assert found.exit_code == 0, found.output
     assert {row["run_name"] for row in json.loads(found.output)} == names
+    folders = {record.tags[schema.TAG_PATH] for record in upstream_records(tree)}
     listed = runner.invoke(main, ["list-runs", "--mlflow-uri", uri])
-    assert listed.exit_code == 0 and all(name in listed.output for name in names), listed.output
+    assert listed.exit_code == 0 and all(folder in listed.output for folder in folders), listed.output
     report = runner.invoke(main, ["report", "--mlflow-uri", uri, "--values", "timing.total_seconds", "--agg", "count",
                                   "--format", "json", "-o", str(tree.parent / "report.json")])
     assert report.exit_code == 0, report.output
