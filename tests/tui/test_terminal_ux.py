@@ -67,7 +67,7 @@ async def test_runs_table_fits_80_columns_with_folder_filter_and_a_details_strip
         run = app.selection.run(app.runs_pane.current_run_id)
         folder = run.tags[TAG_PATH]
         details = static_text(app.runs_pane.query_one("#runs-details"))
-        for value in (run.params["adm"], run.params["alignment_target_id"], folder, run.run_id):
+        for value in (run.params["adm"], run.params["alignment_target_id"], folder, run.params["llm_backbone"]):
             assert value in details  # in full, whatever the column widths cut
         await pilot.press("slash", *folder[-8:])  # the folder's end (a time of day): matched by /
         await settle(pilot)

@@ -14,7 +14,7 @@ from textual.widgets import Input, Label, Static
 from align_track.query.textfit import printable
 from align_track.schema import RunSummary
 from align_track.tui.messages import CompareRuns, OpenRun
-from align_track.tui.models.runs import RUN_COLUMNS, STATE_WORD, RunsModel
+from align_track.tui.models.runs import RUN_COLUMNS, STATE_WORD, RunsModel, when
 from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.fast_input import FastInput
@@ -32,7 +32,7 @@ PLACEHOLDER = {
 
 
 def details_text(run: RunRow, state: str) -> Text:
-    """ADM · LLM, target · variant, folder, run id · state: the full values, wrapped, never cut."""
+    """ADM · LLM, target · variant, folder, state · when ingested: the full values, wrapped, never cut."""
     s = RunSummary.of(run)
     text = Text(no_wrap=False, overflow="fold")
 
@@ -50,10 +50,11 @@ def details_text(run: RunRow, state: str) -> Text:
     text.append("\n")
     field("folder", s.path)
     text.append("\n")
-    field("run", s.run_id)
-    text.append("  ")
     word = STATE_WORD.get(state, state)
     field("state", word, "bold yellow" if word != "done" else "green")
+    text.append("  ")
+    field("ingested", when(s.start_time))
+    text.append("  (y copies the run id)", "dim")
     return text
 
 
