@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -27,7 +28,7 @@ from align_track.store.runs_reader import (
     load_runs,
 )
 from align_track.store.sql_bulk import BulkResult, bulk_runs_supported, write_run_bulk
-from align_track.store.uri import StoreError, artifact_root_for, store_kind
+from align_track.store.uri import StoreError, artifact_root_for, check_sqlite_store, sqlite_path, store_kind
 
 
 def _process_start(pid: int) -> str:
@@ -66,6 +67,38 @@ def claim_is_alive(token: str | None, started_ms: int | None, lease_s: float = 9
     return started_ms is not None and (time.time() * 1000 - started_ms) < lease_s * 1000
 
 
+@contextmanager
+def store_setup_lock(tracking_uri: str) -> Iterator[None]:
+    """For a SQLite store: refuse a foreign file, then hold an exclusive lock on its directory.
+
+    MLflow creates its tables (and runs migrations) the first time a process opens a store, with
+    no guard against a second process doing the same: two ingests on a brand-new file crashed with
+    "table ... already exists". ``flock`` on the directory (no lock file left behind, no fd on the
+    database itself, whose close would drop SQLite's own POSIX locks) serialises that setup; the
+    lock goes with the process if it dies.
+    """
+    import fcntl
+
+    path = sqlite_path(tracking_uri) if store_kind(tracking_uri) == "sqlite" else None
+    if path is None:
+        yield
+        return
+    directory = path.resolve().parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError as exc:
+        raise StoreError(f"cannot use store directory {directory} ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        check_sqlite_store(path)
+        if not os.access(directory, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise StoreError(f"store {path} is not writable (check the permissions of {directory})")
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
 def bulk_enabled() -> bool:
     """``ALIGN_TRACK_BULK=0`` forces MLflow's public API everywhere (for comparison and debugging)."""
     return os.environ.get("ALIGN_TRACK_BULK", "1").lower() not in ("0", "false", "no")
@@ -83,10 +116,11 @@ class RunStore:
 
         self.tracking_uri = tracking_uri
         self.kind = store_kind(tracking_uri)
-        self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_name = experiment_name
-        self.experiment_id = self._experiment_id(create)
-        self.artifact_location = self.client.get_experiment(self.experiment_id).artifact_location
+        with store_setup_lock(tracking_uri):  # MLflow creates/migrates the schema on first use
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+            self.experiment_id = self._experiment_id(create)
+            self.artifact_location = self.client.get_experiment(self.experiment_id).artifact_location
         self.bulk = bulk_enabled() and bulk_runs_supported(tracking_uri, self.artifact_location)
 
     def _experiment_id(self, create: bool) -> str:
