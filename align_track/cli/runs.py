@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from align_track.cli.options import experiment_option, fail, mlflow_uri_option
+from align_track.errors import printable
 from align_track.query.select import DEFAULT_SCORE_METRIC, QueryError, QueryResult, RunQuery, metric_key
 from align_track.schema import METRIC_AVG_SECONDS, PARAM_NUM_SCENES, TAG_PATH, TAG_SOURCE, RunSummary
 from align_track.store.uri import StoreError
@@ -260,6 +261,11 @@ def experiment_folder(tags: dict[str, str], root: Path | None) -> Path | None:
     return Path(source) if source else None
 
 
+def _shown(value: str | None) -> str | None:
+    """A cell as the terminal may show it: names from folders can hold escape sequences."""
+    return printable(value) if value else None
+
+
 @click.command("list-runs")
 @mlflow_uri_option
 @experiment_option
@@ -281,8 +287,8 @@ def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm
         return
     if not (with_links or experiments_root is not None):
         summaries = [(RunSummary.of(r), r) for r in result.rows]
-        rows = [[s.run_name, s.adm or None, s.target or None, s.variant or None,
-                 _scenes(r.params.get(PARAM_NUM_SCENES)), s.path or None] for s, r in summaries]
+        rows = [[_shown(s.run_name), _shown(s.adm), _shown(s.target), _shown(s.variant),
+                 _scenes(r.params.get(PARAM_NUM_SCENES)), _shown(s.path)] for s, r in summaries]
         _print_table(["run", "ADM", "target", "variant", "scenes", "folder"], rows,
                      f"{len(rows)} runs in {experiment_name!r}")
         return
@@ -292,7 +298,7 @@ def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm
         folder = experiment_folder(r.tags, root)
         s = RunSummary.of(r)
         details = " · ".join(v for v in (s.adm, s.target, s.variant) if v)
-        click.echo(f"{r.run_name}  [{details} · {r.params.get(PARAM_NUM_SCENES, '?')} scenes]")
+        click.echo(printable(f"{r.run_name}  [{details} · {r.params.get(PARAM_NUM_SCENES, '?')} scenes]"))
         if folder is None:
             missing += 1
             click.echo("  # no folder recorded for this run: pass --experiments-root")
@@ -301,7 +307,7 @@ def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm
         if not folder.is_dir():
             missing += 1
             line += "  # MISSING: folder no longer exists"
-        click.echo(line)
+        click.echo(printable(line))  # a name with escape sequences is shown escaped, never interpreted
     if missing:
         click.echo(f"{missing} of {len(result.rows)} experiment folders not found", err=True)
 

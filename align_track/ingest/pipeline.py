@@ -8,6 +8,7 @@ CLI's progress bar and the TUI's pane render the same ingest.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import defaultdict
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from align_track.errors import one_line
+from align_track.errors import one_line, printable
 from align_track.ingest.folders import ExperimentConfig, ExperimentError, discover, read_config, read_files
 from align_track.ingest.mapping import RunIdentity, build_run, identities, run_fingerprint
 from align_track.ingest.reconcile import after_complete, lost_claim, plan
@@ -108,7 +109,16 @@ def ingest(
     http.prepare(uri)  # a dead server is a StoreError now, before seconds of importing mlflow
 
     from align_track.store.run_writer import RunStore, claim_is_alive, claim_token, with_retries
-    folders = discover(root)
+    problems: dict[Path, str] = {}
+    skipped_links: list[str] = []
+
+    def problem(path: Path, reason: str, is_error: bool) -> None:
+        if is_error:
+            problems[path] = f"{printable(str(path))}: {reason}"
+        else:
+            skipped_links.append(f"{printable(str(path))}: {reason}")
+
+    folders = discover(root, problem)
     me = claim_token()
 
     def alive(token: str | None, started_ms: int | None) -> bool:
@@ -122,6 +132,10 @@ def ingest(
             configs[folder] = read_config(root, folder)
         except ExperimentError as exc:
             errors[folder] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - whatever a hostile folder does, it fails alone
+            errors[folder] = f"{printable(str(folder))}: cannot read ({one_line(exc, with_type=True)})"
+    errors.update(problems)  # unreadable directories: reported as failures, never silently skipped
+    folders = folders + sorted(problems)
     ids = {folder: identities(cfg) for folder, cfg in configs.items()}
     variants = _variants([i for group in ids.values() for i in group])
 
@@ -134,12 +148,14 @@ def ingest(
         existing[row.tags[TAG_KEY]].append(row)
 
     emit(Event("planned", total=len(folders)))
+    for line in skipped_links:
+        notice(line)
     lock = threading.Lock()
     outcomes: list[Outcome] = []
     state = {"traces": 0, "store_failures": 0}
 
     def process(folder: Path) -> Outcome | None:
-        rel = configs[folder].rel_path if folder in configs else folder.relative_to(root).as_posix()
+        rel = printable(configs[folder].rel_path if folder in configs else os.path.relpath(folder, root))
         if cancel is not None and cancel.is_set():
             return None
         if folder in errors:
@@ -213,9 +229,9 @@ def _ingest_folder(store, config, folder_ids, variants, existing, force, alive, 
                 call(store.delete_run, run_id)
             statuses.append(SKIPPED if decision.action == "skip" else BUSY)
             continue
-        if files is None:
-            files = read_files(config.path)
-        record = build_run(identity, variant, files)
+        record = _map(config, identity, variant, files, notice)
+        files = record.files
+        record = record.run
         if store.bulk:
             result = call(store.write_run_bulk, record, force)
             if not result.written:  # another ingest committed the same experiment meanwhile
@@ -234,7 +250,7 @@ def _ingest_folder(store, config, folder_ids, variants, existing, force, alive, 
                     continue
                 call(store.write_traces, run_id, record)
                 call(store.mark_complete, run_id)
-            except KeyboardInterrupt:
+            except BaseException:  # interrupted or refused: no RUNNING half-run left visible if we can help it
                 _try(partial(store.delete_run, run_id))
                 raise
             for doomed in after_complete(run_id, call(store.runs_for_key, identity.key), alive):
@@ -244,6 +260,32 @@ def _ingest_folder(store, config, folder_ids, variants, existing, force, alive, 
         run_ids.append(run_id)
     status = next((s for s in (UPDATED, INGESTED, BUSY) if s in statuses), SKIPPED)
     return Outcome(config.rel_path, status, runs=len(run_ids), traces=written_traces, run_ids=run_ids)
+
+
+@dataclass
+class _Mapped:
+    run: object
+    files: object
+
+
+def _map(config, identity, variant, files, notice) -> _Mapped:
+    """Read (once per folder) and map: anything that goes wrong here is the folder's data, never the store."""
+    from align_track.store.limits import LimitError, fit_to_limits
+
+    rel = printable(config.rel_path)
+    try:
+        if files is None:
+            files = read_files(config.path)
+        record, warnings = fit_to_limits(build_run(identity, variant, files))
+    except ExperimentError:
+        raise
+    except LimitError as exc:
+        raise ExperimentError(config.path, str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a shape no rule foresaw: this folder fails, with the reason
+        raise ExperimentError(config.path, f"cannot map ({one_line(exc, with_type=True)})") from None
+    for warning in warnings:
+        notice(f"{rel}: {warning}")
+    return _Mapped(record, files)
 
 
 def _try(action: Callable[[], object]) -> None:
@@ -267,5 +309,5 @@ def summary_lines(summary: Summary) -> list[str]:
     if summary.cancelled:
         lines.append("cancelled: folders not reached are left for the next ingest")
     for failure in summary.failures:
-        lines.append(f"FAILED {failure.error}")
+        lines.append(f"FAILED {printable(failure.error or '')}")
     return lines

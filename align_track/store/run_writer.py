@@ -162,13 +162,23 @@ class RunStore:
 
     def create_run(self, record: RunRecord) -> str:
         """Create the run RUNNING with its claim, params, metrics, tags and artifacts (no traces yet)."""
-        from mlflow.entities import Metric, Param
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         now = int(time.time() * 1000)
         tags = dict(record.tags)
         tags[TAG_CLAIM] = claim_token()
         run = self.client.create_run(self.experiment_id, start_time=now, tags=tags, run_name=record.run_name)
+        run_id = run.info.run_id
+        try:
+            self._fill_run(run, record, now)
+        except BaseException:  # refused params, a lost server: no RUNNING half-run left behind if we can help it
+            _best_effort(partial(self.delete_run, run_id))
+            raise
+        return run_id
+
+    def _fill_run(self, run: Any, record: RunRecord, now: int) -> None:
+        from mlflow.entities import Metric, Param
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
         run_id = run.info.run_id
         calls = [partial(
             self.client.log_batch,
@@ -182,7 +192,6 @@ class RunStore:
         repo = get_artifact_repository(run.info.artifact_uri, tracking_uri=self.tracking_uri)
         calls += [partial(repo.log_artifact, a.path, a.artifact_dir or None) for a in record.artifacts]
         _call_all(calls, parallel=self.kind == "http")
-        return run_id
 
     def write_run_bulk(self, record: RunRecord, force: bool) -> BulkResult:
         """The whole run in one transaction (SQL stores only): complete or absent, never half."""
@@ -194,9 +203,14 @@ class RunStore:
         return len(record.traces)
 
     def mark_complete(self, run_id: str) -> None:
-        """The commit point: only now does the run count as ingested."""
-        self.client.set_tag(run_id, TAG_COMPLETE, "true")
+        """The commit point: only now does the run count as ingested.
+
+        FINISHED first, the complete tag last: a writer (or its server) killed between the two
+        leaves a FINISHED run without the tag, which the next ingest replaces. The other order left
+        a run tagged complete but RUNNING forever, which every later ingest skipped as done.
+        """
         self.client.set_terminated(run_id, "FINISHED")
+        self.client.set_tag(run_id, TAG_COMPLETE, "true")
 
     def delete_run(self, run_id: str) -> None:
         """Remove a replaced, withdrawn or half-written run together with its traces."""
@@ -233,6 +247,13 @@ def _row(run: Any) -> RunRow:
         metrics=dict(data.metrics),
         tags=dict(data.tags),
     )
+
+
+def _best_effort(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except BaseException:  # noqa: BLE001 - cleanup after a failure; the next ingest removes what is left
+        pass
 
 
 def with_retries(action: Callable[[], Any], on_wait: Callable[[str], None] | None = None,
