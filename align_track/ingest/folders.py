@@ -56,7 +56,7 @@ def discover(root: Path, on_problem: Callable[[Path, str, bool], None] | None = 
     is_error)`` with ``is_error`` True for an unreadable directory, False for a skipped symlink.
     """
     root = Path(root)
-    if not root.is_dir():
+    if not os.path.isdir(root):
         raise FileNotFoundError(f"experiments directory not found: {root}")
     report = on_problem or (lambda path, reason, is_error: None)
     found: list[Path] = []
