@@ -63,6 +63,10 @@ def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
         click.echo(lines[0])
     for line in lines[1:]:
         click.echo(line, err=True)
+    if summary.abandoned:  # threads still stuck in requests to a hung server: do not wait for them at exit
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     if summary.failures:
         sys.exit(1)
 

@@ -61,6 +61,8 @@ class Summary:
     outcomes: list[Outcome]
     seconds: float
     cancelled: bool = False
+    abandoned: bool = False
+    """Writes were still hanging on an unresponsive server when the ingest gave up on them."""
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -180,28 +182,76 @@ def ingest(
                        outcome=outcome, elapsed=time.perf_counter() - started))
 
     workers = workers or default_workers(uri)
-    if workers <= 1:
+    abandoned = False
+    if workers <= 1 and store.kind != "http":
         for folder in folders:
             outcome = process(folder)
             if outcome is None:
                 break
             record(outcome)
     else:
-        from concurrent.futures import ThreadPoolExecutor, as_completed
+        from concurrent.futures import ThreadPoolExecutor
 
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest")
+        from align_track.store.http import server_answers
+
+        def rel_of(folder: Path) -> str:
+            return printable(configs[folder].rel_path if folder in configs else os.path.relpath(folder, root))
+
+        pool = ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="ingest")
         try:
-            for future in as_completed([pool.submit(process, f) for f in folders]):
-                outcome = future.result()
+            futures = {pool.submit(process, f): f for f in folders}
+            probe = partial(server_answers, uri) if store.kind == "http" else None
+            for future, outcome in _watch(futures, probe, notice):
                 if outcome is not None:
                     record(outcome)
+                elif future is not None:  # given up on: the server stopped answering
+                    abandoned = True
+                    rel = rel_of(futures[future])
+                    what = "not attempted" if future.cancel() else "not finished (a rerun finishes it)"
+                    record(Outcome(rel, FAILED, error=f"{rel}: {what}, the store stopped answering"))
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            # A hung request cannot be interrupted: leave its thread behind rather than wait for it.
+            pool.shutdown(wait=not abandoned, cancel_futures=True)
     cancelled = cancel is not None and cancel.is_set() and len(outcomes) < len(folders)
-    summary = Summary(outcomes, time.perf_counter() - started, cancelled)
+    summary = Summary(outcomes, time.perf_counter() - started, cancelled, abandoned)
     emit(Event("done", total=len(folders), done=len(outcomes), scenes=summary.traces,
                elapsed=summary.seconds))
     return summary
+
+
+STALL_SECONDS = 8.0
+"""No folder finished for this long: ask the server whether it still answers (``/health``, 5 s)."""
+
+
+def _watch(futures: dict, probe: Callable[[], bool] | None, notice: Callable[[str], None]):
+    """Yield ``(future, outcome)`` as folders finish; when a server has stopped answering (no folder
+    done for :data:`STALL_SECONDS` and two health probes in a row unanswered) yield ``(future, None)``
+    for every folder left, so the ingest ends in ~25 s instead of waiting out MLflow's retries
+    (4 attempts x 60 s per request). A slow but answering server is waited for, however long."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending = set(futures)
+    last_done = time.monotonic()
+    strikes = 0
+    while pending:
+        done, pending = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
+        for future in done:
+            yield future, future.result()
+        if done:
+            last_done, strikes = time.monotonic(), 0
+            continue
+        if probe is None or time.monotonic() - last_done < STALL_SECONDS:
+            continue
+        if probe():
+            last_done, strikes = time.monotonic(), 0
+            continue
+        strikes += 1
+        notice("the tracking server is not answering" + ("; giving up" if strikes >= 2 else ""))
+        if strikes >= 2:
+            order = {future: index for index, future in enumerate(futures)}
+            for future in sorted(pending, key=order.__getitem__):
+                yield future, None
+            return
 
 
 def _variants(all_ids: list[RunIdentity]) -> dict[str, str]:
@@ -308,6 +358,8 @@ def summary_lines(summary: Summary) -> list[str]:
     ]
     if summary.cancelled:
         lines.append("cancelled: folders not reached are left for the next ingest")
+    if summary.abandoned:
+        lines.append("the tracking server stopped answering: rerun once it is back to finish the folders below")
     for failure in summary.failures:
         lines.append(f"FAILED {printable(failure.error or '')}")
     return lines
