@@ -27,7 +27,7 @@ from align_track.store.runs_reader import (
     get_experiment_id,
     load_runs,
 )
-from align_track.store.sql_bulk import BulkResult, bulk_runs_supported, write_run_bulk
+from align_track.store.sql_bulk import BulkResult, bulk_runs_supported, sweep_orphans, write_run_bulk
 from align_track.store.uri import StoreError, artifact_root_for, check_sqlite_store, sqlite_path, store_kind
 
 
@@ -122,6 +122,8 @@ class RunStore:
             self.experiment_id = self._experiment_id(create)
             self.artifact_location = self.client.get_experiment(self.experiment_id).artifact_location
         self.bulk = bulk_enabled() and bulk_runs_supported(tracking_uri, self.artifact_location)
+        if self.bulk:  # artifact folders of bulk writers killed mid-write (kill -9, power loss)
+            sweep_orphans(tracking_uri, self.artifact_location, claim_is_alive)
 
     def _experiment_id(self, create: bool) -> str:
         try:

@@ -154,3 +154,44 @@ def test_unwritable_store_directory_is_one_line(tmp_path: Path) -> None:
         assert list(store.iterdir()) == []
     finally:
         shutil.rmtree(base)
+
+
+def test_kill_9_during_a_sqlite_write_leaves_no_orphan_artifact_folder(tmp_path: Path) -> None:
+    """The writer copies a run's files, then waits for the write lock (held here): killed right there,
+    its folder has no run row. The next ingest removes it and writes every run once."""
+    from align_track.store.run_writer import RunStore
+
+    db = tmp_path / "store" / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    tree = tmp_path / "exps"
+    generate_demo(tree, experiments=3, scenes=2, seed=2)
+    RunStore(uri, "killed")
+    artifacts = db.parent / "artifacts"
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the writer will copy its files, then wait on this lock
+    proc = subprocess.Popen(align_track_cmd("ingest", "--experiments-dir", str(tree), "--mlflow-uri", uri,
+                                            "--experiment-name", "killed"),
+                            env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(artifacts.glob("*/artifacts/input_output.json")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the writer never copied a file"
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    orphans = [p.parent.name for p in artifacts.glob("*/artifacts")]
+    assert orphans, "the kill left nothing to clean up: the test did not reproduce the crash"
+
+    result = run_align_track("ingest", "--experiments-dir", str(tree), "--mlflow-uri", uri,
+                             "--experiment-name", "killed")
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    with sqlite3.connect(db) as conn:
+        run_ids = {row[0] for row in conn.execute("SELECT run_uuid FROM runs")}
+    folders = {p.parent.name for p in artifacts.glob("*/artifacts")}
+    assert folders == run_ids, (folders - run_ids, run_ids - folders)
+    assert not set(orphans) & folders
+    assert not list(artifacts.glob("*/.align-track-writing"))
