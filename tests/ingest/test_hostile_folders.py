@@ -131,6 +131,10 @@ def test_each_hostile_folder_fails_alone_with_file_and_reason(tmp_path: Path) ->
     with sqlite3.connect(db) as conn:
         (llm,) = conn.execute("SELECT value FROM params WHERE key = 'llm_backbone' AND length(value) > 100").fetchone()
     assert llm == "m" * 6000
+    listed = subprocess.run(align_track_cmd("list-runs", "--mlflow-uri", f"sqlite:///{db}"), env=cli_env(),
+                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert listed.returncode == 0, listed.stderr
+    assert ESC not in listed.stdout + listed.stderr and "\\x1b[31mred" in listed.stdout, listed.stdout
     # Nothing the leaky symlink pointed at was published.
     assert not any("s3cret" in p.read_text(errors="ignore") for p in (db.parent / "artifacts").rglob("*")
                    if p.is_file())
