@@ -108,8 +108,11 @@ def read_bytes(path: Path, folder: Path | None = None) -> bytes:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ExperimentError(path, "not a regular file (a FIFO, device or socket); refused")
-        data = handle.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
+        # Sized by fstat, not by the limit: read(limit) would allocate the whole limit up front.
+        data = handle.read(st.st_size + 1) if st.st_size <= MAX_FILE_BYTES else b""
+        if len(data) > st.st_size:  # still growing (align-system rewrites it): read the rest, up to the limit
+            data += handle.read(MAX_FILE_BYTES + 1 - len(data))
+    if st.st_size > MAX_FILE_BYTES or len(data) > MAX_FILE_BYTES:
         raise ExperimentError(path, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; refused "
                                     "(ALIGN_TRACK_MAX_FILE_MB raises the limit)")
     return data

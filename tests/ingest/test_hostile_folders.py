@@ -105,9 +105,34 @@ def _hostile_tree(root: Path, outside: Path) -> dict[str, str]:
     return expected
 
 
+def _remove_deep(top: Path) -> None:
+    """Delete a tree bottom-up without recursion: shutil.rmtree (and so pytest's cleanup of old temp dirs)
+    hits Python's recursion limit on the 1,050-level tree and would fail every later pytest session."""
+    stack, order = [str(top)], []
+    while stack:
+        folder = stack.pop()
+        order.append(folder)
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    os.unlink(entry.path)
+    for folder in reversed(order):
+        os.rmdir(folder)
+
+
 def test_each_hostile_folder_fails_alone_with_file_and_reason(tmp_path: Path) -> None:
     root, outside = tmp_path / "exps", tmp_path / "outside"
     outside.mkdir()
+    try:
+        _each_hostile_folder_fails_alone(tmp_path, root, outside)
+    finally:
+        if (root / "odd" / "deep").exists():
+            _remove_deep(root / "odd" / "deep")
+
+
+def _each_hostile_folder_fails_alone(tmp_path: Path, root: Path, outside: Path) -> None:
     expected = _hostile_tree(root, outside)
     db = tmp_path / "store" / "mlflow.db"
     result = _ingest(root, f"sqlite:///{db}")
@@ -178,3 +203,16 @@ def _unreadable_case(tmp_path: Path) -> None:
     assert any("hidden_hydra/.hydra/config.yaml: cannot read" in line for line in failed), failed
     assert any(line.endswith("locked: cannot read directory (Permission denied)") for line in failed), failed
     assert _complete_paths(store / "mlflow.db") == ["good"]
+
+
+def test_a_file_over_the_size_limit_is_refused_not_loaded(tmp_path: Path) -> None:
+    root = tmp_path / "exps"
+    write_experiment(root / "small")
+    big = [scene(f"S{i}") for i in range(1200)]  # ~2 MB of scenes
+    write_experiment(root / "big", scenes=big, timing=False)
+    db = tmp_path / "store" / "mlflow.db"
+    result = _ingest(root, f"sqlite:///{db}", env=cli_env(ALIGN_TRACK_MAX_FILE_MB="1"))
+    assert result.returncode == 1, result.stderr
+    assert (root / "big" / "input_output.json").stat().st_size > 1024 * 1024
+    assert any("big/input_output.json: larger than 1 MB; refused" in line for line in _failed_lines(result.stderr))
+    assert _complete_paths(db) == ["small"]
