@@ -202,13 +202,13 @@ def ingest(
             futures = {pool.submit(process, f): f for f in folders}
             probe = partial(server_answers, uri) if store.kind == "http" else None
             for future, outcome in _watch(futures, probe, notice):
-                if outcome is not None:
-                    record(outcome)
-                elif future is not None:  # given up on: the server stopped answering
+                if outcome is _GAVE_UP:  # the server stopped answering
                     abandoned = True
                     rel = rel_of(futures[future])
                     what = "not attempted" if future.cancel() else "not finished (a rerun finishes it)"
                     record(Outcome(rel, FAILED, error=f"{rel}: {what}, the store stopped answering"))
+                elif outcome is not None:  # None: cancelled before it started
+                    record(outcome)
         finally:
             # A hung request cannot be interrupted: leave its thread behind rather than wait for it.
             pool.shutdown(wait=not abandoned, cancel_futures=True)
@@ -219,13 +219,16 @@ def ingest(
     return summary
 
 
+_GAVE_UP = object()
+"""What :func:`_watch` yields for a folder still pending when the server stopped answering."""
+
 STALL_SECONDS = 8.0
 """No folder finished for this long: ask the server whether it still answers (``/health``, 5 s)."""
 
 
 def _watch(futures: dict, probe: Callable[[], bool] | None, notice: Callable[[str], None]):
     """Yield ``(future, outcome)`` as folders finish; when a server has stopped answering (no folder
-    done for :data:`STALL_SECONDS` and two health probes in a row unanswered) yield ``(future, None)``
+    done for :data:`STALL_SECONDS` and two health probes in a row unanswered) yield ``(future, _GAVE_UP)``
     for every folder left, so the ingest ends in ~25 s instead of waiting out MLflow's retries
     (4 attempts x 60 s per request). A slow but answering server is waited for, however long."""
     from concurrent.futures import FIRST_COMPLETED, wait
@@ -250,7 +253,7 @@ def _watch(futures: dict, probe: Callable[[], bool] | None, notice: Callable[[st
         if strikes >= 2:
             order = {future: index for index, future in enumerate(futures)}
             for future in sorted(pending, key=order.__getitem__):
-                yield future, None
+                yield future, _GAVE_UP
             return
 
 
