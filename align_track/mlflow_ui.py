@@ -69,6 +69,8 @@ class UiServer:
     url: str
     process: subprocess.Popen | None
     log_path: Path | None = None
+    watchdog: subprocess.Popen | None = None
+    """Stops the server if we die without calling :func:`stop_ui`; stopped by it otherwise."""
 
     @property
     def owned(self) -> bool:
@@ -213,8 +215,8 @@ def start_ui(
             env=env,
             start_new_session=True,  # own session and process group: stop_ui kills every worker
         )
-    server = UiServer(host=host, port=port, url=_url(host, port), process=process, log_path=log_path)
-    _start_watchdog(process.pid)
+    server = UiServer(host=host, port=port, url=_url(host, port), process=process, log_path=log_path,
+                      watchdog=_start_watchdog(process.pid))
     try:
         _wait_healthy(server, timeout)
     except BaseException:
@@ -223,7 +225,7 @@ def start_ui(
     return server
 
 
-def _start_watchdog(pgid: int) -> None:
+def _start_watchdog(pgid: int) -> subprocess.Popen:
     """A tiny process that stops the server's session when we die without calling ``stop_ui``.
 
     The server has its own session (so Ctrl-C in the terminal reaches us, not its workers), which
@@ -234,9 +236,9 @@ def _start_watchdog(pgid: int) -> None:
     """
     me = os.getpid()
     code = f"from align_track.mlflow_ui import _watchdog; _watchdog({me}, {_process_start(me)!r}, {pgid})"
-    subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
-                     env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
+    return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+                            env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
 
 
 def _process_start(pid: int) -> str:
@@ -381,6 +383,10 @@ def stop_ui(server: UiServer, timeout: float = 10) -> None:
             _wait_gone(server, pgid, time.monotonic() + 5)
     for d in huey_dirs:
         shutil.rmtree(d, ignore_errors=True)
+    if server.watchdog is not None and server.watchdog.poll() is None:  # nothing left for it to watch
+        server.watchdog.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.watchdog.wait(timeout=5)
     deadline = time.monotonic() + 5
     while not port_is_free(server.host, server.port) and time.monotonic() < deadline:
         time.sleep(0.1)
