@@ -10,3 +10,20 @@ def one_line(exc: BaseException, with_type: bool = False, limit: int = 300) -> s
     if with_type:
         return f"{type(exc).__name__}: {first}"[:limit]
     return (first or type(exc).__name__)[:limit]
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters (ESC, CR, ...) and bytes that were
+    not UTF-8 (surrogate escapes from the file system) shown as ``\\x..`` escapes, never interpreted."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if code < 0x20 or 0x7F <= code < 0xA0:
+            out.append(f"\\x{code:02x}")
+        elif 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for an undecodable byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)

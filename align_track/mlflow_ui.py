@@ -69,6 +69,8 @@ class UiServer:
     url: str
     process: subprocess.Popen | None
     log_path: Path | None = None
+    watchdog: subprocess.Popen | None = None
+    """Stops the server if we die without calling :func:`stop_ui`; stopped by it otherwise."""
 
     @property
     def owned(self) -> bool:
@@ -213,13 +215,61 @@ def start_ui(
             env=env,
             start_new_session=True,  # own session and process group: stop_ui kills every worker
         )
-    server = UiServer(host=host, port=port, url=_url(host, port), process=process, log_path=log_path)
+    server = UiServer(host=host, port=port, url=_url(host, port), process=process, log_path=log_path,
+                      watchdog=_start_watchdog(process.pid))
     try:
         _wait_healthy(server, timeout)
     except BaseException:
         stop_ui(server, timeout=5)
         raise
     return server
+
+
+def _start_watchdog(pgid: int) -> subprocess.Popen:
+    """A tiny process that stops the server's session when we die without calling ``stop_ui``.
+
+    The server has its own session (so Ctrl-C in the terminal reaches us, not its workers), which
+    also means a closed terminal (SIGHUP), ``tmux kill-session``, a lost SSH connection or
+    ``kill -9`` of the TUI would leave it running on its port. PR_SET_PDEATHSIG is no help: it
+    fires when the *thread* that started the child ends (the TUI starts it from a worker thread).
+    The watchdog, in a session of its own too, polls our pid and exits once the server is gone.
+    """
+    me = os.getpid()
+    code = f"from align_track.mlflow_ui import _watchdog; _watchdog({me}, {_process_start(me)!r}, {pgid})"
+    return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+                            env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
+
+
+def _process_start(pid: int) -> str:
+    """The start time of ``pid`` from /proc ('' where unknown): a reused pid is not our parent."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def _watchdog(parent: int, parent_start: str, pgid: int, interval: float = 0.5) -> None:
+    """Run in the watchdog process: wait for ``parent`` to die, then stop the server session ``pgid``."""
+    while _group_alive(pgid):
+        try:
+            os.kill(parent, 0)
+            alive = _process_start(parent) in ("", parent_start)
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        if not alive:
+            members = list(_session_members(pgid))
+            _signal_all(pgid, members, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _group_alive(pgid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            _signal_all(pgid, list(_session_members(pgid)), signal.SIGKILL)
+            for d in _huey_dirs(members):
+                shutil.rmtree(d, ignore_errors=True)
+            return
+        time.sleep(interval)
 
 
 def _wait_healthy(server: UiServer, timeout: float) -> None:
@@ -333,6 +383,10 @@ def stop_ui(server: UiServer, timeout: float = 10) -> None:
             _wait_gone(server, pgid, time.monotonic() + 5)
     for d in huey_dirs:
         shutil.rmtree(d, ignore_errors=True)
+    if server.watchdog is not None and server.watchdog.poll() is None:  # nothing left for it to watch
+        server.watchdog.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.watchdog.wait(timeout=5)
     deadline = time.monotonic() + 5
     while not port_is_free(server.host, server.port) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -6,6 +6,7 @@ inside the command that needs them, so ``align-track --help`` answers at once.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import click
 
 from align_track.cli import runs as cli_query
 from align_track.cli.options import experiment_option, fail, mlflow_uri_option
+from align_track.errors import printable
 from align_track.store.uri import StoreError
 
 
@@ -38,8 +40,8 @@ def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
     Unchanged experiments are skipped, changed ones replaced; exits 1 if any
     experiment failed (each failure is listed with its file and reason).
     """
-    if not experiments_dir.is_dir():
-        fail(f"experiments directory not found: {experiments_dir}")
+    if not os.path.isdir(experiments_dir) or not os.access(experiments_dir, os.R_OK | os.X_OK):
+        fail(f"experiments directory not found or not readable: {printable(str(experiments_dir))}")
     from align_track.cli.progress import make_reporter
     from align_track.ingest.pipeline import ingest as run_ingest
     from align_track.ingest.pipeline import summary_lines
@@ -61,6 +63,10 @@ def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
         click.echo(lines[0])
     for line in lines[1:]:
         click.echo(line, err=True)
+    if summary.abandoned:  # threads still stuck in requests to a hung server: do not wait for them at exit
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     if summary.failures:
         sys.exit(1)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from align_track.errors import printable
 from align_track.ingest.pipeline import FAILED, Event
 
 
@@ -18,12 +19,13 @@ class PlainProgress:
         if event.kind == "planned":
             print(f"found {event.total} experiment folders", file=self.stream, flush=True)
         elif event.kind == "message":
-            print(f"note: {event.message}", file=self.stream, flush=True)
+            print(f"note: {printable(event.message)}", file=self.stream, flush=True)
         elif event.kind == "experiment" and event.outcome is not None:
             o = event.outcome
             rate = event.scenes / event.elapsed if event.elapsed > 0 else 0.0
-            extra = f" ({o.error})" if o.status == FAILED else f" traces={o.traces}" if o.traces else ""
-            print(f"[{event.done}/{event.total}] {o.status:8} {o.path}{extra}  scenes/s={rate:.0f}",
+            traces = f" traces={o.traces}" if o.traces else ""
+            extra = f" ({printable(o.error or '')})" if o.status == FAILED else traces
+            print(f"[{event.done}/{event.total}] {o.status:8} {printable(o.path)}{extra}  scenes/s={rate:.0f}",
                   file=self.stream, flush=True)
 
     def close(self) -> None:
@@ -61,16 +63,18 @@ class RichProgress:
         self.task = None
 
     def __call__(self, event: Event) -> None:
+        from rich.markup import escape
+
         if event.kind == "planned":
             self.progress.start()
             self.task = self.progress.add_task("ingest", total=event.total, scenes=0, rate="-")
         elif event.kind == "message":
-            self.console.print(f"[yellow]note:[/] {event.message}")
+            self.console.print(f"[yellow]note:[/] {escape(printable(event.message))}")
         elif event.kind == "experiment" and self.task is not None:
             rate = f"{event.scenes / event.elapsed:.0f}" if event.elapsed > 0 else "-"
             self.progress.update(self.task, completed=event.done, scenes=event.scenes, rate=rate)
             if event.outcome is not None and event.outcome.status == FAILED:
-                self.progress.console.print(f"[red]failed[/] {event.outcome.error}")
+                self.progress.console.print(f"[red]failed[/] {escape(printable(event.outcome.error or ''))}")
 
     def close(self) -> None:
         self.progress.stop()

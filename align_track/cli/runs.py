@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from align_track.cli.options import experiment_option, fail, mlflow_uri_option
+from align_track.errors import printable
 from align_track.query.formats import EXPORT_FORMATS, IMAGE_FORMATS, REPORT_FORMATS, format_for, suffixes
 from align_track.query.select import DEFAULT_SCORE_METRIC, QueryError, QueryResult, RunQuery, metric_key
 from align_track.schema import (
@@ -137,8 +138,9 @@ def _print_table(header: Sequence[str], rows: list[list[Any]], title: str, dropp
         from rich.console import Console
         from rich.table import Table
 
+        from align_track.errors import printable
         from align_track.query.report import _text
-        from align_track.query.textfit import cut_middle, fit_widths, printable
+        from align_track.query.textfit import cut_middle, fit_widths
 
         console = Console()
         header = list(header)
@@ -167,8 +169,8 @@ def _print_table(header: Sequence[str], rows: list[list[Any]], title: str, dropp
             table.add_row(*(cut_middle(c, widths[i]) for i, c in enumerate(row)))
         console.print(table)
     else:
+        from align_track.errors import printable
         from align_track.query.report import plain_table
-        from align_track.query.textfit import printable
 
         click.echo(plain_table(header, [[printable(v) if isinstance(v, str) else v for v in row] for row in rows]))
 
@@ -365,6 +367,11 @@ def experiment_folder(tags: dict[str, str], root: Path | None) -> Path | None:
     return Path(source) if source else None
 
 
+def _shown(value: str | None) -> str | None:
+    """A cell as the terminal may show it: names from folders can hold escape sequences."""
+    return printable(value) if value else None
+
+
 @click.command("list-runs")
 @mlflow_uri_option
 @experiment_option
@@ -399,7 +406,7 @@ def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm
         folder = experiment_folder(r.tags, root)
         s = RunSummary.of(r)
         details = " · ".join(v for v in (s.adm, s.target, s.variant) if v)
-        click.echo(f"{r.run_name}  [{details} · {r.params.get(PARAM_NUM_SCENES, '?')} scenes]")
+        click.echo(printable(f"{r.run_name}  [{details} · {r.params.get(PARAM_NUM_SCENES, '?')} scenes]"))
         if folder is None:
             missing += 1
             click.echo("  # no folder recorded for this run: pass --experiments-root")
@@ -408,7 +415,7 @@ def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm
         if not folder.is_dir():
             missing += 1
             line += "  # MISSING: folder no longer exists"
-        click.echo(line)
+        click.echo(printable(line))  # a name with escape sequences is shown escaped, never interpreted
     if missing:
         click.echo(f"{missing} of {len(result.rows)} experiment folders not found", err=True)
 

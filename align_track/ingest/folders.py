@@ -12,11 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from align_track.errors import printable
 
 try:  # the C loader is ~10x faster on the 12 KB pipeline configs
     _YamlLoader: Any = yaml.CSafeLoader
@@ -29,33 +33,89 @@ MARKER = "input_output.json"
 WATCHED_FILES = ("input_output.json", "timing.json", "scores.json", ".hydra/config.yaml", ".hydra/hydra.yaml")
 
 
+MAX_FILE_BYTES = int(os.environ.get("ALIGN_TRACK_MAX_FILE_MB", "1024")) * 1024 * 1024
+"""Largest file read (1 GiB unless ``ALIGN_TRACK_MAX_FILE_MB`` says otherwise): a bigger one is refused, not loaded."""
+
+
 class ExperimentError(Exception):
     """An experiment folder that cannot be ingested; the message names the file and the reason."""
 
     def __init__(self, path: Path, reason: str):
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"{printable(str(path))}: {reason}")
         self.path = path
         self.reason = reason
 
 
-def discover(root: Path) -> list[Path]:
+def discover(root: Path, on_problem: Callable[[Path, str, bool], None] | None = None) -> list[Path]:
     """Every folder below ``root`` holding input_output.json, sorted, skipping OUTDATED ones.
 
     Only the part of the path below ``root`` is checked for OUTDATED, so a root
-    that itself lives under an OUTDATED folder still works.
+    that itself lives under an OUTDATED folder still works. Walks with an explicit stack (a tree
+    thousands of levels deep is fine), never follows a symlinked directory (the same run folder
+    reached twice would be two runs), and reports what it cannot enter: ``on_problem(path, reason,
+    is_error)`` with ``is_error`` True for an unreadable directory, False for a skipped symlink.
     """
     root = Path(root)
-    if not root.is_dir():
+    if not os.path.isdir(root):
         raise FileNotFoundError(f"experiments directory not found: {root}")
+    report = on_problem or (lambda path, reason, is_error: None)
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = os.path.relpath(dirpath, root)
-        dirnames[:] = sorted(d for d in dirnames if "outdated" not in d.lower())
-        if rel != "." and "outdated" in rel.lower():
+    stack = [str(root)]
+    while stack:
+        dirpath = stack.pop()
+        try:
+            with os.scandir(dirpath) as entries:
+                listing = list(entries)
+        except OSError as exc:
+            report(Path(dirpath), f"cannot read directory ({exc.strerror or exc})", True)
             continue
-        if MARKER in filenames:
-            found.append(Path(dirpath))
+        for entry in listing:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if "outdated" not in entry.name.lower():
+                        stack.append(entry.path)
+                elif entry.is_symlink() and entry.is_dir():
+                    if "outdated" not in entry.name.lower():
+                        report(Path(entry.path), "symlinked directory not followed (ingest its target directly)",
+                               False)
+                elif entry.name == MARKER:
+                    found.append(Path(dirpath))
+            except OSError as exc:
+                report(Path(entry.path), f"cannot read ({exc.strerror or exc})", True)
     return sorted(found)
+
+
+def inside_folder(folder: Path, path: Path) -> bool:
+    """True when ``path`` (after following every symlink) is inside the run folder ``folder``."""
+    base = os.path.realpath(folder)
+    return os.path.realpath(path).startswith(base.rstrip(os.sep) + os.sep)
+
+
+def read_bytes(path: Path, folder: Path | None = None) -> bytes:
+    """A file's bytes, refusing what would leak, hang or exhaust memory.
+
+    A symlink leaving the run folder ``folder`` is not followed (its target is not the run's to
+    publish); a FIFO, device or socket is refused before a read could block forever; a file over
+    :data:`MAX_FILE_BYTES` is refused before it is loaded.
+    """
+    if folder is not None and not inside_folder(folder, path):
+        raise ExperimentError(path, "symlink to a file outside the run folder (not followed, not published)")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once instead of waiting for a writer
+    except OSError as exc:
+        raise ExperimentError(path, f"cannot read file ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ExperimentError(path, "not a regular file (a FIFO, device or socket); refused")
+        # Sized by fstat, not by the limit: read(limit) would allocate the whole limit up front.
+        data = handle.read(st.st_size + 1) if st.st_size <= MAX_FILE_BYTES else b""
+        if len(data) > st.st_size:  # still growing (align-system rewrites it): read the rest, up to the limit
+            data += handle.read(MAX_FILE_BYTES + 1 - len(data))
+    if st.st_size > MAX_FILE_BYTES or len(data) > MAX_FILE_BYTES:
+        raise ExperimentError(path, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; refused "
+                                    "(ALIGN_TRACK_MAX_FILE_MB raises the limit)")
+    return data
 
 
 def fingerprint(path: Path) -> str:
@@ -71,34 +131,38 @@ def fingerprint(path: Path) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path, folder: Path | None = None) -> Any:
     """Parse a JSON file, turning every failure into an ExperimentError that names it."""
+    data = read_bytes(path, folder)
     try:
-        with open(path, "rb") as handle:
-            return json.loads(handle.read())
+        return json.loads(data)
     except json.JSONDecodeError as exc:
-        raise ExperimentError(path, f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from exc
+        raise ExperimentError(path, f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except UnicodeDecodeError as exc:
-        raise ExperimentError(path, f"not UTF-8 text ({exc.reason})") from exc
-    except OSError as exc:
-        raise ExperimentError(path, f"cannot read file ({exc.strerror or exc})") from exc
+        raise ExperimentError(path, f"not UTF-8 text ({exc.reason})") from None
+    except RecursionError:
+        raise ExperimentError(path, "JSON nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer over Python's 4,300-digit conversion limit
+        raise ExperimentError(path, f"unreadable JSON value ({str(exc).splitlines()[0][:120]})") from None
 
 
-def read_yaml(path: Path) -> Any:
+def read_yaml(path: Path, folder: Path | None = None) -> Any:
     """Parse a YAML file (Hydra's config), failures named as for JSON."""
+    data = read_bytes(path, folder)
     try:
-        with open(path, "rb") as handle:
-            return yaml.load(handle, Loader=_YamlLoader)
+        return yaml.load(data, Loader=_YamlLoader)
     except yaml.YAMLError as exc:
         reason = str(exc).replace("\n", " ")
-        raise ExperimentError(path, f"invalid YAML ({reason})") from exc
-    except OSError as exc:
-        raise ExperimentError(path, f"cannot read file ({exc.strerror or exc})") from exc
+        raise ExperimentError(path, f"invalid YAML ({reason})") from None
+    except RecursionError:
+        raise ExperimentError(path, "YAML nested too deeply to read") from None
+    except ValueError as exc:
+        raise ExperimentError(path, f"unreadable YAML value ({str(exc).splitlines()[0][:120]})") from None
 
 
-def read_scenes(path: Path) -> list[dict[str, Any]]:
+def read_scenes(path: Path, folder: Path | None = None) -> list[dict[str, Any]]:
     """The scenes of input_output.json: must be a list of objects."""
-    data = read_json(path)
+    data = read_json(path, folder)
     if not isinstance(data, list):
         raise ExperimentError(path, f"expected a list of scenes, found a JSON {type(data).__name__}")
     for index, item in enumerate(data):
@@ -107,8 +171,17 @@ def read_scenes(path: Path) -> list[dict[str, Any]]:
     return data
 
 
-def _optional(path: Path, reader: Any) -> Any:
-    return reader(path) if path.is_file() else None
+def _optional(path: Path, reader: Any, folder: Path) -> Any:
+    """``reader(path)`` when the file is there (anything there that is not a readable file fails)."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # an unreadable .hydra directory, a name too long, ...
+        raise ExperimentError(path, f"cannot read ({exc.strerror or exc})") from None
+    if os.path.isdir(path):
+        raise ExperimentError(path, "is a directory, expected a file")
+    return reader(path, folder)
 
 
 @dataclass
@@ -128,21 +201,30 @@ class ExperimentConfig:
 
 def read_config(root: Path, path: Path) -> ExperimentConfig:
     """Read the Hydra config of one experiment (and, for configs without a target, the scene targets)."""
+    rel_path = path.relative_to(root).as_posix() if path != root else "."
+    try:
+        rel_path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ExperimentError(path, "folder name is not valid UTF-8 (rename it)") from None
     config_path = path / ".hydra" / "config.yaml"
-    config = _optional(config_path, read_yaml)
+    config = _optional(config_path, read_yaml, path)
     if config is not None and not isinstance(config, dict):
         raise ExperimentError(config_path, f"expected a mapping, found {type(config).__name__}")
-    hydra = _optional(path / ".hydra" / "hydra.yaml", _read_hydra_lenient)
+    target = (config or {}).get("alignment_target")
+    if isinstance(target, dict) and not isinstance(target.get("kdma_values"), (list, dict, type(None))):
+        raise ExperimentError(config_path, "alignment_target.kdma_values is a "
+                                           f"{type(target['kdma_values']).__name__}, expected a list or mapping")
+    hydra = _optional(path / ".hydra" / "hydra.yaml", _read_hydra_lenient, path)
     target_ids: list[str | None] = []
-    if not isinstance((config or {}).get("alignment_target"), dict):
+    if not isinstance(target, dict):
         seen: dict[str | None, None] = {}
-        for item in read_scenes(path / MARKER):
+        for item in read_scenes(path / MARKER, path):
             seen.setdefault(scene_target_id(item), None)
         target_ids = list(seen)
     marker = path / MARKER
     return ExperimentConfig(
         path=path,
-        rel_path=path.relative_to(root).as_posix() if path != root else ".",
+        rel_path=rel_path,
         config=config or {},
         has_config=config is not None,
         hydra=hydra if isinstance(hydra, dict) else None,
@@ -152,17 +234,18 @@ def read_config(root: Path, path: Path) -> ExperimentConfig:
     )
 
 
-def _read_hydra_lenient(path: Path) -> Any:
+def _read_hydra_lenient(path: Path, folder: Path) -> Any:
     """hydra.yaml only supplies a fallback ADM name: a damaged one must not fail the experiment."""
     try:
-        return read_yaml(path)
+        return read_yaml(path, folder)
     except ExperimentError:
         return None
 
 
 def scene_target_id(item: dict[str, Any]) -> str | None:
     """The alignment_target_id a scene was run against (None when unaligned)."""
-    value = (item.get("input") or {}).get("alignment_target_id")
+    inp = item.get("input")
+    value = inp.get("alignment_target_id") if isinstance(inp, dict) else None
     return None if value in (None, "") else str(value)
 
 
@@ -179,16 +262,16 @@ class ExperimentFiles:
 def read_files(path: Path) -> ExperimentFiles:
     """Read the scene list and the optional timing/scores/meta files of one experiment."""
     return ExperimentFiles(
-        scenes=read_scenes(path / MARKER),
-        timing=_optional(path / "timing.json", read_json),
-        scores=_optional(path / "scores.json", read_json),
-        meta=_read_meta_lenient(path / "meta.json"),
+        scenes=read_scenes(path / MARKER, path),
+        timing=_optional(path / "timing.json", read_json, path),
+        scores=_optional(path / "scores.json", read_json, path),
+        meta=_read_meta_lenient(path / "meta.json", path),
     )
 
 
-def _read_meta_lenient(path: Path) -> Any:
+def _read_meta_lenient(path: Path, folder: Path) -> Any:
     """meta.json only adds informational tags: a damaged one is ignored rather than failing the run."""
     try:
-        return _optional(path, read_json)
+        return _optional(path, read_json, folder)
     except ExperimentError:
         return None

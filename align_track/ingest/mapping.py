@@ -10,11 +10,18 @@ import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from align_track import schema as S
 from align_track.ingest.alignment import alignment_metrics
-from align_track.ingest.folders import ExperimentConfig, ExperimentFiles, scene_target_id
+from align_track.ingest.folders import (
+    ExperimentConfig,
+    ExperimentError,
+    ExperimentFiles,
+    inside_folder,
+    scene_target_id,
+)
 from align_track.records import Artifact, RunRecord, TraceRecord
 from align_track.schema import TAG_FINGERPRINT, TAG_KEY, TAG_SOURCE, UNALIGNED, UNKNOWN_ADM
 
@@ -60,8 +67,9 @@ def adm_name(config: dict[str, Any], hydra: dict[str, Any] | None) -> str:
     adm = config.get("adm") if isinstance(config.get("adm"), dict) else {}
     if isinstance(adm.get("name"), str) and adm["name"]:
         return adm["name"]
-    runtime = ((hydra or {}).get("hydra") or hydra or {}).get("runtime") or {}
-    choice = (runtime.get("choices") or {}).get("adm") if isinstance(runtime, dict) else None
+    section = _dict((hydra or {}).get("hydra")) or _dict(hydra)
+    runtime = _dict(section.get("runtime"))
+    choice = _dict(runtime.get("choices")).get("adm")
     if isinstance(choice, str) and choice:
         return choice
     instance = adm.get("instance") if isinstance(adm.get("instance"), dict) else {}
@@ -69,6 +77,11 @@ def adm_name(config: dict[str, Any], hydra: dict[str, Any] | None) -> str:
     if isinstance(target, str) and target:
         return target.rsplit(".", 1)[-1]
     return UNKNOWN_ADM
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is a mapping, else an empty one: real files put strings and lists anywhere."""
+    return value if isinstance(value, dict) else {}
 
 
 def llm_name(config: dict[str, Any]) -> str | None:
@@ -93,7 +106,10 @@ def config_target(config: dict[str, Any]) -> Target | None:
     if not isinstance(at, dict):
         return None
     kdmas: list[tuple[str, str]] = []
-    for entry in at.get("kdma_values") or []:
+    entries = at.get("kdma_values") or []
+    if isinstance(entries, dict):  # {kdma: value} written by hand instead of a list of {kdma, value}
+        entries = [{"kdma": k, "value": v} for k, v in entries.items()]
+    for entry in entries if isinstance(entries, list) else []:
         if not isinstance(entry, dict) or not entry.get("kdma"):
             continue
         value = entry.get("value")
@@ -128,8 +144,8 @@ def identities(config: ExperimentConfig) -> list[RunIdentity]:
 
 def scene_id(item: dict[str, Any], index: int) -> str:
     """The scene's id (int or missing ids tolerated): meta_info.scene_id, else ``scene_<index>``."""
-    state = (item.get("input") or {}).get("full_state") or {}
-    meta = state.get("meta_info") if isinstance(state, dict) else None
+    state = _dict(_dict(item.get("input")).get("full_state"))
+    meta = state.get("meta_info")
     value = meta.get("scene_id") if isinstance(meta, dict) else None
     return f"scene_{index}" if value in (None, "") else str(value)
 
@@ -151,14 +167,24 @@ def choice_index(output: Any) -> int | None:
 
 def chosen_action_text(item: dict[str, Any], index: int | None) -> str | None:
     """Readable text of the chosen action: the output action's text, else the chosen choice's."""
-    action = (item.get("output") or {}).get("action")
+    action = _dict(item.get("output")).get("action")
     if isinstance(action, dict) and action.get("unstructured"):
         return str(action["unstructured"])
-    choices = (item.get("input") or {}).get("choices") or []
+    choices = _dict(item.get("input")).get("choices") or []
+    if not isinstance(choices, list):
+        return None
     if index is not None and 0 <= index < len(choices) and isinstance(choices[index], dict):
         text = choices[index].get("unstructured")
         return None if text is None else str(text)
     return None
+
+
+MAX_SCENE_SECONDS = 1e8
+"""About three years: a larger 'seconds per scene' is corrupt data, and would push span times past int64."""
+
+
+class TimingError(ValueError):
+    """timing.json holds a value that cannot be a scene's duration."""
 
 
 def scene_times(timing: Any, count: int) -> list[float | None]:
@@ -175,6 +201,8 @@ def scene_times(timing: Any, count: int) -> list[float | None]:
     times: list[float | None] = []
     for value in raw if isinstance(raw, list) else []:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if ok and not 0 <= value <= MAX_SCENE_SECONDS:
+            raise TimingError(f"raw_times_s holds {value!r}, not a duration in seconds (0 to {MAX_SCENE_SECONDS:g})")
         times.append(float(value) if ok else None)
     return (times + [None] * count)[:count]
 
@@ -223,7 +251,10 @@ def build_run(identity: RunIdentity, variant: str, files: ExperimentFiles) -> Ru
         i for i, item in enumerate(files.scenes)
         if not target.from_scenes or (scene_target_id(item) or UNALIGNED) == target.id
     ]
-    all_times = scene_times(files.timing, len(files.scenes))
+    try:
+        all_times = scene_times(files.timing, len(files.scenes))
+    except TimingError as exc:
+        raise ExperimentError(cfg.path / S.TIMING, str(exc)) from None
     times = [all_times[i] for i in indices]
     first = files.scenes[indices[0]] if indices else {}
 
@@ -235,7 +266,7 @@ def build_run(identity: RunIdentity, variant: str, files: ExperimentFiles) -> Ru
         params[f"{S.PARAM_KDMA_PREFIX}{kdma}"] = value
     params[S.PARAM_VARIANT] = variant
     params[S.PARAM_NUM_SCENES] = str(len(indices))
-    first_scenario = (first.get("input") or {}).get("scenario_id")
+    first_scenario = _dict(first.get("input")).get("scenario_id")
     if first_scenario is not None:
         params[S.PARAM_FIRST_SCENARIO] = str(first_scenario)
 
@@ -265,6 +296,8 @@ def build_run(identity: RunIdentity, variant: str, files: ExperimentFiles) -> Ru
     if cfg.has_config:
         artifacts.append(Artifact(str(cfg.path / S.HYDRA_DIR / S.HYDRA_CONFIG), S.HYDRA_DIR))
 
+    # The same rule as reading: nothing a symlink leads to outside the run folder is published.
+    artifacts = [a for a in artifacts if inside_folder(cfg.path, Path(a.path))]
     traces = build_traces(identity, files, indices, all_times)
     run_name = f"{identity.adm}/{target.id}" + ("" if variant == S.DEFAULT_VARIANT else f"/{variant}")
     return RunRecord(run_name=run_name, params=params, metrics=metrics, tags=tags,

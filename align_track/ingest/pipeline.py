@@ -8,6 +8,7 @@ CLI's progress bar and the TUI's pane render the same ingest.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import defaultdict
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from align_track.errors import one_line
+from align_track.errors import one_line, printable
 from align_track.ingest.folders import ExperimentConfig, ExperimentError, discover, read_config, read_files
 from align_track.ingest.mapping import RunIdentity, build_run, identities, run_fingerprint
 from align_track.ingest.reconcile import (
@@ -69,6 +70,8 @@ class Summary:
     outcomes: list[Outcome]
     seconds: float
     cancelled: bool = False
+    abandoned: bool = False
+    """Writes were still hanging on an unresponsive server when the ingest gave up on them."""
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -117,7 +120,16 @@ def ingest(
     http.prepare(uri)  # a dead server is a StoreError now, before seconds of importing mlflow
 
     from align_track.store.run_writer import RunStore, claim_is_alive, claim_token, with_retries
-    folders = discover(root)
+    problems: dict[Path, str] = {}
+    skipped_links: list[str] = []
+
+    def problem(path: Path, reason: str, is_error: bool) -> None:
+        if is_error:
+            problems[path] = f"{printable(str(path))}: {reason}"
+        else:
+            skipped_links.append(f"{printable(str(path))}: {reason}")
+
+    folders = discover(root, problem)
     me = claim_token()
 
     def alive(token: str | None, started_ms: int | None) -> bool:
@@ -131,6 +143,10 @@ def ingest(
             configs[folder] = read_config(root, folder)
         except ExperimentError as exc:
             errors[folder] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - whatever a hostile folder does, it fails alone
+            errors[folder] = f"{printable(str(folder))}: cannot read ({one_line(exc, with_type=True)})"
+    errors.update(problems)  # unreadable directories: reported as failures, never silently skipped
+    folders = folders + sorted(problems)
     ids = {folder: identities(cfg) for folder, cfg in configs.items()}
     variants = _variants([i for group in ids.values() for i in group])
 
@@ -147,12 +163,14 @@ def ingest(
             others[row.tags.get(TAG_PATH, "")].append(row)
 
     emit(Event("planned", total=len(folders)))
+    for line in skipped_links:
+        notice(line)
     lock = threading.Lock()
     outcomes: list[Outcome] = []
     state = {"traces": 0, "store_failures": 0}
 
     def process(folder: Path) -> Outcome | None:
-        rel = configs[folder].rel_path if folder in configs else folder.relative_to(root).as_posix()
+        rel = printable(configs[folder].rel_path if folder in configs else os.path.relpath(folder, root))
         if cancel is not None and cancel.is_set():
             return None
         if folder in errors:
@@ -178,28 +196,79 @@ def ingest(
                        outcome=outcome, elapsed=time.perf_counter() - started))
 
     workers = workers or default_workers(uri)
-    if workers <= 1:
+    abandoned = False
+    if workers <= 1 and store.kind != "http":
         for folder in folders:
             outcome = process(folder)
             if outcome is None:
                 break
             record(outcome)
     else:
-        from concurrent.futures import ThreadPoolExecutor, as_completed
+        from concurrent.futures import ThreadPoolExecutor
 
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest")
+        from align_track.store.http import server_answers
+
+        def rel_of(folder: Path) -> str:
+            return printable(configs[folder].rel_path if folder in configs else os.path.relpath(folder, root))
+
+        pool = ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="ingest")
         try:
-            for future in as_completed([pool.submit(process, f) for f in folders]):
-                outcome = future.result()
-                if outcome is not None:
+            futures = {pool.submit(process, f): f for f in folders}
+            probe = partial(server_answers, uri) if store.kind == "http" else None
+            for future, outcome in _watch(futures, probe, notice):
+                if outcome is _GAVE_UP:  # the server stopped answering
+                    abandoned = True
+                    rel = rel_of(futures[future])
+                    what = "not attempted" if future.cancel() else "not finished (a rerun finishes it)"
+                    record(Outcome(rel, FAILED, error=f"{rel}: {what}, the store stopped answering"))
+                elif outcome is not None:  # None: cancelled before it started
                     record(outcome)
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            # A hung request cannot be interrupted: leave its thread behind rather than wait for it.
+            pool.shutdown(wait=not abandoned, cancel_futures=True)
     cancelled = cancel is not None and cancel.is_set() and len(outcomes) < len(folders)
-    summary = Summary(outcomes, time.perf_counter() - started, cancelled)
+    summary = Summary(outcomes, time.perf_counter() - started, cancelled, abandoned)
     emit(Event("done", total=len(folders), done=len(outcomes), scenes=summary.traces,
                elapsed=summary.seconds))
     return summary
+
+
+_GAVE_UP = object()
+"""What :func:`_watch` yields for a folder still pending when the server stopped answering."""
+
+STALL_SECONDS = 8.0
+"""No folder finished for this long: ask the server whether it still answers (``/health``, 5 s)."""
+
+
+def _watch(futures: dict, probe: Callable[[], bool] | None, notice: Callable[[str], None]):
+    """Yield ``(future, outcome)`` as folders finish; when a server has stopped answering (no folder
+    done for :data:`STALL_SECONDS` and two health probes in a row unanswered) yield ``(future, _GAVE_UP)``
+    for every folder left, so the ingest ends in ~25 s instead of waiting out MLflow's retries
+    (4 attempts x 60 s per request). A slow but answering server is waited for, however long."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending = set(futures)
+    last_done = time.monotonic()
+    strikes = 0
+    while pending:
+        done, pending = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
+        for future in done:
+            yield future, future.result()
+        if done:
+            last_done, strikes = time.monotonic(), 0
+            continue
+        if probe is None or time.monotonic() - last_done < STALL_SECONDS:
+            continue
+        if probe():
+            last_done, strikes = time.monotonic(), 0
+            continue
+        strikes += 1
+        notice("the tracking server is not answering" + ("; giving up" if strikes >= 2 else ""))
+        if strikes >= 2:
+            order = {future: index for index, future in enumerate(futures)}
+            for future in sorted(pending, key=order.__getitem__):
+                yield future, _GAVE_UP
+            return
 
 
 def _variants(all_ids: list[RunIdentity]) -> dict[str, str]:
@@ -251,9 +320,9 @@ def _ingest_folder(store, config, folder_ids, variants, existing, others, force,
                 statuses.append(SKIPPED)  # adopted: another tool's run of this folder, still current
                 continue
         action = "update" if theirs else decision.action
-        if files is None:
-            files = read_files(config.path)
-        record = build_run(identity, variant, files)
+        record = _map(config, identity, variant, files, notice)
+        files = record.files
+        record = record.run
         if store.bulk:
             result = call(store.write_run_bulk, record, force)
             if not result.written:  # another ingest committed the same experiment meanwhile
@@ -274,7 +343,7 @@ def _ingest_folder(store, config, folder_ids, variants, existing, others, force,
                     continue
                 call(store.write_traces, run_id, record)
                 call(store.mark_complete, run_id)
-            except KeyboardInterrupt:
+            except BaseException:  # interrupted or refused: no RUNNING half-run left visible if we can help it
                 _try(partial(store.delete_run, run_id))
                 raise
             for doomed in after_complete(run_id, call(store.runs_for_key, identity.key), alive):
@@ -286,6 +355,32 @@ def _ingest_folder(store, config, folder_ids, variants, existing, others, force,
         run_ids.append(run_id)
     status = next((s for s in (UPDATED, INGESTED, BUSY) if s in statuses), SKIPPED)
     return Outcome(config.rel_path, status, runs=len(run_ids), traces=written_traces, run_ids=run_ids)
+
+
+@dataclass
+class _Mapped:
+    run: object
+    files: object
+
+
+def _map(config, identity, variant, files, notice) -> _Mapped:
+    """Read (once per folder) and map: anything that goes wrong here is the folder's data, never the store."""
+    from align_track.store.limits import LimitError, fit_to_limits
+
+    rel = printable(config.rel_path)
+    try:
+        if files is None:
+            files = read_files(config.path)
+        record, warnings = fit_to_limits(build_run(identity, variant, files))
+    except ExperimentError:
+        raise
+    except LimitError as exc:
+        raise ExperimentError(config.path, str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a shape no rule foresaw: this folder fails, with the reason
+        raise ExperimentError(config.path, f"cannot map ({one_line(exc, with_type=True)})") from None
+    for warning in warnings:
+        notice(f"{rel}: {warning}")
+    return _Mapped(record, files)
 
 
 def _try(action: Callable[[], object]) -> None:
@@ -308,6 +403,8 @@ def summary_lines(summary: Summary) -> list[str]:
     ]
     if summary.cancelled:
         lines.append("cancelled: folders not reached are left for the next ingest")
+    if summary.abandoned:
+        lines.append("the tracking server stopped answering: rerun once it is back to finish the folders below")
     for failure in summary.failures:
-        lines.append(f"FAILED {failure.error}")
+        lines.append(f"FAILED {printable(failure.error or '')}")
     return lines

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from rich.cells import cell_len, set_cell_size
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """``'run\x1b[31m'`` -> ``'run\\x1b[31m'``: a name can never recolour, move or clear the screen."""
-    if not _CONTROL.search(text):
-        return text
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def cut_middle(text: str, width: int) -> str:

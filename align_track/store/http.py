@@ -51,6 +51,15 @@ def check_server(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
                          f"{response.status_code})")
 
 
+def server_answers(uri: str, timeout: float = PROBE_TIMEOUT) -> bool:
+    """True when ``GET /health`` answers at all within ``timeout`` (used to tell slow from hung)."""
+    try:
+        check_server(uri, timeout)
+    except StoreError:
+        return False
+    return True
+
+
 def _verify() -> bool | str:
     """The TLS verification MLflow's client would use."""
     if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":

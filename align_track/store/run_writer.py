@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,8 @@ from align_track.store.runs_reader import (
     get_experiment_id,
     load_runs,
 )
-from align_track.store.sql_bulk import BulkResult, bulk_runs_supported, write_run_bulk
-from align_track.store.uri import StoreError, artifact_root_for, store_kind
+from align_track.store.sql_bulk import BulkResult, bulk_runs_supported, sweep_orphans, write_run_bulk
+from align_track.store.uri import StoreError, artifact_root_for, check_sqlite_store, sqlite_path, store_kind
 
 
 def _process_start(pid: int) -> str:
@@ -68,6 +69,38 @@ def claim_is_alive(token: str | None, started_ms: int | None, lease_s: float = 9
     return started_ms is not None and (time.time() * 1000 - started_ms) < lease_s * 1000
 
 
+@contextmanager
+def store_setup_lock(tracking_uri: str) -> Iterator[None]:
+    """For a SQLite store: refuse a foreign file, then hold an exclusive lock on its directory.
+
+    MLflow creates its tables (and runs migrations) the first time a process opens a store, with
+    no guard against a second process doing the same: two ingests on a brand-new file crashed with
+    "table ... already exists". ``flock`` on the directory (no lock file left behind, no fd on the
+    database itself, whose close would drop SQLite's own POSIX locks) serialises that setup; the
+    lock goes with the process if it dies.
+    """
+    import fcntl
+
+    path = sqlite_path(tracking_uri) if store_kind(tracking_uri) == "sqlite" else None
+    if path is None:
+        yield
+        return
+    directory = path.resolve().parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError as exc:
+        raise StoreError(f"cannot use store directory {directory} ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        check_sqlite_store(path)
+        if not os.access(directory, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise StoreError(f"store {path} is not writable (check the permissions of {directory})")
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
 def bulk_enabled() -> bool:
     """``ALIGN_TRACK_BULK=0`` forces MLflow's public API everywhere (for comparison and debugging)."""
     return os.environ.get("ALIGN_TRACK_BULK", "1").lower() not in ("0", "false", "no")
@@ -85,11 +118,14 @@ class RunStore:
 
         self.tracking_uri = tracking_uri
         self.kind = store_kind(tracking_uri)
-        self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_name = experiment_name
-        self.experiment_id = self._experiment_id(create)
-        self.artifact_location = self.client.get_experiment(self.experiment_id).artifact_location
+        with store_setup_lock(tracking_uri):  # MLflow creates/migrates the schema on first use
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+            self.experiment_id = self._experiment_id(create)
+            self.artifact_location = self.client.get_experiment(self.experiment_id).artifact_location
         self.bulk = bulk_enabled() and bulk_runs_supported(tracking_uri, self.artifact_location)
+        if self.bulk:  # artifact folders of bulk writers killed mid-write (kill -9, power loss)
+            sweep_orphans(tracking_uri, self.artifact_location, claim_is_alive)
 
     def _experiment_id(self, create: bool) -> str:
         try:
@@ -142,13 +178,23 @@ class RunStore:
 
     def create_run(self, record: RunRecord) -> str:
         """Create the run RUNNING with its claim, params, metrics, tags and artifacts (no traces yet)."""
-        from mlflow.entities import Metric, Param
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         now = int(time.time() * 1000)
         tags = {**provenance(), **record.tags}
         tags[TAG_CLAIM] = claim_token()
         run = self.client.create_run(self.experiment_id, start_time=now, tags=tags, run_name=record.run_name)
+        run_id = run.info.run_id
+        try:
+            self._fill_run(run, record, now)
+        except BaseException:  # refused params, a lost server: no RUNNING half-run left behind if we can help it
+            _best_effort(partial(self.delete_run, run_id))
+            raise
+        return run_id
+
+    def _fill_run(self, run: Any, record: RunRecord, now: int) -> None:
+        from mlflow.entities import Metric, Param
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
         run_id = run.info.run_id
         calls = [partial(
             self.client.log_batch,
@@ -162,7 +208,6 @@ class RunStore:
         repo = get_artifact_repository(run.info.artifact_uri, tracking_uri=self.tracking_uri)
         calls += [partial(repo.log_artifact, a.path, a.artifact_dir or None) for a in record.artifacts]
         _call_all(calls, parallel=self.kind == "http")
-        return run_id
 
     def write_run_bulk(self, record: RunRecord, force: bool) -> BulkResult:
         """The whole run in one transaction (SQL stores only): complete or absent, never half."""
@@ -174,9 +219,14 @@ class RunStore:
         return len(record.traces)
 
     def mark_complete(self, run_id: str) -> None:
-        """The commit point: only now does the run count as ingested."""
-        self.client.set_tag(run_id, TAG_COMPLETE, "true")
+        """The commit point: only now does the run count as ingested.
+
+        FINISHED first, the complete tag last: a writer (or its server) killed between the two
+        leaves a FINISHED run without the tag, which the next ingest replaces. The other order left
+        a run tagged complete but RUNNING forever, which every later ingest skipped as done.
+        """
         self.client.set_terminated(run_id, "FINISHED")
+        self.client.set_tag(run_id, TAG_COMPLETE, "true")
 
     def delete_run(self, run_id: str) -> None:
         """Remove a replaced, withdrawn or half-written run together with its traces."""
@@ -213,6 +263,13 @@ def _row(run: Any) -> RunRow:
         metrics=dict(data.metrics),
         tags=dict(data.tags),
     )
+
+
+def _best_effort(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except BaseException:  # noqa: BLE001 - cleanup after a failure; the next ingest removes what is left
+        pass
 
 
 def with_retries(action: Callable[[], Any], on_wait: Callable[[str], None] | None = None,

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 _DB_KINDS = ("sqlite", "postgresql", "mysql")
 _CONNECT_TIMEOUT = 5.0  # seconds: an unreachable store must fail well within 10 s
-_READ_TIMEOUT = 300.0  # one page of a big experiment on a slow server
+_READ_TIMEOUT = 60.0  # one page of a big experiment on a slow server (a silent one fails the /health probe)
 _PAGE_SIZE = 1000
 _RUN_NAME_TAG = "mlflow.runName"
 
@@ -187,9 +187,23 @@ def _int_or_none(value: Any) -> int | None:
 # --------------------------------------------------------------------------- tracking server
 
 
+_PROBED: set[str] = set()
+
+
 def _http_session(uri: str):
-    """A requests session with the auth and TLS settings MLflow's own client honours."""
+    """A requests session with the auth and TLS settings MLflow's own client honours.
+
+    The first session for a server in this process probes ``/health`` (5 s): a server that accepts
+    connections but never answers is reported in seconds, not after the long read timeout a big
+    page of runs may need.
+    """
     import requests
+
+    from align_track.store.http import check_server
+
+    if uri not in _PROBED:
+        check_server(uri)
+        _PROBED.add(uri)
 
     session = requests.Session()
     env = os.environ

@@ -16,10 +16,12 @@ as the public path does.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -29,6 +31,9 @@ from align_track.records import RunRecord
 from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_FINGERPRINT, TAG_KEY, USER
 from align_track.store import trace_writer
 from align_track.store.provenance import provenance
+
+WRITING_MARKER = ".align-track-writing"
+"""In a run's artifact folder (beside ``artifacts/``, so never listed as an artifact) while it is written."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,12 @@ def write_run_bulk(tracking_uri: str, experiment_id: str, artifact_location: str
     run_id = uuid.uuid4().hex
     run_artifacts = f"{artifact_location.rstrip('/')}/{run_id}/artifacts"
     target_dir = _local_path(run_artifacts)
+    target_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Who is filling this folder: if we are killed before the commit, the next ingest sees a dead
+    # writer's folder with no run row and removes it (sweep_orphans). Written whole, then renamed.
+    pending = target_dir.parent / (WRITING_MARKER + ".tmp")
+    pending.write_text(claim)
+    pending.rename(target_dir.parent / WRITING_MARKER)
     for artifact in record.artifacts:
         destination = target_dir / artifact.artifact_dir if artifact.artifact_dir else target_dir
         destination.mkdir(parents=True, exist_ok=True)
@@ -119,7 +130,48 @@ def write_run_bulk(tracking_uri: str, experiment_id: str, artifact_location: str
                 conn.execute(insert(SqlLatestMetric.__table__), metric_rows)
             trace_writer.insert_traces(conn, store, str(experiment_id), run_id, list(record.traces))
         committed = True
+        (target_dir.parent / WRITING_MARKER).unlink(missing_ok=True)
         return BulkResult(True, run_id, others)
     finally:
         if not committed:
             shutil.rmtree(target_dir.parent, ignore_errors=True)
+
+
+def sweep_orphans(tracking_uri: str, artifact_location: str, alive: Callable[[str, int], bool]) -> list[str]:
+    """Remove run artifact folders a killed bulk writer left behind; returns the run ids removed.
+
+    A folder counts only if it carries our writing marker, its writer is dead, and no run row
+    has its id (a writer killed after its commit only leaves the marker, which is dropped).
+    """
+    from mlflow.store.tracking.dbmodels.models import SqlRun
+    from sqlalchemy import select
+
+    root = _local_path(artifact_location)
+    candidates: dict[str, Path] = {}
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return []
+    for entry in entries:
+        marker = Path(entry.path) / WRITING_MARKER
+        try:
+            token = marker.read_text()
+            written_ms = int(marker.stat().st_mtime * 1000)
+        except OSError:
+            continue
+        if not alive(token, written_ms):  # another host's writer: alive while its lease runs
+            candidates[entry.name] = Path(entry.path)
+    if not candidates:
+        return []
+    store = trace_writer.sql_store(tracking_uri)
+    runs = SqlRun.__table__
+    with store.engine.connect() as conn:
+        known = set(conn.execute(select(runs.c.run_uuid).where(runs.c.run_uuid.in_(list(candidates)))).scalars())
+    removed = []
+    for run_id, folder in candidates.items():
+        if run_id in known:
+            (folder / WRITING_MARKER).unlink(missing_ok=True)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(run_id)
+    return removed

@@ -340,6 +340,10 @@ def sql_store(tracking_uri: str) -> Any:
 def begin_write(conn: Any, db_type: str) -> None:
     """Session settings MLflow's own sessions use; on SQLite also take the write lock up front.
 
+    ``BEGIN IMMEDIATE`` takes SQLite's write lock before the first statement, so whatever the
+    transaction reads (the bulk run writer's "is this run already there?") cannot change until it
+    commits: two processes writing one file are serialised, and the second sees the first's run.
+    (pysqlite's default deferred BEGIN would take the lock only at the first INSERT, after the check.)
     The SQLite lock wait is short (3 s): a writer held up by another one longer than that gets
     "database is locked", and the ingest's ``with_retries`` says so and waits, instead of
     hanging silently.
@@ -348,6 +352,7 @@ def begin_write(conn: Any, db_type: str) -> None:
         # foreign_keys must be set before the transaction starts, as MLflow's sessions do.
         conn.exec_driver_sql("PRAGMA foreign_keys = ON")
         conn.exec_driver_sql("PRAGMA busy_timeout = 3000")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # pysqlite sees the open transaction and adds no BEGIN
 
 
 def insert_traces(conn: Any, store: Any, experiment_id: str, run_id: str, traces: list[TraceRecord]) -> list[str]:

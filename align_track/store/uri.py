@@ -7,6 +7,7 @@ for ``import mlflow``.
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -81,3 +82,32 @@ def require_existing_store(uri: str) -> None:
         path = sqlite_path(uri)
         if path is not None and not path.exists():
             raise StoreError(f"no MLflow store at {path} (run `align-track ingest` first, or pass --mlflow-uri)")
+
+
+MLFLOW_TABLES = ("experiments", "alembic_version")
+"""Tables every MLflow SQL store has: a SQLite file with other tables but neither is someone else's data."""
+
+
+def check_sqlite_store(path: Path) -> None:
+    """Refuse a file MLflow would write its tables into that is not an MLflow store (or no database at all).
+
+    An empty or missing file is fine (MLflow creates the store); the file is opened read-only, so a
+    foreign database is left byte for byte as it was.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    if not path.is_file():
+        raise StoreError(f"{path} is not a file (expected an MLflow SQLite store)")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {path} ({exc})") from None
+    try:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is not an MLflow store ({exc})") from None
+    finally:
+        conn.close()
+    if tables and not tables.intersection(MLFLOW_TABLES):
+        raise StoreError(f"{path} is a SQLite database but not an MLflow store (tables: "
+                         f"{', '.join(sorted(tables)[:5])}); refusing to add MLflow's tables to it")

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -167,3 +172,38 @@ def test_exposure_warning() -> None:
         assert "anyone who can reach this machine can read and change the store" in exposure_warning(host)
     for host in ("127.0.0.1", "localhost", "::1"):
         assert exposure_warning(host) is None
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGKILL])
+def test_ui_server_stops_when_its_starter_dies(tmp_path: Path, sig: int) -> None:
+    """The terminal closes (SIGHUP, default action) or the TUI is killed: no orphan server on the port."""
+    uri, _, _ = one_run_store(tmp_path)
+    port = find_free_port(start=17000)
+    script = ("import sys, time\nfrom align_track.mlflow_ui import start_ui\n"
+              f"server = start_ui({uri!r}, port={port}, log_path={str(tmp_path / 'ui.log')!r})\n"
+              "print(server.process.pid, flush=True)\ntime.sleep(600)\n")
+    starter = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                               start_new_session=True)  # its own 'terminal' session, like a TUI in a tmux pane
+    try:
+        server_pid = int(starter.stdout.readline())
+        procs = tree(server_pid)
+        assert not port_is_free("127.0.0.1", port)
+        os.killpg(starter.pid, sig)  # what the terminal does to its session when it closes
+        starter.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while not (all(gone(p) for p in procs) and port_is_free("127.0.0.1", port)):
+            assert time.monotonic() < deadline, [p.pid for p in procs if not gone(p)]
+            time.sleep(0.2)
+    finally:
+        if starter.poll() is None:
+            starter.kill()
+        for proc in tree_or_empty(server_pid if "server_pid" in locals() else None):
+            proc.kill()
+
+
+def tree_or_empty(pid: int | None) -> list[psutil.Process]:
+    try:
+        return tree(pid) if pid is not None else []
+    except psutil.NoSuchProcess:
+        return []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from align_track.query.textfit import cut_middle, fit_widths, printable
+from align_track.errors import printable
+from align_track.query.textfit import cut_middle, fit_widths
 from align_track.tui.models.ingest_log import elapsed_text, readable_error
 from align_track.tui.models.links import align_app_command, copy_items, run_url, trace_url
 from align_track.tui.models.runs import RunsModel

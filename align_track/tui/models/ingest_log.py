@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from align_track.query.textfit import printable
+from align_track.errors import printable
 
 if TYPE_CHECKING:
     from align_track.ingest.pipeline import Summary

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from align_track.query.textfit import printable
+from align_track.errors import printable
 from align_track.schema import RunLike, RunSummary
 from align_track.tui.widgets.vtable import Column
 

@@ -13,7 +13,8 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
-from align_track.query.textfit import cut_middle, printable
+from align_track.errors import printable
+from align_track.query.textfit import cut_middle
 from align_track.schema import DEFAULT_VARIANT, RunSummary
 from align_track.tui.messages import ShowPane
 from align_track.tui.models.runs import short_llm

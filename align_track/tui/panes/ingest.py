@@ -14,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, Label, ProgressBar, Static
 
-from align_track.query.textfit import printable
+from align_track.errors import printable
 from align_track.tui.messages import RunsChanged, Status
 from align_track.tui.models.ingest_log import elapsed_text, readable_error, summary_text
 from align_track.tui.panes.base import Pane

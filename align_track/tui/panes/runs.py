@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Input, Label, Static
 
-from align_track.query.textfit import printable
+from align_track.errors import printable
 from align_track.schema import RunSummary
 from align_track.tui.messages import CompareRuns, OpenRun
 from align_track.tui.models.runs import RUN_COLUMNS, STATE_WORD, RunsModel, when

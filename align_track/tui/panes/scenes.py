@@ -12,7 +12,8 @@ from textual.containers import Container, VerticalScroll
 from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
-from align_track.query.textfit import cut_middle, printable
+from align_track.errors import printable
+from align_track.query.textfit import cut_middle
 from align_track.schema import PARAM_NUM_SCENES
 from align_track.tui.messages import ShowPane
 from align_track.tui.models.scenes import SCENE_COLUMNS, Scene, raw_json, sort_scenes

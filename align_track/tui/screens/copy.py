@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from align_track.query.textfit import printable
+from align_track.errors import printable
 from align_track.tui.models.links import CopyItem
 
 

@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Label, Static
 
-from align_track.query.textfit import printable
+from align_track.errors import printable
 from align_track.tui.screens.scrolling import SCROLL_BINDINGS, ScrollingScreen
 
 

@@ -1,0 +1,63 @@
+"""MLflow's size and name limits, applied before any write so every backend stores the same thing.
+
+MLflow's public API truncates long param and tag values (``MLFLOW_TRUNCATE_LONG_VALUES``, on by
+default) and refuses bad keys (over 250 characters, characters outside ``[/\\w.\\- :]``, paths such
+as ``../x``) and trace names over 4,096 characters. The bulk SQL path and a PostgreSQL database
+would otherwise store (or choke on) what a tracking server refuses, so the writers all get a
+record that has already been through these rules: values truncated with a warning, refusals
+raised as :class:`LimitError` naming the field (a data error of that run folder, not a store error).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from align_track.records import RunRecord
+
+
+class LimitError(ValueError):
+    """A field MLflow's public API refuses (bad key, trace name too long)."""
+
+
+def fit_to_limits(record: RunRecord) -> tuple[RunRecord, list[str]]:
+    """``record`` with long values truncated as MLflow's API truncates them, and a warning per field."""
+    from mlflow.tracing.constant import MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE
+    from mlflow.utils.validation import (
+        MAX_ENTITY_KEY_LENGTH,
+        MAX_PARAM_VAL_LENGTH,
+        MAX_TAG_VAL_LENGTH,
+        path_not_unique,
+        validate_param_and_metric_name,
+    )
+
+    warnings: list[str] = []
+
+    def check_key(kind: str, key: str) -> None:
+        if len(key) > MAX_ENTITY_KEY_LENGTH:
+            raise LimitError(f"{kind} name {key[:60]!r}... is {len(key)} characters (MLflow allows "
+                             f"{MAX_ENTITY_KEY_LENGTH})")
+        if not validate_param_and_metric_name(key) or path_not_unique(key):
+            raise LimitError(f"{kind} name {key!r} is refused by MLflow (letters, digits, _ - . / : and "
+                             "spaces only, no '..' or leading '/')")
+
+    def fit(kind: str, values: dict[str, str], limit: int) -> dict[str, str]:
+        out = {}
+        for key, value in values.items():
+            check_key(kind, key)
+            if len(value) > limit:
+                warnings.append(f"{kind} {key!r}: {len(value)} characters truncated to {limit} (MLflow's limit)")
+                value = value[:limit]
+            out[key] = value
+        return out
+
+    params = fit("param", record.params, MAX_PARAM_VAL_LENGTH)
+    tags = fit("tag", record.tags, MAX_TAG_VAL_LENGTH)
+    for key in record.metrics:
+        check_key("metric", key)
+    for trace in record.traces:
+        if len(trace.name) > MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE:
+            raise LimitError(f"scene id {trace.name[:60]!r}... is {len(trace.name)} characters (MLflow's trace "
+                             f"name limit is {MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE})")
+    if params == record.params and tags == record.tags:
+        return record, warnings
+    return replace(record, params=params, tags=tags), warnings
