@@ -23,6 +23,7 @@ import base64
 import functools
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from align_track.store.runs_reader import _sql
@@ -53,7 +54,20 @@ class Unreadable(Exception):
 
 @functools.lru_cache(maxsize=1)
 def _installed_mlflow() -> str | None:
-    """The installed MLflow version from its metadata (no ``import mlflow``), None if absent."""
+    """The installed MLflow version without ``import mlflow``: its version.py (a 1 ms read; package
+    metadata lookup scans site-packages, ~20 ms), else the metadata; None if absent."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("mlflow")
+    if spec is None or not spec.origin:
+        return None
+    try:
+        text = (Path(spec.origin).parent / "version.py").read_text()
+        if match := re.search(r'^VERSION = "([^"]+)"', text, re.M):
+            return match.group(1)
+    except OSError:
+        pass
     from importlib.metadata import PackageNotFoundError, version
 
     try:
