@@ -163,13 +163,11 @@ def read_run_traces(tracking_uri: str, experiment_id: str, run_id: str, offset: 
         f" AND m.{{key}} = '{SOURCE_RUN_METADATA}' AND m.value = {run}))"
         f" ORDER BY t.timestamp_ms {direction}, t.request_id ASC LIMIT {int(limit)} OFFSET {int(offset)}"
     )
-    schema, run_rows, page = _sql(uri, [
-        "SELECT version_num FROM alembic_version",
-        f"SELECT experiment_id FROM runs WHERE run_uuid = {run}",
-        page_sql,
-    ])
+    # The schema first, alone: an older one may lack tables the page query names (MLflow then says why).
+    (schema,) = _sql(uri, ["SELECT version_num FROM alembic_version"])
     if [r[0] for r in schema] != [TESTED_MLFLOW_SCHEMAS[_installed_mlflow() or ""]]:
         raise Unreadable(f"schema revision {[r[0] for r in schema]} is not the one this reader was tested on")
+    run_rows, page = _sql(uri, [f"SELECT experiment_id FROM runs WHERE run_uuid = {run}", page_sql])
     if [int(r[0]) for r in run_rows] != [eid]:
         raise Unreadable(f"run {run_id} is not in experiment {eid}")  # MLflow says why
     if not page:

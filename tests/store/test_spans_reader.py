@@ -181,3 +181,15 @@ def test_scenes_read_fast_still_show_the_whole_trace_as_raw_json(store_uri: str)
     assert page[0].trace is not None
     assert page[0].trace.info.trace_id == page[0].trace_id
     assert '"llm"' in text  # the child span too, which the fast reader never read
+
+
+def test_a_store_of_another_schema_revision_is_left_to_mlflow(store_uri: str):
+    run_id = write_fluent(store_uri)[0]
+    eid = get_experiment_id(store_uri, "fluent")
+    assert read_run_traces(store_uri, eid, run_id)
+    db = sqlite3.connect(store_uri.removeprefix("sqlite:///"))
+    with db:
+        db.execute("UPDATE alembic_version SET version_num = 'f00dfeed'")
+    db.close()
+    with pytest.raises(Unreadable, match="schema revision"):
+        read_run_traces(store_uri, eid, run_id)
