@@ -18,9 +18,10 @@ from align_track.store.runs_reader import get_experiment_id, load_runs
 from align_track.store.spans_reader import Unreadable, read_run_traces
 from align_track.tui.models.data import _mlflow_scene_pages, scene_pages
 from align_track.tui.models.scenes import raw_json, scene_from_row, scene_from_trace
+from tests.support import server_fixtures
 from tests.support.query_fixtures import EXPECTED, build_tree, ingest_tree
 
-pytest_plugins = ["tests.support.server_fixtures"]
+pg_db = server_fixtures.pg_db  # a fresh PostgreSQL database per test (skips, or fails in CI, without one)
 
 EXPERIMENT = "align-system-experiments"
 
