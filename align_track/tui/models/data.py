@@ -114,7 +114,40 @@ def warm_up(tracking_uri: str) -> None:
 
 def scene_pages(uri: str, experiment_id: str, run_id: str, first: int = FIRST_PAGE,
                 size: int = PAGE) -> Iterator[list[Scene]]:
-    """The run's scenes in scene order, a page of traces at a time (one store query per page)."""
+    """The run's scenes in scene order, a page of traces at a time (one store query per page).
+
+    SQLite/PostgreSQL stores are read straight from SQL (no ``import mlflow`` before the first
+    scene); where that reader cannot (http, other MLflow versions, spans outside the store) MLflow's
+    client reads the rest, skipping scenes already shown.
+    """
+    from align_track.store import spans_reader
+    from align_track.tui.models.scenes import scene_from_row
+
+    shown: set[str] = set()
+    if spans_reader.supported(uri):
+        offset, limit = 0, first
+        try:
+            while True:
+                rows = spans_reader.read_run_traces(uri, experiment_id, run_id, offset=offset, limit=limit)
+                scenes = [scene_from_row(r, functools.partial(_get_trace, uri, r["trace_id"])) for r in rows]
+                if scenes:
+                    shown.update(s.trace_id for s in scenes)
+                    yield scenes
+                if len(rows) < limit:
+                    return
+                offset, limit = offset + len(rows), size
+        except spans_reader.Unreadable:
+            pass
+    yield from _mlflow_scene_pages(uri, experiment_id, run_id, first, size, shown)
+
+
+def _get_trace(uri: str, trace_id: str) -> Any:
+    return _client(uri).get_trace(trace_id)
+
+
+def _mlflow_scene_pages(uri: str, experiment_id: str, run_id: str, first: int, size: int,
+                        skip: set[str]) -> Iterator[list[Scene]]:
+    """``scene_pages`` through MLflow's client (``search_traces``), leaving out the ``skip`` trace ids."""
     from align_track.tui.models.scenes import scene_from_trace
 
     client = _client(uri)
@@ -123,11 +156,11 @@ def scene_pages(uri: str, experiment_id: str, run_id: str, first: int = FIRST_PA
     while True:
         page = client.search_traces(locations=[experiment_id], run_id=run_id, max_results=limit,
                                     page_token=token, order_by=["timestamp_ms ASC"])
-        scenes = [scene_from_trace(t) for t in page]
+        scenes = [scene_from_trace(t) for t in page if t.info.trace_id not in skip]
         if scenes:
             yield scenes
         token = page.token
-        if not token or not scenes:
+        if not token or not page:
             return
         limit = size
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ SCENE_COLUMNS: tuple[Column, ...] = (
 
 @dataclass
 class Scene:
-    """One trace of a run, reduced to what is shown; ``trace`` keeps the MLflow object for the raw view."""
+    """One trace of a run, reduced to what is shown; ``trace`` keeps the MLflow object for the raw view (or None)."""
 
     trace_id: str
     scene_id: str
@@ -40,6 +40,8 @@ class Scene:
     outputs: dict[str, Any] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
     trace: Any = None
+    load_trace: Callable[[], Any] | None = None
+    """Fetches the full MLflow trace for the raw view when ``trace`` is None (scenes read without mlflow)."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -87,20 +89,30 @@ def root_span(trace: Any) -> Any:
 
 def scene_from_trace(trace: Any) -> Scene:
     """A Scene from an MLflow Trace (root span inputs/outputs/attributes; MLflow's own keys dropped)."""
-    info = trace.info
     span = root_span(trace)
-    inputs = dict(span.inputs or {}) if span is not None and isinstance(span.inputs, dict) else {}
-    outputs = dict(span.outputs or {}) if span is not None and isinstance(span.outputs, dict) else {}
-    raw_attrs = dict(span.attributes or {}) if span is not None else {}
+    return _scene(trace.info.trace_id, span.inputs if span is not None else None,
+                  span.outputs if span is not None else None,
+                  dict(span.attributes or {}) if span is not None else {}, trace.info.tags or {}, trace=trace)
+
+
+def scene_from_row(row: dict[str, Any], load_trace: Callable[[], Any] | None = None) -> Scene:
+    """A Scene from a trace read by :mod:`align_track.store.spans_reader` (the same fields as an MLflow Trace)."""
+    return _scene(row["trace_id"], row["inputs"], row["outputs"], dict(row["attributes"] or {}), row["tags"] or {},
+                  load_trace=load_trace)
+
+
+def _scene(trace_id: str, span_inputs: Any, span_outputs: Any, raw_attrs: dict[str, Any], tags: dict[str, str],
+           trace: Any = None, load_trace: Callable[[], Any] | None = None) -> Scene:
+    inputs = dict(span_inputs) if isinstance(span_inputs, dict) else {}
+    outputs = dict(span_outputs) if isinstance(span_outputs, dict) else {}
     attrs = {k: v for k, v in raw_attrs.items() if not k.startswith("mlflow.")}
-    tags = info.tags or {}
     scene_id = str(inputs.get("scene_id") or tags.get("scene_id") or tags.get("mlflow.traceName") or "")
     seconds = _float(attrs.get(ATTR_TIMING))
     choice = _int(attrs.get("choice_index", outputs.get("choice_index")))
     action = outputs.get("action") if isinstance(outputs.get("action"), dict) else {}
     chosen = attrs.get(ATTR_CHOSEN_ACTION) or action.get("unstructured") or ""
     return Scene(
-        trace_id=info.trace_id,
+        trace_id=trace_id,
         scene_id=scene_id,
         scenario_id=str(attrs.get("scenario_id") or inputs.get("scenario_id") or ""),
         index=_int(attrs.get("scene_index")),
@@ -111,6 +123,7 @@ def scene_from_trace(trace: Any) -> Scene:
         outputs=outputs,
         attributes=attrs,
         trace=trace,
+        load_trace=load_trace,
     )
 
 
@@ -120,7 +133,9 @@ def sort_scenes(scenes: list[Scene]) -> list[Scene]:
 
 
 def raw_json(scene: Scene) -> str:
-    """The whole trace as MLflow serialises it (info + spans), pretty-printed."""
+    """The whole trace as MLflow serialises it (info + spans), pretty-printed; fetched on first ask."""
+    if scene.trace is None and scene.load_trace is not None:
+        scene.trace = scene.load_trace()
     if scene.trace is not None and hasattr(scene.trace, "to_dict"):
         return json.dumps(scene.trace.to_dict(), indent=2, default=str)
     return json.dumps({"inputs": scene.inputs, "outputs": scene.outputs, "attributes": scene.attributes},
