@@ -137,9 +137,8 @@ def test_two_watchers_on_overlapping_trees_write_each_scene_once(tmp_path: Path,
         w.communicate(timeout=60)
         assert w.returncode == 0
     found = runs_of(uri, experiment)
-    assert sorted(r.data.tags["experiment_path"] for r in found) == ["sweep/job0", "sweep/job1"] or \
-        sorted(r.data.tags["experiment_path"] for r in found) == ["job0", "job1"]
-    assert len({r.data.tags["align_track.key"] for r in found}) == 2
+    # experiment_path is relative to whichever watcher wrote the run; the folder itself is one of ours
+    assert sorted(r.data.tags["align_track.source_path"] for r in found) == [str(f.resolve()) for f in folders]
     for run in found:
         assert scene_names(uri, run) == ["S0", "S1", "S2", "S3"]
 
