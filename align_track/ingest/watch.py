@@ -115,6 +115,7 @@ class _Folder:
     config: ExperimentConfig | None = None
     config_sig: tuple = ()
     ids: list[RunIdentity] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
     scenes: SceneLog | None = None
     settled: bool = False
     """Every identity has a complete run with the current fingerprint: only re-check when the dir moves."""
@@ -145,8 +146,8 @@ class TreeScanner:
         self.moved: set[str] = set()
         """Directories whose listing changed in the last scan (new files or subfolders)."""
 
-    def scan(self) -> list[Path]:
-        found: list[Path] = []
+    def scan(self) -> list[str]:
+        found: list[str] = []
         seen: set[str] = set()
         self.moved = set()
         stack = [str(self.root)]
@@ -173,11 +174,12 @@ class TreeScanner:
                 self._dirs[d] = cached
                 self.moved.add(d)
             if cached[2]:
-                found.append(Path(d))
+                found.append(d)
             stack.extend(os.path.join(d, s) for s in cached[1])
         for gone in set(self._dirs) - seen:
             del self._dirs[gone]
-        return sorted(found)
+        found.sort()
+        return found
 
 
 class Watcher:
@@ -209,7 +211,7 @@ class Watcher:
         self.emit = on_event or (lambda event: None)
         self.clock = clock
         self.scanner = TreeScanner(self.root)
-        self.folders: dict[Path, _Folder] = {}
+        self.folders: dict[str, _Folder] = {}
         self.live: dict[str, _Live] = {}
         self.variants: dict[str, str] = {}
         self.summary = WatchSummary()
@@ -250,17 +252,19 @@ class Watcher:
             self._last_rescan = now
         paths = self.scanner.scan()
         moved = self.scanner.moved
-        for path in paths:
-            if path not in self.folders:
-                self.folders[path] = _Folder(path)
-        for gone in set(self.folders) - set(paths):
-            del self.folders[gone]
+        folders = self.folders
+        if moved or len(paths) != len(folders):
+            for path in paths:
+                if path not in folders:
+                    folders[path] = _Folder(Path(path))
+            for gone in set(folders) - set(paths):
+                del folders[gone]
         dirty: list[_Folder] = []
         for path in paths:
-            folder = self.folders[path]
-            if folder.settled and not full and str(path) not in moved and str(path / ".hydra") not in moved:
+            folder = folders[path]
+            if folder.settled and not full and path not in moved and os.path.join(path, ".hydra") not in moved:
                 continue
-            sig = _stat_sig(path)
+            sig = _stat_sig(folder.path)
             if sig != folder.signature:
                 folder.signature = sig
                 dirty.append(folder)
@@ -297,6 +301,7 @@ class Watcher:
             if [(i.key, i.group) for i in ids] != [(i.key, i.group) for i in folder.ids]:
                 changed_groups = True
             folder.ids = ids
+            folder.keys = [i.key for i in ids]
         if changed_groups or not self.variants:
             self._revariant()
 
@@ -422,7 +427,7 @@ class Watcher:
 
         indices = self._indices(identity, files.scenes, live.seen)
         records = build_traces(identity, files, indices, [None] * len(files.scenes))
-        landed = int(max(self.folders[identity.config.path].last_change, 0) * 1e9) or time.time_ns()
+        landed = int(max(self.folders[str(identity.config.path)].last_change, 0) * 1e9) or time.time_ns()
         present = set(live.known.values())
         todo, ids = [], []
         for index, record in zip(indices, records, strict=True):
@@ -445,7 +450,7 @@ class Watcher:
         except AppendConflict:  # another writer got there: re-read what exists, next poll writes the rest
             live.known = {-1 - n: tid for n, tid in enumerate(self._call(self.writer.trace_ids, live.run_id))}
             live.seen = 0
-            self.folders[identity.config.path].signature = ()
+            self.folders[str(identity.config.path)].signature = ()
             return
         for (index, _), pair in zip(todo, ids, strict=True):
             live.known[index] = mlflow_trace_id(pair)
@@ -510,7 +515,9 @@ class Watcher:
     # ------------------------------------------------------------------ stalls and heartbeats
 
     def _stalls_and_beats(self, now: float) -> None:
-        by_key = {i.key: f for f in self.folders.values() for i in f.ids}
+        if not self.live:
+            return
+        by_key = {k: f for f in self.folders.values() if not f.settled for k in f.keys}
         for key, live in list(self.live.items()):
             folder = by_key.get(key)
             if folder is None:  # the folder went away (or lost this identity): leave the run for cleanup

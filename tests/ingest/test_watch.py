@@ -140,7 +140,7 @@ def test_a_restarted_watcher_resumes_the_run_and_writes_each_scene_once(tmp_path
     lw.write_scenes(folder, 5)
     # the crash: scene S3's trace is in the store (same deterministic ids), its tags never were
     scenes = SceneLog(folder / "input_output.json").read()
-    identity = first.folders[folder].ids[0]
+    identity = first.folders[str(folder)].ids[0]
     from align_track.ingest.folders import ExperimentFiles
     from align_track.ingest.mapping import build_traces
 
