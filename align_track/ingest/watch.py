@@ -48,6 +48,7 @@ from align_track.ingest.scene_log import SceneLog
 from align_track.schema import (
     STATE_RUNNING,
     STATE_STALLED,
+    TAG_KEY,
     TAG_LAST_SCENE,
     TAG_SCENES,
     TAG_STATE,
@@ -216,6 +217,7 @@ class Watcher:
         self.variants: dict[str, str] = {}
         self.summary = WatchSummary()
         self._last_rescan = 0.0
+        self._preloaded: dict[str, list] | None = None
         self._started = time.monotonic()
 
     # ------------------------------------------------------------------ the loop
@@ -272,10 +274,17 @@ class Watcher:
                 dirty.append(folder)  # another writer held it last time: look again
         if dirty:
             self._refresh_configs(dirty)
-        for folder in dirty:
-            if stop is not None and stop.is_set():
-                return
-            self._sync(folder)
+        if self.summary.polls == 1 and len(dirty) > 1:  # the first pass: one read instead of one per folder
+            self._preloaded = {}
+            for row in self._call(self.store.keyed_runs):
+                self._preloaded.setdefault(row.tags[TAG_KEY], []).append(row)
+        try:
+            for folder in dirty:
+                if stop is not None and stop.is_set():
+                    return
+                self._sync(folder)
+        finally:
+            self._preloaded = None
         self._stalls_and_beats(now)
 
     # ------------------------------------------------------------------ configs, identities, variants
@@ -375,8 +384,13 @@ class Watcher:
         variant = self.variants.get(identity.key, "default")
         live = self.live.get(identity.key)
         if live is None:
-            runs = self._call(self.store.runs_for_key, identity.key)
-            decision = plan_live(run_fingerprint(identity, variant), runs, self.alive)
+            fingerprint_now = run_fingerprint(identity, variant)
+            if self._preloaded is not None:  # settled at start-up (the common case): no query of its own
+                cached = plan_live(fingerprint_now, self._preloaded.get(identity.key, []), self.alive)
+                if cached.action == "skip" and not cached.cleanup:
+                    return True
+            runs = self._call(self.store.runs_for_key, identity.key)  # fresh for every decision that writes
+            decision = plan_live(fingerprint_now, runs, self.alive)
             for doomed in decision.cleanup:
                 self._call(self.store.delete_run, doomed)
             if decision.action == "skip":
