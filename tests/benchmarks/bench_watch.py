@@ -149,8 +149,7 @@ def main() -> None:
         kinds = [("sqlite", f"sqlite:///{base / 'sqlite' / 'mlflow.db'}")]
         server = None
         if not args.skip_http:
-            server = start_server(f"sqlite:///{base / 'server.db'}", base / "server-artifacts", base / "server.log",
-                                  workers=4)
+            server = start_server(f"sqlite:///{base / 'server.db'}", base / "server-artifacts", base / "server.log")
             kinds.append(("http", server.url))
         try:
             for kind, uri in kinds:
