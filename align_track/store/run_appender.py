@@ -169,5 +169,6 @@ class LiveRunWriter:
             repo.log_artifact(artifact.path, artifact.artifact_dir or None)
         if stale:
             trace_writer.delete_traces(self.store.tracking_uri, self.store.experiment_id, list(stale))
-        self.set_tags(run_id, {TAG_STATE: STATE_FINISHED})
-        self.store.mark_complete(run_id)
+        # The commit point, as RunStore.mark_complete: complete (and state finished, in the same write) first.
+        self.set_tags(run_id, {TAG_STATE: STATE_FINISHED, TAG_COMPLETE: "true"})
+        client.set_terminated(run_id, "FINISHED")
