@@ -46,6 +46,7 @@ from align_track.ingest.mapping import RunIdentity, build_run, build_traces, ide
 from align_track.ingest.reconcile import after_complete, lost_claim, plan_live
 from align_track.ingest.scene_log import SceneLog
 from align_track.schema import (
+    HYDRA_DIR,
     STATE_RUNNING,
     STATE_STALLED,
     TAG_KEY,
@@ -138,11 +139,24 @@ def _stat_sig(path: Path) -> tuple:
     return tuple(out)
 
 
+def _local_dirs(location: str | None) -> tuple[str, ...]:
+    """The store's artifact folder, if local: its copies of input_output.json must not look like run folders
+    (a store kept inside the watched tree would otherwise ingest its own artifacts, forever)."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    if not location or urlparse(location).scheme != "file":
+        return ()
+    return (os.path.realpath(url2pathname(urlparse(location).path)),)
+
+
 class TreeScanner:
     """Find run folders below ``root`` with one stat per directory, re-listing only directories that moved."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, exclude: tuple[str, ...] = ()):
         self.root = root
+        self.exclude = set(exclude)
+        """Directories never entered (the store's own artifacts, when they live inside the tree)."""
         self._dirs: dict[str, tuple[int, tuple[str, ...], bool]] = {}
         self.moved: set[str] = set()
         """Directories whose listing changed in the last scan (new files or subfolders)."""
@@ -167,8 +181,10 @@ class TreeScanner:
                         for entry in entries:
                             if entry.name == MARKER:
                                 marker = True
-                            elif entry.is_dir(follow_symlinks=False) and "outdated" not in entry.name.lower():
-                                subdirs.append(entry.name)
+                            # Hydra's own folder never holds a run; OUTDATED ones are skipped as by discover()
+                            elif entry.name != HYDRA_DIR and "outdated" not in entry.name.lower() and \
+                                    entry.is_dir(follow_symlinks=False) and entry.path not in self.exclude:
+                                subdirs.append(entry.path)
                 except OSError:
                     continue
                 cached = (mtime, tuple(sorted(subdirs)), marker)
@@ -176,9 +192,10 @@ class TreeScanner:
                 self.moved.add(d)
             if cached[2]:
                 found.append(d)
-            stack.extend(os.path.join(d, s) for s in cached[1])
-        for gone in set(self._dirs) - seen:
-            del self._dirs[gone]
+            stack.extend(cached[1])
+        if len(seen) != len(self._dirs):
+            for gone in set(self._dirs) - seen:
+                del self._dirs[gone]
         found.sort()
         return found
 
@@ -211,7 +228,7 @@ class Watcher:
         self.rescan_every = rescan_every
         self.emit = on_event or (lambda event: None)
         self.clock = clock
-        self.scanner = TreeScanner(self.root)
+        self.scanner = TreeScanner(self.root, _local_dirs(self.store.artifact_location))
         self.folders: dict[str, _Folder] = {}
         self.live: dict[str, _Live] = {}
         self.variants: dict[str, str] = {}
@@ -264,7 +281,7 @@ class Watcher:
         dirty: list[_Folder] = []
         for path in paths:
             folder = folders[path]
-            if folder.settled and not full and path not in moved and os.path.join(path, ".hydra") not in moved:
+            if folder.settled and not full and path not in moved:
                 continue
             sig = _stat_sig(folder.path)
             if sig != folder.signature:

@@ -163,7 +163,7 @@ def main() -> None:
         finally:
             if server is not None:
                 stop_server(server)
-        cpu = idle_cpu(base / "idle", f"sqlite:///{base / 'idle' / 'mlflow.db'}", args.folders, args.window)
+        cpu = idle_cpu(base / "idle", f"sqlite:///{base / 'idle-store' / 'mlflow.db'}", args.folders, args.window)
         print(f"idle watcher over {args.folders} finished folders: {cpu:.2f}% of one core "
               f"({args.window:.0f} s window, poll 1 s)", flush=True)
 

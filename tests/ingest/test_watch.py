@@ -220,3 +220,14 @@ def test_scene_log_reads_only_the_tail_and_falls_back_when_the_file_is_not_a_pre
         lw.write_scenes(tmp_path, 4)
         assert log.read() == lw.scenes(4)
         assert log.full_parses == parses, "only the new scene was parsed"
+
+
+def test_a_store_kept_inside_the_watched_tree_does_not_ingest_its_own_artifacts(tmp_path: Path):
+    root = tmp_path / "exp"
+    write_experiment(root / "done")
+    uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"  # artifacts (with input_output.json copies) under root
+    watcher = Watcher(root, uri, stall_after=3600)
+    watcher.poll()
+    watcher.poll()
+    assert list(root.glob("mlflow/artifacts/**/input_output.json")), "the artifacts are inside the tree"
+    assert [r.data.tags["experiment_path"] for r in keyed(uri)] == ["done"]
