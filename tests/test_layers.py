@@ -20,7 +20,7 @@ RANK = {
     "ingest": 2, "query": 2, "mlflow_ui": 2,
     "tui": 3,
     "demo": 4,
-    "cli": 5,
+    "cli": 5, "hydra": 5,
     "__main__": 6,
 }
 

@@ -33,15 +33,25 @@ def main() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
               help="Experiments written at once [default: 4 for an http(s) server, 1 for a database].")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors and the summary's failures.")
+@click.option("--watch", is_flag=True,
+              help="Keep running: ingest new folders as they appear and grow running ones scene by scene.")
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True, metavar="S",
+              help="With --watch: seconds between two looks at the tree (a stat walk; works on NFS/Lustre/GPFS).")
+@click.option("--stall-after", type=click.FloatRange(min=0), default=600.0, show_default=True, metavar="S",
+              help="With --watch: a running folder unchanged this long without timing.json is marked stalled.")
 def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, force: bool,
-           workers: int | None, quiet: bool) -> None:
+           workers: int | None, quiet: bool, watch: bool, poll_interval: float, stall_after: float) -> None:
     """Ingest experiments: one MLflow run per experiment, one trace per scene.
 
     Unchanged experiments are skipped, changed ones replaced; exits 1 if any
     experiment failed (each failure is listed with its file and reason).
+    With --watch, keeps going until Ctrl-C: see "Live sweeps" in the README.
     """
     if not os.path.isdir(experiments_dir) or not os.access(experiments_dir, os.R_OK | os.X_OK):
         fail(f"experiments directory not found or not readable: {printable(str(experiments_dir))}")
+    if watch:
+        _watch(experiments_dir, mlflow_uri, experiment_name, poll_interval, stall_after, quiet)
+        return
     from align_track.cli.progress import make_reporter
     from align_track.ingest.pipeline import ingest as run_ingest
     from align_track.ingest.pipeline import summary_lines
@@ -69,6 +79,45 @@ def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
         os._exit(1)
     if summary.failures:
         sys.exit(1)
+
+
+def _watch(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, poll_interval: float,
+           stall_after: float, quiet: bool) -> None:
+    """The watch loop on the command line: one line per event, Ctrl-C (or SIGTERM) stops with a summary."""
+    import signal
+    import threading
+
+    from align_track.ingest.watch import FAILED, Watcher
+
+    stop = threading.Event()
+
+    def on_event(event) -> None:
+        if quiet and event.kind != FAILED:
+            return
+        detail = event.message if event.kind == FAILED else f"scenes={event.scenes}" if event.scenes else ""
+        run = f" run={event.run_id}" if event.run_id and event.kind != FAILED else ""
+        click.echo(f"{event.kind:9} {event.path}{run} {detail}".rstrip(), err=True)
+
+    def on_signal(signum, frame) -> None:
+        if stop.is_set():  # a second Ctrl-C: stop now; every write is resumable
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("stopping after the current folder (Ctrl-C again to stop at once)", err=True)
+
+    try:
+        watcher = Watcher(experiments_dir, mlflow_uri, experiment_name, poll_interval, stall_after,
+                          on_event=on_event)
+    except StoreError as exc:
+        fail(str(exc))
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    if not quiet:
+        click.echo(f"watching {watcher.root} every {poll_interval:g}s (Ctrl-C stops)", err=True)
+    try:
+        summary = watcher.run(stop)
+    except KeyboardInterrupt:
+        summary = watcher.close()
+    click.echo(summary.line())
 
 
 @main.command("demo-data")

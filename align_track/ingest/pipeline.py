@@ -109,8 +109,12 @@ def ingest(
     on_event: Callable[[Event], None] | None = None,
     cancel: threading.Event | None = None,
     workers: int | None = None,
+    only: list[Path] | None = None,
 ) -> Summary:
-    """Ingest every experiment below ``experiments_dir``; never raises for a bad folder, only for the store."""
+    """Ingest every experiment below ``experiments_dir``; never raises for a bad folder, only for the store.
+
+    ``only``: write just these folders (the Hydra callback's one job), variants still from the whole tree.
+    """
     from align_track.store import http
 
     started = time.perf_counter()
@@ -149,6 +153,9 @@ def ingest(
     folders = folders + sorted(problems)
     ids = {folder: identities(cfg) for folder, cfg in configs.items()}
     variants = _variants([i for group in ids.values() for i in group])
+    if only is not None:
+        wanted = {Path(p).resolve() for p in only}
+        folders = [f for f in folders if f in wanted]
 
     def notice(message: str) -> None:
         emit(Event("message", total=len(folders), message=message, elapsed=time.perf_counter() - started))

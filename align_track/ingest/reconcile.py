@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from align_track.schema import (
+    LIVE_STATES,
     PARAM_TARGET,
     TAG_CLAIM,
     TAG_COMPLETE,
     TAG_FINGERPRINT,
+    TAG_HEARTBEAT,
     TAG_PATH,
+    TAG_STATE,
     TAG_TARGET,
     written_by_align_track,
 )
@@ -40,6 +43,23 @@ def complete(run: StoredRun) -> bool:
     return run.tags.get(TAG_COMPLETE) == "true"
 
 
+def lease_start(run: StoredRun) -> int | None:
+    """When the run's claim was last renewed: a live run's heartbeat, else its start.
+
+    A watcher keeps one run claimed for hours; its heartbeat tag keeps the lease that other hosts
+    grant a claim (15 minutes) running.
+    """
+    try:
+        beat = int(run.tags.get(TAG_HEARTBEAT) or 0)
+    except ValueError:
+        beat = 0
+    return max(beat, run.start_time or 0) or None
+
+
+def _alive(run: StoredRun, alive: AliveFn) -> bool:
+    return alive(run.tags.get(TAG_CLAIM), lease_start(run))
+
+
 @dataclass
 class Plan:
     """What to do for one identity: 'skip', 'create', 'update' or 'busy' (another live writer has it)."""
@@ -61,7 +81,7 @@ def plan(fingerprint: str, runs: Sequence[StoredRun], force: bool, alive: AliveF
     """
     done = [r for r in runs if complete(r)]
     half = [r for r in runs if not complete(r)]
-    dead = [r.run_id for r in half if not alive(r.tags.get(TAG_CLAIM), r.start_time)]
+    dead = [r.run_id for r in half if not _alive(r, alive)]
     current = [r for r in done if r.tags.get(TAG_FINGERPRINT) == fingerprint]
     if current and not force:
         keep = max(current, key=_rank)
@@ -82,7 +102,7 @@ def lost_claim(mine: str, runs: Sequence[StoredRun], alive: AliveFn) -> bool:
         return True
     rivals = [
         r for r in runs
-        if r.run_id != mine and not complete(r) and alive(r.tags.get(TAG_CLAIM), r.start_time)
+        if r.run_id != mine and not complete(r) and _alive(r, alive)
     ]
     key = lambda r: (r.start_time or 0, r.run_id)  # noqa: E731
     return any(key(r) < key(me) for r in rivals)
@@ -101,7 +121,7 @@ def after_complete(mine: str, runs: Sequence[StoredRun], alive: AliveFn) -> list
     doomed = [r.run_id for r in done if r is not newest]
     doomed += [
         r.run_id for r in runs
-        if not complete(r) and r.run_id != mine and not alive(r.tags.get(TAG_CLAIM), r.start_time)
+        if not complete(r) and r.run_id != mine and not _alive(r, alive)
     ]
     return doomed
 
@@ -137,3 +157,37 @@ def superseded(foreign_runs: Sequence[StoredRun], ours: StoredRun) -> list[str]:
     """Foreign runs older than our complete run of the same identity: an ingest replaced them and was
     interrupted before deleting them, so the next one finishes the job. Newer foreign runs stay."""
     return [r.run_id for r in foreign_runs if _rank(r) < _rank(ours)]
+
+
+@dataclass
+class LivePlan:
+    """What a watcher does for one identity: 'skip', 'busy', 'adopt' (``run_id``) or 'create'."""
+
+    action: str
+    run_id: str | None = None
+    cleanup: list[str] = field(default_factory=list)
+    """Dead runs to delete now (half-written ones, other dead live runs, stale complete ones when skipping)."""
+
+
+def plan_live(fingerprint: str, runs: Sequence[StoredRun], alive: AliveFn) -> LivePlan:
+    """Skip a complete run with this fingerprint; wait for a live writer; resume a dead writer's live run.
+
+    A live run (``align_track.state`` set) whose writer died keeps every scene written so far, so a
+    watcher adopts it rather than starting over; a dead non-live half (a plain ingest's) is deleted.
+    """
+    done = [r for r in runs if complete(r)]
+    half = [r for r in runs if not complete(r)]
+    live_claims = [r for r in half if _alive(r, alive)]
+    dead = [r for r in half if not _alive(r, alive)]
+    current = [r for r in done if r.tags.get(TAG_FINGERPRINT) == fingerprint]
+    if current:
+        keep = max(current, key=_rank)
+        stale = [r.run_id for r in done if r is not keep]
+        return LivePlan("skip", cleanup=stale + ([] if live_claims else [r.run_id for r in dead]))
+    if live_claims:
+        return LivePlan("busy")
+    resumable = [r for r in dead if r.tags.get(TAG_STATE) in LIVE_STATES]
+    if resumable:
+        pick = max(resumable, key=_rank)
+        return LivePlan("adopt", pick.run_id, [r.run_id for r in dead if r is not pick])
+    return LivePlan("create", cleanup=[r.run_id for r in dead])

@@ -141,13 +141,13 @@ def _experiment_id_sql(uri: str, name: str) -> str:
     return _pick_experiment(name, [(str(r[0]), r[1], r[2]) for r in rows])
 
 
-def _load_runs_sql(uri: str, experiment_id: str, include_deleted: bool) -> list[RunRow]:
+def _load_runs_sql(uri: str, experiment_id: str, include_deleted: bool, condition: str = "") -> list[RunRow]:
     try:
         eid = int(experiment_id)  # an int, so it can go into the SQL text as a literal
     except ValueError:
         raise StoreError(f"experiment id must be a number for a database store, got {experiment_id!r}") from None
     stage = "" if include_deleted else " AND lifecycle_stage = 'active'"
-    where = f"FROM runs WHERE experiment_id = {eid}{stage}"
+    where = f"FROM runs WHERE experiment_id = {eid}{stage}{condition}"
     of_runs = f"WHERE run_uuid IN (SELECT run_uuid {where})"
     runs, params, metrics, tags = _sql(uri, [
         f"SELECT run_uuid, name, status, start_time, end_time, lifecycle_stage, artifact_uri {where}",
@@ -270,7 +270,8 @@ def _metric_value(value: Any) -> float:
     return float(value) if value is not None else math.nan
 
 
-def _load_runs_http(uri: str, experiment_id: str, include_deleted: bool) -> list[RunRow]:
+def _load_runs_http(uri: str, experiment_id: str, include_deleted: bool,
+                    filter_string: str | None = None) -> list[RunRow]:
     session = _http_session(uri)
     out: list[RunRow] = []
     token = None
@@ -280,6 +281,8 @@ def _load_runs_http(uri: str, experiment_id: str, include_deleted: bool) -> list
             "max_results": _PAGE_SIZE,
             "run_view_type": "ALL" if include_deleted else "ACTIVE_ONLY",
         }
+        if filter_string:
+            body["filter"] = filter_string
         if token:
             body["page_token"] = token
         page = _rest(session, uri, "POST", "runs/search", json=body)
@@ -384,6 +387,54 @@ def load_runs(tracking_uri: str, experiment_id: str, include_deleted: bool = Fal
     else:
         rows = _load_runs_mlflow(tracking_uri, experiment_id, include_deleted)
     return _search_order(rows)
+
+
+@dataclass(frozen=True)
+class RunsDelta:
+    """What changed in an experiment since a time: merge ``rows`` by run id, drop ``deleted``."""
+
+    rows: list[RunRow]
+    """Active runs started or ended at/after ``since_ms``, plus every live (running or stalled) run."""
+    deleted: list[str] | None
+    """Runs deleted at/after ``since_ms`` (database stores); None where the store cannot say (a server)."""
+    as_of_ms: int
+    """This read's start (reader's clock): pass it, less a safety margin, as the next ``since_ms``."""
+
+
+def runs_changed_since(tracking_uri: str, experiment_id: str, since_ms: int) -> RunsDelta:
+    """The runs that changed since ``since_ms``: the cheap incremental read behind a self-refreshing runs table.
+
+    A run changes visibly when it is created (start_time), finished (end_time, set in place by
+    ``ingest --watch``) or while it is live (its progress tags move), so the read is those three sets, not the
+    whole experiment. Writers' clocks may differ from the reader's: overlap successive reads by a margin.
+    """
+    import time
+
+    from align_track.schema import LIVE_STATES, TAG_STATE
+
+    as_of = int(time.time() * 1000)
+    tracking_uri = resolve_tracking_uri(tracking_uri)
+    kind = store_kind(tracking_uri)
+    since = int(since_ms)
+    states = ", ".join(f"'{s}'" for s in LIVE_STATES)
+    if kind in _DB_KINDS:
+        live = f"SELECT run_uuid FROM tags WHERE {{key}} = '{TAG_STATE}' AND value IN ({states})"
+        condition = f" AND (start_time >= {since} OR end_time >= {since} OR run_uuid IN ({live}))"
+        rows = _load_runs_sql(tracking_uri, str(experiment_id), False, condition)
+        eid = int(experiment_id)
+        (gone,) = _sql(tracking_uri, [f"SELECT run_uuid FROM runs WHERE experiment_id = {eid} AND "
+                                      f"lifecycle_stage = 'deleted' AND deleted_time >= {since}"])
+        return RunsDelta(_search_order(rows), [r[0] for r in gone], as_of)
+    if kind != "http":
+        rows = [r for r in _load_runs_mlflow(tracking_uri, str(experiment_id), False)
+                if (r.start_time or 0) >= since or (r.end_time or 0) >= since or r.tags.get(TAG_STATE) in LIVE_STATES]
+        return RunsDelta(_search_order(rows), None, as_of)
+    found: dict[str, RunRow] = {}
+    for filter_string in [f"attributes.start_time >= {since}", f"attributes.end_time >= {since}",
+                          *[f"tags.`{TAG_STATE}` = '{s}'" for s in LIVE_STATES]]:
+        for row in _load_runs_http(tracking_uri, str(experiment_id), False, filter_string):
+            found[row.run_id] = row
+    return RunsDelta(_search_order(list(found.values())), None, as_of)
 
 
 def _search_order(rows: list[RunRow]) -> list[RunRow]:

@@ -104,7 +104,8 @@ def _new_span_id() -> int:
     return int.from_bytes(os.urandom(8), "big") or 1
 
 
-def _build_trace(record: TraceRecord, experiment_id: str, run_id: str) -> Trace:
+def _build_trace(record: TraceRecord, experiment_id: str, run_id: str,
+                 ids: tuple[int, int] | None = None) -> Trace:
     """A finished trace with one OK root span, its info as MLflow's ``start_span`` in an active run makes it.
 
     Tags: the record's (``scene_id``), ``mlflow.runId`` and the name (``mlflow.traceName``).
@@ -116,8 +117,9 @@ def _build_trace(record: TraceRecord, experiment_id: str, run_id: str) -> Trace:
         raise ValueError(f"trace {record.name!r}: end_ns {record.end_ns} is before start_ns {record.start_ns}")
     if reserved := [key for key in record.attributes if key.startswith(SpanAttributeKey.TRACE_TAG_PREFIX)]:
         raise ValueError(f"trace {record.name!r}: attribute names {reserved} are reserved for trace tags")
-    otel_trace_id = uuid.uuid4().int
-    span_id = _new_span_id()
+    # ``ids`` (OTel trace id, span id) makes a rewrite of the same scene land on the same rows: a live
+    # run's appends are idempotent (see store/run_appender.py). Otherwise fresh random ids.
+    otel_trace_id, span_id = ids if ids is not None else (uuid.uuid4().int, _new_span_id())
     trace_id = generate_mlflow_trace_id_from_otel_trace_id(otel_trace_id)
 
     tags = {**record.tags, TRACE_TAG_RUN_ID: run_id, TraceTagKey.TRACE_NAME: record.name}
@@ -319,9 +321,13 @@ def write_traces_bulk(
     return [trace.info.trace_id for trace in built]
 
 
-def write_traces(tracking_uri: str, experiment_id: str, run_id: str, traces: list[TraceRecord]) -> list[str]:
-    """Bulk when supported (and the records allow it), else the public path; trace ids in order."""
-    built = [_build_trace(record, experiment_id, run_id) for record in traces]
+def write_traces(tracking_uri: str, experiment_id: str, run_id: str, traces: list[TraceRecord],
+                 ids: Sequence[tuple[int, int]] | None = None) -> list[str]:
+    """Bulk when supported (and the records allow it), else the public path; trace ids in order.
+
+    ``ids``: one (OTel trace id, span id) per record, for writes that must be idempotent.
+    """
+    built = [_build_trace(record, experiment_id, run_id, ids[i] if ids else None) for i, record in enumerate(traces)]
     if not (bulk_supported(tracking_uri) and _write_bulk(tracking_uri, str(experiment_id), run_id, built)):
         _write_public(tracking_uri, str(experiment_id), run_id, built)
     return [trace.info.trace_id for trace in built]
@@ -355,9 +361,10 @@ def begin_write(conn: Any, db_type: str) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")  # pysqlite sees the open transaction and adds no BEGIN
 
 
-def insert_traces(conn: Any, store: Any, experiment_id: str, run_id: str, traces: list[TraceRecord]) -> list[str]:
+def insert_traces(conn: Any, store: Any, experiment_id: str, run_id: str, traces: list[TraceRecord],
+                  ids: Sequence[tuple[int, int]] | None = None) -> list[str]:
     """Insert ``traces`` for ``run_id`` inside the caller's transaction (see ``write_traces_bulk``)."""
-    built = [_build_trace(record, experiment_id, run_id) for record in traces]
+    built = [_build_trace(record, experiment_id, run_id, ids[i] if ids else None) for i, record in enumerate(traces)]
     if not _insert_built(conn, experiment_id, run_id, built):
         raise ValueError("records carry span attributes the bulk path does not reproduce")
     return [trace.info.trace_id for trace in built]
@@ -543,6 +550,44 @@ def _link_rows(built: list[Trace], run_id: str) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------
 # Deleting
 # --------------------------------------------------------------------------------------------
+
+
+def run_trace_ids(tracking_uri: str, experiment_id: str, run_id: str) -> set[str]:
+    """Ids of the traces that exist and are linked to ``run_id``.
+
+    A link whose trace was never created (an interrupted public write links first) does not count.
+    """
+    if bulk_supported(tracking_uri):
+        from mlflow.entities.entity_type import EntityAssociationType
+        from mlflow.store.tracking.dbmodels.models import SqlEntityAssociation, SqlTraceInfo
+        from sqlalchemy import select
+
+        links, infos = SqlEntityAssociation.__table__, SqlTraceInfo.__table__
+        with sql_store(tracking_uri).engine.connect() as conn:
+            return set(conn.execute(
+                select(links.c.source_id).join(infos, infos.c.request_id == links.c.source_id).where(
+                    links.c.destination_id == run_id, links.c.destination_type == EntityAssociationType.RUN,
+                    links.c.source_type == EntityAssociationType.TRACE)
+            ).scalars())
+    client = TracingClient(tracking_uri)
+    found: set[str] = set()
+    page_token: str | None = None
+    while True:
+        page = client.search_traces(locations=[str(experiment_id)], run_id=run_id, include_spans=False,
+                                    max_results=500, page_token=page_token)
+        found.update(trace.info.trace_id for trace in page)
+        page_token = page.token
+        if not page_token:
+            return found
+
+
+def delete_traces(tracking_uri: str, experiment_id: str, trace_ids: Sequence[str]) -> int:
+    """Delete the given traces (100 per request); returns how many were deleted."""
+    client = TracingClient(tracking_uri)
+    deleted = 0
+    for chunk in _chunks(list(dict.fromkeys(trace_ids)), 100):
+        deleted += client.delete_traces(experiment_id=str(experiment_id), trace_ids=list(chunk))
+    return deleted
 
 
 def delete_run_traces(tracking_uri: str, experiment_id: str, run_id: str) -> int:

@@ -1,0 +1,117 @@
+"""A Hydra callback that ingests each align-system job's output folder when the job ends.
+
+Enable it from the command line, nothing else to run::
+
+    run_align_system ... \\
+      +hydra.callbacks.align_track._target_=align_track.hydra.IngestCallback \\
+      +hydra.callbacks.align_track.mlflow_uri=http://mlflow.team:5000
+
+Success or failure, the job's folder becomes one complete run (a failed job's run has status FAILED);
+in a ``--multirun`` sweep run variants are named from the whole sweep folder, as ``align-track ingest``
+of that folder would. The callback never fails the job: an unreachable store or any other problem is a
+warning in the job's log. A watcher (``ingest --watch``) holding the folder's live run makes this a no-op
+(``busy``): the watcher finishes the run itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from align_track.errors import one_line
+from align_track.schema import INPUT_OUTPUT
+from align_track.store.uri import DEFAULT_EXPERIMENT
+
+log = logging.getLogger(__name__)
+
+try:  # hydra is align-system's dependency, not align-track's: the class works without it for tests of its own
+    from hydra.experimental.callback import Callback as _Base
+except ImportError:  # pragma: no cover - exercised only where hydra is missing
+    _Base = object  # type: ignore[assignment,misc]
+
+FAILED_STATUS = "FAILED"
+
+
+class IngestCallback(_Base):  # type: ignore[misc,valid-type]
+    """Ingest the job's output folder into ``mlflow_uri`` / ``experiment_name`` on job end."""
+
+    def __init__(self, mlflow_uri: str | None = None, experiment_name: str = DEFAULT_EXPERIMENT,
+                 experiments_dir: str | None = None) -> None:
+        self.mlflow_uri = mlflow_uri
+        self.experiment_name = experiment_name
+        self.experiments_dir = experiments_dir
+        """Root for run variants and experiment_path [default: the sweep folder, or the job folder]."""
+
+    def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
+        folder = None
+        try:
+            folder = Path(str(config.hydra.runtime.output_dir))
+            self._ingest(config, job_return, folder)
+        except Exception as exc:  # noqa: BLE001 - never fail the job because of the store
+            log.warning("align-track: could not ingest %s into %s: %s", folder, self.mlflow_uri or "the default store",
+                        one_line(exc))
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        """Once every job is back: the whole sweep again, so run variants named while the sweep was still
+        growing (the first job alone was ``default``) are brought in line; unchanged runs are skipped."""
+        root = None
+        try:
+            root = Path(self.experiments_dir or str(config.hydra.sweep.dir))
+            if not root.is_dir():
+                return
+            from align_track.ingest.pipeline import FAILED, ingest
+
+            summary = ingest(root, self.mlflow_uri, self.experiment_name)
+            for outcome in summary.outcomes:
+                if outcome.status == FAILED:
+                    log.warning("align-track: %s", outcome.error)
+        except Exception as exc:  # noqa: BLE001 - never fail the sweep because of the store
+            log.warning("align-track: could not ingest %s into %s: %s", root, self.mlflow_uri or "the default store",
+                        one_line(exc))
+
+    def _ingest(self, config: Any, job_return: Any, folder: Path) -> None:
+        from align_track.ingest.pipeline import FAILED, ingest
+
+        if not (folder / INPUT_OUTPUT).is_file():
+            log.info("align-track: %s has no %s; nothing to ingest", folder, INPUT_OUTPUT)
+            return
+        root = Path(self.experiments_dir) if self.experiments_dir else _root(config, folder)
+        summary = ingest(root, self.mlflow_uri, self.experiment_name, only=[folder], workers=1)
+        for outcome in summary.outcomes:
+            if outcome.status == FAILED:
+                log.warning("align-track: %s", outcome.error)
+            else:
+                log.info("align-track: %s %s (%d traces)", outcome.status, outcome.path, outcome.traces)
+        if _failed(job_return):
+            _mark_failed(self.mlflow_uri, [rid for o in summary.outcomes for rid in o.run_ids])
+
+
+def _root(config: Any, folder: Path) -> Path:
+    """The sweep folder in a multirun (when the job's folder is below it), else the job's own folder."""
+    try:
+        mode = str(config.hydra.mode)
+        sweep = Path(str(config.hydra.sweep.dir)).resolve()
+    except Exception:  # noqa: BLE001 - an older Hydra without these keys
+        return folder
+    if mode.endswith("MULTIRUN") and folder.resolve().is_relative_to(sweep):
+        return sweep
+    return folder
+
+
+def _failed(job_return: Any) -> bool:
+    status = getattr(job_return, "status", None)
+    return getattr(status, "name", str(status)) == "FAILED"
+
+
+def _mark_failed(uri: str | None, run_ids: list[str]) -> None:
+    """A failed job's run keeps its scenes and counts as complete, with MLflow status FAILED."""
+    if not run_ids:
+        return
+    from mlflow import MlflowClient
+
+    from align_track.store.uri import resolve_tracking_uri
+
+    client = MlflowClient(resolve_tracking_uri(uri))
+    for run_id in run_ids:
+        client.set_terminated(run_id, FAILED_STATUS)

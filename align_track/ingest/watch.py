@@ -1,0 +1,588 @@
+"""``align-track ingest --watch``: keep ingesting a tree of run folders while align-system writes them.
+
+Each poll is a stat walk (no inotify: cluster filesystems deliver none for other nodes' writes):
+
+* every directory is stat'ed and re-listed only when its mtime moved, so new run folders (and a new
+  ``timing.json``, which changes its folder's mtime) are found at the cost of one stat per directory;
+* the watched files of folders still being written are stat'ed every poll; those of settled folders
+  (complete in the store) only when their directory moved, or every ``rescan_every`` seconds.
+
+A folder still being written (no ``timing.json``) becomes a RUNNING run (``align_track.state=running``)
+that this watcher claims; each new scene is appended as one trace (store/run_appender.py). When
+``timing.json`` appears the run is finished in place: timed traces, the last params, metrics, artifacts,
+then ``align_track.complete=true`` and FINISHED. A live folder that stops changing for ``stall_after``
+seconds is tagged ``stalled`` (never complete); a later change resumes it. Folders found finished are
+written whole, as a plain ingest does. Exactly-once across watchers and plain ingests comes from the
+same claim protocol (reconcile.plan_live / lost_claim), and every write is idempotent, so a watcher
+killed at any moment and restarted converges.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from align_track.errors import one_line
+from align_track.ingest.folders import (
+    MARKER,
+    WATCHED_FILES,
+    ExperimentConfig,
+    ExperimentError,
+    ExperimentFiles,
+    _optional,
+    _read_meta_lenient,
+    fingerprint,
+    read_config,
+    read_json,
+)
+from align_track.ingest.mapping import RunIdentity, build_run, build_traces, identities, run_fingerprint
+from align_track.ingest.reconcile import after_complete, lost_claim, plan_live
+from align_track.ingest.scene_log import SceneLog
+from align_track.schema import (
+    HYDRA_DIR,
+    STATE_RUNNING,
+    STATE_STALLED,
+    TAG_KEY,
+    TAG_LAST_SCENE,
+    TAG_SCENES,
+    TAG_STATE,
+    TIMING,
+    UNALIGNED,
+)
+from align_track.store.uri import DEFAULT_EXPERIMENT, resolve_tracking_uri
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL = 1.0
+DEFAULT_STALL = 600.0
+DEFAULT_RESCAN = 60.0
+HEARTBEAT_EVERY = 300.0
+"""Seconds between heartbeats of an idle live run: a third of the 15-minute lease other hosts grant."""
+
+# What happened, as reported per event and counted in the summary.
+CREATED, APPENDED, FINISHED, INGESTED, STALLED, RESUMED, BUSY, FAILED, REPLACED = (
+    "created", "appended", "finished", "ingested", "stalled", "resumed", "busy", "failed", "replaced")
+
+
+@dataclass
+class WatchEvent:
+    kind: str
+    path: str
+    run_id: str | None = None
+    scenes: int = 0
+    """Scenes the run holds after this event (for appended/finished), or written (ingested)."""
+    message: str = ""
+
+
+@dataclass
+class WatchSummary:
+    counts: Counter = field(default_factory=Counter)
+    traces: int = 0
+    polls: int = 0
+    seconds: float = 0.0
+    live: int = 0
+    """Runs still live (running or stalled) when the watcher stopped: left for the next watcher."""
+
+    def line(self) -> str:
+        c = self.counts
+        return (f"watched polls={self.polls} seconds={self.seconds:.0f} created={c[CREATED]} appended={c[APPENDED]} "
+                f"finished={c[FINISHED]} ingested={c[INGESTED]} stalled={c[STALLED]} resumed={c[RESUMED]} "
+                f"busy={c[BUSY]} failed={c[FAILED]} traces={self.traces} live_left={self.live}")
+
+
+@dataclass
+class _Live:
+    """A run this watcher holds for one identity while its folder is being written."""
+
+    run_id: str
+    known: dict[int, str]
+    """Scene index -> trace id written (and present in the store)."""
+    seen: int = 0
+    """Scenes of the folder already turned into traces (indices below this are known or not ours)."""
+    state: str = STATE_RUNNING
+    last_beat: float = 0.0
+
+
+@dataclass
+class _Folder:
+    path: Path
+    signature: tuple = ()
+    config: ExperimentConfig | None = None
+    config_sig: tuple = ()
+    ids: list[RunIdentity] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    scenes: SceneLog | None = None
+    settled: bool = False
+    """Every identity has a complete run with the current fingerprint: only re-check when the dir moves."""
+    error: str | None = None
+    busy: bool = False
+    """Another live writer held one of its runs at the last look: look again every poll."""
+    last_change: float = 0.0
+    """Newest mtime among the watched files: when the folder last changed."""
+
+
+def _stat_sig(path: Path) -> tuple:
+    out = []
+    for name in WATCHED_FILES:
+        try:
+            st = os.stat(path / name)
+            out.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def _local_dirs(location: str | None) -> tuple[str, ...]:
+    """The store's artifact folder, if local: its copies of input_output.json must not look like run folders
+    (a store kept inside the watched tree would otherwise ingest its own artifacts, forever)."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    if not location or urlparse(location).scheme != "file":
+        return ()
+    return (os.path.realpath(url2pathname(urlparse(location).path)),)
+
+
+class TreeScanner:
+    """Find run folders below ``root`` with one stat per directory, re-listing only directories that moved."""
+
+    def __init__(self, root: Path, exclude: tuple[str, ...] = ()):
+        self.root = root
+        self.exclude = set(exclude)
+        """Directories never entered (the store's own artifacts, when they live inside the tree)."""
+        self._dirs: dict[str, tuple[int, tuple[str, ...], bool]] = {}
+        self.moved: set[str] = set()
+        """Directories whose listing changed in the last scan (new files or subfolders)."""
+
+    def scan(self) -> list[str]:
+        found: list[str] = []
+        seen: set[str] = set()
+        self.moved = set()
+        stack = [str(self.root)]
+        while stack:
+            d = stack.pop()
+            try:
+                mtime = os.stat(d).st_mtime_ns
+            except OSError:
+                continue
+            seen.add(d)
+            cached = self._dirs.get(d)
+            if cached is None or cached[0] != mtime:
+                subdirs, marker = [], False
+                try:
+                    with os.scandir(d) as entries:
+                        for entry in entries:
+                            if entry.name == MARKER:
+                                marker = True
+                            # Hydra's own folder never holds a run; OUTDATED ones are skipped as by discover()
+                            elif entry.name != HYDRA_DIR and "outdated" not in entry.name.lower() and \
+                                    entry.is_dir(follow_symlinks=False) and entry.path not in self.exclude:
+                                subdirs.append(entry.path)
+                except OSError:
+                    continue
+                cached = (mtime, tuple(sorted(subdirs)), marker)
+                self._dirs[d] = cached
+                self.moved.add(d)
+            if cached[2]:
+                found.append(d)
+            stack.extend(cached[1])
+        if len(seen) != len(self._dirs):
+            for gone in set(self._dirs) - seen:
+                del self._dirs[gone]
+        found.sort()
+        return found
+
+
+class Watcher:
+    """One watcher over one tree and one store; ``poll()`` is one pass, ``run()`` loops until stopped."""
+
+    def __init__(self, experiments_dir: str | Path, tracking_uri: str | None = None,
+                 experiment_name: str = DEFAULT_EXPERIMENT, poll_interval: float = DEFAULT_POLL,
+                 stall_after: float = DEFAULT_STALL, rescan_every: float = DEFAULT_RESCAN,
+                 on_event: Callable[[WatchEvent], None] | None = None,
+                 clock: Callable[[], float] = time.time):
+        from align_track.store import http
+
+        self.root = Path(experiments_dir).resolve()
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"experiments directory not found: {self.root}")
+        self.uri = resolve_tracking_uri(tracking_uri)
+        http.prepare(self.uri)
+        from align_track.store.run_appender import LiveRunWriter
+        from align_track.store.run_writer import RunStore, claim_is_alive, claim_token, with_retries
+
+        self._retry = with_retries
+        self.store = with_retries(lambda: RunStore(self.uri, experiment_name))
+        self.writer = LiveRunWriter(self.store)
+        me = claim_token()
+        self.alive = lambda token, ms: token != me and claim_is_alive(token, ms)
+        self.poll_interval = poll_interval
+        self.stall_after = stall_after
+        self.rescan_every = rescan_every
+        self.emit = on_event or (lambda event: None)
+        self.clock = clock
+        self.scanner = TreeScanner(self.root, _local_dirs(self.store.artifact_location))
+        self.folders: dict[str, _Folder] = {}
+        self.live: dict[str, _Live] = {}
+        self.variants: dict[str, str] = {}
+        self.summary = WatchSummary()
+        self._last_rescan = 0.0
+        self._preloaded: dict[str, list] | None = None
+        self._started = time.monotonic()
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, stop: threading.Event | None = None) -> WatchSummary:
+        """Poll until ``stop`` is set (Ctrl-C in the CLI sets it); live runs are released for the next watcher."""
+        stop = stop or threading.Event()
+        try:
+            while not stop.is_set():
+                began = time.monotonic()
+                self.poll(stop)
+                stop.wait(max(0.0, self.poll_interval - (time.monotonic() - began)))
+        finally:
+            self.close()
+        return self.summary
+
+    def close(self) -> WatchSummary:
+        """Release every live run this watcher holds (another watcher may resume it at once)."""
+        for live in list(self.live.values()):
+            try:
+                self.writer.release(live.run_id)
+            except Exception as exc:  # the store is gone: the claim dies with this process anyway
+                log.warning("could not release run %s: %s", live.run_id, one_line(exc))
+        self.summary.live = len(self.live)
+        self.summary.seconds = time.monotonic() - self._started
+        return self.summary
+
+    def poll(self, stop: threading.Event | None = None) -> None:
+        """One pass: find folders, sync the changed ones, mark stalls, renew heartbeats."""
+        self.summary.polls += 1
+        now = self.clock()
+        full = now - self._last_rescan >= self.rescan_every
+        if full:
+            self._last_rescan = now
+        paths = self.scanner.scan()
+        moved = self.scanner.moved
+        folders = self.folders
+        if moved or len(paths) != len(folders):
+            for path in paths:
+                if path not in folders:
+                    folders[path] = _Folder(Path(path))
+            for gone in set(folders) - set(paths):
+                del folders[gone]
+        dirty: list[_Folder] = []
+        for path in paths:
+            folder = folders[path]
+            if folder.settled and not full and path not in moved:
+                continue
+            sig = _stat_sig(folder.path)
+            if sig != folder.signature:
+                folder.signature = sig
+                dirty.append(folder)
+            elif folder.busy:
+                dirty.append(folder)  # another writer held it last time: look again
+        if dirty:
+            self._refresh_configs(dirty)
+        if self.summary.polls == 1 and len(dirty) > 1:  # the first pass: one read instead of one per folder
+            self._preloaded = {}
+            for row in self._call(self.store.keyed_runs):
+                self._preloaded.setdefault(row.tags[TAG_KEY], []).append(row)
+        try:
+            for folder in dirty:
+                if stop is not None and stop.is_set():
+                    return
+                self._sync(folder)
+        finally:
+            self._preloaded = None
+        self._stalls_and_beats(now)
+
+    # ------------------------------------------------------------------ configs, identities, variants
+
+    def _refresh_configs(self, dirty: list[_Folder]) -> None:
+        changed_groups = False
+        for folder in dirty:
+            cfg_sig = folder.signature[3:5]
+            try:
+                # A config without alignment_target takes its targets from the scenes: read it again.
+                reuse = folder.config is not None and cfg_sig == folder.config_sig and \
+                    isinstance(folder.config.config.get("alignment_target"), dict)
+                if reuse:  # same config: only the fingerprint and mtime moved
+                    config = replace(folder.config, fingerprint=fingerprint(folder.path),
+                                     mtime=(folder.path / MARKER).stat().st_mtime)
+                else:
+                    config = read_config(self.root, folder.path)
+            except (ExperimentError, OSError) as exc:
+                self._fail(folder, str(exc))
+                continue
+            folder.config, folder.config_sig = config, cfg_sig
+            ids = identities(config)
+            if [(i.key, i.group) for i in ids] != [(i.key, i.group) for i in folder.ids]:
+                changed_groups = True
+            folder.ids = ids
+            folder.keys = [i.key for i in ids]
+        if changed_groups or not self.variants:
+            self._revariant()
+
+    def _revariant(self) -> None:
+        """run_variant depends on every folder of a group; a changed variant makes a complete run stale."""
+        from align_track.ingest.variants import assign_variants
+
+        members = [(i.key, i.group, i.config.rel_path) for f in self.folders.values() for i in f.ids]
+        new = assign_variants(members)  # type: ignore[assignment]
+        for folder in self.folders.values():
+            if any(self.variants.get(i.key, new.get(i.key)) != new.get(i.key) for i in folder.ids):
+                folder.settled = False
+                folder.signature = ()  # re-sync on the next poll
+        self.variants = new  # type: ignore[assignment]
+
+    # ------------------------------------------------------------------ one folder
+
+    def _fail(self, folder: _Folder, message: str) -> None:
+        """A folder that cannot be read: report once per distinct error; a later change retries it."""
+        if folder.error != message:
+            folder.error = message
+            self.summary.counts[FAILED] += 1
+            self.emit(WatchEvent(FAILED, self._rel(folder.path), message=message))
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix() if path != self.root else "."
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self._retry(lambda: fn(*args))
+
+    def _sync(self, folder: _Folder) -> None:
+        if folder.config is None:
+            return
+        rel = self._rel(folder.path)
+        try:
+            if folder.scenes is None:
+                folder.scenes = SceneLog(folder.path / MARKER)
+            scenes = folder.scenes.read()
+            finished = (folder.path / TIMING).is_file()
+            files = ExperimentFiles(
+                scenes=scenes,
+                timing=_optional(folder.path / TIMING, read_json) if finished else None,
+                scores=_optional(folder.path / "scores.json", read_json),
+                meta=_read_meta_lenient(folder.path / "meta.json"),
+            )
+        except ExperimentError as exc:  # often a file caught mid-rewrite: the next change retries
+            self._fail(folder, str(exc))
+            return
+        folder.error = None
+        folder.last_change = max((s[1] for s in folder.signature if s), default=0) / 1e9
+        settled = True
+        was_busy, folder.busy = folder.busy, False
+        for identity in folder.ids:
+            try:
+                settled &= self._sync_identity(folder, identity, files, finished, rel)
+            except ExperimentError as exc:
+                self._fail(folder, str(exc))
+                settled = False
+            except Exception as exc:  # the store failed: report, retry on the next change/poll
+                folder.signature = ()
+                settled = False
+                self.summary.counts[FAILED] += 1
+                self.emit(WatchEvent(FAILED, rel, message=f"{rel}: store error: {one_line(exc, with_type=True)}"))
+        folder.settled = settled and finished  # a folder still being written is stat'ed every poll
+        if folder.busy and not was_busy:
+            self._event(BUSY, rel)
+
+    def _sync_identity(self, folder: _Folder, identity: RunIdentity, files: ExperimentFiles, finished: bool,
+                       rel: str) -> bool:
+        """Bring one identity's run up to date; True when it is complete (nothing left to watch)."""
+        variant = self.variants.get(identity.key, "default")
+        live = self.live.get(identity.key)
+        if live is None:
+            fingerprint_now = run_fingerprint(identity, variant)
+            if self._preloaded is not None:  # settled at start-up (the common case): no query of its own
+                cached = plan_live(fingerprint_now, self._preloaded.get(identity.key, []), self.alive)
+                if cached.action == "skip" and not cached.cleanup:
+                    return True
+            runs = self._call(self.store.runs_for_key, identity.key)  # fresh for every decision that writes
+            decision = plan_live(fingerprint_now, runs, self.alive)
+            for doomed in decision.cleanup:
+                self._call(self.store.delete_run, doomed)
+            if decision.action == "skip":
+                return True
+            if decision.action == "busy":
+                self._busy(folder, rel)
+                return False
+            if decision.action == "adopt":
+                assert decision.run_id is not None
+                self._call(self.writer.claim, decision.run_id)
+                if not self._call(self.writer.claimed_by_me, decision.run_id):
+                    self._busy(folder, rel)
+                    return False
+                known = self._call(self.writer.trace_ids, decision.run_id)
+                live = _Live(decision.run_id, {}, last_beat=self.clock())
+                live.known = {-1 - n: tid for n, tid in enumerate(known)}  # ids only; indices found below
+                self.live[identity.key] = live
+                self._event(RESUMED, rel, decision.run_id, len(known))
+            elif finished:
+                return self._write_whole(folder, identity, variant, files, rel, replacing=bool(runs))
+            else:
+                record = build_run(identity, variant, files)
+                run_id = self._call(self.writer.create, record, {TAG_SCENES: "0"})
+                if lost_claim(run_id, self._call(self.store.runs_for_key, identity.key), self.alive):
+                    self._call(self.store.delete_run, run_id)
+                    self._busy(folder, rel)
+                    return False
+                live = _Live(run_id, {}, last_beat=self.clock())
+                self.live[identity.key] = live
+                self._event(CREATED, rel, run_id)
+        if finished:
+            self._finish(identity, variant, files, live, rel)
+            return True
+        self._append(identity, files, live, rel)
+        return False
+
+    def _indices(self, identity: RunIdentity, scenes: list[dict], start: int) -> list[int]:
+        from align_track.ingest.folders import scene_target_id
+
+        if not identity.target.from_scenes:
+            return list(range(start, len(scenes)))
+        return [i for i in range(start, len(scenes))
+                if (scene_target_id(scenes[i]) or UNALIGNED) == identity.target.id]
+
+    def _append(self, identity: RunIdentity, files: ExperimentFiles, live: _Live, rel: str) -> None:
+        """Append the scenes not yet in the run (all of them, checked by id, after an adoption)."""
+        from align_track.store.run_appender import AppendConflict, mlflow_trace_id, scene_ids
+
+        indices = self._indices(identity, files.scenes, live.seen)
+        records = build_traces(identity, files, indices, [None] * len(files.scenes))
+        landed = int(max(self.folders[str(identity.config.path)].last_change, 0) * 1e9) or time.time_ns()
+        present = set(live.known.values())
+        todo, ids = [], []
+        for index, record in zip(indices, records, strict=True):
+            record = replace(record, start_ns=landed, end_ns=landed)
+            pair = scene_ids(live.run_id, index, record)
+            if mlflow_trace_id(pair) in present:
+                live.known[index] = mlflow_trace_id(pair)
+                continue
+            todo.append((index, record))
+            ids.append(pair)
+        tags = {TAG_SCENES: str(len([k for k in live.known if k >= 0]) + len(todo)),
+                TAG_LAST_SCENE: str(landed // 1_000_000)}
+        if live.state == STATE_STALLED:
+            tags[TAG_STATE] = STATE_RUNNING
+        if not todo and live.state != STATE_STALLED:
+            live.seen = len(files.scenes)
+            return
+        try:
+            self._call(self.writer.append, live.run_id, [r for _, r in todo], ids, tags)
+        except AppendConflict:  # another writer got there: re-read what exists, next poll writes the rest
+            live.known = {-1 - n: tid for n, tid in enumerate(self._call(self.writer.trace_ids, live.run_id))}
+            live.seen = 0
+            self.folders[str(identity.config.path)].signature = ()
+            return
+        for (index, _), pair in zip(todo, ids, strict=True):
+            live.known[index] = mlflow_trace_id(pair)
+        live.known = {k: v for k, v in live.known.items() if k >= 0}
+        live.seen = len(files.scenes)
+        live.last_beat = self.clock()
+        if live.state == STATE_STALLED:
+            live.state = STATE_RUNNING
+            self._event(RESUMED, rel, live.run_id, len(live.known))
+        if todo:
+            self.summary.traces += len(todo)
+            self._event(APPENDED, rel, live.run_id, len(live.known), message=f"+{len(todo)}")
+
+    def _finish(self, identity: RunIdentity, variant: str, files: ExperimentFiles, live: _Live, rel: str) -> None:
+        """timing.json is there: write the timed traces that differ, then complete the run in place."""
+        from align_track.store.run_appender import mlflow_trace_id, scene_ids
+
+        record = build_run(identity, variant, files)
+        indices = self._indices(identity, files.scenes, 0)
+        existing = self._call(self.writer.trace_ids, live.run_id)
+        wanted: dict[str, tuple[int, int]] = {}
+        todo, ids = [], []
+        for index, trace in zip(indices, record.traces, strict=True):
+            pair = scene_ids(live.run_id, index, trace)
+            wanted[mlflow_trace_id(pair)] = pair
+            if mlflow_trace_id(pair) not in existing:
+                todo.append(trace)
+                ids.append(pair)
+        stale = sorted(existing - set(wanted))
+        self._call(self.writer.finish, live.run_id, record, todo, ids, stale, {TAG_SCENES: str(len(indices))})
+        del self.live[identity.key]
+        self.summary.traces += len(todo)
+        self._event(FINISHED, rel, live.run_id, len(indices))
+        self._cleanup_after(identity, live.run_id)
+
+    def _write_whole(self, folder: _Folder, identity: RunIdentity, variant: str, files: ExperimentFiles,
+                     rel: str, replacing: bool) -> bool:
+        """A folder first seen finished: one complete run at once, as a plain ingest writes it."""
+        record = build_run(identity, variant, files)
+        if self.store.bulk:
+            result = self._call(self.store.write_run_bulk, record, False)
+            if not result.written:
+                return True
+            run_id = result.run_id
+        else:
+            run_id = self._call(self.store.create_run, record)
+            if lost_claim(run_id, self._call(self.store.runs_for_key, identity.key), self.alive):
+                self._call(self.store.delete_run, run_id)
+                self._busy(folder, rel)
+                return False
+            self._call(self.store.write_traces, run_id, record)
+            self._call(self.store.mark_complete, run_id)
+        self.summary.traces += len(record.traces)
+        self._event(REPLACED if replacing else INGESTED, rel, run_id, len(record.traces))
+        self._cleanup_after(identity, run_id)
+        return True
+
+    def _cleanup_after(self, identity: RunIdentity, run_id: str) -> None:
+        for doomed in after_complete(run_id, self._call(self.store.runs_for_key, identity.key), self.alive):
+            self._call(self.store.delete_run, doomed)
+
+    # ------------------------------------------------------------------ stalls and heartbeats
+
+    def _stalls_and_beats(self, now: float) -> None:
+        if not self.live:
+            return
+        by_key = {k: f for f in self.folders.values() if not f.settled for k in f.keys}
+        for key, live in list(self.live.items()):
+            folder = by_key.get(key)
+            if folder is None:  # the folder went away (or lost this identity): leave the run for cleanup
+                continue
+            rel = self._rel(folder.path)
+            try:
+                if live.state == STATE_RUNNING and now - folder.last_change >= self.stall_after:
+                    self._call(self.writer.set_tags, live.run_id, {TAG_STATE: STATE_STALLED})
+                    live.state = STATE_STALLED
+                    live.last_beat = now
+                    self._event(STALLED, rel, live.run_id, len(live.known))
+                elif now - live.last_beat >= HEARTBEAT_EVERY:
+                    from align_track.schema import TAG_HEARTBEAT
+                    from align_track.store.run_appender import now_ms
+
+                    self._call(self.writer.set_tags, live.run_id, {TAG_HEARTBEAT: str(now_ms())})
+                    live.last_beat = now
+            except Exception as exc:
+                self.emit(WatchEvent(FAILED, rel, live.run_id, message=f"{rel}: store error: {one_line(exc)}"))
+
+    def _busy(self, folder: _Folder, rel: str) -> None:
+        """Another live writer has it: reported once (by _sync), looked at again every poll."""
+        folder.busy = True
+
+    def _event(self, kind: str, rel: str, run_id: str | None = None, scenes: int = 0, message: str = "") -> None:
+        self.summary.counts[kind] += 1
+        self.emit(WatchEvent(kind, rel, run_id, scenes, message))
+
+
+def watch(experiments_dir: str | Path, tracking_uri: str | None = None,
+          experiment_name: str = DEFAULT_EXPERIMENT, poll_interval: float = DEFAULT_POLL,
+          stall_after: float = DEFAULT_STALL, on_event: Callable[[WatchEvent], None] | None = None,
+          stop: threading.Event | None = None) -> WatchSummary:
+    """Watch until ``stop`` is set; returns what happened. StoreError if the store cannot be opened."""
+    watcher = Watcher(experiments_dir, tracking_uri, experiment_name, poll_interval, stall_after,
+                      on_event=on_event)
+    return watcher.run(stop)

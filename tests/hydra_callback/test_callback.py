@@ -1,0 +1,76 @@
+"""``align_track.hydra.IngestCallback`` with real hydra-core: a Hydra app shaped like align-system
+(tests/support/hydra_app.py) run as a subprocess, single run and --multirun, succeeding, failing, and
+against a store that cannot be reached (the job must not fail)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from align_track.query.select import load_complete_runs
+from tests.support.live_store import keyed, scene_names
+from tests.support.server_fixtures import cli_env, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+CALLBACK = "+hydra.callbacks.align_track._target_=align_track.hydra.IngestCallback"
+
+
+def run_app(*overrides: str, uri: str) -> subprocess.CompletedProcess:
+    flags = [o for o in overrides if o.startswith("--")]  # Hydra wants its flags before the overrides
+    cmd = [sys.executable, "-m", "tests.support.hydra_app", *flags, CALLBACK,
+           f"+hydra.callbacks.align_track.mlflow_uri={uri}", *[o for o in overrides if o not in flags]]
+    return subprocess.run(cmd, cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_a_single_run_is_ingested_when_the_job_ends(tmp_path: Path, store_uri: str):
+    out = tmp_path / "outputs" / "run1"
+    done = run_app(f"hydra.run.dir={out}", "scenes=4", uri=store_uri)
+    assert done.returncode == 0, done.stderr
+    (run,) = load_complete_runs(store_uri)[2]
+    assert run.status == "FINISHED"
+    assert run.params["adm"] == "pipeline_baseline" and run.params["num_scenarios"] == "4"
+    assert run.params["alignment_target_id"] == "ADEPT-June2025-merit-0.5"
+    assert run.tags["align_track.source_path"] == str(out.resolve())
+    assert run.metrics["timing.total_seconds"] == 1 + 2 + 3 + 4
+    assert scene_names(store_uri, keyed(store_uri)[0]) == ["S0", "S1", "S2", "S3"]
+
+
+def test_a_multirun_sweep_ingests_every_job_with_variants_from_the_sweep(tmp_path: Path, store_uri: str):
+    sweep = tmp_path / "multirun"
+    done = run_app("--multirun", f"hydra.sweep.dir={sweep}", "adm.temperature=0.1,0.9", "scenes=2",
+                   uri=store_uri)
+    assert done.returncode == 0, done.stderr
+    runs = load_complete_runs(store_uri)[2]
+    assert sorted(r.tags["experiment_path"] for r in runs) == ["0", "1"]
+    # both jobs share ADM, LLM and target: the variant names the job folder, as `ingest` of the sweep does
+    # (job 0 ended alone as "default"; the sweep's end brings it in line)
+    assert sorted(r.params["run_variant"] for r in runs) == ["0", "1"]
+    assert all(r.status == "FINISHED" for r in runs)
+
+
+def test_a_failed_job_is_ingested_with_status_failed_and_hydra_reports_the_job_error(
+        tmp_path: Path, store_uri: str):
+    out = tmp_path / "outputs" / "crash"
+    done = run_app(f"hydra.run.dir={out}", "scenes=5", "fail_after=2", uri=store_uri)
+    assert done.returncode != 0 and "the ADM crashed" in done.stderr
+    (run,) = load_complete_runs(store_uri)[2]
+    assert run.status == "FAILED" and run.params["num_scenarios"] == "2"
+
+
+def test_an_unreachable_store_is_a_warning_in_the_job_log_never_a_failed_job(tmp_path: Path):
+    out = tmp_path / "outputs" / "offline"
+    dead = f"http://127.0.0.1:{free_port()}"
+    done = run_app(f"hydra.run.dir={out}", "scenes=2", uri=dead)
+    assert done.returncode == 0, done.stderr
+    job_log = (out / "hydra_app.log").read_text()
+    assert "could not ingest" in job_log and "not reachable" in job_log, job_log
+    assert (out / "timing.json").is_file()
+
+
+def test_without_an_output_file_the_callback_does_nothing(tmp_path: Path, store_uri: str):
+    out = tmp_path / "outputs" / "empty"
+    done = run_app(f"hydra.run.dir={out}", "scenes=0", uri=store_uri)
+    assert done.returncode == 0, done.stderr
+    assert not Path(store_uri.removeprefix("sqlite:///")).exists()

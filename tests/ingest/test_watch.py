@@ -1,0 +1,233 @@
+"""``ingest --watch`` on a real SQLite store: a folder growing scene by scene becomes a RUNNING run whose
+traces are appended (never rewritten), finished in place when timing.json lands, stalled (never complete)
+when it stops changing, and a restarted watcher resumes it without duplicating a scene."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from align_track.ingest.pipeline import ingest
+from align_track.ingest.scene_log import SceneLog
+from align_track.ingest.watch import Watcher
+from align_track.query.select import load_complete_runs
+from align_track.schema import (
+    BOOKKEEPING_PREFIX,
+    STATE_FINISHED,
+    STATE_RUNNING,
+    STATE_STALLED,
+    TAG_COMPLETE,
+    TAG_SCENES,
+    TAG_STATE,
+)
+from align_track.store.run_appender import LiveRunWriter, mlflow_trace_id, scene_ids
+from tests.support import live_writer as lw
+from tests.support.factory import scene, write_experiment
+from tests.support.live_store import keyed, scene_names, traces
+from tests.support.server_fixtures import run_align_track
+
+
+class Clock:
+    """The watcher's wall clock, moved by the test (stall decisions compare it with file mtimes)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def one_run(uri: str):
+    found = keyed(uri)
+    assert len(found) == 1, [r.info.run_id for r in found]
+    return found[0]
+
+
+def test_a_growing_folder_is_one_running_run_whose_traces_are_appended(tmp_path: Path, store_uri: str):
+    folder = lw.start(tmp_path / "exp" / "sweep" / "job0")
+    watcher = Watcher(tmp_path / "exp", store_uri, stall_after=3600)
+    ids_so_far: dict[str, str] = {}
+    for n in range(1, 6):
+        lw.write_scenes(folder, n)
+        watcher.poll()
+        run = one_run(store_uri)
+        assert run.info.status == "RUNNING"
+        assert run.data.tags[TAG_STATE] == STATE_RUNNING and TAG_COMPLETE not in run.data.tags
+        assert run.data.tags[TAG_SCENES] == str(n)
+        got = {t.data.spans[0].name: t.info.trace_id for t in traces(store_uri, run)}
+        assert sorted(got) == [f"S{i}" for i in range(n)]
+        # appended, not rewritten: every earlier scene keeps its trace
+        assert {k: got[k] for k in ids_so_far} == ids_so_far
+        ids_so_far = got
+        # readers keep hiding it
+        assert load_complete_runs(store_uri)[2] == []
+    running_id = run.info.run_id
+
+    lw.finish(folder, 5)
+    watcher.poll()
+    run = one_run(store_uri)
+    assert run.info.run_id == running_id, "finished in place"
+    assert run.info.status == "FINISHED"
+    assert run.data.tags[TAG_COMPLETE] == "true" and run.data.tags[TAG_STATE] == STATE_FINISHED
+    assert [r.run_id for r in load_complete_runs(store_uri)[2]] == [running_id]
+    assert scene_names(store_uri, run) == [f"S{i}" for i in range(5)]
+    assert sorted(a.path for a in _client(store_uri).list_artifacts(running_id)) == [
+        ".hydra", "input_output.json", "timing.json"]
+
+    # The finished run says what a plain ingest of the same folder says.
+    plain = f"sqlite:///{tmp_path / 'plain' / 'mlflow.db'}"
+    ingest(tmp_path / "exp", plain)
+    other = one_run(plain)
+    assert run.data.params == other.data.params
+    assert run.data.metrics == other.data.metrics
+    public = lambda tags: {k: v for k, v in tags.items() if not k.startswith(BOOKKEEPING_PREFIX)}  # noqa: E731
+    assert public(run.data.tags) == public(other.data.tags)
+    mine, theirs = traces(store_uri, run), traces(plain, other)
+    for a, b in zip(mine, theirs, strict=True):
+        sa, sb = a.data.spans[0], b.data.spans[0]
+        assert (sa.name, sa.inputs, sa.outputs) == (sb.name, sb.inputs, sb.outputs)
+        assert {k: v for k, v in sa.attributes.items() if not k.startswith("mlflow.")} == \
+            {k: v for k, v in sb.attributes.items() if not k.startswith("mlflow.")}
+        assert "timing_seconds" in sa.attributes
+
+
+def _client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def test_a_folder_that_stops_changing_is_stalled_never_complete_and_a_change_resumes_it(
+        tmp_path: Path, store_uri: str):
+    folder = lw.start(tmp_path / "exp" / "job")
+    lw.write_scenes(folder, 2)
+    clock = Clock()
+    watcher = Watcher(tmp_path / "exp", store_uri, stall_after=60, clock=clock)
+    watcher.poll()
+    assert one_run(store_uri).data.tags[TAG_STATE] == STATE_RUNNING
+    clock.now += 3600
+    watcher.poll()
+    run = one_run(store_uri)
+    assert run.data.tags[TAG_STATE] == STATE_STALLED
+    assert run.info.status == "RUNNING" and TAG_COMPLETE not in run.data.tags
+    assert load_complete_runs(store_uri)[2] == []
+    clock.now += 3600  # staying stalled is not reported twice
+    watcher.poll()
+    assert watcher.summary.counts["stalled"] == 1
+
+    lw.write_scenes(folder, 3)
+    import time
+
+    clock.now = time.time()
+    watcher.poll()
+    run = one_run(store_uri)
+    assert run.data.tags[TAG_STATE] == STATE_RUNNING and run.data.tags[TAG_SCENES] == "3"
+    assert scene_names(store_uri, run) == ["S0", "S1", "S2"]
+
+
+def test_a_restarted_watcher_resumes_the_run_and_writes_each_scene_once(tmp_path: Path, store_uri: str):
+    """A watcher dropped mid-way (its claim counts as dead to the next one) left 3 scenes, and a crash
+    inside an append left scene 3's trace written without the progress tags: the next watcher adopts the
+    run, finds both by id and writes only scene 4."""
+    folder = lw.start(tmp_path / "exp" / "job")
+    lw.write_scenes(folder, 3)
+    first = Watcher(tmp_path / "exp", store_uri, stall_after=3600)
+    first.poll()
+    run = one_run(store_uri)
+    lw.write_scenes(folder, 5)
+    # the crash: scene S3's trace is in the store (same deterministic ids), its tags never were
+    scenes = SceneLog(folder / "input_output.json").read()
+    identity = first.folders[str(folder)].ids[0]
+    from align_track.ingest.folders import ExperimentFiles
+    from align_track.ingest.mapping import build_traces
+
+    files = ExperimentFiles(scenes=scenes, timing=None, scores=None, meta=None)
+    (record,) = build_traces(identity, files, [3], [None] * 5)
+    pair = scene_ids(run.info.run_id, 3, record)
+    LiveRunWriter(first.store).append(run.info.run_id, [record], [pair], {})
+    del first  # no close(): as after kill -9
+
+    second = Watcher(tmp_path / "exp", store_uri, stall_after=3600)
+    second.poll()
+    run = one_run(store_uri)
+    names = scene_names(store_uri, run)
+    assert names == ["S0", "S1", "S2", "S3", "S4"], names
+    assert mlflow_trace_id(pair) in {t.info.trace_id for t in traces(store_uri, run)}
+    assert second.summary.counts["resumed"] == 1
+    lw.finish(folder, 5)
+    second.poll()
+    run = one_run(store_uri)
+    assert run.data.tags[TAG_COMPLETE] == "true"
+    assert scene_names(store_uri, run) == ["S0", "S1", "S2", "S3", "S4"]
+
+
+def test_finished_folders_are_written_whole_and_a_plain_ingest_leaves_a_live_run_alone(
+        tmp_path: Path, store_uri: str):
+    write_experiment(tmp_path / "exp" / "done", scenes=[scene("A"), scene("B")])
+    live = lw.start(tmp_path / "exp" / "live")
+    lw.write_scenes(live, 2)
+    watcher = Watcher(tmp_path / "exp", store_uri, stall_after=3600)
+    watcher.poll()
+    assert watcher.summary.counts["ingested"] == 1 and watcher.summary.counts["created"] == 1
+    complete = load_complete_runs(store_uri)[2]
+    assert [r.tags["experiment_path"] for r in complete] == ["done"]
+    # a plain ingest meanwhile (another process): the live run is this watcher's (busy), the done one skipped
+    done = run_align_track("ingest", "--experiments-dir", str(tmp_path / "exp"), "--mlflow-uri", store_uri)
+    assert done.returncode == 0, done.stderr
+    assert "skipped=1 busy=1" in done.stdout
+    assert len(keyed(store_uri)) == 2
+    watcher.poll()  # nothing changed: nothing written
+    assert watcher.summary.counts["appended"] == 1
+
+
+def test_a_truncated_scene_file_is_retried_not_fatal(tmp_path: Path, store_uri: str):
+    folder = lw.start(tmp_path / "exp" / "job")
+    lw.write_scenes(folder, 2)
+    events = []
+    watcher = Watcher(tmp_path / "exp", store_uri, stall_after=3600, on_event=events.append)
+    watcher.poll()
+    text = (folder / "input_output.json").read_text()
+    (folder / "input_output.json").write_text(text[: len(text) // 2])  # caught mid-rewrite
+    watcher.poll()
+    assert [e.kind for e in events][-1] == "failed" and "input_output.json" in events[-1].message
+    lw.write_scenes(folder, 3)
+    watcher.poll()
+    assert scene_names(store_uri, one_run(store_uri)) == ["S0", "S1", "S2"]
+
+
+@pytest.mark.parametrize("edit", ["append", "rewrite_earlier", "empty_then_grow"])
+def test_scene_log_reads_only_the_tail_and_falls_back_when_the_file_is_not_a_prefix(tmp_path: Path, edit: str):
+    import json
+
+    path = tmp_path / "input_output.json"
+    log = SceneLog(path)
+    if edit == "empty_then_grow":
+        path.write_text("[]")
+        assert log.read() == []
+    lw.write_scenes(tmp_path, 3)
+    assert [s["input"]["full_state"]["meta_info"]["scene_id"] for s in log.read()] == ["S0", "S1", "S2"]
+    parses = log.full_parses
+    if edit == "rewrite_earlier":
+        changed = lw.scenes(4)
+        changed[0]["output"]["choice"] = 1
+        path.write_text(json.dumps(changed, indent=2))
+        assert log.read() == changed
+        assert log.full_parses == parses + 1
+    else:
+        lw.write_scenes(tmp_path, 4)
+        assert log.read() == lw.scenes(4)
+        assert log.full_parses == parses, "only the new scene was parsed"
+
+
+def test_a_store_kept_inside_the_watched_tree_does_not_ingest_its_own_artifacts(tmp_path: Path):
+    root = tmp_path / "exp"
+    write_experiment(root / "done")
+    uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"  # artifacts (with input_output.json copies) under root
+    watcher = Watcher(root, uri, stall_after=3600)
+    watcher.poll()
+    watcher.poll()
+    assert list(root.glob("mlflow/artifacts/**/input_output.json")), "the artifacts are inside the tree"
+    assert [r.data.tags["experiment_path"] for r in keyed(uri)] == ["done"]

@@ -1,0 +1,112 @@
+"""The live read side: runs_changed_since (incremental reads for a self-refreshing runs table), live runs with
+progress, and the sweep's running / finished / stalled / failed counts; on SQLite and over HTTP."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from align_track.ingest.watch import Watcher
+from align_track.query.live import live_runs, sweep_counts, sweep_summary
+from align_track.query.select import load_complete_runs
+from align_track.store.runs_reader import get_experiment_id, load_runs, runs_changed_since
+from tests.support import live_writer as lw
+from tests.support.factory import write_experiment
+from tests.support.server_fixtures import running_server
+
+
+@pytest.fixture(scope="module")
+def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("live-query-server")
+    with running_server(f"sqlite:///{root / 'backend.db'}", root / "artifacts", root / "server.log") as server:
+        yield server.url
+
+
+_names = iter(range(10_000))
+
+
+@pytest.fixture(params=["sqlite", "http"])
+def uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    return request.getfixturevalue("http_server")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_sweep_in_progress_reads_back_incrementally_with_progress_and_counts(tmp_path: Path, uri: str):
+    experiment = f"sweep-{os.getpid()}-{next(_names)}"
+    root = tmp_path / "exp"
+    running = lw.start(root / "running")
+    stalled = lw.start(root / "stalled")
+    lw.write_scenes(running, 2)
+    lw.write_scenes(stalled, 1)
+    write_experiment(root / "done")
+    write_experiment(root / "crashed")
+    clock = Clock()
+    watcher = Watcher(root, uri, experiment, stall_after=600, clock=clock)
+    watcher.poll()
+    # the stalled folder stops changing long ago; the running one changes now
+    old = time.time() - 3600
+    for name in ("input_output.json", ".hydra/config.yaml"):
+        os.utime(stalled / name, (old, old))
+    lw.write_scenes(running, 3)
+    watcher.poll()
+    experiment_id = get_experiment_id(uri, experiment)
+    crashed = next(r for r in load_runs(uri, experiment_id) if r.tags.get("experiment_path") == "crashed")
+    MlflowClient(uri).set_terminated(crashed.run_id, "FAILED")
+
+    counts = sweep_summary(uri, experiment)
+    assert (counts.running, counts.finished, counts.stalled, counts.failed) == (1, 1, 1, 1)
+    assert counts.line() == "running 1 · finished 1 · stalled 1 · failed 1"
+    live = {p.path: p for p in live_runs(uri, experiment)}
+    assert set(live) == {"running", "stalled"}
+    assert (live["running"].state, live["running"].scenes) == ("running", 3)
+    assert (live["stalled"].state, live["stalled"].scenes) == ("stalled", 1)
+    assert live["running"].last_scene_ms is not None and live["running"].elapsed_s >= 0
+    # search/export/report still see complete runs only (the failed job's run is complete, status FAILED)
+    assert sorted(r.tags["experiment_path"] for r in load_complete_runs(uri, experiment)[2]) == ["crashed", "done"]
+
+    # Incremental: nothing new since the last read -> only the live runs come back
+    first = runs_changed_since(uri, experiment_id, 0)
+    assert len(first.rows) == 4
+    delta = runs_changed_since(uri, experiment_id, first.as_of_ms + 1)
+    assert sorted(r.tags["experiment_path"] for r in delta.rows) == ["running", "stalled"]
+    # a scene lands, then the run finishes in place: each read carries the change
+    lw.write_scenes(running, 4)
+    watcher.poll()
+    delta = runs_changed_since(uri, experiment_id, first.as_of_ms + 1)
+    row = next(r for r in delta.rows if r.tags["experiment_path"] == "running")
+    assert row.tags["align_track.scenes"] == "4"
+    before_finish = delta.as_of_ms
+    lw.finish(running, 4)
+    watcher.poll()
+    delta = runs_changed_since(uri, experiment_id, before_finish)
+    row = next(r for r in delta.rows if r.tags["experiment_path"] == "running")
+    assert row.tags.get("align_track.complete") == "true" and row.status == "FINISHED"
+    assert "done" not in {r.tags["experiment_path"] for r in delta.rows}
+    assert sweep_counts(load_runs(uri, experiment_id)).finished == 2
+    # a replaced run is reported deleted where the store can say so
+    write_experiment(root / "done", timing=[9.0, 9.0, 9.0])
+    since = runs_changed_since(uri, experiment_id, 0).as_of_ms
+    clock.now = time.time() + 120  # past the full rescan: finished folders' files are stat'ed again
+    watcher.poll()
+    delta = runs_changed_since(uri, experiment_id, since)
+    if uri.startswith("sqlite"):
+        assert delta.deleted is not None and len(delta.deleted) == 1
+    else:
+        assert delta.deleted is None
+    new_done = [r for r in delta.rows if r.tags["experiment_path"] == "done"]
+    assert len(new_done) == 1 and new_done[0].metrics["timing.total_seconds"] == 27.0
+    watcher.close()
