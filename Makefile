@@ -15,7 +15,7 @@ setup: .venv/.synced
 	$(UV) sync --frozen
 	@touch $@
 
-## demo: make demo experiments, ingest them into the embedded SQLite store, open the TUI
+## demo: make demo run folders, ingest them into the embedded SQLite store, open the TUI
 demo: setup
 	@[ -d $(DEMO_DIR) ] || $(BIN)/align-track demo-data $(DEMO_DIR) --experiments 24 --scenes 8 --seed 0
 	$(BIN)/align-track ingest --experiments-dir $(DEMO_DIR) --mlflow-uri $(DEMO_URI) 2>&1 | tee $(DEMO_DIR)/.ingest.log

@@ -40,7 +40,7 @@ class Artifact:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One experiment folder (or one target of a mixed-target folder) as one MLflow run."""
+    """One run folder (or one target of a mixed-target folder) as one MLflow run."""
 
     run_name: str
     params: dict[str, str]

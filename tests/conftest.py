@@ -1,4 +1,4 @@
-"""Shared fixtures: temp SQLite MLflow stores and experiment trees built by tests/support/factory.py."""
+"""Shared fixtures: temp SQLite MLflow stores and run-folder trees built by tests/support/factory.py."""
 
 from __future__ import annotations
 

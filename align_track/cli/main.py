@@ -21,17 +21,17 @@ from align_track.store.uri import StoreError
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="align-track")
 def main() -> None:
-    """Turn align-system experiment folders into MLflow runs and traces, and explore them."""
+    """Turn align-system run folders into MLflow runs and traces, and explore them."""
 
 
 @main.command()
 @click.option("--experiments-dir", required=True, type=click.Path(path_type=Path),
-              help="Folder holding align-system experiment folders (searched recursively).")
+              help="Folder holding align-system run folders (searched recursively).")
 @mlflow_uri_option
 @experiment_option
 @click.option("--force", is_flag=True, help="Re-ingest every experiment, even unchanged ones.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Experiments written at once [default: 4 for an http(s) server, 1 for a database].")
+              help="Run folders written at once [default: 4 for an http(s) server, 1 for a database].")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors and the summary's failures.")
 @click.option("--watch", is_flag=True,
               help="Keep running: ingest new folders as they appear and grow running ones scene by scene.")
@@ -43,8 +43,8 @@ def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
            workers: int | None, quiet: bool, watch: bool, poll_interval: float, stall_after: float) -> None:
     """Ingest experiments: one MLflow run per experiment, one trace per scene.
 
-    Unchanged experiments are skipped, changed ones replaced; exits 1 if any
-    experiment failed (each failure is listed with its file and reason).
+    Unchanged run folders are skipped, changed ones replaced; exits 1 if any
+    run folder failed (each failure is listed with its file and reason).
     With --watch, keeps going until Ctrl-C: see "Live sweeps" in the README.
     """
     if not os.path.isdir(experiments_dir) or not os.access(experiments_dir, os.R_OK | os.X_OK):
@@ -122,15 +122,15 @@ def _watch(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
 
 @main.command("demo-data")
 @click.argument("out_dir", type=click.Path(path_type=Path))
-@click.option("--experiments", default=24, show_default=True, help="How many experiment folders.")
-@click.option("--scenes", default=8, show_default=True, help="Scenes per experiment.")
+@click.option("--experiments", default=24, show_default=True, help="How many run folders.")
+@click.option("--scenes", default=8, show_default=True, help="Scenes per run folder.")
 @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same files).")
 def demo_data(out_dir: Path, experiments: int, scenes: int, seed: int) -> None:
-    """Write realistic align-system experiment folders (sweeps, quirks and all) for demos and tests."""
+    """Write realistic align-system run folders (sweeps, quirks and all) for demos and tests."""
     from align_track.demo.generate import generate_demo
 
-    paths = generate_demo(out_dir, experiments=experiments, scenes=scenes, seed=seed)
-    click.echo(f"wrote {len(paths)} experiments x {scenes} scenes under {out_dir}")
+    paths = generate_demo(out_dir, run_folders=experiments, scenes=scenes, seed=seed)
+    click.echo(f"wrote {len(paths)} run folders x {scenes} scenes under {out_dir}")
 
 
 @main.command()

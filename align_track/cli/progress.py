@@ -17,10 +17,10 @@ class PlainProgress:
 
     def __call__(self, event: Event) -> None:
         if event.kind == "planned":
-            print(f"found {event.total} experiment folders", file=self.stream, flush=True)
+            print(f"found {event.total} run folders", file=self.stream, flush=True)
         elif event.kind == "message":
             print(f"note: {printable(event.message)}", file=self.stream, flush=True)
-        elif event.kind == "experiment" and event.outcome is not None:
+        elif event.kind == "run_folder" and event.outcome is not None:
             o = event.outcome
             rate = event.scenes / event.elapsed if event.elapsed > 0 else 0.0
             traces = f" traces={o.traces}" if o.traces else ""
@@ -33,7 +33,7 @@ class PlainProgress:
 
 
 class RichProgress:
-    """A live bar: experiments and scenes done, scenes/s and ETA; failures printed above it as they happen."""
+    """A live bar: run folders and scenes done, scenes/s and ETA; failures printed above it as they happen."""
 
     def __init__(self) -> None:
         from rich.console import Console
@@ -51,7 +51,7 @@ class RichProgress:
             TextColumn("[bold]ingest"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("experiments"),
+            TextColumn("run folders"),
             TextColumn("{task.fields[scenes]} scenes"),
             TextColumn("{task.fields[rate]} scenes/s"),
             TimeElapsedColumn(),
@@ -70,7 +70,7 @@ class RichProgress:
             self.task = self.progress.add_task("ingest", total=event.total, scenes=0, rate="-")
         elif event.kind == "message":
             self.console.print(f"[yellow]note:[/] {escape(printable(event.message))}")
-        elif event.kind == "experiment" and self.task is not None:
+        elif event.kind == "run_folder" and self.task is not None:
             rate = f"{event.scenes / event.elapsed:.0f}" if event.elapsed > 0 else "-"
             self.progress.update(self.task, completed=event.done, scenes=event.scenes, rate=rate)
             if event.outcome is not None and event.outcome.status == FAILED:

@@ -358,7 +358,7 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
 # --------------------------------------------------------------------------- list-runs
 
 
-def experiment_folder(tags: dict[str, str], root: Path | None) -> Path | None:
+def run_folder(tags: dict[str, str], root: Path | None) -> Path | None:
     """The run's folder: ``root / experiment_path`` if a root is given, else the path recorded at ingest."""
     if root is not None:
         rel = tags.get(TAG_PATH)
@@ -378,7 +378,7 @@ def _shown(value: str | None) -> str | None:
 @query_options
 @click.option("--with-links", is_flag=True, help="Print an `align-app --experiment PATH` command per run.")
 @click.option("--experiments-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the experiment folders are now [default: where they were at ingest].")
+              help="Where the run folders are now [default: where they were at ingest].")
 @columns_option(DEFAULT_LIST_COLUMNS)
 def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
               min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
@@ -403,7 +403,7 @@ def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm
     root = Path(os.path.abspath(experiments_root)) if experiments_root is not None else None
     missing = 0
     for r in result.rows:
-        folder = experiment_folder(r.tags, root)
+        folder = run_folder(r.tags, root)
         s = RunSummary.of(r)
         details = " · ".join(v for v in (s.adm, s.target, s.variant) if v)
         click.echo(printable(f"{r.run_name}  [{details} · {r.params.get(PARAM_NUM_SCENES, '?')} scenes]"))
@@ -417,7 +417,7 @@ def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm
             line += "  # MISSING: folder no longer exists"
         click.echo(printable(line))  # a name with escape sequences is shown escaped, never interpreted
     if missing:
-        click.echo(f"{missing} of {len(result.rows)} experiment folders not found", err=True)
+        click.echo(f"{missing} of {len(result.rows)} run folders not found", err=True)
 
 
 # --------------------------------------------------------------------------- ui

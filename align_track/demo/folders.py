@@ -121,7 +121,7 @@ def _quirk_for_scene(slot_quirk: str, j: int, n: int) -> str:
 
 
 def write_run_folder(out_dir: Path, i: int, n_scenes: int, seed: int) -> Path:
-    """Write experiment `i` (plan slot i % 24) with its own RNG, so experiments don't depend on each other."""
+    """Write run folder `i` (plan slot i % 24) with its own RNG, so run folders don't depend on each other."""
     slot = PLAN[i % len(PLAN)]
     cycle = i // len(PLAN)
     rng = random.Random(seed * 1_000_003 + i)

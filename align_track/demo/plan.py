@@ -13,7 +13,7 @@ _Targets = tuple[tuple[str, tuple[float, ...]], ...]
 
 @dataclass(frozen=True)
 class _Slot:
-    """One experiment of the plan: what ran, where it was written, which files and quirks it has."""
+    """One run folder of the plan: what ran, where it was written, which files and quirks it has."""
 
     adm: str
     llm: str | None

@@ -103,7 +103,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="align-track-shots-") as tmp:
         root = Path(tmp)
         uri, _ = build_demo_store(root)
-        generate_demo(root / "more", experiments=4, scenes=6, seed=7)
+        generate_demo(root / "more", run_folders=4, scenes=6, seed=7)
         broken = sorted((root / "more").rglob(".hydra/config.yaml"))[0]
         broken.write_text(broken.read_text() + "adm: [unclosed\n")  # one failure in the ingest shot
         os.chdir(root)  # paths on screen are relative: no temp dir names in the pictures

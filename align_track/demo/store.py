@@ -18,14 +18,14 @@ PINNED_START_MS = 1_749_542_400_000  # 2025-06-10 08:00 UTC
 PINNED_STEP_MS = 7 * 60 * 1000
 
 
-def build_demo_store(root: Path, experiments: int = 24, scenes: int = 8, seed: int = 0,
+def build_demo_store(root: Path, run_folders: int = 24, scenes: int = 8, seed: int = 0,
                      experiment_name: str = DEFAULT_EXPERIMENT) -> tuple[str, Path]:
-    """Write demo experiment folders under ``root/exps`` and ingest them into ``root/mlflow.db``."""
+    """Write demo run folders under ``root/exps`` and ingest them into ``root/mlflow.db``."""
     from align_track.demo.generate import generate_demo
     from align_track.ingest.pipeline import ingest
 
     exps = root / "exps"
-    generate_demo(exps, experiments=experiments, scenes=scenes, seed=seed)
+    generate_demo(exps, run_folders=run_folders, scenes=scenes, seed=seed)
     uri = f"sqlite:///{root / 'mlflow.db'}"
     summary = ingest(exps, uri, experiment_name)
     if summary.failures:

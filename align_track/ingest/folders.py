@@ -1,9 +1,9 @@
-"""Find align-system experiment folders and read them without losing any.
+"""Find align-system run folders and read them without losing any.
 
 Real folders drift from any schema (nulls where values are expected, string
 choice indices, missing timing.json while a run is still going), so parsing is
 tolerant: only input that cannot be read at all (truncated JSON, not a list of
-scenes, invalid YAML) makes an experiment fail, and then with the file and the
+scenes, invalid YAML) makes a run folder fail, and then with the file and the
 reason. No MLflow here: this layer is pure file reading.
 """
 
@@ -37,8 +37,8 @@ MAX_FILE_BYTES = int(os.environ.get("ALIGN_TRACK_MAX_FILE_MB", "1024")) * 1024 *
 """Largest file read (1 GiB unless ``ALIGN_TRACK_MAX_FILE_MB`` says otherwise): a bigger one is refused, not loaded."""
 
 
-class ExperimentError(Exception):
-    """An experiment folder that cannot be ingested; the message names the file and the reason."""
+class RunFolderError(Exception):
+    """A run folder that cannot be ingested; the message names the file and the reason."""
 
     def __init__(self, path: Path, reason: str):
         super().__init__(f"{printable(str(path))}: {reason}")
@@ -99,21 +99,21 @@ def read_bytes(path: Path, folder: Path | None = None) -> bytes:
     :data:`MAX_FILE_BYTES` is refused before it is loaded.
     """
     if folder is not None and not inside_folder(folder, path):
-        raise ExperimentError(path, "symlink to a file outside the run folder (not followed, not published)")
+        raise RunFolderError(path, "symlink to a file outside the run folder (not followed, not published)")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once instead of waiting for a writer
     except OSError as exc:
-        raise ExperimentError(path, f"cannot read file ({exc.strerror or exc})") from None
+        raise RunFolderError(path, f"cannot read file ({exc.strerror or exc})") from None
     with os.fdopen(fd, "rb") as handle:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ExperimentError(path, "not a regular file (a FIFO, device or socket); refused")
+            raise RunFolderError(path, "not a regular file (a FIFO, device or socket); refused")
         # Sized by fstat, not by the limit: read(limit) would allocate the whole limit up front.
         data = handle.read(st.st_size + 1) if st.st_size <= MAX_FILE_BYTES else b""
         if len(data) > st.st_size:  # still growing (align-system rewrites it): read the rest, up to the limit
             data += handle.read(MAX_FILE_BYTES + 1 - len(data))
     if st.st_size > MAX_FILE_BYTES or len(data) > MAX_FILE_BYTES:
-        raise ExperimentError(path, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; refused "
+        raise RunFolderError(path, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; refused "
                                     "(ALIGN_TRACK_MAX_FILE_MB raises the limit)")
     return data
 
@@ -132,18 +132,18 @@ def fingerprint(path: Path) -> str:
 
 
 def read_json(path: Path, folder: Path | None = None) -> Any:
-    """Parse a JSON file, turning every failure into an ExperimentError that names it."""
+    """Parse a JSON file, turning every failure into a RunFolderError that names it."""
     data = read_bytes(path, folder)
     try:
         return json.loads(data)
     except json.JSONDecodeError as exc:
-        raise ExperimentError(path, f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        raise RunFolderError(path, f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except UnicodeDecodeError as exc:
-        raise ExperimentError(path, f"not UTF-8 text ({exc.reason})") from None
+        raise RunFolderError(path, f"not UTF-8 text ({exc.reason})") from None
     except RecursionError:
-        raise ExperimentError(path, "JSON nested too deeply to read") from None
+        raise RunFolderError(path, "JSON nested too deeply to read") from None
     except ValueError as exc:  # e.g. an integer over Python's 4,300-digit conversion limit
-        raise ExperimentError(path, f"unreadable JSON value ({str(exc).splitlines()[0][:120]})") from None
+        raise RunFolderError(path, f"unreadable JSON value ({str(exc).splitlines()[0][:120]})") from None
 
 
 def read_yaml(path: Path, folder: Path | None = None) -> Any:
@@ -153,21 +153,21 @@ def read_yaml(path: Path, folder: Path | None = None) -> Any:
         return yaml.load(data, Loader=_YamlLoader)
     except yaml.YAMLError as exc:
         reason = str(exc).replace("\n", " ")
-        raise ExperimentError(path, f"invalid YAML ({reason})") from None
+        raise RunFolderError(path, f"invalid YAML ({reason})") from None
     except RecursionError:
-        raise ExperimentError(path, "YAML nested too deeply to read") from None
+        raise RunFolderError(path, "YAML nested too deeply to read") from None
     except ValueError as exc:
-        raise ExperimentError(path, f"unreadable YAML value ({str(exc).splitlines()[0][:120]})") from None
+        raise RunFolderError(path, f"unreadable YAML value ({str(exc).splitlines()[0][:120]})") from None
 
 
 def read_scenes(path: Path, folder: Path | None = None) -> list[dict[str, Any]]:
     """The scenes of input_output.json: must be a list of objects."""
     data = read_json(path, folder)
     if not isinstance(data, list):
-        raise ExperimentError(path, f"expected a list of scenes, found a JSON {type(data).__name__}")
+        raise RunFolderError(path, f"expected a list of scenes, found a JSON {type(data).__name__}")
     for index, item in enumerate(data):
         if not isinstance(item, dict):
-            raise ExperimentError(path, f"scene {index} is a JSON {type(item).__name__}, not an object")
+            raise RunFolderError(path, f"scene {index} is a JSON {type(item).__name__}, not an object")
     return data
 
 
@@ -178,14 +178,14 @@ def _optional(path: Path, reader: Any, folder: Path) -> Any:
     except FileNotFoundError:
         return None
     except OSError as exc:  # an unreadable .hydra directory, a name too long, ...
-        raise ExperimentError(path, f"cannot read ({exc.strerror or exc})") from None
+        raise RunFolderError(path, f"cannot read ({exc.strerror or exc})") from None
     if os.path.isdir(path):
-        raise ExperimentError(path, "is a directory, expected a file")
+        raise RunFolderError(path, "is a directory, expected a file")
     return reader(path, folder)
 
 
 @dataclass
-class ExperimentConfig:
+class RunFolderConfig:
     """What ingest needs before reading the scenes: enough to name the run(s) and detect change."""
 
     path: Path
@@ -199,20 +199,20 @@ class ExperimentConfig:
     """Distinct scene alignment_target_ids, in order, when the config has no alignment_target."""
 
 
-def read_config(root: Path, path: Path) -> ExperimentConfig:
-    """Read the Hydra config of one experiment (and, for configs without a target, the scene targets)."""
+def read_config(root: Path, path: Path) -> RunFolderConfig:
+    """Read the Hydra config of one run folder (and, for configs without a target, the scene targets)."""
     rel_path = path.relative_to(root).as_posix() if path != root else "."
     try:
         rel_path.encode("utf-8")
     except UnicodeEncodeError:
-        raise ExperimentError(path, "folder name is not valid UTF-8 (rename it)") from None
+        raise RunFolderError(path, "folder name is not valid UTF-8 (rename it)") from None
     config_path = path / ".hydra" / "config.yaml"
     config = _optional(config_path, read_yaml, path)
     if config is not None and not isinstance(config, dict):
-        raise ExperimentError(config_path, f"expected a mapping, found {type(config).__name__}")
+        raise RunFolderError(config_path, f"expected a mapping, found {type(config).__name__}")
     target = (config or {}).get("alignment_target")
     if isinstance(target, dict) and not isinstance(target.get("kdma_values"), (list, dict, type(None))):
-        raise ExperimentError(config_path, "alignment_target.kdma_values is a "
+        raise RunFolderError(config_path, "alignment_target.kdma_values is a "
                                            f"{type(target['kdma_values']).__name__}, expected a list or mapping")
     hydra = _optional(path / ".hydra" / "hydra.yaml", _read_hydra_lenient, path)
     target_ids: list[str | None] = []
@@ -222,7 +222,7 @@ def read_config(root: Path, path: Path) -> ExperimentConfig:
             seen.setdefault(scene_target_id(item), None)
         target_ids = list(seen)
     marker = path / MARKER
-    return ExperimentConfig(
+    return RunFolderConfig(
         path=path,
         rel_path=rel_path,
         config=config or {},
@@ -235,10 +235,10 @@ def read_config(root: Path, path: Path) -> ExperimentConfig:
 
 
 def _read_hydra_lenient(path: Path, folder: Path) -> Any:
-    """hydra.yaml only supplies a fallback ADM name: a damaged one must not fail the experiment."""
+    """hydra.yaml only supplies a fallback ADM name: a damaged one must not fail the run folder."""
     try:
         return read_yaml(path, folder)
-    except ExperimentError:
+    except RunFolderError:
         return None
 
 
@@ -250,7 +250,7 @@ def scene_target_id(item: dict[str, Any]) -> str | None:
 
 
 @dataclass
-class ExperimentFiles:
+class RunFolderFiles:
     """Everything a run is built from, read once; released after the run is written."""
 
     scenes: list[dict[str, Any]]
@@ -259,9 +259,9 @@ class ExperimentFiles:
     meta: Any
 
 
-def read_files(path: Path) -> ExperimentFiles:
-    """Read the scene list and the optional timing/scores/meta files of one experiment."""
-    return ExperimentFiles(
+def read_files(path: Path) -> RunFolderFiles:
+    """Read the scene list and the optional timing/scores/meta files of one run folder."""
+    return RunFolderFiles(
         scenes=read_scenes(path / MARKER, path),
         timing=_optional(path / "timing.json", read_json, path),
         scores=_optional(path / "scores.json", read_json, path),
@@ -273,5 +273,5 @@ def _read_meta_lenient(path: Path, folder: Path) -> Any:
     """meta.json only adds informational tags: a damaged one is ignored rather than failing the run."""
     try:
         return _optional(path, read_json, folder)
-    except ExperimentError:
+    except RunFolderError:
         return None

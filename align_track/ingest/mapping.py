@@ -1,4 +1,4 @@
-"""The pure mapping from an experiment folder's contents to MLflow runs and traces.
+"""The pure mapping from a run folder's contents to MLflow runs and traces.
 
 Follows the data model in the README exactly; everything here is a pure function
 of parsed files, so it is tested without MLflow and shared by every writer.
@@ -16,9 +16,9 @@ from typing import Any
 from align_track import schema as S
 from align_track.ingest.alignment import alignment_metrics
 from align_track.ingest.folders import (
-    ExperimentConfig,
-    ExperimentError,
-    ExperimentFiles,
+    RunFolderConfig,
+    RunFolderError,
+    RunFolderFiles,
     inside_folder,
     scene_target_id,
 )
@@ -45,7 +45,7 @@ class Target:
 class RunIdentity:
     """Who a run is: one folder, or one target of a mixed-target folder."""
 
-    config: ExperimentConfig
+    config: RunFolderConfig
     target: Target
     adm: str
     llm: str | None
@@ -127,7 +127,7 @@ def scene_target(target_id: str | None) -> Target:
     return Target(id=target_id, kdma_values=kdmas, from_scenes=True)
 
 
-def identities(config: ExperimentConfig) -> list[RunIdentity]:
+def identities(config: RunFolderConfig) -> list[RunIdentity]:
     """One identity per run the folder yields: its configured target, else one per scene target."""
     adm, llm = adm_name(config.config, config.hydra), llm_name(config.config)
     target = config_target(config.config)
@@ -244,7 +244,7 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
 
 
-def build_run(identity: RunIdentity, variant: str, files: ExperimentFiles) -> RunRecord:
+def build_run(identity: RunIdentity, variant: str, files: RunFolderFiles) -> RunRecord:
     """The run (params, metrics, tags, artifacts) and its traces for one identity."""
     cfg, target = identity.config, identity.target
     indices = [
@@ -254,7 +254,7 @@ def build_run(identity: RunIdentity, variant: str, files: ExperimentFiles) -> Ru
     try:
         all_times = scene_times(files.timing, len(files.scenes))
     except TimingError as exc:
-        raise ExperimentError(cfg.path / S.TIMING, str(exc)) from None
+        raise RunFolderError(cfg.path / S.TIMING, str(exc)) from None
     times = [all_times[i] for i in indices]
     first = files.scenes[indices[0]] if indices else {}
 
@@ -311,7 +311,7 @@ def run_fingerprint(identity: RunIdentity, variant: str) -> str:
 
 
 def build_traces(
-    identity: RunIdentity, files: ExperimentFiles, indices: list[int], times: list[float | None]
+    identity: RunIdentity, files: RunFolderFiles, indices: list[int], times: list[float | None]
 ) -> list[TraceRecord]:
     """One trace per scene; span times laid end to end from the folder's start so they are reproducible."""
     total = sum(t for t in times if t is not None)

@@ -1,4 +1,4 @@
-"""Ingest a tree of align-system experiments into MLflow: the library call behind the CLI and the TUI.
+"""Ingest a tree of align-system run folders into MLflow: the library call behind the CLI and the TUI.
 
 Phases: find folders and read their configs (cheap), name every run and its
 variant, read the store's existing runs in one query, then write only what is new
@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 
 from align_track.errors import one_line, printable
-from align_track.ingest.folders import ExperimentConfig, ExperimentError, discover, read_config, read_files
+from align_track.ingest.folders import RunFolderConfig, RunFolderError, discover, read_config, read_files
 from align_track.ingest.mapping import RunIdentity, build_run, identities, run_fingerprint
 from align_track.ingest.reconcile import (
     after_complete,
@@ -39,7 +39,7 @@ INGESTED, UPDATED, SKIPPED, BUSY, FAILED = "ingested", "updated", "skipped", "bu
 
 @dataclass
 class Outcome:
-    """What happened to one experiment folder."""
+    """What happened to one run folder."""
 
     path: str
     status: str
@@ -51,13 +51,13 @@ class Outcome:
 
 @dataclass
 class Event:
-    """A progress report: 'planned' once, 'experiment' per folder done, 'message' for notices."""
+    """A progress report: 'planned' once, 'run_folder' per folder done, 'message' for notices."""
 
     kind: str
     total: int = 0
     done: int = 0
     scenes: int = 0
-    """Scenes written so far (one trace each); skipped experiments add none."""
+    """Scenes written so far (one trace each); skipped run folders add none."""
     outcome: Outcome | None = None
     message: str = ""
     elapsed: float = 0.0
@@ -140,12 +140,12 @@ def ingest(
         # Our own earlier attempts (a create retried after a lock) are leftovers, not rivals.
         return token != me and claim_is_alive(token, started_ms)
 
-    configs: dict[Path, ExperimentConfig] = {}
+    configs: dict[Path, RunFolderConfig] = {}
     errors: dict[Path, str] = {}
     for folder in folders:
         try:
             configs[folder] = read_config(root, folder)
-        except ExperimentError as exc:
+        except RunFolderError as exc:
             errors[folder] = str(exc)
         except Exception as exc:  # noqa: BLE001 - whatever a hostile folder does, it fails alone
             errors[folder] = f"{printable(str(folder))}: cannot read ({one_line(exc, with_type=True)})"
@@ -189,7 +189,7 @@ def ingest(
                                      notice)
             state["store_failures"] = 0
             return outcome
-        except ExperimentError as exc:
+        except RunFolderError as exc:
             return Outcome(rel, FAILED, error=str(exc))
         except Exception as exc:  # the store failed mid-write: report it, keep going, a rerun converges
             state["store_failures"] += 1
@@ -199,7 +199,7 @@ def ingest(
         with lock:
             outcomes.append(outcome)
             state["traces"] += outcome.traces
-            emit(Event("experiment", total=len(folders), done=len(outcomes), scenes=state["traces"],
+            emit(Event("run_folder", total=len(folders), done=len(outcomes), scenes=state["traces"],
                        outcome=outcome, elapsed=time.perf_counter() - started))
 
     workers = workers or default_workers(uri)
@@ -332,7 +332,7 @@ def _ingest_folder(store, config, folder_ids, variants, existing, others, force,
         record = record.run
         if store.bulk:
             result = call(store.write_run_bulk, record, force)
-            if not result.written:  # another ingest committed the same experiment meanwhile
+            if not result.written:  # another ingest committed the same run folder meanwhile
                 statuses.append(SKIPPED)
                 continue
             run_id = result.run_id
@@ -379,12 +379,12 @@ def _map(config, identity, variant, files, notice) -> _Mapped:
         if files is None:
             files = read_files(config.path)
         record, warnings = fit_to_limits(build_run(identity, variant, files))
-    except ExperimentError:
+    except RunFolderError:
         raise
     except LimitError as exc:
-        raise ExperimentError(config.path, str(exc)) from None
+        raise RunFolderError(config.path, str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - a shape no rule foresaw: this folder fails, with the reason
-        raise ExperimentError(config.path, f"cannot map ({one_line(exc, with_type=True)})") from None
+        raise RunFolderError(config.path, f"cannot map ({one_line(exc, with_type=True)})") from None
     for warning in warnings:
         notice(f"{rel}: {warning}")
     return _Mapped(record, files)

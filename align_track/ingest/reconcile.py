@@ -1,7 +1,7 @@
 """Decide, from the runs already in the store, what to do with one run identity.
 
 Pure functions over run rows, so the rules that keep "exactly one complete run per
-experiment" (skip, replace, clean up after a crash, let the loser of a race
+run folder" (skip, replace, clean up after a crash, let the loser of a race
 withdraw) are tested without a store.
 """
 

@@ -3,7 +3,7 @@
 align-system rewrites the whole file after each scene, the earlier scenes byte for byte the same. So
 we keep the text up to the end of the last scene parsed and, when the new file starts with it, parse
 only what follows. Anything else (a changed earlier scene, a reformat) falls back to a full parse; a
-file caught mid-write (truncated JSON) is an ExperimentError, as for a plain ingest.
+file caught mid-write (truncated JSON) is an RunFolderError, as for a plain ingest.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from align_track.ingest.folders import ExperimentError, read_scenes
+from align_track.ingest.folders import RunFolderError, read_scenes
 
 _DECODER = json.JSONDecoder()
 _WS = " \t\n\r"
@@ -28,7 +28,7 @@ class SceneLog:
         self.full_parses = 0
 
     def read(self) -> list[dict[str, Any]]:
-        """Every scene now in the file (the same list object, grown); ExperimentError if unreadable."""
+        """Every scene now in the file (the same list object, grown); RunFolderError if unreadable."""
         try:
             text = self.path.read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError):
@@ -93,4 +93,4 @@ def _skip(text: str, i: int) -> int:
     return i
 
 
-__all__ = ["SceneLog", "ExperimentError"]
+__all__ = ["SceneLog", "RunFolderError"]

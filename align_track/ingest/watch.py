@@ -33,9 +33,9 @@ from align_track.errors import one_line
 from align_track.ingest.folders import (
     MARKER,
     WATCHED_FILES,
-    ExperimentConfig,
-    ExperimentError,
-    ExperimentFiles,
+    RunFolderConfig,
+    RunFolderError,
+    RunFolderFiles,
     _optional,
     _read_meta_lenient,
     fingerprint,
@@ -114,7 +114,7 @@ class _Live:
 class _Folder:
     path: Path
     signature: tuple = ()
-    config: ExperimentConfig | None = None
+    config: RunFolderConfig | None = None
     config_sig: tuple = ()
     ids: list[RunIdentity] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
@@ -319,7 +319,7 @@ class Watcher:
                                      mtime=(folder.path / MARKER).stat().st_mtime)
                 else:
                     config = read_config(self.root, folder.path)
-            except (ExperimentError, OSError) as exc:
+            except (RunFolderError, OSError) as exc:
                 self._fail(folder, str(exc))
                 continue
             folder.config, folder.config_sig = config, cfg_sig
@@ -367,13 +367,13 @@ class Watcher:
                 folder.scenes = SceneLog(folder.path / MARKER)
             scenes = folder.scenes.read()
             finished = (folder.path / TIMING).is_file()
-            files = ExperimentFiles(
+            files = RunFolderFiles(
                 scenes=scenes,
                 timing=_optional(folder.path / TIMING, read_json) if finished else None,
                 scores=_optional(folder.path / "scores.json", read_json),
                 meta=_read_meta_lenient(folder.path / "meta.json"),
             )
-        except ExperimentError as exc:  # often a file caught mid-rewrite: the next change retries
+        except RunFolderError as exc:  # often a file caught mid-rewrite: the next change retries
             self._fail(folder, str(exc))
             return
         folder.error = None
@@ -383,7 +383,7 @@ class Watcher:
         for identity in folder.ids:
             try:
                 settled &= self._sync_identity(folder, identity, files, finished, rel)
-            except ExperimentError as exc:
+            except RunFolderError as exc:
                 self._fail(folder, str(exc))
                 settled = False
             except Exception as exc:  # the store failed: report, retry on the next change/poll
@@ -395,7 +395,7 @@ class Watcher:
         if folder.busy and not was_busy:
             self._event(BUSY, rel)
 
-    def _sync_identity(self, folder: _Folder, identity: RunIdentity, files: ExperimentFiles, finished: bool,
+    def _sync_identity(self, folder: _Folder, identity: RunIdentity, files: RunFolderFiles, finished: bool,
                        rel: str) -> bool:
         """Bring one identity's run up to date; True when it is complete (nothing left to watch)."""
         variant = self.variants.get(identity.key, "default")
@@ -452,7 +452,7 @@ class Watcher:
         return [i for i in range(start, len(scenes))
                 if (scene_target_id(scenes[i]) or UNALIGNED) == identity.target.id]
 
-    def _append(self, identity: RunIdentity, files: ExperimentFiles, live: _Live, rel: str) -> None:
+    def _append(self, identity: RunIdentity, files: RunFolderFiles, live: _Live, rel: str) -> None:
         """Append the scenes not yet in the run (all of them, checked by id, after an adoption)."""
         from align_track.store.run_appender import AppendConflict, mlflow_trace_id, scene_ids
 
@@ -495,7 +495,7 @@ class Watcher:
             self.summary.traces += len(todo)
             self._event(APPENDED, rel, live.run_id, len(live.known), message=f"+{len(todo)}")
 
-    def _finish(self, identity: RunIdentity, variant: str, files: ExperimentFiles, live: _Live, rel: str) -> None:
+    def _finish(self, identity: RunIdentity, variant: str, files: RunFolderFiles, live: _Live, rel: str) -> None:
         """timing.json is there: write the timed traces that differ, then complete the run in place."""
         from align_track.store.run_appender import mlflow_trace_id, scene_ids
 
@@ -517,7 +517,7 @@ class Watcher:
         self._event(FINISHED, rel, live.run_id, len(indices))
         self._cleanup_after(identity, live.run_id)
 
-    def _write_whole(self, folder: _Folder, identity: RunIdentity, variant: str, files: ExperimentFiles,
+    def _write_whole(self, folder: _Folder, identity: RunIdentity, variant: str, files: RunFolderFiles,
                      rel: str, replacing: bool) -> bool:
         """A folder first seen finished: one complete run at once, as a plain ingest writes it."""
         record = build_run(identity, variant, files)

@@ -3,7 +3,7 @@
 A run is created RUNNING with its identity and a claim tag, then gets params,
 metrics, artifacts and traces, and only then the ``align_track.complete`` tag and
 FINISHED status. Readers count only complete runs, so an interrupted ingest never
-shows up as a finished experiment; the next ingest replaces it.
+shows up as a finished run; the next ingest replaces it.
 """
 
 from __future__ import annotations

@@ -336,8 +336,8 @@ class AlignTrackApp(App[None]):
         self.web_ui.stop()
 
     async def on_unmount(self) -> None:
-        """No server or half-finished experiment outlives the app: quitting during an ingest has
-        cancelled it, and the experiment in hand is finished before the process exits. Waited for
+        """No server or half-written run outlives the app: quitting during an ingest has
+        cancelled it, and the run folder in hand is finished before the process exits. Waited for
         off the event loop, so a worker blocked in ``call_from_thread`` meanwhile is not deadlocked."""
         await asyncio.to_thread(self.stop_ui_server)
         await asyncio.to_thread(self._ingest_finished.wait)
@@ -364,14 +364,14 @@ class AlignTrackApp(App[None]):
         self.call_later(self.run_action, item.action, self.pane(pane_id))
 
     async def action_quit(self) -> None:
-        """Quit; while an ingest runs, ask first (it then stops after the current experiment)."""
+        """Quit; while an ingest runs, ask first (it then stops after the current run folder)."""
         if self.ingest_pane.running:
             def answered(yes: bool | None) -> None:
                 if yes:
                     self.ingest_pane.action_cancel()
                     self.exit()
 
-            self.push_screen(ConfirmScreen("An ingest is running. Cancel it after the current experiment "
+            self.push_screen(ConfirmScreen("An ingest is running. Cancel it after the current run folder "
                                            "and quit?"), answered)
             return
         self.exit()

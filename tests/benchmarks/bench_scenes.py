@@ -114,7 +114,7 @@ def main() -> None:
     os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-scenes-") as tmp:
-        uri, exps = build_demo_store(Path(tmp), experiments=args.experiments, scenes=args.scenes)
+        uri, exps = build_demo_store(Path(tmp), run_folders=args.experiments, scenes=args.scenes)
         results.append(compare("sqlite", uri, DEFAULT_EXPERIMENT, args.repeats))
         if args.tui:
             results.append(compare("sqlite", uri, DEFAULT_EXPERIMENT, args.repeats, tui=True))

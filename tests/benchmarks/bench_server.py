@@ -103,7 +103,7 @@ def main() -> None:
                     name = f"{tool}-{label}-{attempt}-{time.time_ns()}"
                     seconds, rss = timed(build(corpus, uri, name, args.workers), cwd=work)
                     results.setdefault(tool, {})[label] = min(results.get(tool, {}).get(label, 1e9), seconds)
-                    print(f"{tool:14} {label:3} experiments={n if label == 'N' else 2 * n} scenes/exp={s} "
+                    print(f"{tool:14} {label:3} run folders={n if label == 'N' else 2 * n} scenes/folder={s} "
                           f"seconds={seconds:.2f} peak_rss_mib={rss}", flush=True)
         extra_scenes = n * s
         marginal = {t: (r["2N"] - r["N"]) / extra_scenes for t, r in results.items()}

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from tests.support import live_writer as lw
-from tests.support.factory import write_experiment
+from tests.support.factory import write_run_folder
 from tests.support.server_fixtures import align_track_cmd, cli_env, start_server, stop_server
 
 EXPERIMENT = "bench-watch"
@@ -107,7 +107,7 @@ def idle_cpu(root: Path, uri: str, folders: int, window: float) -> float:
     from align_track.ingest.pipeline import ingest
 
     for i in range(folders):
-        write_experiment(root / f"sweep{i // 100}" / f"job{i}", scenes=lw.scenes(2), timing=[1.0, 2.0])
+        write_run_folder(root / f"sweep{i // 100}" / f"job{i}", scenes=lw.scenes(2), timing=[1.0, 2.0])
     ingest(root, uri, EXPERIMENT)
     proc = subprocess.Popen(align_track_cmd("ingest", "--watch", "--experiments-dir", str(root), "--mlflow-uri", uri,
                                             "--experiment-name", EXPERIMENT, "--quiet"),

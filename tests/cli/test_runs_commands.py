@@ -305,7 +305,7 @@ def test_list_runs_links_flag_missing_folders(ingested: tuple[str, Path], tmp_pa
     assert quoted in links
     missing = [line for line in links if "MISSING" in line]
     assert missing == [f"align-app --experiment '{moved / 'random'}'  # MISSING: folder no longer exists"]
-    assert "1 of 5 experiment folders not found" in result.stderr
+    assert "1 of 5 run folders not found" in result.stderr
 
 
 def test_list_runs_links_default_to_the_ingested_folders(ingested: tuple[str, Path]) -> None:

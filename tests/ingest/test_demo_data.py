@@ -81,7 +81,7 @@ def _load(root: Path, path: Path) -> Exp:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Exp]:
     root = tmp_path_factory.mktemp("demo")
-    paths = generate_demo(root, experiments=24, scenes=8, seed=0)
+    paths = generate_demo(root, run_folders=24, scenes=8, seed=0)
     return [_load(root, p) for p in paths]
 
 
@@ -90,18 +90,18 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 def test_returns_requested_count_sorted(tmp_path: Path) -> None:
-    paths = generate_demo(tmp_path, experiments=5, scenes=3)
+    paths = generate_demo(tmp_path, run_folders=5, scenes=3)
     assert len(paths) == 5 == len(set(paths))
     assert paths == sorted(paths)
     assert all(p.is_dir() and p.is_relative_to(tmp_path) for p in paths)
-    assert generate_demo(tmp_path / "empty", experiments=0) == []
+    assert generate_demo(tmp_path / "empty", run_folders=0) == []
 
 
 def test_deterministic_for_a_seed(tmp_path: Path) -> None:
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    generate_demo(a, experiments=24, scenes=4, seed=7)
-    generate_demo(b, experiments=24, scenes=4, seed=7)
-    generate_demo(c, experiments=24, scenes=4, seed=8)
+    generate_demo(a, run_folders=24, scenes=4, seed=7)
+    generate_demo(b, run_folders=24, scenes=4, seed=7)
+    generate_demo(c, run_folders=24, scenes=4, seed=8)
     snap_a = _snapshot(a)
     assert snap_a == _snapshot(b)
     assert snap_a != _snapshot(c)
@@ -114,15 +114,15 @@ def test_deterministic_across_interpreters_and_hash_seeds(tmp_path: Path) -> Non
     for name, hash_seed in (("x", "1"), ("y", "2")):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], check=True, env=env)
-    generate_demo(tmp_path / "here", experiments=24, scenes=3, seed=5)
+    generate_demo(tmp_path / "here", run_folders=24, scenes=3, seed=5)
     snap = _snapshot(tmp_path / "x")
     assert len(snap) > 24
     assert snap == _snapshot(tmp_path / "y") == _snapshot(tmp_path / "here")
 
 
 def test_smaller_corpus_is_a_prefix(tmp_path: Path) -> None:
-    small = generate_demo(tmp_path / "s", experiments=6, scenes=3)
-    big = generate_demo(tmp_path / "b", experiments=30, scenes=3)
+    small = generate_demo(tmp_path / "s", run_folders=6, scenes=3)
+    big = generate_demo(tmp_path / "b", run_folders=30, scenes=3)
     big_rel = {p.relative_to(tmp_path / "b") for p in big}
     assert {p.relative_to(tmp_path / "s") for p in small} <= big_rel
     assert len(big_rel) == 30

@@ -44,7 +44,7 @@ def trace_total(uri: str) -> int:
 @pytest.fixture
 def upstream(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
     tree = tmp_path / "exps"
-    generate_demo(tree, experiments=6, scenes=2, seed=21)
+    generate_demo(tree, run_folders=6, scenes=2, seed=21)
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     return tree, uri, write_upstream_store(uri, DEFAULT_EXPERIMENT, tree)
 

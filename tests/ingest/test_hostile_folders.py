@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.factory import config, merit_target, scene, write_experiment
+from tests.support.factory import config, merit_target, scene, write_run_folder
 from tests.support.server_fixtures import align_track_cmd, cli_env
 
 ESC = "\x1b"
@@ -45,25 +45,25 @@ def _failed_lines(stderr: str) -> list[str]:
 
 def _hostile_tree(root: Path, outside: Path) -> dict[str, str]:
     """Build the tree; returns {folder: expected text of its failure line} for the folders that must fail."""
-    write_experiment(root / "good" / "a")
-    write_experiment(root / "good" / "b", scenes=[scene("S1"), scene("S2")], timing=[1.0, 2.0])
+    write_run_folder(root / "good" / "a")
+    write_run_folder(root / "good" / "b", scenes=[scene("S1"), scene("S2")], timing=[1.0, 2.0])
     expected: dict[str, str] = {}
 
-    bad = write_experiment(root / "bad" / "kdma_not_mapping",
+    bad = write_run_folder(root / "bad" / "kdma_not_mapping",
                            cfg=config(target={"id": "t", "kdma_values": 5}))
     expected[bad.name] = ".hydra/config.yaml: alignment_target.kdma_values is a int"
 
     digits = json.dumps([scene("S1")]).replace('"choice": 0', '"choice": ' + "7" * 5000)
-    write_experiment(root / "bad" / "huge_int", raw_io=digits)
+    write_run_folder(root / "bad" / "huge_int", raw_io=digits)
     expected["huge_int"] = "input_output.json: unreadable JSON value"
 
-    write_experiment(root / "bad" / "deep_json", raw_io="[" * 100_000 + "]" * 100_000)
+    write_run_folder(root / "bad" / "deep_json", raw_io="[" * 100_000 + "]" * 100_000)
     expected["deep_json"] = "input_output.json: JSON nested too deeply"
 
-    write_experiment(root / "bad" / "long_scene_id", scenes=[scene("S" * 5000)], timing=[1.0])
+    write_run_folder(root / "bad" / "long_scene_id", scenes=[scene("S" * 5000)], timing=[1.0])
     expected["long_scene_id"] = "trace name limit is 4096"
 
-    write_experiment(root / "bad" / "huge_timing", scenes=[scene("S1")], timing=[1e300])
+    write_run_folder(root / "bad" / "huge_timing", scenes=[scene("S1")], timing=[1e300])
     expected["huge_timing"] = "timing.json: raw_times_s holds 1e+300"
 
     fifo = root / "bad" / "fifo"
@@ -71,36 +71,36 @@ def _hostile_tree(root: Path, outside: Path) -> dict[str, str]:
     os.mkfifo(fifo / "input_output.json")
     expected["fifo"] = "input_output.json: not a regular file"
 
-    leak = write_experiment(root / "bad" / "leaky_symlink", scores=None)
+    leak = write_run_folder(root / "bad" / "leaky_symlink", scores=None)
     (outside / "secret.json").write_text(json.dumps({"token": "s3cret"}))
     (leak / "scores.json").symlink_to(outside / "secret.json")
     expected["leaky_symlink"] = "scores.json: symlink to a file outside the run folder"
 
-    write_experiment(root / "bad" / "bad_kdma_key",
+    write_run_folder(root / "bad" / "bad_kdma_key",
                      cfg=config(target={"id": "t", "kdma_values": [{"kdma": "../../etc/passwd", "value": 1}]}))
     expected["bad_kdma_key"] = "'kdma.../../etc/passwd' is refused by MLflow"
 
     name = os.fsdecode(b"bad_\xff\xfe_name")
-    write_experiment(root / "bad" / name)
+    write_run_folder(root / "bad" / name)
     expected["bad_\\xff\\xfe_name"] = "folder name is not valid UTF-8"
 
     # Tolerated shapes: ingested, not failed (the data model reads what it can).
-    hydra_list = write_experiment(root / "odd" / "hydra_not_mapping", cfg=config(adm=None))
+    hydra_list = write_run_folder(root / "odd" / "hydra_not_mapping", cfg=config(adm=None))
     (hydra_list / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": ["not", "a", "mapping"]}))
-    write_experiment(root / "odd" / "hydra_a_list", cfg=config(adm=None))
+    write_run_folder(root / "odd" / "hydra_a_list", cfg=config(adm=None))
     (root / "odd" / "hydra_a_list" / ".hydra" / "hydra.yaml").write_text("- 1\n- 2\n")
     shapes = [scene("S1"), scene("S2")]
     shapes[0]["input"] = "a string"
     shapes[1]["output"] = ["a", "list"]
-    write_experiment(root / "odd" / "scene_shapes", scenes=shapes, timing=[1.0, 2.0])
-    write_experiment(root / "odd" / "long_llm", cfg=config(llm="m" * 20_000, target=merit_target()))
-    write_experiment(root / "odd" / f"{ESC}[31mred{ESC}[0m")
+    write_run_folder(root / "odd" / "scene_shapes", scenes=shapes, timing=[1.0, 2.0])
+    write_run_folder(root / "odd" / "long_llm", cfg=config(llm="m" * 20_000, target=merit_target()))
+    write_run_folder(root / "odd" / f"{ESC}[31mred{ESC}[0m")
     deep = root / "odd" / "deep"
     deep.mkdir()
     for _ in range(1_050):  # one level at a time: mkdir(parents=True) itself recurses per level
         deep = deep / "d"
         deep.mkdir()
-    write_experiment(deep)
+    write_run_folder(deep)
     (root / "odd" / "linked").symlink_to(root / "good" / "a", target_is_directory=True)
     return expected
 
@@ -182,11 +182,11 @@ def test_unreadable_directories_are_reported_not_skipped(tmp_path: Path) -> None
 
 def _unreadable_case(tmp_path: Path) -> None:
     root = tmp_path / "exps"
-    write_experiment(root / "good")
-    hidden = write_experiment(root / "hidden_hydra")
+    write_run_folder(root / "good")
+    hidden = write_run_folder(root / "hidden_hydra")
     (hidden / ".hydra").chmod(0)
     locked = root / "locked"
-    write_experiment(locked / "inside")
+    write_run_folder(locked / "inside")
     locked.chmod(0)
     store = tmp_path / "store"
     store.mkdir(mode=0o777)
@@ -207,9 +207,9 @@ def _unreadable_case(tmp_path: Path) -> None:
 
 def test_a_file_over_the_size_limit_is_refused_not_loaded(tmp_path: Path) -> None:
     root = tmp_path / "exps"
-    write_experiment(root / "small")
+    write_run_folder(root / "small")
     big = [scene(f"S{i}") for i in range(1200)]  # ~2 MB of scenes
-    write_experiment(root / "big", scenes=big, timing=False)
+    write_run_folder(root / "big", scenes=big, timing=False)
     db = tmp_path / "store" / "mlflow.db"
     result = _ingest(root, f"sqlite:///{db}", env=cli_env(ALIGN_TRACK_MAX_FILE_MB="1"))
     assert result.returncode == 1, result.stderr

@@ -1,4 +1,4 @@
-"""The pure experiment -> run/trace mapping: schema drift never drops data, names come out right."""
+"""The pure run folder -> run/trace mapping: schema drift never drops data, names come out right."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from align_track.ingest.folders import ExperimentError, discover, read_config, read_files
+from align_track.ingest.folders import RunFolderError, discover, read_config, read_files
 from align_track.ingest.mapping import adm_name, build_run, identities, llm_name, scene_times, score_metrics
 from align_track.ingest.variants import assign_variants, differing_parts
-from tests.support.factory import config, merit_target, scene, write_experiment
+from tests.support.factory import config, merit_target, scene, write_run_folder
 
 
 def runs_of(root: Path) -> list:
@@ -38,7 +38,7 @@ def test_llm_name_fallbacks() -> None:
 
 
 def test_params_metrics_tags_follow_the_data_model(tmp_path: Path) -> None:
-    write_experiment(tmp_path / "exp", timing=[2.0, 4.0, 6.0],
+    write_run_folder(tmp_path / "exp", timing=[2.0, 4.0, 6.0],
                      scores=[{"alignment_target_id": "ADEPT-June2025-merit-0.5", "score": 0.75}])
     (run,) = runs_of(tmp_path)
     assert run.params == {
@@ -80,7 +80,7 @@ def test_schema_drift_is_tolerated(tmp_path: Path) -> None:
         scene("S3", choice="not-a-number"),
     ]
     kde = {"id": "ADEPT-kde-merit", "kdma_values": [{"kdma": "merit", "kdes": {"rawscores": {}}}]}
-    write_experiment(tmp_path / "e", scenes=scenes, cfg=config(target=kde), timing=[3.0])
+    write_run_folder(tmp_path / "e", scenes=scenes, cfg=config(target=kde), timing=[3.0])
     (run,) = runs_of(tmp_path)
     assert [t.name for t in run.traces] == ["7", "scene_1", "S3"]
     assert [t.outputs["choice_index"] for t in run.traces] == [1, None, None]
@@ -90,7 +90,7 @@ def test_schema_drift_is_tolerated(tmp_path: Path) -> None:
 
 
 def test_missing_optional_files(tmp_path: Path) -> None:
-    write_experiment(tmp_path / "bare", cfg=False, timing=False)
+    write_run_folder(tmp_path / "bare", cfg=False, timing=False)
     (run,) = runs_of(tmp_path)
     assert run.params["adm"] == "unknown_adm" and run.params["alignment_target_id"] == "unaligned"
     assert run.tags["has_hydra_config"] == "False"
@@ -103,7 +103,7 @@ def test_missing_optional_files(tmp_path: Path) -> None:
 def test_mixed_target_folder_gives_one_run_per_target(tmp_path: Path) -> None:
     scenes = [scene("A1", target="ADEPT-June2025-merit-0.0"), scene("B1", target="ADEPT-June2025-affiliation-1.0"),
               scene("A2", target="ADEPT-June2025-merit-0.0")]
-    write_experiment(tmp_path / "eval", scenes=scenes, cfg=config(), timing=[1.0, 2.0, 3.0],
+    write_run_folder(tmp_path / "eval", scenes=scenes, cfg=config(), timing=[1.0, 2.0, 3.0],
                      scores=[{"alignment_target_id": "ADEPT-June2025-merit-0.0", "score": 0.1},
                              {"alignment_target_id": "ADEPT-June2025-affiliation-1.0", "score": 0.9}])
     runs = runs_of(tmp_path)
@@ -120,8 +120,8 @@ def test_mixed_target_folder_gives_one_run_per_target(tmp_path: Path) -> None:
 def test_sweep_siblings_get_distinct_readable_variants(tmp_path: Path) -> None:
     for temp in ("0.7", "0.9"):
         for stamp in ("2025-06-12_10-31-02", "2025-06-13_08-00-00"):
-            write_experiment(tmp_path / "sweep" / f"temperature-{temp}" / stamp)
-    write_experiment(tmp_path / "other", cfg=config(adm="pipeline_random", target=merit_target()))
+            write_run_folder(tmp_path / "sweep" / f"temperature-{temp}" / stamp)
+    write_run_folder(tmp_path / "other", cfg=config(adm="pipeline_random", target=merit_target()))
     runs = runs_of(tmp_path)
     variants = sorted(r.params["run_variant"] for r in runs if r.params["adm"] == "pipeline_baseline")
     assert variants == ["temperature-0.7/2025-06-12_10-31-02", "temperature-0.7/2025-06-13_08-00-00",
@@ -137,9 +137,9 @@ def test_differing_parts_handles_uneven_depths() -> None:
 
 def test_discovery_skips_outdated_below_root_only(tmp_path: Path) -> None:
     root = tmp_path / "OUTDATED_archive" / "exps"
-    write_experiment(root / "a")
-    write_experiment(root / "old_outdated_runs" / "b")
-    write_experiment(root / "c" / "Outdated" / "d")
+    write_run_folder(root / "a")
+    write_run_folder(root / "old_outdated_runs" / "b")
+    write_run_folder(root / "c" / "Outdated" / "d")
     assert [p.name for p in discover(root)] == ["a"]
 
 
@@ -148,16 +148,16 @@ def test_discovery_skips_outdated_below_root_only(tmp_path: Path) -> None:
     [('[{"input": {}', "invalid JSON"), ('{"scenes": []}', "expected a list of scenes"), ("[1, 2]", "scene 0")],
 )
 def test_damaged_input_names_file_and_reason(tmp_path: Path, raw: str, reason: str) -> None:
-    write_experiment(tmp_path / "bad", raw_io=raw)
-    with pytest.raises(ExperimentError) as info:
+    write_run_folder(tmp_path / "bad", raw_io=raw)
+    with pytest.raises(RunFolderError) as info:
         read_files(tmp_path / "bad")
     assert "input_output.json" in str(info.value) and reason in str(info.value)
 
 
 def test_invalid_yaml_is_named(tmp_path: Path) -> None:
-    path = write_experiment(tmp_path / "bad")
+    path = write_run_folder(tmp_path / "bad")
     (path / ".hydra" / "config.yaml").write_text("adm: [unclosed\n  name: x")
-    with pytest.raises(ExperimentError, match=r"config.yaml: invalid YAML"):
+    with pytest.raises(RunFolderError, match=r"config.yaml: invalid YAML"):
         read_config(tmp_path, path)
 
 
@@ -171,7 +171,7 @@ def test_scene_times_and_scores_shapes() -> None:
 
 
 def test_hydra_yaml_choice_used_when_config_has_no_name(tmp_path: Path) -> None:
-    path = write_experiment(tmp_path / "e", cfg=config(adm=None, llm=None,
+    path = write_run_folder(tmp_path / "e", cfg=config(adm=None, llm=None,
                                                       instance={"_target_": "x.y.OutlinesADM", "model_name": "m"}))
     hydra = {"hydra": {"runtime": {"choices": {"adm": "outlines_zs"}}}}
     (path / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra))

@@ -19,7 +19,7 @@ from align_track.cli.main import main
 from align_track.demo.generate import generate_demo
 from align_track.ingest.pipeline import ingest
 from align_track.store.uri import DEFAULT_EXPERIMENT
-from tests.support.factory import config, merit_target, scene, write_experiment
+from tests.support.factory import config, merit_target, scene, write_run_folder
 
 EXP = DEFAULT_EXPERIMENT
 
@@ -40,13 +40,13 @@ def traces_of(uri: str, run) -> list:
 
 
 def small_tree(root: Path) -> Path:
-    write_experiment(root / "pipeline_baseline" / "merit-0.5" / "run_a", timing=[1.0, 2.0, 3.0],
+    write_run_folder(root / "pipeline_baseline" / "merit-0.5" / "run_a", timing=[1.0, 2.0, 3.0],
                      scores=[{"alignment_target_id": "ADEPT-June2025-merit-0.5", "score": 0.9}])
-    write_experiment(root / "random", cfg=config(adm=None, llm=None,
+    write_run_folder(root / "random", cfg=config(adm=None, llm=None,
                                                  instance={"_target_": "align_system.algorithms.RandomADM"}),
                      timing=False)
     mixed = [scene("A1", target="ADEPT-June2025-merit-0.0"), scene("B1", target="ADEPT-June2025-affiliation-1.0")]
-    write_experiment(root / "eval" / "mixed", scenes=mixed, cfg=config(adm="pipeline_kaleido"), timing=[4.0, 5.0])
+    write_run_folder(root / "eval" / "mixed", scenes=mixed, cfg=config(adm="pipeline_kaleido"), timing=[4.0, 5.0])
     return root
 
 
@@ -96,7 +96,7 @@ def test_rerun_skips_unchanged_with_one_lookup(tmp_path: Path, store_uri: str, m
     assert len(complete_runs(store_uri)) == 4
 
 
-def test_changed_experiment_is_updated_in_place(tmp_path: Path, store_uri: str) -> None:
+def test_changed_run_folder_is_updated_in_place(tmp_path: Path, store_uri: str) -> None:
     root = small_tree(tmp_path / "exps")
     ingest(root, store_uri)
     folder = root / "pipeline_baseline" / "merit-0.5" / "run_a"
@@ -125,9 +125,9 @@ def test_force_reingests_everything_without_duplicates(tmp_path: Path, store_uri
 
 def test_damaged_folders_fail_alone(tmp_path: Path, store_uri: str) -> None:
     root = small_tree(tmp_path / "exps")
-    write_experiment(root / "broken" / "truncated", raw_io='[{"input": {"scenario_id": "x"')
-    write_experiment(root / "broken" / "not_a_list", raw_io='{"scenes": []}')
-    bad_yaml = write_experiment(root / "broken" / "bad_yaml")
+    write_run_folder(root / "broken" / "truncated", raw_io='[{"input": {"scenario_id": "x"')
+    write_run_folder(root / "broken" / "not_a_list", raw_io='{"scenes": []}')
+    bad_yaml = write_run_folder(root / "broken" / "bad_yaml")
     (bad_yaml / ".hydra" / "config.yaml").write_text("adm: [oops\n")
     result = CliRunner().invoke(main, ["ingest", "--experiments-dir", str(root), "--mlflow-uri", store_uri])
     assert result.exit_code == 1
@@ -140,7 +140,7 @@ def test_damaged_folders_fail_alone(tmp_path: Path, store_uri: str) -> None:
 
 def test_half_written_run_is_replaced(tmp_path: Path, store_uri: str) -> None:
     root = tmp_path / "exps"
-    write_experiment(root / "one")
+    write_run_folder(root / "one")
     ingest(root, store_uri)
     (good,) = complete_runs(store_uri)
     client = MlflowClient(store_uri)
@@ -159,10 +159,10 @@ def test_half_written_run_is_replaced(tmp_path: Path, store_uri: str) -> None:
 
 def test_kill_9_mid_ingest_converges(tmp_path: Path, store_uri: str) -> None:
     root = tmp_path / "exps"
-    generate_demo(root, experiments=80, scenes=4, seed=3)  # still running when killed
+    generate_demo(root, run_folders=80, scenes=4, seed=3)  # still running when killed
     cmd = [sys.executable, "-m", "align_track", "ingest", "--experiments-dir", str(root), "--mlflow-uri", store_uri]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    for line in proc.stderr:  # plain progress lines (not a TTY): kill after a few experiments
+    for line in proc.stderr:  # plain progress lines (not a TTY): kill after a few run folders
         if line.startswith("[3/"):
             break
     os.kill(proc.pid, signal.SIGKILL)
@@ -184,9 +184,9 @@ def test_kill_9_mid_ingest_converges(tmp_path: Path, store_uri: str) -> None:
 
 def test_outdated_folders_are_ignored(tmp_path: Path, store_uri: str) -> None:
     root = tmp_path / "exps"
-    write_experiment(root / "keep")
-    write_experiment(root / "OUTDATED" / "old")
-    write_experiment(root / "sweep_outdated_2024" / "x")
+    write_run_folder(root / "keep")
+    write_run_folder(root / "OUTDATED" / "old")
+    write_run_folder(root / "sweep_outdated_2024" / "x")
     summary = ingest(root, store_uri)
     assert [o.path for o in summary.outcomes] == ["keep"]
 
@@ -194,7 +194,7 @@ def test_outdated_folders_are_ignored(tmp_path: Path, store_uri: str) -> None:
 def test_sweep_siblings_are_distinct_runs(tmp_path: Path, store_uri: str) -> None:
     root = tmp_path / "exps"
     for day in ("2025-06-12", "2025-06-13"):
-        write_experiment(root / "outputs" / day / "10-31-02", cfg=config(target=merit_target(0.0)))
+        write_run_folder(root / "outputs" / day / "10-31-02", cfg=config(target=merit_target(0.0)))
     ingest(root, store_uri)
     variants = sorted(r.data.params["run_variant"] for r in complete_runs(store_uri))
     assert variants == ["2025-06-12", "2025-06-13"]

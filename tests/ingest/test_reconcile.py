@@ -1,4 +1,4 @@
-"""The rules that keep exactly one complete run per experiment, over plain rows."""
+"""The rules that keep exactly one complete run per run folder, over plain rows."""
 
 from __future__ import annotations
 

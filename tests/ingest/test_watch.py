@@ -23,7 +23,7 @@ from align_track.schema import (
 )
 from align_track.store.run_appender import LiveRunWriter, mlflow_trace_id, scene_ids
 from tests.support import live_writer as lw
-from tests.support.factory import scene, write_experiment
+from tests.support.factory import scene, write_run_folder
 from tests.support.live_store import keyed, scene_names, traces
 from tests.support.server_fixtures import run_align_track
 
@@ -141,10 +141,10 @@ def test_a_restarted_watcher_resumes_the_run_and_writes_each_scene_once(tmp_path
     # the crash: scene S3's trace is in the store (same deterministic ids), its tags never were
     scenes = SceneLog(folder / "input_output.json").read()
     identity = first.folders[str(folder)].ids[0]
-    from align_track.ingest.folders import ExperimentFiles
+    from align_track.ingest.folders import RunFolderFiles
     from align_track.ingest.mapping import build_traces
 
-    files = ExperimentFiles(scenes=scenes, timing=None, scores=None, meta=None)
+    files = RunFolderFiles(scenes=scenes, timing=None, scores=None, meta=None)
     (record,) = build_traces(identity, files, [3], [None] * 5)
     pair = scene_ids(run.info.run_id, 3, record)
     LiveRunWriter(first.store).append(run.info.run_id, [record], [pair], {})
@@ -166,7 +166,7 @@ def test_a_restarted_watcher_resumes_the_run_and_writes_each_scene_once(tmp_path
 
 def test_finished_folders_are_written_whole_and_a_plain_ingest_leaves_a_live_run_alone(
         tmp_path: Path, store_uri: str):
-    write_experiment(tmp_path / "exp" / "done", scenes=[scene("A"), scene("B")])
+    write_run_folder(tmp_path / "exp" / "done", scenes=[scene("A"), scene("B")])
     live = lw.start(tmp_path / "exp" / "live")
     lw.write_scenes(live, 2)
     watcher = Watcher(tmp_path / "exp", store_uri, stall_after=3600)
@@ -224,7 +224,7 @@ def test_scene_log_reads_only_the_tail_and_falls_back_when_the_file_is_not_a_pre
 
 def test_a_store_kept_inside_the_watched_tree_does_not_ingest_its_own_artifacts(tmp_path: Path):
     root = tmp_path / "exp"
-    write_experiment(root / "done")
+    write_run_folder(root / "done")
     uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"  # artifacts (with input_output.json copies) under root
     watcher = Watcher(root, uri, stall_after=3600)
     watcher.poll()

@@ -30,7 +30,7 @@ def cli(*args: str):
 def demo(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The demo corpus without scores.json (as most real runs are: no scoring server), ingested into SQLite."""
     base = tmp_path_factory.mktemp("alignment-demo")
-    paths = generate_demo(base / "exps", experiments=EXPERIMENTS, scenes=SCENES, seed=0)
+    paths = generate_demo(base / "exps", run_folders=EXPERIMENTS, scenes=SCENES, seed=0)
     for path in paths:
         (path / "scores.json").unlink(missing_ok=True)
     uri = f"sqlite:///{base / 'mlflow.db'}"

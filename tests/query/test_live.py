@@ -16,7 +16,7 @@ from align_track.query.live import live_runs, sweep_counts, sweep_summary
 from align_track.query.select import load_complete_runs
 from align_track.store.runs_reader import get_experiment_id, load_runs, runs_changed_since
 from tests.support import live_writer as lw
-from tests.support.factory import write_experiment
+from tests.support.factory import write_run_folder
 from tests.support.server_fixtures import running_server
 
 
@@ -52,8 +52,8 @@ def test_a_sweep_in_progress_reads_back_incrementally_with_progress_and_counts(t
     stalled = lw.start(root / "stalled")
     lw.write_scenes(running, 2)
     lw.write_scenes(stalled, 1)
-    write_experiment(root / "done")
-    write_experiment(root / "crashed")
+    write_run_folder(root / "done")
+    write_run_folder(root / "crashed")
     clock = Clock()
     watcher = Watcher(root, uri, experiment, stall_after=600, clock=clock)
     watcher.poll()
@@ -98,7 +98,7 @@ def test_a_sweep_in_progress_reads_back_incrementally_with_progress_and_counts(t
     assert "done" not in {r.tags["experiment_path"] for r in delta.rows}
     assert sweep_counts(load_runs(uri, experiment_id)).finished == 2
     # a replaced run is reported deleted where the store can say so
-    write_experiment(root / "done", timing=[9.0, 9.0, 9.0])
+    write_run_folder(root / "done", timing=[9.0, 9.0, 9.0])
     since = runs_changed_since(uri, experiment_id, 0).as_of_ms
     clock.now = time.time() + 120  # past the full rescan: finished folders' files are stat'ed again
     watcher.poll()

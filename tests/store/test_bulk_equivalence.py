@@ -15,7 +15,7 @@ from tests.support.readback import snapshot, spy_bulk
 
 def test_bulk_and_public_paths_read_back_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     corpus = tmp_path / "exps"
-    generate_demo(corpus, experiments=24, scenes=3, seed=11)
+    generate_demo(corpus, run_folders=24, scenes=3, seed=11)
     bulk_uri = f"sqlite:///{tmp_path / 'bulk' / 'mlflow.db'}"
     public_uri = f"sqlite:///{tmp_path / 'public' / 'mlflow.db'}"
 

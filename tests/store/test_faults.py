@@ -72,7 +72,7 @@ def _complete(url: str, name: str) -> int:
 @pytest.mark.server
 def test_server_hanging_mid_ingest_ends_the_ingest_and_a_rerun_converges(tmp_path: Path) -> None:
     tree = tmp_path / "exps"
-    generate_demo(tree, experiments=40, scenes=4, seed=3)
+    generate_demo(tree, run_folders=40, scenes=4, seed=3)
     server = start_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", tmp_path / "server.log")
     args = ("ingest", "--experiments-dir", str(tree), "--mlflow-uri", server.url, "--experiment-name", "hung")
     try:
@@ -116,7 +116,7 @@ def test_foreign_sqlite_file_is_refused_and_left_untouched(tmp_path: Path) -> No
     conn.close()
     before = db.read_bytes()
     tree = tmp_path / "exps"
-    generate_demo(tree, experiments=1, scenes=1, seed=1)
+    generate_demo(tree, run_folders=1, scenes=1, seed=1)
     result = run_align_track("ingest", "--experiments-dir", str(tree), "--mlflow-uri", f"sqlite:///{db}")
     _one_line_error(result, "not an MLflow store")
     assert db.read_bytes() == before
@@ -127,7 +127,7 @@ def test_a_file_that_is_no_database_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "readme.txt"
     db.write_text("not a database at all\n" * 100)
     tree = tmp_path / "exps"
-    generate_demo(tree, experiments=1, scenes=1, seed=1)
+    generate_demo(tree, run_folders=1, scenes=1, seed=1)
     result = run_align_track("ingest", "--experiments-dir", str(tree), "--mlflow-uri", f"sqlite:///{db}")
     _one_line_error(result, "is not an MLflow store")
     assert db.read_text() == "not a database at all\n" * 100
@@ -140,7 +140,7 @@ def test_unwritable_store_directory_is_one_line(tmp_path: Path) -> None:
     try:
         base.chmod(0o755)
         tree = base / "exps"
-        generate_demo(tree, experiments=1, scenes=1, seed=1)
+        generate_demo(tree, run_folders=1, scenes=1, seed=1)
         for path in [tree, *tree.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
         store = base / "store"
@@ -164,7 +164,7 @@ def test_kill_9_during_a_sqlite_write_leaves_no_orphan_artifact_folder(tmp_path:
     db = tmp_path / "store" / "mlflow.db"
     uri = f"sqlite:///{db}"
     tree = tmp_path / "exps"
-    generate_demo(tree, experiments=3, scenes=2, seed=2)
+    generate_demo(tree, run_folders=3, scenes=2, seed=2)
     RunStore(uri, "killed")
     artifacts = db.parent / "artifacts"
     holder = sqlite3.connect(db, isolation_level=None)

@@ -16,17 +16,17 @@ from align_track.ingest.pipeline import ingest
 from align_track.schema import PARAM_LLM, TAG_LLM, TAG_PATH
 from align_track.store.uri import DEFAULT_EXPERIMENT
 from tests.support import server_fixtures
-from tests.support.factory import config, merit_target, write_experiment
+from tests.support.factory import config, merit_target, write_run_folder
 from tests.support.server_fixtures import running_server
 
 pg_session_db, pg_server, pg_db = server_fixtures.pg_session_db, server_fixtures.pg_server, server_fixtures.pg_db
 
 
 def _tree(root: Path) -> Path:
-    write_experiment(root / "long_llm", cfg=config(llm="m" * 20_000, target=merit_target()))
-    write_experiment(root / "bad_key",
+    write_run_folder(root / "long_llm", cfg=config(llm="m" * 20_000, target=merit_target()))
+    write_run_folder(root / "bad_key",
                      cfg=config(target={"id": "t", "kdma_values": [{"kdma": "../../etc/passwd", "value": 1}]}))
-    write_experiment(root / "fine")
+    write_run_folder(root / "fine")
     return root
 
 

@@ -44,7 +44,7 @@ def test_two_ingests_of_one_tree_into_an_existing_store_never_duplicate(tmp_path
     db = tmp_path / "store" / "mlflow.db"
     uri = f"sqlite:///{db}"
     tree = tmp_path / "exps"
-    generate_demo(tree, experiments=30, scenes=2, seed=5)
+    generate_demo(tree, run_folders=30, scenes=2, seed=5)
     MlflowClient(uri).search_experiments()  # an existing store, so both start writing at once
     results = _two_ingests(tree, uri)
     assert [code for code, _, _ in results] == [0, 0], results
@@ -58,7 +58,7 @@ def test_two_ingests_on_a_brand_new_file_both_finish(tmp_path: Path) -> None:
     db = tmp_path / "store" / "mlflow.db"
     uri = f"sqlite:///{db}"
     tree = tmp_path / "exps"
-    generate_demo(tree, experiments=6, scenes=2, seed=6)
+    generate_demo(tree, run_folders=6, scenes=2, seed=6)
     results = _two_ingests(tree, uri)
     assert [code for code, _, _ in results] == [0, 0], results
     assert all("Traceback" not in out + err for _, out, err in results), results

@@ -53,9 +53,9 @@ pg_session_db, pg_server, pg_db = server_fixtures.pg_session_db, server_fixtures
 
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every layout and quirk of the demo generator (24 experiments), 3 scenes each."""
+    """Every layout and quirk of the demo generator (24 run folders), 3 scenes each."""
     root = tmp_path_factory.mktemp("corpus")
-    generate_demo(root, experiments=24, scenes=3, seed=11)
+    generate_demo(root, run_folders=24, scenes=3, seed=11)
     return root
 
 
@@ -104,7 +104,7 @@ def store_state(uri: str, experiment: str = DEFAULT_EXPERIMENT) -> dict[str, Any
 
 
 def assert_converged(state: dict[str, Any], expected_keys: int) -> None:
-    """Exactly one complete run per experiment, each with its scenes, and no trace left over."""
+    """Exactly one complete run per run folder, each with its scenes, and no trace left over."""
     assert len(state["keys"]) == expected_keys
     assert all(count == 1 for count in state["keys"].values()), state["keys"]
     assert state["incomplete"] == []
@@ -202,9 +202,9 @@ def test_postgres_direct_bulk_and_public_read_back_like_sqlite(pg_db: str, corpu
 
 @pytest.mark.postgres
 def test_postgres_concurrent_bulk_writers_one_run_each(pg_db: str, tmp_path: Path) -> None:
-    """pg_advisory_xact_lock per identity: two processes writing the same tree leave one run per experiment."""
+    """pg_advisory_xact_lock per identity: two processes writing the same tree leave one run per run folder."""
     tree = tmp_path / "exps"
-    generate_demo(tree, experiments=12, scenes=2, seed=3)
+    generate_demo(tree, run_folders=12, scenes=2, seed=3)
     env = cli_env(ALIGN_TRACK_ARTIFACTS_ROOT=str(tmp_path / "artifacts"))
     MlflowClient(pg_db).search_experiments()  # migrate once, not in both children at the same time
     procs = [subprocess.Popen(align_track_cmd("ingest", "--experiments-dir", str(tree), "--mlflow-uri", pg_db, "-q"),
@@ -219,7 +219,7 @@ def test_postgres_concurrent_bulk_writers_one_run_each(pg_db: str, tmp_path: Pat
 def test_postgres_bulk_write_waits_for_the_identity_lock(pg_db: str, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A bulk run waits while another transaction holds its identity's advisory lock; under the lock it
-    re-checks the store, so a second writer of the same experiment finds the first one's run and writes nothing."""
+    re-checks the store, so a second writer of the same run folder finds the first one's run and writes nothing."""
     import threading
     import zlib
 
@@ -229,7 +229,7 @@ def test_postgres_bulk_write_waits_for_the_identity_lock(pg_db: str, tmp_path: P
     from align_track.ingest.mapping import build_run, identities
 
     monkeypatch.setenv("ALIGN_TRACK_ARTIFACTS_ROOT", str(tmp_path / "artifacts"))
-    generate_demo(tmp_path / "exps", experiments=1, scenes=2, seed=4)
+    generate_demo(tmp_path / "exps", run_folders=1, scenes=2, seed=4)
     folder = discover(tmp_path / "exps")[0]
     identity = identities(read_config(tmp_path / "exps", folder))[0]
     record = build_run(identity, "default", read_files(folder))
@@ -263,9 +263,9 @@ def _keys_in(tree: Path, tmp_path: Path) -> int:
 
 @pytest.mark.server
 @pytest.mark.postgres
-def test_three_concurrent_ingests_leave_one_complete_run_per_experiment(pg_server, tmp_path: Path) -> None:
+def test_three_concurrent_ingests_leave_one_complete_run_per_run_folder(pg_server, tmp_path: Path) -> None:
     tree = tmp_path / "exps"
-    paths = generate_demo(tree, experiments=16, scenes=4, seed=5)
+    paths = generate_demo(tree, run_folders=16, scenes=4, seed=5)
     subtree = Counter(p.relative_to(tree).parts[0] for p in paths).most_common(1)[0][0]
     roots = [tree, tree / subtree, tree]  # overlapping: the subtree is ingested by all three
     name = "concurrent"
@@ -279,7 +279,7 @@ def test_three_concurrent_ingests_leave_one_complete_run_per_experiment(pg_serve
     assert_converged(state, expected_keys=_keys_in(tree, tmp_path))
     written = sum(int(line.split("ingested=")[1].split()[0]) + int(line.split("updated=")[1].split()[0])
                   for out, _ in outputs for line in out.splitlines() if line.startswith("ingested="))
-    assert written >= len(state["keys"])  # every experiment written at least once, extra writes replaced
+    assert written >= len(state["keys"])  # every run folder written at least once, extra writes replaced
 
 
 # --------------------------------------------------------------------------- faults
@@ -287,7 +287,7 @@ def test_three_concurrent_ingests_leave_one_complete_run_per_experiment(pg_serve
 
 def test_unreachable_server_is_a_quick_one_line_error(tmp_path: Path) -> None:
     tree = tmp_path / "exps"
-    generate_demo(tree, experiments=1, scenes=1, seed=0)
+    generate_demo(tree, run_folders=1, scenes=1, seed=0)
     with socket.socket() as refused:
         refused.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{refused.getsockname()[1]}"  # bound, not listening: connection refused
@@ -311,7 +311,7 @@ def test_unreachable_server_is_a_quick_one_line_error(tmp_path: Path) -> None:
 def test_server_killed_mid_ingest_reports_and_rerun_converges(pg_session_db: str, tmp_path: Path) -> None:
     """Its own server (the session's database, already migrated: a quicker start), killed and restarted."""
     tree = tmp_path / "exps"
-    generate_demo(tree, experiments=40, scenes=4, seed=7)
+    generate_demo(tree, run_folders=40, scenes=4, seed=7)
     server = start_server(pg_session_db, tmp_path / "artifacts", tmp_path / "server.log")
     name = "killed"
     try:
@@ -359,7 +359,7 @@ def test_two_writers_on_one_sqlite_file_both_finish(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     trees = [tmp_path / "a", tmp_path / "b"]
     for index, tree in enumerate(trees):
-        generate_demo(tree, experiments=10, scenes=3, seed=index)
+        generate_demo(tree, run_folders=10, scenes=3, seed=index)
     MlflowClient(uri).search_experiments()  # the tables, so both children start on an existing store
     procs = [subprocess.Popen(align_track_cmd("ingest", "--experiments-dir", str(tree), "--mlflow-uri", uri),
                               env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -383,7 +383,7 @@ def test_locked_sqlite_store_waits_with_a_notice(tmp_path: Path) -> None:
     db = tmp_path / "store" / "mlflow.db"
     uri = f"sqlite:///{db}"
     tree = tmp_path / "exps"
-    generate_demo(tree, experiments=2, scenes=2, seed=1)
+    generate_demo(tree, run_folders=2, scenes=2, seed=1)
     run_writer.RunStore(uri, "locked")  # the store and experiment exist: the first write is a run
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer's long transaction
@@ -411,7 +411,7 @@ def test_basic_auth_server(pg_session_db: str, tmp_path: Path) -> None:
     except RuntimeError as exc:
         pytest.skip(str(exc))
     tree = tmp_path / "exps"
-    generate_demo(tree, experiments=3, scenes=2, seed=2)
+    generate_demo(tree, run_folders=3, scenes=2, seed=2)
     name = ["--experiment-name", "auth"]
     with running_server(pg_session_db, tmp_path / "artifacts", tmp_path / "server.log", app_name="basic-auth",
                         extra_env=env) as server:
@@ -444,7 +444,7 @@ def test_plain_postgresql_uri_for_the_server_and_for_align_track(pg_db: str, tmp
     bare = pg_db.replace("postgresql+psycopg2://", "postgresql://")
     assert bare.startswith("postgresql://")
     tree = tmp_path / "exps"
-    generate_demo(tree, experiments=2, scenes=2, seed=9)
+    generate_demo(tree, run_folders=2, scenes=2, seed=9)
     with running_server(bare, tmp_path / "artifacts", tmp_path / "server.log") as server:
         done = run_align_track("ingest", "--experiments-dir", str(tree), "--mlflow-uri", server.url)
         assert done.returncode == 0, (done.stdout, done.stderr)

@@ -341,7 +341,7 @@ def test_both_paths_write_what_mlflows_own_start_span_writes(store_a: tuple, sto
             info, [span] = got.info, got.data.spans
             assert set(info.tags) == set(ref_info.tags), path
             # MLflow also records the git commit/branch/URL of the writing process's working directory
-            # (empty outside a checkout); they say nothing about an experiment folder, so align-track leaves
+            # (empty outside a checkout); they say nothing about a run folder, so align-track leaves
             # them out. Every other key is the same.
             ref_keys = {k for k in ref_info.trace_metadata if not k.startswith(GIT_METADATA_PREFIX)}
             assert set(info.trace_metadata) == ref_keys == set(schema.TRACE_METADATA), path

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.server
 def ui(tmp_path_factory: pytest.TempPathFactory):
     require_chromium()
     root = tmp_path_factory.mktemp("web-ui")
-    generate_demo(root / "exps", experiments=3, scenes=3, seed=0)
+    generate_demo(root / "exps", run_folders=3, scenes=3, seed=0)
     uri = f"sqlite:///{root / 'mlflow.db'}"
     assert not ingest(root / "exps", uri).failures
     server = start_ui(uri, port=free_port(), log_path=root / "ui.log")

@@ -1,4 +1,4 @@
-"""Build align-system experiment folders for tests (tests never read ../shared)."""
+"""Build align-system run folders for tests (tests never read ../shared)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def merit_target(value: float = 0.5) -> dict[str, Any]:
     return {"id": f"ADEPT-June2025-merit-{value}", "kdma_values": [{"kdma": "merit", "value": value}]}
 
 
-def write_experiment(
+def write_run_folder(
     path: Path,
     scenes: list[dict] | None = None,
     cfg: dict | None | bool = True,

@@ -1,4 +1,4 @@
-"""An experiment tree with the awkward values queries must survive, ingested by the real ingest.
+"""A run-folder tree with the awkward values queries must survive, ingested by the real ingest.
 
 Shared by tests/query/test_select.py and tests/cli/test_runs_commands.py; folders come from tests/support/factory.py.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from align_track.ingest.pipeline import ingest
-from tests.support.factory import config, merit_target, scene, write_experiment
+from tests.support.factory import config, merit_target, scene, write_run_folder
 
 MJ_TARGET = {"id": "ADEPT-DryRun-Moral judgement-0.2", "kdma_values": [{"kdma": "Moral judgement", "value": 0.2}]}
 MISTRAL = "mistralai/Mistral-7B-Instruct-v0.3"
@@ -51,13 +51,13 @@ def build_tree(root: Path) -> Path:
         path = root / exp.folder
         if exp.adm == "RandomADM":
             cfg = config(adm=None, llm=None, instance={"_target_": "align_system.algorithms.RandomADM"})
-            write_experiment(path, scenes=[scene(f"R{i}") for i in range(2)], cfg=cfg, timing=False)
+            write_run_folder(path, scenes=[scene(f"R{i}") for i in range(2)], cfg=cfg, timing=False)
             continue
         target = MJ_TARGET if "Moral" in exp.target else merit_target(float(exp.target.rsplit("-", 1)[1]))
         scores = None if exp.score is None else [
             {"alignment_target_id": exp.target, "score": exp.score, "accuracy": round(1 - exp.score, 3)}
         ]
-        write_experiment(path, scenes=[scene(f"S{i}") for i in range(len(exp.times))],
+        write_run_folder(path, scenes=[scene(f"S{i}") for i in range(len(exp.times))],
                          cfg=config(adm=exp.adm, llm=exp.llm, target=target), timing=list(exp.times),
                          scores=scores)
     return root
@@ -70,7 +70,7 @@ def ingest_tree(root: Path, uri: str) -> None:
 
 
 def make_ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    """(store URI, experiment tree) for a module-scoped fixture: tests sharing it only read it."""
+    """(store URI, run-folder tree) for a module-scoped fixture: tests sharing it only read it."""
     base = tmp_path_factory.mktemp("query-store")
     root = build_tree(base / "exps")
     uri = f"sqlite:///{base / 'mlflow' / 'mlflow.db'}"

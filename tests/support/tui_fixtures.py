@@ -1,5 +1,5 @@
 """Stores for the TUI tests, filled by the real ingest: a demo store built once per session, and small
-factory-built experiments whose choices the compare test controls.
+factory-built run folders whose choices the compare test controls.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from align_track.demo.store import build_demo_store
-from tests.support.factory import config, scene, write_experiment
+from tests.support.factory import config, scene, write_run_folder
 
-DEMO_EXPERIMENTS, DEMO_SCENES, DEMO_SEED = 12, 6, 0
+DEMO_RUN_FOLDERS, DEMO_SCENES, DEMO_SEED = 12, 6, 0
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,7 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """(uri, experiments dir) of a demo store; read-only for tests (build once: ingest takes seconds)."""
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
     root = tmp_path_factory.mktemp("tui-demo")
-    return build_demo_store(root, experiments=DEMO_EXPERIMENTS, scenes=DEMO_SCENES, seed=DEMO_SEED)
+    return build_demo_store(root, run_folders=DEMO_RUN_FOLDERS, scenes=DEMO_SCENES, seed=DEMO_SEED)
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def choosing_scene(scene_id: str, choice: int, scenario: str = "June2025-MF-eval
 
 
 def write_choices(path: Path, adm: str, choices: list[int], scene_ids: list[str] | None = None) -> Path:
-    """One experiment folder for ``adm`` whose scene i chooses ``choices[i]``."""
+    """One run folder for ``adm`` whose scene i chooses ``choices[i]``."""
     ids = scene_ids or [f"S{i}" for i in range(len(choices))]
     scenes = [choosing_scene(sid, c) for sid, c in zip(ids, choices, strict=True)]
-    return write_experiment(path, scenes=scenes, cfg=config(adm=adm))
+    return write_run_folder(path, scenes=scenes, cfg=config(adm=adm))

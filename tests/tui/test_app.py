@@ -18,7 +18,7 @@ from align_track.tui.panes.compare import ComparePane
 from align_track.tui.panes.report import ReportPane
 from align_track.tui.screens.confirm import ConfirmScreen
 from align_track.tui.screens.help import HelpScreen
-from tests.support.factory import scene, write_experiment
+from tests.support.factory import scene, write_run_folder
 
 pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = pytest.mark.asyncio
@@ -226,7 +226,7 @@ def _static_text(static) -> str:
 async def test_scenes_of_a_1000_scene_run_arrive_in_pages_without_blocking(tmp_path, store_uri):
     scenes = 1000
 
-    write_experiment(tmp_path / "exps" / "big", scenes=[scene(f"S{i}", choice=i % 2) for i in range(scenes)])
+    write_run_folder(tmp_path / "exps" / "big", scenes=[scene(f"S{i}", choice=i % 2) for i in range(scenes)])
     assert not ingest(tmp_path / "exps", store_uri).failures
     app = AlignTrackApp(store_uri)
     async with app.run_test(size=SIZE) as pilot:
@@ -290,7 +290,7 @@ async def test_compare_lines_up_scenes_and_counts_agreement(tmp_path, store_uri)
 async def test_missing_store_says_how_to_start_then_the_ingest_pane_fills_it(tmp_path, store_uri):
     exps = tmp_path / "exps"
     for i in range(3):
-        write_experiment(exps / f"e{i}")
+        write_run_folder(exps / f"e{i}")
     db = Path(store_uri.split(":///", 1)[1])
     app = AlignTrackApp(store_uri, experiments_dir=exps)
     async with app.run_test(size=SIZE) as pilot:
@@ -317,8 +317,8 @@ async def test_missing_store_says_how_to_start_then_the_ingest_pane_fills_it(tmp
 
 async def test_ingest_can_be_cancelled_and_quit_asks_first(tmp_path, store_uri):
     exps = tmp_path / "exps"
-    for i in range(250):  # enough that the bulk path (~10 ms an experiment) is still busy at ctrl+g
-        write_experiment(exps / f"e{i:03d}", scenes=[scene(f"S{i}")])
+    for i in range(250):  # enough that the bulk path (~10 ms a run folder) is still busy at ctrl+g
+        write_run_folder(exps / f"e{i:03d}", scenes=[scene(f"S{i}")])
     app = AlignTrackApp(store_uri, experiments_dir=exps)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: loaded(app), what="load attempt")
@@ -340,10 +340,10 @@ async def test_ingest_can_be_cancelled_and_quit_asks_first(tmp_path, store_uri):
         assert len(runs) == len([o for o in summary.outcomes if o.status == "ingested"])
 
 
-async def test_quit_while_ingesting_cancels_it_after_the_current_experiment(tmp_path, store_uri):
+async def test_quit_while_ingesting_cancels_it_after_the_current_run_folder(tmp_path, store_uri):
     exps = tmp_path / "exps"
     for i in range(150):  # enough that the bulk path is still busy when q arrives
-        write_experiment(exps / f"e{i:03d}", scenes=[scene(f"S{i}")])
+        write_run_folder(exps / f"e{i:03d}", scenes=[scene(f"S{i}")])
     app = AlignTrackApp(store_uri, experiments_dir=exps)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: loaded(app), what="load attempt")
@@ -362,8 +362,8 @@ async def test_quit_while_ingesting_cancels_it_after_the_current_experiment(tmp_
 
     complete = load_complete_runs(store_uri)[2]
     every = load_runs(store_uri, get_experiment_id(store_uri, "align-system-experiments"))
-    assert 0 < len(complete) < 150  # cancelled part way, after at least one experiment
-    assert len(every) == len(complete)  # the app waited for the experiment in hand: nothing half-written
+    assert 0 < len(complete) < 150  # cancelled part way, after at least one run folder
+    assert len(every) == len(complete)  # the app waited for the run folder in hand: nothing half-written
 
 
 # --------------------------------------------------------------------------- report

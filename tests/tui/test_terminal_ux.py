@@ -16,7 +16,7 @@ from align_track.tui.screens.compare_scene import CompareSceneScreen
 from align_track.tui.screens.copy import CopyScreen
 from align_track.tui.screens.help import HelpScreen
 from align_track.tui.screens.message import MessageScreen
-from tests.support.factory import write_experiment
+from tests.support.factory import write_run_folder
 from tests.support.tui_fixtures import write_choices
 
 pytest_plugins = ["tests.support.tui_fixtures"]
@@ -372,7 +372,7 @@ async def test_a_10mb_state_opens_capped_with_the_full_text_one_key_away(tmp_pat
 
     big = scene("BIG")
     big["input"]["state"] = "x" * 10_000_000
-    write_experiment(tmp_path / "exps" / "big", scenes=[big])
+    write_run_folder(tmp_path / "exps" / "big", scenes=[big])
     assert not ingest(tmp_path / "exps", store_uri).failures
     app = AlignTrackApp(store_uri)
     async with app.run_test(size=SIZE) as pilot:

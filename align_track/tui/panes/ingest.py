@@ -47,7 +47,7 @@ class IngestPane(Pane):
     KEY = "4"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "start", "Start", tooltip="Ingest the folder (enter in the path does the same)"),
-        Binding("ctrl+g", "cancel", "Cancel", tooltip="Cancel the ingest after the current experiment"),
+        Binding("ctrl+g", "cancel", "Cancel", tooltip="Cancel the ingest after the current run folder"),
         Binding("enter", "show_error", "Error in full", tooltip="Show the highlighted folder's error in full"),
         Binding("escape", "leave_input", "Leave path", tooltip="Leave the path box (then number keys, q and ? work)"),
     ]
@@ -155,7 +155,7 @@ class IngestPane(Pane):
         self.started = time.monotonic()
         self.progress = (0, 0)
         self.scenes = 0
-        log.empty_text = "looking for experiments…"
+        log.empty_text = "looking for run folders…"
         self.query_one("#ingest-progress", ProgressBar).update(total=None, progress=0)
         self.cancel_event = threading.Event()
         self.finished.clear()
@@ -170,7 +170,7 @@ class IngestPane(Pane):
         if self.cancel_event is None:
             return
         self.cancel_event.set()
-        self._stats("cancelling: finishing the current experiment…")
+        self._stats("cancelling: finishing the current run folder…")
 
     @work(thread=True, exclusive=True, group="ingest")
     def _ingest(self, folder: Path, force: bool, cancel: threading.Event) -> None:
@@ -202,9 +202,9 @@ class IngestPane(Pane):
         log = self.query_one("#ingest-log", VirtualTable)
         if event.kind == "planned":
             bar.update(total=max(event.total, 1), progress=0)
-            log.empty_text = "no experiment folders found" if event.total == 0 else "working…"
+            log.empty_text = "no run folders found" if event.total == 0 else "working…"
             log.refresh()
-        elif event.kind == "experiment" and event.outcome is not None:
+        elif event.kind == "run_folder" and event.outcome is not None:
             o = event.outcome
             self.errors.append(o.error or "")
             reason = readable_error(o.error, self.root, o.path) if o.error else ""
@@ -214,7 +214,7 @@ class IngestPane(Pane):
         elif event.kind == "message":
             self.notify(event.message, severity="warning", timeout=4)
             return
-        if event.kind in ("planned", "experiment"):
+        if event.kind in ("planned", "run_folder"):
             self.progress = (event.done, event.total)
             self.scenes = event.scenes
             self._tick()
