@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,21 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
     os.makedirs(tmp_path / "cwd", exist_ok=True)
     monkeypatch.chdir(tmp_path / "cwd")
+
+
+@pytest.fixture(scope="module")
+def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``mlflow server`` on a SQLite backend, shared by one test module's HTTP cases."""
+    from tests.support.server_fixtures import running_server
+
+    root = tmp_path_factory.mktemp("http-server")
+    with running_server(f"sqlite:///{root / 'backend.db'}", root / "artifacts", root / "server.log") as server:
+        yield server.url
+
+
+@pytest.fixture(params=["sqlite", "http"])
+def uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on an embedded SQLite store and through a tracking server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    return request.getfixturevalue("http_server")

@@ -49,7 +49,7 @@ class SceneLog:
 
     def _full(self) -> list[dict[str, Any]]:
         """The plain reader, for its error messages (and whatever our scanner declined)."""
-        self.scenes[:] = read_scenes(self.path)
+        self.scenes[:] = read_scenes(self.path, self.path.parent)
         self._prefix = ""
         self.full_parses += 1
         return self.scenes

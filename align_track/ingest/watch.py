@@ -47,6 +47,7 @@ from align_track.ingest.reconcile import after_complete, lost_claim, plan_live
 from align_track.ingest.scene_log import SceneLog
 from align_track.schema import (
     HYDRA_DIR,
+    SCORES,
     STATE_RUNNING,
     STATE_STALLED,
     TAG_KEY,
@@ -369,9 +370,9 @@ class Watcher:
             finished = (folder.path / TIMING).is_file()
             files = RunFolderFiles(
                 scenes=scenes,
-                timing=_optional(folder.path / TIMING, read_json) if finished else None,
-                scores=_optional(folder.path / "scores.json", read_json),
-                meta=_read_meta_lenient(folder.path / "meta.json"),
+                timing=_optional(folder.path / TIMING, read_json, folder.path) if finished else None,
+                scores=_optional(folder.path / SCORES, read_json, folder.path),
+                meta=_read_meta_lenient(folder.path / "meta.json", folder.path),
             )
         except RunFolderError as exc:  # often a file caught mid-rewrite: the next change retries
             self._fail(folder, str(exc))

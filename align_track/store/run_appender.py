@@ -35,6 +35,7 @@ from align_track.schema import (
     TAG_STATE,
 )
 from align_track.store import trace_writer
+from align_track.store.provenance import provenance
 from align_track.store.run_writer import RunStore, claim_token
 
 FINISH_PARAMS = (PARAM_NUM_SCENES, PARAM_VARIANT, PARAM_FIRST_SCENARIO)
@@ -80,7 +81,7 @@ class LiveRunWriter:
         """A RUNNING run with the record's tags (no fingerprint yet), its config params and ``tags``; no traces."""
         from mlflow.entities import Param
 
-        run_tags = {k: v for k, v in record.tags.items() if k != TAG_FINGERPRINT}
+        run_tags = {**provenance(), **{k: v for k, v in record.tags.items() if k != TAG_FINGERPRINT}}
         run_tags.update(tags)
         run_tags[TAG_CLAIM] = claim_token()
         run_tags[TAG_STATE] = STATE_RUNNING

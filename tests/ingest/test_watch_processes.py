@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,24 +16,9 @@ import pytest
 from align_track.schema import STATE_STALLED, TAG_COMPLETE, TAG_SCENES, TAG_STATE
 from tests.support import live_writer as lw
 from tests.support.live_store import keyed, scene_names, wait_for
-from tests.support.server_fixtures import align_track_cmd, cli_env, running_server
-
-
-@pytest.fixture(scope="module")
-def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("watch-server")
-    with running_server(f"sqlite:///{root / 'backend.db'}", root / "artifacts", root / "server.log") as server:
-        yield server.url
-
+from tests.support.server_fixtures import align_track_cmd, cli_env
 
 _experiments = iter(range(10_000))
-
-
-@pytest.fixture(params=["sqlite", "http"])
-def uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
-    return request.getfixturevalue("http_server")
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from mlflow import MlflowClient
 
 from align_track.ingest.watch import Watcher
@@ -17,24 +15,8 @@ from align_track.query.select import load_complete_runs
 from align_track.store.runs_reader import get_experiment_id, load_runs, runs_changed_since
 from tests.support import live_writer as lw
 from tests.support.factory import write_run_folder
-from tests.support.server_fixtures import running_server
-
-
-@pytest.fixture(scope="module")
-def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("live-query-server")
-    with running_server(f"sqlite:///{root / 'backend.db'}", root / "artifacts", root / "server.log") as server:
-        yield server.url
-
 
 _names = iter(range(10_000))
-
-
-@pytest.fixture(params=["sqlite", "http"])
-def uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
-    return request.getfixturevalue("http_server")
 
 
 class Clock:
