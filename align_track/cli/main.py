@@ -87,8 +87,6 @@ def _watch(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
     import signal
     import threading
 
-    from align_track.ingest.watch import FAILED, Watcher
-
     stop = threading.Event()
 
     def on_event(event) -> None:
@@ -104,13 +102,16 @@ def _watch(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
         stop.set()
         click.echo("stopping after the current folder (Ctrl-C again to stop at once)", err=True)
 
+    # Before the slow part (importing MLflow, opening the store): a Ctrl-C from then on is a clean stop.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    from align_track.ingest.watch import FAILED, Watcher
+
     try:
         watcher = Watcher(experiments_dir, mlflow_uri, experiment_name, poll_interval, stall_after,
                           on_event=on_event)
     except StoreError as exc:
         fail(str(exc))
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     if not quiet:
         click.echo(f"watching {watcher.root} every {poll_interval:g}s (Ctrl-C stops)", err=True)
     try:

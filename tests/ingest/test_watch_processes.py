@@ -118,8 +118,8 @@ def test_two_watchers_on_overlapping_trees_write_each_scene_once(tmp_path: Path,
     wait_for(both_complete, "two complete runs", processes=tuple(watchers))
     for w in watchers:
         w.send_signal(signal.SIGINT)
-        w.communicate(timeout=60)
-        assert w.returncode == 0
+        _, err = w.communicate(timeout=60)
+        assert w.returncode == 0, err
     found = runs_of(uri, experiment)
     # experiment_path is relative to whichever watcher wrote the run; the folder itself is one of ours
     assert sorted(r.data.tags["align_track.source_path"] for r in found) == [str(f.resolve()) for f in folders]
