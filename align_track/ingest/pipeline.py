@@ -330,33 +330,15 @@ def _ingest_folder(store, config, folder_ids, variants, existing, others, force,
         record = _map(config, identity, variant, files, notice)
         files = record.files
         record = record.run
-        if store.bulk:
-            result = call(store.write_run_bulk, record, force)
-            if not result.written:  # another ingest committed the same run folder meanwhile
-                statuses.append(SKIPPED)
-                continue
-            run_id = result.run_id
-            if result.others:
-                for doomed in after_complete(run_id, call(store.runs_for_key, identity.key), alive):
-                    call(store.delete_run, doomed)
-            for doomed_run in theirs:  # our run is complete: the foreign one it replaces goes
-                call(store.delete_run, doomed_run.run_id)
-        else:
-            run_id = call(store.create_run, record)
-            try:
-                if lost_claim(run_id, call(store.runs_for_key, identity.key), alive):
-                    store.delete_run(run_id)
-                    statuses.append(BUSY)
-                    continue
-                call(store.write_traces, run_id, record)
-                call(store.mark_complete, run_id)
-            except BaseException:  # interrupted or refused: no RUNNING half-run left visible if we can help it
-                _try(partial(store.delete_run, run_id))
-                raise
-            for doomed in after_complete(run_id, call(store.runs_for_key, identity.key), alive):
-                call(store.delete_run, doomed)
-            for doomed_run in theirs:
-                call(store.delete_run, doomed_run.run_id)
+        written = store.write(record, identity.key, force,
+                              claim_lost=lambda mine, runs: lost_claim(mine, runs, alive),
+                              superseded=lambda mine, runs: after_complete(mine, runs, alive), notice=notice)
+        if written.run_id is None:
+            statuses.append(BUSY if written.busy else SKIPPED)
+            continue
+        run_id = written.run_id
+        for doomed_run in theirs:  # our run is complete: the foreign one it replaces goes
+            call(store.delete_run, doomed_run.run_id)
         statuses.append(UPDATED if action == "update" else INGESTED)
         written_traces += len(record.traces)
         run_ids.append(run_id)
@@ -388,13 +370,6 @@ def _map(config, identity, variant, files, notice) -> _Mapped:
     for warning in warnings:
         notice(f"{rel}: {warning}")
     return _Mapped(record, files)
-
-
-def _try(action: Callable[[], object]) -> None:
-    try:
-        action()
-    except BaseException:  # best effort while interrupted: the next ingest cleans up what is left
-        pass
 
 
 __all__ = ["Event", "Outcome", "Summary", "ingest", "StoreError", "INGESTED", "UPDATED", "SKIPPED", "BUSY",

@@ -522,19 +522,15 @@ class Watcher:
                      rel: str, replacing: bool) -> bool:
         """A folder first seen finished: one complete run at once, as a plain ingest writes it."""
         record = build_run(identity, variant, files)
-        if self.store.bulk:
-            result = self._call(self.store.write_run_bulk, record, False)
-            if not result.written:
-                return True
-            run_id = result.run_id
-        else:
-            run_id = self._call(self.store.create_run, record)
-            if lost_claim(run_id, self._call(self.store.runs_for_key, identity.key), self.alive):
-                self._call(self.store.delete_run, run_id)
+        written = self.store.write(record, identity.key, False,
+                                   claim_lost=lambda mine, runs: lost_claim(mine, runs, self.alive),
+                                   superseded=lambda mine, runs: [])  # _cleanup_after below, as for live runs
+        if written.run_id is None:
+            if written.busy:
                 self._busy(folder, rel)
                 return False
-            self._call(self.store.write_traces, run_id, record)
-            self._call(self.store.mark_complete, run_id)
+            return True
+        run_id = written.run_id
         self.summary.traces += len(record.traces)
         self._event(REPLACED if replacing else INGESTED, rel, run_id, len(record.traces))
         self._cleanup_after(identity, run_id)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,19 @@ def store_setup_lock(tracking_uri: str) -> Iterator[None]:
 def bulk_enabled() -> bool:
     """``ALIGN_TRACK_BULK=0`` forces MLflow's public API everywhere (for comparison and debugging)."""
     return os.environ.get("ALIGN_TRACK_BULK", "1").lower() not in ("0", "false", "no")
+
+
+ClaimRule = Callable[[str, list[RunRow]], Any]
+"""(our run id, every run of the identity) -> a verdict: ingest/reconcile.py's claim rules, passed down."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What ``RunStore.write`` did: the complete run's id, or None (another writer has it; ``busy`` when it
+    is still writing, else it already committed the same files)."""
+
+    run_id: str | None
+    busy: bool = False
 
 
 class RunStore:
@@ -208,6 +222,41 @@ class RunStore:
         repo = get_artifact_repository(run.info.artifact_uri, tracking_uri=self.tracking_uri)
         calls += [partial(repo.log_artifact, a.path, a.artifact_dir or None) for a in record.artifacts]
         _call_all(calls, parallel=self.kind == "http")
+
+    def write(self, record: RunRecord, key: str, force: bool, claim_lost: ClaimRule, superseded: ClaimRule,
+              notice: Callable[[str], None] | None = None) -> Written:
+        """Write one run whole, by whichever path this store supports, and delete the runs it replaces.
+
+        The ingest says what (the record, its identity ``key``) and who wins (``claim_lost``: withdraw our
+        fresh claim for a live earlier one; ``superseded``: the runs a complete run replaces; both are
+        ingest/reconcile.py's rules); the store says how: one SQL transaction where it can (complete or
+        absent), else create -> verify the claim -> traces -> mark complete, with no RUNNING half-run left
+        behind if a step fails. SQLite lock waits are retried, with ``notice`` told.
+        """
+        def call(fn: Callable[..., Any], *args: Any) -> Any:
+            return with_retries(partial(fn, *args), notice)
+
+        if self.bulk:
+            result = call(self.write_run_bulk, record, force)
+            if not result.written:  # another ingest committed the same run folder meanwhile
+                return Written(None)
+            if result.others:
+                for doomed in superseded(result.run_id, call(self.runs_for_key, key)):
+                    call(self.delete_run, doomed)
+            return Written(result.run_id)
+        run_id = call(self.create_run, record)
+        try:
+            if claim_lost(run_id, call(self.runs_for_key, key)):
+                self.delete_run(run_id)
+                return Written(None, busy=True)
+            call(self.write_traces, run_id, record)
+            call(self.mark_complete, run_id)
+        except BaseException:  # interrupted or refused: no RUNNING half-run left visible if we can help it
+            _best_effort(partial(self.delete_run, run_id))
+            raise
+        for doomed in superseded(run_id, call(self.runs_for_key, key)):
+            call(self.delete_run, doomed)
+        return Written(run_id)
 
     def write_run_bulk(self, record: RunRecord, force: bool) -> BulkResult:
         """The whole run in one transaction (SQL stores only): complete or absent, never half."""
