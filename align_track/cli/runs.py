@@ -270,19 +270,16 @@ def export(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
 
 
 def _export_to_stdout(result: QueryResult, fmt: str, all_columns: bool) -> None:
-    """``export -o -``: the same rows as a file would get, on standard output (nothing else there)."""
-    import csv
+    """``export -o -``: the bytes a file of that format would get (the registry's writer), on standard output."""
+    import tempfile
 
-    from align_track.query.export import export_columns, export_table
+    from align_track.query.export import write_export
+    from align_track.query.formats import FORMATS
 
-    header, rows = export_table(result.frame, export_columns(result.frame, all_columns))
-    if fmt == "json":
-        click.echo(json.dumps([dict(zip(header, row, strict=True)) for row in rows], indent=2,
-                              ensure_ascii=False, default=str))
-        return
-    out = csv.writer(sys.stdout, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
-    out.writerow(header)
-    out.writerows([["" if v is None else v for v in row] for row in rows])
+    with tempfile.TemporaryDirectory(prefix="align-track-export-") as tmp:
+        path = Path(tmp) / f"runs{FORMATS[fmt].suffixes[0]}"
+        write_export(result.frame, path, fmt, all_columns)
+        click.echo(path.read_text(encoding="utf-8"), nl=False)
 
 
 # --------------------------------------------------------------------------- report
