@@ -141,13 +141,16 @@ def demo_data(out_dir: Path, experiments: int, scenes: int, seed: int) -> None:
               help="Prefill the Ingest pane with this folder.")
 @click.option("--notice", default=None, metavar="TEXT",
               help="A line to show when the TUI opens (make demo passes the ingest summary).")
-def tui(mlflow_uri: str | None, experiment_name: str, experiments_dir: Path | None, notice: str | None) -> None:
+@click.option("--refresh", type=click.FloatRange(min=0), default=2.0, show_default=True, metavar="SECONDS",
+              help="Read the runs that changed (new, finished, still being written) this often; 0 turns it off.")
+def tui(mlflow_uri: str | None, experiment_name: str, experiments_dir: Path | None, notice: str | None,
+        refresh: float) -> None:
     """Open the full-screen terminal UI: runs, scenes, compare, ingest, reports, MLflow UI."""
     try:
         from align_track.tui.app import run_app
 
         run_app(mlflow_uri=mlflow_uri, experiment_name=experiment_name, experiments_dir=experiments_dir,
-                notice=notice)
+                notice=notice, refresh=refresh)
     except KeyboardInterrupt:  # Ctrl-C while the TUI loads: quit quietly, no traceback
         sys.exit(130)
 

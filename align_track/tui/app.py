@@ -26,7 +26,7 @@ from align_track.tui.commands import ActionsProvider
 from align_track.tui.keys import KeyAction, key_actions
 from align_track.tui.messages import CompareRuns, OpenRun, RunsChanged, ShowPane, Status
 from align_track.tui.mlflow_control import UiState, WebUiControl
-from align_track.tui.models.data import display_uri
+from align_track.tui.models.data import display_uri, sweep_line
 from align_track.tui.models.selection import Selection
 from align_track.tui.panes.analysis import AnalysisPane
 from align_track.tui.panes.base import Pane, post_ui
@@ -90,6 +90,7 @@ class AlignTrackApp(App[None]):
         experiments_dir: str | Path | None = None,
         ansi: bool = False,
         notice: str | None = None,
+        refresh: float = 0.0,
     ) -> None:
         super().__init__()
         self.mlflow_uri = resolve_tracking_uri(mlflow_uri)
@@ -97,6 +98,10 @@ class AlignTrackApp(App[None]):
         self.experiments_dir = "" if experiments_dir is None else str(experiments_dir)
         self.ansi = ansi
         self.notice = notice
+        self.refresh_seconds = refresh
+        """Seconds between incremental reads of the store while the app is open (0: only on ctrl+r)."""
+        self._live_since: int | None = None
+        self._live_timer: Any = None
         self.selection = Selection()
         self.web_ui = WebUiControl(self.mlflow_uri, self._ui_changed_from_thread)
 
@@ -241,6 +246,7 @@ class AlignTrackApp(App[None]):
     def _load_runs(self) -> None:
         from align_track.tui.models.data import load_runs, warm_up
 
+        started = _now_ms()  # the next incremental read asks for what changed from here on
         try:
             snapshot = load_runs(self.mlflow_uri, self.experiment_name)
         except StoreError as exc:
@@ -249,7 +255,7 @@ class AlignTrackApp(App[None]):
         except Exception as exc:  # a store we cannot even talk to: show it, keep the UI alive
             self.post_ui(self._runs_failed, f"{type(exc).__name__}: {exc}")
             return
-        if self.post_ui(self._runs_loaded, snapshot):
+        if self.post_ui(self._runs_loaded, snapshot, started):
             warm_up(self.mlflow_uri)  # import mlflow now, not when the first scene is opened
             gc.freeze()
 
@@ -257,17 +263,47 @@ class AlignTrackApp(App[None]):
     def snapshot(self) -> RunsSnapshot | None:
         return self.selection.snapshot
 
-    def _runs_loaded(self, snapshot: RunsSnapshot) -> None:
+    def _runs_loaded(self, snapshot: RunsSnapshot, since_ms: int | None = None) -> None:
+        if since_ms is not None:
+            self._live_since = since_ms
+            self._start_live()
         self.status.error = ""
-        unfinished = len(snapshot.status)
-        done = len(snapshot.runs) - unfinished
-        self.status.state = f"{done} runs" + (f" + {unfinished} unfinished" if unfinished else "")
+        self.status.state = sweep_line(snapshot)
         self.runs_pane.set_snapshot(snapshot)
         # Long-lived data (and later mlflow's modules) leave the garbage collector's sight: a full
         # collection over 10,000 runs costs a keystroke 100+ ms, and none of it is garbage.
         gc.freeze()
         if self.active_pane == "report":
             self.report_pane.refresh_source()
+
+    # ------------------------------------------------------------------ live refresh
+
+    def _start_live(self) -> None:
+        """Every ``refresh_seconds``, merge in the runs that changed (new, finished, live): a sweep being
+        ingested or watched shows up while the table is open, with cursor, marks, filter and sort kept."""
+        if self.refresh_seconds > 0 and self._live_timer is None:
+            self._live_timer = self.set_interval(self.refresh_seconds, self._live_tick, name="live-refresh")
+
+    def _live_tick(self) -> None:
+        if self.snapshot is not None and self._live_since is not None:
+            self._read_changes(self.snapshot, self._live_since)
+
+    @work(thread=True, exclusive=True, group="live")
+    def _read_changes(self, snapshot: RunsSnapshot, since_ms: int) -> None:
+        from align_track.tui.models.data import changed_runs
+
+        try:
+            merged, as_of = changed_runs(snapshot, since_ms)
+        except Exception:  # noqa: BLE001 - a missed refresh is retried on the next tick; ctrl+r shows errors
+            return
+        self.post_ui(self._changes_read, snapshot, merged, as_of)
+
+    def _changes_read(self, based_on: RunsSnapshot, merged: RunsSnapshot | None, as_of: int) -> None:
+        if self.snapshot is not based_on:  # a full reload (or another refresh) landed meanwhile: it wins
+            return
+        self._live_since = as_of
+        if merged is not None:
+            self._runs_loaded(merged)
 
     def _runs_failed(self, message: str) -> None:
         from align_track.store.uri import sqlite_path, store_kind
@@ -389,10 +425,17 @@ def wants_ansi() -> bool:
     return Console().color_system == "standard"
 
 
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
 def run_app(mlflow_uri: str | None = None, experiment_name: str = DEFAULT_EXPERIMENT,
-            experiments_dir: str | Path | None = None, notice: str | None = None) -> None:
+            experiments_dir: str | Path | None = None, notice: str | None = None, refresh: float = 2.0) -> None:
     """Entry point of ``align-track tui``; ``notice`` (e.g. the ingest summary) is shown as the app opens."""
-    app = AlignTrackApp(mlflow_uri, experiment_name, experiments_dir, ansi=wants_ansi(), notice=notice)
+    app = AlignTrackApp(mlflow_uri, experiment_name, experiments_dir, ansi=wants_ansi(), notice=notice,
+                        refresh=refresh)
     try:
         app.run()
     except KeyboardInterrupt:  # Ctrl-C before the app took the terminal (or after it gave it back)

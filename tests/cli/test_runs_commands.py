@@ -277,7 +277,8 @@ def test_report_unknown_column_exits_2_listing_columns(ingested: tuple[str, Path
     assert result.exit_code == 2
     assert "unknown column 'speed'; available:" in result.stderr
     metrics = result.stderr.split("metrics: ", 1)[1].split(";", 1)[0].split(", ")
-    assert {"score.accuracy", "score.alignment_score", "timing.avg_seconds", "alignment.oracle_hit_rate"} <= set(metrics)
+    expected = {"score.accuracy", "score.alignment_score", "timing.avg_seconds", "alignment.oracle_hit_rate"}
+    assert expected <= set(metrics)
     assert metrics == sorted(metrics)
     assert not out.exists()
     assert cli("report", *uri_args(ingested), "--values", "adm").exit_code == 2  # not numeric for mean

@@ -105,7 +105,7 @@ async def test_running_and_stalled_runs_are_told_apart_from_finished(demo_store,
         assert cells[dead][keys.index("marker")] == "!" and cells[dead][keys.index("state")] == "stalled"
         finished = [c for rid, c in cells.items() if rid not in (live, dead)]
         assert {c[keys.index("state")] for c in finished} == {"done"}
-        assert "+ 2 unfinished" in app.status.state
+        assert "+ 2 unfinished: 1 running, 1 stalled" in app.status.state
         # a report never counts a run still being written
         await pilot.press("5")
         assert live not in {r.run_id for r in app.selection.report_runs()[0]}

@@ -79,7 +79,6 @@ def unfinished_status(run: RunRow) -> str | None:
 def load_runs(tracking_uri: str | None, experiment_name: str) -> RunsSnapshot:
     """Complete runs of the experiment, after the unfinished ones align-track is writing (or was, when it
     stopped); StoreError (missing store/experiment, unreachable server) propagates."""
-    from align_track.query.select import is_complete
     from align_track.store.runs_reader import get_experiment_id
     from align_track.store.runs_reader import load_runs as read_runs
     from align_track.store.uri import require_existing_store
@@ -87,7 +86,59 @@ def load_runs(tracking_uri: str | None, experiment_name: str) -> RunsSnapshot:
     uri = resolve_tracking_uri(tracking_uri)
     require_existing_store(uri)
     experiment_id = get_experiment_id(uri, experiment_name)
-    rows = read_runs(uri, experiment_id)
+    return _snapshot(uri, experiment_id, read_runs(uri, experiment_id))
+
+
+def sweep_line(snapshot: RunsSnapshot) -> str:
+    """The status bar's summary of a sweep: finished runs, then running / stalled / failed when there are any
+    ("24 runs + 2 unfinished: 1 running, 1 stalled · 1 failed")."""
+    unfinished = len(snapshot.status)
+    line = f"{len(snapshot.runs) - unfinished} runs"
+    if unfinished:
+        counts = [(sum(1 for s in snapshot.status.values() if s == state), state) for state in (RUNNING, STALLED)]
+        line += f" + {unfinished} unfinished: " + ", ".join(f"{n} {state}" for n, state in counts if n)
+    failed = sum(1 for r in snapshot.runs if r.status == "FAILED" and r.run_id not in snapshot.status)
+    return line + (f" · {failed} failed" if failed else "")
+
+
+LIVE_OVERLAP_MS = 60_000
+"""Incremental reads overlap by this much: writers' clocks (other cluster nodes) may lag the reader's."""
+
+
+def changed_runs(snapshot: RunsSnapshot, since_ms: int) -> tuple[RunsSnapshot | None, int]:
+    """The snapshot with the runs changed since ``since_ms`` merged in (None when nothing visible changed),
+    and the time to ask from next. One cheap query (new, finished and live runs), never the whole experiment.
+    """
+    from align_track.query.select import is_complete
+    from align_track.schema import TAG_KEY
+    from align_track.store.runs_reader import runs_changed_since
+
+    delta = runs_changed_since(snapshot.uri, snapshot.experiment_id, since_ms - LIVE_OVERLAP_MS)
+    by_id = {r.run_id: r for r in snapshot.runs}
+    changed = [r for r in delta.rows if by_id.get(r.run_id) != r]
+    gone = {rid for rid in (delta.deleted or ()) if rid in by_id}
+    if not changed and not gone:
+        return None, delta.as_of_ms
+    for row in changed:
+        by_id[row.run_id] = row
+    for rid in gone:
+        del by_id[rid]
+    rows = list(by_id.values())
+    # Over HTTP deletions are not reported: a run replaced by a newer complete run of the same identity goes.
+    newest: dict[str, RunRow] = {}
+    for r in rows:
+        key = r.tags.get(TAG_KEY)
+        if key and is_complete(r) and (key not in newest or (r.start_time or 0) > (newest[key].start_time or 0)):
+            newest[key] = r
+    rows = [r for r in rows if not (r.tags.get(TAG_KEY) in newest and newest[r.tags[TAG_KEY]] is not r
+                                    and (r.start_time or 0) <= (newest[r.tags[TAG_KEY]].start_time or 0))]
+    return _snapshot(snapshot.uri, snapshot.experiment_id, rows), delta.as_of_ms
+
+
+def _snapshot(uri: str, experiment_id: str, rows: list[RunRow]) -> RunsSnapshot:
+    """Unfinished runs align-track is (or was) writing first, then the complete ones; other runs left out."""
+    from align_track.query.select import is_complete
+
     status = {r.run_id: s for r in rows if not is_complete(r) and (s := unfinished_status(r)) is not None}
     unfinished = [r for r in rows if r.run_id in status]
     return RunsSnapshot(uri, experiment_id, unfinished + [r for r in rows if is_complete(r)], status)

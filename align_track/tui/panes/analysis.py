@@ -174,6 +174,11 @@ class AnalysisPane(Pane):
             widget = plot(id=f"{view}-plot")
             await self.query_one(f"#{view}", Container).mount(widget, before=0)
             widget.margin_top = 1  # the y label needs one row, not two: a row more for the legend
+        # Draw once the plots have been laid out: drawn before they have a size, the first frame is drawn at
+        # the wrong scale and redrawn a frame later (a screenshot taken in between shows the wrong plot).
+        self.call_after_refresh(self._plots_mounted)
+
+    def _plots_mounted(self) -> None:
         self._plots_ready = True
         self.load()
         if self.has_focus:

@@ -128,9 +128,10 @@ class RunsPane(Pane):
     # ------------------------------------------------------------------ data
 
     def set_snapshot(self, snapshot: RunsSnapshot) -> None:
-        """New runs from the store: rebuild the model, keep text filter, sort and marks."""
+        """New runs from the store: rebuild the model, keep text filter, sort, marks and the cursor's run."""
         self.selection.snapshot = snapshot
         old = self.model
+        current = self.current_run_id if self.is_mounted else None
         self.model = RunsModel.from_runs(snapshot.runs, states=snapshot.status)
         self.model.text = old.text
         self.model.sort(old.sort_column, old.sort_reverse)
@@ -142,6 +143,9 @@ class RunsPane(Pane):
         table.sort_column, table.sort_reverse = self.model.sort_column, self.model.sort_reverse
         if self.mlflow_text:
             self.apply_mlflow_filter(self.mlflow_text)
+        if current is not None:  # a refresh keeps the cursor on the run it was on, wherever it moved
+            for row in self.model.rows_for([current]):
+                table.move_to_row(row)
         self.update_count()
 
     @on(VirtualTable.Highlighted, "#runs-table")
