@@ -386,7 +386,7 @@ def load_runs(tracking_uri: str, experiment_id: str, include_deleted: bool = Fal
         rows = _load_runs_http(tracking_uri, experiment_id, include_deleted)
     else:
         rows = _load_runs_mlflow(tracking_uri, experiment_id, include_deleted)
-    return _search_order(rows)
+    return search_order(rows)
 
 
 @dataclass(frozen=True)
@@ -424,20 +424,20 @@ def runs_changed_since(tracking_uri: str, experiment_id: str, since_ms: int) -> 
         eid = int(experiment_id)
         (gone,) = _sql(tracking_uri, [f"SELECT run_uuid FROM runs WHERE experiment_id = {eid} AND "
                                       f"lifecycle_stage = 'deleted' AND deleted_time >= {since}"])
-        return RunsDelta(_search_order(rows), [r[0] for r in gone], as_of)
+        return RunsDelta(search_order(rows), [r[0] for r in gone], as_of)
     if kind != "http":
         rows = [r for r in _load_runs_mlflow(tracking_uri, str(experiment_id), False)
                 if (r.start_time or 0) >= since or (r.end_time or 0) >= since or r.tags.get(TAG_STATE) in LIVE_STATES]
-        return RunsDelta(_search_order(rows), None, as_of)
+        return RunsDelta(search_order(rows), None, as_of)
     found: dict[str, RunRow] = {}
     for filter_string in [f"attributes.start_time >= {since}", f"attributes.end_time >= {since}",
                           *[f"tags.`{TAG_STATE}` = '{s}'" for s in LIVE_STATES]]:
         for row in _load_runs_http(tracking_uri, str(experiment_id), False, filter_string):
             found[row.run_id] = row
-    return RunsDelta(_search_order(list(found.values())), None, as_of)
+    return RunsDelta(search_order(list(found.values())), None, as_of)
 
 
-def _search_order(rows: list[RunRow]) -> list[RunRow]:
+def search_order(rows: list[RunRow]) -> list[RunRow]:
     """MLflow's default order: start_time descending (missing last), then run_id."""
     rows = sorted(rows, key=lambda r: r.run_id)
     return sorted(rows, key=lambda r: (r.start_time is None, -(r.start_time or 0)))

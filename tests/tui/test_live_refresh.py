@@ -57,6 +57,7 @@ async def test_new_runs_appear_while_open_and_the_cursor_marks_and_filter_stay(t
         assert pane.model.text == "pipeline"  # the filter stayed, and the new run matches it
         assert len(pane.shown_run_ids) == 3
         assert app.status.state.startswith("3 runs")
+        assert app.snapshot.runs[0].params["adm"] == "pipeline_gamma"  # store order: newest first, as on load
 
 
 async def test_a_run_being_written_shows_as_running_then_finished(tmp_path: Path) -> None:

@@ -111,7 +111,7 @@ def changed_runs(snapshot: RunsSnapshot, since_ms: int) -> tuple[RunsSnapshot | 
     """
     from align_track.query.select import is_complete
     from align_track.schema import TAG_KEY
-    from align_track.store.runs_reader import runs_changed_since
+    from align_track.store.runs_reader import runs_changed_since, search_order
 
     delta = runs_changed_since(snapshot.uri, snapshot.experiment_id, since_ms - LIVE_OVERLAP_MS)
     by_id = {r.run_id: r for r in snapshot.runs}
@@ -132,7 +132,7 @@ def changed_runs(snapshot: RunsSnapshot, since_ms: int) -> tuple[RunsSnapshot | 
             newest[key] = r
     rows = [r for r in rows if not (r.tags.get(TAG_KEY) in newest and newest[r.tags[TAG_KEY]] is not r
                                     and (r.start_time or 0) <= (newest[r.tags[TAG_KEY]].start_time or 0))]
-    return _snapshot(snapshot.uri, snapshot.experiment_id, rows), delta.as_of_ms
+    return _snapshot(snapshot.uri, snapshot.experiment_id, search_order(rows)), delta.as_of_ms
 
 
 def _snapshot(uri: str, experiment_id: str, rows: list[RunRow]) -> RunsSnapshot:
