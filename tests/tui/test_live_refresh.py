@@ -26,12 +26,18 @@ def _folder(root: Path, name: str, adm: str) -> Path:
                             cfg=config(adm=adm, target=merit_target()))
 
 
-async def test_new_runs_appear_while_open_and_the_cursor_marks_and_filter_stay(tmp_path: Path) -> None:
+def _ingested(tmp_path: Path, **folders: str) -> tuple[Path, str]:
+    """A tree of run folders (name -> ADM) ingested into a fresh SQLite store."""
     tree = tmp_path / "tree"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _folder(tree, "a", "pipeline_alpha")
-    _folder(tree, "b", "pipeline_beta")
+    for name, adm in folders.items():
+        _folder(tree, name, adm)
     assert not ingest(tree, uri).failures
+    return tree, uri
+
+
+async def test_new_runs_appear_while_open_and_the_cursor_marks_and_filter_stay(tmp_path: Path) -> None:
+    tree, uri = _ingested(tmp_path, a="pipeline_alpha", b="pipeline_beta")
     app = AlignTrackApp(uri, refresh=0.2)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: loaded(app), what="runs")
@@ -61,10 +67,7 @@ async def test_new_runs_appear_while_open_and_the_cursor_marks_and_filter_stay(t
 
 
 async def test_a_run_being_written_shows_as_running_then_finished(tmp_path: Path) -> None:
-    tree = tmp_path / "tree"
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _folder(tree, "a", "pipeline_alpha")
-    assert not ingest(tree, uri).failures
+    tree, uri = _ingested(tmp_path, a="pipeline_alpha")
     app = AlignTrackApp(uri, refresh=0.2)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: loaded(app), what="runs")
@@ -88,10 +91,7 @@ async def test_a_run_being_written_shows_as_running_then_finished(tmp_path: Path
 
 
 async def test_refresh_off_reads_nothing_new(tmp_path: Path) -> None:
-    tree = tmp_path / "tree"
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _folder(tree, "a", "pipeline_alpha")
-    assert not ingest(tree, uri).failures
+    tree, uri = _ingested(tmp_path, a="pipeline_alpha")
     app = AlignTrackApp(uri, refresh=0)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: loaded(app), what="runs")
@@ -105,10 +105,7 @@ async def test_refresh_off_reads_nothing_new(tmp_path: Path) -> None:
 
 def test_changed_runs_reports_nothing_when_nothing_changed(tmp_path: Path) -> None:
     """The incremental read is cheap and quiet: an unchanged store gives no new snapshot (no repaint)."""
-    tree = tmp_path / "tree"
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _folder(tree, "a", "pipeline_alpha")
-    assert not ingest(tree, uri).failures
+    tree, uri = _ingested(tmp_path, a="pipeline_alpha")
     snapshot = load_runs(uri, DEFAULT_EXPERIMENT)
     merged, as_of = changed_runs(snapshot, 0)
     assert merged is None and as_of > 0
