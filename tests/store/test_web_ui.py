@@ -61,7 +61,7 @@ def test_runs_table_lists_every_run(ui: tuple[str, str]) -> None:
     url, uri = ui
     experiment_id, runs, _ = store_view(uri)
     page = f"{url}/#/experiments/{experiment_id}/runs"
-    text = page_text(page)
+    text = page_text(page, lambda text: f"{len(runs)} matching runs" in text)
     assert f"{len(runs)} matching runs" in text, text[:3000]
     for run in runs:
         assert run.info.run_name in text
@@ -74,7 +74,7 @@ def test_run_traces_tab_lists_its_scenes(ui: tuple[str, str]) -> None:
     run = max(runs, key=lambda r: len(traces[r.info.run_id]))
     scenes = traces[run.info.run_id]
     page = f"{url}/#/experiments/{experiment_id}/runs/{run.info.run_id}/traces"
-    text = page_text(page)
+    text = page_text(page, lambda text: f"{len(scenes)} of {len(scenes)}" in text)
     assert run.info.run_name in text
     assert f"{len(scenes)} of {len(scenes)}" in text, text[:3000]  # found by the run's mlflow.sourceRun
     for trace in scenes:  # each row: the trace id and its request, which names the scene
@@ -89,7 +89,7 @@ def test_experiment_traces_list_and_scene_search(ui: tuple[str, str]) -> None:
     experiment_id, runs, traces = store_view(uri)
     every = [t for scenes in traces.values() for t in scenes]
     page = f"{url}/#/experiments/{experiment_id}/traces"
-    text = page_text(page)
+    text = page_text(page, lambda text: f"{len(every)} of {len(every)}" in text)
     assert f"{len(every)} of {len(every)}" in text, text[:3000]
     by_scene = Counter(t.info.tags[schema.TRACE_TAG_SCENE_ID] for t in every)
     for scene_id, count in by_scene.items():  # the Tags column: scene_id chips
@@ -98,8 +98,8 @@ def test_experiment_traces_list_and_scene_search(ui: tuple[str, str]) -> None:
 
     scene_id, count = sorted(by_scene.items())[-1]
     searched = f"{page}?q={quote(scene_id)}"
-    text = page_text(searched)
-    assert f"{count} of {len(every)}" in text, text[:3000]  # shown of all traces in the experiment
+    text = page_text(searched, lambda text: f"{count} of {len(every)}" in text)
+    assert f"{count} of {len(every)}" in text, text[-3000:]  # shown of all traces in the experiment
     assert count < len(every)
     assert len(re.findall(rf"scene_id: {re.escape(scene_id)}\b", text)) >= count
     for other in set(by_scene) - {scene_id}:
@@ -113,7 +113,7 @@ def test_trace_opens_to_its_inputs_and_outputs(ui: tuple[str, str]) -> None:
     trace = MlflowClient(uri).get_trace(next(t for scenes in traces.values() for t in scenes).info.trace_id)
     [span] = trace.data.spans
     page = f"{url}/#/experiments/{experiment_id}/traces?selectedEvaluationId={trace.info.trace_id}"
-    text = page_text(page)
+    text = page_text(page, lambda text: "Inputs / Outputs" in text and "Attributes" in text)
     assert "Inputs / Outputs" in text and "Attributes" in text, text[:3000]
     for key in schema.TRACE_INPUTS:
         assert key in text
