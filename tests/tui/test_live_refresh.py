@@ -17,7 +17,6 @@ from align_track.tui.app import AlignTrackApp
 from align_track.tui.models.data import changed_runs, load_runs
 from tests.support.factory import config, merit_target, scene, write_run_folder
 
-pytestmark = pytest.mark.asyncio
 SIZE = (100, 30)
 
 
@@ -36,6 +35,7 @@ def _ingested(tmp_path: Path, **folders: str) -> tuple[Path, str]:
     return tree, uri
 
 
+@pytest.mark.asyncio
 async def test_new_runs_appear_while_open_and_the_cursor_marks_and_filter_stay(tmp_path: Path) -> None:
     tree, uri = _ingested(tmp_path, a="pipeline_alpha", b="pipeline_beta")
     app = AlignTrackApp(uri, refresh=0.2)
@@ -66,6 +66,7 @@ async def test_new_runs_appear_while_open_and_the_cursor_marks_and_filter_stay(t
         assert app.snapshot.runs[0].params["adm"] == "pipeline_gamma"  # store order: newest first, as on load
 
 
+@pytest.mark.asyncio
 async def test_a_run_being_written_shows_as_running_then_finished(tmp_path: Path) -> None:
     tree, uri = _ingested(tmp_path, a="pipeline_alpha")
     app = AlignTrackApp(uri, refresh=0.2)
@@ -90,6 +91,7 @@ async def test_a_run_being_written_shows_as_running_then_finished(tmp_path: Path
         assert app.status.state.startswith("2 runs") and "running" not in app.status.state
 
 
+@pytest.mark.asyncio
 async def test_refresh_off_reads_nothing_new(tmp_path: Path) -> None:
     tree, uri = _ingested(tmp_path, a="pipeline_alpha")
     app = AlignTrackApp(uri, refresh=0)
