@@ -92,7 +92,7 @@ def _watch(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
     def on_event(event) -> None:
         if quiet and event.kind != FAILED:
             return
-        detail = event.message if event.kind == FAILED else f"scenes={event.scenes}" if event.scenes else ""
+        detail = event.message if event.kind in (FAILED, NOTE) else f"scenes={event.scenes}" if event.scenes else ""
         run = f" run={event.run_id}" if event.run_id and event.kind != FAILED else ""
         click.echo(f"{event.kind:9} {event.path}{run} {detail}".rstrip(), err=True)
 
@@ -105,7 +105,7 @@ def _watch(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
     # Before the slow part (importing MLflow, opening the store): a Ctrl-C from then on is a clean stop.
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    from align_track.ingest.watch import FAILED, Watcher
+    from align_track.ingest.watch import FAILED, NOTE, Watcher
 
     try:
         watcher = Watcher(experiments_dir, mlflow_uri, experiment_name, poll_interval, stall_after,

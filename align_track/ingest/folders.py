@@ -2,9 +2,11 @@
 
 Real folders drift from any schema (nulls where values are expected, string
 choice indices, missing timing.json while a run is still going), so parsing is
-tolerant: only input that cannot be read at all (truncated JSON, not a list of
-scenes, invalid YAML) makes a run folder fail, and then with the file and the
-reason. No MLflow here: this layer is pure file reading.
+tolerant of values: only input that cannot be read (truncated JSON, invalid YAML)
+or whose structure is not the data model's (not a list of scenes, a scene whose
+``input``/``output`` is a string or a list, a config or hydra.yaml that is not a
+mapping) makes a run folder fail, and then with the file and the reason. No MLflow
+here: this layer is pure file reading.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from typing import Any
 import yaml
 
 from align_track.errors import printable
+from align_track.schema import HYDRA_DIR, INPUT_OUTPUT, SCORES, TIMING
 
 try:  # the C loader is ~10x faster on the 12 KB pipeline configs
     _YamlLoader: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on how PyYAML was built
     _YamlLoader = yaml.SafeLoader
 
-MARKER = "input_output.json"
+MARKER = INPUT_OUTPUT
 # Files whose change means the run must be re-ingested (align-system rewrites
 # input_output.json after every scene and writes timing.json last).
 WATCHED_FILES = ("input_output.json", "timing.json", "scores.json", ".hydra/config.yaml", ".hydra/hydra.yaml")
@@ -161,18 +164,44 @@ def read_yaml(path: Path, folder: Path | None = None) -> Any:
 
 
 def read_scenes(path: Path, folder: Path | None = None) -> list[dict[str, Any]]:
-    """The scenes of input_output.json: must be a list of objects."""
+    """The scenes of input_output.json: must be a list of objects whose ``input``/``output`` are objects."""
     data = read_json(path, folder)
     if not isinstance(data, list):
-        raise RunFolderError(path, f"expected a list of scenes, found a JSON {type(data).__name__}")
+        raise RunFolderError(path, f"expected a list of scenes, found {json_kind(data)}")
     for index, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise RunFolderError(path, f"scene {index} is a JSON {type(item).__name__}, not an object")
+        problem = scene_problem(index, item)
+        if problem:
+            raise RunFolderError(path, problem)
     return data
 
 
-def _optional(path: Path, reader: Any, folder: Path) -> Any:
-    """``reader(path)`` when the file is there (anything there that is not a readable file fails)."""
+def json_kind(value: Any) -> str:
+    """A parsed JSON value's type in JSON's words ('a list', 'a string'), for error messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "an object", list: "a list", str: "a string"}.get(type(value), "null" if value is None else
+                                                                     type(value).__name__)
+
+
+SCENE_OBJECTS = ("input", "output")
+"""Scene fields every reader takes apart: one that is a string or a list is not the data model (null is tolerated)."""
+
+
+def scene_problem(index: int, item: Any) -> str | None:
+    """Why scene ``index`` cannot be read (``scene 3: input is a list, expected an object``), else None."""
+    if not isinstance(item, dict):
+        return f"scene {index} is {json_kind(item)}, expected an object"
+    for key in SCENE_OBJECTS:
+        value = item.get(key)
+        if value is not None and not isinstance(value, dict):
+            return f"scene {index}: {key} is {json_kind(value)}, expected an object"
+    return None
+
+
+def read_optional(path: Path, reader: Callable[[Path, Path], Any], folder: Path) -> Any:
+    """``reader(path, folder)`` when the file is there, else None (anything there that is not a readable file fails)."""
     try:
         os.lstat(path)
     except FileNotFoundError:
@@ -197,49 +226,69 @@ class RunFolderConfig:
     mtime: float
     target_ids: list[str | None] = field(default_factory=list)
     """Distinct scene alignment_target_ids, in order, when the config has no alignment_target."""
+    scenes: list[dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+    """The scenes parsed to find ``target_ids``, when the caller asked to keep them (``keep_scenes``):
+    handed to :func:`read_files` so input_output.json is parsed once; the caller drops them after use."""
 
 
-def read_config(root: Path, path: Path) -> RunFolderConfig:
-    """Read the Hydra config of one run folder (and, for configs without a target, the scene targets)."""
+def read_config(root: Path, path: Path, keep_scenes: bool = False,
+                scenes: list[dict[str, Any]] | None = None) -> RunFolderConfig:
+    """Read the Hydra config of one run folder (and, for configs without a target, the scene targets).
+
+    ``scenes``: the folder's scenes already parsed (the watcher's incremental log), used instead of
+    parsing input_output.json; ``keep_scenes``: keep the scenes parsed here on the result for
+    :func:`read_files`. The fingerprint is taken before any file is read, so a file rewritten while
+    it is read shows as changed on the next ingest.
+    """
     rel_path = path.relative_to(root).as_posix() if path != root else "."
     try:
         rel_path.encode("utf-8")
     except UnicodeEncodeError:
         raise RunFolderError(path, "folder name is not valid UTF-8 (rename it)") from None
-    config_path = path / ".hydra" / "config.yaml"
-    config = _optional(config_path, read_yaml, path)
+    marker = path / MARKER
+    folder_fingerprint, mtime = fingerprint(path), marker.stat().st_mtime
+    config_path = path / HYDRA_DIR / "config.yaml"
+    config = read_optional(config_path, read_yaml, path)
     if config is not None and not isinstance(config, dict):
-        raise RunFolderError(config_path, f"expected a mapping, found {type(config).__name__}")
+        raise RunFolderError(config_path, f"expected a mapping, found {json_kind(config)}")
     target = (config or {}).get("alignment_target")
     if isinstance(target, dict) and not isinstance(target.get("kdma_values"), (list, dict, type(None))):
         raise RunFolderError(config_path, "alignment_target.kdma_values is a "
                                            f"{type(target['kdma_values']).__name__}, expected a list or mapping")
-    hydra = _optional(path / ".hydra" / "hydra.yaml", _read_hydra_lenient, path)
+    hydra = read_optional(path / HYDRA_DIR / "hydra.yaml", read_hydra, path)
     target_ids: list[str | None] = []
+    kept = None
     if not isinstance(target, dict):
-        seen: dict[str | None, None] = {}
-        for item in read_scenes(path / MARKER, path):
-            seen.setdefault(scene_target_id(item), None)
-        target_ids = list(seen)
-    marker = path / MARKER
+        if scenes is None:
+            scenes = read_scenes(marker, path)
+            kept = scenes if keep_scenes else None
+        target_ids = scene_target_ids(scenes)
     return RunFolderConfig(
         path=path,
         rel_path=rel_path,
         config=config or {},
         has_config=config is not None,
-        hydra=hydra if isinstance(hydra, dict) else None,
-        fingerprint=fingerprint(path),
-        mtime=marker.stat().st_mtime,
+        hydra=hydra,
+        fingerprint=folder_fingerprint,
+        mtime=mtime,
         target_ids=target_ids,
+        scenes=kept,
     )
 
 
-def _read_hydra_lenient(path: Path, folder: Path) -> Any:
-    """hydra.yaml only supplies a fallback ADM name: a damaged one must not fail the run folder."""
-    try:
-        return read_yaml(path, folder)
-    except RunFolderError:
-        return None
+def read_hydra(path: Path, folder: Path) -> dict[str, Any]:
+    """Hydra's own record of the job (``hydra.yaml``): a mapping whose ``hydra`` section, if any, is one too.
+
+    It only names the ADM when the config does not, but a file of another shape is not Hydra's:
+    the folder fails, named, rather than being ingested with a guess.
+    """
+    data = read_yaml(path, folder)
+    if not isinstance(data, dict):
+        raise RunFolderError(path, f"expected a mapping, found {json_kind(data)}")
+    section = data.get("hydra")
+    if section is not None and not isinstance(section, dict):
+        raise RunFolderError(path, f"hydra is {json_kind(section)}, expected a mapping")
+    return data
 
 
 def scene_target_id(item: dict[str, Any]) -> str | None:
@@ -247,6 +296,11 @@ def scene_target_id(item: dict[str, Any]) -> str | None:
     inp = item.get("input")
     value = inp.get("alignment_target_id") if isinstance(inp, dict) else None
     return None if value in (None, "") else str(value)
+
+
+def scene_target_ids(scenes: list[dict[str, Any]]) -> list[str | None]:
+    """The distinct alignment_target_ids of ``scenes``, in order of first appearance."""
+    return list(dict.fromkeys(scene_target_id(item) for item in scenes))
 
 
 @dataclass
@@ -259,19 +313,24 @@ class RunFolderFiles:
     meta: Any
 
 
-def read_files(path: Path) -> RunFolderFiles:
-    """Read the scene list and the optional timing/scores/meta files of one run folder."""
+def read_files(path: Path, scenes: list[dict[str, Any]] | None = None, with_timing: bool = True) -> RunFolderFiles:
+    """Read the scene list and the optional timing/scores/meta files of one run folder.
+
+    ``scenes``: already parsed (kept by :func:`read_config`, or the watcher's incremental log), so
+    input_output.json is not parsed again; ``with_timing=False`` leaves timing.json unread (a live
+    run is not finished until the watcher has seen it).
+    """
     return RunFolderFiles(
-        scenes=read_scenes(path / MARKER, path),
-        timing=_optional(path / "timing.json", read_json, path),
-        scores=_optional(path / "scores.json", read_json, path),
-        meta=_read_meta_lenient(path / "meta.json", path),
+        scenes=read_scenes(path / MARKER, path) if scenes is None else scenes,
+        timing=read_optional(path / TIMING, read_json, path) if with_timing else None,
+        scores=read_optional(path / SCORES, read_json, path),
+        meta=read_meta(path),
     )
 
 
-def _read_meta_lenient(path: Path, folder: Path) -> Any:
+def read_meta(path: Path) -> Any:
     """meta.json only adds informational tags: a damaged one is ignored rather than failing the run."""
     try:
-        return _optional(path, read_json, folder)
+        return read_optional(path / "meta.json", read_json, path)
     except RunFolderError:
         return None

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from align_track import schema as S
+from align_track.errors import one_line
 from align_track.ingest.alignment import alignment_metrics
 from align_track.ingest.folders import (
     RunFolderConfig,
     RunFolderError,
     RunFolderFiles,
     inside_folder,
+    read_files,
     scene_target_id,
 )
 from align_track.records import Artifact, RunRecord, TraceRecord
@@ -302,6 +304,39 @@ def build_run(identity: RunIdentity, variant: str, files: RunFolderFiles) -> Run
     run_name = f"{identity.adm}/{target.id}" + ("" if variant == S.DEFAULT_VARIANT else f"/{variant}")
     return RunRecord(run_name=run_name, params=params, metrics=metrics, tags=tags,
                      artifacts=artifacts, traces=traces)
+
+
+@dataclass
+class MappedRun:
+    """What a writer writes for one identity: the run fitted to MLflow's limits, the files it came from, and a
+    warning per value that was truncated."""
+
+    run: RunRecord
+    files: RunFolderFiles
+    warnings: list[str]
+
+
+def map_run(identity: RunIdentity, variant: str, files: RunFolderFiles | None = None) -> MappedRun:
+    """Read the folder (unless ``files`` were read already), build the run and fit it to MLflow's limits.
+
+    The one way from a folder to a record for every writer (ingest, the watcher), so a value MLflow limits is
+    truncated or refused the same on every path and backend. Whatever goes wrong here is the folder's data
+    (a :class:`RunFolderError` naming it), never the store's.
+    """
+    from align_track.store.limits import LimitError, fit_to_limits
+
+    path = identity.config.path
+    try:
+        if files is None:
+            files = read_files(path, scenes=identity.config.scenes)
+        record, warnings = fit_to_limits(build_run(identity, variant, files))
+    except RunFolderError:
+        raise
+    except LimitError as exc:
+        raise RunFolderError(path, str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a shape no rule foresaw: this folder fails, with the reason
+        raise RunFolderError(path, f"cannot map ({one_line(exc, with_type=True)})") from None
+    return MappedRun(record, files, warnings)
 
 
 def run_fingerprint(identity: RunIdentity, variant: str) -> str:

@@ -18,8 +18,8 @@ from functools import partial
 from pathlib import Path
 
 from align_track.errors import one_line, printable
-from align_track.ingest.folders import RunFolderConfig, RunFolderError, discover, read_config, read_files
-from align_track.ingest.mapping import RunIdentity, build_run, identities, run_fingerprint
+from align_track.ingest.folders import RunFolderConfig, RunFolderError, discover, read_config
+from align_track.ingest.mapping import RunIdentity, identities, map_run, run_fingerprint
 from align_track.ingest.reconcile import (
     after_complete,
     complete,
@@ -140,11 +140,18 @@ def ingest(
         # Our own earlier attempts (a create retried after a lock) are leftovers, not rivals.
         return token != me and claim_is_alive(token, started_ms)
 
+    wanted = None if only is None else {Path(p).resolve() for p in only}
     configs: dict[Path, RunFolderConfig] = {}
     errors: dict[Path, str] = {}
+    kept_bytes = 0
     for folder in folders:
         try:
-            configs[folder] = read_config(root, folder)
+            # Scenes parsed for their targets are kept for the write (one parse per folder), up to a budget.
+            size = _size(folder / INPUT_OUTPUT)
+            keep = (wanted is None or folder in wanted) and kept_bytes + size <= KEEP_SCENES_BYTES
+            configs[folder] = read_config(root, folder, keep_scenes=keep)
+            if configs[folder].scenes is not None:
+                kept_bytes += size
         except RunFolderError as exc:
             errors[folder] = str(exc)
         except Exception as exc:  # noqa: BLE001 - whatever a hostile folder does, it fails alone
@@ -153,8 +160,7 @@ def ingest(
     folders = folders + sorted(problems)
     ids = {folder: identities(cfg) for folder, cfg in configs.items()}
     variants = _variants([i for group in ids.values() for i in group])
-    if only is not None:
-        wanted = {Path(p).resolve() for p in only}
+    if wanted is not None:
         folders = [f for f in folders if f in wanted]
 
     def notice(message: str) -> None:
@@ -194,6 +200,8 @@ def ingest(
         except Exception as exc:  # the store failed mid-write: report it, keep going, a rerun converges
             state["store_failures"] += 1
             return Outcome(rel, FAILED, error=f"{rel}: store error: {one_line(exc, with_type=True)}")
+        finally:
+            configs[folder].scenes = None  # written or not, its scenes are no longer needed
 
     def record(outcome: Outcome) -> None:
         with lock:
@@ -238,6 +246,19 @@ def ingest(
     emit(Event("done", total=len(folders), done=len(outcomes), scenes=summary.traces,
                elapsed=summary.seconds))
     return summary
+
+
+KEEP_SCENES_BYTES = 128 * 1024 * 1024
+"""input_output.json bytes whose scenes, parsed at plan time for their targets, are kept until the folder is
+written (so it is parsed once). Past this budget a folder's scenes are dropped and parsed again at write time:
+memory stays bounded on a tree of thousands of target-less folders."""
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 _GAVE_UP = object()
@@ -327,9 +348,11 @@ def _ingest_folder(store, config, folder_ids, variants, existing, others, force,
                 statuses.append(SKIPPED)  # adopted: another tool's run of this folder, still current
                 continue
         action = "update" if theirs else decision.action
-        record = _map(config, identity, variant, files, notice)
-        files = record.files
-        record = record.run
+        mapped = map_run(identity, variant, files)  # reads the folder's files on its first written identity
+        files = mapped.files
+        for warning in mapped.warnings:
+            notice(f"{printable(config.rel_path)}: {warning}")
+        record = mapped.run
         written = store.write(record, identity.key, force,
                               claim_lost=lambda mine, runs: lost_claim(mine, runs, alive),
                               superseded=lambda mine, runs: after_complete(mine, runs, alive), notice=notice)
@@ -344,32 +367,6 @@ def _ingest_folder(store, config, folder_ids, variants, existing, others, force,
         run_ids.append(run_id)
     status = next((s for s in (UPDATED, INGESTED, BUSY) if s in statuses), SKIPPED)
     return Outcome(config.rel_path, status, runs=len(run_ids), traces=written_traces, run_ids=run_ids)
-
-
-@dataclass
-class _Mapped:
-    run: object
-    files: object
-
-
-def _map(config, identity, variant, files, notice) -> _Mapped:
-    """Read (once per folder) and map: anything that goes wrong here is the folder's data, never the store."""
-    from align_track.store.limits import LimitError, fit_to_limits
-
-    rel = printable(config.rel_path)
-    try:
-        if files is None:
-            files = read_files(config.path)
-        record, warnings = fit_to_limits(build_run(identity, variant, files))
-    except RunFolderError:
-        raise
-    except LimitError as exc:
-        raise RunFolderError(config.path, str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - a shape no rule foresaw: this folder fails, with the reason
-        raise RunFolderError(config.path, f"cannot map ({one_line(exc, with_type=True)})") from None
-    for warning in warnings:
-        notice(f"{rel}: {warning}")
-    return _Mapped(record, files)
 
 
 __all__ = ["Event", "Outcome", "Summary", "ingest", "StoreError", "INGESTED", "UPDATED", "SKIPPED", "BUSY",

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from align_track.ingest.folders import RunFolderError, read_scenes
+from align_track.ingest.folders import RunFolderError, read_scenes, scene_problem
 
 _DECODER = json.JSONDecoder()
 _WS = " \t\n\r"
@@ -78,7 +78,7 @@ class SceneLog:
                 item, i = _DECODER.raw_decode(text, i)
             except json.JSONDecodeError:
                 return None
-            if not isinstance(item, dict):
+            if scene_problem(0, item):  # the plain reader names the scene and the reason
                 return None
             out.append(item)
             end = i

@@ -36,18 +36,16 @@ from align_track.ingest.folders import (
     RunFolderConfig,
     RunFolderError,
     RunFolderFiles,
-    _optional,
-    _read_meta_lenient,
     fingerprint,
     read_config,
-    read_json,
+    read_files,
 )
-from align_track.ingest.mapping import RunIdentity, build_run, build_traces, identities, run_fingerprint
+from align_track.ingest.mapping import RunIdentity, build_traces, identities, map_run, run_fingerprint
 from align_track.ingest.reconcile import after_complete, lost_claim, plan_live
 from align_track.ingest.scene_log import SceneLog
+from align_track.records import RunRecord
 from align_track.schema import (
     HYDRA_DIR,
-    SCORES,
     STATE_RUNNING,
     STATE_STALLED,
     TAG_KEY,
@@ -70,6 +68,8 @@ HEARTBEAT_EVERY = 300.0
 # What happened, as reported per event and counted in the summary.
 CREATED, APPENDED, FINISHED, INGESTED, STALLED, RESUMED, BUSY, FAILED, REPLACED = (
     "created", "appended", "finished", "ingested", "stalled", "resumed", "busy", "failed", "replaced")
+NOTE = "note"
+"""A value truncated to MLflow's limits (as ``ingest`` notes it); not counted in the summary."""
 
 
 @dataclass
@@ -236,6 +236,7 @@ class Watcher:
         self.summary = WatchSummary()
         self._last_rescan = 0.0
         self._preloaded: dict[str, list] | None = None
+        self._noted: set[tuple[str, str]] = set()
         self._started = time.monotonic()
 
     # ------------------------------------------------------------------ the loop
@@ -318,8 +319,10 @@ class Watcher:
                 if reuse:  # same config: only the fingerprint and mtime moved
                     config = replace(folder.config, fingerprint=fingerprint(folder.path),
                                      mtime=(folder.path / MARKER).stat().st_mtime)
-                else:
-                    config = read_config(self.root, folder.path)
+                else:  # a config without a target takes the scene targets from the incremental log: no re-parse
+                    if folder.scenes is None:
+                        folder.scenes = SceneLog(folder.path / MARKER)
+                    config = read_config(self.root, folder.path, scenes=folder.scenes.read())
             except (RunFolderError, OSError) as exc:
                 self._fail(folder, str(exc))
                 continue
@@ -368,12 +371,7 @@ class Watcher:
                 folder.scenes = SceneLog(folder.path / MARKER)
             scenes = folder.scenes.read()
             finished = (folder.path / TIMING).is_file()
-            files = RunFolderFiles(
-                scenes=scenes,
-                timing=_optional(folder.path / TIMING, read_json, folder.path) if finished else None,
-                scores=_optional(folder.path / SCORES, read_json, folder.path),
-                meta=_read_meta_lenient(folder.path / "meta.json", folder.path),
-            )
+            files = read_files(folder.path, scenes=scenes, with_timing=finished)
         except RunFolderError as exc:  # often a file caught mid-rewrite: the next change retries
             self._fail(folder, str(exc))
             return
@@ -430,7 +428,7 @@ class Watcher:
             elif finished:
                 return self._write_whole(folder, identity, variant, files, rel, replacing=bool(runs))
             else:
-                record = build_run(identity, variant, files)
+                record = self._map(identity, variant, files, rel)
                 run_id = self._call(self.writer.create, record, {TAG_SCENES: "0"})
                 if lost_claim(run_id, self._call(self.store.runs_for_key, identity.key), self.alive):
                     self._call(self.store.delete_run, run_id)
@@ -444,6 +442,16 @@ class Watcher:
             return True
         self._append(identity, files, live, rel)
         return False
+
+    def _map(self, identity: RunIdentity, variant: str, files: RunFolderFiles, rel: str) -> RunRecord:
+        """The record ``ingest`` would write (pipeline and watcher share ``map_run``: MLflow's limits applied);
+        each truncation noted once per run."""
+        mapped = map_run(identity, variant, files)
+        for warning in mapped.warnings:
+            if (identity.key, warning) not in self._noted:
+                self._noted.add((identity.key, warning))
+                self.emit(WatchEvent(NOTE, rel, message=f"{rel}: {warning}"))
+        return mapped.run
 
     def _indices(self, identity: RunIdentity, scenes: list[dict], start: int) -> list[int]:
         from align_track.ingest.folders import scene_target_id
@@ -459,6 +467,7 @@ class Watcher:
 
         indices = self._indices(identity, files.scenes, live.seen)
         records = build_traces(identity, files, indices, [None] * len(files.scenes))
+        _check_names(identity, records)
         landed = int(max(self.folders[str(identity.config.path)].last_change, 0) * 1e9) or time.time_ns()
         present = set(live.known.values())
         todo, ids = [], []
@@ -500,7 +509,7 @@ class Watcher:
         """timing.json is there: write the timed traces that differ, then complete the run in place."""
         from align_track.store.run_appender import mlflow_trace_id, scene_ids
 
-        record = build_run(identity, variant, files)
+        record = self._map(identity, variant, files, rel)
         indices = self._indices(identity, files.scenes, 0)
         existing = self._call(self.writer.trace_ids, live.run_id)
         wanted: dict[str, tuple[int, int]] = {}
@@ -521,7 +530,7 @@ class Watcher:
     def _write_whole(self, folder: _Folder, identity: RunIdentity, variant: str, files: RunFolderFiles,
                      rel: str, replacing: bool) -> bool:
         """A folder first seen finished: one complete run at once, as a plain ingest writes it."""
-        record = build_run(identity, variant, files)
+        record = self._map(identity, variant, files, rel)
         written = self.store.write(record, identity.key, False,
                                    claim_lost=lambda mine, runs: lost_claim(mine, runs, self.alive),
                                    superseded=lambda mine, runs: [])  # _cleanup_after below, as for live runs
@@ -573,6 +582,16 @@ class Watcher:
     def _event(self, kind: str, rel: str, run_id: str | None = None, scenes: int = 0, message: str = "") -> None:
         self.summary.counts[kind] += 1
         self.emit(WatchEvent(kind, rel, run_id, scenes, message))
+
+
+def _check_names(identity: RunIdentity, traces: list) -> None:
+    """A scene id over MLflow's trace name limit fails the folder, as ``map_run`` fails it for a whole run."""
+    from align_track.store.limits import LimitError, check_trace_names
+
+    try:
+        check_trace_names(traces)
+    except LimitError as exc:
+        raise RunFolderError(identity.config.path, str(exc)) from None
 
 
 def watch(experiments_dir: str | Path, tracking_uri: str | None = None,

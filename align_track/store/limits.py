@@ -10,9 +10,10 @@ raised as :class:`LimitError` naming the field (a data error of that run folder,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
-from align_track.records import RunRecord
+from align_track.records import RunRecord, TraceRecord
 
 
 class LimitError(ValueError):
@@ -21,7 +22,6 @@ class LimitError(ValueError):
 
 def fit_to_limits(record: RunRecord) -> tuple[RunRecord, list[str]]:
     """``record`` with long values truncated as MLflow's API truncates them, and a warning per field."""
-    from mlflow.tracing.constant import MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE
     from mlflow.utils.validation import (
         MAX_ENTITY_KEY_LENGTH,
         MAX_PARAM_VAL_LENGTH,
@@ -54,10 +54,18 @@ def fit_to_limits(record: RunRecord) -> tuple[RunRecord, list[str]]:
     tags = fit("tag", record.tags, MAX_TAG_VAL_LENGTH)
     for key in record.metrics:
         check_key("metric", key)
-    for trace in record.traces:
-        if len(trace.name) > MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE:
-            raise LimitError(f"scene id {trace.name[:60]!r}... is {len(trace.name)} characters (MLflow's trace "
-                             f"name limit is {MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE})")
+    check_trace_names(record.traces)
     if params == record.params and tags == record.tags:
         return record, warnings
     return replace(record, params=params, tags=tags), warnings
+
+
+def check_trace_names(traces: Sequence[TraceRecord]) -> None:
+    """LimitError for a trace whose name (the scene id) is over MLflow's 4,096 characters; for traces written
+    without a run record (a live run's appended scenes)."""
+    from mlflow.tracing.constant import MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE
+
+    for trace in traces:
+        if len(trace.name) > MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE:
+            raise LimitError(f"scene id {trace.name[:60]!r}... is {len(trace.name)} characters (MLflow's trace "
+                             f"name limit is {MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE})")
