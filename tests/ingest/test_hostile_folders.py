@@ -80,19 +80,33 @@ def _hostile_tree(root: Path, outside: Path) -> dict[str, str]:
                      cfg=config(target={"id": "t", "kdma_values": [{"kdma": "../../etc/passwd", "value": 1}]}))
     expected["bad_kdma_key"] = "'kdma.../../etc/passwd' is refused by MLflow"
 
+    hydra_list = write_run_folder(root / "bad" / "hydra_section_list", cfg=config(adm=None))
+    (hydra_list / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": ["not", "a", "mapping"]}))
+    expected["hydra_section_list"] = ".hydra/hydra.yaml: hydra is a list, expected a mapping"
+    write_run_folder(root / "bad" / "hydra_a_list")
+    (root / "bad" / "hydra_a_list" / ".hydra" / "hydra.yaml").write_text("- 1\n- 2\n")
+    expected["hydra_a_list"] = ".hydra/hydra.yaml: expected a mapping, found a list"
+
+    # A scene whose input or output is a string or a list; found while planning (a config without a
+    # target reads the scenes' targets) or while writing (a config with one).
+    for field, value, kind in (("input", "a string", "a string"), ("input", ["a", "list"], "a list"),
+                               ("output", "a string", "a string"), ("output", ["a", "list"], "a list")):
+        shapes = [scene(f"S{i}") for i in range(5)]
+        shapes[3][field] = value
+        folder = f"scene_{field}_{kind.split()[1]}"
+        cfg = config(target=merit_target()) if field == "output" else config()
+        write_run_folder(root / "bad" / folder, scenes=shapes, timing=[1.0] * 5, cfg=cfg)
+        expected[folder] = f"input_output.json: scene 3: {field} is {kind}, expected an object"
+
     name = os.fsdecode(b"bad_\xff\xfe_name")
     write_run_folder(root / "bad" / name)
     expected["bad_\\xff\\xfe_name"] = "folder name is not valid UTF-8"
 
-    # Tolerated shapes: ingested, not failed (the data model reads what it can).
-    hydra_list = write_run_folder(root / "odd" / "hydra_not_mapping", cfg=config(adm=None))
-    (hydra_list / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": ["not", "a", "mapping"]}))
-    write_run_folder(root / "odd" / "hydra_a_list", cfg=config(adm=None))
-    (root / "odd" / "hydra_a_list" / ".hydra" / "hydra.yaml").write_text("- 1\n- 2\n")
-    shapes = [scene("S1"), scene("S2")]
-    shapes[0]["input"] = "a string"
-    shapes[1]["output"] = ["a", "list"]
-    write_run_folder(root / "odd" / "scene_shapes", scenes=shapes, timing=[1.0, 2.0])
+    # Tolerated values: ingested, not failed (the data model reads what it can: nulls, odd choices).
+    nulls = [scene("S1"), scene("S2", choice="1")]
+    nulls[0]["output"] = None
+    nulls[1]["choice_info"] = "not an object"
+    write_run_folder(root / "odd" / "scene_nulls", scenes=nulls, timing=[1.0, 2.0])
     write_run_folder(root / "odd" / "long_llm", cfg=config(llm="m" * 20_000, target=merit_target()))
     write_run_folder(root / "odd" / f"{ESC}[31mred{ESC}[0m")
     deep = root / "odd" / "deep"
@@ -146,8 +160,7 @@ def _each_hostile_folder_fails_alone(tmp_path: Path, root: Path, outside: Path) 
     assert len(failed) == len(expected), failed
 
     ingested = _complete_paths(db)
-    for healthy in ("good/a", "good/b", "odd/hydra_not_mapping", "odd/hydra_a_list", "odd/scene_shapes",
-                    "odd/long_llm", f"odd/{ESC}[31mred{ESC}[0m"):
+    for healthy in ("good/a", "good/b", "odd/scene_nulls", "odd/long_llm", f"odd/{ESC}[31mred{ESC}[0m"):
         assert healthy in ingested, (healthy, ingested)
     assert any(path.startswith("odd/deep/d/d/") for path in ingested)
     assert not any("linked" in path for path in ingested)  # a symlinked folder is reported, not followed

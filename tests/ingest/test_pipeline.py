@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import mlflow
@@ -48,6 +49,59 @@ def small_tree(root: Path) -> Path:
     mixed = [scene("A1", target="ADEPT-June2025-merit-0.0"), scene("B1", target="ADEPT-June2025-affiliation-1.0")]
     write_run_folder(root / "eval" / "mixed", scenes=mixed, cfg=config(adm="pipeline_kaleido"), timing=[4.0, 5.0])
     return root
+
+
+def _count_scene_parses(monkeypatch, root: Path) -> Counter:
+    """Every parse of an input_output.json, by run folder (folders.read_json is the one JSON reader)."""
+    from align_track.ingest import folders
+
+    parses: Counter = Counter()
+    real = folders.read_json
+
+    def counting(path: Path, folder: Path | None = None):
+        if path.name == "input_output.json":
+            parses[path.parent.relative_to(root).as_posix()] += 1
+        return real(path, folder)
+
+    monkeypatch.setattr(folders, "read_json", counting)
+    return parses
+
+
+def _parse_tree(root: Path) -> Path:
+    small_tree(root)  # a configured target, an instance-only config, a mixed-target folder
+    write_run_folder(root / "unaligned", cfg=config())  # a config without a target: the scenes name it
+    write_run_folder(root / "no_config", cfg=False)
+    return root
+
+
+def test_each_written_folder_parses_its_input_output_json_once(tmp_path: Path, store_uri: str,
+                                                               monkeypatch) -> None:
+    """The scenes read at plan time for a config without a target serve the write too (issue 9)."""
+    root = _parse_tree(tmp_path / "exps")
+    parses = _count_scene_parses(monkeypatch, root)
+    summary = ingest(root, store_uri)
+    assert (summary.count("ingested"), summary.count("failed")) == (5, 0), summary.failures
+    assert len(complete_runs(store_uri)) == 6
+    folders = ["eval/mixed", "no_config", "pipeline_baseline/merit-0.5/run_a", "random", "unaligned"]
+    assert dict(parses) == dict.fromkeys(folders, 1)
+
+    parses.clear()  # unchanged: a configured target needs no scenes to plan; the others still read theirs
+    assert ingest(root, store_uri).count("skipped") == 5
+    assert dict(parses) == {"eval/mixed": 1, "no_config": 1, "random": 1, "unaligned": 1}
+
+
+def test_scenes_past_the_keep_budget_are_parsed_again_and_written_alike(tmp_path: Path, store_uri: str,
+                                                                        monkeypatch) -> None:
+    """Memory stays bounded on a huge tree: past the budget a folder's scenes are dropped and read again."""
+    from align_track.ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "KEEP_SCENES_BYTES", 0)
+    root = _parse_tree(tmp_path / "exps")
+    parses = _count_scene_parses(monkeypatch, root)
+    summary = ingest(root, store_uri)
+    assert (summary.count("ingested"), summary.count("failed"), summary.traces) == (5, 0, 14)
+    assert len(complete_runs(store_uri)) == 6
+    assert parses["unaligned"] == 2 and parses["pipeline_baseline/merit-0.5/run_a"] == 1
 
 
 def test_ingest_writes_runs_traces_and_artifacts(tmp_path: Path, store_uri: str) -> None:
