@@ -231,3 +231,45 @@ def test_a_store_kept_inside_the_watched_tree_does_not_ingest_its_own_artifacts(
     watcher.poll()
     assert list(root.glob("mlflow/artifacts/**/input_output.json")), "the artifacts are inside the tree"
     assert [r.data.tags["experiment_path"] for r in keyed(uri)] == ["done"]
+
+
+def test_watched_folders_meet_mlflow_limits_exactly_as_ingest(tmp_path: Path, store_uri: str):
+    """The watcher maps through ingest's map_run: an over-long param is truncated with a note (whole runs and
+    live runs finished in place alike) and a key MLflow refuses fails the folder, as a plain ingest does."""
+    from align_track.ingest.watch import FAILED, NOTE
+    from tests.support.factory import config, merit_target
+
+    long_llm = config(llm="m" * 20_000, target=merit_target())
+    write_run_folder(tmp_path / "exp" / "whole", cfg=long_llm)  # found finished: written whole
+    live = lw.start(tmp_path / "exp" / "live", cfg=long_llm)  # found running: created, then finished in place
+    lw.write_scenes(live, 2)
+    bad_key = config(target={"id": "t", "kdma_values": [{"kdma": "../../etc/passwd", "value": 1}]})
+    write_run_folder(tmp_path / "exp" / "bad_key", cfg=bad_key)
+    events = []
+    watcher = Watcher(tmp_path / "exp", store_uri, stall_after=3600, on_event=events.append)
+    watcher.poll()
+    lw.finish(live, 2)
+    watcher.poll()
+    assert watcher.summary.counts["finished"] == 1 and watcher.summary.counts["ingested"] == 1, events
+
+    plain = f"sqlite:///{tmp_path / 'plain' / 'mlflow.db'}"
+    notices = []
+    summary = ingest(tmp_path / "exp", plain, on_event=lambda e: e.kind == "message" and notices.append(e.message))
+    by_path = lambda uri: {r.data.tags["experiment_path"]: r for r in keyed(uri)}  # noqa: E731
+    watched, ingested = by_path(store_uri), by_path(plain)
+    assert sorted(watched) == sorted(ingested) == ["live", "whole"]
+    for path in ("live", "whole"):
+        assert watched[path].data.params == ingested[path].data.params, path
+        assert watched[path].data.params["llm_backbone"] == "m" * 6000
+        assert watched[path].data.tags["llm"] == ingested[path].data.tags["llm"] == "m" * 8000
+
+    truncated = ["param 'llm_backbone': 20000 characters truncated to 6000 (MLflow's limit)",
+                 "tag 'llm': 20000 characters truncated to 8000 (MLflow's limit)"]
+    notes = sorted(e.message for e in events if e.kind == NOTE)
+    assert notes == [f"{path}: {what}" for path in ("live", "whole") for what in truncated], notes  # once per run
+    assert sorted(notices) == notes
+    failed = [e.message for e in events if e.kind == FAILED]
+    (reason,) = [o.error for o in summary.failures]
+    assert len(failed) == 1 and "bad_key" in failed[0] and "store error" not in failed[0], failed
+    assert failed[0].split(": ", 1)[1] == reason.split(": ", 1)[1]
+    assert "'kdma.../../etc/passwd' is refused by MLflow" in reason
