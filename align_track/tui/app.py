@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -124,6 +125,11 @@ class AlignTrackApp(App[None]):
         if cls is ReportPane:
             return ReportPane(self.selection, self.experiment_name, id=pane_id)
         return cls(id=pane_id)
+
+    def on_load(self) -> None:
+        # Thread workers run in the loop's default executor, which asyncio joins when the app ends: a read
+        # stuck on a server that never answers (MLflow waits 60 s a try) would hold q and Ctrl-C for minutes.
+        asyncio.get_running_loop().set_default_executor(_DetachedExecutor(thread_name_prefix="align-track-tui"))
 
     def on_mount(self) -> None:
         if self.ansi:
@@ -411,6 +417,15 @@ class AlignTrackApp(App[None]):
                                            "and quit?"), answered)
             return
         self.exit()
+
+
+class _DetachedExecutor(ThreadPoolExecutor):
+    """The executor of the app's thread workers: shutting it down never waits for a thread still blocked in a
+    read; :func:`run_app` then ends the process without it. Writes are not left behind this way: quitting
+    waits for the ingest's run folder in hand (``on_unmount``), and awaited work is done before the loop ends."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=False, cancel_futures=True)
 
 
 def wants_ansi() -> bool:

@@ -506,3 +506,35 @@ async def test_sixteen_colour_mode_uses_the_ansi_theme(demo_store):
         assert table_text(app.runs_pane.table).splitlines()[1].startswith("●")
 
 
+
+
+# --------------------------------------------------------------------------- a server that never answers
+
+
+@pytest.mark.parametrize("how", ["q", "sigint", "q-during-probe"])
+async def test_quit_on_a_hung_server_is_prompt_and_quiet(how):
+    """The real app on its own pty against a server that accepts and never answers: its read is hung (in
+    MLflow's client, 60 s a try; or in the /health probe), yet ``q`` (or a SIGINT, Ctrl-C outside raw mode)
+    ends the process within a generous 10 s, with no traceback."""
+    from tests.support.hung_server import HungServer, TuiProcess
+
+    server = HungServer(answer_health=how != "q-during-probe")
+    tui = TuiProcess("--mlflow-uri", server.url, "--refresh", "0")
+    try:
+        hung = server.api_requests if server.answer_health else lambda: server.requests
+        await asyncio.to_thread(tui.wait_for, lambda: "connecting" in tui.screen and bool(hung()), 120,
+                                "hung read")
+        if how == "sigint":
+            import os
+            import signal
+
+            os.kill(tui.pid, signal.SIGINT)
+        else:
+            tui.press(b"q")
+        status = await asyncio.to_thread(tui.wait_exit, 10)
+        assert status is not None, f"still running 10 s after {how}: {server.requests}"
+        assert "Traceback" not in tui.screen, tui.screen[-3000:]
+        assert status in (0, 130), status
+    finally:
+        tui.kill()
+        server.close()
