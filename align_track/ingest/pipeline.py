@@ -1,8 +1,10 @@
 """Ingest a tree of align-system run folders into MLflow: the library call behind the CLI and the TUI.
 
-Phases: find folders and read their configs (cheap), name every run and its
-variant, read the store's existing runs in one query, then write only what is new
-or changed, one folder in memory at a time. Progress is reported as events so the
+Phases: find folders and read their configs (cheap; a config without an alignment
+target also needs its scenes' targets, and those scenes are kept for the write, up
+to :data:`KEEP_SCENES_BYTES`, so each input_output.json is parsed once), name every
+run and its variant, read the store's existing runs in one query, then write only
+what is new or changed, one folder at a time. Progress is reported as events so the
 CLI's progress bar and the TUI's pane render the same ingest.
 """
 
