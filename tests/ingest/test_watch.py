@@ -273,3 +273,20 @@ def test_watched_folders_meet_mlflow_limits_exactly_as_ingest(tmp_path: Path, st
     assert len(failed) == 1 and "bad_key" in failed[0] and "store error" not in failed[0], failed
     assert failed[0].split(": ", 1)[1] == reason.split(": ", 1)[1]
     assert "'kdma.../../etc/passwd' is refused by MLflow" in reason
+
+
+def test_the_scene_log_refuses_a_scene_whose_input_is_a_list_as_ingest_does(tmp_path: Path):
+    """Read incrementally, a scene that is not the data model's fails with the plain reader's words."""
+    import json
+
+    from align_track.ingest.folders import RunFolderError
+
+    path = tmp_path / "input_output.json"
+    good = lw.scenes(3)
+    path.write_text(json.dumps(good[:2]))
+    log = SceneLog(path)
+    assert len(log.read()) == 2
+    bad = good + [dict(good[0], input=["a", "list"])]
+    path.write_text(json.dumps(bad))
+    with pytest.raises(RunFolderError, match="input_output.json: scene 3: input is a list, expected an object"):
+        log.read()
