@@ -304,6 +304,7 @@ class AlignTrackApp(App[None]):
         self._live_since = as_of
         if merged is not None:
             self._runs_loaded(merged)
+        self.scenes_pane.runs_refreshed(self.snapshot)  # an open run still being written gains its new scenes
 
     def _runs_failed(self, message: str) -> None:
         from align_track.store.uri import sqlite_path, store_kind
@@ -322,7 +323,7 @@ class AlignTrackApp(App[None]):
         run = self.selection.run(run_id)
         if run is None or self.snapshot is None:
             return
-        self.scenes_pane.open_run(self.snapshot.uri, self.snapshot.experiment_id, run)
+        self.scenes_pane.open_run(self.snapshot.uri, self.snapshot.experiment_id, run, self.snapshot.status_of(run_id))
         self.show_pane("scenes")
 
     def compare_runs(self, run_ids: list[str]) -> None:

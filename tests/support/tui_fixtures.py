@@ -34,6 +34,22 @@ def utc(monkeypatch: pytest.MonkeyPatch):
     time.tzset()
 
 
+def table_text(table) -> str:
+    """What a VirtualTable paints, top to bottom (header included)."""
+    return "\n".join(table.render_line(y).text for y in range(table.size.height))
+
+
+def static_text(widget) -> str:
+    """What a Static (or Label) shows, as a console of the widget's width prints it."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=widget.size.width or 80, file=io.StringIO(), record=True)
+    console.print(widget.content if hasattr(widget, "content") else widget.render())
+    return console.export_text()
+
+
 CHOICES = [
     {"action_id": "treat_a", "action_type": "APPLY_TREATMENT", "unstructured": "Treat Patient A",
      "character_id": "P1", "kdma_association": {"merit": 0.2}},

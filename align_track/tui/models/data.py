@@ -25,7 +25,6 @@ PAGE = 200
 
 
 
-
 @dataclass
 class RunsSnapshot:
     """An experiment's runs as read once; the TUI filters and sorts this in memory.
@@ -164,8 +163,9 @@ def warm_up(tracking_uri: str) -> None:
 
 
 def scene_pages(uri: str, experiment_id: str, run_id: str, first: int = FIRST_PAGE,
-                size: int = PAGE) -> Iterator[list[Scene]]:
-    """The run's scenes in scene order, a page of traces at a time (one store query per page).
+                size: int = PAGE, since_ms: int | None = None) -> Iterator[list[Scene]]:
+    """The run's scenes in scene order, a page of traces at a time (one store query per page);
+    with ``since_ms`` only the traces written from then on (a live run's refresh).
 
     SQLite/PostgreSQL stores are read straight from SQL (no ``import mlflow`` before the first
     scene); where that reader cannot (http, other MLflow versions, spans outside the store) MLflow's
@@ -179,7 +179,8 @@ def scene_pages(uri: str, experiment_id: str, run_id: str, first: int = FIRST_PA
         offset, limit = 0, first
         try:
             while True:
-                rows = spans_reader.read_run_traces(uri, experiment_id, run_id, offset=offset, limit=limit)
+                rows = spans_reader.read_run_traces(uri, experiment_id, run_id, offset=offset, limit=limit,
+                                                    since_ms=since_ms)
                 scenes = [scene_from_row(r, functools.partial(_get_trace, uri, r["trace_id"])) for r in rows]
                 if scenes:
                     shown.update(s.trace_id for s in scenes)
@@ -189,7 +190,14 @@ def scene_pages(uri: str, experiment_id: str, run_id: str, first: int = FIRST_PA
                 offset, limit = offset + len(rows), size
         except spans_reader.Unreadable:
             pass
-    yield from _mlflow_scene_pages(uri, experiment_id, run_id, first, size, shown)
+    yield from _mlflow_scene_pages(uri, experiment_id, run_id, first, size, shown, since_ms)
+
+
+def new_scenes(uri: str, experiment_id: str, run_id: str, since_ms: int | None, known: set[str]) -> list[Scene]:
+    """A live run's scenes written at or after ``since_ms`` that are not in ``known`` (trace ids): what a
+    refresh of its open scene view adds, read without re-reading the scenes already shown."""
+    return [s for page in scene_pages(uri, experiment_id, run_id, first=PAGE, since_ms=since_ms)
+            for s in page if s.trace_id not in known]
 
 
 def _get_trace(uri: str, trace_id: str) -> Any:
@@ -197,7 +205,7 @@ def _get_trace(uri: str, trace_id: str) -> Any:
 
 
 def _mlflow_scene_pages(uri: str, experiment_id: str, run_id: str, first: int, size: int,
-                        skip: set[str]) -> Iterator[list[Scene]]:
+                        skip: set[str], since_ms: int | None = None) -> Iterator[list[Scene]]:
     """``scene_pages`` through MLflow's client (``search_traces``), leaving out the ``skip`` trace ids."""
     from align_track.tui.models.scenes import scene_from_trace
 
@@ -206,7 +214,8 @@ def _mlflow_scene_pages(uri: str, experiment_id: str, run_id: str, first: int, s
     limit = first
     while True:
         page = client.search_traces(locations=[experiment_id], run_id=run_id, max_results=limit,
-                                    page_token=token, order_by=["timestamp_ms ASC"])
+                                    page_token=token, order_by=["timestamp_ms ASC"],
+                                    filter_string=None if since_ms is None else f"trace.timestamp_ms >= {since_ms}")
         scenes = [scene_from_trace(t) for t in page if t.info.trace_id not in skip]
         if scenes:
             yield scenes

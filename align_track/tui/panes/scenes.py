@@ -16,6 +16,7 @@ from align_track.errors import printable
 from align_track.query.textfit import cut_middle
 from align_track.schema import PARAM_NUM_SCENES
 from align_track.tui.messages import ShowPane
+from align_track.tui.models.runs import FINISHED, RUNNING
 from align_track.tui.models.scenes import SCENE_COLUMNS, Scene, raw_json, sort_scenes
 from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
@@ -25,6 +26,7 @@ from align_track.tui.widgets.vtable import VirtualTable
 
 if TYPE_CHECKING:
     from align_track.store.runs_reader import RunRow
+    from align_track.tui.models.data import RunsSnapshot
 
 
 RAW_CAP = 200_000
@@ -72,6 +74,9 @@ class ScenesPane(Pane):
         self.expected = 0
         self.fetching = False
         self.raw = False
+        self.live = ""
+        """RUNNING or STALLED while the open run is being written (its view grows on each refresh), else ''."""
+        self._live_reading = False
 
     def compose(self) -> ComposeResult:
         yield Label("no run open: press enter on a run in Runs (1)", id="scenes-title")
@@ -94,11 +99,14 @@ class ScenesPane(Pane):
 
     # ------------------------------------------------------------------ loading
 
-    def open_run(self, uri: str, experiment_id: str, run: RunRow) -> None:
-        """Show ``run``'s scenes; any page still arriving for a previous run is dropped."""
+    def open_run(self, uri: str, experiment_id: str, run: RunRow, status: str = FINISHED) -> None:
+        """Show ``run``'s scenes; any page still arriving for a previous run is dropped. A run still being
+        written (``status`` RUNNING/STALLED) grows as :meth:`runs_refreshed` finds new scenes."""
         self.run_row = run
         self.scenes = []
         self.fetching = True
+        self.live = "" if status == FINISHED else status
+        self._live_reading = False
         try:
             self.expected = int(run.params.get(PARAM_NUM_SCENES) or 0)
         except ValueError:
@@ -150,12 +158,87 @@ class ScenesPane(Pane):
             self.set_error(message)
             self._update_title()
 
+    # ------------------------------------------------------------------ live
+
+    def runs_refreshed(self, snapshot: RunsSnapshot) -> None:
+        """The app's live refresh read the store: while the open run is being written, read its new scenes
+        (only those written since the newest one shown); when it has finished, read it once more in full (the
+        writer times every scene at the end). Cursor, detail and scroll positions stay where they are."""
+        if self.run_row is None or self.fetching or self._live_reading:
+            return
+        run_id = self.run_row.run_id
+        row = next((r for r in snapshot.runs if r.run_id == run_id), None)
+        if row is None:  # deleted, or replaced by a newer run of its folder: keep what is shown
+            return
+        was_live, self.run_row = self.live, row
+        self.live = "" if snapshot.status_of(run_id) == FINISHED else snapshot.status_of(run_id)
+        if not was_live and not self.live:
+            return
+        self._live_reading = True
+        if self.live:
+            since = max((s.timestamp_ms for s in self.scenes if s.timestamp_ms is not None), default=None)
+            known = {s.trace_id for s in self.scenes}
+            self._read_new(snapshot.uri, snapshot.experiment_id, run_id, since, known)
+        else:
+            self._read_all(snapshot.uri, snapshot.experiment_id, run_id)
+        self._update_title()
+
+    @work(thread=True, exclusive=True, group="scenes-live")
+    def _read_new(self, uri: str, experiment_id: str, run_id: str, since: int | None, known: set[str]) -> None:
+        from align_track.tui.models.data import new_scenes
+
+        try:
+            found = new_scenes(uri, experiment_id, run_id, since, known)
+        except Exception:  # noqa: BLE001 - a missed refresh is retried on the next tick
+            found = []
+        self.post_ui(self._merge, run_id, found, False)
+
+    @work(thread=True, exclusive=True, group="scenes-live")
+    def _read_all(self, uri: str, experiment_id: str, run_id: str) -> None:
+        from align_track.tui.models.data import all_scenes
+
+        try:
+            found = all_scenes(uri, experiment_id, run_id)
+        except Exception:  # noqa: BLE001 - keep the scenes shown; ctrl+r or reopening reads again
+            found = None
+        self.post_ui(self._merge, run_id, found or [], found is not None)
+
+    def _merge(self, run_id: str, found: list[Scene], whole: bool) -> None:
+        """Add ``found`` (or, ``whole``, replace every scene with it) without moving the cursor, the list's
+        scroll or the scene text's scroll; new scenes at the end are appended row by row."""
+        self._live_reading = False
+        if self.run_row is None or run_id != self.run_row.run_id or (not found and not whole):
+            self._update_title()
+            return
+        table = self.table
+        current = self.current
+        merged = sort_scenes(found if whole else self.scenes + found)
+        if not whole and all(a is b for a, b in zip(merged, self.scenes, strict=False)):
+            shown, self.scenes = len(self.scenes), merged
+            for scene in merged[shown:]:
+                table.append_row(scene.cells())
+        else:
+            top = table.scroll_y
+            self.scenes = merged
+            with self.prevent(VirtualTable.Highlighted):
+                table.set_data(SCENE_COLUMNS, [s.cells() for s in merged])
+                table.scroll_to(y=top, animate=False, immediate=True)
+                if current is not None:
+                    table.cursor = _same_scene(merged, current, table.cursor)
+        if current is None and self.scenes:
+            self.show_current()  # the first scene of a run opened before it had any
+        elif current is not None:
+            self.show_current(keep_scroll=True)  # its "i of N" (and, at the end, its timing) changed
+        self._update_title()
+
     def _update_title(self) -> None:
         if self.run_row is None:
             return
         count = f"{len(self.scenes)} scenes"
         if self.fetching:
             count = f"loading {len(self.scenes)}/{self.expected or '?'} scenes…"
+        elif self.live:
+            count = f"{len(self.scenes)} scenes so far, {'running' if self.live == RUNNING else 'stalled'}"
         room = max((self.size.width or 80) - len(count) - 7, 12)  # the name's end (its variant) matters too
         name = cut_middle(printable(self.run_row.run_name), room)
         self.query_one("#scenes-title", Label).update(f"{name}  ·  {count}")
@@ -167,7 +250,8 @@ class ScenesPane(Pane):
         event.stop()
         self.show_current()
 
-    def show_current(self) -> None:
+    def show_current(self, keep_scroll: bool = False) -> None:
+        """Draw the highlighted scene; from its top unless ``keep_scroll`` (a live refresh redrew it)."""
         detail = self.query_one("#scene-detail", Static)
         scene = self.current
         if scene is None:
@@ -181,7 +265,8 @@ class ScenesPane(Pane):
             detail.update(Syntax(text, "json", theme="ansi_dark", background_color="default", word_wrap=True))
         else:
             detail.update(render_scene(scene, self.table.cursor, len(self.scenes), full=self.full))
-        self.query_one("#scene-detail-box", VerticalScroll).scroll_home(animate=False)
+        if not keep_scroll:
+            self.query_one("#scene-detail-box", VerticalScroll).scroll_home(animate=False)
 
     def action_next_scene(self) -> None:
         self.table.cursor += 1
@@ -217,3 +302,12 @@ class ScenesPane(Pane):
 
     def action_back(self) -> None:
         self.tell_app(ShowPane("runs"))
+
+
+def _same_scene(scenes: list[Scene], scene: Scene, fallback: int) -> int:
+    """Where ``scene`` is in a re-read list: the same trace, else the same (scenario, scene id), else in place."""
+    for match in (lambda s: s.trace_id == scene.trace_id, lambda s: s.key == scene.key):
+        found = next((i for i, s in enumerate(scenes) if match(s)), None)
+        if found is not None:
+            return found
+    return min(fallback, max(len(scenes) - 1, 0))
