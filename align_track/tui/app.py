@@ -26,7 +26,7 @@ from align_track.tui.commands import ActionsProvider
 from align_track.tui.keys import KeyAction, key_actions
 from align_track.tui.messages import CompareRuns, OpenRun, RunsChanged, ShowPane, Status
 from align_track.tui.mlflow_control import UiState, WebUiControl
-from align_track.tui.models.data import display_uri, sweep_line
+from align_track.tui.models.data import Quiet, display_uri, sweep_line
 from align_track.tui.models.selection import Selection
 from align_track.tui.panes.analysis import AnalysisPane
 from align_track.tui.panes.base import Pane, post_ui
@@ -103,6 +103,8 @@ class AlignTrackApp(App[None]):
         self._live_since: int | None = None
         self._live_timer: Any = None
         self.selection = Selection()
+        self.quiet = Quiet()
+        """Held by the scene view while a run's first scenes are read and painted; mlflow's warm-up waits."""
         self.web_ui = WebUiControl(self.mlflow_uri, self._ui_changed_from_thread)
 
     # ------------------------------------------------------------------ layout
@@ -117,7 +119,9 @@ class AlignTrackApp(App[None]):
 
     def _make_pane(self, pane_id: str, cls: type[Pane]) -> Pane:
         """Each pane gets what it needs from the app at construction, never the app itself."""
-        if cls in (RunsPane, ScenesPane, MlflowPane):
+        if cls is ScenesPane:
+            return ScenesPane(self.selection, self.quiet, id=pane_id)
+        if cls in (RunsPane, MlflowPane):
             return cls(self.selection, id=pane_id)
         if cls is IngestPane:
             return IngestPane(self.mlflow_uri, self.experiment_name, self.experiments_dir, id=pane_id)
@@ -256,7 +260,7 @@ class AlignTrackApp(App[None]):
             self.post_ui(self._runs_failed, f"{type(exc).__name__}: {exc}")
             return
         if self.post_ui(self._runs_loaded, snapshot, started):
-            warm_up(self.mlflow_uri)  # import mlflow now, not when the first scene is opened
+            warm_up(self.mlflow_uri, self.quiet)  # import mlflow now, not when it is first needed
             gc.freeze()
 
     @property

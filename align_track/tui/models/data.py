@@ -8,6 +8,7 @@ first scenes at once and a newer request can stop an older one between pages.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,9 +158,61 @@ def _client(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri)
 
 
-def warm_up(tracking_uri: str) -> None:
-    """Import mlflow and open the client ahead of the first scene view (import mlflow takes seconds)."""
-    _client(resolve_tracking_uri(tracking_uri))
+class Quiet:
+    """Held while the user waits for a view to appear (a run's first scenes): background work that would
+    compete for the GIL (importing mlflow: seconds of Python bytecode) steps aside until it is released."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holds = 0
+        self._free = threading.Event()
+        self._free.set()
+
+    def hold(self) -> None:
+        with self._lock:
+            self._holds += 1
+            self._free.clear()
+
+    def release(self) -> None:
+        with self._lock:
+            self._holds = max(self._holds - 1, 0)
+            if not self._holds:
+                self._free.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Block while held (at most ``timeout`` seconds); True when free."""
+        return self._free.wait(timeout)
+
+
+WARM_UP_STEPS = ("sqlalchemy", "requests", "pydantic", "google.protobuf", "numpy", "pandas", "mlflow.entities",
+                 "mlflow.tracking", "mlflow")
+"""What ``import mlflow`` spends its seconds on, in its order: imported one at a time, a view the user opens
+meanwhile waits for one step at most, not for the whole import."""
+
+WARM_UP_DELAY = 1.5
+"""Seconds between the runs appearing and the warm-up starting, where scenes do not need mlflow: an Enter
+right after the list appears (the usual first key) then has the interpreter to itself."""
+
+
+def warm_up(tracking_uri: str, quiet: Quiet | None = None) -> None:
+    """Import mlflow and open the client ahead of its first use (the raw trace view, an MLflow filter, a report,
+    scenes of an http store; import mlflow takes seconds), stepping aside whenever ``quiet`` is held."""
+    import importlib
+    import time
+
+    from align_track.store import spans_reader
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if quiet is not None and spans_reader.supported(uri):
+        time.sleep(WARM_UP_DELAY)
+    for name in WARM_UP_STEPS:
+        if quiet is not None:
+            quiet.wait(timeout=30.0)
+        try:
+            importlib.import_module(name)
+        except ImportError:  # another mlflow, without this dependency: its own import decides
+            pass
+    _client(uri)
 
 
 def scene_pages(uri: str, experiment_id: str, run_id: str, first: int = FIRST_PAGE,

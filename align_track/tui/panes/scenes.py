@@ -26,7 +26,7 @@ from align_track.tui.widgets.vtable import VirtualTable
 
 if TYPE_CHECKING:
     from align_track.store.runs_reader import RunRow
-    from align_track.tui.models.data import RunsSnapshot
+    from align_track.tui.models.data import Quiet, RunsSnapshot
 
 
 RAW_CAP = 200_000
@@ -65,9 +65,12 @@ class ScenesPane(Pane):
     Screen.-zoom ScenesPane #scene-detail-box { width: 1fr; border-left: none; }
     """
 
-    def __init__(self, selection: Selection, **kwargs) -> None:
+    def __init__(self, selection: Selection, quiet: Quiet | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.selection = selection
+        self.quiet = quiet
+        """Held from Enter until the first scenes are painted, so no background import slows them down."""
+        self._holding = False
         self.full = False
         self.run_row: RunRow | None = None
         self.scenes: list[Scene] = []
@@ -107,6 +110,9 @@ class ScenesPane(Pane):
         self.fetching = True
         self.live = "" if status == FINISHED else status
         self._live_reading = False
+        if self.quiet is not None and not self._holding:
+            self._holding = True
+            self.quiet.hold()
         try:
             self.expected = int(run.params.get(PARAM_NUM_SCENES) or 0)
         except ValueError:
@@ -142,8 +148,15 @@ class ScenesPane(Pane):
         if keep is not None:
             table.move_to_row(next(i for i, s in enumerate(self.scenes) if s.trace_id == keep))
         self._update_title()
+        self.call_after_refresh(self._release_quiet)  # once these scenes are on screen
+
+    def _release_quiet(self) -> None:
+        if self._holding and self.quiet is not None:
+            self._holding = False
+            self.quiet.release()
 
     def _done(self, run_id: str) -> None:
+        self._release_quiet()
         if self.run_row is not None and run_id == self.run_row.run_id:
             self.fetching = False
             self.table.empty_text = "this run has no scenes"
@@ -151,6 +164,7 @@ class ScenesPane(Pane):
             self._update_title()
 
     def _failed(self, run_id: str, message: str) -> None:
+        self._release_quiet()
         if self.run_row is not None and run_id == self.run_row.run_id:
             self.fetching = False
             self.table.empty_text = message
