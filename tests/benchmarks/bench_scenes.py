@@ -84,6 +84,9 @@ async def main():
         while not painted:
             await asyncio.sleep(0.001)
         done, mlflow_imported, pandas_imported = painted[0]
+        # the same run on both sides: its first scene once every page is in (a first page is any 50 of
+        # a run whose traces share one timestamp, so what is first at the paint may differ)
+        await wait_until(pilot, lambda: not app.scenes_pane.fetching, timeout=120, what="every scene")
         return {"first_scenes_s": done - t, "first": app.scenes_pane.scenes[0].trace_id,
                 "scenes": len(app.scenes_pane.scenes), "mlflow_imported": mlflow_imported or pandas_imported}
 

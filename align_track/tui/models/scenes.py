@@ -17,11 +17,12 @@ from align_track.schema import ATTR_CHOSEN_ACTION, ATTR_PREDICTED_KDMA, ATTR_TIM
 from align_track.tui.widgets.vtable import Column
 
 SCENE_COLUMNS: tuple[Column, ...] = (
-    Column("index", "#", 5, numeric=True),
-    Column("scene", "scene", 20),
-    Column("scenario", "scenario", 24),
-    Column("seconds", "s", 7, numeric=True),
-    Column("action", "chosen action", 40),  # last: the long one, cut first when the pane is narrow
+    Column("index", "#", 5, numeric=True, essential=True),
+    Column("scene", "scene", 20, middle=True, min_width=6, essential=True),
+    Column("scenario", "scenario", 24, middle=True, min_width=8, essential=True),  # one value per run, often
+    Column("seconds", "s", 7, numeric=True, essential=True),
+    # the decision is what is read: fitted to the pane (cut with '…'), never scrolled out of view
+    Column("action", "chosen action", 40, grow=True, min_width=12, essential=True),
 )
 
 

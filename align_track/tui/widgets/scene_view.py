@@ -65,7 +65,7 @@ def _choices(scene: Scene) -> RenderableType:
     table = Table(box=None, padding=(0, 1), show_header=True, header_style="bold", expand=True)
     table.add_column("", width=1, no_wrap=True)
     table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("choice", ratio=1)
+    table.add_column("choice", ratio=1, min_width=16)  # never squeezed to '…' by long KDMA lists
     table.add_column("KDMA association")
     if not isinstance(choices, list) or not choices:
         return Text("(no choices recorded)", style="dim")
@@ -89,9 +89,10 @@ def _kdma_table(scene: Scene) -> RenderableType | None:
     rows = kdma_rows(true_values, predicted, choice_texts(scene))
     table = Table(box=None, padding=(0, 1), header_style="bold", expand=True)
     table.add_column("", width=1, no_wrap=True)
+    # thirds: long KDMA lists wrap in their columns instead of squeezing the choice's name to '…'
     table.add_column("choice", ratio=1)
-    table.add_column("true")
-    table.add_column("predicted")
+    table.add_column("true", ratio=1)
+    table.add_column("predicted", ratio=1)
     for name, true_text, pred_text in rows:
         chosen = name == scene.chosen_action
         style = CHOSEN if chosen else ""
