@@ -19,7 +19,7 @@ from align_track.tui.panes.report import ReportPane
 from align_track.tui.screens.confirm import ConfirmScreen
 from align_track.tui.screens.help import HelpScreen
 from tests.support.factory import scene, write_run_folder
-from tests.support.tui_fixtures import app_on, opened, table_text
+from tests.support.tui_fixtures import app_on, opened, static_text, table_text
 
 pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = pytest.mark.asyncio
@@ -165,33 +165,22 @@ async def test_enter_opens_scenes_n_p_move_and_r_shows_raw_json(demo_store):
         assert [s.index for s in pane.scenes] == sorted(s.index for s in pane.scenes)
         detail = pane.query_one("#scene-detail")
         first = pane.current
-        text = _static_text(detail)
+        text = static_text(detail)
         assert "Justification" in text and "KDMA values: true vs predicted" in text
         justification = first.outputs["action"]["justification"]
         assert justification.split()[0] in text
         await pilot.press("n", "n")
         assert pane.current is pane.scenes[2]
-        assert f"scene {pane.scenes[2].scene_id}" in _static_text(detail)
+        assert f"scene {pane.scenes[2].scene_id}" in static_text(detail)
         await pilot.press("p")
         assert pane.current is pane.scenes[1]
         await pilot.press("r")
-        raw = _static_text(detail)
+        raw = static_text(detail)
         assert pane.scenes[1].trace_id in raw and '"spans"' in raw
         await pilot.press("r")
-        assert "Justification" in _static_text(detail)
+        assert "Justification" in static_text(detail)
         await pilot.press("escape")
         assert app.active_pane == "runs"
-
-
-def _static_text(static) -> str:
-    """The text of a Static's content (a Rich renderable or str) as a 100-column console prints it."""
-    import io
-
-    from rich.console import Console
-
-    console = Console(width=100, file=io.StringIO(), record=True)
-    console.print(static.content)
-    return console.export_text()
 
 
 async def test_scenes_of_a_1000_scene_run_arrive_in_pages_without_blocking(tmp_path, store_uri):
@@ -416,7 +405,7 @@ async def test_help_lists_every_binding(demo_store):
         await opened(app, pilot)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        text = _static_text(app.screen.query_one("#help-keys"))
+        text = static_text(app.screen.query_one("#help-keys"))
         actions = app.key_actions()
         assert len(actions) >= 25
         for item in actions:

@@ -9,7 +9,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, VerticalScroll
-from textual.widgets import Label, Static
+from textual.widgets import Label
 from textual.worker import get_current_worker
 
 from align_track.errors import printable
@@ -21,7 +21,7 @@ from align_track.tui.models.scenes import SCENE_COLUMNS, Scene, raw_json, sort_s
 from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.key_scroll import KeyScroll
-from align_track.tui.widgets.scene_view import render_scene
+from align_track.tui.widgets.scene_view import RenderedText, render_scene
 from align_track.tui.widgets.vtable import VirtualTable
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class ScenesPane(Pane):
         with Container(id="scenes-body"):
             yield VirtualTable(SCENE_COLUMNS, id="scenes-table", empty_text="no scenes")
             with KeyScroll(id="scene-detail-box"):
-                yield Static("", id="scene-detail")
+                yield RenderedText("", id="scene-detail")
 
     @property
     def table(self) -> VirtualTable:
@@ -119,7 +119,7 @@ class ScenesPane(Pane):
             self.expected = 0
         self.table.empty_text = "loading scenes…"
         self.table.set_data(SCENE_COLUMNS, [])
-        self.query_one("#scene-detail", Static).update("")
+        self.query_one("#scene-detail", RenderedText).update("")
         self._update_title()
         self._load(uri, experiment_id, run.run_id)
 
@@ -266,7 +266,7 @@ class ScenesPane(Pane):
 
     def show_current(self, keep_scroll: bool = False) -> None:
         """Draw the highlighted scene; from its top unless ``keep_scroll`` (a live refresh redrew it)."""
-        detail = self.query_one("#scene-detail", Static)
+        detail = self.query_one("#scene-detail", RenderedText)
         scene = self.current
         if scene is None:
             detail.update("")
