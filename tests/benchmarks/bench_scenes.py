@@ -73,7 +73,8 @@ async def main():
     def display_and_mark(screen, renderable):  # a frame goes to the terminal (headless: computed, not written)
         display(screen, renderable)
         if renderable is not None and shown and not painted:
-            painted.append((time.perf_counter(), "mlflow" in sys.modules, "pandas" in sys.modules))
+            painted.append((time.perf_counter(), "mlflow" in sys.modules, "pandas" in sys.modules,
+                            len(app.scenes_pane.scenes)))
     app._display = display_and_mark
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: loaded(app), what="runs")
@@ -83,12 +84,12 @@ async def main():
         send_key(app, "enter")
         while not painted:
             await asyncio.sleep(0.001)
-        done, mlflow_imported, pandas_imported = painted[0]
+        done, mlflow_imported, pandas_imported, on_screen = painted[0]
         # the same run on both sides: its first scene once every page is in (a first page is any 50 of
         # a run whose traces share one timestamp, so what is first at the paint may differ)
         await wait_until(pilot, lambda: not app.scenes_pane.fetching, timeout=120, what="every scene")
         return {"first_scenes_s": done - t, "first": app.scenes_pane.scenes[0].trace_id,
-                "scenes": len(app.scenes_pane.scenes), "mlflow_imported": mlflow_imported or pandas_imported}
+                "scenes": on_screen, "mlflow_imported": mlflow_imported or pandas_imported}
 
 print(json.dumps(asyncio.run(main())))
 """
