@@ -291,6 +291,8 @@ class AlignTrackApp(App[None]):
     def _live_tick(self) -> None:
         if self.snapshot is not None and self._live_since is not None:
             self._read_changes(self.snapshot, self._live_since)
+        elif self.snapshot is None and self.status.state == "no store yet":
+            self._load_runs()  # opened before the first ingest (or watcher) created the store: look again
 
     @work(thread=True, exclusive=True, group="live")
     def _read_changes(self, snapshot: RunsSnapshot, since_ms: int) -> None:
@@ -317,6 +319,7 @@ class AlignTrackApp(App[None]):
         if path is not None and not path.exists():  # a fresh store: nothing is wrong, nothing is ingested yet
             self.status.state = "no store yet"
             self.runs_pane.show_empty_store()
+            self._start_live()
             return
         self.status.state = "not connected"
         self.status.error = message

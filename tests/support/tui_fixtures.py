@@ -43,13 +43,13 @@ def table_text(table) -> str:
     return "\n".join(table.render_line(y).text for y in range(table.size.height))
 
 
-def static_text(widget) -> str:
-    """What a Static (or Label) shows, as a console of the widget's width prints it."""
+def static_text(widget, width: int | None = None) -> str:
+    """What a Static (or Label) shows, as a console of the widget's width (or ``width``) prints it."""
     import io
 
     from rich.console import Console
 
-    console = Console(width=widget.size.width or 80, file=io.StringIO(), record=True)
+    console = Console(width=width or widget.size.width or 80, file=io.StringIO(), record=True)
     console.print(widget.content if hasattr(widget, "content") else widget.render())
     return console.export_text()
 

@@ -165,20 +165,20 @@ async def test_enter_opens_scenes_n_p_move_and_r_shows_raw_json(demo_store):
         assert [s.index for s in pane.scenes] == sorted(s.index for s in pane.scenes)
         detail = pane.query_one("#scene-detail")
         first = pane.current
-        text = static_text(detail)
+        text = static_text(detail, 100)
         assert "Justification" in text and "KDMA values: true vs predicted" in text
         justification = first.outputs["action"]["justification"]
         assert justification.split()[0] in text
         await pilot.press("n", "n")
         assert pane.current is pane.scenes[2]
-        assert f"scene {pane.scenes[2].scene_id}" in static_text(detail)
+        assert f"scene {pane.scenes[2].scene_id}" in static_text(detail, 100)
         await pilot.press("p")
         assert pane.current is pane.scenes[1]
         await pilot.press("r")
-        raw = static_text(detail)
+        raw = static_text(detail, 100)
         assert pane.scenes[1].trace_id in raw and '"spans"' in raw
         await pilot.press("r")
-        assert "Justification" in static_text(detail)
+        assert "Justification" in static_text(detail, 100)
         await pilot.press("escape")
         assert app.active_pane == "runs"
 
@@ -405,7 +405,7 @@ async def test_help_lists_every_binding(demo_store):
         await opened(app, pilot)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        text = static_text(app.screen.query_one("#help-keys"))
+        text = static_text(app.screen.query_one("#help-keys"), 100)
         actions = app.key_actions()
         assert len(actions) >= 25
         for item in actions:

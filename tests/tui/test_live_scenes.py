@@ -73,3 +73,17 @@ async def test_new_scenes_of_a_running_run_appear_and_the_cursor_stays(tmp_path:
         assert "3 scenes" in title and "so far" not in title
         assert pane.current.scene_id == "S1"
         assert [s.seconds for s in pane.scenes] == [1.0, 1.5, 2.0]  # timing.json's times, read at the finish
+
+
+@pytest.mark.asyncio
+async def test_a_tui_opened_before_the_store_exists_shows_the_run_once_a_watcher_creates_it(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    app = AlignTrackApp(uri, refresh=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.status.state == "no store yet", what="the empty state")
+        folder = lw.start(tmp_path / "exp" / "job0")
+        lw.write_scenes(folder, 1)
+        await asyncio.to_thread(Watcher(tmp_path / "exp", uri, stall_after=3600).poll)
+        await wait_until(pilot, lambda: app.snapshot is not None and len(app.snapshot.runs) == 1, timeout=30,
+                         what="the watcher's run, without ctrl+r")
+        assert list(app.snapshot.status.values()) == ["running"]
