@@ -37,7 +37,7 @@ bench: setup
 	$(BIN)/python -m tests.benchmarks.bench_load_runs --runs 10000
 	$(BIN)/python -m tests.benchmarks.bench_query --runs 10000
 	$(BIN)/python -m tests.benchmarks.bench_tui
-	$(BIN)/python -m tests.benchmarks.bench_scenes
+	$(BIN)/python -m tests.benchmarks.bench_scenes --tui $$(pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && echo --postgres)
 	@if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then $(BIN)/python -m tests.benchmarks.bench_server; \
 	else echo "bench_server skipped: no PostgreSQL at 127.0.0.1:5432"; fi
 	$(BIN)/python -m tests.benchmarks.speed_table

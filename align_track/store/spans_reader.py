@@ -135,8 +135,11 @@ def _root_span(content: str) -> dict[str, Any]:
 
 
 def read_run_traces(tracking_uri: str, experiment_id: str, run_id: str, offset: int = 0, limit: int = 100,
-                    ascending: bool = True) -> list[dict[str, Any]]:
+                    ascending: bool = True, since_ms: int | None = None) -> list[dict[str, Any]]:
     """Traces ``offset..offset+limit`` of ``run_id`` in ``experiment_id``, each with its root span.
+
+    ``since_ms``: only traces with ``timestamp_ms >= since_ms`` (a live run's new scenes, as MLflow's
+    ``filter_string="trace.timestamp_ms >= ..."`` selects them), so a refresh reads what is new only.
 
     Order: ``timestamp_ms`` ascending (as the TUI asks; ``ascending=False`` is MLflow's default),
     then trace id. Each dict: trace_id, name, request_time (ms), execution_duration (ms), state,
@@ -153,10 +156,11 @@ def read_run_traces(tracking_uri: str, experiment_id: str, run_id: str, offset: 
         raise Unreadable(f"experiment id {experiment_id!r} is not a number") from None
     run = _literal(run_id)
     direction = "ASC" if ascending else "DESC"
+    since = "" if since_ms is None else f" AND t.timestamp_ms >= {int(since_ms)}"
     # MLflow's run filter (sqlalchemy_store._apply_trace_filter_clauses): a run link OR sourceRun metadata.
     page_sql = (
         "SELECT t.request_id, t.trace_name, t.timestamp_ms, t.execution_time_ms, t.status FROM trace_info t"
-        f" WHERE t.experiment_id = {eid} AND (EXISTS (SELECT 1 FROM entity_associations a"
+        f" WHERE t.experiment_id = {eid}{since} AND (EXISTS (SELECT 1 FROM entity_associations a"
         f" WHERE a.source_id = t.request_id AND a.source_type = '{TRACE_ENTITY}'"
         f" AND a.destination_type = '{RUN_ENTITY}' AND a.destination_id = {run})"
         f" OR EXISTS (SELECT 1 FROM trace_request_metadata m WHERE m.request_id = t.request_id"

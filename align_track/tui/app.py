@@ -27,7 +27,7 @@ from align_track.tui.commands import ActionsProvider
 from align_track.tui.keys import KeyAction, key_actions
 from align_track.tui.messages import CompareRuns, OpenRun, RunsChanged, ShowPane, Status
 from align_track.tui.mlflow_control import UiState, WebUiControl
-from align_track.tui.models.data import display_uri, sweep_line
+from align_track.tui.models.data import Quiet, display_uri, sweep_line
 from align_track.tui.models.selection import Selection
 from align_track.tui.panes.analysis import AnalysisPane
 from align_track.tui.panes.base import Pane, post_ui
@@ -104,6 +104,8 @@ class AlignTrackApp(App[None]):
         self._live_since: int | None = None
         self._live_timer: Any = None
         self.selection = Selection()
+        self.quiet = Quiet()
+        """Held by the scene view while a run's first scenes are read and painted; mlflow's warm-up waits."""
         self.web_ui = WebUiControl(self.mlflow_uri, self._ui_changed_from_thread)
 
     # ------------------------------------------------------------------ layout
@@ -118,7 +120,9 @@ class AlignTrackApp(App[None]):
 
     def _make_pane(self, pane_id: str, cls: type[Pane]) -> Pane:
         """Each pane gets what it needs from the app at construction, never the app itself."""
-        if cls in (RunsPane, ScenesPane, MlflowPane):
+        if cls is ScenesPane:
+            return ScenesPane(self.selection, self.quiet, id=pane_id)
+        if cls in (RunsPane, MlflowPane):
             return cls(self.selection, id=pane_id)
         if cls is IngestPane:
             return IngestPane(self.mlflow_uri, self.experiment_name, self.experiments_dir, id=pane_id)
@@ -262,7 +266,7 @@ class AlignTrackApp(App[None]):
             self.post_ui(self._runs_failed, f"{type(exc).__name__}: {exc}")
             return
         if self.post_ui(self._runs_loaded, snapshot, started):
-            warm_up(self.mlflow_uri)  # import mlflow now, not when the first scene is opened
+            warm_up(self.mlflow_uri, self.quiet)  # import mlflow now, not when it is first needed
             gc.freeze()
 
     @property
@@ -293,6 +297,8 @@ class AlignTrackApp(App[None]):
     def _live_tick(self) -> None:
         if self.snapshot is not None and self._live_since is not None:
             self._read_changes(self.snapshot, self._live_since)
+        elif self.snapshot is None and self.status.state == "no store yet":
+            self._load_runs()  # opened before the first ingest (or watcher) created the store: look again
 
     @work(thread=True, exclusive=True, group="live")
     def _read_changes(self, snapshot: RunsSnapshot, since_ms: int) -> None:
@@ -310,6 +316,7 @@ class AlignTrackApp(App[None]):
         self._live_since = as_of
         if merged is not None:
             self._runs_loaded(merged)
+        self.scenes_pane.runs_refreshed(self.snapshot)  # an open run still being written gains its new scenes
 
     def _runs_failed(self, message: str) -> None:
         from align_track.store.uri import sqlite_path, store_kind
@@ -318,6 +325,7 @@ class AlignTrackApp(App[None]):
         if path is not None and not path.exists():  # a fresh store: nothing is wrong, nothing is ingested yet
             self.status.state = "no store yet"
             self.runs_pane.show_empty_store()
+            self._start_live()
             return
         self.status.state = "not connected"
         self.status.error = message
@@ -328,7 +336,7 @@ class AlignTrackApp(App[None]):
         run = self.selection.run(run_id)
         if run is None or self.snapshot is None:
             return
-        self.scenes_pane.open_run(self.snapshot.uri, self.snapshot.experiment_id, run)
+        self.scenes_pane.open_run(self.snapshot.uri, self.snapshot.experiment_id, run, self.snapshot.status_of(run_id))
         self.show_pane("scenes")
 
     def compare_runs(self, run_ids: list[str]) -> None:

@@ -26,14 +26,16 @@ pg_db = server_fixtures.pg_db  # a fresh PostgreSQL database per test (skips, or
 EXPERIMENT = "align-system-experiments"
 
 
-def mlflow_view(uri: str, experiment_id: str, run_id: str, ascending: bool = True) -> list[dict]:
+def mlflow_view(uri: str, experiment_id: str, run_id: str, ascending: bool = True,
+                since_ms: int | None = None) -> list[dict]:
     """What MLflow reports for the run: every page of search_traces, each trace's root span via get_trace."""
     client = MlflowClient(tracking_uri=uri)
     order = ["timestamp_ms ASC"] if ascending else None
+    where = None if since_ms is None else f"trace.timestamp_ms >= {since_ms}"
     out, token = [], None
     while True:
         page = client.search_traces(locations=[experiment_id], run_id=run_id, max_results=3, page_token=token,
-                                    order_by=order)
+                                    order_by=order, filter_string=where)
         for searched in page:
             trace = client.get_trace(searched.info.trace_id)
             assert [s.span_id for s in trace.data.spans] == [s.span_id for s in searched.data.spans]
@@ -53,9 +55,11 @@ def mlflow_view(uri: str, experiment_id: str, run_id: str, ascending: bool = Tru
             return out
 
 
-def fast_view(uri: str, experiment_id: str, run_id: str, ascending: bool = True, size: int = 2) -> list[dict]:
+def fast_view(uri: str, experiment_id: str, run_id: str, ascending: bool = True, size: int = 2,
+              since_ms: int | None = None) -> list[dict]:
     out: list[dict] = []
-    while page := read_run_traces(uri, experiment_id, run_id, offset=len(out), limit=size, ascending=ascending):
+    while page := read_run_traces(uri, experiment_id, run_id, offset=len(out), limit=size, ascending=ascending,
+                                  since_ms=since_ms):
         out += page
     return out
 
@@ -71,6 +75,11 @@ def assert_same_everywhere(uri: str, experiment: str, min_traces: int) -> int:
             expected = mlflow_view(uri, eid, run.run_id, ascending)
             assert fast_view(uri, eid, run.run_id, ascending) == expected
         total += len(expected)
+        # a live view's refresh: only the traces from a time on (here the middle one's), as MLflow filters them
+        since = expected[len(expected) // 2]["request_time"]
+        newer = mlflow_view(uri, eid, run.run_id, since_ms=since)
+        assert fast_view(uri, eid, run.run_id, since_ms=since) == newer
+        assert 0 < len(newer) <= len(expected) and all(t["request_time"] >= since for t in newer)
         scenes = [scene_from_row(row) for row in fast_view(uri, eid, run.run_id)]
         mlflow_scenes = [scene_from_trace(t) for page in _mlflow_scene_pages(uri, eid, run.run_id, 50, 200, set())
                          for t in [p.trace for p in page]]

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from align_track.demo.store import build_demo_store
+from align_track.demo.store import build_demo_store, loaded, settle, wait_until
+from align_track.tui.app import AlignTrackApp
 from tests.support.factory import config, scene, write_run_folder
 
 DEMO_RUN_FOLDERS, DEMO_SCENES, DEMO_SEED = 12, 6, 0
@@ -32,6 +36,39 @@ def utc(monkeypatch: pytest.MonkeyPatch):
     yield
     monkeypatch.undo()
     time.tzset()
+
+
+def table_text(table) -> str:
+    """What a VirtualTable paints, top to bottom (header included)."""
+    return "\n".join(table.render_line(y).text for y in range(table.size.height))
+
+
+def static_text(widget, width: int | None = None) -> str:
+    """What a Static (or Label) shows, as a console of the widget's width (or ``width``) prints it."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=width or widget.size.width or 80, file=io.StringIO(), record=True)
+    console.print(widget.content if hasattr(widget, "content") else widget.render())
+    return console.export_text()
+
+
+async def opened(app: AlignTrackApp, pilot: Any) -> None:
+    """Runs listed without an error, and mlflow imported in the background (Pilot's key presses wait while
+    the CPU is busy)."""
+    await wait_until(pilot, lambda: loaded(app), what="runs")
+    await settle(pilot)
+    assert app.status.error == ""
+
+
+@asynccontextmanager
+async def app_on(uri: str, size: tuple[int, int], **kwargs: Any) -> AsyncIterator[tuple[AlignTrackApp, Any]]:
+    """The TUI on ``uri`` at ``size``, its runs listed: ``async with app_on(uri, SIZE) as (app, pilot):``."""
+    app = AlignTrackApp(uri, **kwargs)
+    async with app.run_test(size=size) as pilot:
+        await opened(app, pilot)
+        yield app, pilot
 
 
 CHOICES = [

@@ -19,6 +19,7 @@ from align_track.tui.panes.report import ReportPane
 from align_track.tui.screens.confirm import ConfirmScreen
 from align_track.tui.screens.help import HelpScreen
 from tests.support.factory import scene, write_run_folder
+from tests.support.tui_fixtures import app_on, opened, static_text, table_text
 
 pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = pytest.mark.asyncio
@@ -47,18 +48,6 @@ def shown(app: AlignTrackApp) -> list:
     return [by_id[pane.model.run_ids[i]] for i in pane.table.view]
 
 
-def table_text(table) -> str:
-    """What a VirtualTable paints, top to bottom (header included)."""
-    return "\n".join(table.render_line(y).text for y in range(table.size.height))
-
-
-async def open_app(pilot_app: AlignTrackApp, pilot) -> None:
-    """Runs listed and mlflow imported in the background (Pilot's key presses wait while the CPU is busy)."""
-    await wait_until(pilot, lambda: loaded(pilot_app), what="runs")
-    await settle(pilot)
-    assert pilot_app.status.error == ""
-
-
 # --------------------------------------------------------------------------- runs pane
 
 
@@ -67,7 +56,7 @@ async def test_first_paint_says_connecting_then_lists_every_complete_run(demo_st
     app = AlignTrackApp(uri)
     async with app.run_test(size=SIZE) as pilot:
         assert app.status.state in ("connecting…", f"{len(load_complete_runs(uri)[2])} runs")
-        await open_app(app, pilot)
+        await opened(app, pilot)
         total = len(load_complete_runs(uri)[2])
         assert total >= 12
         assert count_text(app) == f"{total}/{total} runs"
@@ -76,10 +65,7 @@ async def test_first_paint_says_connecting_then_lists_every_complete_run(demo_st
 
 
 async def test_filter_narrows_rows_as_you_type_and_escape_clears(demo_store):
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_app(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         total = len(app.snapshot.runs)
         await pilot.press("slash", *"MERIT")
         merit = [r for r in app.snapshot.runs if "merit" in r.params["alignment_target_id"].lower()
@@ -96,10 +82,7 @@ async def test_filter_narrows_rows_as_you_type_and_escape_clears(demo_store):
 
 
 async def test_mlflow_filter_mode_applies_mlflow_semantics_and_reports_bad_filters(demo_store):
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_app(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         total = len(app.snapshot.runs)
         await pilot.press("f", *"metrics.`timing.avg_seconds` < 15 AND params.adm LIKE 'pipeline%'", "enter")
         await wait_until(pilot, lambda: app.runs_pane.model.allowed is not None, what="mlflow filter")
@@ -121,10 +104,7 @@ async def test_mlflow_filter_mode_applies_mlflow_semantics_and_reports_bad_filte
 
 
 async def test_sort_cycles_columns_reverses_and_keeps_missing_values_last(demo_store):
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_app(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         await pilot.press("s")  # first column: ADM
         adms = [r.params["adm"].lower() for r in shown(app)]
         assert adms == sorted(adms)
@@ -144,10 +124,7 @@ async def test_sort_cycles_columns_reverses_and_keeps_missing_values_last(demo_s
 
 
 async def test_space_marks_runs_with_a_visible_mark_and_u_clears(demo_store):
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_app(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         first, second = shown(app)[:2]
         await pilot.press("space", "space")
         assert app.runs_pane.marked_ids == {first.run_id, second.run_id}
@@ -163,10 +140,7 @@ async def test_space_marks_runs_with_a_visible_mark_and_u_clears(demo_store):
 
 async def test_keys_typed_ahead_in_one_burst_all_land_where_meant(demo_store):
     """'/merit', enter, down, enter arriving in one read (a paste, tmux send-keys, a fast typist)."""
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_app(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         await send_keys(app, "slash", *"merit", "enter", "down", "enter", gap=0)
         assert app.runs_pane.filter_input.value == "merit"
         second = shown(app)[1]
@@ -181,10 +155,7 @@ async def test_keys_typed_ahead_in_one_burst_all_land_where_meant(demo_store):
 
 
 async def test_enter_opens_scenes_n_p_move_and_r_shows_raw_json(demo_store):
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_app(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         run = shown(app)[0]
         await pilot.press("enter")
         await wait_until(pilot, lambda: scenes_loaded(app), what="scenes")
@@ -194,33 +165,22 @@ async def test_enter_opens_scenes_n_p_move_and_r_shows_raw_json(demo_store):
         assert [s.index for s in pane.scenes] == sorted(s.index for s in pane.scenes)
         detail = pane.query_one("#scene-detail")
         first = pane.current
-        text = _static_text(detail)
+        text = static_text(detail, 100)
         assert "Justification" in text and "KDMA values: true vs predicted" in text
         justification = first.outputs["action"]["justification"]
         assert justification.split()[0] in text
         await pilot.press("n", "n")
         assert pane.current is pane.scenes[2]
-        assert f"scene {pane.scenes[2].scene_id}" in _static_text(detail)
+        assert f"scene {pane.scenes[2].scene_id}" in static_text(detail, 100)
         await pilot.press("p")
         assert pane.current is pane.scenes[1]
         await pilot.press("r")
-        raw = _static_text(detail)
+        raw = static_text(detail, 100)
         assert pane.scenes[1].trace_id in raw and '"spans"' in raw
         await pilot.press("r")
-        assert "Justification" in _static_text(detail)
+        assert "Justification" in static_text(detail, 100)
         await pilot.press("escape")
         assert app.active_pane == "runs"
-
-
-def _static_text(static) -> str:
-    """The text of a Static's content (a Rich renderable or str) as a 100-column console prints it."""
-    import io
-
-    from rich.console import Console
-
-    console = Console(width=100, file=io.StringIO(), record=True)
-    console.print(static.content)
-    return console.export_text()
 
 
 async def test_scenes_of_a_1000_scene_run_arrive_in_pages_without_blocking(tmp_path, store_uri):
@@ -230,7 +190,7 @@ async def test_scenes_of_a_1000_scene_run_arrive_in_pages_without_blocking(tmp_p
     assert not ingest(tmp_path / "exps", store_uri).failures
     app = AlignTrackApp(store_uri)
     async with app.run_test(size=SIZE) as pilot:
-        await open_app(app, pilot)
+        await opened(app, pilot)
         pane = app.scenes_pane
         first: list[tuple[int, bool]] = []
 
@@ -263,7 +223,7 @@ async def test_compare_lines_up_scenes_and_counts_agreement(tmp_path, store_uri)
     assert not ingest(exps, store_uri).failures
     app = AlignTrackApp(store_uri)
     async with app.run_test(size=SIZE) as pilot:
-        await open_app(app, pilot)
+        await opened(app, pilot)
         await pilot.press("c")  # nothing marked: a warning, no compare
         assert app.active_pane == "runs"
         await pilot.press("slash", *"adm_a", "enter", "space", "slash", "ctrl+u", *"adm_b", "enter", "space")
@@ -315,14 +275,16 @@ async def test_missing_store_says_how_to_start_then_the_ingest_pane_fills_it(tmp
         assert app.status.error == ""
 
 
-async def test_ingest_can_be_cancelled_and_quit_asks_first(tmp_path, store_uri):
-    exps = tmp_path / "exps"
-    for i in range(250):  # enough that the bulk path (~10 ms a run folder) is still busy at ctrl+g
+def one_scene_folders(exps: Path, count: int) -> Path:
+    """``count`` one-scene run folders: enough of them keep the bulk path (~10 ms each) busy while keys arrive."""
+    for i in range(count):
         write_run_folder(exps / f"e{i:03d}", scenes=[scene(f"S{i}")])
-    app = AlignTrackApp(store_uri, experiments_dir=exps)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: loaded(app), what="load attempt")
-        await settle(pilot)
+    return exps
+
+
+async def test_ingest_can_be_cancelled_and_quit_asks_first(tmp_path, store_uri):
+    exps = one_scene_folders(tmp_path / "exps", 250)  # still busy at ctrl+g
+    async with app_on(store_uri, SIZE, experiments_dir=exps) as (app, pilot):
         # Keys go straight to the driver, as from a terminal: Pilot's press waits for the CPU to go
         # idle, which it does not while the ingest runs.
         await send_keys(app, "4", "enter")
@@ -341,13 +303,8 @@ async def test_ingest_can_be_cancelled_and_quit_asks_first(tmp_path, store_uri):
 
 
 async def test_quit_while_ingesting_cancels_it_after_the_current_run_folder(tmp_path, store_uri):
-    exps = tmp_path / "exps"
-    for i in range(150):  # enough that the bulk path is still busy when q arrives
-        write_run_folder(exps / f"e{i:03d}", scenes=[scene(f"S{i}")])
-    app = AlignTrackApp(store_uri, experiments_dir=exps)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: loaded(app), what="load attempt")
-        await settle(pilot)
+    exps = one_scene_folders(tmp_path / "exps", 150)  # still busy when q arrives
+    async with app_on(store_uri, SIZE, experiments_dir=exps) as (app, pilot):
         await send_keys(app, "4", "enter")
         log = app.ingest_pane.query_one("#ingest-log")
         while not log.rows:
@@ -370,10 +327,7 @@ async def test_quit_while_ingesting_cancels_it_after_the_current_run_folder(tmp_
 
 
 async def test_report_preview_follows_the_selects_and_exports(demo_store, tmp_path):
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_app(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         await pilot.press("5")
         pane = app.query_one(ReportPane)
         await wait_until(pilot, lambda: pane.pivot is not None, what="pivot")
@@ -406,10 +360,7 @@ async def test_report_preview_follows_the_selects_and_exports(demo_store, tmp_pa
 
 
 async def test_report_uses_marked_runs_when_some_are_marked(demo_store):
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_app(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         await pilot.press("space", "space", "space", "5")
         pane = app.query_one(ReportPane)
         await wait_until(pilot, lambda: pane.pivot is not None, what="pivot")
@@ -422,10 +373,7 @@ async def test_report_uses_marked_runs_when_some_are_marked(demo_store):
 
 @pytest.mark.server
 async def test_m_starts_and_stops_the_mlflow_ui_and_quit_stops_it(demo_store):
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_app(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         await pilot.press("6", "m")
         assert "starting" in app.status.ui
         await wait_until(pilot, lambda: not app.ui_busy, timeout=120, what="web UI start")
@@ -454,10 +402,10 @@ async def test_help_lists_every_binding(demo_store):
     uri, _ = demo_store
     app = AlignTrackApp(uri)
     async with app.run_test(size=(100, 60)) as pilot:
-        await open_app(app, pilot)
+        await opened(app, pilot)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        text = _static_text(app.screen.query_one("#help-keys"))
+        text = static_text(app.screen.query_one("#help-keys"), 100)
         actions = app.key_actions()
         assert len(actions) >= 25
         for item in actions:
@@ -469,10 +417,7 @@ async def test_help_lists_every_binding(demo_store):
 
 
 async def test_command_palette_finds_and_runs_pane_actions(demo_store):
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_app(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         await pilot.press("enter")
         await wait_until(pilot, lambda: scenes_loaded(app), what="scenes")
         await pilot.press("1", "ctrl+p", *"raw json")
@@ -486,7 +431,7 @@ async def test_number_keys_switch_panes_and_q_quits(demo_store):
     uri, _ = demo_store
     app = AlignTrackApp(uri)
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_app(app, pilot)
+        await opened(app, pilot)
         panes = ("scenes", "compare", "ingest", "report", "mlflow", "analysis", "runs")
         for key, pane in zip("2345671", panes, strict=True):
             await pilot.press("escape", key)  # escape first: the ingest pane focuses its path box
@@ -499,7 +444,7 @@ async def test_sixteen_colour_mode_uses_the_ansi_theme(demo_store):
     uri, _ = demo_store
     app = AlignTrackApp(uri, ansi=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_app(app, pilot)
+        await opened(app, pilot)
         assert app.theme == "ansi-dark"
         assert "●" not in table_text(app.runs_pane.table)
         await pilot.press("space")

@@ -17,26 +17,11 @@ from align_track.tui.screens.copy import CopyScreen
 from align_track.tui.screens.help import HelpScreen
 from align_track.tui.screens.message import MessageScreen
 from tests.support.factory import write_run_folder
-from tests.support.tui_fixtures import write_choices
+from tests.support.tui_fixtures import app_on, opened, static_text, table_text, write_choices
 
 pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = pytest.mark.asyncio
 SIZE = (80, 24)
-
-
-def table_text(table) -> str:
-    return "\n".join(table.render_line(y).text for y in range(table.size.height))
-
-
-def static_text(widget) -> str:
-    """What a Static (or Label) shows, as a console of the widget's width prints it."""
-    import io
-
-    from rich.console import Console
-
-    console = Console(width=widget.size.width or 80, file=io.StringIO(), record=True)
-    console.print(widget.content if hasattr(widget, "content") else widget.render())
-    return console.export_text()
 
 
 def render_wide(renderable) -> str:
@@ -48,19 +33,11 @@ def render_wide(renderable) -> str:
     return console.export_text()
 
 
-async def opened(app: AlignTrackApp, pilot) -> None:
-    await wait_until(pilot, lambda: loaded(app), what="runs")
-    await settle(pilot)
-
-
 # --------------------------------------------------------------------------- runs table
 
 
 async def test_runs_table_fits_80_columns_with_folder_filter_and_a_details_strip(demo_store):
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await opened(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         table = app.runs_pane.table
         header = table_text(table).splitlines()[0]
         assert header.split()[:5] == ["ADM", "target", "score", "avg", "s"]  # what tells runs apart, in view
@@ -123,10 +100,7 @@ async def test_fresh_store_says_how_to_start(tmp_path):
 
 
 async def test_vi_keys_move_like_arrows_home_end_and_pages(demo_store):
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await opened(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         table = app.runs_pane.table
         await pilot.press("j", "j")
         assert table.cursor == 2
@@ -151,10 +125,7 @@ async def test_vi_keys_move_like_arrows_home_end_and_pages(demo_store):
 
 
 async def test_z_zooms_the_scene_detail_to_the_whole_screen(demo_store):
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await opened(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         await pilot.press("enter")
         await wait_until(pilot, lambda: scenes_loaded(app), what="scenes")
         box = app.scenes_pane.query_one("#scene-detail-box")
@@ -174,10 +145,7 @@ async def test_z_zooms_the_scene_detail_to_the_whole_screen(demo_store):
 
 
 async def test_y_copies_run_id_folder_and_urls_by_osc52(demo_store):
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await opened(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         run_id = app.runs_pane.current_run_id
         await pilot.press("y")
         assert isinstance(app.screen, CopyScreen)
@@ -195,10 +163,7 @@ async def test_y_copies_run_id_folder_and_urls_by_osc52(demo_store):
 
 
 async def test_palette_speaks_words_and_closing_it_never_strands_focus(demo_store):
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await opened(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         entries = ActionsProvider(app.screen)._entries()
         texts = [text for text, _, _ in entries]
         assert "Show the Runs pane (1)" in texts
@@ -232,10 +197,7 @@ async def test_help_lists_every_key_the_readme_lists(demo_store):
 
 
 async def test_invalid_filter_message_wraps_instead_of_being_cut(demo_store):
-    uri, _ = demo_store
-    app = AlignTrackApp(uri)
-    async with app.run_test(size=SIZE) as pilot:
-        await opened(app, pilot)
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
         await pilot.press("f", *"params.adm = 'x' AND nonsense", "enter")
         await wait_until(pilot, lambda: app.status.error != "", what="filter error")
         await settle(pilot)

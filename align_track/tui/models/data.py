@@ -8,6 +8,7 @@ first scenes at once and a newer request can stop an older one between pages.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
 FIRST_PAGE = 50
 PAGE = 200
-
 
 
 
@@ -158,14 +158,67 @@ def _client(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri)
 
 
-def warm_up(tracking_uri: str) -> None:
-    """Import mlflow and open the client ahead of the first scene view (import mlflow takes seconds)."""
-    _client(resolve_tracking_uri(tracking_uri))
+class Quiet:
+    """Held while the user waits for a view to appear (a run's first scenes): background work that would
+    compete for the GIL (importing mlflow: seconds of Python bytecode) steps aside until it is released."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holds = 0
+        self._free = threading.Event()
+        self._free.set()
+
+    def hold(self) -> None:
+        with self._lock:
+            self._holds += 1
+            self._free.clear()
+
+    def release(self) -> None:
+        with self._lock:
+            self._holds = max(self._holds - 1, 0)
+            if not self._holds:
+                self._free.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Block while held (at most ``timeout`` seconds); True when free."""
+        return self._free.wait(timeout)
+
+
+WARM_UP_STEPS = ("sqlalchemy", "requests", "pydantic", "google.protobuf", "numpy", "pandas", "mlflow.entities",
+                 "mlflow.tracking", "mlflow")
+"""What ``import mlflow`` spends its seconds on, in its order: imported one at a time, a view the user opens
+meanwhile waits for one step at most, not for the whole import."""
+
+WARM_UP_DELAY = 1.5
+"""Seconds between the runs appearing and the warm-up starting, where scenes do not need mlflow: an Enter
+right after the list appears (the usual first key) then has the interpreter to itself."""
+
+
+def warm_up(tracking_uri: str, quiet: Quiet | None = None) -> None:
+    """Import mlflow and open the client ahead of its first use (the raw trace view, an MLflow filter, a report,
+    scenes of an http store; import mlflow takes seconds), stepping aside whenever ``quiet`` is held."""
+    import importlib
+    import time
+
+    from align_track.store import spans_reader
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if quiet is not None and spans_reader.supported(uri):
+        time.sleep(WARM_UP_DELAY)
+    for name in WARM_UP_STEPS:
+        if quiet is not None:
+            quiet.wait(timeout=30.0)
+        try:
+            importlib.import_module(name)
+        except ImportError:  # another mlflow, without this dependency: its own import decides
+            pass
+    _client(uri)
 
 
 def scene_pages(uri: str, experiment_id: str, run_id: str, first: int = FIRST_PAGE,
-                size: int = PAGE) -> Iterator[list[Scene]]:
-    """The run's scenes in scene order, a page of traces at a time (one store query per page).
+                size: int = PAGE, since_ms: int | None = None) -> Iterator[list[Scene]]:
+    """The run's scenes in scene order, a page of traces at a time (one store query per page);
+    with ``since_ms`` only the traces written from then on (a live run's refresh).
 
     SQLite/PostgreSQL stores are read straight from SQL (no ``import mlflow`` before the first
     scene); where that reader cannot (http, other MLflow versions, spans outside the store) MLflow's
@@ -179,7 +232,8 @@ def scene_pages(uri: str, experiment_id: str, run_id: str, first: int = FIRST_PA
         offset, limit = 0, first
         try:
             while True:
-                rows = spans_reader.read_run_traces(uri, experiment_id, run_id, offset=offset, limit=limit)
+                rows = spans_reader.read_run_traces(uri, experiment_id, run_id, offset=offset, limit=limit,
+                                                    since_ms=since_ms)
                 scenes = [scene_from_row(r, functools.partial(_get_trace, uri, r["trace_id"])) for r in rows]
                 if scenes:
                     shown.update(s.trace_id for s in scenes)
@@ -189,7 +243,14 @@ def scene_pages(uri: str, experiment_id: str, run_id: str, first: int = FIRST_PA
                 offset, limit = offset + len(rows), size
         except spans_reader.Unreadable:
             pass
-    yield from _mlflow_scene_pages(uri, experiment_id, run_id, first, size, shown)
+    yield from _mlflow_scene_pages(uri, experiment_id, run_id, first, size, shown, since_ms)
+
+
+def new_scenes(uri: str, experiment_id: str, run_id: str, since_ms: int | None, known: set[str]) -> list[Scene]:
+    """A live run's scenes written at or after ``since_ms`` that are not in ``known`` (trace ids): what a
+    refresh of its open scene view adds, read without re-reading the scenes already shown."""
+    return [s for page in scene_pages(uri, experiment_id, run_id, first=PAGE, since_ms=since_ms)
+            for s in page if s.trace_id not in known]
 
 
 def _get_trace(uri: str, trace_id: str) -> Any:
@@ -197,7 +258,7 @@ def _get_trace(uri: str, trace_id: str) -> Any:
 
 
 def _mlflow_scene_pages(uri: str, experiment_id: str, run_id: str, first: int, size: int,
-                        skip: set[str]) -> Iterator[list[Scene]]:
+                        skip: set[str], since_ms: int | None = None) -> Iterator[list[Scene]]:
     """``scene_pages`` through MLflow's client (``search_traces``), leaving out the ``skip`` trace ids."""
     from align_track.tui.models.scenes import scene_from_trace
 
@@ -206,7 +267,8 @@ def _mlflow_scene_pages(uri: str, experiment_id: str, run_id: str, first: int, s
     limit = first
     while True:
         page = client.search_traces(locations=[experiment_id], run_id=run_id, max_results=limit,
-                                    page_token=token, order_by=["timestamp_ms ASC"])
+                                    page_token=token, order_by=["timestamp_ms ASC"],
+                                    filter_string=None if since_ms is None else f"trace.timestamp_ms >= {since_ms}")
         scenes = [scene_from_trace(t) for t in page if t.info.trace_id not in skip]
         if scenes:
             yield scenes

@@ -17,11 +17,12 @@ from align_track.schema import ATTR_CHOSEN_ACTION, ATTR_PREDICTED_KDMA, ATTR_TIM
 from align_track.tui.widgets.vtable import Column
 
 SCENE_COLUMNS: tuple[Column, ...] = (
-    Column("index", "#", 5, numeric=True),
-    Column("scene", "scene", 20),
-    Column("scenario", "scenario", 24),
-    Column("seconds", "s", 7, numeric=True),
-    Column("action", "chosen action", 40),  # last: the long one, cut first when the pane is narrow
+    Column("index", "#", 5, numeric=True, essential=True),
+    Column("scene", "scene", 20, middle=True, min_width=6, essential=True),
+    Column("scenario", "scenario", 24, middle=True, min_width=8, essential=True),  # one value per run, often
+    Column("seconds", "s", 7, numeric=True, essential=True),
+    # the decision is what is read: fitted to the pane (cut with '…'), never scrolled out of view
+    Column("action", "chosen action", 40, grow=True, min_width=12, essential=True),
 )
 
 
@@ -42,6 +43,8 @@ class Scene:
     trace: Any = None
     load_trace: Callable[[], Any] | None = None
     """Fetches the full MLflow trace for the raw view when ``trace`` is None (scenes read without mlflow)."""
+    timestamp_ms: int | None = None
+    """When the trace was written (MLflow's ``timestamp_ms``): a live run's refresh asks for what came after."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -92,17 +95,18 @@ def scene_from_trace(trace: Any) -> Scene:
     span = root_span(trace)
     return _scene(trace.info.trace_id, span.inputs if span is not None else None,
                   span.outputs if span is not None else None,
-                  dict(span.attributes or {}) if span is not None else {}, trace.info.tags or {}, trace=trace)
+                  dict(span.attributes or {}) if span is not None else {}, trace.info.tags or {}, trace=trace,
+                  timestamp_ms=getattr(trace.info, "request_time", None))
 
 
 def scene_from_row(row: dict[str, Any], load_trace: Callable[[], Any] | None = None) -> Scene:
     """A Scene from a trace read by :mod:`align_track.store.spans_reader` (the same fields as an MLflow Trace)."""
     return _scene(row["trace_id"], row["inputs"], row["outputs"], dict(row["attributes"] or {}), row["tags"] or {},
-                  load_trace=load_trace)
+                  load_trace=load_trace, timestamp_ms=row.get("request_time"))
 
 
 def _scene(trace_id: str, span_inputs: Any, span_outputs: Any, raw_attrs: dict[str, Any], tags: dict[str, str],
-           trace: Any = None, load_trace: Callable[[], Any] | None = None) -> Scene:
+           trace: Any = None, load_trace: Callable[[], Any] | None = None, timestamp_ms: int | None = None) -> Scene:
     inputs = dict(span_inputs) if isinstance(span_inputs, dict) else {}
     outputs = dict(span_outputs) if isinstance(span_outputs, dict) else {}
     attrs = {k: v for k, v in raw_attrs.items() if not k.startswith("mlflow.")}
@@ -124,6 +128,7 @@ def _scene(trace_id: str, span_inputs: Any, span_outputs: Any, raw_attrs: dict[s
         attributes=attrs,
         trace=trace,
         load_trace=load_trace,
+        timestamp_ms=timestamp_ms,
     )
 
 

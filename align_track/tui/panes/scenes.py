@@ -9,22 +9,24 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, VerticalScroll
-from textual.widgets import Label, Static
+from textual.widgets import Label
 from textual.worker import get_current_worker
 
 from align_track.errors import printable
 from align_track.query.textfit import cut_middle
 from align_track.schema import PARAM_NUM_SCENES
 from align_track.tui.messages import ShowPane
+from align_track.tui.models.runs import FINISHED, RUNNING
 from align_track.tui.models.scenes import SCENE_COLUMNS, Scene, raw_json, sort_scenes
 from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.key_scroll import KeyScroll
-from align_track.tui.widgets.scene_view import render_scene
+from align_track.tui.widgets.scene_view import RenderedText, render_scene
 from align_track.tui.widgets.vtable import VirtualTable
 
 if TYPE_CHECKING:
     from align_track.store.runs_reader import RunRow
+    from align_track.tui.models.data import Quiet, RunsSnapshot
 
 
 RAW_CAP = 200_000
@@ -63,22 +65,28 @@ class ScenesPane(Pane):
     Screen.-zoom ScenesPane #scene-detail-box { width: 1fr; border-left: none; }
     """
 
-    def __init__(self, selection: Selection, **kwargs) -> None:
+    def __init__(self, selection: Selection, quiet: Quiet | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.selection = selection
+        self.quiet = quiet
+        """Held from Enter until the first scenes are painted, so no background import slows them down."""
+        self._holding = False
         self.full = False
         self.run_row: RunRow | None = None
         self.scenes: list[Scene] = []
         self.expected = 0
         self.fetching = False
         self.raw = False
+        self.live = ""
+        """RUNNING or STALLED while the open run is being written (its view grows on each refresh), else ''."""
+        self._live_reading = False
 
     def compose(self) -> ComposeResult:
         yield Label("no run open: press enter on a run in Runs (1)", id="scenes-title")
         with Container(id="scenes-body"):
             yield VirtualTable(SCENE_COLUMNS, id="scenes-table", empty_text="no scenes")
             with KeyScroll(id="scene-detail-box"):
-                yield Static("", id="scene-detail")
+                yield RenderedText("", id="scene-detail")
 
     @property
     def table(self) -> VirtualTable:
@@ -94,18 +102,24 @@ class ScenesPane(Pane):
 
     # ------------------------------------------------------------------ loading
 
-    def open_run(self, uri: str, experiment_id: str, run: RunRow) -> None:
-        """Show ``run``'s scenes; any page still arriving for a previous run is dropped."""
+    def open_run(self, uri: str, experiment_id: str, run: RunRow, status: str = FINISHED) -> None:
+        """Show ``run``'s scenes; any page still arriving for a previous run is dropped. A run still being
+        written (``status`` RUNNING/STALLED) grows as :meth:`runs_refreshed` finds new scenes."""
         self.run_row = run
         self.scenes = []
         self.fetching = True
+        self.live = "" if status == FINISHED else status
+        self._live_reading = False
+        if self.quiet is not None and not self._holding:
+            self._holding = True
+            self.quiet.hold()
         try:
             self.expected = int(run.params.get(PARAM_NUM_SCENES) or 0)
         except ValueError:
             self.expected = 0
         self.table.empty_text = "loading scenes…"
         self.table.set_data(SCENE_COLUMNS, [])
-        self.query_one("#scene-detail", Static).update("")
+        self.query_one("#scene-detail", RenderedText).update("")
         self._update_title()
         self._load(uri, experiment_id, run.run_id)
 
@@ -134,8 +148,15 @@ class ScenesPane(Pane):
         if keep is not None:
             table.move_to_row(next(i for i, s in enumerate(self.scenes) if s.trace_id == keep))
         self._update_title()
+        self.call_after_refresh(self._release_quiet)  # once these scenes are on screen
+
+    def _release_quiet(self) -> None:
+        if self._holding and self.quiet is not None:
+            self._holding = False
+            self.quiet.release()
 
     def _done(self, run_id: str) -> None:
+        self._release_quiet()
         if self.run_row is not None and run_id == self.run_row.run_id:
             self.fetching = False
             self.table.empty_text = "this run has no scenes"
@@ -143,6 +164,7 @@ class ScenesPane(Pane):
             self._update_title()
 
     def _failed(self, run_id: str, message: str) -> None:
+        self._release_quiet()
         if self.run_row is not None and run_id == self.run_row.run_id:
             self.fetching = False
             self.table.empty_text = message
@@ -150,12 +172,87 @@ class ScenesPane(Pane):
             self.set_error(message)
             self._update_title()
 
+    # ------------------------------------------------------------------ live
+
+    def runs_refreshed(self, snapshot: RunsSnapshot) -> None:
+        """The app's live refresh read the store: while the open run is being written, read its new scenes
+        (only those written since the newest one shown); when it has finished, read it once more in full (the
+        writer times every scene at the end). Cursor, detail and scroll positions stay where they are."""
+        if self.run_row is None or self.fetching or self._live_reading:
+            return
+        run_id = self.run_row.run_id
+        row = next((r for r in snapshot.runs if r.run_id == run_id), None)
+        if row is None:  # deleted, or replaced by a newer run of its folder: keep what is shown
+            return
+        was_live, self.run_row = self.live, row
+        self.live = "" if snapshot.status_of(run_id) == FINISHED else snapshot.status_of(run_id)
+        if not was_live and not self.live:
+            return
+        self._live_reading = True
+        if self.live:
+            since = max((s.timestamp_ms for s in self.scenes if s.timestamp_ms is not None), default=None)
+            known = {s.trace_id for s in self.scenes}
+            self._read_new(snapshot.uri, snapshot.experiment_id, run_id, since, known)
+        else:
+            self._read_all(snapshot.uri, snapshot.experiment_id, run_id)
+        self._update_title()
+
+    @work(thread=True, exclusive=True, group="scenes-live")
+    def _read_new(self, uri: str, experiment_id: str, run_id: str, since: int | None, known: set[str]) -> None:
+        from align_track.tui.models.data import new_scenes
+
+        try:
+            found = new_scenes(uri, experiment_id, run_id, since, known)
+        except Exception:  # noqa: BLE001 - a missed refresh is retried on the next tick
+            found = []
+        self.post_ui(self._merge, run_id, found, False)
+
+    @work(thread=True, exclusive=True, group="scenes-live")
+    def _read_all(self, uri: str, experiment_id: str, run_id: str) -> None:
+        from align_track.tui.models.data import all_scenes
+
+        try:
+            found = all_scenes(uri, experiment_id, run_id)
+        except Exception:  # noqa: BLE001 - keep the scenes shown; ctrl+r or reopening reads again
+            found = None
+        self.post_ui(self._merge, run_id, found or [], found is not None)
+
+    def _merge(self, run_id: str, found: list[Scene], whole: bool) -> None:
+        """Add ``found`` (or, ``whole``, replace every scene with it) without moving the cursor, the list's
+        scroll or the scene text's scroll; new scenes at the end are appended row by row."""
+        self._live_reading = False
+        if self.run_row is None or run_id != self.run_row.run_id or (not found and not whole):
+            self._update_title()
+            return
+        table = self.table
+        current = self.current
+        merged = sort_scenes(found if whole else self.scenes + found)
+        if not whole and all(a is b for a, b in zip(merged, self.scenes, strict=False)):
+            shown, self.scenes = len(self.scenes), merged
+            for scene in merged[shown:]:
+                table.append_row(scene.cells())
+        else:
+            top = table.scroll_y
+            self.scenes = merged
+            with self.prevent(VirtualTable.Highlighted):
+                table.set_data(SCENE_COLUMNS, [s.cells() for s in merged])
+                table.scroll_to(y=top, animate=False, immediate=True)
+                if current is not None:
+                    table.cursor = _same_scene(merged, current, table.cursor)
+        if current is None and self.scenes:
+            self.show_current()  # the first scene of a run opened before it had any
+        elif current is not None:
+            self.show_current(keep_scroll=True)  # its "i of N" (and, at the end, its timing) changed
+        self._update_title()
+
     def _update_title(self) -> None:
         if self.run_row is None:
             return
         count = f"{len(self.scenes)} scenes"
         if self.fetching:
             count = f"loading {len(self.scenes)}/{self.expected or '?'} scenes…"
+        elif self.live:
+            count = f"{len(self.scenes)} scenes so far, {'running' if self.live == RUNNING else 'stalled'}"
         room = max((self.size.width or 80) - len(count) - 7, 12)  # the name's end (its variant) matters too
         name = cut_middle(printable(self.run_row.run_name), room)
         self.query_one("#scenes-title", Label).update(f"{name}  ·  {count}")
@@ -167,8 +264,9 @@ class ScenesPane(Pane):
         event.stop()
         self.show_current()
 
-    def show_current(self) -> None:
-        detail = self.query_one("#scene-detail", Static)
+    def show_current(self, keep_scroll: bool = False) -> None:
+        """Draw the highlighted scene; from its top unless ``keep_scroll`` (a live refresh redrew it)."""
+        detail = self.query_one("#scene-detail", RenderedText)
         scene = self.current
         if scene is None:
             detail.update("")
@@ -181,7 +279,8 @@ class ScenesPane(Pane):
             detail.update(Syntax(text, "json", theme="ansi_dark", background_color="default", word_wrap=True))
         else:
             detail.update(render_scene(scene, self.table.cursor, len(self.scenes), full=self.full))
-        self.query_one("#scene-detail-box", VerticalScroll).scroll_home(animate=False)
+        if not keep_scroll:
+            self.query_one("#scene-detail-box", VerticalScroll).scroll_home(animate=False)
 
     def action_next_scene(self) -> None:
         self.table.cursor += 1
@@ -217,3 +316,12 @@ class ScenesPane(Pane):
 
     def action_back(self) -> None:
         self.tell_app(ShowPane("runs"))
+
+
+def _same_scene(scenes: list[Scene], scene: Scene, fallback: int) -> int:
+    """Where ``scene`` is in a re-read list: the same trace, else the same (scenario, scene id), else in place."""
+    for match in (lambda s: s.trace_id == scene.trace_id, lambda s: s.key == scene.key):
+        found = next((i for i, s in enumerate(scenes) if match(s)), None)
+        if found is not None:
+            return found
+    return min(fallback, max(len(scenes) - 1, 0))

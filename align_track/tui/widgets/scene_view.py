@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from textual.strip import Strip
+from textual.widget import Widget
 
 from align_track.schema import ATTR_PREDICTED_KDMA, ATTR_TRUE_KDMA
 from align_track.tui.models.scenes import Scene, choice_texts, kdma_rows, kdma_text
@@ -65,7 +67,7 @@ def _choices(scene: Scene) -> RenderableType:
     table = Table(box=None, padding=(0, 1), show_header=True, header_style="bold", expand=True)
     table.add_column("", width=1, no_wrap=True)
     table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("choice", ratio=1)
+    table.add_column("choice", ratio=1, min_width=16)  # never squeezed to '…' by long KDMA lists
     table.add_column("KDMA association")
     if not isinstance(choices, list) or not choices:
         return Text("(no choices recorded)", style="dim")
@@ -89,9 +91,10 @@ def _kdma_table(scene: Scene) -> RenderableType | None:
     rows = kdma_rows(true_values, predicted, choice_texts(scene))
     table = Table(box=None, padding=(0, 1), header_style="bold", expand=True)
     table.add_column("", width=1, no_wrap=True)
+    # thirds: long KDMA lists wrap in their columns instead of squeezing the choice's name to '…'
     table.add_column("choice", ratio=1)
-    table.add_column("true")
-    table.add_column("predicted")
+    table.add_column("true", ratio=1)
+    table.add_column("predicted", ratio=1)
     for name, true_text, pred_text in rows:
         chosen = name == scene.chosen_action
         style = CHOSEN if chosen else ""
@@ -143,3 +146,43 @@ def render_scene(scene: Scene, position: int | None = None, total: int | None = 
     timing.append("not recorded" if scene.seconds is None else f"{scene.seconds:.2f} s")
     parts += [Text(), timing]
     return Group(*parts)
+
+
+class RenderedText(Widget):
+    """A Rich renderable (a scene, its raw JSON) drawn once per width and kept as lines.
+
+    ``Static`` renders a Rich renderable twice per paint (once to measure its height, once to draw it);
+    a scene's tables make that tens of milliseconds on the way to the first scene on screen. Scrolling
+    then reuses the lines."""
+
+    DEFAULT_CSS = "RenderedText { height: auto; }"
+
+    def __init__(self, renderable: RenderableType = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.content: RenderableType = renderable
+        self._lines: list[Strip] = []
+        self._width = -1
+
+    def update(self, renderable: RenderableType) -> None:
+        self.content = renderable
+        self._width = -1
+        self.refresh(layout=True)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._width = -1  # a theme change restyles every line
+
+    def _rendered(self, width: int) -> list[Strip]:
+        if width != self._width:
+            options = self.app.console_options.update(width=width, highlight=False)
+            lines = self.app.console.render_lines(self.content, options, style=self.rich_style, pad=True)
+            self._lines = [Strip(line, width) for line in lines]
+            self._width = width
+        return self._lines
+
+    def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
+        return len(self._rendered(width))
+
+    def render_line(self, y: int) -> Strip:
+        lines = self._rendered(self.size.width)
+        return lines[y] if y < len(lines) else Strip.blank(self.size.width, self.rich_style)
