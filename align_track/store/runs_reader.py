@@ -20,10 +20,17 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from align_track.errors import one_line
-from align_track.store.uri import StoreError, require_existing_store, resolve_tracking_uri, store_kind
+from align_track.store.uri import (
+    StoreError,
+    require_existing_store,
+    resolve_tracking_uri,
+    sqlite_path,
+    store_kind,
+)
 
 if TYPE_CHECKING:
     import pandas
@@ -129,9 +136,11 @@ def _fetch_all(cursor: Any, query: str) -> list[tuple]:
 
 def _with_cursor(uri: str, read: Callable[[Any, str], _T]) -> _T:
     """``read(cursor, quoted key column)`` on one pooled connection; any failure becomes a one-line StoreError."""
+    require_existing_store(uri)
+    if store_kind(uri) == "sqlite" and "?" not in uri and (path := sqlite_path(uri)) is not None:
+        return _with_sqlite_cursor(uri, path, read)
     import sqlalchemy
 
-    require_existing_store(uri)
     engine = _engine(uri)
     dialect = engine.dialect
     dbapi = getattr(dialect, "loaded_dbapi", None) or dialect.dbapi
@@ -144,10 +153,34 @@ def _with_cursor(uri: str, read: Callable[[Any, str], _T]) -> _T:
             finally:
                 cursor.close()
     except (sqlalchemy.exc.SQLAlchemyError, dbapi.Error) as exc:
-        msg = one_line(exc)
-        if "no such table" in msg or ("relation" in msg and "does not exist" in msg) or "doesn't exist" in msg:
-            raise StoreNotInitialised(f"{_redact(uri)} is not an MLflow store ({msg})") from exc
-        raise StoreError(f"cannot read {_redact(uri)}: {msg}") from exc
+        _raise_store_error(uri, exc)
+
+
+def _with_sqlite_cursor(uri: str, path: Path, read: Callable[[Any, str], _T]) -> _T:
+    """A SQLite file through the standard library's driver (the one SQLAlchemy would use): importing
+    SQLAlchemy alone costs more than reading 10,000 runs, and the TUI's first listing waits for it."""
+    import sqlite3
+
+    try:
+        # mode=rw: never create a file that vanished since require_existing_store looked.
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5.0)
+        try:
+            cursor = conn.cursor()
+            try:
+                return read(cursor, '"key"')
+            finally:
+                cursor.close()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        _raise_store_error(uri, exc)
+
+
+def _raise_store_error(uri: str, exc: Exception) -> NoReturn:
+    msg = one_line(exc)
+    if "no such table" in msg or ("relation" in msg and "does not exist" in msg) or "doesn't exist" in msg:
+        raise StoreNotInitialised(f"{_redact(uri)} is not an MLflow store ({msg})") from exc
+    raise StoreError(f"cannot read {_redact(uri)}: {msg}") from exc
 
 
 def _batches(cursor: Any, query: str) -> Iterator[list[tuple]]:

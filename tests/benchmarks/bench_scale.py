@@ -108,9 +108,11 @@ def main() -> None:
     parser.add_argument("--skip-tui", action="store_true")
     parser.add_argument("--skip-mlflow", action="store_true", help="no search_runs baseline (it takes minutes)")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/align-track-bench-tui"),
+                        help="where the store is cached (shared with bench_tui)")
     args = parser.parse_args()
 
-    cache = Path("/tmp/align-track-bench-tui")
+    cache = args.cache
     cache.mkdir(parents=True, exist_ok=True)
     db = cache / f"mlflow-{args.runs}.db"
     if args.rebuild or not db.exists():

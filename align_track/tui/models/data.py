@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from align_track.store.uri import resolve_tracking_uri, sqlite_path, store_kind
-from align_track.tui.models.runs import FINISHED, RUNNING, STALLED
+from align_track.tui.models.runs import FINISHED, RUNNING, STALLED, RunsModel
 
 if TYPE_CHECKING:
     from align_track.store.runs_reader import RunRow
@@ -39,6 +39,9 @@ class RunsSnapshot:
     runs: list[RunRow]
     status: dict[str, str] = field(default_factory=dict)
     """run id -> RUNNING or STALLED for runs not yet complete; complete runs are absent (FINISHED)."""
+    table: RunsModel | None = field(default=None, repr=False, compare=False)
+    """The runs table built from ``runs`` in the reading thread (a second of work at 100,000 runs that the
+    UI thread then need not do); the Runs pane takes it over."""
 
     def status_of(self, run_id: str) -> str:
         return self.status.get(run_id, FINISHED)
@@ -139,9 +142,15 @@ def _snapshot(uri: str, experiment_id: str, rows: list[RunRow]) -> RunsSnapshot:
     """Unfinished runs align-track is (or was) writing first, then the complete ones; other runs left out."""
     from align_track.query.select import is_complete
 
-    status = {r.run_id: s for r in rows if not is_complete(r) and (s := unfinished_status(r)) is not None}
-    unfinished = [r for r in rows if r.run_id in status]
-    return RunsSnapshot(uri, experiment_id, unfinished + [r for r in rows if is_complete(r)], status)
+    complete, status, unfinished = [], {}, []
+    for r in rows:
+        if is_complete(r):
+            complete.append(r)
+        elif (s := unfinished_status(r)) is not None:
+            status[r.run_id] = s
+            unfinished.append(r)
+    runs = unfinished + complete
+    return RunsSnapshot(uri, experiment_id, runs, status, RunsModel.from_runs(runs, states=status))
 
 
 def mlflow_filter(runs: list[RunRow], text: str) -> set[str]:

@@ -11,8 +11,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from rich.cells import cell_len
+
 from align_track.errors import printable
-from align_track.schema import RunLike, RunSummary
+from align_track.schema import (
+    METRIC_AVG_SECONDS,
+    PARAM_ADM,
+    PARAM_LLM,
+    PARAM_NUM_SCENES,
+    PARAM_TARGET,
+    PARAM_VARIANT,
+    SCORE_METRIC,
+    TAG_ADM,
+    TAG_LLM,
+    TAG_PATH,
+    TAG_TARGET,
+    RunLike,
+    RunSummary,
+    number,
+)
 from align_track.tui.widgets.vtable import Column
 
 FINISHED, RUNNING, STALLED = "finished", "running", "stalled"
@@ -88,6 +105,36 @@ def _display(key: str, value: Any) -> str:
     return printable(str(value))
 
 
+def _raw_columns(runs: list[RunLike], states: dict[str, str]) -> dict[str, list[Any]]:
+    """``run_values`` of every run, as one list per column (what ``RunSummary.of`` reads, read the same way)."""
+    numbers: dict[Any, float | None] = {}
+
+    def num(value: Any) -> float | None:
+        if value in numbers:
+            return numbers[value]
+        return numbers.setdefault(value, number(value)) if isinstance(value, str) else number(value)
+
+    adm, llm, target, variant, scenes, avg, score, path = [], [], [], [], [], [], [], []
+    for run in runs:
+        p, t, m = run.params, run.tags, run.metrics
+        adm.append(p.get(PARAM_ADM) or t.get(TAG_ADM) or "")
+        llm.append(p.get(PARAM_LLM) or t.get(TAG_LLM) or "")
+        target.append(p.get(PARAM_TARGET) or t.get(TAG_TARGET) or "")
+        variant.append(p.get(PARAM_VARIANT) or "")
+        scenes.append(num(p.get(PARAM_NUM_SCENES)))
+        avg.append(number(m.get(METRIC_AVG_SECONDS)))
+        score.append(number(m.get(SCORE_METRIC)))
+        path.append(t.get(TAG_PATH) or "")
+    state = [states.get(run.run_id, FINISHED) for run in runs]
+    return {
+        "marker": [STATE_MARKER.get(x, "?") for x in state],
+        "state": [STATE_WORD.get(x, x) for x in state],
+        "folder": path, "adm": adm, "llm": llm, "target": target, "variant": variant, "scenes": scenes,
+        "avg_s": avg, "score": score, "ingested": [run.start_time for run in runs],
+        "name": [run.run_name for run in runs],
+    }
+
+
 @dataclass
 class RunsModel:
     """Runs in store order plus what filtering and sorting need; ``view()`` gives the rows to show."""
@@ -107,23 +154,45 @@ class RunsModel:
     """Filter terms -> rows, for the current order and ``allowed`` (see ``view``)."""
     _memo_for: tuple[Any, Any] | None = field(default=None, repr=False)
 
+    natural: list[int] | None = None
+    """Each column's widest cell (header included), measured once here rather than by the table."""
+
     @classmethod
     def from_runs(cls, runs: Iterable[RunLike], columns: Sequence[Column] = RUN_COLUMNS,
                   states: dict[str, str] | None = None) -> RunsModel:
-        """``states``: run id -> RUNNING/STALLED for runs still being written (others are finished)."""
+        """``states``: run id -> RUNNING/STALLED for runs still being written (others are finished).
+
+        Built column by column: at 100,000 runs a column holds a few distinct values (ADMs, LLMs, targets),
+        so each distinct value is formatted, lowercased and measured once and its string shared by every row.
+        """
         states = states or {}
-        run_ids, cells, hay, keys = [], [], [], [[] for _ in columns]
-        for run in runs:
-            values = run_values(run, states.get(run.run_id, FINISHED))
-            row = tuple(_display(c.key, values[c.key]) for c in columns)
-            run_ids.append(run.run_id)
-            cells.append(row)
-            # Search what is shown, plus the full LLM name the column shortens.
-            hay.append("\t".join(row + (values["llm"],)).lower())
-            for i, col in enumerate(columns):
-                value = values[col.key]
-                keys[i].append(value if col.numeric or col.key == "ingested" else str(value).strip().lower())
+        runs = list(runs)
+        raw = _raw_columns(runs, states)
+        run_ids = [run.run_id for run in runs]
+        shown, keys, natural = [], [], []
+        for col in columns:
+            values = raw[col.key]
+            texts: dict[Any, str] = {}
+            if col.key == "ingested":  # to the minute: one strftime per minute, not per run
+                minutes = [None if v is None else v // 60_000 for v in values]
+                cell = [texts[m] if m in texts else texts.setdefault(m, when(v))
+                        for v, m in zip(values, minutes, strict=True)]
+            else:
+                cell = [texts[v] if v in texts else texts.setdefault(v, _display(col.key, v)) for v in values]
+            shown.append(cell)
+            if col.numeric or col.key == "ingested":
+                keys.append(values)
+            else:
+                lowered: dict[Any, str] = {}
+                keys.append([lowered[v] if v in lowered else lowered.setdefault(v, str(v).strip().lower())
+                             for v in values])
+            natural.append(max([cell_len(col.label) + (2 if not col.numeric else 1)]
+                               + [cell_len(t) for t in set(texts.values())]))
+        cells = list(zip(*shown, strict=True)) if shown else [() for _ in runs]
+        # Search what is shown, plus the full LLM name the column shortens.
+        hay = ["\t".join(row).lower() for row in zip(*shown, raw["llm"], strict=True)]
         model = cls(run_ids, cells, hay, keys, tuple(columns))
+        model.natural = natural
         model._order = list(range(len(run_ids)))
         return model
 
