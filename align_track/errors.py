@@ -17,6 +17,11 @@ def one_line(exc: BaseException, with_type: bool = False, limit: int = 300) -> s
     return (first or type(exc).__name__)[:limit]
 
 
+def all_printable(texts: list[str]) -> bool:
+    """Whether ``printable`` would leave every one of ``texts`` as it is (one scan in C for the lot)."""
+    return _UNPRINTABLE.search(" ".join(texts)) is None
+
+
 def printable(text: str) -> str:
     """``text`` safe to print on a terminal: control characters (ESC, CR, ...) and bytes that were
     not UTF-8 (surrogate escapes from the file system) shown as ``\\x..`` escapes, never interpreted."""

@@ -6,14 +6,14 @@ sort only reorders row indices, so the UI thread never waits on pandas or the st
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from rich.cells import cell_len
 
-from align_track.errors import printable
+from align_track.errors import all_printable, printable
 from align_track.schema import (
     METRIC_AVG_SECONDS,
     PARAM_ADM,
@@ -53,6 +53,8 @@ RUN_COLUMNS: tuple[Column, ...] = (
     Column("name", "name", 70, middle=True),
 )
 NUMERIC = {c.key for c in RUN_COLUMNS if c.numeric}
+_AS_IS = {"folder", "name", "adm", "target", "variant", "marker", "state"}
+"""Columns ``_display`` shows as they are (when printable)."""
 _MEMO_SIZE = 32
 
 
@@ -105,34 +107,46 @@ def _display(key: str, value: Any) -> str:
     return printable(str(value))
 
 
+def _mapped(values: list[Any], convert: Callable[[Any], Any]) -> list[Any]:
+    """``[convert(v) for v in values]`` with ``convert`` called once per distinct value and one result object
+    shared by equal values: a column of 100,000 runs holds a few ADMs, LLMs and targets."""
+    distinct = dict.fromkeys(values)
+    for value in distinct:
+        distinct[value] = convert(value)
+    return list(map(distinct.__getitem__, values))
+
+
+def _metric(value: Any) -> float | None:
+    """``schema.number`` with the usual case (a float, not NaN) inline."""
+    if type(value) is float:
+        return value if value == value else None
+    return None if value is None else number(value)
+
+
 def _raw_columns(runs: list[RunLike], states: dict[str, str]) -> dict[str, list[Any]]:
     """``run_values`` of every run, as one list per column (what ``RunSummary.of`` reads, read the same way)."""
-    numbers: dict[Any, float | None] = {}
-
-    def num(value: Any) -> float | None:
-        if value in numbers:
-            return numbers[value]
-        return numbers.setdefault(value, number(value)) if isinstance(value, str) else number(value)
-
-    adm, llm, target, variant, scenes, avg, score, path = [], [], [], [], [], [], [], []
-    for run in runs:
-        p, t, m = run.params, run.tags, run.metrics
-        adm.append(p.get(PARAM_ADM) or t.get(TAG_ADM) or "")
-        llm.append(p.get(PARAM_LLM) or t.get(TAG_LLM) or "")
-        target.append(p.get(PARAM_TARGET) or t.get(TAG_TARGET) or "")
-        variant.append(p.get(PARAM_VARIANT) or "")
-        scenes.append(num(p.get(PARAM_NUM_SCENES)))
-        avg.append(number(m.get(METRIC_AVG_SECONDS)))
-        score.append(number(m.get(SCORE_METRIC)))
-        path.append(t.get(TAG_PATH) or "")
-    state = [states.get(run.run_id, FINISHED) for run in runs]
+    params = [run.params for run in runs]
+    tags = [run.tags for run in runs]
+    metrics = [run.metrics for run in runs]
+    state = [states.get(run.run_id, FINISHED) for run in runs] if states else [FINISHED] * len(runs)
     return {
         "marker": [STATE_MARKER.get(x, "?") for x in state],
         "state": [STATE_WORD.get(x, x) for x in state],
-        "folder": path, "adm": adm, "llm": llm, "target": target, "variant": variant, "scenes": scenes,
-        "avg_s": avg, "score": score, "ingested": [run.start_time for run in runs],
+        "folder": [t.get(TAG_PATH) or "" for t in tags],
+        "adm": [p.get(PARAM_ADM) or t.get(TAG_ADM) or "" for p, t in zip(params, tags, strict=True)],
+        "llm": [p.get(PARAM_LLM) or t.get(TAG_LLM) or "" for p, t in zip(params, tags, strict=True)],
+        "target": [p.get(PARAM_TARGET) or t.get(TAG_TARGET) or "" for p, t in zip(params, tags, strict=True)],
+        "variant": [p.get(PARAM_VARIANT) or "" for p in params],
+        "scenes": _mapped([p.get(PARAM_NUM_SCENES) for p in params], number),
+        "avg_s": [_metric(m.get(METRIC_AVG_SECONDS)) for m in metrics],
+        "score": [_metric(m.get(SCORE_METRIC)) for m in metrics],
+        "ingested": [run.start_time for run in runs],
         "name": [run.run_name for run in runs],
     }
+
+
+def _width(text: str) -> int:
+    return len(text) if text.isascii() else cell_len(text)  # printable ASCII: one cell per character
 
 
 @dataclass
@@ -142,7 +156,8 @@ class RunsModel:
     run_ids: list[str]
     cells: list[tuple[str, ...]]
     haystacks: list[str]
-    sort_keys: list[list[Any]]
+    sort_keys: list[list[Any] | None]
+    """Per column (None: made from the column's values on its first sort)."""
     columns: tuple[Column, ...] = RUN_COLUMNS
     text: str = ""
     allowed: set[int] | None = None
@@ -156,6 +171,8 @@ class RunsModel:
 
     natural: list[int] | None = None
     """Each column's widest cell (header included), measured once here rather than by the table."""
+    _raw: dict[str, list[Any]] | None = field(default=None, repr=False)
+    """Each column's values (what sort keys are made of, when a column is first sorted)."""
 
     @classmethod
     def from_runs(cls, runs: Iterable[RunLike], columns: Sequence[Column] = RUN_COLUMNS,
@@ -169,32 +186,37 @@ class RunsModel:
         runs = list(runs)
         raw = _raw_columns(runs, states)
         run_ids = [run.run_id for run in runs]
-        shown, keys, natural = [], [], []
+        shown, natural = [], []
         for col in columns:
             values = raw[col.key]
-            texts: dict[Any, str] = {}
             if col.key == "ingested":  # to the minute: one strftime per minute, not per run
-                minutes = [None if v is None else v // 60_000 for v in values]
-                cell = [texts[m] if m in texts else texts.setdefault(m, when(v))
-                        for v, m in zip(values, minutes, strict=True)]
+                cell = _mapped([None if v is None else v // 60_000 * 60_000 for v in values], when)
+            elif col.key in _AS_IS and all(type(v) is str for v in values) and all_printable(values):
+                cell = values  # folders and names: one string per run, shown as it is
             else:
-                cell = [texts[v] if v in texts else texts.setdefault(v, _display(col.key, v)) for v in values]
+                cell = _mapped(values, lambda v, key=col.key: _display(key, v))
             shown.append(cell)
-            if col.numeric or col.key == "ingested":
-                keys.append(values)
-            else:
-                lowered: dict[Any, str] = {}
-                keys.append([lowered[v] if v in lowered else lowered.setdefault(v, str(v).strip().lower())
-                             for v in values])
             natural.append(max([cell_len(col.label) + (2 if not col.numeric else 1)]
-                               + [cell_len(t) for t in set(texts.values())]))
+                               + [_width(t) for t in set(cell)]))
         cells = list(zip(*shown, strict=True)) if shown else [() for _ in runs]
         # Search what is shown, plus the full LLM name the column shortens.
         hay = ["\t".join(row).lower() for row in zip(*shown, raw["llm"], strict=True)]
-        model = cls(run_ids, cells, hay, keys, tuple(columns))
+        model = cls(run_ids, cells, hay, [None] * len(columns), tuple(columns))
+        model._raw = raw
         model.natural = natural
         model._order = list(range(len(run_ids)))
         return model
+
+    def _sort_keys(self, column: int) -> list[Any]:
+        """A column's sort keys, made on its first sort: numbers and times as they are, text lowercased."""
+        keys = self.sort_keys[column]
+        if keys is None:
+            col = self.columns[column]
+            values = self._raw[col.key] if self._raw is not None else []
+            keys = values if col.numeric or col.key == "ingested" else _mapped(
+                values, lambda v: str(v).strip().lower())
+            self.sort_keys[column] = keys
+        return keys
 
     def __len__(self) -> int:
         return len(self.run_ids)
@@ -206,7 +228,7 @@ class RunsModel:
         if column is None:
             self._order = list(reversed(rows)) if reverse else list(rows)
             return
-        keys = self.sort_keys[column]
+        keys = self._sort_keys(column)
         present = [i for i in rows if keys[i] is not None and keys[i] != ""]
         missing = [i for i in rows if keys[i] is None or keys[i] == ""]
         present.sort(key=keys.__getitem__, reverse=reverse)
