@@ -42,6 +42,8 @@ _READ_TIMEOUT = 60.0  # one page of a big experiment on a slow server (a silent 
 _PAGE_SIZE = 1000
 _RUN_NAME_TAG = "mlflow.runName"
 _FETCH_BATCH = 20_000
+_WHOLE_TABLES_SHARE = 3
+"""Read params/metrics/tags by scanning whole tables when the runs read are at least 1/N of the store's runs."""
 _T = TypeVar("_T")
 
 
@@ -191,7 +193,7 @@ def _batches(cursor: Any, query: str) -> Iterator[list[tuple]]:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """No cyclic collection while a big read allocates millions of objects none of which is garbage:
     the collector would rescan the growing heap again and again (a tenth of the read at 100,000 runs)."""
     enabled = gc.isenabled()
@@ -227,7 +229,8 @@ def _load_runs_sql(uri: str, experiment_id: str, include_deleted: bool, conditio
         # Most of the store (one big experiment): scanning whole tables and dropping other runs' rows here
         # costs half of an index lookup per row; a few runs (a refresh, a small experiment): look them up.
         (total,) = _fetch_all(cursor, "SELECT count(*) FROM runs")[0]
-        of_runs = "" if runs and len(runs) * 3 >= total else f"WHERE run_uuid IN (SELECT run_uuid {where})"
+        whole = runs and len(runs) * _WHOLE_TABLES_SHARE >= total
+        of_runs = "" if whole else f"WHERE run_uuid IN (SELECT run_uuid {where})"
         param_d: dict[str, dict[str, str]] = {r[0]: {} for r in runs}
         metric_d: dict[str, dict[str, float]] = {r[0]: {} for r in runs}
         tag_d: dict[str, dict[str, str]] = {r[0]: {} for r in runs}
@@ -256,7 +259,7 @@ def _load_runs_sql(uri: str, experiment_id: str, include_deleted: bool, conditio
             for run_id, name, status, start, end, stage_, artifact_uri in runs
         ]
 
-    with _gc_paused():
+    with gc_paused():
         return _with_cursor(uri, read)
 
 
@@ -462,6 +465,8 @@ def load_runs(tracking_uri: str, experiment_id: str, include_deleted: bool = Fal
     experiment_id = str(experiment_id)
     if kind in _DB_KINDS:
         rows = _load_runs_sql(tracking_uri, experiment_id, include_deleted)
+        if kind == "sqlite":  # its ORDER BY is search_order's exactly (NULLs last in DESC, byte-order ids)
+            return rows
     elif kind == "http":
         rows = _load_runs_http(tracking_uri, experiment_id, include_deleted)
     else:

@@ -82,14 +82,15 @@ def unfinished_status(run: RunRow) -> str | None:
 def load_runs(tracking_uri: str | None, experiment_name: str) -> RunsSnapshot:
     """Complete runs of the experiment, after the unfinished ones align-track is writing (or was, when it
     stopped); StoreError (missing store/experiment, unreachable server) propagates."""
-    from align_track.store.runs_reader import get_experiment_id
+    from align_track.store.runs_reader import gc_paused, get_experiment_id
     from align_track.store.runs_reader import load_runs as read_runs
     from align_track.store.uri import require_existing_store
 
     uri = resolve_tracking_uri(tracking_uri)
     require_existing_store(uri)
     experiment_id = get_experiment_id(uri, experiment_name)
-    return _snapshot(uri, experiment_id, read_runs(uri, experiment_id))
+    with gc_paused():  # millions of new objects, none garbage: the app freezes them once they are shown
+        return _snapshot(uri, experiment_id, read_runs(uri, experiment_id))
 
 
 def sweep_line(snapshot: RunsSnapshot) -> str:

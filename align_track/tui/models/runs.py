@@ -145,8 +145,33 @@ def _raw_columns(runs: list[RunLike], states: dict[str, str]) -> dict[str, list[
     }
 
 
-def _width(text: str) -> int:
-    return len(text) if text.isascii() else cell_len(text)  # printable ASCII: one cell per character
+def _widest(texts: list[str]) -> int:
+    """The widest of ``texts`` in terminal cells (printable ASCII: one per character, measured in C)."""
+    if not texts:
+        return 0
+    if "".join(texts).isascii():
+        return max(map(len, texts))
+    return max(map(cell_len, set(texts)))
+
+
+class _Rows(Sequence[tuple[str, ...]]):
+    """The table's rows, kept as one list per column: a row's tuple is made when it is painted, so
+    100,000 runs cost no 100,000 tuples."""
+
+    __slots__ = ("_columns", "_length")
+
+    def __init__(self, columns: list[list[str]], length: int) -> None:
+        self._columns, self._length = columns, length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._length))]
+        if not -self._length <= index < self._length:
+            raise IndexError(index)
+        return tuple(column[index] for column in self._columns)
 
 
 @dataclass
@@ -154,7 +179,7 @@ class RunsModel:
     """Runs in store order plus what filtering and sorting need; ``view()`` gives the rows to show."""
 
     run_ids: list[str]
-    cells: list[tuple[str, ...]]
+    cells: Sequence[tuple[str, ...]]
     haystacks: list[str]
     sort_keys: list[list[Any] | None]
     """Per column (None: made from the column's values on its first sort)."""
@@ -196,9 +221,8 @@ class RunsModel:
             else:
                 cell = _mapped(values, lambda v, key=col.key: _display(key, v))
             shown.append(cell)
-            natural.append(max([cell_len(col.label) + (2 if not col.numeric else 1)]
-                               + [_width(t) for t in set(cell)]))
-        cells = list(zip(*shown, strict=True)) if shown else [() for _ in runs]
+            natural.append(max(cell_len(col.label) + (2 if not col.numeric else 1), _widest(cell)))
+        cells = _Rows(shown, len(runs))
         # Search what is shown, plus the full LLM name the column shortens.
         hay = ["\t".join(row).lower() for row in zip(*shown, raw["llm"], strict=True)]
         model = cls(run_ids, cells, hay, [None] * len(columns), tuple(columns))
