@@ -221,9 +221,10 @@ def _load_runs_sql(uri: str, experiment_id: str, include_deleted: bool, conditio
     except ValueError:
         raise StoreError(f"experiment id must be a number for a database store, got {experiment_id!r}") from None
     stage = "" if include_deleted else " AND lifecycle_stage = 'active'"
-    where = f"FROM runs WHERE experiment_id = {eid}{stage}{condition}"
+    where_key = f"FROM runs WHERE experiment_id = {eid}{stage}{condition}"
 
     def read(cursor: Any, key: str) -> list[RunRow]:
+        where = where_key.format(key=key)  # a condition may name the `key` column as {key}
         runs = _fetch_all(cursor, f"SELECT run_uuid, name, status, start_time, end_time, lifecycle_stage, "
                                   f"artifact_uri {where} ORDER BY start_time DESC, run_uuid")
         # Most of the store (one big experiment): scanning whole tables and dropping other runs' rows here

@@ -43,8 +43,16 @@ class RunsSnapshot:
     """The runs table built from ``runs`` in the reading thread (a second of work at 100,000 runs that the
     UI thread then need not do); the Runs pane takes it over."""
 
+    _by_id: dict[str, RunRow] | None = field(default=None, init=False, repr=False, compare=False)
+
     def status_of(self, run_id: str) -> str:
         return self.status.get(run_id, FINISHED)
+
+    def run(self, run_id: str) -> RunRow | None:
+        """The run with this id: a dict lookup (the details strip asks on every cursor move)."""
+        if self._by_id is None:
+            self._by_id = {r.run_id: r for r in self.runs}
+        return self._by_id.get(run_id)
 
     @property
     def complete(self) -> list[RunRow]:
