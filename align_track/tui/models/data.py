@@ -79,7 +79,7 @@ def unfinished_status(run: RunRow) -> str | None:
     """RUNNING while an align-track ingest's claim on the run is alive (its process lives; on another host,
     its 15-minute lease runs), STALLED once the claim is dead or expired, None for any other run."""
     from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
-    from align_track.store.run_writer import claim_is_alive
+    from align_track.store.claims import claim_is_alive
 
     tags = run.tags
     if run.lifecycle_stage != "active" or tags.get(TAG_COMPLETE) == "true" or TAG_KEY not in tags:
