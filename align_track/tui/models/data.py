@@ -126,6 +126,8 @@ def changed_runs(snapshot: RunsSnapshot, since_ms: int) -> tuple[RunsSnapshot | 
     from align_track.store.runs_reader import runs_changed_since, search_order
 
     delta = runs_changed_since(snapshot.uri, snapshot.experiment_id, since_ms - LIVE_OVERLAP_MS)
+    if not delta.rows and not delta.deleted:  # the usual tick: no index of 100,000 runs built for nothing
+        return None, delta.as_of_ms
     by_id = {r.run_id: r for r in snapshot.runs}
     changed = [r for r in delta.rows if by_id.get(r.run_id) != r]
     gone = {rid for rid in (delta.deleted or ()) if rid in by_id}
