@@ -32,12 +32,14 @@ test: setup
 
 ## bench: every benchmark, each figure as a ratio against a baseline measured in the same run, same repeats on
 ## both sides; results in bench-results/<name>.json, then the README's speed table is rebuilt from them
+## (bench_scale: 100,000 runs, several minutes, most of them the mlflow.search_runs baseline)
 bench: setup
 	$(BIN)/python -m tests.benchmarks.bench_ingest
 	$(BIN)/python -m tests.benchmarks.bench_load_runs --runs 10000
 	$(BIN)/python -m tests.benchmarks.bench_query --runs 10000
 	$(BIN)/python -m tests.benchmarks.bench_tui
 	$(BIN)/python -m tests.benchmarks.bench_scenes --tui $$(pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && echo --postgres)
+	$(BIN)/python -m tests.benchmarks.bench_scale
 	@if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then $(BIN)/python -m tests.benchmarks.bench_server; \
 	else echo "bench_server skipped: no PostgreSQL at 127.0.0.1:5432"; fi
 	$(BIN)/python -m tests.benchmarks.speed_table

@@ -247,7 +247,7 @@ def export(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
 
     The file is written atomically (never half-written). Exits 1 without writing when no run matches.
     """
-    from align_track.query.export import ExportError, write_export
+    from align_track.query.export import ExportError, write_run_export
 
     to_stdout = str(output) == "-"
     try:
@@ -263,23 +263,21 @@ def export(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
         _export_to_stdout(result, fmt, all_columns)
         return
     try:
-        count = write_export(result.frame, output, fmt, all_columns)
+        count = write_run_export(result.rows, output, fmt, all_columns)
     except (ExportError, OSError) as exc:
         fail(f"cannot write {output}: {exc}")
     click.echo(f"wrote {count} runs to {output} ({fmt})")
 
 
 def _export_to_stdout(result: QueryResult, fmt: str, all_columns: bool) -> None:
-    """``export -o -``: the bytes a file of that format would get (the registry's writer), on standard output."""
-    import tempfile
+    """``export -o -``: the bytes a file of that format would get (the registry's writer), streamed to
+    standard output as the rows are made."""
+    import sys
 
-    from align_track.query.export import write_export
-    from align_track.query.formats import FORMATS
+    from align_track.query.export import write_run_export
 
-    with tempfile.TemporaryDirectory(prefix="align-track-export-") as tmp:
-        path = Path(tmp) / f"runs{FORMATS[fmt].suffixes[0]}"
-        write_export(result.frame, path, fmt, all_columns)
-        click.echo(path.read_text(encoding="utf-8"), nl=False)
+    write_run_export(result.rows, sys.stdout, fmt, all_columns)
+    sys.stdout.flush()
 
 
 # --------------------------------------------------------------------------- report

@@ -11,14 +11,17 @@ import contextlib
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from align_track.query.formats import FORMATS, ExportError
 
 if TYPE_CHECKING:
     import pandas
+
+    from align_track.store.runs_reader import RunRow
 
 LEAD_COLUMNS = ("run_id", "run_name", "status", "start_time")
 _SKIPPED_TAGS = ("tags.mlflow.runName",)  # repeated as run_name
@@ -104,3 +107,66 @@ def write_export(frame: pandas.DataFrame, path: str | Path, fmt: str, all_column
     with atomic_write(path) as tmp:
         FORMATS[fmt].write_table(tmp, header, rows)
     return len(rows)
+
+
+# --------------------------------------------------------------------------- straight from the runs
+
+
+def run_export_columns(runs: Sequence[RunRow], all_columns: bool = False) -> list[str]:
+    """``export_columns`` of ``rows_to_frame(runs)``, found without building the frame."""
+    cols = list(LEAD_COLUMNS)
+    for prefix, attr in (("params.", "params"), ("metrics.", "metrics"), ("tags.", "tags")):
+        keys: dict[str, None] = {}
+        for run in runs:
+            keys.update(dict.fromkeys(getattr(run, attr)))
+        cols += sorted(c for c in (prefix + k for k in keys) if c not in _SKIPPED_TAGS
+                       and (all_columns or not c.startswith(BOOKKEEPING_PREFIX)))
+    return cols
+
+
+def run_export_rows(runs: Iterable[RunRow], columns: Sequence[str]) -> Iterator[list[Any]]:
+    """``export_table``'s rows for ``columns`` of ``run_export_columns``, one run at a time: the values the
+    frame path gives (ISO UTC start times, None for missing or NaN), without pandas."""
+    lead = [c for c in columns if c in LEAD_COLUMNS]
+    if lead != list(LEAD_COLUMNS) or columns[: len(lead)] != lead:
+        raise ValueError(f"export columns must start with {', '.join(LEAD_COLUMNS)}")
+    fields = []
+    for col in columns[len(lead):]:
+        kind, key = col.split(".", 1)
+        fields.append((kind, key))
+    params = [k for kind, k in fields if kind == "params"]
+    metrics = [k for kind, k in fields if kind == "metrics"]
+    tags = [k for kind, k in fields if kind == "tags"]
+    if [f"params.{k}" for k in params] + [f"metrics.{k}" for k in metrics] + [f"tags.{k}" for k in tags] \
+            != list(columns[len(lead):]):
+        raise ValueError("export columns must be params.*, then metrics.*, then tags.*")
+    for run in runs:
+        p, m, t = run.params.get, run.metrics.get, run.tags.get
+        row = [run.run_id, run.run_name, run.status, iso_utc(run.start_time)]
+        row += [p(k) for k in params]
+        row += [None if (v := m(k)) is None or v != v else float(v) for k in metrics]
+        row += [t(k) for k in tags]
+        yield row
+
+
+def iso_utc(ms: int | None) -> str | None:
+    """Epoch milliseconds as pandas writes the UTC timestamp: ``2025-06-10T08:00:00.123000+00:00``."""
+    if ms is None:
+        return None
+    return (_EPOCH + timedelta(milliseconds=ms)).isoformat()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def write_run_export(runs: Sequence[RunRow], target: str | Path | IO[str], fmt: str, all_columns: bool = False) -> int:
+    """Write one row per run as ``fmt``, streamed as the rows are made: to an open text stream as it is, to a
+    path atomically. Returns the number of rows. The same bytes as ``write_export(rows_to_frame(runs), ...)``."""
+    header = run_export_columns(runs, all_columns)
+    rows = run_export_rows(runs, header)
+    if hasattr(target, "write"):
+        FORMATS[fmt].write_table(target, header, rows)
+    else:
+        with atomic_write(target) as tmp:  # type: ignore[arg-type]
+            FORMATS[fmt].write_table(tmp, header, rows)
+    return len(runs)

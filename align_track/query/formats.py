@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from align_track.query.xlsx import fill_sheet
 
-TableWriter = Callable[[Path, Sequence[str], Sequence[Sequence[Any]]], None]
+TableWriter = Callable[["Path | IO[str] | IO[bytes]", Sequence[str], Iterable[Sequence[Any]]], None]
+"""Writes a header and rows (any iterable: they are written as they come) to a path or an open stream
+(text for csv/tsv/json, binary for xlsx), so an export streams to standard output without a temp file."""
 Pivot = Any  # align_track.query.report.Pivot, which imports this module (so not imported back here)
 Curve = Any  # {adm: [align_track.query.analysis.CurvePoint]}: the alignment curve, for charts and images
 PivotWriter = Callable[[Pivot, Path, str, Curve], None]
@@ -46,32 +49,43 @@ class Format:
 # --------------------------------------------------------------------------- table writers
 
 
-def write_delimited(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]], sep: str) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+@contextmanager
+def _text_out(target: Path | IO[str], newline: str | None = None) -> Iterator[IO[str]]:
+    """``target`` itself when it is an open text stream, else the file at that path opened for writing."""
+    if hasattr(target, "write"):
+        yield target  # type: ignore[misc]
+        return
+    with open(target, "w", newline=newline, encoding="utf-8") as fh:  # type: ignore[arg-type]
+        yield fh
+
+
+def write_delimited(path: Path | IO[str], header: Sequence[str], rows: Iterable[Sequence[Any]], sep: str) -> None:
+    """CSV/TSV; None is an empty cell (the csv module's own rule), floats as Python writes them."""
+    with _text_out(path, newline="") as fh:
         out = csv.writer(fh, delimiter=sep, lineterminator="\n")
         out.writerow(header)
-        out.writerows([["" if v is None else v for v in row] for row in rows])
+        out.writerows(rows)
 
 
-def write_json(path: Path, payload: Any) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
+def write_json(path: Path | IO[str], payload: Any) -> None:
+    with _text_out(path) as fh:
         json.dump(payload, fh, indent=2, ensure_ascii=False, allow_nan=False, default=str)
         fh.write("\n")
 
 
-def _csv_table(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def _csv_table(path: Path | IO[str], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     write_delimited(path, header, rows, ",")
 
 
-def _tsv_table(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def _tsv_table(path: Path | IO[str], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     write_delimited(path, header, rows, "\t")
 
 
-def _json_table(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def _json_table(path: Path | IO[str], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     write_json(path, [dict(zip(header, row, strict=True)) for row in rows])
 
 
-def _xlsx_table(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def _xlsx_table(path: Path | IO[bytes], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     from openpyxl import Workbook
 
     wb = Workbook()

@@ -9,7 +9,6 @@ shows up as a finished run; the next ingest replaces it.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from typing import Any
 from align_track.records import RunRecord
 from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
 from align_track.store import trace_writer
+from align_track.store.claims import _process_start, claim_is_alive, claim_token  # noqa: F401 (re-exported)
 from align_track.store.provenance import provenance
 from align_track.store.runs_reader import (
     ExperimentNotFound,
@@ -32,42 +32,6 @@ from align_track.store.runs_reader import (
 )
 from align_track.store.sql_bulk import BulkResult, bulk_runs_supported, sweep_orphans, write_run_bulk
 from align_track.store.uri import StoreError, artifact_root_for, check_sqlite_store, sqlite_path, store_kind
-
-
-def _process_start(pid: int) -> str:
-    """When ``pid`` started (clock ticks since boot, from /proc; '' where unknown).
-
-    PIDs are reused (pid_max is often 32768), so a claim names its process by pid *and* start
-    time: a new process that got a dead writer's pid must not keep that writer's claim alive.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return ""
-
-
-def claim_token() -> str:
-    """Who is writing: host, pid and process start, so a later ingest can tell a dead writer from a live one."""
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
-
-
-def claim_is_alive(token: str | None, started_ms: int | None, lease_s: float = 900.0) -> bool:
-    """A claim on this host is alive while its process is; elsewhere, while its lease (15 min) runs."""
-    if not token or ":" not in token:
-        return False
-    host, pid, *rest = token.split(":")
-    if host == socket.gethostname():
-        try:
-            os.kill(int(pid), 0)
-        except (ValueError, ProcessLookupError):
-            return False
-        except PermissionError:
-            return True
-        started = rest[0] if rest else ""
-        return not started or _process_start(int(pid)) in ("", started)
-    return started_ms is not None and (time.time() * 1000 - started_ms) < lease_s * 1000
 
 
 @contextmanager

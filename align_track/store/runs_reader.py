@@ -13,15 +13,24 @@ Nothing here imports mlflow except the fallback for legacy ``file:`` stores.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from align_track.errors import one_line
-from align_track.store.uri import StoreError, require_existing_store, resolve_tracking_uri, store_kind
+from align_track.store.uri import (
+    StoreError,
+    require_existing_store,
+    resolve_tracking_uri,
+    sqlite_path,
+    store_kind,
+)
 
 if TYPE_CHECKING:
     import pandas
@@ -32,6 +41,10 @@ _CONNECT_TIMEOUT = 5.0  # seconds: an unreachable store must fail well within 10
 _READ_TIMEOUT = 60.0  # one page of a big experiment on a slow server (a silent one fails the /health probe)
 _PAGE_SIZE = 1000
 _RUN_NAME_TAG = "mlflow.runName"
+_FETCH_BATCH = 20_000
+_WHOLE_TABLES_SHARE = 3
+"""Read params/metrics/tags by scanning whole tables when the runs read are at least 1/N of the store's runs."""
+_T = TypeVar("_T")
 
 
 class ExperimentNotFound(StoreError):
@@ -42,9 +55,13 @@ class StoreNotInitialised(StoreError):
     """The database answered but has no MLflow tables yet (MLflow creates them on first write)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RunRow:
-    """One run with its params, latest metrics and tags (times in epoch milliseconds)."""
+    """One run with its params, latest metrics and tags (times in epoch milliseconds); read-only by convention.
+
+    Slots and no frozen-dataclass ``__init__`` (which sets each field through ``object.__setattr__``):
+    100,000 of these are built per read of a big experiment.
+    """
 
     run_id: str
     run_name: str
@@ -111,9 +128,21 @@ def _sql(uri: str, queries: list[str]) -> list[list[tuple]]:
     Rows come straight from the DBAPI cursor: SQLAlchemy's Row wrapping costs about as
     much as the query itself at 200,000 rows. Write ``{key}`` for the quoted ``key`` column.
     """
+    return _with_cursor(uri, lambda cursor, key: [_fetch_all(cursor, q.format(key=key)) for q in queries])
+
+
+def _fetch_all(cursor: Any, query: str) -> list[tuple]:
+    cursor.execute(query)
+    return cursor.fetchall()
+
+
+def _with_cursor(uri: str, read: Callable[[Any, str], _T]) -> _T:
+    """``read(cursor, quoted key column)`` on one pooled connection; any failure becomes a one-line StoreError."""
+    require_existing_store(uri)
+    if store_kind(uri) == "sqlite" and "?" not in uri and (path := sqlite_path(uri)) is not None:
+        return _with_sqlite_cursor(uri, path, read)
     import sqlalchemy
 
-    require_existing_store(uri)
     engine = _engine(uri)
     dialect = engine.dialect
     dbapi = getattr(dialect, "loaded_dbapi", None) or dialect.dbapi
@@ -122,18 +151,58 @@ def _sql(uri: str, queries: list[str]) -> list[list[tuple]]:
         with engine.connect() as conn:
             cursor = conn.connection.driver_connection.cursor()
             try:
-                out = []
-                for q in queries:
-                    cursor.execute(q.format(key=key))
-                    out.append(cursor.fetchall())
-                return out
+                return read(cursor, key)
             finally:
                 cursor.close()
     except (sqlalchemy.exc.SQLAlchemyError, dbapi.Error) as exc:
-        msg = one_line(exc)
-        if "no such table" in msg or ("relation" in msg and "does not exist" in msg) or "doesn't exist" in msg:
-            raise StoreNotInitialised(f"{_redact(uri)} is not an MLflow store ({msg})") from exc
-        raise StoreError(f"cannot read {_redact(uri)}: {msg}") from exc
+        _raise_store_error(uri, exc)
+
+
+def _with_sqlite_cursor(uri: str, path: Path, read: Callable[[Any, str], _T]) -> _T:
+    """A SQLite file through the standard library's driver (the one SQLAlchemy would use): importing
+    SQLAlchemy alone costs more than reading 10,000 runs, and the TUI's first listing waits for it."""
+    import sqlite3
+
+    try:
+        # mode=rw: never create a file that vanished since require_existing_store looked.
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5.0)
+        try:
+            cursor = conn.cursor()
+            try:
+                return read(cursor, '"key"')
+            finally:
+                cursor.close()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        _raise_store_error(uri, exc)
+
+
+def _raise_store_error(uri: str, exc: Exception) -> NoReturn:
+    msg = one_line(exc)
+    if "no such table" in msg or ("relation" in msg and "does not exist" in msg) or "doesn't exist" in msg:
+        raise StoreNotInitialised(f"{_redact(uri)} is not an MLflow store ({msg})") from exc
+    raise StoreError(f"cannot read {_redact(uri)}: {msg}") from exc
+
+
+def _batches(cursor: Any, query: str) -> Iterator[list[tuple]]:
+    """The query's rows a batch at a time: a big table never sits in memory as one list of tuples."""
+    cursor.execute(query)
+    while batch := cursor.fetchmany(_FETCH_BATCH):
+        yield batch
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic collection while a big read allocates millions of objects none of which is garbage:
+    the collector would rescan the growing heap again and again (a tenth of the read at 100,000 runs)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _experiment_id_sql(uri: str, name: str) -> str:
@@ -142,42 +211,57 @@ def _experiment_id_sql(uri: str, name: str) -> str:
 
 
 def _load_runs_sql(uri: str, experiment_id: str, include_deleted: bool, condition: str = "") -> list[RunRow]:
+    """One pass per table (runs, params, latest_metrics, tags), each streamed in batches into per-run dicts.
+
+    Keys and values are interned as they arrive: 100,000 runs repeat the same few keys and mostly the same
+    values (ADM, LLM, target), and one shared string each instead of one per row is most of the memory.
+    """
     try:
         eid = int(experiment_id)  # an int, so it can go into the SQL text as a literal
     except ValueError:
         raise StoreError(f"experiment id must be a number for a database store, got {experiment_id!r}") from None
     stage = "" if include_deleted else " AND lifecycle_stage = 'active'"
-    where = f"FROM runs WHERE experiment_id = {eid}{stage}{condition}"
-    of_runs = f"WHERE run_uuid IN (SELECT run_uuid {where})"
-    runs, params, metrics, tags = _sql(uri, [
-        f"SELECT run_uuid, name, status, start_time, end_time, lifecycle_stage, artifact_uri {where}",
-        f"SELECT run_uuid, {{key}}, value FROM params {of_runs}",
-        f"SELECT run_uuid, {{key}}, value, is_nan FROM latest_metrics {of_runs}",
-        f"SELECT run_uuid, {{key}}, value FROM tags {of_runs}",
-    ])
-    param_d: dict[str, dict[str, str]] = {r[0]: {} for r in runs}
-    metric_d: dict[str, dict[str, float]] = {r[0]: {} for r in runs}
-    tag_d: dict[str, dict[str, str]] = {r[0]: {} for r in runs}
-    for run_id, k, value in params:
-        if (d := param_d.get(run_id)) is not None:
-            d[k] = value
-    nan = math.nan
-    for run_id, k, value, is_nan in metrics:
-        if (d := metric_d.get(run_id)) is not None:
-            d[k] = nan if is_nan else float(value)
-    for run_id, k, value in tags:
-        if (d := tag_d.get(run_id)) is not None:
-            d[k] = value
-    experiment_id = str(eid)
-    return [
-        RunRow(
-            run_id=run_id, run_name=name or tag_d[run_id].get(_RUN_NAME_TAG) or "", status=status,
-            start_time=None if start is None else int(start), end_time=None if end is None else int(end),
-            lifecycle_stage=stage_, artifact_uri=artifact_uri or "", params=param_d[run_id],
-            metrics=metric_d[run_id], tags=tag_d[run_id], experiment_id=experiment_id,
-        )
-        for run_id, name, status, start, end, stage_, artifact_uri in runs
-    ]
+    where_key = f"FROM runs WHERE experiment_id = {eid}{stage}{condition}"
+
+    def read(cursor: Any, key: str) -> list[RunRow]:
+        where = where_key.format(key=key)  # a condition may name the `key` column as {key}
+        runs = _fetch_all(cursor, f"SELECT run_uuid, name, status, start_time, end_time, lifecycle_stage, "
+                                  f"artifact_uri {where} ORDER BY start_time DESC, run_uuid")
+        # Most of the store (one big experiment): scanning whole tables and dropping other runs' rows here
+        # costs half of an index lookup per row; a few runs (a refresh, a small experiment): look them up.
+        (total,) = _fetch_all(cursor, "SELECT count(*) FROM runs")[0]
+        whole = runs and len(runs) * _WHOLE_TABLES_SHARE >= total
+        of_runs = "" if whole else f"WHERE run_uuid IN (SELECT run_uuid {where})"
+        param_d: dict[str, dict[str, str]] = {r[0]: {} for r in runs}
+        metric_d: dict[str, dict[str, float]] = {r[0]: {} for r in runs}
+        tag_d: dict[str, dict[str, str]] = {r[0]: {} for r in runs}
+        keys: dict[str, str] = {}
+        values: dict[str, str] = {}
+        intern_key, intern_value = keys.setdefault, values.setdefault
+        for table, found in (("params", param_d), ("tags", tag_d)):
+            get = found.get
+            for batch in _batches(cursor, f"SELECT run_uuid, {key}, value FROM {table} {of_runs}"):
+                for run_id, k, value in batch:
+                    if (d := get(run_id)) is not None:
+                        d[intern_key(k, k)] = intern_value(value, value) if value is not None else value
+        nan, get = math.nan, metric_d.get
+        for batch in _batches(cursor, f"SELECT run_uuid, {key}, value, is_nan FROM latest_metrics {of_runs}"):
+            for run_id, k, value, is_nan in batch:
+                if (d := get(run_id)) is not None:
+                    d[intern_key(k, k)] = nan if is_nan else float(value)
+        experiment_id = str(eid)
+        words: dict[str, str] = {}  # statuses and lifecycle stages: a handful of words
+        word = words.setdefault
+        return [
+            RunRow(run_id, name or tag_d[run_id].get(_RUN_NAME_TAG) or "", word(status, status),
+                   None if start is None else int(start), None if end is None else int(end),
+                   word(stage_, stage_), artifact_uri or "", param_d[run_id],
+                   metric_d[run_id], tag_d[run_id], experiment_id)
+            for run_id, name, status, start, end, stage_, artifact_uri in runs
+        ]
+
+    with gc_paused():
+        return _with_cursor(uri, read)
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -382,6 +466,8 @@ def load_runs(tracking_uri: str, experiment_id: str, include_deleted: bool = Fal
     experiment_id = str(experiment_id)
     if kind in _DB_KINDS:
         rows = _load_runs_sql(tracking_uri, experiment_id, include_deleted)
+        if kind == "sqlite":  # its ORDER BY is search_order's exactly (NULLs last in DESC, byte-order ids)
+            return rows
     elif kind == "http":
         rows = _load_runs_http(tracking_uri, experiment_id, include_deleted)
     else:
@@ -438,9 +524,12 @@ def runs_changed_since(tracking_uri: str, experiment_id: str, since_ms: int) -> 
 
 
 def search_order(rows: list[RunRow]) -> list[RunRow]:
-    """MLflow's default order: start_time descending (missing last), then run_id."""
-    rows = sorted(rows, key=lambda r: r.run_id)
-    return sorted(rows, key=lambda r: (r.start_time is None, -(r.start_time or 0)))
+    """MLflow's default order: start_time descending (missing last), then run_id.
+
+    One sort; rows the database already ordered this way cost one linear pass (the SQL's collation may
+    differ from Python's string order, so the order is always settled here).
+    """
+    return sorted(rows, key=lambda r: (r.start_time is None, -(r.start_time or 0), r.run_id))
 
 
 def runs_to_frame(rows: Iterable[RunRow]) -> pandas.DataFrame:

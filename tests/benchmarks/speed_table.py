@@ -16,7 +16,7 @@ from tests.benchmarks.results import REPO, RESULTS_DIR
 
 BEGIN = "<!-- speed-table:begin (python -m tests.benchmarks.speed_table) -->"
 END = "<!-- speed-table:end -->"
-ORDER = ("ingest", "server", "load_runs", "query", "tui")
+ORDER = ("ingest", "server", "load_runs", "query", "tui", "scale")
 
 
 def _value(x: float, unit: str) -> str:

@@ -111,3 +111,46 @@ def test_a_format_without_a_pivot_writer_is_refused_for_reports(tmp_path: Path) 
     with pytest.raises(ExportError, match="from its suffix"):
         format_for(out / f"r{FORMATS[table_only[0]].suffixes[0]}", None, REPORT_FORMATS)
     assert not list(out.iterdir())  # nothing half-written
+
+
+def _runs() -> list:
+    """Runs with what the frame path must agree on: keys only some runs have, NaN/inf/missing metrics, a None
+    tag, a start time with milliseconds and none at all, bookkeeping and run-name tags."""
+    from align_track.store.runs_reader import RunRow
+
+    return [
+        RunRow("r1", "a/x", "FINISHED", 1_749_542_400_123, 1_749_542_401_000, "active", "",
+               {"adm": "a", "target": "x"}, {"seconds": 1.5, "nan": float("nan"), "inf": float("inf")},
+               {"note": "=1+1 stays text", "mlflow.runName": "a/x", "align_track.key": "k1"}),
+        RunRow("r2", "b/x", "FAILED", 1_749_542_460_000, None, "active", "",
+               {"adm": "b", "only_here": "ünïcode, \"quoted\"\nline"}, {"seconds": 2.25},
+               {"note": None, "align_track.complete": "true"}),
+        RunRow("r3", "a/y", "FINISHED", None, None, "active", "", {}, {}, {"mlflow.runName": "a/y"}),
+    ]
+
+
+@pytest.mark.parametrize("all_columns", [False, True])
+@pytest.mark.parametrize("fmt", [n for n in EXPORT_FORMATS if n != "xlsx"])
+def test_export_straight_from_runs_writes_the_frame_paths_bytes(tmp_path: Path, fmt: str,
+                                                                all_columns: bool) -> None:
+    """``align-track export`` writes from the runs without pandas, to a path or a stream: byte for byte what
+    the DataFrame path (``rows_to_frame`` + ``write_export``) writes."""
+    import io
+
+    from align_track.query.export import write_run_export
+    from align_track.query.select import rows_to_frame
+
+    if fmt == "json":  # JSON has no inf: both paths refuse it alike; compare the rest
+        runs = _runs()
+        runs[0].metrics.pop("inf")
+    else:
+        runs = _runs()
+    suffix = FORMATS[fmt].suffixes[0]
+    assert write_export(rows_to_frame(runs), tmp_path / f"frame{suffix}", fmt, all_columns) == 3
+    assert write_run_export(runs, tmp_path / f"runs{suffix}", fmt, all_columns) == 3
+    stream = io.StringIO(newline="")
+    assert write_run_export(runs, stream, fmt, all_columns) == 3
+    expected = (tmp_path / f"frame{suffix}").read_bytes()
+    assert (tmp_path / f"runs{suffix}").read_bytes() == expected
+    assert stream.getvalue().encode() == expected
+    assert (b"align_track.key" in expected) == all_columns and b"tags.mlflow.runName" not in expected

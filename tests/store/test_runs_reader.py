@@ -105,6 +105,23 @@ def test_sqlite_matches_search_runs(sqlite_store: tuple[str, str]) -> None:
     assert_same_as_search_runs(uri, eid)
 
 
+@pytest.mark.parametrize("share", [0, 10**9], ids=["runs-looked-up", "whole-tables-scanned"])
+def test_both_sql_read_paths_match_search_runs(sqlite_store: tuple[str, str], share: int,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small experiment's rows are looked up by run, a big one's found by scanning whole tables (other
+    experiments' rows dropped): both give search_runs' answer, deleted runs included or not."""
+    monkeypatch.setattr(runs_reader, "_WHOLE_TABLES_SHARE", share)
+    uri, eid = sqlite_store
+    client = MlflowClient(tracking_uri=uri)
+    other = client.get_experiment_by_name("other-exp").experiment_id
+    if not client.search_runs([other]):  # rows of another experiment that the scan must leave out
+        run = client.create_run(other, run_name="elsewhere", tags={"team": "z"})
+        client.log_batch(run.info.run_id, params=[Param("lr", "9")], metrics=[Metric("loss", 7.0, T0, 0)])
+    assert_same_as_search_runs(uri, eid)
+    assert_same_as_search_runs(uri, eid, include_deleted=True)
+    assert_same_as_search_runs(uri, other)
+
+
 def test_sqlite_include_deleted_matches_view_all(sqlite_store: tuple[str, str]) -> None:
     uri, eid = sqlite_store
     assert_same_as_search_runs(uri, eid, include_deleted=True)

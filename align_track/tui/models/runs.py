@@ -6,13 +6,30 @@ sort only reorders row indices, so the UI thread never waits on pandas or the st
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from align_track.errors import printable
-from align_track.schema import RunLike, RunSummary
+from rich.cells import cell_len
+
+from align_track.errors import all_printable, printable
+from align_track.schema import (
+    METRIC_AVG_SECONDS,
+    PARAM_ADM,
+    PARAM_LLM,
+    PARAM_NUM_SCENES,
+    PARAM_TARGET,
+    PARAM_VARIANT,
+    SCORE_METRIC,
+    TAG_ADM,
+    TAG_LLM,
+    TAG_PATH,
+    TAG_TARGET,
+    RunLike,
+    RunSummary,
+    number,
+)
 from align_track.tui.widgets.vtable import Column
 
 FINISHED, RUNNING, STALLED = "finished", "running", "stalled"
@@ -36,6 +53,8 @@ RUN_COLUMNS: tuple[Column, ...] = (
     Column("name", "name", 70, middle=True),
 )
 NUMERIC = {c.key for c in RUN_COLUMNS if c.numeric}
+_AS_IS = {"folder", "name", "adm", "target", "variant", "marker", "state"}
+"""Columns ``_display`` shows as they are (when printable)."""
 _MEMO_SIZE = 32
 
 
@@ -88,14 +107,82 @@ def _display(key: str, value: Any) -> str:
     return printable(str(value))
 
 
+def _mapped(values: list[Any], convert: Callable[[Any], Any]) -> list[Any]:
+    """``[convert(v) for v in values]`` with ``convert`` called once per distinct value and one result object
+    shared by equal values: a column of 100,000 runs holds a few ADMs, LLMs and targets."""
+    distinct = dict.fromkeys(values)
+    for value in distinct:
+        distinct[value] = convert(value)
+    return list(map(distinct.__getitem__, values))
+
+
+def _metric(value: Any) -> float | None:
+    """``schema.number`` with the usual case (a float, not NaN) inline."""
+    if type(value) is float:
+        return value if value == value else None
+    return None if value is None else number(value)
+
+
+def _raw_columns(runs: list[RunLike], states: dict[str, str]) -> dict[str, list[Any]]:
+    """``run_values`` of every run, as one list per column (what ``RunSummary.of`` reads, read the same way)."""
+    params = [run.params for run in runs]
+    tags = [run.tags for run in runs]
+    metrics = [run.metrics for run in runs]
+    state = [states.get(run.run_id, FINISHED) for run in runs] if states else [FINISHED] * len(runs)
+    return {
+        "marker": [STATE_MARKER.get(x, "?") for x in state],
+        "state": [STATE_WORD.get(x, x) for x in state],
+        "folder": [t.get(TAG_PATH) or "" for t in tags],
+        "adm": [p.get(PARAM_ADM) or t.get(TAG_ADM) or "" for p, t in zip(params, tags, strict=True)],
+        "llm": [p.get(PARAM_LLM) or t.get(TAG_LLM) or "" for p, t in zip(params, tags, strict=True)],
+        "target": [p.get(PARAM_TARGET) or t.get(TAG_TARGET) or "" for p, t in zip(params, tags, strict=True)],
+        "variant": [p.get(PARAM_VARIANT) or "" for p in params],
+        "scenes": _mapped([p.get(PARAM_NUM_SCENES) for p in params], number),
+        "avg_s": [_metric(m.get(METRIC_AVG_SECONDS)) for m in metrics],
+        "score": [_metric(m.get(SCORE_METRIC)) for m in metrics],
+        "ingested": [run.start_time for run in runs],
+        "name": [run.run_name for run in runs],
+    }
+
+
+def _widest(texts: list[str]) -> int:
+    """The widest of ``texts`` in terminal cells (printable ASCII: one per character, measured in C)."""
+    if not texts:
+        return 0
+    if "".join(texts).isascii():
+        return max(map(len, texts))
+    return max(map(cell_len, set(texts)))
+
+
+class _Rows(Sequence[tuple[str, ...]]):
+    """The table's rows, kept as one list per column: a row's tuple is made when it is painted, so
+    100,000 runs cost no 100,000 tuples."""
+
+    __slots__ = ("_columns", "_length")
+
+    def __init__(self, columns: list[list[str]], length: int) -> None:
+        self._columns, self._length = columns, length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._length))]
+        if not -self._length <= index < self._length:
+            raise IndexError(index)
+        return tuple(column[index] for column in self._columns)
+
+
 @dataclass
 class RunsModel:
     """Runs in store order plus what filtering and sorting need; ``view()`` gives the rows to show."""
 
     run_ids: list[str]
-    cells: list[tuple[str, ...]]
+    cells: Sequence[tuple[str, ...]]
     haystacks: list[str]
-    sort_keys: list[list[Any]]
+    sort_keys: list[list[Any] | None]
+    """Per column (None: made from the column's values on its first sort)."""
     columns: tuple[Column, ...] = RUN_COLUMNS
     text: str = ""
     allowed: set[int] | None = None
@@ -107,25 +194,53 @@ class RunsModel:
     """Filter terms -> rows, for the current order and ``allowed`` (see ``view``)."""
     _memo_for: tuple[Any, Any] | None = field(default=None, repr=False)
 
+    natural: list[int] | None = None
+    """Each column's widest cell (header included), measured once here rather than by the table."""
+    _raw: dict[str, list[Any]] | None = field(default=None, repr=False)
+    """Each column's values (what sort keys are made of, when a column is first sorted)."""
+
     @classmethod
     def from_runs(cls, runs: Iterable[RunLike], columns: Sequence[Column] = RUN_COLUMNS,
                   states: dict[str, str] | None = None) -> RunsModel:
-        """``states``: run id -> RUNNING/STALLED for runs still being written (others are finished)."""
+        """``states``: run id -> RUNNING/STALLED for runs still being written (others are finished).
+
+        Built column by column: at 100,000 runs a column holds a few distinct values (ADMs, LLMs, targets),
+        so each distinct value is formatted, lowercased and measured once and its string shared by every row.
+        """
         states = states or {}
-        run_ids, cells, hay, keys = [], [], [], [[] for _ in columns]
-        for run in runs:
-            values = run_values(run, states.get(run.run_id, FINISHED))
-            row = tuple(_display(c.key, values[c.key]) for c in columns)
-            run_ids.append(run.run_id)
-            cells.append(row)
-            # Search what is shown, plus the full LLM name the column shortens.
-            hay.append("\t".join(row + (values["llm"],)).lower())
-            for i, col in enumerate(columns):
-                value = values[col.key]
-                keys[i].append(value if col.numeric or col.key == "ingested" else str(value).strip().lower())
-        model = cls(run_ids, cells, hay, keys, tuple(columns))
+        runs = list(runs)
+        raw = _raw_columns(runs, states)
+        run_ids = [run.run_id for run in runs]
+        shown, natural = [], []
+        for col in columns:
+            values = raw[col.key]
+            if col.key == "ingested":  # to the minute: one strftime per minute, not per run
+                cell = _mapped([None if v is None else v // 60_000 * 60_000 for v in values], when)
+            elif col.key in _AS_IS and all(type(v) is str for v in values) and all_printable(values):
+                cell = values  # folders and names: one string per run, shown as it is
+            else:
+                cell = _mapped(values, lambda v, key=col.key: _display(key, v))
+            shown.append(cell)
+            natural.append(max(cell_len(col.label) + (2 if not col.numeric else 1), _widest(cell)))
+        cells = _Rows(shown, len(runs))
+        # Search what is shown, plus the full LLM name the column shortens.
+        hay = ["\t".join(row).lower() for row in zip(*shown, raw["llm"], strict=True)]
+        model = cls(run_ids, cells, hay, [None] * len(columns), tuple(columns))
+        model._raw = raw
+        model.natural = natural
         model._order = list(range(len(run_ids)))
         return model
+
+    def _sort_keys(self, column: int) -> list[Any]:
+        """A column's sort keys, made on its first sort: numbers and times as they are, text lowercased."""
+        keys = self.sort_keys[column]
+        if keys is None:
+            col = self.columns[column]
+            values = self._raw[col.key] if self._raw is not None else []
+            keys = values if col.numeric or col.key == "ingested" else _mapped(
+                values, lambda v: str(v).strip().lower())
+            self.sort_keys[column] = keys
+        return keys
 
     def __len__(self) -> int:
         return len(self.run_ids)
@@ -137,7 +252,7 @@ class RunsModel:
         if column is None:
             self._order = list(reversed(rows)) if reverse else list(rows)
             return
-        keys = self.sort_keys[column]
+        keys = self._sort_keys(column)
         present = [i for i in rows if keys[i] is not None and keys[i] != ""]
         missing = [i for i in rows if keys[i] is None or keys[i] == ""]
         present.sort(key=keys.__getitem__, reverse=reverse)

@@ -63,7 +63,7 @@ class Selection:
     def run(self, run_id: str) -> RunRow | None:
         if self.snapshot is None:
             return None
-        return next((r for r in self.snapshot.runs if r.run_id == run_id), None)
+        return self.snapshot.run(run_id)
 
     def runs(self, run_ids: list[str] | set[str]) -> list[RunRow]:
         """The runs with these ids, in the store's order."""

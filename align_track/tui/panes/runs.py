@@ -132,14 +132,17 @@ class RunsPane(Pane):
         self.selection.snapshot = snapshot
         old = self.model
         current = self.current_run_id if self.is_mounted else None
-        self.model = RunsModel.from_runs(snapshot.runs, states=snapshot.status)
+        built = snapshot.table  # built by the thread that read the runs
+        self.model = built if built is not None and built is not old else RunsModel.from_runs(
+            snapshot.runs, states=snapshot.status)
         self.model.text = old.text
         self.model.sort(old.sort_column, old.sort_reverse)
-        self.selection.marked_ids &= set(self.model.run_ids)
+        if self.marked_ids:
+            self.selection.marked_ids &= set(self.model.run_ids)
         table = self.table
         table.empty_text = "no runs match the filter" if snapshot.runs else "no runs yet: press 4 to ingest a folder"
-        table.set_data(self.model.columns, self.model.cells, self.model.view())
-        table.marked = self.model.rows_for(self.marked_ids)
+        table.set_data(self.model.columns, self.model.cells, self.model.view(), natural=self.model.natural)
+        table.marked = self.model.rows_for(self.marked_ids) if self.marked_ids else set()
         table.sort_column, table.sort_reverse = self.model.sort_column, self.model.sort_reverse
         if self.mlflow_text:
             self.apply_mlflow_filter(self.mlflow_text)

@@ -108,7 +108,7 @@ class VirtualTable(ScrollView, can_focus=True):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.columns: list[Column] = list(columns)
-        self.rows: list[tuple[str, ...]] = []
+        self.rows: Sequence[tuple[str, ...]] = []
         self.view: list[int] = []
         self.widths: list[int] = [len(c.label) for c in self.columns]
         self.marked: set[int] = set()
@@ -126,15 +126,20 @@ class VirtualTable(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ data
 
-    def set_data(self, columns: Sequence[Column], rows: list[tuple[str, ...]], view: list[int] | None = None) -> None:
-        """Replace columns and rows; widths are measured here once, not on every filter."""
+    def set_data(self, columns: Sequence[Column], rows: Sequence[tuple[str, ...]], view: list[int] | None = None,
+                 natural: Sequence[int] | None = None) -> None:
+        """Replace columns and rows; widths are measured here once, not on every filter (or given as
+        ``natural``: each column's widest cell, header included, measured where the rows were built)."""
         self.columns = list(columns)
         self.rows = rows
         self.marked = set()
-        self.natural = [
-            max([cell_len(col.label) + (2 if not col.numeric else 1)] + [cell_len(r[i]) for r in rows])
-            for i, col in enumerate(self.columns)
-        ]
+        if natural is not None and len(natural) == len(self.columns):
+            self.natural = list(natural)
+        else:
+            self.natural = [
+                max([cell_len(col.label) + (2 if not col.numeric else 1)] + [cell_len(r[i]) for r in rows])
+                for i, col in enumerate(self.columns)
+            ]
         self.fit_widths()
         self.set_view(list(range(len(rows))) if view is None else view, keep_row=False)
 
@@ -190,6 +195,8 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def append_row(self, row: tuple[str, ...]) -> None:
         """Add one row at the end (widths grow as needed): a live log without re-measuring every row."""
+        if not isinstance(self.rows, list):
+            self.rows = list(self.rows)
         self.rows.append(row)
         changed = False
         for i, _col in enumerate(self.columns):
