@@ -177,6 +177,31 @@ def test_http_defaults_and_workers_option(monkeypatch: pytest.MonkeyPatch) -> No
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == http.HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_TIMEOUT"]
 
 
+@pytest.mark.server
+@pytest.mark.postgres
+def test_client_sockets_acknowledge_at_once(pg_server) -> None:
+    """After the server probe, urllib3's plain-HTTP sockets (MLflow's client) are the quick-ACK kind, and MLflow's
+    client still talks through them."""
+    from urllib3.connection import HTTPConnection
+
+    from align_track.store import http
+
+    http.check_server(pg_server.url)
+    host, port = pg_server.url.rsplit("/", 1)[-1].rsplit(":", 1)
+    conn = HTTPConnection(host, int(port))
+    conn.connect()
+    try:
+        assert type(conn.sock) is http._QuickAckSocket
+        conn.request("GET", "/health")
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    installed = HTTPConnection._new_conn
+    http.quick_acks()  # idempotent: the hook is installed once, not wrapped again
+    assert HTTPConnection._new_conn is installed
+    assert MlflowClient(pg_server.url).search_experiments(max_results=1) is not None
+
+
 # --------------------------------------------------------------------------- PostgreSQL directly
 
 
