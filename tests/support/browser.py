@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -54,8 +55,11 @@ class Browser:
         self._from_child, from_child_w = os.pipe()
 
         def fds() -> None:  # chromium reads commands on fd 3 and answers on fd 4
-            os.dup2(to_child_r, 3)
-            os.dup2(from_child_w, 4)
+            # Via fds >= 10 first: a pipe end may itself be fd 3 or 4 (a fresh process), where dup2 onto
+            # itself would neither move it out of the way nor clear its close-on-exec flag.
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_child_r, from_child_w)]
+            for fd, target in zip(high, (3, 4), strict=True):
+                os.dup2(fd, target)  # inheritable: survives the exec
 
         self._process = subprocess.Popen(
             [CHROMIUM, *_FLAGS, "--remote-debugging-pipe", f"--user-data-dir={self._profile}", "about:blank"],
