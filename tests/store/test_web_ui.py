@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -82,7 +82,7 @@ def visit(browser: Browser, url: str, shows: str) -> None:
 def table(browser: Browser) -> tuple[list[str], list[dict]]:
     """The traces table's column headers and its rows: ``{"trace": id, <header>: text, "link:<header>": href}``."""
     rendered = browser.evaluate(_ROWS)
-    header = max((row["cells"] for row in rendered if not row["trace"]), key=len)  # not a column-group row
+    header = max((row["cells"] for row in rendered if not row["trace"]), key=len, default=[])  # not a group row
     rows = []
     for row in rendered:
         if row["trace"]:
@@ -90,6 +90,12 @@ def table(browser: Browser) -> tuple[list[str], list[dict]]:
             cells.update({f"link:{h}": link for h, link in zip(header, row["links"], strict=False)})
             rows.append({**cells, "trace": row["trace"]})
     return header, rows
+
+
+def rows_once(browser: Browser, ready: Callable[[list[dict]], bool], what: str) -> list[dict]:
+    """The table's rows once ``ready(rows)`` holds: the app renders counts, rows and cells in separate steps."""
+    browser.wait_for(lambda: ready(table(browser)[1]), what)
+    return table(browser)[1]
 
 
 def show_columns(browser: Browser, *names: str) -> None:
@@ -113,9 +119,7 @@ def test_runs_table_lists_every_run(ui: tuple[str, str], browser: Browser) -> No
     url, uri = ui
     experiment_id, runs, _ = store_view(uri)
     visit(browser, f"{url}/#/experiments/{experiment_id}/runs", f"{len(runs)} matching runs")
-    text = browser.text()
-    for run in runs:
-        assert run.info.run_name in text
+    browser.wait_for(lambda: all(run.info.run_name in browser.text() for run in runs), "every run's name")
     shoot(browser, "mlflow-runs.png")
 
 
@@ -127,8 +131,8 @@ def test_run_traces_tab_lists_its_scenes(ui: tuple[str, str], browser: Browser) 
     visit(browser, f"{url}/#/experiments/{experiment_id}/runs/{run.info.run_id}/traces",
           f"{len(scenes)} of {len(scenes)}")  # found by the run's mlflow.sourceRun / run link
     assert run.info.run_name in browser.text()
-    _, rows = table(browser)
-    assert sorted(row["trace"] for row in rows) == sorted(t.info.trace_id for t in scenes)
+    expected = sorted(t.info.trace_id for t in scenes)
+    rows = rows_once(browser, lambda rows: sorted(row["trace"] for row in rows) == expected, "the run's traces")
     scene_of = {t.info.trace_id: t.info.tags[schema.TRACE_TAG_SCENE_ID] for t in scenes}
     for row in rows:  # each row's request names its scene
         assert f'"scene_id": "{scene_of[row["trace"]]}"' in row["Request"], row
@@ -143,10 +147,11 @@ def test_experiment_traces_list_shows_each_traces_run(ui: tuple[str, str], brows
     page = f"{url}/#/experiments/{experiment_id}/traces"
     visit(browser, page, f"{len(run_of)} of {len(run_of)}")
     # MLflow 3.17 hides "Run name" (and "Trace name") by default: tick them as a user does.
+    browser.wait_for(lambda: "Time" in table(browser)[0], "the table's header")
     show_columns(browser, *(c for c in ("Run name", "Trace name") if c not in table(browser)[0]))
     # The run names come from a second request (the runs of the traces' mlflow.sourceRun ids).
-    browser.wait_for(lambda: all(row["Run name"] for row in table(browser)[1]), "every row's run name")
-    _, rows = table(browser)
+    rows = rows_once(browser, lambda rows: len(rows) == len(run_of) and all(row["Run name"] for row in rows),
+                     "every row's run name")
     assert sorted(row["trace"] for row in rows) == sorted(run_of)
     for row in rows:
         run = run_of[row["trace"]]
@@ -157,8 +162,9 @@ def test_experiment_traces_list_shows_each_traces_run(ui: tuple[str, str], brows
     shoot(browser, "mlflow-traces.png")
 
     visit(browser, page, f"{len(run_of)} of {len(run_of)}")  # the choice is kept (per browser and experiment)
-    assert {"Run name", "Trace name"} <= set(table(browser)[0])
-    browser.wait_for(lambda: all(row["Run name"] for row in table(browser)[1]), "every row's run name, again")
+    browser.wait_for(lambda: {"Run name", "Trace name"} <= set(table(browser)[0]), "the ticked columns, again")
+    rows_once(browser, lambda rows: len(rows) == len(run_of) and all(row["Run name"] for row in rows),
+              "every row's run name, again")
 
 
 def test_traces_search_box_filters_by_scene_id(ui: tuple[str, str], browser: Browser) -> None:
@@ -172,9 +178,8 @@ def test_traces_search_box_filters_by_scene_id(ui: tuple[str, str], browser: Bro
     browser.type('[data-component-id="web-shared.traces-table.search"]', scene_id)
     browser.press("Enter")
     browser.wait_for(lambda: f"{count} of {len(every)}" in browser.text(), f"{count} of {len(every)} traces")
-    _, rows = table(browser)
-    assert sorted(row["trace"] for row in rows) == sorted(
-        t.info.trace_id for t in every if t.info.tags[schema.TRACE_TAG_SCENE_ID] == scene_id)
+    expected = sorted(t.info.trace_id for t in every if t.info.tags[schema.TRACE_TAG_SCENE_ID] == scene_id)
+    rows = rows_once(browser, lambda rows: sorted(row["trace"] for row in rows) == expected, "the scene's traces")
     for row in rows:
         assert f"{schema.TRACE_TAG_SCENE_ID}: {scene_id}" in row["Tags"], row
     shoot(browser, "mlflow-traces-search.png")
