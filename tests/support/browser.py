@@ -57,7 +57,7 @@ class Browser:
         def fds() -> None:  # chromium reads commands on fd 3 and answers on fd 4
             # Via fds >= 10 first: a pipe end may itself be fd 3 or 4 (a fresh process), where dup2 onto
             # itself would neither move it out of the way nor clear its close-on-exec flag.
-            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_child_r, from_child_w)]
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_child_r, from_child_w)]
             for fd, target in zip(high, (3, 4), strict=True):
                 os.dup2(fd, target)  # inheritable: survives the exec
 
@@ -69,12 +69,17 @@ class Browser:
         os.close(from_child_w)
         self._buffer = b""
         self._next_id = 0
-        page = next(t for t in self._send("Target.getTargets")["targetInfos"] if t["type"] == "page")
-        self._session = self._send("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
-        self._send("Page.enable", session=True)
-        width, height = size
-        self._send("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
-                   deviceScaleFactor=1, mobile=False)
+        try:
+            page = next(t for t in self._send("Target.getTargets")["targetInfos"] if t["type"] == "page")
+            self._session = self._send("Target.attachToTarget", targetId=page["targetId"],
+                                       flatten=True)["sessionId"]
+            self._send("Page.enable", session=True)
+            width, height = size
+            self._send("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
+                       deviceScaleFactor=1, mobile=False)
+        except (OSError, RuntimeError):
+            self.close()
+            raise
 
     def __enter__(self) -> Browser:
         return self
@@ -98,7 +103,10 @@ class Browser:
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
         if session:
             message["sessionId"] = self._session
-        os.write(self._to_child, json.dumps(message).encode() + b"\0")
+        try:
+            os.write(self._to_child, json.dumps(message).encode() + b"\0")
+        except BrokenPipeError:
+            raise RuntimeError(f"chromium is gone ({method}); exit code {self._process.poll()}") from None
         while True:  # events arrive in between: skip them
             while b"\0" not in self._buffer:
                 ready, _, _ = select.select([self._from_child], [], [], 120)
