@@ -175,9 +175,16 @@ def test_traces_search_box_filters_by_scene_id(ui: tuple[str, str], browser: Bro
     scene_id, count = sorted(by_scene.items())[-1]
     assert count < len(every)
     visit(browser, f"{url}/#/experiments/{experiment_id}/traces", f"{len(every)} of {len(every)}")
-    browser.type('[data-component-id="web-shared.traces-table.search"]', scene_id)
-    browser.press("Enter")
-    browser.wait_for(lambda: f"{count} of {len(every)}" in browser.text(), f"{count} of {len(every)} traces")
+    search = '[data-component-id="web-shared.traces-table.search"]'
+    shown = f"{count} of {len(every)}"
+    for _ in range(3):  # as a user retypes when the box was redrawn under the typing (a late render step)
+        browser.type(search, scene_id)
+        browser.press("Enter")
+        if browser.until(lambda: shown in browser.text(), timeout=60):
+            break
+    else:
+        value = browser.evaluate(f"(document.querySelector({search!r}) || {{}}).value")
+        pytest.fail(f"no {shown!r} after typing {scene_id!r} (the box holds {value!r}): {browser.text()[:3000]}")
     expected = sorted(t.info.trace_id for t in every if t.info.tags[schema.TRACE_TAG_SCENE_ID] == scene_id)
     rows = rows_once(browser, lambda rows: sorted(row["trace"] for row in rows) == expected, "the scene's traces")
     for row in rows:

@@ -136,13 +136,19 @@ class Browser:
         """The page's visible text, whitespace collapsed."""
         return " ".join((self.evaluate("document.body ? document.body.innerText : ''") or "").split())
 
-    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-        """Poll until ``condition()`` holds; fail naming ``what`` (and the page's text) after ``timeout`` s."""
+    def until(self, condition: Callable[[], bool], timeout: float = WAIT_S) -> bool:
+        """Poll until ``condition()`` holds (True) or ``timeout`` s have passed (False)."""
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
-                pytest.fail(f"waited {timeout:.0f}s for {what}; the page shows: {self.text()[:3000]}")
+                return False
             time.sleep(0.25)
+        return True
+
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+        """Poll until ``condition()`` holds; fail naming ``what`` (and the page's text) after ``timeout`` s."""
+        if not self.until(condition, timeout):
+            pytest.fail(f"waited {timeout:.0f}s for {what}; the page shows: {self.text()[:3000]}")
 
     def click(self, selector: str, text: str | None = None) -> None:
         """Click, as a user does (mouse down and up at its centre), the first visible element matching the CSS
@@ -172,8 +178,9 @@ class Browser:
             const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; }})"""))
 
     def type(self, selector: str, text: str) -> None:
-        """Click into the field matching ``selector`` and type ``text``, as from the keyboard."""
+        """Click into the field matching ``selector``, select what it holds and type ``text`` over it."""
         self.click(selector)
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).select()")
         self._send("Input.insertText", session=True, text=text)
 
     def press(self, key: str) -> None:
