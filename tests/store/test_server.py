@@ -14,6 +14,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -415,15 +416,23 @@ def test_locked_sqlite_store_waits_with_a_notice(tmp_path: Path) -> None:
     proc = subprocess.Popen(align_track_cmd("ingest", "--experiments-dir", str(tree), "--mlflow-uri", uri,
                                             "--experiment-name", "locked"),
                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(10)  # start-up plus more than the 3 s lock wait of a run's transaction
-        assert proc.poll() is None, proc.communicate()
+    lines: list[str] = []
+    readers = [threading.Thread(target=lambda stream=stream: lines.extend(stream), daemon=True)
+               for stream in (proc.stdout, proc.stderr)]
+    for reader in readers:
+        reader.start()
+    try:  # hold the lock until the writer has said it waits (however long its start-up takes)
+        deadline = time.monotonic() + 180
+        while not any("locked by another writer" in line for line in list(lines)):
+            assert proc.poll() is None and time.monotonic() < deadline, lines
+            time.sleep(0.2)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, (out, err)
-    assert "locked by another writer" in out + err
+    proc.wait(timeout=120)
+    for reader in readers:
+        reader.join(timeout=10)
+    assert proc.returncode == 0, lines
     assert_converged(store_state(uri, "locked"), expected_keys=len(store_state(_single(tree, tmp_path))["keys"]))
 
 
