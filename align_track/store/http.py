@@ -6,11 +6,18 @@ server with exponential backoff for about four minutes, waits 120 s for an answe
 the TUI, whose screen such prints would break) we want a clear error within seconds, enough
 connections for ``--workers`` times the parallel trace writers, and silence. Only defaults
 are set: whatever the user exported wins.
+
+MLflow's server (uvicorn) writes a response's headers and body as two TCP segments and holds the
+second until the first is acknowledged (Nagle's algorithm); Linux acknowledges the first only after
+its delayed-ACK timer, ~40 ms. So every request costs 40 ms or more of waiting, whatever the server's
+load (a ``GET /health`` on a reused connection: 52 ms median, 8 ms with the fix below). The client can
+end that wait: :func:`quick_acks` makes the sockets of MLflow's HTTP client (urllib3) acknowledge at once.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 
 from align_track.store.uri import StoreError, store_kind
 
@@ -33,11 +40,53 @@ def configure_mlflow_http() -> None:
         os.environ.setdefault(name, value)
 
 
+class _QuickAckSocket(socket.socket):
+    """A TCP socket that acknowledges received data at once (``TCP_QUICKACK`` before every read: Linux
+    clears it again by itself, so it is set each time; one cheap system call)."""
+
+    __slots__ = ()
+
+    def recv_into(self, buffer, nbytes=0, flags=0):  # type: ignore[no-untyped-def,override]
+        self.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        return super().recv_into(buffer, nbytes, flags)
+
+    def recv(self, bufsize, flags=0):  # type: ignore[no-untyped-def,override]
+        self.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        return super().recv(bufsize, flags)
+
+
+def quick_acks() -> None:
+    """Make urllib3's plain-HTTP connections (MLflow's client, ``requests``) use :class:`_QuickAckSocket`,
+    in this process, once. Linux only (elsewhere nothing changes); HTTPS sockets are wrapped by TLS and keep
+    the default."""
+    if not hasattr(socket, "TCP_QUICKACK"):
+        return
+    from urllib3.connection import HTTPConnection
+
+    new_conn = HTTPConnection._new_conn
+    if getattr(new_conn, "quick_acks", False):
+        return
+
+    def _new_conn(self: HTTPConnection) -> socket.socket:
+        sock = new_conn(self)
+        if type(sock) is socket.socket and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.__class__ = _QuickAckSocket
+        return sock
+
+    _new_conn.quick_acks = True  # type: ignore[attr-defined]
+    HTTPConnection._new_conn = _new_conn  # type: ignore[method-assign]
+
+
 def check_server(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
-    """Raise StoreError unless ``GET /health`` answers 200: before MLflow's client would retry for minutes."""
+    """Raise StoreError unless ``GET /health`` answers 200: before MLflow's client would retry for minutes.
+
+    Also turns on :func:`quick_acks` for the requests to come.
+    """
     if store_kind(uri) != "http":
         return
     import requests
+
+    quick_acks()
 
     base = uri.rstrip("/")
     try:

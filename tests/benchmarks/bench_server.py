@@ -52,7 +52,10 @@ def server_floor(url: str, corpus: Path, chunks: int = 48, threads: int = 8) -> 
 
     from align_track.ingest.folders import discover, read_config, read_files
     from align_track.ingest.mapping import build_run, identities
+    from align_track.store.http import quick_acks
     from align_track.store.trace_writer import _build_trace, _write_public
+
+    quick_acks()  # as align-track's ingest does (http.check_server)
 
     folder = discover(corpus)[0]
     identity = identities(read_config(corpus, folder))[0]

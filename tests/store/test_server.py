@@ -14,6 +14,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -175,6 +176,31 @@ def test_http_defaults_and_workers_option(monkeypatch: pytest.MonkeyPatch) -> No
     http.configure_mlflow_http()
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "9"  # the user's choice stays
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == http.HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_TIMEOUT"]
+
+
+@pytest.mark.server
+@pytest.mark.postgres
+def test_client_sockets_acknowledge_at_once(pg_server) -> None:
+    """After the server probe, urllib3's plain-HTTP sockets (MLflow's client) are the quick-ACK kind, and MLflow's
+    client still talks through them."""
+    from urllib3.connection import HTTPConnection
+
+    from align_track.store import http
+
+    http.check_server(pg_server.url)
+    host, port = pg_server.url.rsplit("/", 1)[-1].rsplit(":", 1)
+    conn = HTTPConnection(host, int(port))
+    conn.connect()
+    try:
+        assert type(conn.sock) is http._QuickAckSocket
+        conn.request("GET", "/health")
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    installed = HTTPConnection._new_conn
+    http.quick_acks()  # idempotent: the hook is installed once, not wrapped again
+    assert HTTPConnection._new_conn is installed
+    assert MlflowClient(pg_server.url).search_experiments(max_results=1) is not None
 
 
 # --------------------------------------------------------------------------- PostgreSQL directly
@@ -390,15 +416,23 @@ def test_locked_sqlite_store_waits_with_a_notice(tmp_path: Path) -> None:
     proc = subprocess.Popen(align_track_cmd("ingest", "--experiments-dir", str(tree), "--mlflow-uri", uri,
                                             "--experiment-name", "locked"),
                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(10)  # start-up plus more than the 3 s lock wait of a run's transaction
-        assert proc.poll() is None, proc.communicate()
+    lines: list[str] = []
+    readers = [threading.Thread(target=lambda stream=stream: lines.extend(stream), daemon=True)
+               for stream in (proc.stdout, proc.stderr)]
+    for reader in readers:
+        reader.start()
+    try:  # hold the lock until the writer has said it waits (however long its start-up takes)
+        deadline = time.monotonic() + 180
+        while not any("locked by another writer" in line for line in list(lines)):
+            assert proc.poll() is None and time.monotonic() < deadline, lines
+            time.sleep(0.2)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, (out, err)
-    assert "locked by another writer" in out + err
+    proc.wait(timeout=120)
+    for reader in readers:
+        reader.join(timeout=10)
+    assert proc.returncode == 0, lines
     assert_converged(store_state(uri, "locked"), expected_keys=len(store_state(_single(tree, tmp_path))["keys"]))
 
 

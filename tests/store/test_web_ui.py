@@ -1,19 +1,19 @@
 """The MLflow web UI shows the ingested store, checked in a real browser (headless Chromium).
 
 Skipped where /usr/bin/chromium is missing; required in CI (ALIGN_TRACK_REQUIRE_CHROMIUM=1, .ci/run installs it).
-URL forms are MLflow 3.17's React routes (hash router): ``#/experiments/<id>/runs``,
-``#/experiments/<id>/runs/<run>/traces``, ``#/experiments/<id>/traces`` with ``q=`` (the traces search box)
-and ``selectedEvaluationId=<trace>`` (a trace opened). Set ALIGN_TRACK_SCREENSHOTS=DIR to also save the
-README's screenshots of those pages there.
+The browser is driven as a user drives it (tests/support/browser.py): pages of MLflow 3.17's React app
+(``#/experiments/<id>/runs``, ``#/experiments/<id>/runs/<run>/traces``, ``#/experiments/<id>/traces``), its
+Display > Columns menu, the traces search box, a trace row opened. Each check reads the rows the app rendered
+(trace ids from the rows' selection boxes, cells by column header) against the store read with MlflowClient.
+Set ALIGN_TRACK_SCREENSHOTS=DIR to also save the README's screenshots of those pages there.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from mlflow import MlflowClient
@@ -23,14 +23,25 @@ from align_track.demo.generate import generate_demo
 from align_track.ingest.pipeline import ingest
 from align_track.mlflow_ui import start_ui, stop_ui
 from align_track.store.uri import DEFAULT_EXPERIMENT
-from tests.support.browser import page_text, require_chromium, screenshot
+from tests.support.browser import Browser, require_chromium
 from tests.support.server_fixtures import free_port
 
 pytestmark = pytest.mark.server
 
+_ROWS = """[...document.querySelectorAll('[role=row]')].map(row => ({
+    cells: [...row.querySelectorAll('[role=columnheader],[role=cell]')].map(c => c.innerText.trim()),
+    links: [...row.querySelectorAll('[role=cell]')].map(c => (c.querySelector('a[href]') || {}).href || ''),
+    trace: (row.outerHTML.match(/tr-[0-9a-f]{32}/) || [''])[0],
+}))"""
+"""The traces table as rendered: the header row's cells, then per trace row its cells, links and trace id (which
+every row carries: in its selection box's label, its link to the trace, or its Trace ID cell)."""
+
+_POPUPS = ('[data-component-id="mlflow.detect_issues.guidance.got_it"]',  # "Detect Issues" tip, shown once
+           '[data-component-id="mlflow.assistant.chat_panel.close"]')  # the assistant panel, opened on first visit
+
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory):
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     require_chromium()
     root = tmp_path_factory.mktemp("web-ui")
     generate_demo(root / "exps", run_folders=3, scenes=3, seed=0)
@@ -43,9 +54,11 @@ def ui(tmp_path_factory: pytest.TempPathFactory):
         stop_ui(server)
 
 
-def shoot(url: str, name: str) -> None:
-    if directory := os.environ.get("ALIGN_TRACK_SCREENSHOTS"):
-        screenshot(url, Path(directory) / name)
+@pytest.fixture(scope="module")
+def browser(ui: tuple[str, str]) -> Iterator[Browser]:
+    """One browser (one profile) for the module, as one user's: what they dismiss or tick stays."""
+    with Browser(size=(1920, 1000)) as chromium:
+        yield chromium
 
 
 def store_view(uri: str) -> tuple[str, list, dict[str, list]]:
@@ -57,66 +70,143 @@ def store_view(uri: str) -> tuple[str, list, dict[str, list]]:
     return experiment_id, runs, traces
 
 
-def test_runs_table_lists_every_run(ui: tuple[str, str]) -> None:
+def visit(browser: Browser, url: str, shows: str) -> None:
+    """Open ``url``, wait until the page's text contains ``shows``, and close MLflow's first-visit pop-ups."""
+    browser.open(url)
+    browser.wait_for(lambda: shows in browser.text(), repr(shows))
+    for popup in _POPUPS:
+        if browser.present(popup):
+            browser.click(popup)
+
+
+def table(browser: Browser) -> tuple[list[str], list[dict]]:
+    """The traces table's column headers and its rows: ``{"trace": id, <header>: text, "link:<header>": href}``."""
+    rendered = browser.evaluate(_ROWS)
+    header = max((row["cells"] for row in rendered if not row["trace"]), key=len, default=[])  # not a group row
+    rows = []
+    for row in rendered:
+        if row["trace"]:
+            cells = dict(zip(header, row["cells"], strict=False))
+            cells.update({f"link:{h}": link for h, link in zip(header, row["links"], strict=False)})
+            rows.append({**cells, "trace": row["trace"]})
+    return header, rows
+
+
+def rows_once(browser: Browser, ready: Callable[[list[dict]], bool], what: str) -> list[dict]:
+    """The table's rows once ``ready(rows)`` holds: the app renders counts, rows and cells in separate steps."""
+    browser.wait_for(lambda: ready(table(browser)[1]), what)
+    return table(browser)[1]
+
+
+def show_columns(browser: Browser, *names: str) -> None:
+    """Tick columns in the traces list's Display > Columns menu (those not shown yet), then close the menu."""
+    browser.click('[data-component-id="mlflow.traces-v4.display.trigger"]')
+    browser.wait_for(lambda: browser.present("[role=menu] [role=menuitem]"), "the Display menu")
+    browser.click("[role=menuitem]", "Columns")
+    browser.wait_for(lambda: browser.present("[role=menuitemcheckbox]"), "the Columns menu")
+    for name in names:
+        browser.click('[role=menuitemcheckbox][aria-checked="false"]', name)
+    browser.press("Escape")
+    browser.wait_for(lambda: set(names) <= set(table(browser)[0]), f"the columns {names}")
+
+
+def shoot(browser: Browser, name: str) -> None:
+    if directory := os.environ.get("ALIGN_TRACK_SCREENSHOTS"):
+        browser.screenshot(Path(directory) / name)
+
+
+def test_runs_table_lists_every_run(ui: tuple[str, str], browser: Browser) -> None:
     url, uri = ui
     experiment_id, runs, _ = store_view(uri)
-    page = f"{url}/#/experiments/{experiment_id}/runs"
-    text = page_text(page, lambda text: f"{len(runs)} matching runs" in text)
-    assert f"{len(runs)} matching runs" in text, text[:3000]
-    for run in runs:
-        assert run.info.run_name in text
-    shoot(page, "mlflow-runs.png")
+    visit(browser, f"{url}/#/experiments/{experiment_id}/runs", f"{len(runs)} matching runs")
+    browser.wait_for(lambda: all(run.info.run_name in browser.text() for run in runs), "every run's name")
+    shoot(browser, "mlflow-runs.png")
 
 
-def test_run_traces_tab_lists_its_scenes(ui: tuple[str, str]) -> None:
+def test_run_traces_tab_lists_its_scenes(ui: tuple[str, str], browser: Browser) -> None:
     url, uri = ui
     experiment_id, runs, traces = store_view(uri)
     run = max(runs, key=lambda r: len(traces[r.info.run_id]))
     scenes = traces[run.info.run_id]
-    page = f"{url}/#/experiments/{experiment_id}/runs/{run.info.run_id}/traces"
-    text = page_text(page, lambda text: f"{len(scenes)} of {len(scenes)}" in text)
-    assert run.info.run_name in text
-    assert f"{len(scenes)} of {len(scenes)}" in text, text[:3000]  # found by the run's mlflow.sourceRun
-    for trace in scenes:  # each row: the trace id and its request, which names the scene
-        assert trace.info.trace_id[:11] in text
-    for scene_id in {t.info.tags[schema.TRACE_TAG_SCENE_ID] for t in scenes}:
-        assert f'"scene_id": "{scene_id}"' in text
-    shoot(page, "mlflow-run-traces.png")
+    visit(browser, f"{url}/#/experiments/{experiment_id}/runs/{run.info.run_id}/traces",
+          f"{len(scenes)} of {len(scenes)}")  # found by the run's mlflow.sourceRun / run link
+    assert run.info.run_name in browser.text()
+    expected = sorted(t.info.trace_id for t in scenes)
+    rows = rows_once(browser, lambda rows: sorted(row["trace"] for row in rows) == expected, "the run's traces")
+    scene_of = {t.info.trace_id: t.info.tags[schema.TRACE_TAG_SCENE_ID] for t in scenes}
+    for row in rows:  # each row's request names its scene
+        assert f'"scene_id": "{scene_of[row["trace"]]}"' in row["Request"], row
+    shoot(browser, "mlflow-run-traces.png")
 
 
-def test_experiment_traces_list_and_scene_search(ui: tuple[str, str]) -> None:
+def test_experiment_traces_list_shows_each_traces_run(ui: tuple[str, str], browser: Browser) -> None:
+    url, uri = ui
+    experiment_id, runs, traces = store_view(uri)
+    run_of = {t.info.trace_id: run for run in runs for t in traces[run.info.run_id]}
+    scene_of = {t.info.trace_id: t.info.tags[schema.TRACE_TAG_SCENE_ID] for ts in traces.values() for t in ts}
+    page = f"{url}/#/experiments/{experiment_id}/traces"
+    visit(browser, page, f"{len(run_of)} of {len(run_of)}")
+    # MLflow 3.17 hides "Run name" (and "Trace name") by default: tick them as a user does.
+    browser.wait_for(lambda: "Time" in table(browser)[0], "the table's header")
+    show_columns(browser, *(c for c in ("Run name", "Trace name") if c not in table(browser)[0]))
+    # The run names come from a second request (the runs of the traces' mlflow.sourceRun ids).
+    rows = rows_once(browser, lambda rows: len(rows) == len(run_of) and all(row["Run name"] for row in rows),
+                     "every row's run name")
+    assert sorted(row["trace"] for row in rows) == sorted(run_of)
+    for row in rows:
+        run = run_of[row["trace"]]
+        assert row["Run name"] == run.info.run_name, row  # from the trace's mlflow.sourceRun
+        assert row["link:Run name"].endswith(f"/runs/{run.info.run_id}"), row
+        assert row["Trace name"] == scene_of[row["trace"]], row  # mlflow.traceName: the scene id
+        assert f"{schema.TRACE_TAG_SCENE_ID}: {scene_of[row['trace']]}" in row["Tags"], row
+    shoot(browser, "mlflow-traces.png")
+
+    visit(browser, page, f"{len(run_of)} of {len(run_of)}")  # the choice is kept (per browser and experiment)
+    browser.wait_for(lambda: {"Run name", "Trace name"} <= set(table(browser)[0]), "the ticked columns, again")
+    rows_once(browser, lambda rows: len(rows) == len(run_of) and all(row["Run name"] for row in rows),
+              "every row's run name, again")
+
+
+def test_traces_search_box_filters_by_scene_id(ui: tuple[str, str], browser: Browser) -> None:
     url, uri = ui
     experiment_id, runs, traces = store_view(uri)
     every = [t for scenes in traces.values() for t in scenes]
-    page = f"{url}/#/experiments/{experiment_id}/traces"
-    text = page_text(page, lambda text: f"{len(every)} of {len(every)}" in text)
-    assert f"{len(every)} of {len(every)}" in text, text[:3000]
     by_scene = Counter(t.info.tags[schema.TRACE_TAG_SCENE_ID] for t in every)
-    for scene_id, count in by_scene.items():  # the Tags column: scene_id chips
-        assert len(re.findall(rf"scene_id: {re.escape(scene_id)}\b", text)) >= count
-    shoot(page, "mlflow-traces.png")
-
     scene_id, count = sorted(by_scene.items())[-1]
-    searched = f"{page}?q={quote(scene_id)}"
-    text = page_text(searched, lambda text: f"{count} of {len(every)}" in text)
-    assert f"{count} of {len(every)}" in text, text[-3000:]  # shown of all traces in the experiment
     assert count < len(every)
-    assert len(re.findall(rf"scene_id: {re.escape(scene_id)}\b", text)) >= count
-    for other in set(by_scene) - {scene_id}:
-        assert f"scene_id: {other} " not in text + " "
-    shoot(searched, "mlflow-traces-search.png")
+    visit(browser, f"{url}/#/experiments/{experiment_id}/traces", f"{len(every)} of {len(every)}")
+    search = '[data-component-id="web-shared.traces-table.search"]'
+    shown = f"{count} of {len(every)}"
+    for _ in range(3):  # as a user retypes when the box was redrawn under the typing (a late render step)
+        browser.type(search, scene_id)
+        browser.press("Enter")
+        if browser.until(lambda: shown in browser.text(), timeout=60):
+            break
+    else:
+        value = browser.evaluate(f"(document.querySelector({search!r}) || {{}}).value")
+        pytest.fail(f"no {shown!r} after typing {scene_id!r} (the box holds {value!r}): {browser.text()[:3000]}")
+    expected = sorted(t.info.trace_id for t in every if t.info.tags[schema.TRACE_TAG_SCENE_ID] == scene_id)
+    rows = rows_once(browser, lambda rows: sorted(row["trace"] for row in rows) == expected, "the scene's traces")
+    for row in rows:
+        assert f"{schema.TRACE_TAG_SCENE_ID}: {scene_id}" in row["Tags"], row
+    shoot(browser, "mlflow-traces-search.png")
 
 
-def test_trace_opens_to_its_inputs_and_outputs(ui: tuple[str, str]) -> None:
+def test_trace_opens_to_its_inputs_and_outputs(ui: tuple[str, str], browser: Browser) -> None:
     url, uri = ui
     experiment_id, runs, traces = store_view(uri)
-    trace = MlflowClient(uri).get_trace(next(t for scenes in traces.values() for t in scenes).info.trace_id)
+    every = [t for scenes in traces.values() for t in scenes]
+    trace = MlflowClient(uri).get_trace(every[0].info.trace_id)
     [span] = trace.data.spans
-    page = f"{url}/#/experiments/{experiment_id}/traces?selectedEvaluationId={trace.info.trace_id}"
-    text = page_text(page, lambda text: "Inputs / Outputs" in text and "Attributes" in text)
-    assert "Inputs / Outputs" in text and "Attributes" in text, text[:3000]
+    visit(browser, f"{url}/#/experiments/{experiment_id}/traces", f"{len(every)} of {len(every)}")
+    browser.click(f'a[aria-label^="Open trace {trace.info.trace_id}"]')  # the row's input preview
+    state = " ".join(span.inputs[schema.IN_STATE].split())
+    browser.wait_for(lambda: "Inputs / Outputs" in (text := browser.text()) and state in text, "the trace's inputs")
+    text = browser.text()
+    assert "Attributes" in text
+    assert span.name == trace.info.tags.get("mlflow.traceName", span.name)
     for key in schema.TRACE_INPUTS:
         assert key in text
-    assert " ".join(span.inputs[schema.IN_STATE].split()) in text
-    assert " ".join(span.outputs[schema.OUT_ACTION]["justification"].split()) in text
-    shoot(page, "mlflow-trace.png")
+    browser.wait_for(lambda: " ".join(span.outputs[schema.OUT_ACTION]["justification"].split()) in browser.text(),
+                     "the trace's outputs")
+    shoot(browser, "mlflow-trace.png")
