@@ -204,7 +204,30 @@ def ingest(
 
     workers = workers or default_workers(uri)
     abandoned = False
-    if workers <= 1 and store.kind != "http":
+    if workers <= 1 and store.bulk:
+        def prepare(folder: Path) -> _Prepared | None:
+            rel = printable(configs[folder].rel_path if folder in configs else os.path.relpath(folder, root))
+            if cancel is not None and cancel.is_set():
+                return None
+            if folder in errors:
+                return _Prepared(rel, Outcome(rel, FAILED, error=errors[folder]))
+            try:
+                return _prepare_folder(store, configs[folder], ids[folder], variants, existing, others, force,
+                                       alive, notice)
+            except RunFolderError as exc:
+                return _Prepared(rel, Outcome(rel, FAILED, error=str(exc)))
+            except Exception as exc:  # noqa: BLE001 - the store failed while planning: that folder fails
+                error = f"{rel}: store error: {one_line(exc, with_type=True)}"
+                return _Prepared(rel, Outcome(rel, FAILED, error=error))
+
+        def write(batch: list[_Prepared]) -> None:
+            if cancel is not None and cancel.is_set():
+                return
+            for outcome in _write_batch(store, batch, force, alive, notice, state):
+                record(outcome)
+
+        _batched(folders, prepare, write)
+    elif workers <= 1 and store.kind != "http":
         for folder in folders:
             outcome = process(folder)
             if outcome is None:
@@ -344,6 +367,197 @@ def _ingest_folder(store, config, folder_ids, variants, existing, others, force,
         run_ids.append(run_id)
     status = next((s for s in (UPDATED, INGESTED, BUSY) if s in statuses), SKIPPED)
     return Outcome(config.rel_path, status, runs=len(run_ids), traces=written_traces, run_ids=run_ids)
+
+
+BATCH_SCENES = 2000
+"""A batch of runs is written in one transaction once it holds this many scenes ..."""
+BATCH_RUNS = 64
+"""... or this many runs ..."""
+BATCH_SECONDS = 1.0
+"""... or its first run has waited this long (progress keeps moving on slow folders)."""
+LOOKAHEAD = 16
+"""Folders read and mapped ahead of the writer (memory: a few run folders, not the corpus)."""
+
+
+@dataclass
+class _Pending:
+    """One run of a folder to write: its identity, the mapped record and the foreign runs it replaces."""
+
+    identity: RunIdentity
+    action: str
+    record: object
+    theirs: list
+
+
+@dataclass
+class _Prepared:
+    """A folder read, planned and mapped, waiting for its batch; or already decided (``outcome``)."""
+
+    rel: str
+    outcome: Outcome | None = None
+    statuses: list[str] = field(default_factory=list)
+    pending: list[_Pending] = field(default_factory=list)
+
+    @property
+    def scenes(self) -> int:
+        return sum(len(p.record.traces) for p in self.pending)  # type: ignore[attr-defined]
+
+
+def _batched(folders: list[Path], prepare: Callable[[Path], _Prepared | None],
+             write: Callable[[list[_Prepared]], None]) -> None:
+    """Read and map folders in a thread (JSON parsing, mapping and row building overlap the database's
+    file syncs) while this thread writes them in batches of several runs per transaction.
+
+    A batch is written when it is big enough (:data:`BATCH_SCENES`, :data:`BATCH_RUNS`), its first folder
+    has waited :data:`BATCH_SECONDS`, or nothing more is coming. Outcomes keep the folders' order.
+    """
+    import queue
+
+    ready: queue.Queue = queue.Queue(maxsize=LOOKAHEAD)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for folder in folders:
+                if stop.is_set():
+                    return
+                item = prepare(folder)
+                if item is None:
+                    break
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # noqa: BLE001 - handed to the writer, which raises it
+            ready.put(exc)
+        finally:
+            ready.put(done)
+
+    producer = threading.Thread(target=produce, name="align-track-map", daemon=True)
+    producer.start()
+    batch: list[_Prepared] = []
+    runs = scenes = 0
+    first = 0.0
+    try:
+        while True:
+            timeout = None if not batch else max(0.0, first + BATCH_SECONDS - time.monotonic())
+            try:
+                item = ready.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if isinstance(item, BaseException):
+                raise item
+            if item is done:
+                if batch:
+                    write(batch)
+                return
+            if item is not None:
+                if not batch:
+                    first = time.monotonic()
+                batch.append(item)
+                runs += len(item.pending)
+                scenes += item.scenes
+            if batch and (item is None or runs >= BATCH_RUNS or scenes >= BATCH_SCENES
+                          or time.monotonic() - first >= BATCH_SECONDS):
+                write(batch)
+                batch, runs, scenes = [], 0, 0
+    finally:
+        stop.set()
+
+
+def _prepare_folder(store, config, folder_ids, variants, existing, others, force, alive, notice) -> _Prepared:
+    """Plan each identity of one folder from the store's single read, do the cleanups a skip needs, and map
+    the runs to write (the folder's files read at most once): everything but the write itself."""
+    from align_track.store.run_writer import with_retries
+
+    def call(fn, *args):
+        return with_retries(partial(fn, *args), notice)
+
+    prepared = _Prepared(config.rel_path)
+    files = None
+    several_targets = len(folder_ids) > 1
+    for identity in folder_ids:
+        variant = variants[identity.key]
+        own = existing.get(identity.key, [])
+        theirs = foreign_runs_for(others.get(config.rel_path, []), config.rel_path, identity.target.id,
+                                  several_targets)
+        decision = plan(run_fingerprint(identity, variant), own, force, alive)
+        if decision.action in ("skip", "busy"):
+            cleanup = list(decision.cleanup)
+            kept = [r for r in own if complete(r) and r.run_id not in cleanup]
+            if decision.action == "skip" and theirs and kept:  # replaced earlier, the delete interrupted
+                cleanup += superseded(theirs, kept[0])
+            for run_id in cleanup:
+                call(store.delete_run, run_id)
+            prepared.statuses.append(SKIPPED if decision.action == "skip" else BUSY)
+            continue
+        if theirs and not own and not force:
+            disk = _run_file_sizes(config.path)
+            if any(same_files(call(store.artifact_sizes, r.run_id), disk) for r in theirs):
+                prepared.statuses.append(SKIPPED)  # adopted: another tool's run of this folder, still current
+                continue
+        mapped = _map(config, identity, variant, files, notice)
+        files = mapped.files
+        prepared.pending.append(_Pending(identity, "update" if theirs else decision.action, mapped.run, theirs))
+    if not prepared.pending:
+        prepared.outcome = Outcome(config.rel_path, _folder_status(prepared.statuses))
+    return prepared
+
+
+def _folder_status(statuses: list[str]) -> str:
+    return next((s for s in (UPDATED, INGESTED, BUSY) if s in statuses), SKIPPED)
+
+
+def _write_batch(store, batch: list[_Prepared], force: bool, alive, notice, state: dict) -> list[Outcome]:
+    """Write every pending run of ``batch`` (one transaction, see RunStore.write_batch); one outcome per folder."""
+    todo = [p for prepared in batch if prepared.outcome is None for p in prepared.pending]
+    results: dict[int, object] = {}
+    if todo and state["store_failures"] < 3:
+        written = store.write_batch([(p.record, p.identity.key, force) for p in todo],
+                                    superseded=lambda mine, runs: after_complete(mine, runs, alive), notice=notice)
+        results = {id(p): w for p, w in zip(todo, written, strict=True)}
+    outcomes = []
+    for prepared in batch:
+        if prepared.outcome is not None:
+            outcomes.append(prepared.outcome)
+            continue
+        rel = prepared.rel
+        if state["store_failures"] >= 3 and not results:
+            outcomes.append(Outcome(rel, FAILED, error=f"{rel}: not attempted, the store stopped answering"))
+            continue
+        statuses, traces, run_ids, error = list(prepared.statuses), 0, [], None
+        for pending in prepared.pending:
+            result = results[id(pending)]
+            try:
+                if isinstance(result, Exception):
+                    raise result
+                if result.run_id is None:  # type: ignore[attr-defined]
+                    statuses.append(BUSY if result.busy else SKIPPED)  # type: ignore[attr-defined]
+                    continue
+                for doomed_run in pending.theirs:  # our run is complete: the foreign one it replaces goes
+                    _retry_call(store.delete_run, doomed_run.run_id, notice=notice)
+            except Exception as exc:  # noqa: BLE001 - the store failed: this folder fails, a rerun converges
+                error = error or f"{rel}: store error: {one_line(exc, with_type=True)}"
+                continue
+            statuses.append(UPDATED if pending.action == "update" else INGESTED)
+            traces += len(pending.record.traces)  # type: ignore[attr-defined]
+            run_ids.append(result.run_id)  # type: ignore[attr-defined]
+        if error:
+            state["store_failures"] += 1
+            outcomes.append(Outcome(rel, FAILED, error=error))
+        else:
+            state["store_failures"] = 0
+            outcomes.append(Outcome(rel, _folder_status(statuses), runs=len(run_ids), traces=traces, run_ids=run_ids))
+    return outcomes
+
+
+def _retry_call(fn, *args, notice=None):
+    from align_track.store.run_writer import with_retries
+
+    return with_retries(partial(fn, *args), notice)
 
 
 @dataclass

@@ -30,7 +30,13 @@ from align_track.store.runs_reader import (
     get_experiment_id,
     load_runs,
 )
-from align_track.store.sql_bulk import BulkResult, bulk_runs_supported, sweep_orphans, write_run_bulk
+from align_track.store.sql_bulk import (
+    BulkResult,
+    bulk_runs_supported,
+    sweep_orphans,
+    write_run_bulk,
+    write_runs_bulk,
+)
 from align_track.store.uri import StoreError, artifact_root_for, check_sqlite_store, sqlite_path, store_kind
 
 
@@ -257,6 +263,45 @@ class RunStore:
         for doomed in superseded(run_id, call(self.runs_for_key, key)):
             call(self.delete_run, doomed)
         return Written(run_id)
+
+    def write_batch(self, items: list[tuple[RunRecord, str, bool]], superseded: ClaimRule,
+                    notice: Callable[[str], None] | None = None) -> list[Written | Exception]:
+        """Several runs ``(record, key, force)`` in one transaction (bulk stores only), then the runs each
+        replaces deleted; one ``Written`` (or the exception that run met) per item, in order.
+
+        If the shared transaction fails, nothing of it is left and the runs are written one by one, so a
+        run the store refuses fails alone and the others still go in.
+        """
+        def call(fn: Callable[..., Any], *args: Any) -> Any:
+            return with_retries(partial(fn, *args), notice)
+
+        try:
+            results = call(write_runs_bulk, self.tracking_uri, self.experiment_id, self.artifact_location,
+                           [(record, force) for record, _, force in items], claim_token())
+        except Exception as exc:  # noqa: BLE001 - retried one run at a time below, where each failure is its own
+            if len(items) == 1:
+                return [exc]
+            out: list[Written | Exception] = []
+            for record, key, force in items:
+                try:
+                    out.append(self.write(record, key, force, claim_lost=lambda mine, runs: False,
+                                          superseded=superseded, notice=notice))
+                except Exception as exc:  # noqa: BLE001 - reported for that run folder
+                    out.append(exc)
+            return out
+        written: list[Written | Exception] = []
+        for (_, key, _), result in zip(items, results, strict=True):
+            if not result.written:  # another ingest committed the same run folder meanwhile
+                written.append(Written(None))
+                continue
+            try:
+                if result.others:
+                    for doomed in superseded(result.run_id, call(self.runs_for_key, key)):
+                        call(self.delete_run, doomed)
+                written.append(Written(result.run_id))
+            except Exception as exc:  # noqa: BLE001 - the run is complete; the next ingest removes the old one
+                written.append(exc)
+        return written
 
     def write_run_bulk(self, record: RunRecord, force: bool) -> BulkResult:
         """The whole run in one transaction (SQL stores only): complete or absent, never half."""
