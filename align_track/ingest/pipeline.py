@@ -205,6 +205,8 @@ def ingest(
     workers = workers or default_workers(uri)
     abandoned = False
     if workers <= 1 and store.bulk:
+        mappers = _mapping_pool(len(folders))
+
         def prepare(folder: Path) -> _Prepared | None:
             rel = printable(configs[folder].rel_path if folder in configs else os.path.relpath(folder, root))
             if cancel is not None and cancel.is_set():
@@ -212,13 +214,30 @@ def ingest(
             if folder in errors:
                 return _Prepared(rel, Outcome(rel, FAILED, error=errors[folder]))
             try:
-                return _prepare_folder(store, configs[folder], ids[folder], variants, existing, others, force,
-                                       alive, notice)
+                prepared = _prepare_folder(store, configs[folder], ids[folder], variants, existing, others, force,
+                                           alive, notice)
             except RunFolderError as exc:
                 return _Prepared(rel, Outcome(rel, FAILED, error=str(exc)))
             except Exception as exc:  # noqa: BLE001 - the store failed while planning: that folder fails
                 error = f"{rel}: store error: {one_line(exc, with_type=True)}"
                 return _Prepared(rel, Outcome(rel, FAILED, error=error))
+            if prepared.pending:
+                args = (configs[folder], [(p.identity, p.variant) for p in prepared.pending], force,
+                        store.experiment_id, store.artifact_location, mappers is not None)
+                prepared.mapping = mappers.apply_async(_map_folder, args) if mappers else _Done(_map_folder(*args))
+            return prepared
+
+        def resolve(prepared: _Prepared) -> None:
+            if prepared.mapping is None:
+                return
+            result, prepared.mapping = prepared.mapping.get(), None
+            if result[0] == "error":
+                prepared.outcome, prepared.pending = Outcome(prepared.rel, FAILED, error=result[1]), []
+                return
+            for pending, bulk in zip(prepared.pending, result[1], strict=True):
+                pending.bulk = bulk
+            for warning in result[2]:  # already "<folder>: <what>"
+                notice(warning)
 
         def write(batch: list[_Prepared]) -> None:
             if cancel is not None and cancel.is_set():
@@ -226,7 +245,11 @@ def ingest(
             for outcome in _write_batch(store, batch, force, alive, notice, state):
                 record(outcome)
 
-        _batched(folders, prepare, write)
+        try:
+            _batched(folders, prepare, resolve, write)
+        finally:
+            if mappers is not None:
+                mappers.terminate()
     elif workers <= 1 and store.kind != "http":
         for folder in folders:
             outcome = process(folder)
@@ -384,9 +407,11 @@ class _Pending:
     """One run of a folder to write: its identity, the mapped record and the foreign runs it replaces."""
 
     identity: RunIdentity
+    variant: str
     action: str
-    record: object
     theirs: list
+    bulk: object = None
+    """The store's BulkRun once mapped: the record, its run id and trace rows."""
 
 
 @dataclass
@@ -397,14 +422,16 @@ class _Prepared:
     outcome: Outcome | None = None
     statuses: list[str] = field(default_factory=list)
     pending: list[_Pending] = field(default_factory=list)
+    mapping: object = None
+    """The mapping of ``pending`` under way (``.get()`` gives ``_map_folder``'s answer)."""
 
     @property
     def scenes(self) -> int:
-        return sum(len(p.record.traces) for p in self.pending)  # type: ignore[attr-defined]
+        return sum(p.bulk.scenes for p in self.pending)  # type: ignore[attr-defined]
 
 
 def _batched(folders: list[Path], prepare: Callable[[Path], _Prepared | None],
-             write: Callable[[list[_Prepared]], None]) -> None:
+             resolve: Callable[[_Prepared], None], write: Callable[[list[_Prepared]], None]) -> None:
     """Read and map folders in a thread (JSON parsing, mapping and row building overlap the database's
     file syncs) while this thread writes them in batches of several runs per transaction.
 
@@ -455,6 +482,7 @@ def _batched(folders: list[Path], prepare: Callable[[Path], _Prepared | None],
                     write(batch)
                 return
             if item is not None:
+                resolve(item)
                 if not batch:
                     first = time.monotonic()
                 batch.append(item)
@@ -469,15 +497,14 @@ def _batched(folders: list[Path], prepare: Callable[[Path], _Prepared | None],
 
 
 def _prepare_folder(store, config, folder_ids, variants, existing, others, force, alive, notice) -> _Prepared:
-    """Plan each identity of one folder from the store's single read, do the cleanups a skip needs, and map
-    the runs to write (the folder's files read at most once): everything but the write itself."""
+    """Plan each identity of one folder from the store's single read and do the cleanups a skip needs; the
+    runs to write are left pending, for ``_map_folder``."""
     from align_track.store.run_writer import with_retries
 
     def call(fn, *args):
         return with_retries(partial(fn, *args), notice)
 
     prepared = _Prepared(config.rel_path)
-    files = None
     several_targets = len(folder_ids) > 1
     for identity in folder_ids:
         variant = variants[identity.key]
@@ -499,12 +526,73 @@ def _prepare_folder(store, config, folder_ids, variants, existing, others, force
             if any(same_files(call(store.artifact_sizes, r.run_id), disk) for r in theirs):
                 prepared.statuses.append(SKIPPED)  # adopted: another tool's run of this folder, still current
                 continue
-        mapped = _map(config, identity, variant, files, notice)
-        files = mapped.files
-        prepared.pending.append(_Pending(identity, "update" if theirs else decision.action, mapped.run, theirs))
+        prepared.pending.append(_Pending(identity, variant, "update" if theirs else decision.action, theirs))
     if not prepared.pending:
         prepared.outcome = Outcome(config.rel_path, _folder_status(prepared.statuses))
     return prepared
+
+
+class _Done:
+    """An answer computed in place, with the ``.get()`` of a pool's pending one."""
+
+    def __init__(self, value: object):
+        self.value = value
+
+    def get(self) -> object:
+        return self.value
+
+
+def _map_folder(config, jobs, force, experiment_id, location, in_child):
+    """Read one folder (once) and map its pending runs into the store's bulk form: ids and trace rows.
+
+    The CPU-heavy part of an ingest (JSON parsing, mapping, span JSON and size stats), run in a worker
+    process when there are many folders, so it uses another core than the writer. Returns
+    ``("ok", bulk runs, warnings)`` or ``("error", message)`` (exceptions do not cross processes well).
+    """
+    from dataclasses import replace
+
+    from align_track.store.sql_bulk import prepare_bulk_run
+
+    warnings: list[str] = []
+    files = None
+    out = []
+    try:
+        for identity, variant in jobs:
+            mapped = _map(config, identity, variant, files, warnings.append)
+            files = mapped.files
+            bulk = prepare_bulk_run(mapped.run, force, experiment_id, location)
+            if in_child:  # the rows carry the traces; sending the records back too would double the transfer
+                bulk.record = replace(bulk.record, traces=[])
+            out.append(bulk)
+    except RunFolderError as exc:
+        return ("error", str(exc))
+    return ("ok", out, warnings)
+
+
+MAP_PROCESSES_MIN_FOLDERS = 32
+"""Below this many folders, mapping stays in a thread: forking workers would cost more than it saves."""
+
+
+def _mapping_pool(folders: int):
+    """Worker processes for ``_map_folder`` (one per core, at most 4), or None: few folders, one core,
+    ``ALIGN_TRACK_MAP_PROCESSES=0``, or threads of our caller's about (a fork copies only this thread,
+    so it is used only from the main thread of a process whose other threads are daemons)."""
+    import multiprocessing
+    import signal
+
+    wanted = os.environ.get("ALIGN_TRACK_MAP_PROCESSES", "")
+    cpus = os.cpu_count() or 1
+    count = int(wanted) if wanted.isdigit() else min(cpus, 4)
+    if count < 2 and not wanted.isdigit() or count < 1 or folders < MAP_PROCESSES_MIN_FOLDERS:
+        return None
+    if threading.current_thread() is not threading.main_thread() or \
+            any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        return None
+    try:
+        return multiprocessing.get_context("fork").Pool(count, initializer=signal.signal,
+                                                        initargs=(signal.SIGINT, signal.SIG_IGN))
+    except (OSError, ValueError):
+        return None
 
 
 def _folder_status(statuses: list[str]) -> str:
@@ -516,7 +604,7 @@ def _write_batch(store, batch: list[_Prepared], force: bool, alive, notice, stat
     todo = [p for prepared in batch if prepared.outcome is None for p in prepared.pending]
     results: dict[int, object] = {}
     if todo and state["store_failures"] < 3:
-        written = store.write_batch([(p.record, p.identity.key, force) for p in todo],
+        written = store.write_batch([(p.bulk, p.identity.key) for p in todo],
                                     superseded=lambda mine, runs: after_complete(mine, runs, alive), notice=notice)
         results = {id(p): w for p, w in zip(todo, written, strict=True)}
     outcomes = []
@@ -543,7 +631,7 @@ def _write_batch(store, batch: list[_Prepared], force: bool, alive, notice, stat
                 error = error or f"{rel}: store error: {one_line(exc, with_type=True)}"
                 continue
             statuses.append(UPDATED if pending.action == "update" else INGESTED)
-            traces += len(pending.record.traces)  # type: ignore[attr-defined]
+            traces += pending.bulk.scenes  # type: ignore[attr-defined]
             run_ids.append(result.run_id)  # type: ignore[attr-defined]
         if error:
             state["store_failures"] += 1

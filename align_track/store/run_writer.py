@@ -32,6 +32,7 @@ from align_track.store.runs_reader import (
 )
 from align_track.store.sql_bulk import (
     BulkResult,
+    BulkRun,
     bulk_runs_supported,
     sweep_orphans,
     write_run_bulk,
@@ -264,9 +265,9 @@ class RunStore:
             call(self.delete_run, doomed)
         return Written(run_id)
 
-    def write_batch(self, items: list[tuple[RunRecord, str, bool]], superseded: ClaimRule,
+    def write_batch(self, items: list[tuple[BulkRun, str]], superseded: ClaimRule,
                     notice: Callable[[str], None] | None = None) -> list[Written | Exception]:
-        """Several runs ``(record, key, force)`` in one transaction (bulk stores only), then the runs each
+        """Several runs ``(bulk run, key)`` in one transaction (bulk stores only), then the runs each
         replaces deleted; one ``Written`` (or the exception that run met) per item, in order.
 
         If the shared transaction fails, nothing of it is left and the runs are written one by one, so a
@@ -277,20 +278,16 @@ class RunStore:
 
         try:
             results = call(write_runs_bulk, self.tracking_uri, self.experiment_id, self.artifact_location,
-                           [(record, force) for record, _, force in items], claim_token())
+                           [item for item, _ in items], claim_token())
         except Exception as exc:  # noqa: BLE001 - retried one run at a time below, where each failure is its own
             if len(items) == 1:
                 return [exc]
             out: list[Written | Exception] = []
-            for record, key, force in items:
-                try:
-                    out.append(self.write(record, key, force, claim_lost=lambda mine, runs: False,
-                                          superseded=superseded, notice=notice))
-                except Exception as exc:  # noqa: BLE001 - reported for that run folder
-                    out.append(exc)
+            for one in items:
+                out.extend(self.write_batch([one], superseded, notice))
             return out
         written: list[Written | Exception] = []
-        for (_, key, _), result in zip(items, results, strict=True):
+        for (_, key), result in zip(items, results, strict=True):
             if not result.written:  # another ingest committed the same run folder meanwhile
                 written.append(Written(None))
                 continue

@@ -22,7 +22,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -64,12 +64,39 @@ def write_run_bulk(tracking_uri: str, experiment_id: str, artifact_location: str
     The artifact files are copied before the transaction and removed again if it does not
     commit, so a committed run always has its files and a failed one leaves none.
     """
-    return write_runs_bulk(tracking_uri, experiment_id, artifact_location, [(record, force)], claim)[0]
+    return write_runs_bulk(tracking_uri, experiment_id, artifact_location, [BulkRun(record, force)], claim)[0]
+
+
+@dataclass
+class BulkRun:
+    """One run for ``write_runs_bulk``; its id and trace rows may be made ahead (``prepare_bulk_run``), in
+    another thread than the writer's, so building rows overlaps writing them."""
+
+    record: RunRecord
+    force: bool
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    location: str | None = None
+    """The experiment artifact location ``trace_rows`` were built with (checked in the transaction)."""
+    trace_rows: trace_writer.TraceRows | None = None
+    scenes: int = -1
+    """Traces of the run (``record.traces`` may be dropped once the rows are built); -1: len(record.traces)."""
+
+    def __post_init__(self) -> None:
+        if self.scenes < 0:
+            self.scenes = len(self.record.traces)
+
+
+def prepare_bulk_run(record: RunRecord, force: bool, experiment_id: str, location: str) -> BulkRun:
+    """A BulkRun with its trace rows built now (the CPU-heavy part of a write: span JSON, size stats)."""
+    run = BulkRun(record, force, location=location)
+    if record.traces:
+        run.trace_rows = trace_writer.trace_rows(str(experiment_id), run.run_id, record.traces, location)
+    return run
 
 
 def write_runs_bulk(tracking_uri: str, experiment_id: str, artifact_location: str,
-                    items: Sequence[tuple[RunRecord, bool]], claim: str) -> list[BulkResult]:
-    """Several runs, each complete and FINISHED, in one transaction: one result per ``(record, force)``.
+                    items: Sequence[BulkRun], claim: str) -> list[BulkResult]:
+    """Several runs, each complete and FINISHED, in one transaction: one result per item.
 
     A transaction (and on SQLite its file sync, ~10-40 ms) and ~20 statements per run were the fixed cost
     of a small run; here a batch shares one commit, one existence check and one executemany per table.
@@ -81,16 +108,15 @@ def write_runs_bulk(tracking_uri: str, experiment_id: str, artifact_location: st
     from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag
     from sqlalchemy import insert, select
 
-    keys = [record.tags[TAG_KEY] for record, _ in items]
+    keys = [item.record.tags[TAG_KEY] for item in items]
     if len(set(keys)) != len(keys):
         raise ValueError("a batch of bulk runs holds one identity twice")
     store = trace_writer.sql_store(tracking_uri)
-    run_ids = [uuid.uuid4().hex for _ in items]
     folders: list[Path] = []
     committed = False
     try:
-        for run_id, (record, _) in zip(run_ids, items, strict=True):
-            folders.append(_copy_artifacts(artifact_location, run_id, record, claim))
+        for item in items:
+            folders.append(_copy_artifacts(artifact_location, item.run_id, item.record, claim))
         with store.engine.begin() as conn:
             trace_writer.begin_write(conn, store.db_type)
             if store.db_type == "postgresql":  # serialise writers of one identity (sorted: no deadlock)
@@ -111,7 +137,8 @@ def write_runs_bulk(tracking_uri: str, experiment_id: str, artifact_location: st
             traces: list[trace_writer.TraceRows] = []
             results: list[BulkResult] = []
             location = None
-            for run_id, (record, force), key in zip(run_ids, items, keys, strict=True):
+            for item, key in zip(items, keys, strict=True):
+                record, force, run_id = item.record, item.force, item.run_id
                 mine = others.get(key, [])
                 fingerprint = record.tags[TAG_FINGERPRINT]
                 if mine and not force and any(current.get(r) == fingerprint for r in mine):
@@ -120,10 +147,14 @@ def write_runs_bulk(tracking_uri: str, experiment_id: str, artifact_location: st
                 results.append(BulkResult(True, run_id, mine))
                 _run_rows(rows, record, run_id, experiment_id, f"{artifact_location.rstrip('/')}/{run_id}/artifacts",
                           claim, now)
-                if record.traces:
+                if item.scenes:
                     if location is None:
                         location = trace_writer.experiment_location(conn, str(experiment_id))
-                    traces.append(trace_writer.trace_rows(str(experiment_id), run_id, record.traces, location))
+                    if item.trace_rows is None or item.location != location:
+                        if len(record.traces) != item.scenes:
+                            raise ValueError(f"trace rows of run {run_id} were built for another experiment")
+                        item.trace_rows = trace_writer.trace_rows(str(experiment_id), run_id, record.traces, location)
+                    traces.append(item.trace_rows)
             if rows["runs"]:
                 conn.execute(insert(runs), rows["runs"])
                 conn.execute(insert(tag_table), rows["tags"])
