@@ -205,24 +205,29 @@ def ingest(
     workers = workers or default_workers(uri)
     abandoned = False
     if workers <= 1 and store.bulk:
-        mappers = _mapping_pool(len(folders))
-
-        def prepare(folder: Path) -> _Prepared | None:
+        def plan_folder(folder: Path) -> _Prepared:
             rel = printable(configs[folder].rel_path if folder in configs else os.path.relpath(folder, root))
-            if cancel is not None and cancel.is_set():
-                return None
             if folder in errors:
                 return _Prepared(rel, Outcome(rel, FAILED, error=errors[folder]))
             try:
-                prepared = _prepare_folder(store, configs[folder], ids[folder], variants, existing, others, force,
-                                           alive, notice)
+                return _prepare_folder(store, configs[folder], ids[folder], variants, existing, others, force,
+                                       alive, notice)
             except RunFolderError as exc:
                 return _Prepared(rel, Outcome(rel, FAILED, error=str(exc)))
             except Exception as exc:  # noqa: BLE001 - the store failed while planning: that folder fails
                 error = f"{rel}: store error: {one_line(exc, with_type=True)}"
                 return _Prepared(rel, Outcome(rel, FAILED, error=error))
+
+        # Plans first (cheap: the store's single read), so worker processes are forked only when there are
+        # many runs to map, and before any other thread of ours exists.
+        planned = [plan_folder(folder) for folder in folders if cancel is None or not cancel.is_set()]
+        mappers = _mapping_pool(sum(len(p.pending) for p in planned))
+
+        def prepare(prepared: _Prepared) -> _Prepared | None:
+            if cancel is not None and cancel.is_set():
+                return None
             if prepared.pending:
-                args = (configs[folder], [(p.identity, p.variant) for p in prepared.pending], force,
+                args = (prepared.config, [(p.identity, p.variant) for p in prepared.pending], force,
                         store.experiment_id, store.artifact_location, mappers is not None)
                 prepared.mapping = mappers.apply_async(_map_folder, args) if mappers else _Done(_map_folder(*args))
             return prepared
@@ -246,7 +251,7 @@ def ingest(
                 record(outcome)
 
         try:
-            _batched(folders, prepare, resolve, write)
+            _batched(planned, prepare, resolve, write)
         finally:
             if mappers is not None:
                 mappers.terminate()
@@ -422,6 +427,7 @@ class _Prepared:
     outcome: Outcome | None = None
     statuses: list[str] = field(default_factory=list)
     pending: list[_Pending] = field(default_factory=list)
+    config: RunFolderConfig | None = None
     mapping: object = None
     """The mapping of ``pending`` under way (``.get()`` gives ``_map_folder``'s answer)."""
 
@@ -430,10 +436,11 @@ class _Prepared:
         return sum(p.bulk.scenes for p in self.pending)  # type: ignore[attr-defined]
 
 
-def _batched(folders: list[Path], prepare: Callable[[Path], _Prepared | None],
+def _batched(folders: list[_Prepared], prepare: Callable[[_Prepared], _Prepared | None],
              resolve: Callable[[_Prepared], None], write: Callable[[list[_Prepared]], None]) -> None:
-    """Read and map folders in a thread (JSON parsing, mapping and row building overlap the database's
-    file syncs) while this thread writes them in batches of several runs per transaction.
+    """Map planned folders ahead (``prepare``: in a thread, handing the work to worker processes when there
+    are any, so JSON parsing, mapping and row building overlap the writes) while this thread writes them in
+    batches of several runs per transaction.
 
     A batch is written when it is big enough (:data:`BATCH_SCENES`, :data:`BATCH_RUNS`), its first folder
     has waited :data:`BATCH_SECONDS`, or nothing more is coming. Outcomes keep the folders' order.
@@ -504,7 +511,7 @@ def _prepare_folder(store, config, folder_ids, variants, existing, others, force
     def call(fn, *args):
         return with_retries(partial(fn, *args), notice)
 
-    prepared = _Prepared(config.rel_path)
+    prepared = _Prepared(config.rel_path, config=config)
     several_targets = len(folder_ids) > 1
     for identity in folder_ids:
         variant = variants[identity.key]
@@ -569,11 +576,11 @@ def _map_folder(config, jobs, force, experiment_id, location, in_child):
     return ("ok", out, warnings)
 
 
-MAP_PROCESSES_MIN_FOLDERS = 32
-"""Below this many folders, mapping stays in a thread: forking workers would cost more than it saves."""
+MAP_PROCESSES_MIN_RUNS = 32
+"""Below this many runs to write, mapping stays in a thread: forking workers would cost more than it saves."""
 
 
-def _mapping_pool(folders: int):
+def _mapping_pool(runs: int):
     """Worker processes for ``_map_folder`` (one per core, at most 4), or None: few folders, one core,
     ``ALIGN_TRACK_MAP_PROCESSES=0``, or threads of our caller's about (a fork copies only this thread,
     so it is used only from the main thread of a process whose other threads are daemons)."""
@@ -583,7 +590,7 @@ def _mapping_pool(folders: int):
     wanted = os.environ.get("ALIGN_TRACK_MAP_PROCESSES", "")
     cpus = os.cpu_count() or 1
     count = int(wanted) if wanted.isdigit() else min(cpus, 4)
-    if count < 2 and not wanted.isdigit() or count < 1 or folders < MAP_PROCESSES_MIN_FOLDERS:
+    if count < 2 and not wanted.isdigit() or count < 1 or runs < MAP_PROCESSES_MIN_RUNS:
         return None
     if threading.current_thread() is not threading.main_thread() or \
             any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):

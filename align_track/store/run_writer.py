@@ -34,6 +34,8 @@ from align_track.store.sql_bulk import (
     BulkResult,
     BulkRun,
     bulk_runs_supported,
+    delete_runs_bulk,
+    runs_of_keys,
     sweep_orphans,
     write_run_bulk,
     write_runs_bulk,
@@ -286,18 +288,18 @@ class RunStore:
             for one in items:
                 out.extend(self.write_batch([one], superseded, notice))
             return out
-        written: list[Written | Exception] = []
-        for (_, key), result in zip(items, results, strict=True):
-            if not result.written:  # another ingest committed the same run folder meanwhile
-                written.append(Written(None))
-                continue
+        written: list[Written | Exception] = [
+            Written(result.run_id) if result.written else Written(None)  # None: another ingest committed it
+            for result in results]
+        replacing = {key: result.run_id for (_, key), result in zip(items, results, strict=True)
+                     if result.written and result.others}
+        if replacing:  # the runs ours replace: one read and one delete for the whole batch
             try:
-                if result.others:
-                    for doomed in superseded(result.run_id, call(self.runs_for_key, key)):
-                        call(self.delete_run, doomed)
-                written.append(Written(result.run_id))
-            except Exception as exc:  # noqa: BLE001 - the run is complete; the next ingest removes the old one
-                written.append(exc)
+                now = call(runs_of_keys, self.tracking_uri, self.experiment_id, list(replacing))
+                doomed = [d for key, mine in replacing.items() for d in superseded(mine, now.get(key, []))]
+                call(delete_runs_bulk, self.tracking_uri, self.experiment_id, doomed)
+            except Exception as exc:  # noqa: BLE001 - our runs are complete; the next ingest removes the old ones
+                written = [exc if isinstance(w, Written) and w.run_id in replacing.values() else w for w in written]
         return written
 
     def write_run_bulk(self, record: RunRecord, force: bool) -> BulkResult:

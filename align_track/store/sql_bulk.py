@@ -32,6 +32,7 @@ from align_track.records import RunRecord
 from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_FINGERPRINT, TAG_KEY, USER
 from align_track.store import trace_writer
 from align_track.store.provenance import provenance
+from align_track.store.runs_reader import RunRow
 
 WRITING_MARKER = ".align-track-writing"
 """In a run's artifact folder (beside ``artifacts/``, so never listed as an artifact) while it is written."""
@@ -228,6 +229,72 @@ def _run_rows(rows: dict[str, list[dict]], record: RunRecord, run_id: str, exper
     rows["params"].extend({"key": k, "value": v, "run_uuid": run_id} for k, v in record.params.items())
     rows["metrics"].extend({"key": k, "value": float(v), "timestamp": now, "step": 0, "is_nan": False,
                             "run_uuid": run_id} for k, v in record.metrics.items())
+
+
+def runs_of_keys(tracking_uri: str, experiment_id: str, keys: Sequence[str]) -> dict[str, list[RunRow]]:
+    """Every live run of each identity in ``keys`` (run rows with their tags, no params or metrics), in one
+    read: what ``RunStore.runs_for_key`` answers for one key through MLflow's search, ~50 ms each."""
+    from mlflow.store.tracking.dbmodels.models import SqlRun, SqlTag
+    from sqlalchemy import select
+
+    if not keys:
+        return {}
+    store = trace_writer.sql_store(tracking_uri)
+    runs, tags = SqlRun.__table__, SqlTag.__table__
+    out: dict[str, list[RunRow]] = {}
+    with store.engine.connect() as conn:
+        found = conn.execute(
+            select(runs.c.run_uuid, tags.c.value, runs.c.name, runs.c.status, runs.c.start_time, runs.c.end_time,
+                   runs.c.lifecycle_stage, runs.c.artifact_uri).join(tags, tags.c.run_uuid == runs.c.run_uuid).where(
+                tags.c.key == TAG_KEY, tags.c.value.in_(list(keys)), runs.c.lifecycle_stage == "active",
+                runs.c.experiment_id == int(experiment_id))
+        ).all()
+        by_id = {r.run_uuid: RunRow(r.run_uuid, r.name or "", r.status, r.start_time, r.end_time, r.lifecycle_stage,
+                                    r.artifact_uri, experiment_id=str(experiment_id)) for r in found}
+        if by_id:
+            for run_uuid, key, value in conn.execute(
+                    select(tags.c.run_uuid, tags.c.key, tags.c.value).where(tags.c.run_uuid.in_(list(by_id)))):
+                by_id[run_uuid].tags[key] = value
+    for row in by_id.values():
+        out.setdefault(row.tags[TAG_KEY], []).append(row)
+    return out
+
+
+def delete_runs_bulk(tracking_uri: str, experiment_id: str, run_ids: Sequence[str]) -> None:
+    """Delete runs with every trace linked to them, as ``RunStore.delete_run`` does one by one (~140 ms a run:
+    a trace search, a trace delete and a run delete, each its own transaction): here one read finds all their
+    traces, MLflow's store deletes them 500 per call, and marks the runs deleted in one transaction."""
+    from mlflow.entities.entity_type import EntityAssociationType
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.tracking.dbmodels.models import SqlEntityAssociation, SqlTraceInfo, SqlTraceMetadata
+    from sqlalchemy import select, union
+
+    from align_track.schema import META_SOURCE_RUN
+
+    ids = list(dict.fromkeys(run_ids))
+    if not ids:
+        return
+    store = trace_writer.sql_store(tracking_uri)
+    links, infos, meta = SqlEntityAssociation.__table__, SqlTraceInfo.__table__, SqlTraceMetadata.__table__
+    # search_traces(run_id=...) matches a run link or the mlflow.sourceRun metadata: so do we.
+    linked = select(links.c.source_id.label("trace_id")).where(
+        links.c.destination_id.in_(ids), links.c.destination_type == EntityAssociationType.RUN,
+        links.c.source_type == EntityAssociationType.TRACE)
+    sourced = select(meta.c.request_id.label("trace_id")).where(meta.c.key == META_SOURCE_RUN, meta.c.value.in_(ids))
+    both = union(linked, sourced).subquery()
+    with store.engine.connect() as conn:
+        trace_ids = list(conn.execute(
+            select(infos.c.request_id).where(infos.c.request_id.in_(select(both.c.trace_id)),
+                                             infos.c.experiment_id == int(experiment_id))).scalars())
+    for start in range(0, len(trace_ids), 500):
+        store.delete_traces(str(experiment_id), trace_ids=trace_ids[start : start + 500])
+    with store.ManagedSessionMaker(read_only=False) as session:
+        for run_id in ids:
+            try:
+                run = store._get_run(run_uuid=run_id, session=session)
+            except MlflowException:  # already gone (a concurrent ingest deleted it)
+                continue
+            store._mark_run_deleted(session, run)
 
 
 def sweep_orphans(tracking_uri: str, artifact_location: str, alive: Callable[[str, int], bool]) -> list[str]:
