@@ -400,7 +400,7 @@ def _ingest_folder(store, config, folder_ids, variants, existing, others, force,
 BATCH_SCENES = 2000
 """A batch of runs is written in one transaction once it holds this many scenes ..."""
 BATCH_RUNS = 64
-"""... or this many runs ..."""
+"""... or this many runs (the first batch has 8, each next one twice as many: progress shows early) ..."""
 BATCH_SECONDS = 1.0
 """... or its first run has waited this long (progress keeps moving on slow folders)."""
 LOOKAHEAD = 16
@@ -475,6 +475,7 @@ def _batched(folders: list[_Prepared], prepare: Callable[[_Prepared], _Prepared 
     batch: list[_Prepared] = []
     runs = scenes = 0
     first = 0.0
+    limit = 8
     try:
         while True:
             timeout = None if not batch else max(0.0, first + BATCH_SECONDS - time.monotonic())
@@ -495,10 +496,10 @@ def _batched(folders: list[_Prepared], prepare: Callable[[_Prepared], _Prepared 
                 batch.append(item)
                 runs += len(item.pending)
                 scenes += item.scenes
-            if batch and (item is None or runs >= BATCH_RUNS or scenes >= BATCH_SCENES
+            if batch and (item is None or runs >= limit or scenes >= BATCH_SCENES
                           or time.monotonic() - first >= BATCH_SECONDS):
                 write(batch)
-                batch, runs, scenes = [], 0, 0
+                batch, runs, scenes, limit = [], 0, 0, min(limit * 2, BATCH_RUNS)
     finally:
         stop.set()
 
