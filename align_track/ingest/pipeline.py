@@ -581,6 +581,13 @@ MAP_PROCESSES_MIN_RUNS = 32
 """Below this many runs to write, mapping stays in a thread: forking workers would cost more than it saves."""
 
 
+def _fork_is_safe() -> bool:
+    """A fork copies only the calling thread: only from the main thread, while every other thread is a daemon
+    (e.g. MLflow's telemetry), never inside an app's worker thread (the TUI) whose siblings may hold locks."""
+    main = threading.main_thread()
+    return threading.current_thread() is main and all(t.daemon for t in threading.enumerate() if t is not main)
+
+
 def _mapping_pool(runs: int):
     """Worker processes for ``_map_folder`` (one per core, at most 4), or None: few folders, one core,
     ``ALIGN_TRACK_MAP_PROCESSES=0``, or threads of our caller's about (a fork copies only this thread,
@@ -593,8 +600,7 @@ def _mapping_pool(runs: int):
     count = int(wanted) if wanted.isdigit() else min(cpus, 4)
     if count < 2 and not wanted.isdigit() or count < 1 or runs < MAP_PROCESSES_MIN_RUNS:
         return None
-    if threading.current_thread() is not threading.main_thread() or \
-            any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+    if not _fork_is_safe():
         return None
     try:
         return multiprocessing.get_context("fork").Pool(count, initializer=signal.signal,

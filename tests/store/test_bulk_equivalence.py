@@ -66,6 +66,7 @@ def test_mapping_in_worker_processes_writes_what_the_thread_writes(tmp_path: Pat
     original = pipeline._mapping_pool
     monkeypatch.setattr(pipeline, "_mapping_pool", lambda n: pools.append(original(n)) or pools[-1])
     monkeypatch.setattr(pipeline, "MAP_PROCESSES_MIN_RUNS", 1)
+    monkeypatch.setattr(pipeline, "_fork_is_safe", lambda: True)  # earlier tests may leave threads behind
     monkeypatch.setenv("ALIGN_TRACK_MAP_PROCESSES", "2")
     forked_uri = f"sqlite:///{tmp_path / 'forked' / 'mlflow.db'}"
     forked = ingest(corpus, forked_uri)
