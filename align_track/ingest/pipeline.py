@@ -491,6 +491,9 @@ def _batched(folders: list[_Prepared], prepare: Callable[[_Prepared], _Prepared 
                 return
             if item is not None:
                 resolve(item)
+                if not batch and not item.pending:  # decided (skipped, failed): reported at once
+                    write([item])
+                    continue
                 if not batch:
                     first = time.monotonic()
                 batch.append(item)
