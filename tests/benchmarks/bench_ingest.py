@@ -56,17 +56,21 @@ def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, int, s
     import psutil
 
     started, cpu0 = time.perf_counter(), _children_cpu()
-    # cwd: the naive reference leaves artifacts in ./mlruns of wherever it runs
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
-    watcher = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, watcher.memory_info().rss)
-        except psutil.Error:
-            break
-        time.sleep(0.02)
-    output = proc.communicate()[0]
+    # Output to a file, not a pipe: a pipe nobody reads until the end blocks a tool that prints a line per
+    # run folder (64 KiB of progress) for good. cwd: the naive reference leaves artifacts in ./mlruns there.
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=cwd)
+        watcher = psutil.Process(proc.pid)
+        peak = 0
+        while proc.poll() is None:
+            try:
+                peak = max(peak, watcher.memory_info().rss)
+            except psutil.Error:
+                break
+            time.sleep(0.02)
+        proc.wait()
+        log.seek(0)
+        output = log.read()
     wall, cpu = time.perf_counter() - started, _children_cpu() - cpu0
     if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{output}")
@@ -140,6 +144,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3, help="best of R timings, the same R for both tools")
     parser.add_argument("--rerun-runs", type=int, default=1000, help="run folders of the rerun tree (0: skip)")
+    parser.add_argument("--rerun-only", action="store_true", help="only the rerun figure (a quick look)")
     args = parser.parse_args()
     if not NAIVE.exists():
         sys.exit(f"needs {NAIVE} (the shared benchmark material)")
@@ -154,7 +159,7 @@ def main() -> None:
     def keep(table: dict[str, dict[str, float]], tool: str, label: str, value: float) -> None:
         table.setdefault(tool, {})[label] = min(table.get(tool, {}).get(label, float("inf")), value)
 
-    for attempt in range(repeats):  # interleaved, so a busy moment on the machine hits both tools
+    for attempt in range(repeats if not args.rerun_only else 0):  # interleaved: a busy moment hits both tools
         for tool, build in (("naive", naive_cmd), ("align-track", align_track_cmd)):
             for label, folder in corpora.items():
                 db = work / f"{tool}-{label}-{attempt}" / "mlflow.db"  # a fresh store each time
@@ -177,7 +182,7 @@ def main() -> None:
                 keep(cpu, "update", label, used)
                 print(f"{'update':12} {label:3} run folders={sizes[label]} scenes/folder={s + 1} seconds={took:.2f} "
                       f"cpu_s={used:.2f}", flush=True)
-    out = Results("ingest")
+    out = Results("ingest" if not args.rerun_only else "ingest-rerun")
 
     def marginal(table: dict[str, float], per_run: int) -> float:
         value = (table["2N"] - table["N"]) * 1000 / (n * per_run)
@@ -186,19 +191,20 @@ def main() -> None:
                   "rerun on a quiet machine or with more --repeat / --experiments", flush=True)
         return value
 
-    naive_wall, naive_cpu = marginal(wall["naive"], s), marginal(cpu["naive"], s)
-    out.add(Figure("ingest into SQLite, marginal cost per scene", "ms/scene", marginal(wall["align-track"], s),
-                   naive_wall, "naive_ingest.py", repeats, corpus))
-    out.add(Figure("ingest into SQLite, marginal CPU per scene (all processes)", "ms/scene",
-                   marginal(cpu["align-track"], s), naive_cpu, "naive_ingest.py", repeats, corpus))
-    grown = f"{corpus}, each grown by one scene and ingested again (all updated)"
-    out.add(Figure("update path (changed run folders rewritten), marginal cost per scene", "ms/scene",
-                   marginal(wall["update"], s + 1), naive_wall, "naive_ingest.py, fresh runs", repeats, grown))
-    out.add(Figure("update path, marginal CPU per scene (all processes)", "ms/scene",
-                   marginal(cpu["update"], s + 1), naive_cpu, "naive_ingest.py, fresh runs", repeats, grown))
-    bare, parsed = parse_seconds(corpora["2N"], repeats)
-    out.add(Figure("discover + parse + map every run folder", "s", parsed, bare,
-                   "json.loads of every input_output.json", repeats, f"{2 * n} run folders of {s} scenes"))
+    if not args.rerun_only:
+        naive_wall, naive_cpu = marginal(wall["naive"], s), marginal(cpu["naive"], s)
+        out.add(Figure("ingest into SQLite, marginal cost per scene", "ms/scene", marginal(wall["align-track"], s),
+                       naive_wall, "naive_ingest.py", repeats, corpus))
+        out.add(Figure("ingest into SQLite, marginal CPU per scene (all processes)", "ms/scene",
+                       marginal(cpu["align-track"], s), naive_cpu, "naive_ingest.py", repeats, corpus))
+        grown = f"{corpus}, each grown by one scene and ingested again (all updated)"
+        out.add(Figure("update path (changed run folders rewritten), marginal cost per scene", "ms/scene",
+                       marginal(wall["update"], s + 1), naive_wall, "naive_ingest.py, fresh runs", repeats, grown))
+        out.add(Figure("update path, marginal CPU per scene (all processes)", "ms/scene",
+                       marginal(cpu["update"], s + 1), naive_cpu, "naive_ingest.py, fresh runs", repeats, grown))
+        bare, parsed = parse_seconds(corpora["2N"], repeats)
+        out.add(Figure("discover + parse + map every run folder", "s", parsed, bare,
+                       "json.loads of every input_output.json", repeats, f"{2 * n} run folders of {s} scenes"))
     if args.rerun_runs:
         m = args.rerun_runs
         tree = make_corpus(work / f"corpus-{m}", m, s)
