@@ -15,11 +15,13 @@ on tags (``align_track.scenes``, ``align_track.last_scene_ms``, ``align_track.he
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from align_track.records import RunRecord, TraceRecord
 from align_track.schema import (
@@ -128,23 +130,19 @@ class LiveRunWriter:
 
     def _append_bulk(self, run_id: str, traces: list[TraceRecord], ids: list[tuple[int, int]],
                      tags: dict[str, str]) -> None:
-        from mlflow.store.tracking.dbmodels.models import SqlTag
-        from sqlalchemy import delete, insert, select
         from sqlalchemy.exc import IntegrityError
 
         store = trace_writer.sql_store(self.store.tracking_uri)
-        table = SqlTag.__table__
+        done_q, drop_q, add_q = _append_statements()
         try:
             with store.engine.begin() as conn:
                 trace_writer.begin_write(conn, store.db_type)
-                done = conn.execute(select(table.c.value).where(
-                    table.c.run_uuid == run_id, table.c.key == TAG_COMPLETE)).scalar()
-                if done == "true":
+                if conn.execute(done_q, {"run": run_id}).scalar() == "true":
                     raise AppendConflict(f"run {run_id} was finished by another writer")
                 if traces:
                     trace_writer.insert_traces(conn, store, self.store.experiment_id, run_id, traces, ids)
-                conn.execute(delete(table).where(table.c.run_uuid == run_id, table.c.key.in_(list(tags))))
-                conn.execute(insert(table), [{"key": k, "value": v, "run_uuid": run_id} for k, v in tags.items()])
+                conn.execute(drop_q, {"run": run_id, "keys": list(tags)})
+                conn.execute(add_q, [{"key": k, "value": v, "run_uuid": run_id} for k, v in tags.items()])
         except IntegrityError as exc:
             raise AppendConflict(f"run {run_id}: some scenes were written by another writer") from exc
 
@@ -173,3 +171,16 @@ class LiveRunWriter:
         # The commit point, as RunStore.mark_complete: complete (and state finished, in the same write) first.
         self.set_tags(run_id, {TAG_STATE: STATE_FINISHED, TAG_COMPLETE: "true"})
         client.set_terminated(run_id, "FINISHED")
+
+
+@functools.cache
+def _append_statements() -> tuple[Any, Any, Any]:
+    """The append's tag statements, built once: building SQLAlchemy statements anew cost more CPU than
+    running them (an append is a few rows)."""
+    from mlflow.store.tracking.dbmodels.models import SqlTag
+    from sqlalchemy import bindparam, delete, insert, select
+
+    table = SqlTag.__table__
+    done = select(table.c.value).where(table.c.run_uuid == bindparam("run"), table.c.key == TAG_COMPLETE)
+    drop = delete(table).where(table.c.run_uuid == bindparam("run"), table.c.key.in_(bindparam("keys", expanding=True)))
+    return done, drop, insert(table)

@@ -30,7 +30,16 @@ from align_track.store.runs_reader import (
     get_experiment_id,
     load_runs,
 )
-from align_track.store.sql_bulk import BulkResult, bulk_runs_supported, sweep_orphans, write_run_bulk
+from align_track.store.sql_bulk import (
+    BulkResult,
+    BulkRun,
+    bulk_runs_supported,
+    delete_runs_bulk,
+    runs_of_keys,
+    sweep_orphans,
+    write_run_bulk,
+    write_runs_bulk,
+)
 from align_track.store.uri import StoreError, artifact_root_for, check_sqlite_store, sqlite_path, store_kind
 
 
@@ -221,6 +230,41 @@ class RunStore:
         for doomed in superseded(run_id, call(self.runs_for_key, key)):
             call(self.delete_run, doomed)
         return Written(run_id)
+
+    def write_batch(self, items: list[tuple[BulkRun, str]], superseded: ClaimRule,
+                    notice: Callable[[str], None] | None = None) -> list[Written | Exception]:
+        """Several runs ``(bulk run, key)`` in one transaction (bulk stores only), then the runs each
+        replaces deleted; one ``Written`` (or the exception that run met) per item, in order.
+
+        If the shared transaction fails, nothing of it is left and the runs are written one by one, so a
+        run the store refuses fails alone and the others still go in.
+        """
+        def call(fn: Callable[..., Any], *args: Any) -> Any:
+            return with_retries(partial(fn, *args), notice)
+
+        try:
+            results = call(write_runs_bulk, self.tracking_uri, self.experiment_id, self.artifact_location,
+                           [item for item, _ in items], claim_token())
+        except Exception as exc:  # noqa: BLE001 - retried one run at a time below, where each failure is its own
+            if len(items) == 1:
+                return [exc]
+            out: list[Written | Exception] = []
+            for one in items:
+                out.extend(self.write_batch([one], superseded, notice))
+            return out
+        written: list[Written | Exception] = [
+            Written(result.run_id) if result.written else Written(None)  # None: another ingest committed it
+            for result in results]
+        replacing = {key: result.run_id for (_, key), result in zip(items, results, strict=True)
+                     if result.written and result.others}
+        if replacing:  # the runs ours replace: one read and one delete for the whole batch
+            try:
+                now = call(runs_of_keys, self.tracking_uri, self.experiment_id, list(replacing))
+                doomed = [d for key, mine in replacing.items() for d in superseded(mine, now.get(key, []))]
+                call(delete_runs_bulk, self.tracking_uri, self.experiment_id, doomed)
+            except Exception as exc:  # noqa: BLE001 - our runs are complete; the next ingest removes the old ones
+                written = [exc if isinstance(w, Written) and w.run_id in replacing.values() else w for w in written]
+        return written
 
     def write_run_bulk(self, record: RunRecord, force: bool) -> BulkResult:
         """The whole run in one transaction (SQL stores only): complete or absent, never half."""

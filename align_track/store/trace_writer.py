@@ -386,34 +386,40 @@ def _write_bulk(tracking_uri: str, experiment_id: str, run_id: str, built: list[
 
 def _insert_built(conn: Any, experiment_id: str, run_id: str, built: list[Trace]) -> bool:
     """The rows of ``built`` into trace_info, trace_tags, spans and entity_associations (run links)."""
-    # Store internals, imported here so the public path never depends on them.
-    from mlflow.entities import LifecycleStage
-    from mlflow.exceptions import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
-    from mlflow.store.tracking.dbmodels.models import (
-        SqlEntityAssociation,
-        SqlExperiment,
-        SqlSpan,
-        SqlTraceInfo,
-        SqlTraceMetadata,
-        SqlTraceTag,
-    )
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-    from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
-    from mlflow.utils.uri import append_to_uri_path
-    from sqlalchemy import insert, select
-
-    span_rows = _span_rows(built, experiment_id)
-    if span_rows is None:
-        return False
     if not built:
         return True
-    trace_rows = _trace_rows(built, experiment_id)
-    if trace_rows is None:
+    rows = _built_rows(built, experiment_id, run_id, experiment_location(conn, experiment_id))
+    if rows is None:
         return False
-    info_rows, tag_rows, metadata_rows = trace_rows
-    # The experiment log_spans() looks up (for the trace's artifact-location tag), read in this
-    # transaction: store.get_experiment() would cost a second transaction plus tag/retention
-    # loading, ~5 ms a batch. A deleted experiment is refused, as MLflow's start_trace() does.
+    insert_rows(conn, [rows])
+    return True
+
+
+TraceRows = dict[str, list[dict[str, Any]]]
+"""Rows of one run's traces by table: what ``insert_rows`` writes (several runs' rows in one statement each)."""
+
+
+def trace_rows(experiment_id: str, run_id: str, traces: Sequence[TraceRecord], artifact_location: str,
+               ids: Sequence[tuple[int, int]] | None = None) -> TraceRows:
+    """The bulk rows of ``traces`` for ``run_id``, built without a connection (``artifact_location``: the
+    experiment's, from ``experiment_location``), so several runs can go into one transaction and one
+    statement per table. ValueError where the records need the public path."""
+    built = [_build_trace(record, experiment_id, run_id, ids[i] if ids else None) for i, record in enumerate(traces)]
+    rows = _built_rows(built, str(experiment_id), run_id, artifact_location)
+    if rows is None:
+        raise ValueError("records carry span attributes the bulk path does not reproduce")
+    return rows
+
+
+def experiment_location(conn: Any, experiment_id: str) -> str:
+    """The experiment's artifact location, read in the caller's transaction; a missing or deleted experiment
+    is refused as MLflow's start_trace() refuses it. (store.get_experiment() would cost a second transaction
+    plus tag/retention loading, ~5 ms a batch.)"""
+    from mlflow.entities import LifecycleStage
+    from mlflow.exceptions import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+    from mlflow.store.tracking.dbmodels.models import SqlExperiment
+    from sqlalchemy import select
+
     experiments = SqlExperiment.__table__
     experiment = conn.execute(
         select(experiments.c.artifact_location, experiments.c.lifecycle_stage).where(
@@ -428,12 +434,30 @@ def _insert_built(conn: Any, experiment_id: str, run_id: str, built: list[Trace]
             f"Current state is {experiment.lifecycle_stage}.",
             INVALID_PARAMETER_VALUE,
         )
+    return experiment.artifact_location
+
+
+def _built_rows(built: list[Trace], experiment_id: str, run_id: str, artifact_location: str) -> TraceRows | None:
+    """trace_info, trace_tags, trace_request_metadata, spans and entity_associations rows of ``built``;
+    None when a span or its metadata needs store-side derivations the bulk rows do not reproduce."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
+    from mlflow.utils.uri import append_to_uri_path
+
+    span_rows = _span_rows(built, experiment_id)
+    if span_rows is None:
+        return None
+    trace_rows = _trace_rows(built, experiment_id)
+    if trace_rows is None:
+        return None
+    info_rows, tag_rows, metadata_rows = trace_rows
+    # The tag log_spans() adds from the experiment's artifact location.
     tag_rows.extend(
         {
             "request_id": trace.info.trace_id,
             "key": MLFLOW_ARTIFACT_LOCATION,
             "value": append_to_uri_path(
-                experiment.artifact_location,
+                artifact_location,
                 SqlAlchemyStore.TRACE_FOLDER_NAME,
                 trace.info.trace_id,
                 SqlAlchemyStore.ARTIFACTS_FOLDER_NAME,
@@ -441,12 +465,26 @@ def _insert_built(conn: Any, experiment_id: str, run_id: str, built: list[Trace]
         }
         for trace in built
     )
-    conn.execute(insert(SqlTraceInfo.__table__), info_rows)
-    conn.execute(insert(SqlTraceTag.__table__), tag_rows)
-    conn.execute(insert(SqlTraceMetadata.__table__), metadata_rows)
-    conn.execute(insert(SqlSpan.__table__), span_rows)
-    conn.execute(insert(SqlEntityAssociation.__table__), _link_rows(built, run_id))
-    return True
+    return {"trace_info": info_rows, "trace_tags": tag_rows, "trace_request_metadata": metadata_rows,
+            "spans": span_rows, "entity_associations": _link_rows(built, run_id)}
+
+
+def insert_rows(conn: Any, many: Sequence[TraceRows]) -> None:
+    """Every run's trace rows, one executemany per table (in the order MLflow's foreign keys need)."""
+    from mlflow.store.tracking.dbmodels.models import (
+        SqlEntityAssociation,
+        SqlSpan,
+        SqlTraceInfo,
+        SqlTraceMetadata,
+        SqlTraceTag,
+    )
+
+    for name, model in (("trace_info", SqlTraceInfo), ("trace_tags", SqlTraceTag),
+                        ("trace_request_metadata", SqlTraceMetadata), ("spans", SqlSpan),
+                        ("entity_associations", SqlEntityAssociation)):
+        rows = [row for one in many for row in one[name]]
+        if rows:
+            conn.execute(model.__table__.insert(), rows)
 
 
 def _span_rows(built: list[Trace], experiment_id: str) -> list[dict[str, Any]] | None:

@@ -11,7 +11,7 @@
    once its first pass is done, as a percentage of one core (default poll 1 s, full rescan every 60 s).
 
 usage: python -m tests.benchmarks.bench_watch [--scenes 500] [--samples 12] [--folders 1000] [--window 60]
-       [--skip-http]
+       [--skip-http] [--skip-latency] [--skip-idle]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.benchmarks.results import Figure, Results
 from tests.support import live_writer as lw
 from tests.support.factory import write_run_folder
 from tests.support.server_fixtures import align_track_cmd, cli_env, start_server, stop_server
@@ -70,8 +71,9 @@ def _until(condition, timeout: float, step: float = 0.1) -> None:
         time.sleep(step)
 
 
-def append_vs_whole(uri: str, root: Path, scenes: int, repeats: int) -> tuple[float, float]:
-    """Median seconds of one appended scene, and of today's whole re-ingest of the same changed folder."""
+def append_vs_whole(uri: str, root: Path, scenes: int, repeats: int) -> tuple[float, float, float, float]:
+    """Median seconds of one appended scene, and of today's whole re-ingest of the same changed folder; then the
+    same two in CPU seconds of this process (both run in it; a server's own CPU is not counted)."""
     from align_track.ingest.pipeline import ingest
     from align_track.ingest.watch import Watcher
 
@@ -80,25 +82,28 @@ def append_vs_whole(uri: str, root: Path, scenes: int, repeats: int) -> tuple[fl
     lw.write_scenes(folder, scenes)
     watcher = Watcher(live_root, uri, EXPERIMENT + "-live", stall_after=1e9)
     watcher.poll()  # the running run with its first `scenes` traces
-    appends = []
+    appends, append_cpu = [], []
     for k in range(repeats):
         lw.write_scenes(folder, scenes + 1 + k)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         watcher.poll()
         appends.append(time.perf_counter() - started)
+        append_cpu.append(time.process_time() - cpu)
     watcher.close()
 
     other = lw.start(whole_root / "job")
     lw.write_scenes(other, scenes)
     ingest(whole_root, uri, EXPERIMENT + "-whole")
-    wholes = []
+    wholes, whole_cpu = [], []
     for k in range(max(2, repeats // 4)):
         lw.write_scenes(other, scenes + 1 + k)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         summary = ingest(whole_root, uri, EXPERIMENT + "-whole")
         wholes.append(time.perf_counter() - started)
+        whole_cpu.append(time.process_time() - cpu)
         assert summary.count("updated") == 1, summary.outcomes
-    return statistics.median(appends), statistics.median(wholes)
+    return (statistics.median(appends), statistics.median(wholes), statistics.median(append_cpu),
+            statistics.median(whole_cpu))
 
 
 def idle_cpu(root: Path, uri: str, folders: int, window: float) -> float:
@@ -143,7 +148,10 @@ def main() -> None:
     parser.add_argument("--folders", type=int, default=1000)
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-idle", action="store_true")
     args = parser.parse_args()
+    out = Results("watch")
     with tempfile.TemporaryDirectory(prefix="bench-watch-") as tmp:
         base = Path(tmp)
         kinds = [("sqlite", f"sqlite:///{base / 'sqlite' / 'mlflow.db'}")]
@@ -152,20 +160,35 @@ def main() -> None:
             server = start_server(f"sqlite:///{base / 'server.db'}", base / "server-artifacts", base / "server.log")
             kinds.append(("http", server.url))
         try:
-            for kind, uri in kinds:
+            for kind, uri in kinds if not args.skip_latency else []:
                 lat = latency(uri, base / f"lat-{kind}", args.samples)
                 print(f"{kind:6} latency scene->store (poll 1 s): median {statistics.median(lat):.2f} s, "
                       f"max {max(lat):.2f} s over {len(lat)} scenes", flush=True)
             for kind, uri in kinds:
-                append, whole = append_vs_whole(uri, base / f"cost-{kind}", args.scenes, args.repeats)
+                append, whole, append_cpu, whole_cpu = append_vs_whole(uri, base / f"cost-{kind}", args.scenes,
+                                                                       args.repeats)
                 print(f"{kind:6} one scene on a {args.scenes}-scene running run: append {append * 1000:.1f} ms, "
-                      f"whole re-ingest {whole * 1000:.0f} ms, ratio {whole / append:.0f}x (goal >= 50x)", flush=True)
+                      f"whole re-ingest {whole * 1000:.0f} ms, ratio {whole / append:.0f}x (goal >= 50x); "
+                      f"CPU of this process: append {append_cpu * 1000:.1f} ms, whole {whole_cpu * 1000:.0f} ms, "
+                      f"ratio {whole_cpu / max(append_cpu, 1e-9):.0f}x", flush=True)
+                corpus = (f"one {args.scenes}-scene running run, median of {args.repeats} appends and "
+                          f"{max(2, args.repeats // 4)} re-ingests")
+                out.add(Figure(f"one more scene on a running run ({kind}): append vs whole re-ingest", "ms",
+                               append * 1000, whole * 1000, "ingest of the changed folder", args.repeats, corpus))
+                out.add(Figure(f"one more scene on a running run ({kind}): CPU of the writing process", "ms",
+                               append_cpu * 1000, whole_cpu * 1000, "ingest of the changed folder", args.repeats,
+                               corpus))
         finally:
             if server is not None:
                 stop_server(server)
+        if args.skip_idle:
+            out.save()
+            return
         cpu = idle_cpu(base / "idle", f"sqlite:///{base / 'idle-store' / 'mlflow.db'}", args.folders, args.window)
         print(f"idle watcher over {args.folders} finished folders: {cpu:.2f}% of one core "
               f"({args.window:.0f} s window, poll 1 s)", flush=True)
+        out.notes["idle_cpu_percent"] = cpu
+    out.save()
 
 
 if __name__ == "__main__":
