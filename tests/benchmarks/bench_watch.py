@@ -164,6 +164,8 @@ def main() -> None:
                 lat = latency(uri, base / f"lat-{kind}", args.samples)
                 print(f"{kind:6} latency scene->store (poll 1 s): median {statistics.median(lat):.2f} s, "
                       f"max {max(lat):.2f} s over {len(lat)} scenes", flush=True)
+                out.notes[f"latency_{kind}_median_s"] = round(statistics.median(lat), 2)
+                out.notes[f"latency_{kind}_max_s"] = round(max(lat), 2)
             for kind, uri in kinds:
                 append, whole, append_cpu, whole_cpu = append_vs_whole(uri, base / f"cost-{kind}", args.scenes,
                                                                        args.repeats)
@@ -187,7 +189,7 @@ def main() -> None:
         cpu = idle_cpu(base / "idle", f"sqlite:///{base / 'idle-store' / 'mlflow.db'}", args.folders, args.window)
         print(f"idle watcher over {args.folders} finished folders: {cpu:.2f}% of one core "
               f"({args.window:.0f} s window, poll 1 s)", flush=True)
-        out.notes["idle_cpu_percent"] = cpu
+        out.notes["idle_cpu_percent"] = round(cpu, 2)
     out.save()
 
 

@@ -16,7 +16,7 @@ from tests.benchmarks.results import REPO, RESULTS_DIR
 
 BEGIN = "<!-- speed-table:begin (python -m tests.benchmarks.speed_table) -->"
 END = "<!-- speed-table:end -->"
-ORDER = ("ingest", "server", "load_runs", "query", "tui", "scale")
+ORDER = ("ingest", "server", "watch", "load_runs", "query", "tui", "scenes", "scale")
 
 
 def _value(x: float, unit: str) -> str:
@@ -34,12 +34,22 @@ def render(results_dir: Path) -> str:
             lines.append(f"| `bench_{name}` | {f['figure']} | {_value(f['align_track'], f['unit'])} | "
                          f"{f['baseline_name']}: {_value(f['baseline'], f['unit'])} | {f['ratio']:.2f}x | "
                          f"best of {f['repeats']} | {f['corpus']} |")
+    scalars = {n: {k: v for k, v in files[n].get("notes", {}).items() if not isinstance(v, (dict, list))}
+               for n in names}
+    notes = [f"- `bench_{n}`: " + ", ".join(f"{k} {_note(v)}" for k, v in scalars[n].items())
+             for n in names if scalars[n]]
+    if notes:  # figures with no baseline to divide by (goals such as latency, idle CPU, memory)
+        lines += ["", "Other figures of the same runs:", "", *notes]
     dates = sorted({files[n]["measured_at"][:10] for n in names})
     cpus = sorted({str(files[n]["machine"]["cpus"]) for n in names})
     lines.append("")
     lines.append(f"Measured {', '.join(dates) or 'never'} on {'/'.join(cpus) or '?'} CPUs; ratio = baseline / "
                  "align-track (above 1: align-track is faster).")
     return "\n".join(lines)
+
+
+def _note(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def replace_table(readme: str, table: str) -> str:
