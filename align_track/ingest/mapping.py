@@ -389,6 +389,11 @@ def build_traces(
             start_ns=clock_ns,
             end_ns=clock_ns + duration_ns,
         ))
-        clock_ns += duration_ns
+        clock_ns += max(duration_ns, MIN_SCENE_STEP_NS)
     return traces
+
+
+MIN_SCENE_STEP_NS = 1_000_000
+"""Scenes with no time (no timing.json yet, or 0 s) still start 1 ms apart: MLflow orders a run's traces by
+their millisecond timestamp, so the Traces tab and a scene list paged by time show them in scene order."""
 

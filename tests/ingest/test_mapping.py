@@ -73,6 +73,14 @@ def test_params_metrics_tags_follow_the_data_model(tmp_path: Path) -> None:
     assert run.traces[0].end_ns == trace.start_ns
 
 
+def test_scenes_without_times_start_in_scene_order_a_millisecond_apart(tmp_path: Path) -> None:
+    write_run_folder(tmp_path / "exp", timing=None)
+    (run,) = runs_of(tmp_path)
+    starts = [t.start_ns // 1_000_000 for t in run.traces]
+    assert len(starts) == 3 and starts == sorted(set(starts))  # strictly increasing: MLflow's order is scene order
+    assert all(t.end_ns == t.start_ns for t in run.traces)  # no time recorded: no duration invented
+
+
 def test_schema_drift_is_tolerated(tmp_path: Path) -> None:
     scenes = [
         scene(7, choice="1", true_kdma={"Treat Patient A": None, "Treat Patient B": {"merit": 0.8}}),
