@@ -177,14 +177,12 @@ def test_traces_search_box_filters_by_scene_id(ui: tuple[str, str], browser: Bro
     visit(browser, f"{url}/#/experiments/{experiment_id}/traces", f"{len(every)} of {len(every)}")
     search = '[data-component-id="web-shared.traces-table.search"]'
     shown = f"{count} of {len(every)}"
-    for _ in range(3):  # as a user retypes when the box was redrawn under the typing (a late render step)
-        browser.type(search, scene_id)
-        browser.press("Enter")
-        if browser.until(lambda: shown in browser.text(), timeout=60):
-            break
-    else:
-        value = browser.evaluate(f"(document.querySelector({search!r}) || {{}}).value")
-        pytest.fail(f"no {shown!r} after typing {scene_id!r} (the box holds {value!r}): {browser.text()[:3000]}")
+    browser.settled(search, "the traces search box")  # typed into before a late re-render, the text is lost
+    browser.type(search, scene_id)
+    value = f"(document.querySelector({search!r}) || {{}}).value"
+    browser.wait_for(lambda: browser.evaluate(value) == scene_id, f"the search box to hold {scene_id!r}")
+    browser.press("Enter")
+    browser.wait_for(lambda: shown in browser.text(), f"{shown!r} after searching {scene_id!r}", timeout=60)
     expected = sorted(t.info.trace_id for t in every if t.info.tags[schema.TRACE_TAG_SCENE_ID] == scene_id)
     rows = rows_once(browser, lambda rows: sorted(row["trace"] for row in rows) == expected, "the scene's traces")
     for row in rows:

@@ -150,6 +150,22 @@ class Browser:
         if not self.until(condition, timeout):
             pytest.fail(f"waited {timeout:.0f}s for {what}; the page shows: {self.text()[:3000]}")
 
+    def settled(self, selector: str, what: str, quiet_s: float = 1.5, timeout: float = WAIT_S) -> None:
+        """Wait until the element ``selector`` names stays the same node for ``quiet_s``: React may mount an
+        input, then replace it once a late request answers, and typing into the first one would be lost."""
+        mark = f"(() => {{ const e = document.querySelector({selector!r}); if (!e) return 'none'; " \
+               "if (!e.dataset.atMark) e.dataset.atMark = String(Math.random()); return e.dataset.atMark; })()"
+        deadline = time.monotonic() + timeout
+        seen, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            now = self.evaluate(mark)
+            if now != seen or now == "none":
+                seen, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return
+            time.sleep(0.25)
+        pytest.fail(f"waited {timeout:.0f}s for {what} to settle; the page shows: {self.text()[:3000]}")
+
     def click(self, selector: str, text: str | None = None) -> None:
         """Click, as a user does (mouse down and up at its centre), the first visible element matching the CSS
         ``selector`` whose text (or, for an icon, aria-label) is exactly ``text`` (any text if None)."""
