@@ -242,7 +242,7 @@ class RunSummary:
             llm=p.get(PARAM_LLM) or t.get(TAG_LLM) or "",
             target=p.get(PARAM_TARGET) or t.get(TAG_TARGET) or "",
             variant=p.get(PARAM_VARIANT) or "",
-            scenes=number(p.get(PARAM_NUM_SCENES)),
+            scenes=number(p.get(PARAM_NUM_SCENES) or t.get(TAG_SCENES)),  # a live run: scenes so far
             avg_seconds=number(m.get(METRIC_AVG_SECONDS)),
             score=number(m.get(score_metric)),
             path=t.get(TAG_PATH) or "",

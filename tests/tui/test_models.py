@@ -80,3 +80,22 @@ def test_ingest_eta_is_the_pace_so_far():
     assert eta_text(0, 10, 5.0) == "–"  # nothing done yet: no pace to extrapolate
     assert eta_text(2, 10, 30.0) == "2:00"  # 15 s a folder, 8 to go
     assert eta_text(10, 10, 99.0) == "0:00"
+
+
+def test_a_live_run_shows_its_scenes_so_far_and_progress():
+    from align_track.schema import TAG_LAST_SCENE, TAG_SCENES, RunSummary
+    from align_track.store.runs_reader import RunRow
+    from align_track.tui.panes.runs import details_text, progress_text
+
+    start = 1_700_000_000_000
+    live = RunRow("r1", "live", "RUNNING", start, None, "active", "",
+                  params={"adm": "a"}, tags={TAG_SCENES: "7", TAG_LAST_SCENE: str(start + 60_000)})
+    done = RunRow("r2", "done", "FINISHED", start, start + 1, "active", "", params={"num_scenarios": "9"})
+    model = RunsModel.from_runs([live, done], states={"r1": "running"})
+    scenes = [c.key for c in model.columns].index("scenes")
+    assert [model.cells[0][scenes], model.cells[1][scenes]] == ["7", "9"]
+    assert RunSummary.of(live).scenes == 7
+    now = start + 95_000
+    assert progress_text(live, now) == "7 scenes so far · running for 1:35 · last scene 0:35 ago"
+    assert "7 scenes so far" in details_text(live, "running", now).plain
+    assert "so far" not in details_text(done, "finished", now).plain

@@ -25,6 +25,7 @@ from align_track.schema import (
     TAG_ADM,
     TAG_LLM,
     TAG_PATH,
+    TAG_SCENES,
     TAG_TARGET,
     RunLike,
     RunSummary,
@@ -137,7 +138,8 @@ def _raw_columns(runs: list[RunLike], states: dict[str, str]) -> dict[str, list[
         "llm": [p.get(PARAM_LLM) or t.get(TAG_LLM) or "" for p, t in zip(params, tags, strict=True)],
         "target": [p.get(PARAM_TARGET) or t.get(TAG_TARGET) or "" for p, t in zip(params, tags, strict=True)],
         "variant": [p.get(PARAM_VARIANT) or "" for p in params],
-        "scenes": _mapped([p.get(PARAM_NUM_SCENES) for p in params], number),
+        "scenes": _mapped([p.get(PARAM_NUM_SCENES) or t.get(TAG_SCENES)  # a live run: scenes so far
+                             for p, t in zip(params, tags, strict=True)], number),
         "avg_s": [_metric(m.get(METRIC_AVG_SECONDS)) for m in metrics],
         "score": [_metric(m.get(SCORE_METRIC)) for m in metrics],
         "ingested": [run.start_time for run in runs],

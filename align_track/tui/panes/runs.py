@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -12,8 +13,9 @@ from textual.containers import Horizontal
 from textual.widgets import Input, Label, Static
 
 from align_track.errors import printable
-from align_track.schema import RunSummary
+from align_track.schema import TAG_LAST_SCENE, TAG_SCENES, RunSummary, number
 from align_track.tui.messages import CompareRuns, OpenRun
+from align_track.tui.models.ingest_log import elapsed_text
 from align_track.tui.models.runs import RUN_COLUMNS, STATE_WORD, RunsModel, when
 from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
@@ -31,8 +33,9 @@ PLACEHOLDER = {
 }
 
 
-def details_text(run: RunRow, state: str) -> Text:
-    """ADM · LLM, target · variant, folder, state · when ingested: the full values, wrapped, never cut."""
+def details_text(run: RunRow, state: str, now_ms: int | None = None) -> Text:
+    """ADM · LLM, target · variant, folder, state · when ingested (a live run: its progress): the full values,
+    wrapped, never cut."""
     s = RunSummary.of(run)
     text = Text(no_wrap=False, overflow="fold")
 
@@ -53,9 +56,25 @@ def details_text(run: RunRow, state: str) -> Text:
     word = STATE_WORD.get(state, state)
     field("state", word, "bold yellow" if word != "done" else "green")
     text.append("  ")
-    field("ingested", when(s.start_time))
-    text.append("  (y copies the run id)", "dim")
+    if word == "done":
+        field("ingested", when(s.start_time))
+        text.append("  (y copies the run id)", "dim")
+    else:  # on the same line: the strip keeps its height at 80x24
+        text.append(progress_text(run, now_ms), "yellow")
     return text
+
+
+def progress_text(run: RunRow, now_ms: int | None = None) -> str:
+    """How far a live run is: scenes so far, time since it started and since its last scene landed."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    scenes = run.tags.get(TAG_SCENES) or "0"
+    parts = [f"{scenes} scenes so far"]
+    if run.start_time:
+        parts.append(f"running for {elapsed_text((now_ms - run.start_time) / 1000)}")
+    last = number(run.tags.get(TAG_LAST_SCENE))
+    if last is not None:
+        parts.append(f"last scene {elapsed_text((now_ms - last) / 1000)} ago")
+    return " · ".join(parts)
 
 
 class RunsPane(Pane):
