@@ -334,3 +334,8 @@ def read_meta(path: Path) -> Any:
         return read_optional(path / "meta.json", read_json, path)
     except RunFolderError:
         return None
+
+
+def run_file_sizes(path: Path) -> dict[str, int]:
+    """Sizes of the folder's top-level run files, which every writer of the data model uploads as artifacts."""
+    return {name: (path / name).stat().st_size for name in (INPUT_OUTPUT, TIMING, SCORES) if (path / name).is_file()}

@@ -58,15 +58,15 @@ def test_bulk_is_used_only_where_tested(tmp_path: Path, monkeypatch: pytest.Monk
 def test_mapping_in_worker_processes_writes_what_the_thread_writes(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Big ingests map folders and build trace rows in forked workers; the rows must be the same."""
-    from align_track.ingest import pipeline
+    from align_track.ingest import batched, pipeline
 
     corpus = tmp_path / "exps"
     generate_demo(corpus, run_folders=10, scenes=3, seed=4)
     pools: list[object] = []
-    original = pipeline._mapping_pool
-    monkeypatch.setattr(pipeline, "_mapping_pool", lambda n: pools.append(original(n)) or pools[-1])
-    monkeypatch.setattr(pipeline, "MAP_PROCESSES_MIN_RUNS", 1)
-    monkeypatch.setattr(pipeline, "_fork_is_safe", lambda: True)  # earlier tests may leave threads behind
+    original = pipeline.mapping_pool
+    monkeypatch.setattr(pipeline, "mapping_pool", lambda n: pools.append(original(n)) or pools[-1])
+    monkeypatch.setattr(batched, "MAP_PROCESSES_MIN_RUNS", 1)
+    monkeypatch.setattr(batched, "_fork_is_safe", lambda: True)  # earlier tests may leave threads behind
     monkeypatch.setenv("ALIGN_TRACK_MAP_PROCESSES", "2")
     forked_uri = f"sqlite:///{tmp_path / 'forked' / 'mlflow.db'}"
     forked = ingest(corpus, forked_uri)
