@@ -309,3 +309,14 @@ def test_runs_ingested_before_the_alignment_metrics_get_them_on_the_next_ingest(
     assert all("alignment.scenes_covered" in r.data.metrics for r in runs)
     baseline = next(r for r in runs if r.data.params["adm"] == "pipeline_baseline")
     assert baseline.data.metrics["alignment.oracle_hit_rate"] == 1.0  # A (0.2) and B (0.8) tie around 0.5
+
+
+def test_runs_written_in_one_batch_keep_the_folders_order_newest_last(tmp_path: Path, store_uri: str) -> None:
+    """Several runs share a transaction; each still gets its own start time, in folder order, as one-by-one
+    writes give, so 'newest first' is one stable order (not ties broken by random run ids)."""
+    for name in "abcdef":
+        write_run_folder(tmp_path / "exps" / name)
+    assert not ingest(tmp_path / "exps", store_uri).failures
+    runs = sorted(active_runs(store_uri), key=lambda r: r.info.start_time)
+    assert [r.data.tags["experiment_path"] for r in runs] == list("abcdef")
+    assert len({r.info.start_time for r in runs}) == 6
