@@ -104,7 +104,7 @@ def main() -> None:
             for tool, build, uri in tools:
                 for label, corpus in corpora.items():
                     name = f"{tool}-{label}-{attempt}-{time.time_ns()}"
-                    seconds, rss = timed(build(corpus, uri, name, args.workers), cwd=work)
+                    seconds, _cpu, rss, _out = timed(build(corpus, uri, name, args.workers), cwd=work)
                     results.setdefault(tool, {})[label] = min(results.get(tool, {}).get(label, 1e9), seconds)
                     print(f"{tool:14} {label:3} run folders={n if label == 'N' else 2 * n} scenes/folder={s} "
                           f"seconds={seconds:.2f} peak_rss_mib={rss}", flush=True)
@@ -128,8 +128,8 @@ def main() -> None:
         out.notes["server_floor_ms_per_trace"] = round(floor, 2)
         print(f"server floor: {floor:.2f} ms per trace (link, StartTraceV3 each, OTLP; 8 runs in flight) -> "
               f"about {marginal['naive'] * 1000 / floor:.1f}x at most over http, before runs and artifacts")
-        first, _ = timed(align_track_cmd(corpora["2N"], server.url, "rerun-check", args.workers), cwd=work)
-        again, _ = timed(align_track_cmd(corpora["2N"], server.url, "rerun-check", args.workers), cwd=work)
+        first = timed(align_track_cmd(corpora["2N"], server.url, "rerun-check", args.workers), cwd=work)[0]
+        again = timed(align_track_cmd(corpora["2N"], server.url, "rerun-check", args.workers), cwd=work)[0]
         print(f"ingest of {2 * n} run folders into a new experiment: {first:.2f}s; rerun (all skipped): {again:.2f}s")
         out.notes.update(first_ingest_s=round(first, 2), rerun_s=round(again, 2))
         out.save()
