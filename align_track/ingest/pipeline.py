@@ -28,8 +28,8 @@ from align_track.ingest.batched import (
     write_batch,
     write_in_batches,
 )
-from align_track.ingest.folders import RunFolderConfig, RunFolderError, discover, read_config, run_file_sizes
-from align_track.ingest.mapping import RunIdentity, identities, map_run, run_fingerprint
+from align_track.ingest.folders import RunFolderConfig, RunFolderError, discover, read_config
+from align_track.ingest.mapping import RunIdentity, identities, map_run
 from align_track.ingest.outcomes import (
     BUSY,
     FAILED,
@@ -40,17 +40,13 @@ from align_track.ingest.outcomes import (
     Event,
     Outcome,
     Summary,
+    folder_status,
     summary_lines,
 )
 from align_track.ingest.reconcile import (
     after_complete,
-    complete,
     foreign,
-    foreign_runs_for,
     lost_claim,
-    plan,
-    same_files,
-    superseded,
 )
 from align_track.schema import INPUT_OUTPUT, TAG_KEY, TAG_PATH
 from align_track.store.uri import DEFAULT_EXPERIMENT, StoreError, resolve_tracking_uri
@@ -329,54 +325,32 @@ def _ingest_folder(store, config, folder_ids, variants, existing, others, force,
     """
     from align_track.store.run_writer import with_retries
 
-    def call(fn, *args):
-        return with_retries(partial(fn, *args), notice)
-
+    prepared = prepare_folder(store, config, folder_ids, variants, existing, others, force, alive, notice)
+    if prepared.outcome is not None:  # nothing to write: skipped, busy or adopted
+        return prepared.outcome
     files = None
-    statuses: list[str] = []
+    statuses = list(prepared.statuses)
     written_traces = 0
     run_ids: list[str] = []
-    several_targets = len(folder_ids) > 1
-    for identity in folder_ids:
-        variant = variants[identity.key]
-        own = existing.get(identity.key, [])
-        theirs = foreign_runs_for(others.get(config.rel_path, []), config.rel_path, identity.target.id,
-                                  several_targets)
-        decision = plan(run_fingerprint(identity, variant), own, force, alive)
-        if decision.action in ("skip", "busy"):
-            cleanup = list(decision.cleanup)
-            kept = [r for r in own if complete(r) and r.run_id not in cleanup]
-            if decision.action == "skip" and theirs and kept:  # replaced earlier, the delete interrupted
-                cleanup += superseded(theirs, kept[0])
-            for run_id in cleanup:
-                call(store.delete_run, run_id)
-            statuses.append(SKIPPED if decision.action == "skip" else BUSY)
-            continue
-        if theirs and not own and not force:
-            disk = run_file_sizes(config.path)
-            if any(same_files(call(store.artifact_sizes, r.run_id), disk) for r in theirs):
-                statuses.append(SKIPPED)  # adopted: another tool's run of this folder, still current
-                continue
-        action = "update" if theirs else decision.action
-        mapped = map_run(identity, variant, files)  # reads the folder's files on its first written identity
+    for pending in prepared.pending:
+        mapped = map_run(pending.identity, pending.variant, files)  # reads the folder on its first written run
         files = mapped.files
         for warning in mapped.warnings:
             notice(f"{printable(config.rel_path)}: {warning}")
         record = mapped.run
-        written = store.write(record, identity.key, force,
+        written = store.write(record, pending.identity.key, force,
                               claim_lost=lambda mine, runs: lost_claim(mine, runs, alive),
                               superseded=lambda mine, runs: after_complete(mine, runs, alive), notice=notice)
         if written.run_id is None:
             statuses.append(BUSY if written.busy else SKIPPED)
             continue
-        run_id = written.run_id
-        for doomed_run in theirs:  # our run is complete: the foreign one it replaces goes
-            call(store.delete_run, doomed_run.run_id)
-        statuses.append(UPDATED if action == "update" else INGESTED)
+        for doomed_run in pending.theirs:  # our run is complete: the foreign one it replaces goes
+            with_retries(partial(store.delete_run, doomed_run.run_id), notice)
+        statuses.append(UPDATED if pending.action == "update" else INGESTED)
         written_traces += len(record.traces)
-        run_ids.append(run_id)
-    status = next((s for s in (UPDATED, INGESTED, BUSY) if s in statuses), SKIPPED)
-    return Outcome(config.rel_path, status, runs=len(run_ids), traces=written_traces, run_ids=run_ids)
+        run_ids.append(written.run_id)
+    return Outcome(config.rel_path, folder_status(statuses), runs=len(run_ids), traces=written_traces,
+                   run_ids=run_ids)
 
 
 __all__ = ["Event", "Outcome", "Summary", "Cancelled", "ingest", "summary_lines", "StoreError", "INGESTED", "UPDATED",
