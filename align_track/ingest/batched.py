@@ -129,10 +129,8 @@ def write_in_batches(folders: list[Prepared], prepare: Callable[[Prepared], Prep
 def prepare_folder(store, config, folder_ids, variants, existing, others, force, alive, notice) -> Prepared:
     """Plan each identity of one folder from the store's single read and do the cleanups a skip needs; the
     runs to write are left pending, for ``map_folder``."""
-    from align_track.store.run_writer import with_retries
-
     def call(fn, *args):
-        return with_retries(partial(fn, *args), notice)
+        return retry_call(fn, *args, notice=notice)
 
     prepared = Prepared(config.rel_path, config=config)
     several_targets = len(folder_ids) > 1
@@ -259,7 +257,7 @@ def write_batch(store, batch: list[Prepared], force: bool, alive, notice, state:
                     statuses.append(BUSY if result.busy else SKIPPED)  # type: ignore[attr-defined]
                     continue
                 for doomed_run in pending.theirs:  # our run is complete: the foreign one it replaces goes
-                    _retry_call(store.delete_run, doomed_run.run_id, notice=notice)
+                    retry_call(store.delete_run, doomed_run.run_id, notice=notice)
             except Exception as exc:  # noqa: BLE001 - the store failed: this folder fails, a rerun converges
                 error = error or f"{rel}: store error: {one_line(exc, with_type=True)}"
                 continue
@@ -275,7 +273,8 @@ def write_batch(store, batch: list[Prepared], force: bool, alive, notice, state:
     return outcomes
 
 
-def _retry_call(fn, *args, notice=None):
+def retry_call(fn, *args, notice=None):
+    """``fn(*args)`` with the store's retries on a locked database or a dropped connection."""
     from align_track.store.run_writer import with_retries
 
     return with_retries(partial(fn, *args), notice)

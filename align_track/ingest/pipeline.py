@@ -25,6 +25,7 @@ from align_track.ingest.batched import (
     map_folder,
     mapping_pool,
     prepare_folder,
+    retry_call,
     write_batch,
     write_in_batches,
 )
@@ -323,7 +324,6 @@ def _ingest_folder(store, config, folder_ids, variants, existing, others, force,
     the folder's files (``reconcile.same_files``); when they changed, or with ``force``, a new run is
     written and the foreign one deleted after it, as align-track's own runs are replaced.
     """
-    from align_track.store.run_writer import with_retries
 
     prepared = prepare_folder(store, config, folder_ids, variants, existing, others, force, alive, notice)
     if prepared.outcome is not None:  # nothing to write: skipped, busy or adopted
@@ -345,7 +345,7 @@ def _ingest_folder(store, config, folder_ids, variants, existing, others, force,
             statuses.append(BUSY if written.busy else SKIPPED)
             continue
         for doomed_run in pending.theirs:  # our run is complete: the foreign one it replaces goes
-            with_retries(partial(store.delete_run, doomed_run.run_id), notice)
+            retry_call(store.delete_run, doomed_run.run_id, notice=notice)
         statuses.append(UPDATED if pending.action == "update" else INGESTED)
         written_traces += len(record.traces)
         run_ids.append(written.run_id)
