@@ -7,11 +7,13 @@ mlflow, creating the experiment) is removed by comparing the marginal cost per s
 (time(2N) - time(N)) / (scenes(2N) - scenes(N)), each time the best of ``--repeat`` runs (the same number
 for every tool, interleaved).
 
+Before each timing the machine is let settle (under 10% CPU busy), so what one ingest leaves behind
+(PostgreSQL's autovacuum and checkpoints, the server finishing up) is not timed as the next one's.
+
 Also printed, for reading the ratio:
 
-* the server's floor: what the server spends per trace on the cheapest trace write it offers (the
-  batched OTLP ``/v1/traces`` request align-track uses, plus the run link), measured here at full
-  concurrency with nothing else going on; no client over http can beat it;
+* where the time goes: CPU per extra scene of the server's processes and of the client, for both tools
+  (the least of the repeats, as for the times); on a machine this size, the server's CPU is most of the bound;
 * align-track writing the same server's database directly (``postgresql://``, the bulk SQL path).
 
 usage: python -m tests.benchmarks.bench_server [--experiments N] [--scenes S] [--workers W] [--repeat R]
@@ -26,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 from tests.benchmarks.bench_ingest import NAIVE, make_corpus, timed
 from tests.benchmarks.results import Figure, Results
@@ -42,37 +46,32 @@ def naive_cmd(corpus: Path, uri: str, name: str, workers: int | None) -> list[st
     return [sys.executable, str(NAIVE), str(corpus), uri, name]
 
 
-def server_floor(url: str, corpus: Path, chunks: int = 48, threads: int = 8) -> float:
-    """Milliseconds per trace for the server to link and store traces sent as align-track sends them (per
-    experiment's scenes: one run link, one StartTraceV3 per trace for its tags and metadata, one OTLP request),
-    ``threads`` experiments in flight, traces pre-built."""
-    from concurrent.futures import ThreadPoolExecutor
+def process_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by these processes (the server and its workers)."""
+    import psutil
 
-    from mlflow import MlflowClient
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
-    from align_track.ingest.folders import discover, read_config, read_files
-    from align_track.ingest.mapping import build_run, identities
-    from align_track.store.http import quick_acks
-    from align_track.store.trace_writer import _build_trace, _write_public
 
-    quick_acks()  # as align-track's ingest does (http.check_server)
+def settle(max_wait: float = 60.0) -> float:
+    """Wait (at most ``max_wait`` s) until the machine is idle: under 10% of all CPUs busy over a second.
 
-    folder = discover(corpus)[0]
-    identity = identities(read_config(corpus, folder))[0]
-    records = list(build_run(identity, "default", read_files(folder)).traces)
-    client = MlflowClient(url)
-    experiment_id = client.create_experiment(f"floor-{time.time_ns()}")
-    run_id = client.create_run(experiment_id).info.run_id
-    batches = [[_build_trace(record, experiment_id, run_id) for record in records] for _ in range(chunks)]
+    What the previous ingest left running (PostgreSQL's autovacuum and checkpoint after thousands of rows,
+    the server finishing requests) would otherwise be timed as part of the next tool's run. Returns the wait.
+    """
+    import psutil
 
-    def send(batch: list) -> None:
-        _write_public(url, experiment_id, run_id, batch)
-
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(send, batches[:threads]))  # connections, warm caches
-        started = time.perf_counter()
-        list(pool.map(send, batches[threads:]))
-    return (time.perf_counter() - started) * 1000 / sum(len(batch) for batch in batches[threads:])
+    started = time.perf_counter()
+    while psutil.cpu_percent(interval=1.0) > 10 and time.perf_counter() - started < max_wait:
+        pass
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -80,7 +79,7 @@ def main() -> None:
     parser.add_argument("--experiments", type=int, default=20, help="N (the second corpus has 2N)")
     parser.add_argument("--scenes", type=int, default=20)
     parser.add_argument("--workers", type=int, default=None, help="align-track --workers (default: its own)")
-    parser.add_argument("--repeat", type=int, default=2, help="best of R timings per tool and size")
+    parser.add_argument("--repeat", type=int, default=3, help="best of R timings per tool and size")
     parser.add_argument("--server-workers", type=int, default=4,
                         help="mlflow server --workers (uvicorn processes; mlflow's own default is 4)")
     args = parser.parse_args()
@@ -100,11 +99,16 @@ def main() -> None:
         tools = (("naive", naive_cmd, server.url), ("align-track", align_track_cmd, server.url),
                  ("align-track-pg", align_track_cmd, db))
         results: dict[str, dict[str, float]] = {}
+        server_pids = [server.process.pid, *(c.pid for c in psutil.Process(server.process.pid).children(True))]
+        cpu: dict[tuple[str, str], list[tuple[float, float]]] = {}  # (tool, size) -> [(server s, client s)]
         for attempt in range(args.repeat):  # interleaved, so a busy moment on the machine hits every tool
             for tool, build, uri in tools:
                 for label, corpus in corpora.items():
                     name = f"{tool}-{label}-{attempt}-{time.time_ns()}"
-                    seconds, _cpu, rss, _out = timed(build(corpus, uri, name, args.workers), cwd=work)
+                    settle()
+                    server_before = process_cpu(server_pids)
+                    seconds, client_cpu, rss, _out = timed(build(corpus, uri, name, args.workers), cwd=work)
+                    cpu.setdefault((tool, label), []).append((process_cpu(server_pids) - server_before, client_cpu))
                     results.setdefault(tool, {})[label] = min(results.get(tool, {}).get(label, 1e9), seconds)
                     print(f"{tool:14} {label:3} run folders={n if label == 'N' else 2 * n} scenes/folder={s} "
                           f"seconds={seconds:.2f} peak_rss_mib={rss}", flush=True)
@@ -124,10 +128,16 @@ def main() -> None:
                        args.repeat, corpus))
         if marginal["align-track-pg"] <= 0:
             print("(the direct path's marginal cost is below the timing noise: use more --experiments)")
-        floor = server_floor(server.url, corpora["N"])
-        out.notes["server_floor_ms_per_trace"] = round(floor, 2)
-        print(f"server floor: {floor:.2f} ms per trace (link, StartTraceV3 each, OTLP; 8 runs in flight) -> "
-              f"about {marginal['naive'] * 1000 / floor:.1f}x at most over http, before runs and artifacts")
+        # Where the time goes: CPU per extra scene (the least of the repeats, as the times are, 2N minus N), server
+        # and client. On this machine's cores, (server + client + PostgreSQL) / cores bounds the marginal wall time.
+        for tool in ("naive", "align-track"):
+            least = {label: [min(c[i] for c in cpu[(tool, label)]) for i in (0, 1)] for label in ("N", "2N")}
+            per_scene = [(least["2N"][i] - least["N"][i]) * 1000 / extra_scenes for i in (0, 1)]
+            out.notes[f"{tool}_server_cpu_ms_per_scene"] = round(per_scene[0], 2)
+            out.notes[f"{tool}_client_cpu_ms_per_scene"] = round(per_scene[1], 2)
+            print(f"{tool:14} CPU per extra scene: server {per_scene[0]:.1f} ms, client {per_scene[1]:.1f} ms "
+                  f"(on {os.cpu_count()} cores: >= {sum(per_scene) / (os.cpu_count() or 1):.1f} ms/scene of wall "
+                  f"time, PostgreSQL not counted)", flush=True)
         first = timed(align_track_cmd(corpora["2N"], server.url, "rerun-check", args.workers), cwd=work)[0]
         again = timed(align_track_cmd(corpora["2N"], server.url, "rerun-check", args.workers), cwd=work)[0]
         print(f"ingest of {2 * n} run folders into a new experiment: {first:.2f}s; rerun (all skipped): {again:.2f}s")

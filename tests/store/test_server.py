@@ -14,6 +14,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -176,6 +177,43 @@ def test_http_defaults_and_workers_option(monkeypatch: pytest.MonkeyPatch) -> No
     http.configure_mlflow_http()
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "9"  # the user's choice stays
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == http.HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_TIMEOUT"]
+
+
+def test_mlflow_environment_probes_answered_without_searching_sys_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's client asks on every request whether it runs in Databricks or a notebook by importing packages
+    that are not installed; once configured, those imports fail at once (no sys.path search, no import lock),
+    with the same headers as before."""
+    import importlib.machinery
+    import importlib.util
+
+    from mlflow.tracking.request_header.registry import resolve_request_headers
+
+    from align_track.store import http
+
+    for name in http.HTTP_DEFAULTS:
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    absent = [name for name in http.ABSENT_PROBES if importlib.util.find_spec(name) is None]
+    if not absent:
+        pytest.skip(f"every one of {http.ABSENT_PROBES} is installed here")
+    for name in absent:  # as in a fresh process (the CLI's import already configured this one)
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    searched: list[str] = []
+    find_spec = importlib.machinery.PathFinder.find_spec.__func__
+
+    def counting(cls, name, path=None, target=None):  # type: ignore[no-untyped-def]
+        searched.append(name)
+        return find_spec(cls, name, path, target)
+
+    monkeypatch.setattr(importlib.machinery.PathFinder, "find_spec", classmethod(counting))
+    before = resolve_request_headers()
+    assert any(name.split(".")[0] in absent for name in searched)  # the cost being removed
+    http.configure_mlflow_http()
+    searched.clear()
+    assert resolve_request_headers() == before
+    assert searched == []
+    for name in absent:
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(name)
 
 
 @pytest.mark.server
