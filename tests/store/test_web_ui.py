@@ -23,7 +23,7 @@ from align_track.demo.generate import generate_demo
 from align_track.ingest.pipeline import ingest
 from align_track.mlflow_ui import start_ui, stop_ui
 from align_track.store.uri import DEFAULT_EXPERIMENT
-from tests.support.browser import Browser, require_chromium
+from tests.support.browser import WAIT_S, Browser, require_chromium
 from tests.support.server_fixtures import free_port
 
 pytestmark = pytest.mark.server
@@ -94,7 +94,10 @@ def table(browser: Browser) -> tuple[list[str], list[dict]]:
 
 def rows_once(browser: Browser, ready: Callable[[list[dict]], bool], what: str) -> list[dict]:
     """The table's rows once ``ready(rows)`` holds: the app renders counts, rows and cells in separate steps."""
-    browser.wait_for(lambda: ready(table(browser)[1]), what)
+    if not browser.until(lambda: ready(table(browser)[1]), WAIT_S):
+        rows = [(row["trace"], row.get("Trace name", "?")) for row in table(browser)[1]]
+        pytest.fail(f"waited {WAIT_S:.0f}s for {what}; the table shows {len(rows)} rows: {rows}; "
+                    f"the page shows: {browser.text()[:1500]}")
     return table(browser)[1]
 
 
@@ -178,8 +181,14 @@ def test_traces_search_box_filters_by_scene_id(ui: tuple[str, str], browser: Bro
     search = '[data-component-id="web-shared.traces-table.search"]'
     browser.settled(search, "the traces search box")  # typed into before a late re-render, the text is lost
     browser.type(search, scene_id)
-    value = f"(document.querySelector({search!r}) || {{}}).value"
-    browser.wait_for(lambda: browser.evaluate(value) == scene_id, f"the search box to hold {scene_id!r}")
+    # Enter submits what React last rendered, not what the box shows: on a loaded machine it once submitted the
+    # empty search (no request, the rows never changed). So wait until React has rendered the typed text (a
+    # controlled input's value *attribute* is set on React's commit; the property changes at once), and press
+    # Enter only in the box that holds it and has the focus.
+    ready = f"""(() => {{ const e = document.querySelector({search!r});
+        if (!e || e.value !== {scene_id!r} || e.getAttribute('value') !== {scene_id!r}) return false;
+        e.focus(); return document.activeElement === e; }})()"""
+    browser.wait_for(lambda: browser.evaluate(ready), f"the search box to hold {scene_id!r}, rendered, focused")
     browser.press("Enter")
     # The rows themselves, not the footer's "N of M" (rendered in a later step, once missed by a 60 s wait
     # while the rows were already filtered): exactly this scene's traces.

@@ -276,15 +276,33 @@ async def test_missing_store_says_how_to_start_then_the_ingest_pane_fills_it(tmp
 
 
 def one_scene_folders(exps: Path, count: int) -> Path:
-    """``count`` one-scene run folders: enough of them keep the bulk path (~10 ms each) busy while keys arrive."""
+    """``count`` one-scene run folders: more than the first batches of the bulk path."""
     for i in range(count):
         write_run_folder(exps / f"e{i:03d}", scenes=[scene(f"S{i}")])
     return exps
 
 
-async def test_ingest_can_be_cancelled_and_quit_asks_first(tmp_path, store_uri):
-    exps = one_scene_folders(tmp_path / "exps", 250)  # still busy at ctrl+g
+def hold_after_first_batch(monkeypatch: pytest.MonkeyPatch, app: AlignTrackApp) -> None:
+    """The app's ingest writes its first batch of run folders, then its thread waits (at most 60 s) until the app
+    cancels it: the keys the test sends always reach a running ingest, however fast this machine writes (on a
+    loaded machine the whole ingest once finished before the quit was confirmed)."""
+    from align_track.ingest import pipeline
+
+    write_batch, calls = pipeline.write_batch, []
+
+    def held(*args: object, **kwargs: object) -> object:
+        calls.append(None)
+        if len(calls) > 1 and (cancel := app.ingest_pane.cancel_event) is not None:
+            cancel.wait(timeout=60)
+        return write_batch(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "write_batch", held)
+
+
+async def test_ingest_can_be_cancelled_and_quit_asks_first(tmp_path, store_uri, monkeypatch):
+    exps = one_scene_folders(tmp_path / "exps", 250)
     async with app_on(store_uri, SIZE, experiments_dir=exps) as (app, pilot):
+        hold_after_first_batch(monkeypatch, app)  # still busy at ctrl+g
         # Keys go straight to the driver, as from a terminal: Pilot's press waits for the CPU to go
         # idle, which it does not while the ingest runs.
         await send_keys(app, "4", "enter")
@@ -302,9 +320,10 @@ async def test_ingest_can_be_cancelled_and_quit_asks_first(tmp_path, store_uri):
         assert len(runs) == len([o for o in summary.outcomes if o.status == "ingested"])
 
 
-async def test_quit_while_ingesting_cancels_it_after_the_current_run_folder(tmp_path, store_uri):
-    exps = one_scene_folders(tmp_path / "exps", 150)  # still busy when q arrives
+async def test_quit_while_ingesting_cancels_it_after_the_current_run_folder(tmp_path, store_uri, monkeypatch):
+    exps = one_scene_folders(tmp_path / "exps", 150)
     async with app_on(store_uri, SIZE, experiments_dir=exps) as (app, pilot):
+        hold_after_first_batch(monkeypatch, app)  # still busy when q arrives
         await send_keys(app, "4", "enter")
         log = app.ingest_pane.query_one("#ingest-log")
         while not log.rows:
