@@ -8,13 +8,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 
 from align_track.errors import one_line, printable
 from align_track.ingest.folders import RunFolderConfig, RunFolderError, run_file_sizes
 from align_track.ingest.mapping import RunIdentity, map_run, run_fingerprint
 from align_track.ingest.outcomes import BUSY, FAILED, INGESTED, SKIPPED, UPDATED, Outcome, folder_status
 from align_track.ingest.reconcile import after_complete, complete, foreign_runs_for, plan, same_files, superseded
+from align_track.store.retries import retry_call
 
 BATCH_SCENES = 2000
 """A batch of runs is written in one transaction once it holds this many scenes ..."""
@@ -129,9 +129,6 @@ def write_in_batches(folders: list[Prepared], prepare: Callable[[Prepared], Prep
 def prepare_folder(store, config, folder_ids, variants, existing, others, force, alive, notice) -> Prepared:
     """Plan each identity of one folder from the store's single read and do the cleanups a skip needs; the
     runs to write are left pending, for ``map_folder``."""
-    def call(fn, *args):
-        return retry_call(fn, *args, notice=notice)
-
     prepared = Prepared(config.rel_path, config=config)
     several_targets = len(folder_ids) > 1
     for identity in folder_ids:
@@ -146,12 +143,12 @@ def prepare_folder(store, config, folder_ids, variants, existing, others, force,
             if decision.action == "skip" and theirs and kept:  # replaced earlier, the delete interrupted
                 cleanup += superseded(theirs, kept[0])
             for run_id in cleanup:
-                call(store.delete_run, run_id)
+                retry_call(store.delete_run, run_id, notice=notice)
             prepared.statuses.append(SKIPPED if decision.action == "skip" else BUSY)
             continue
         if theirs and not own and not force:
             disk = run_file_sizes(config.path)
-            if any(same_files(call(store.artifact_sizes, r.run_id), disk) for r in theirs):
+            if any(same_files(retry_call(store.artifact_sizes, r.run_id, notice=notice), disk) for r in theirs):
                 prepared.statuses.append(SKIPPED)  # adopted: another tool's run of this folder, still current
                 continue
         prepared.pending.append(_Pending(identity, variant, "update" if theirs else decision.action, theirs))
@@ -271,10 +268,3 @@ def write_batch(store, batch: list[Prepared], force: bool, alive, notice, state:
             state["store_failures"] = 0
             outcomes.append(Outcome(rel, folder_status(statuses), runs=len(run_ids), traces=traces, run_ids=run_ids))
     return outcomes
-
-
-def retry_call(fn, *args, notice=None):
-    """``fn(*args)`` with the store's retries on a locked database or a dropped connection."""
-    from align_track.store.run_writer import with_retries
-
-    return with_retries(partial(fn, *args), notice)

@@ -25,7 +25,6 @@ from align_track.ingest.batched import (
     map_folder,
     mapping_pool,
     prepare_folder,
-    retry_call,
     write_batch,
     write_in_batches,
 )
@@ -50,6 +49,7 @@ from align_track.ingest.reconcile import (
     lost_claim,
 )
 from align_track.schema import INPUT_OUTPUT, TAG_KEY, TAG_PATH
+from align_track.store.retries import retry_call, with_retries
 from align_track.store.uri import DEFAULT_EXPERIMENT, StoreError, resolve_tracking_uri
 
 
@@ -83,7 +83,8 @@ def ingest(
     uri = resolve_tracking_uri(tracking_uri)
     http.prepare(uri)  # a dead server is a StoreError now, before seconds of importing mlflow
 
-    from align_track.store.run_writer import RunStore, claim_is_alive, claim_token, with_retries
+    from align_track.store.claims import claim_is_alive, claim_token
+    from align_track.store.run_writer import RunStore
     problems: dict[Path, str] = {}
     skipped_links: list[str] = []
 

@@ -216,8 +216,10 @@ class Watcher:
             raise FileNotFoundError(f"experiments directory not found: {self.root}")
         self.uri = resolve_tracking_uri(tracking_uri)
         http.prepare(self.uri)
+        from align_track.store.claims import claim_is_alive, claim_token
+        from align_track.store.retries import with_retries
         from align_track.store.run_appender import LiveRunWriter
-        from align_track.store.run_writer import RunStore, claim_is_alive, claim_token, with_retries
+        from align_track.store.run_writer import RunStore
 
         self._retry = with_retries
         self.store = with_retries(lambda: RunStore(self.uri, experiment_name))

@@ -21,8 +21,9 @@ from typing import Any
 from align_track.records import RunRecord
 from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
 from align_track.store import trace_writer
-from align_track.store.claims import _process_start, claim_is_alive, claim_token  # noqa: F401 (re-exported)
+from align_track.store.claims import claim_is_alive, claim_token
 from align_track.store.provenance import provenance
+from align_track.store.retries import retry_call
 from align_track.store.runs_reader import (
     ExperimentNotFound,
     RunRow,
@@ -207,7 +208,7 @@ class RunStore:
         behind if a step fails. SQLite lock waits are retried, with ``notice`` told.
         """
         def call(fn: Callable[..., Any], *args: Any) -> Any:
-            return with_retries(partial(fn, *args), notice)
+            return retry_call(fn, *args, notice=notice)
 
         if self.bulk:
             result = call(self.write_run_bulk, record, force)
@@ -240,7 +241,7 @@ class RunStore:
         run the store refuses fails alone and the others still go in.
         """
         def call(fn: Callable[..., Any], *args: Any) -> Any:
-            return with_retries(partial(fn, *args), notice)
+            return retry_call(fn, *args, notice=notice)
 
         try:
             results = call(write_runs_bulk, self.tracking_uri, self.experiment_id, self.artifact_location,
@@ -327,20 +328,3 @@ def _best_effort(action: Callable[[], object]) -> None:
         action()
     except BaseException:  # noqa: BLE001 - cleanup after a failure; the next ingest removes what is left
         pass
-
-
-def with_retries(action: Callable[[], Any], on_wait: Callable[[str], None] | None = None,
-                 attempts: int = 30) -> Any:
-    """Run a store call, waiting while another writer holds a SQLite lock, so nothing is lost."""
-    delay = 0.2
-    for attempt in range(attempts):
-        try:
-            return action()
-        except Exception as exc:  # sqlite3.OperationalError arrives wrapped by SQLAlchemy and MLflow
-            if "database is locked" not in str(exc) or attempt == attempts - 1:
-                raise
-            if on_wait:
-                on_wait(f"the store is locked by another writer; retrying in {delay:.1f}s")
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-    raise AssertionError("unreachable")
