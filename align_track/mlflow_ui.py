@@ -34,6 +34,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from align_track.store.claims import process_start
 from align_track.store.runs_reader import with_installed_driver
 from align_track.store.uri import (
     StoreError,
@@ -235,18 +236,10 @@ def _start_watchdog(pgid: int) -> subprocess.Popen:
     The watchdog, in a session of its own too, polls our pid and exits once the server is gone.
     """
     me = os.getpid()
-    code = f"from align_track.mlflow_ui import _watchdog; _watchdog({me}, {_process_start(me)!r}, {pgid})"
+    code = f"from align_track.mlflow_ui import _watchdog; _watchdog({me}, {process_start(me)!r}, {pgid})"
     return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
                             env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
-
-
-def _process_start(pid: int) -> str:
-    """The start time of ``pid`` from /proc ('' where unknown): a reused pid is not our parent."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return ""
 
 
 def _watchdog(parent: int, parent_start: str, pgid: int, interval: float = 0.5) -> None:
@@ -254,7 +247,7 @@ def _watchdog(parent: int, parent_start: str, pgid: int, interval: float = 0.5) 
     while _group_alive(pgid):
         try:
             os.kill(parent, 0)
-            alive = _process_start(parent) in ("", parent_start)
+            alive = process_start(parent) in ("", parent_start)
         except ProcessLookupError:
             alive = False
         except PermissionError:

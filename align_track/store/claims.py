@@ -8,7 +8,7 @@ import socket
 import time
 
 
-def _process_start(pid: int) -> str:
+def process_start(pid: int) -> str:
     """When ``pid`` started (clock ticks since boot, from /proc; '' where unknown).
 
     PIDs are reused (pid_max is often 32768), so a claim names its process by pid *and* start
@@ -24,7 +24,7 @@ def _process_start(pid: int) -> str:
 def claim_token() -> str:
     """Who is writing: host, pid and process start, so a later ingest can tell a dead writer from a live one."""
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
+    return f"{socket.gethostname()}:{pid}:{process_start(pid)}"
 
 
 def claim_is_alive(token: str | None, started_ms: int | None, lease_s: float = 900.0) -> bool:
@@ -40,5 +40,5 @@ def claim_is_alive(token: str | None, started_ms: int | None, lease_s: float = 9
         except PermissionError:
             return True
         started = rest[0] if rest else ""
-        return not started or _process_start(int(pid)) in ("", started)
+        return not started or process_start(int(pid)) in ("", started)
     return started_ms is not None and (time.time() * 1000 - started_ms) < lease_s * 1000

@@ -181,7 +181,7 @@ class ScenesPane(Pane):
         if self.run_row is None or self.fetching or self._live_reading:
             return
         run_id = self.run_row.run_id
-        row = next((r for r in snapshot.runs if r.run_id == run_id), None)
+        row = snapshot.run(run_id)
         if row is None:  # deleted, or replaced by a newer run of its folder: keep what is shown
             return
         was_live, self.run_row = self.live, row
