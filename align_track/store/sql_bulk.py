@@ -147,8 +147,8 @@ def write_runs_bulk(tracking_uri: str, experiment_id: str, artifact_location: st
                     continue
                 results.append(BulkResult(True, run_id, mine))
                 # 1 ms apart in folder order, as one-by-one writes are: newest first stays a stable order
-                _run_rows(rows, record, run_id, experiment_id, f"{artifact_location.rstrip('/')}/{run_id}/artifacts",
-                          claim, now + len(rows["runs"]))
+                _run_rows(rows, record, run_id, experiment_id, _run_artifact_uri(artifact_location, run_id), claim,
+                          now + len(rows["runs"]))
                 if item.scenes:
                     if location is None:
                         location = trace_writer.experiment_location(conn, str(experiment_id))
@@ -179,9 +179,14 @@ def write_runs_bulk(tracking_uri: str, experiment_id: str, artifact_location: st
                 shutil.rmtree(folder, ignore_errors=True)
 
 
+def _run_artifact_uri(artifact_location: str, run_id: str) -> str:
+    """A run's artifact URI under its experiment's location, as MLflow's create_run makes it."""
+    return f"{artifact_location.rstrip('/')}/{run_id}/artifacts"
+
+
 def _copy_artifacts(artifact_location: str, run_id: str, record: RunRecord, claim: str) -> Path:
     """The run's files into its artifact folder, marked as being written; the run's folder (``<id>/``)."""
-    target_dir = _local_path(f"{artifact_location.rstrip('/')}/{run_id}/artifacts")
+    target_dir = _local_path(_run_artifact_uri(artifact_location, run_id))
     target_dir.parent.mkdir(parents=True, exist_ok=True)
     # Who is filling this folder: if we are killed before the commit, the next ingest sees a dead
     # writer's folder with no run row and removes it (sweep_orphans). Written whole, then renamed.
