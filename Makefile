@@ -12,7 +12,7 @@ setup: .venv/.synced
 
 .venv/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || $(PY) -m uv --version >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
 ## demo: make demo run folders, ingest them into the embedded SQLite store, open the TUI
