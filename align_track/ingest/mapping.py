@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from align_track import schema as S
-from align_track.errors import one_line
 from align_track.alignment import alignment_metrics
+from align_track.errors import one_line
 from align_track.ingest.folders import (
     RunFolderConfig,
     RunFolderError,
