@@ -132,7 +132,8 @@ class DecisionMaker:
         cache_key = (id(choices), id(truth), choice, run_target.key)
         found = self._aligned.get(cache_key)
         if found is None:
-            item = {"input": {IN_CHOICES: choices}, "choice_info": {"true_kdma_values": truth}}
+            listed = None if choices is None else [None if t is None else {"unstructured": t} for t in choices]
+            item = {"input": {IN_CHOICES: listed}, "choice_info": {"true_kdma_values": truth}}
             found = (choices, truth, alignment.scene_alignment(item, choice, run_target.target, run_target.reason))
             self._aligned[cache_key] = found  # the texts kept alive with it: their ids stay theirs
         aligned = found[2]

@@ -68,9 +68,10 @@ class TraceFields:
     attributes: tuple[Any, ...]
     """The root span's ATTRIBUTES, decoded as MLflow decodes span attributes (MISSING where absent)."""
     inputs: tuple[Any, ...]
-    """The root span inputs' INPUTS (None where absent or the inputs are not an object)."""
+    """The root span inputs' scenario_id, scene_id (None where absent or the inputs are not an object) and the
+    choices' texts (:func:`choice_texts`)."""
     output_choice: Any
-    """``outputs.choice_index`` (None where absent)."""
+    """``outputs.choice_index`` where the span has no ``choice_index`` attribute (which wins), else None."""
     output_action: Any
     """``outputs.action.unstructured`` (None where absent)."""
 
@@ -288,46 +289,62 @@ def _prefetched(batches: Iterator[list[tuple]], stop: threading.Event) -> Iterat
 # --------------------------------------------------------------------------- decoding
 
 
-def _exact(value: Any) -> bool:
-    """A value every database hands over as it was written: text, null, an integer, a boolean, or a choices list
-    whose texts are text. (PostgreSQL's jsonb renders other numbers its own way, and objects' keys reordered.)"""
-    if value is None or isinstance(value, (str, int)):  # bool is an int
+def _exact(value: Any, ints: bool) -> bool:
+    """A value the database handed over as it was written: text, null, a boolean, an integer where ``ints`` (SQLite
+    copies numbers' text; PostgreSQL's jsonb writes 1e+16 as 10000000000000000), or a choices list whose texts
+    are text (jsonb also reorders objects' keys)."""
+    if value is None or isinstance(value, (str, bool)):
         return True
+    if isinstance(value, int):
+        return ints
     if isinstance(value, list):
         return all(not isinstance(c, dict) or c.get("unstructured") is None or isinstance(c.get("unstructured"), str)
                    for c in value)
     return False
 
 
+def choice_texts(choices: Any) -> tuple[str | None, ...] | None:
+    """The choices' texts as the alignment metrics read them (a choice that is not an object, or has no text:
+    None); None when the inputs hold no list of choices."""
+    if not isinstance(choices, list):
+        return None
+    return tuple(str(c["unstructured"]) if isinstance(c, dict) and c.get("unstructured") is not None else None
+                 for c in choices)
+
+
 def _attribute(value: Any) -> Any:
     return MISSING if value is None else _decode_attribute(value)
 
 
-def _decoded(text: str | None, size: int, cache: dict[str | None, tuple[tuple, bool]], attributes: bool
-             ) -> tuple[tuple, bool]:
-    """One of the JSON arrays the query made, decoded (and checked for exactness) once per distinct text: runs
-    that met the same scene and chose alike share their texts, so most rows are a dict lookup."""
+def _decoded(text: str | None, size: int, cache: dict[str | None, tuple[tuple, tuple]], attributes: bool,
+             ints: bool) -> tuple[tuple, tuple]:
+    """One of the JSON arrays the query made, decoded (and each value checked for exactness) once per distinct
+    text: runs that met the same scene and chose alike share their texts, so most rows are a dict lookup."""
     found = cache.get(text)
     if found is None:
         values = [None] * size if text is None else json.loads(text)
         if attributes:  # attribute values are JSON texts (MLflow writes them so): exact as they are
-            found = (tuple(map(_attribute, values)), all(v is None or isinstance(v, str) for v in values))
+            found = (tuple(map(_attribute, values)), tuple(v is None or isinstance(v, str) for v in values))
         else:
-            found = (tuple(values), all(map(_exact, values)))
+            exact = tuple(_exact(v, ints) for v in values)
+            if size == len(INPUTS):
+                values = [*values[:2], choice_texts(values[2])]
+            found = (tuple(values), exact)
         cache[text] = found
     return found
 
 
-def _from_arrays(row: tuple, caches: tuple[dict, dict, dict]) -> TraceFields | None:
+def _from_arrays(row: tuple, caches: tuple[dict, dict, dict], ints: bool) -> TraceFields | None:
     """A row of the JSON-cutting query as TraceFields; None when a value must be read exactly from the span."""
     trace_id, ts, name, meta_run, link_run, tag, _start, a_text, i_text, o_text = row
-    attrs, exact_a = _decoded(a_text, len(ATTRIBUTES), caches[0], True)
-    inputs, exact_i = _decoded(i_text, len(INPUTS), caches[1], False)
-    outputs, exact_o = _decoded(o_text, 2, caches[2], False)
-    if not (exact_a and exact_i and exact_o):
+    attrs, exact_a = _decoded(a_text, len(ATTRIBUTES), caches[0], True, ints)
+    inputs, exact_i = _decoded(i_text, len(INPUTS), caches[1], False, ints)
+    outputs, exact_o = _decoded(o_text, 2, caches[2], False, ints)
+    # outputs.choice_index counts only where the span has no choice_index attribute
+    if not (all(exact_a) and all(exact_i) and exact_o[1] and (exact_o[0] or attrs[2] is not MISSING)):
         return None
     return TraceFields(trace_id, meta_run or link_run, None if ts is None else int(ts), name, tag,
-                       attrs, inputs, outputs[0], outputs[1])
+                       attrs, inputs, outputs[0] if attrs[2] is MISSING else None, outputs[1])
 
 
 def fields_from_span(trace_id: str, run_id: str | None, timestamp_ms: int | None, name: str | None,
@@ -336,10 +353,12 @@ def fields_from_span(trace_id: str, run_id: str | None, timestamp_ms: int | None
     inp = inputs if isinstance(inputs, dict) else {}
     out = outputs if isinstance(outputs, dict) else {}
     action = out.get(OUT_ACTION)
+    attrs = tuple(attributes.get(a, MISSING) for a in ATTRIBUTES)
     return TraceFields(
-        trace_id, run_id, timestamp_ms, name, scene_tag,
-        tuple(attributes.get(a, MISSING) for a in ATTRIBUTES), tuple(inp.get(k) for k in INPUTS),
-        out.get(OUT_CHOICE_INDEX), action.get("unstructured") if isinstance(action, dict) else None)
+        trace_id, run_id, timestamp_ms, name, scene_tag, attrs,
+        (inp.get(IN_SCENARIO_ID), inp.get(IN_SCENE_ID), choice_texts(inp.get(IN_CHOICES))),
+        out.get(OUT_CHOICE_INDEX) if attrs[2] is MISSING else None,
+        action.get("unstructured") if isinstance(action, dict) else None)
 
 
 def _from_content(row: tuple) -> TraceFields:
@@ -417,7 +436,7 @@ def _decode(uri: str, kind: str, eid: int, rows: list[tuple], seen: dict[str, in
         if trace_id in seen:
             continue  # a second root span, or a row the JSON-cutting read already gave
         seen[trace_id] = row[6] or 0
-        fields = _from_content(row) if len(row) == 8 else _from_arrays(row, caches)
+        fields = _from_content(row) if len(row) == 8 else _from_arrays(row, caches, kind == "sqlite")
         if fields is None:
             again.append(trace_id)
         else:

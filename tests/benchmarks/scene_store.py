@@ -84,7 +84,7 @@ def _clones(templates: dict[str, dict[str, list[dict]]], runs: int, eid: int, ol
 
         pattern = re.compile("|".join(re.escape(old) for old in sorted(swap, key=len, reverse=True)))
 
-        def fix(value: Any) -> Any:
+        def fix(value: Any, pattern: re.Pattern = pattern, swap: dict[str, str] = swap) -> Any:
             return pattern.sub(lambda m: swap[m.group()], value) if isinstance(value, str) else value
 
         shift = n * 1_000  # a second apart: runs and their traces in a stable order
