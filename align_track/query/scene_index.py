@@ -251,11 +251,13 @@ class SceneIndex:
     # ------------------------------------------------------------------ reading it
 
     def rows(self, run_ids: set[str] | None = None) -> list[SceneRow]:
-        """A row per scene met by at least one of ``run_ids`` (None: every run), in scene order."""
+        """A row per scene met by at least one of ``run_ids`` (None: every run of the index; runs replaced or
+        deleted since they were indexed never count), in scene order."""
         out = []
         decisions = self.decisions
+        allowed = self.runs if run_ids is None else run_ids
         for key, positions in self.by_key.items():
-            chosen = [decisions[i] for i in positions if run_ids is None or decisions[i].run_id in run_ids]
+            chosen = [decisions[i] for i in positions if decisions[i].run_id in allowed]
             if chosen:
                 out.append(scene_row(key, chosen))
         out.sort(key=lambda r: r.sort_key("scene"))
@@ -263,8 +265,8 @@ class SceneIndex:
 
     def decisions_of(self, key: SceneKey, run_ids: set[str] | None = None) -> list[Decision]:
         """Every run's decision on ``key``, grouped by ADM, then LLM, then target (then variant and run name)."""
-        chosen = [self.decisions[i] for i in self.by_key.get(key, ())
-                  if run_ids is None or self.decisions[i].run_id in run_ids]
+        allowed = self.runs if run_ids is None else run_ids
+        chosen = [self.decisions[i] for i in self.by_key.get(key, ()) if self.decisions[i].run_id in allowed]
         return sorted(chosen, key=lambda d: group_key(self.runs.get(d.run_id)))
 
     def newest_ms(self, run_id: str) -> int | None:
