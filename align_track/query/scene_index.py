@@ -445,3 +445,57 @@ def kdma_pairs(true_values: dict[str, float], predicted: Any, action: str) -> st
     names = list(dict.fromkeys([*true_values, *means]))
     return " · ".join(f"{n} {number_text(true_values.get(n))or '–'}→{number_text(means.get(n)) or '–'}"
                       for n in names)
+
+
+# --------------------------------------------------------------------------- tables (the CLI's rows)
+
+SCENE_HEADER = ("scenario_id", "scene_id", "runs", "agreement", "oracle_hit_rate", "chosen_distance",
+                "covered_runs", "distinct_choices", "top_choice", "choices")
+DECISION_HEADER = ("adm", "llm", "alignment_target_id", "run_variant", "choice", "choice_index", "oracle_hit",
+                   "chosen_distance", "true_kdma", "predicted_kdma", "justification", "run_id", "run_name",
+                   "trace_id", "experiment_path")
+
+
+def scene_records(rows: Sequence[SceneRow], structured: bool = False) -> list[list[Any]]:
+    """One row per scene under SCENE_HEADER; ``choices`` as ``text (n); ...`` or, ``structured``, a list of
+    ``{"choice", "runs"}`` (JSON)."""
+    out = []
+    for r in rows:
+        choices: Any = ([{"choice": text, "runs": n} for text, n in r.choices] if structured
+                        else "; ".join(f"{text} ({n})" for text, n in r.choices))
+        out.append([r.key[0], r.key[1], r.runs, r.agreement, r.hit_rate, r.distance, r.covered, len(r.choices),
+                    r.choices[0][0] if r.choices else None, choices])
+    return out
+
+
+def decision_records(index: SceneIndex, decisions: Sequence[Decision], details: dict[str, Any],
+                     structured: bool = False) -> list[list[Any]]:
+    """One row per run's decision under DECISION_HEADER (``details``: scenes_reader.read_details' answer);
+    KDMA values as ``merit 0.80`` text, or, ``structured``, as mappings."""
+    from align_track.schema import TAG_PATH
+
+    out = []
+    for d in decisions:
+        run = index.runs.get(d.run_id)
+        s = RunSummary.of(run) if run is not None else None
+        detail = details.get(d.trace_id)
+        predicted = getattr(detail, "predicted", None)
+        chosen_pred = predicted.get(d.action) if isinstance(predicted, dict) else None
+        means = {str(k): m for k, v in (chosen_pred or {}).items()
+                 if (m := alignment.mean_prediction(v)) is not None} if isinstance(chosen_pred, dict) else {}
+        action = getattr(detail, "action", None)
+        why = action.get("justification") if isinstance(action, dict) else None
+        out.append([
+            s.adm if s else None, s.llm if s else None, s.target if s else None, s.variant if s else None,
+            d.decision, d.choice_index, d.hit, d.distance,
+            d.chosen_true if structured else kdma_values_text(d.chosen_true),
+            means if structured else kdma_values_text(means),
+            None if why is None else str(why), d.run_id, s.run_name if s else None, d.trace_id,
+            run.tags.get(TAG_PATH) if run is not None else None,
+        ])
+    return out
+
+
+def kdma_values_text(values: dict[str, float]) -> str:
+    """``{'merit': 0.8}`` -> ``merit 0.80``."""
+    return " · ".join(f"{k} {v:.2f}" for k, v in values.items())
