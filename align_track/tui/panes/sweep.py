@@ -411,8 +411,7 @@ class SweepPane(Pane):
         head.append(f" · {printable(row.key[0])} · {row.runs} runs: ")
         head.append(printable(row.choices_text()))
         title.update(head)
-        top = row.choices[0][0] if row.split and (len(row.choices) < 2 or row.choices[0][1] > row.choices[1][1]) \
-            else None
+        top = majority(row)
         cells = self._decision_cells()
         table.empty_text = "no decisions"
         table.cell_style = (lambda r, c: ODD if c == 3 and top is not None and self.decisions[r].decision != top
@@ -509,7 +508,7 @@ class SweepPane(Pane):
         pages = [decisions[i:i + per_page] for i in range(0, len(decisions), per_page)]
         uri, experiment_id = self.snapshot.uri, self.snapshot.experiment_id
         runs = self.index.runs if self.index is not None else {}
-        top = row.choices[0][0] if row.split else None
+        top = majority(row)
 
         def render(page: int):
             chosen = pages[page]
@@ -524,6 +523,13 @@ class SweepPane(Pane):
 
         self.app.push_screen(CompareSceneScreen(render, start // per_page, len(pages),
                                                 hint="escape: back · n/p: next/previous runs · j/k: scroll"))
+
+
+def majority(row: SceneRow) -> str | None:
+    """The decision a strict majority of the scene's runs made, when the runs split (else None: no one is odd)."""
+    if len(row.choices) < 2 or row.choices[0][1] == row.choices[1][1]:
+        return None
+    return row.choices[0][0]
 
 
 def _quoted(text: str) -> str:
