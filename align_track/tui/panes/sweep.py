@@ -283,10 +283,10 @@ class SweepPane(Pane):
 
     # ------------------------------------------------------------------ the scene list
 
-    def _set_rows(self, rows: list[SceneRow]) -> None:
-        """Show ``rows`` filtered and sorted; the cursor stays on its scene."""
+    def _set_rows(self, rows: list[SceneRow], keep_scene: bool = True) -> None:
+        """Show ``rows`` filtered and sorted; the cursor stays on its scene (a new order: on the first)."""
         table = self.scenes_table
-        keep = self.current_key
+        keep = self.current_key if keep_scene else None
         self.rows = sort_rows(rows, self.sort_by, self.reverse)
         texts = self.index.texts if self.index is not None else {}
         self.hay = [haystack(r, texts.get(r.key, "")) for r in self.rows]
@@ -364,11 +364,11 @@ class SweepPane(Pane):
     def action_sort_next(self) -> None:
         self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]
         self.reverse = False
-        self._set_rows(self.rows)
+        self._set_rows(self.rows, keep_scene=False)  # the top of the new order (the most split scenes, ...)
 
     def action_sort_reverse(self) -> None:
         self.reverse = not self.reverse
-        self._set_rows(self.rows)
+        self._set_rows(self.rows, keep_scene=False)
 
     def action_toggle_splits(self) -> None:
         self.splits_only = not self.splits_only
