@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/python -m tests.benchmarks.bench_tui
 	$(BIN)/python -m tests.benchmarks.bench_scenes --tui $$(pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && echo --postgres)
 	$(BIN)/python -m tests.benchmarks.bench_scale
+	$(BIN)/python -m tests.benchmarks.bench_scene_index $$(pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && echo --postgres)
 	@if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then $(BIN)/python -m tests.benchmarks.bench_server; \
 	else echo "bench_server skipped: no PostgreSQL at 127.0.0.1:5432"; fi
 	$(BIN)/python -m tests.benchmarks.bench_watch

@@ -37,7 +37,7 @@ SCORE_METRIC = "score.alignment_score"
 """``scores.json``'s ``score``; its other numbers become ``score.<field>``."""
 SCORES_FIELD = "score"
 
-# alignment metrics computed from the scenes' own KDMA values (ingest/alignment.py; formulas in the README)
+# alignment metrics computed from the scenes' own KDMA values (alignment.py; formulas in the README)
 ALIGNMENT_PREFIX = "alignment."
 METRIC_CHOSEN_DISTANCE = "alignment.chosen_distance"
 """Mean over scenes of the Euclidean distance between the chosen choice's true KDMA vector and the target."""

@@ -350,6 +350,161 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     click.echo(preview(pivot))
 
 
+# --------------------------------------------------------------------------- scenes
+
+
+SCENE_SORTS = ("scene", "runs", "choices", "agreement", "oracle", "distance")  # query.scene_index.SORTS
+
+
+@click.command()
+@mlflow_uri_option
+@experiment_option
+@query_options
+@click.option("--scenario", metavar="ID", help="Only scenes of this scenario.")
+@click.option("--scene", "scene_id", metavar="ID",
+              help="List every run's decision on this scene (with --scenario where several scenarios have it).")
+@click.option("--text", metavar="WORDS", help="Only scenes whose scenario, scene id, state text or choices "
+                                              "hold every word (case-insensitive).")
+@click.option("--splits", is_flag=True, help="Only scenes where the runs did not all choose alike.")
+@click.option("--sort", "sort_by", type=click.Choice(SCENE_SORTS), default="scene", show_default=True,
+              help="agreement: the scenes that split the runs most first; --reverse turns any order round.")
+@click.option("--reverse", is_flag=True, help="Reverse the order.")
+@click.option("--format", "fmt", type=click.Choice(["table", *EXPORT_FORMATS]), default=None,
+              help="table: fitted to a terminal, plain and complete in a pipe [default: table, or from the -o "
+                   "suffix].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
+              help="Write to this file (its suffix picks the format unless --format); '-': standard output.")
+def scenes(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
+           min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
+           scenario: str | None, scene_id: str | None, text: str | None, splits: bool, sort_by: str,
+           reverse: bool, fmt: str | None, output: Path | None) -> None:
+    """Scenes across runs: every (scenario, scene) of the selected runs, how many runs met it, the choices they
+    took (and how many took each), agreement (share of the most common choice), oracle hit rate and mean
+    chosen-KDMA distance (runs with a scalar target). With --scene, every run's decision on that scene, grouped
+    by ADM, LLM and target: choice, oracle hit, distance, true and predicted KDMA values of the chosen choice,
+    justification.
+
+    Choices are compared by the chosen action's text, not its index. No scene: says why on stderr, exits 0.
+    """
+    from align_track.query.export import ExportError, atomic_write
+    from align_track.query.formats import FORMATS
+    from align_track.query.scene_index import (
+        DECISION_HEADER,
+        SCENE_HEADER,
+        attach_state_texts,
+        build_index,
+        decision_records,
+        haystack,
+        matches,
+        scene_records,
+        sort_rows,
+    )
+
+    to_stdout = output is None or str(output) == "-"
+    try:
+        if fmt is None:
+            fmt = "table" if to_stdout else format_for(output, None)
+        elif fmt != "table" and not to_stdout:
+            fmt = format_for(output, fmt)
+    except ExportError as exc:
+        fail(str(exc))
+    if fmt == "table" and not to_stdout:
+        fail("a table is printed, not written: choose --format csv, tsv, json or xlsx for -o")
+    if fmt == "xlsx" and to_stdout:
+        fail("xlsx is a binary file: write it to a path with -o scenes.xlsx, or choose --format csv, tsv or json")
+    result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
+    if not result.rows:
+        click.echo(result.empty_reason(), err=True)
+        if fmt == "json":
+            click.echo("[]")
+        return
+    names = None if scene_id is None else [scene_id.split("#", 1)[0]]
+    try:
+        index = build_index(result.tracking_uri, result.experiment_id, result.rows, names=names)
+    except StoreError as exc:
+        fail(str(exc))
+    rows = index.rows()
+    if scenario is not None:
+        rows = [r for r in rows if r.key[0] == scenario]
+    if scene_id is not None:
+        rows = [r for r in rows if r.key[1] == scene_id]
+    if text:
+        attach_state_texts(index, result.tracking_uri, result.experiment_id, [r.key for r in rows])
+        rows = [r for r in rows if matches(haystack(r, index.texts.get(r.key, "")), text)]
+    if splits:
+        rows = [r for r in rows if r.split]
+    where = f"{len(result.rows)} runs of {experiment_name!r}"
+    if not rows:
+        what = f"scene {scene_id!r}" if scene_id else "scenes"
+        click.echo(f"no {what} match ({where}; scenario: {scenario or 'any'}; text: {text or 'any'})", err=True)
+        if fmt == "json":
+            click.echo("[]")
+        return
+    if scene_id is None:
+        rows = sort_rows(rows, sort_by, reverse)
+        header, records = list(SCENE_HEADER), scene_records(rows, structured=fmt == "json")
+        title = f"{len(rows)} scenes over {where}"
+        table_cols = ["scenario_id", "scene_id", "runs", "agreement", "oracle_hit_rate", "chosen_distance", "choices"]
+    else:
+        scenarios = sorted({r.key[0] for r in rows})
+        if len(scenarios) > 1:
+            fail(f"scene {scene_id!r} is in {len(scenarios)} scenarios ({', '.join(scenarios)}): "
+                 "choose one with --scenario")
+        from align_track.store.scenes_reader import read_details
+
+        decisions = index.decisions_of(rows[0].key)
+        try:
+            details = read_details(result.tracking_uri, result.experiment_id, [d.trace_id for d in decisions])
+        except StoreError as exc:
+            fail(str(exc))
+        header = list(DECISION_HEADER)
+        records = decision_records(index, decisions, details, structured=fmt == "json")
+        if fmt == "table":
+            just = header.index("justification")
+            from align_track.query.scene_index import first_line
+
+            for rec in records:
+                rec[just] = first_line(rec[just])
+        title = (f"{len(records)} decisions on scene {rows[0].key[1]} of {rows[0].key[0]} "
+                 f"({rows[0].choices_text(', ')})")
+        table_cols = ["adm", "llm", "alignment_target_id", "run_variant", "choice", "oracle_hit", "chosen_distance",
+                      "true_kdma", "predicted_kdma", "justification"]
+    if fmt == "table":
+        keep = [header.index(c) for c in table_cols]
+        shown = [[_scene_cell(header[i], rec[i]) for i in keep] for rec in records]
+        _print_table([_SCENE_HEADINGS.get(header[i], header[i]) for i in keep], shown, title)
+        return
+    if to_stdout:
+        FORMATS[fmt].write_table(sys.stdout, header, records)
+        sys.stdout.flush()
+        return
+    try:
+        with atomic_write(output) as tmp:
+            FORMATS[fmt].write_table(tmp, header, records)
+    except (ExportError, OSError) as exc:
+        fail(f"cannot write {output}: {exc}")
+    click.echo(f"wrote {len(records)} {'scenes' if scene_id is None else 'decisions'} to {output} ({fmt})")
+
+
+_SCENE_HEADINGS = {"scenario_id": "scenario", "scene_id": "scene", "oracle_hit_rate": "oracle",
+                   "chosen_distance": "dist", "alignment_target_id": "target", "run_variant": "variant",
+                   "oracle_hit": "hit", "true_kdma": "true", "predicted_kdma": "predicted", "adm": "ADM",
+                   "llm": "LLM", "justification": "why"}
+
+
+def _scene_cell(column: str, value: Any) -> Any:
+    """A table cell: shares as percentages, hits as ✓/✗, the LLM without its organisation."""
+    if value is None:
+        return ""
+    if column in ("agreement", "oracle_hit_rate"):
+        return f"{value * 100:.0f}%"
+    if column == "oracle_hit":
+        return "✓" if value else "✗"
+    if column == "llm":
+        return str(value).rsplit("/", 1)[-1]
+    return value
+
+
 # --------------------------------------------------------------------------- list-runs
 
 
@@ -487,4 +642,4 @@ def _stop_signals() -> list[int]:
     return [getattr(signal, n) for n in names if hasattr(signal, n)]
 
 
-COMMANDS = [search, export, report, list_runs, ui]
+COMMANDS = [search, export, report, list_runs, scenes, ui]

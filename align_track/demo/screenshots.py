@@ -2,7 +2,7 @@
 
 Builds the demo store in a temp dir, drives the app with Pilot as a user would (keys only)
 and saves runs.svg, scenes.svg, scene-zoom.svg, compare.svg, compare-scene.svg, ingest.svg (one folder
-broken on purpose, to show how a failure reads), report.svg, analysis.svg, mlflow.svg, help.svg.
+broken on purpose, to show how a failure reads), report.svg, analysis.svg, sweep.svg, mlflow.svg, help.svg.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from align_track.demo.store import build_demo_store, compared, loaded, scenes_loaded, settle, wait_until
+from align_track.demo.store import build_demo_store, compared, loaded, scenes_loaded, settle, swept, wait_until
 
 SIZE = (100, 30)
 
@@ -65,6 +65,11 @@ async def _shoot(app, out: Path, with_server: bool) -> list[Path]:
         await wait_until(pilot, lambda: app.query_one("#analysis").ready, what="analysis")
         await settle(pilot)
         save("analysis")
+
+        await pilot.press("8", "s", "s", "s")  # sweep: every scene across runs, the most split first
+        await wait_until(pilot, lambda: swept(app), what="sweep")
+        await settle(pilot)
+        save("sweep")
 
         await pilot.press("4")
         await pilot.press("ctrl+u", *"mo", "right", "enter")  # "mo" + → completes to "more/"

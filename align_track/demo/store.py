@@ -78,6 +78,13 @@ def compared(app: Any) -> bool:
     return app.compare_pane.comparison is not None
 
 
+def swept(app: Any) -> bool:
+    """The Sweep pane's index is read, its scenes' texts too, and the highlighted scene's details are shown."""
+    pane = app.sweep_pane
+    return (pane.index is not None and not pane.building and len(pane.index.texts) == len(pane.index.by_key)
+            and all(d.trace_id in pane.details for d in pane.decisions))
+
+
 async def settle(pilot: Any) -> None:
     """Wait for every worker, then for the screen to repaint."""
     await pilot.app.workers.wait_for_complete()

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from align_track import schema as S
+from align_track.alignment import alignment_metrics
 from align_track.errors import one_line
-from align_track.ingest.alignment import alignment_metrics
 from align_track.ingest.folders import (
     RunFolderConfig,
     RunFolderError,
@@ -29,7 +29,7 @@ from align_track.schema import TAG_FINGERPRINT, TAG_KEY, TAG_SOURCE, UNALIGNED, 
 
 MAPPING_VERSION = "2"
 """Part of every run's fingerprint: a new version rewrites stores written by an older one on the next ingest.
-2: alignment.* and kdma.<name>.* metrics (ingest/alignment.py); traces carry ``scene_id``/``mlflow.runId`` tags and
+2: alignment.* and kdma.<name>.* metrics (alignment.py); traces carry ``scene_id``/``mlflow.runId`` tags and
 MLflow's metadata, and ``timing_seconds`` always."""
 
 

@@ -1,4 +1,4 @@
-"""The align-track TUI application: six panes behind number keys, a status line and a key bar.
+"""The align-track TUI application: eight panes behind number keys, a status line and a key bar.
 
 Only textual and light align_track modules are imported here, so the first frame is drawn
 at once; the store is read (and mlflow/pandas imported) by thread workers whose results
@@ -37,6 +37,7 @@ from align_track.tui.panes.mlflow import MlflowPane
 from align_track.tui.panes.report import ReportPane
 from align_track.tui.panes.runs import RunsPane
 from align_track.tui.panes.scenes import ScenesPane
+from align_track.tui.panes.sweep import SweepPane
 from align_track.tui.screens.confirm import ConfirmScreen
 from align_track.tui.screens.help import HelpScreen
 from align_track.tui.widgets.keybar import KeyBar
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 PANES: tuple[tuple[str, type[Pane]], ...] = (
     ("runs", RunsPane), ("scenes", ScenesPane), ("compare", ComparePane),
     ("ingest", IngestPane), ("report", ReportPane), ("mlflow", MlflowPane), ("analysis", AnalysisPane),
+    ("sweep", SweepPane),
 )
 
 
@@ -122,7 +124,7 @@ class AlignTrackApp(App[None]):
         """Each pane gets what it needs from the app at construction, never the app itself."""
         if cls is ScenesPane:
             return ScenesPane(self.selection, self.quiet, id=pane_id)
-        if cls in (RunsPane, MlflowPane):
+        if cls in (RunsPane, MlflowPane, SweepPane):
             return cls(self.selection, id=pane_id)
         if cls is IngestPane:
             return IngestPane(self.mlflow_uri, self.experiment_name, self.experiments_dir, id=pane_id)
@@ -171,6 +173,10 @@ class AlignTrackApp(App[None]):
         return self.query_one(ReportPane)
 
     @property
+    def sweep_pane(self) -> SweepPane:
+        return self.query_one(SweepPane)
+
+    @property
     def mlflow_pane(self) -> MlflowPane:
         return self.query_one(MlflowPane)
 
@@ -197,6 +203,8 @@ class AlignTrackApp(App[None]):
         self.query_one(PaneBar).active = pane_id
         if pane_id == "report":
             self.report_pane.refresh_source()
+        if pane_id == "sweep":
+            self.sweep_pane.refresh_source()
         self.pane(pane_id).focus_default()
         if self.screen.has_class("-zoom"):
             self.pane(pane_id).set_zoom(True)
@@ -211,7 +219,7 @@ class AlignTrackApp(App[None]):
         self.reload_runs()
 
     def on_open_run(self, message: OpenRun) -> None:
-        self.open_run(message.run_id)
+        self.open_run(message.run_id, message.trace_id)
 
     def on_compare_runs(self, message: CompareRuns) -> None:
         self.compare_runs(message.run_ids)
@@ -285,6 +293,8 @@ class AlignTrackApp(App[None]):
         gc.freeze()
         if self.active_pane == "report":
             self.report_pane.refresh_source()
+        if self.active_pane == "sweep":
+            self.sweep_pane.refresh_source()
 
     # ------------------------------------------------------------------ live refresh
 
@@ -317,6 +327,8 @@ class AlignTrackApp(App[None]):
         if merged is not None:
             self._runs_loaded(merged)
         self.scenes_pane.runs_refreshed(self.snapshot)  # an open run still being written gains its new scenes
+        if self.active_pane == "sweep" and self.snapshot is not None:
+            self.sweep_pane.runs_refreshed(self.snapshot)  # new runs' scenes, live runs' new scenes
 
     def _runs_failed(self, message: str) -> None:
         from align_track.store.uri import sqlite_path, store_kind
@@ -331,12 +343,13 @@ class AlignTrackApp(App[None]):
         self.status.error = message
         self.runs_pane.show_error(message)
 
-    def open_run(self, run_id: str) -> None:
-        """Show the scenes of a run (Runs pane's enter)."""
+    def open_run(self, run_id: str, trace_id: str | None = None) -> None:
+        """Show the scenes of a run (Runs pane's enter), at the scene of ``trace_id`` if given (Sweep's o)."""
         run = self.selection.run(run_id)
         if run is None or self.snapshot is None:
             return
-        self.scenes_pane.open_run(self.snapshot.uri, self.snapshot.experiment_id, run, self.snapshot.status_of(run_id))
+        self.scenes_pane.open_run(self.snapshot.uri, self.snapshot.experiment_id, run, self.snapshot.status_of(run_id),
+                                  at_trace=trace_id)
         self.show_pane("scenes")
 
     def compare_runs(self, run_ids: list[str]) -> None:

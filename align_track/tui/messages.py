@@ -10,11 +10,12 @@ from textual.message import Message
 
 
 class OpenRun(Message):
-    """Show the scenes of ``run_id`` (Runs pane's enter)."""
+    """Show the scenes of ``run_id`` (Runs pane's enter), at the scene of ``trace_id`` if given (Sweep's o)."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, trace_id: str | None = None) -> None:
         super().__init__()
         self.run_id = run_id
+        self.trace_id = trace_id
 
 
 class CompareRuns(Message):

@@ -1,4 +1,4 @@
-"""Alignment metrics computed by hand for small hand-written scenes, compared with ingest/alignment.py."""
+"""Alignment metrics computed by hand for small hand-written scenes, compared with align_track/alignment.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from align_track import schema as S
-from align_track.ingest.alignment import alignment_metrics, mean_prediction, prediction_pairs, scalar_target
+from align_track.alignment import alignment_metrics, mean_prediction, prediction_pairs, scalar_target
 
 MJ = "Moral judgement"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from align_track.demo.store import compared, loaded, scenes_loaded, settle, wait_until
+from align_track.demo.store import compared, loaded, scenes_loaded, settle, swept, wait_until
 from align_track.tui.app import AlignTrackApp
 from align_track.tui.panes.analysis import AnalysisPane
 
@@ -28,6 +28,8 @@ def _ready(app: AlignTrackApp, pane: str):
         "compare-scene": lambda: compared(app),
         "report": lambda: app.report_pane.pivot is not None,
         "analysis": lambda: app.query_one(AnalysisPane).ready,
+        "sweep": lambda: swept(app),
+        "sweep-scene": lambda: swept(app),
     }.get(pane, lambda: True)
 
 
@@ -42,8 +44,10 @@ KEYS = {
     "mlflow": ["6"],
     "help": ["question_mark"],
     "analysis": ["7"],
+    "sweep": ["8", "s", "s", "s", "down"],
+    "sweep-scene": ["8", "tab"],
 }
-THEN = {"scene-zoom": ["z"], "compare-scene": ["enter"]}
+THEN = {"scene-zoom": ["z"], "compare-scene": ["enter"], "sweep-scene": ["enter"]}
 """Keys pressed once the pane is ready (zoom the loaded scene, open the compared scene side by side)."""
 
 

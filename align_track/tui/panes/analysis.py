@@ -323,7 +323,7 @@ class AnalysisPane(Pane):
 
     @work(thread=True, exclusive=True, group="analysis-scenes")
     def _load_pairs(self, run: Any) -> None:
-        from align_track.ingest.alignment import prediction_pairs
+        from align_track.alignment import prediction_pairs
         from align_track.tui.models.data import all_scenes
 
         snapshot = getattr(self.app, "snapshot", None)

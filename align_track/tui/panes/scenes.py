@@ -79,6 +79,8 @@ class ScenesPane(Pane):
         self.raw = False
         self.live = ""
         """RUNNING or STALLED while the open run is being written (its view grows on each refresh), else ''."""
+        self.at_trace: str | None = None
+        """The scene the cursor goes to when its page arrives (opened from Sweep at a scene)."""
         self._live_reading = False
 
     def compose(self) -> ComposeResult:
@@ -102,9 +104,12 @@ class ScenesPane(Pane):
 
     # ------------------------------------------------------------------ loading
 
-    def open_run(self, uri: str, experiment_id: str, run: RunRow, status: str = FINISHED) -> None:
-        """Show ``run``'s scenes; any page still arriving for a previous run is dropped. A run still being
-        written (``status`` RUNNING/STALLED) grows as :meth:`runs_refreshed` finds new scenes."""
+    def open_run(self, uri: str, experiment_id: str, run: RunRow, status: str = FINISHED,
+                 at_trace: str | None = None) -> None:
+        """Show ``run``'s scenes (the cursor on ``at_trace``'s scene once it arrives); any page still arriving for a
+        previous run is dropped. A run still being written (``status`` RUNNING/STALLED) grows as
+        :meth:`runs_refreshed` finds new scenes."""
+        self.at_trace = at_trace
         self.run_row = run
         self.scenes = []
         self.fetching = True
@@ -145,6 +150,8 @@ class ScenesPane(Pane):
         keep = self.current.trace_id if self.current is not None else None
         self.scenes = sort_scenes(self.scenes + page)
         table.set_data(SCENE_COLUMNS, [s.cells() for s in self.scenes])
+        if self.at_trace is not None and any(s.trace_id == self.at_trace for s in page):
+            keep, self.at_trace = self.at_trace, None
         if keep is not None:
             table.move_to_row(next(i for i, s in enumerate(self.scenes) if s.trace_id == keep))
         self._update_title()

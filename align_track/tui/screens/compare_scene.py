@@ -79,15 +79,17 @@ class CompareSceneScreen(ScrollingScreen):
     CompareSceneScreen #compare-scene-keys { color: $text-muted; }
     """
 
-    def __init__(self, render, position: int, count: int) -> None:
+    def __init__(self, render, position: int, count: int,
+                 hint: str = "escape: back · n/p: next/previous scene · j/k: scroll") -> None:
         super().__init__()
         self.render_at = render
         self.position = position
         self.count = count
+        self.hint = hint
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Static(Text("escape: back · n/p: next/previous scene · j/k: scroll"), id="compare-scene-keys")
+            yield Static(Text(self.hint), id="compare-scene-keys")
             yield Static(self.render_at(self.position), id="compare-scene")
 
     def action_step(self, step: int) -> None:
