@@ -67,6 +67,39 @@ def _select(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: 
         fail(str(exc))
 
 
+# --------------------------------------------------------------------------- output
+
+
+def raw_cells_option(func: Callable) -> Callable:
+    return click.option(
+        "--raw-cells", is_flag=True,
+        help="csv/tsv: write text cells as they are. By default a text cell starting with =, +, -, @, tab or CR "
+             "gets a leading ' so a spreadsheet shows it instead of running it as a formula (plain numbers "
+             "such as -0.5 are left alone).")(func)
+
+
+BINARY_ON_A_TERMINAL = ("{fmt} is a binary file and standard output is a terminal: redirect it "
+                        "(-o - > out.{fmt}) or write a file with -o out.{fmt}")
+
+
+def _to_stdout(output: Path | None) -> bool:
+    return output is not None and str(output) == "-"
+
+
+def _stdout_target(fmt: str) -> Any:
+    """Standard output as the writer of ``fmt`` takes it: the text stream for csv/tsv/json/svg, bytes for xlsx and
+    png, which are refused on a terminal (binary noise) but flow into a pipe or a redirected file."""
+    from align_track.cli.output import stdout_binary
+
+    if fmt in ("xlsx", "png"):
+        if sys.stdout.isatty():
+            fail(BINARY_ON_A_TERMINAL.format(fmt=fmt))
+        return stdout_binary()
+    if fmt == "svg":
+        return stdout_binary()  # matplotlib writes its text formats to a binary stream too
+    return sys.stdout
+
+
 # --------------------------------------------------------------------------- search
 
 
@@ -175,20 +208,15 @@ def _print_table(header: Sequence[str], rows: list[list[Any]], title: str, dropp
         click.echo(plain_table(header, [[printable(v) if isinstance(v, str) else v for v in row] for row in rows]))
 
 
-def _emit_records(records: list[dict[str, Any]], fmt: str) -> None:
+def _emit_records(records: list[dict[str, Any]], fmt: str, raw_cells: bool = False) -> None:
     if fmt == "json":
         click.echo(json.dumps(records, indent=2, ensure_ascii=False, default=str))
         return
-    import csv
-    import io
+    from align_track.query.formats import write_delimited
 
-    buf = io.StringIO()
     header = list(records[0]) if records else []
-    out = csv.writer(buf, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
-    if header:
-        out.writerow(header)
-    out.writerows([["" if v is None else v for v in rec.values()] for rec in records])
-    click.echo(buf.getvalue(), nl=False)
+    write_delimited(sys.stdout, header, [list(rec.values()) for rec in records], "\t" if fmt == "tsv" else ",",
+                    raw_cells)
 
 
 @click.command()
@@ -198,9 +226,10 @@ def _emit_records(records: list[dict[str, Any]], fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "tsv", "json"]), default="table",
               show_default=True, help="table: fitted to a terminal, plain and complete in a pipe.")
 @columns_option(DEFAULT_SEARCH_COLUMNS)
+@raw_cells_option
 def search(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
            min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
-           fmt: str, columns: str) -> None:
+           fmt: str, columns: str, raw_cells: bool) -> None:
     """Search the ingested runs: ADM, LLM, target, variant, scenes, average seconds and score.
 
     Only complete runs count. When nothing matches, says why on stderr and exits 0
@@ -210,12 +239,12 @@ def search(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     records = summary_records(result, score_metric)
     if not records:
-        click.echo(result.empty_reason(), err=True)
+        click.echo(printable(result.empty_reason()), err=True)
         if fmt == "json":
             click.echo("[]")
         return
     if fmt != "table":
-        _emit_records(records, fmt)
+        _emit_records(records, fmt, raw_cells)
         return
     score = metric_key(score_metric)
     keys = [score if n == "score" else SEARCH_COLUMNS[n][1] for n in names]
@@ -232,52 +261,47 @@ def search(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
 @mlflow_uri_option
 @experiment_option
 @query_options
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+@click.option("-o", "--output", required=True, type=click.Path(allow_dash=True, path_type=Path),
               help="File to write ('-': standard output, csv unless --format); its suffix picks the format "
-                   "unless --format is given.")
+                   "unless --format is given. A FIFO or device is written straight, a symlink followed.")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default=None,
               help="Output format [default: from the -o suffix].")
 @click.option("--all-columns", is_flag=True,
               help="Also export align-track's bookkeeping tags (tags.align_track.*).")
+@raw_cells_option
 def export(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
            min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
-           output: Path, fmt: str | None, all_columns: bool) -> None:
+           output: Path, fmt: str | None, all_columns: bool, raw_cells: bool) -> None:
     """Export runs, one row each: run_id, run_name, status, start_time, then every param, metric and tag
     (tags.experiment_path names the run folder).
 
-    The file is written atomically (never half-written). Exits 1 without writing when no run matches.
+    A file is written atomically (never half-written). Exits 1 without writing when no run matches.
     """
     from align_track.query.export import ExportError, write_run_export
 
-    to_stdout = str(output) == "-"
+    to_stdout = _to_stdout(output)
     try:
         fmt = (fmt or "csv") if to_stdout else format_for(output, fmt)
     except ExportError as exc:
         fail(str(exc))
-    if to_stdout and fmt == "xlsx":
-        fail("xlsx is a binary file: write it to a path with -o report.xlsx, or choose --format csv, tsv or json")
+    if to_stdout and fmt == "xlsx" and sys.stdout.isatty():
+        fail(BINARY_ON_A_TERMINAL.format(fmt=fmt))
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     if not result.rows:
         fail(f"nothing exported: {result.empty_reason()}", 1)
-    if to_stdout:
-        _export_to_stdout(result, fmt, all_columns)
+    if to_stdout:  # the bytes a file would get, streamed as the rows are made; a failed write: cli.output
+        write_run_export(result.rows, _stdout_target(fmt), fmt, all_columns, raw_cells)
         return
     try:
-        count = write_run_export(result.rows, output, fmt, all_columns)
+        count = write_run_export(result.rows, output, fmt, all_columns, raw_cells)
     except (ExportError, OSError) as exc:
-        fail(f"cannot write {output}: {exc}")
-    click.echo(f"wrote {count} runs to {output} ({fmt})")
+        fail(f"cannot write {output}: {_reason(exc)}")
+    click.echo(printable(f"wrote {count} runs to {output} ({fmt})"))
 
 
-def _export_to_stdout(result: QueryResult, fmt: str, all_columns: bool) -> None:
-    """``export -o -``: the bytes a file of that format would get (the registry's writer), streamed to
-    standard output as the rows are made."""
-    import sys
-
-    from align_track.query.export import write_run_export
-
-    write_run_export(result.rows, sys.stdout, fmt, all_columns)
-    sys.stdout.flush()
+def _reason(exc: Exception) -> str:
+    """An OSError as its reason (``No space left on device``), without the errno and path Python adds."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
 # --------------------------------------------------------------------------- report
@@ -295,15 +319,16 @@ def _export_to_stdout(result: QueryResult, fmt: str, all_columns: bool) -> None:
                    f"{METRIC_ORACLE_HIT_RATE} when no run has a score.* metric].")
 @click.option("--agg", type=click.Choice(["mean", "median", "min", "max", "count"]), default="mean",
               show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", type=click.Path(allow_dash=True, path_type=Path), default=None,
               help=f"Write the report here ({', '.join(suffixes(REPORT_FORMATS))}; .png/.svg: the alignment curve "
-                   "plot); without it the table is only printed.")
+                   "plot; '-': standard output, csv unless --format); without it the table is only printed.")
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default=None,
               help="Report format [default: from the -o suffix].")
+@raw_cells_option
 def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
            min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
            rows_name: str, cols_name: str, values_name: str | None, agg: str, output: Path | None,
-           fmt: str | None) -> None:
+           fmt: str | None, raw_cells: bool) -> None:
     """Pivot runs into a table (default: mean seconds per scene, alignment target x ADM; the oracle hit rate
     when no run has a score.* metric).
 
@@ -315,7 +340,12 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     from align_track.query.export import ExportError
     from align_track.query.report import build_pivot, default_values, plain_table, preview, write_report
 
-    if output is not None:
+    to_stdout = _to_stdout(output)
+    if to_stdout:
+        fmt = fmt or "csv"
+        if fmt in ("xlsx", "png") and sys.stdout.isatty():
+            fail(BINARY_ON_A_TERMINAL.format(fmt=fmt))
+    elif output is not None:
         try:
             fmt = format_for(output, fmt, REPORT_FORMATS)
         except ExportError as exc:
@@ -336,17 +366,24 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     if why:
         click.echo(f"note: {why}", err=True)
     if output is None:
-        click.echo(pivot.title)
+        click.echo(printable(pivot.title))
         click.echo(plain_table([pivot.corner, *map(str, pivot.table.columns)], pivot.cells()))
         return
-    try:
-        write_report(pivot, output, fmt or "xlsx", note, alignment_curve(result.rows))
-    except (ExportError, OSError) as exc:
-        fail(f"cannot write {output}: {exc}")
-    if fmt in IMAGE_FORMATS:
-        click.echo(f"wrote the alignment curve ({note}) to {output}")
+    fmt = fmt or "xlsx"
+    if to_stdout:  # only the report itself on standard output; a failed write is cli.output's one line
+        try:
+            write_report(pivot, _stdout_target(fmt), fmt, note, alignment_curve(result.rows), raw_cells)
+        except ExportError as exc:
+            fail(str(exc))
         return
-    click.echo(f"wrote {pivot.title} ({note}) to {output}")
+    try:
+        write_report(pivot, output, fmt, note, alignment_curve(result.rows), raw_cells)
+    except (ExportError, OSError) as exc:
+        fail(f"cannot write {output}: {_reason(exc)}")
+    if fmt in IMAGE_FORMATS:
+        click.echo(printable(f"wrote the alignment curve ({note}) to {output}"))
+        return
+    click.echo(printable(f"wrote {pivot.title} ({note}) to {output}"))
     click.echo(preview(pivot))
 
 
@@ -541,7 +578,7 @@ def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm
     names = parse_columns(columns)
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     if not result.rows:
-        click.echo(result.empty_reason(), err=True)
+        click.echo(printable(result.empty_reason()), err=True)
         return
     if not (with_links or experiments_root is not None):
         score = metric_key(score_metric)
