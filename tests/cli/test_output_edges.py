@@ -94,17 +94,21 @@ def device(tmp_path: Path, name: str) -> Path:
 class FifoReader:
     """Reads a FIFO to its end in a thread, as ``cat fifo`` would. The test holds the FIFO open for writing
     too, so the reader's open never waits on a writer that does not come (an export that replaced the FIFO
-    by a file): closing ours ends the read."""
+    by a file): closing ours ends the read. The reader has the FIFO open before the command starts (a pipe
+    whose every end is closed drops what was written into it)."""
 
     def __init__(self, path: Path):
         os.mkfifo(path)
         self.keep = os.open(path, os.O_RDWR)
         self.data = b""
+        self.opened = threading.Event()
         self.thread = threading.Thread(target=self._read, args=(path,), daemon=True)
         self.thread.start()
+        assert self.opened.wait(timeout=30)
 
     def _read(self, path: Path) -> None:
         with open(path, "rb") as fh:
+            self.opened.set()
             self.data = fh.read()
 
     def finish(self) -> bytes:
