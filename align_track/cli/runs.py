@@ -296,7 +296,16 @@ def export(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
         count = write_run_export(result.rows, output, fmt, all_columns, raw_cells)
     except (ExportError, OSError) as exc:
         fail(f"cannot write {output}: {_reason(exc)}")
-    click.echo(printable(f"wrote {count} runs to {output} ({fmt})"))
+    if not _is_stdout(output):  # -o /dev/stdout: the line would land in the data
+        click.echo(printable(f"wrote {count} runs to {output} ({fmt})"))
+
+
+def _is_stdout(path: Path) -> bool:
+    """Whether ``path`` is where standard output goes (/dev/stdout, /dev/fd/1, the file it is redirected to)."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError):  # no such path, or no real descriptor (click's test runner)
+        return False
 
 
 def _reason(exc: Exception) -> str:
@@ -380,6 +389,8 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
         write_report(pivot, output, fmt, note, alignment_curve(result.rows), raw_cells)
     except (ExportError, OSError) as exc:
         fail(f"cannot write {output}: {_reason(exc)}")
+    if _is_stdout(output):  # -o /dev/stdout: the lines would land in the report
+        return
     if fmt in IMAGE_FORMATS:
         click.echo(printable(f"wrote the alignment curve ({note}) to {output}"))
         return

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,8 +38,9 @@ _SKIPPED_TAGS = ("tags.mlflow.runName",)  # repeated as run_name
 @contextlib.contextmanager
 def output_target(path: str | Path | IO[bytes] | IO[str]) -> Iterator[Path | IO[bytes] | IO[str]]:
     """What a writer should write ``path``'s content to: a temp path that replaces a regular file (or creates a
-    new one) atomically, or, for a FIFO or character device, the device itself opened for writing (a FIFO waits
-    for its reader, as ``cat > fifo`` does). A stream is given back as it is. Symlinks are followed.
+    new one) atomically, or, for a FIFO or character device (and whatever /dev/stdout, /dev/fd/N or
+    /proc/self/fd/N lead to), the path itself opened for writing (a FIFO waits for its reader, as
+    ``cat > fifo`` does). A stream is given back as it is. Symlinks are followed.
 
     Raises ExportError for a directory (or a symlink to one), a block device, a socket or a missing folder; a
     failed write (``/dev/full``: no space left) raises the OSError, with nothing replaced.
@@ -46,13 +48,23 @@ def output_target(path: str | Path | IO[bytes] | IO[str]) -> Iterator[Path | IO[
     if hasattr(path, "write"):
         yield path  # type: ignore[misc]
         return
-    real, mode = _resolve(Path(path))  # type: ignore[arg-type]
-    if mode is not None and (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
-        with open(real, "wb") as stream:
+    given = Path(path)  # type: ignore[arg-type]
+    real, mode = _resolve(given)
+    if (mode is not None and (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode))) or _fd_alias(given, real):
+        with open(given, "wb") as stream:  # as given: /dev/stdout reaches the pipe itself, not "pipe:[...]"
             yield stream
         return
     with atomic_write(real) as tmp:
         yield tmp
+
+
+_FD_ALIAS = re.compile(r"/dev/(std(out|err)|fd/\d+)|/proc/(self|\d+)/fd/\d+")
+
+
+def _fd_alias(given: Path, real: Path) -> bool:
+    """/dev/stdout, /dev/fd/N, /proc/self/fd/N: whatever they lead to (even the file a shell redirected to) is
+    written straight, as every tool does, never replaced behind the shell's back."""
+    return _FD_ALIAS.fullmatch(os.path.abspath(given)) is not None or str(real).startswith("/proc/")
 
 
 def _resolve(path: Path) -> tuple[Path, int | None]:
@@ -60,7 +72,7 @@ def _resolve(path: Path) -> tuple[Path, int | None]:
     (None: nothing yet); an ExportError for what no export may be written to."""
     real = Path(os.path.realpath(path))
     try:
-        mode = os.stat(real).st_mode
+        mode = os.stat(path).st_mode  # the path as given: /proc's links to a pipe resolve only this way
     except FileNotFoundError:
         return real, None
     via = f" (via a symlink to {real})" if real != Path(os.path.abspath(path)) else ""

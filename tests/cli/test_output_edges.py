@@ -197,6 +197,30 @@ def test_a_directory_or_a_link_to_one_is_one_line(hostile: tuple[str, Path], out
     assert missing.exit_code == 2 and "folder does not exist" in one_error_line(missing.stderr)
 
 
+@pytest.mark.parametrize("alias", ["/dev/fd/1", "/proc/self/fd/1"])
+def test_an_alias_of_stdout_is_written_straight_and_nothing_else_lands_in_it(hostile: tuple[str, Path],
+                                                                             out: Path, alias: str) -> None:
+    """``-o /dev/fd/1 > runs.xlsx`` and into a pipe: the redirected file or the pipe gets the export and only
+    that (no "wrote ..." line inside the workbook). Never the real /dev/stdout here: a regression replacing it
+    by a file would do so for the whole machine."""
+    redirected = out / "runs.xlsx"
+    for _ in range(2):  # the second time over an existing file, as a rerun does
+        with open(redirected, "wb") as fh:
+            proc = subprocess.run(align_track_cmd("export", "--mlflow-uri", hostile[0], "-o", alias, "--format",
+                                                  "xlsx"), stdout=fh, stderr=subprocess.PIPE, text=True,
+                                  env=cli_env(), timeout=120, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, proc.stderr
+        with zipfile.ZipFile(redirected) as book:
+            assert book.testzip() is None
+        assert load_workbook(redirected)["runs"].max_row == 3
+    piped = subprocess.run(align_track_cmd("report", "--mlflow-uri", hostile[0], "-o", alias, "--format", "csv"),
+                           capture_output=True, text=True, env=cli_env(), timeout=120, stdin=subprocess.DEVNULL)
+    assert piped.returncode == 0, piped.stderr
+    header, *rows = _cells(piped.stdout)
+    assert header[0] == "alignment_target_id \\ adm" and len(rows) == 2, piped.stdout
+    assert os.listdir(out) == ["runs.xlsx"]
+
+
 # --------------------------------------------------------------------------- -o -
 
 
