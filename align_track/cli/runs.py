@@ -22,7 +22,7 @@ import click
 
 from align_track.cli.options import experiment_option, fail, mlflow_uri_option
 from align_track.errors import printable
-from align_track.query.formats import EXPORT_FORMATS, IMAGE_FORMATS, REPORT_FORMATS, format_for, suffixes
+from align_track.query.formats import EXPORT_FORMATS, FORMATS, IMAGE_FORMATS, REPORT_FORMATS, format_for, suffixes
 from align_track.query.select import DEFAULT_SCORE_METRIC, QueryError, QueryResult, RunQuery, metric_key
 from align_track.schema import (
     METRIC_AVG_SECONDS,
@@ -87,17 +87,14 @@ def _to_stdout(output: Path | None) -> bool:
 
 
 def _stdout_target(fmt: str) -> Any:
-    """Standard output as the writer of ``fmt`` takes it: the text stream for csv/tsv/json/svg, bytes for xlsx and
-    png, which are refused on a terminal (binary noise) but flow into a pipe or a redirected file."""
+    """Standard output as bytes, which every format's writer takes (text ones as UTF-8, as in a file); a binary
+    format (xlsx, png) is refused on a terminal, where it would only be noise, but flows into a pipe or a
+    redirected file."""
     from align_track.cli.output import stdout_binary
 
-    if fmt in ("xlsx", "png"):
-        if sys.stdout.isatty():
-            fail(BINARY_ON_A_TERMINAL.format(fmt=fmt))
-        return stdout_binary()
-    if fmt == "svg":
-        return stdout_binary()  # matplotlib writes its text formats to a binary stream too
-    return sys.stdout
+    if FORMATS[fmt].binary and sys.stdout.isatty():
+        fail(BINARY_ON_A_TERMINAL.format(fmt=fmt))
+    return stdout_binary()
 
 
 # --------------------------------------------------------------------------- search
@@ -284,7 +281,7 @@ def export(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
         fmt = (fmt or "csv") if to_stdout else format_for(output, fmt)
     except ExportError as exc:
         fail(str(exc))
-    if to_stdout and fmt == "xlsx" and sys.stdout.isatty():
+    if to_stdout and FORMATS[fmt].binary and sys.stdout.isatty():  # before reading the store
         fail(BINARY_ON_A_TERMINAL.format(fmt=fmt))
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     if not result.rows:
@@ -352,7 +349,7 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     to_stdout = _to_stdout(output)
     if to_stdout:
         fmt = fmt or "csv"
-        if fmt in ("xlsx", "png") and sys.stdout.isatty():
+        if FORMATS[fmt].binary and sys.stdout.isatty():  # before reading the store
             fail(BINARY_ON_A_TERMINAL.format(fmt=fmt))
     elif output is not None:
         try:

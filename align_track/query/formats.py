@@ -44,6 +44,8 @@ class Format:
     write_pivot: PivotWriter | None = None
     image: bool = False
     """The report is the alignment-curve plot, not the pivot."""
+    binary: bool = False
+    """Not text: refused on a terminal when written to standard output."""
 
     @property
     def pivot(self) -> bool:
@@ -216,8 +218,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("csv", (".csv",), _csv_table, _csv_pivot),
     Format("tsv", (".tsv",), _tsv_table),
     Format("json", (".json",), _json_table, _json_pivot),
-    Format("xlsx", (".xlsx",), _xlsx_table, _xlsx_pivot),
-    Format("png", (".png",), None, _image_pivot("png"), image=True),
+    Format("xlsx", (".xlsx",), _xlsx_table, _xlsx_pivot, binary=True),
+    Format("png", (".png",), None, _image_pivot("png"), image=True, binary=True),
     Format("svg", (".svg",), None, _image_pivot("svg"), image=True),
 )}
 EXPORT_FORMATS = tuple(name for name, f in FORMATS.items() if f.write_table is not None)
