@@ -417,12 +417,14 @@ SCENE_SORTS = ("scene", "runs", "choices", "agreement", "oracle", "distance")  #
 @click.option("--format", "fmt", type=click.Choice(["table", *EXPORT_FORMATS]), default=None,
               help="table: fitted to a terminal, plain and complete in a pipe [default: table, or from the -o "
                    "suffix].")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
-              help="Write to this file (its suffix picks the format unless --format); '-': standard output.")
+@click.option("-o", "--output", type=click.Path(allow_dash=True, path_type=Path), default=None,
+              help="Write to this file (its suffix picks the format unless --format); '-': standard output. "
+                   "A FIFO or device is written straight, a symlink followed.")
+@raw_cells_option
 def scenes(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
            min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
            scenario: str | None, scene_id: str | None, text: str | None, splits: bool, sort_by: str,
-           reverse: bool, fmt: str | None, output: Path | None) -> None:
+           reverse: bool, fmt: str | None, output: Path | None, raw_cells: bool) -> None:
     """Scenes across runs: every (scenario, scene) of the selected runs, how many runs met it, the choices they
     took (and how many took each), agreement (share of the most common choice), oracle hit rate and mean
     chosen-KDMA distance (runs with a scalar target). With --scene, every run's decision on that scene, grouped
@@ -431,8 +433,7 @@ def scenes(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
 
     Choices are compared by the chosen action's text, not its index. No scene: says why on stderr, exits 0.
     """
-    from align_track.query.export import ExportError, atomic_write
-    from align_track.query.formats import FORMATS
+    from align_track.query.export import ExportError, output_target
     from align_track.query.scene_index import (
         DECISION_HEADER,
         SCENE_HEADER,
@@ -455,11 +456,11 @@ def scenes(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
         fail(str(exc))
     if fmt == "table" and not to_stdout:
         fail("a table is printed, not written: choose --format csv, tsv, json or xlsx for -o")
-    if fmt == "xlsx" and to_stdout:
-        fail("xlsx is a binary file: write it to a path with -o scenes.xlsx, or choose --format csv, tsv or json")
+    if to_stdout and fmt != "table" and FORMATS[fmt].binary and sys.stdout.isatty():  # before reading the store
+        fail(BINARY_ON_A_TERMINAL.format(fmt=fmt))
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     if not result.rows:
-        click.echo(result.empty_reason(), err=True)
+        click.echo(printable(result.empty_reason()), err=True)
         if fmt == "json":
             click.echo("[]")
         return
@@ -481,7 +482,8 @@ def scenes(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     where = f"{len(result.rows)} runs of {experiment_name!r}"
     if not rows:
         what = f"scene {scene_id!r}" if scene_id else "scenes"
-        click.echo(f"no {what} match ({where}; scenario: {scenario or 'any'}; text: {text or 'any'})", err=True)
+        click.echo(printable(f"no {what} match ({where}; scenario: {scenario or 'any'}; text: {text or 'any'})"),
+                   err=True)
         if fmt == "json":
             click.echo("[]")
         return
@@ -519,16 +521,17 @@ def scenes(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
         shown = [[_scene_cell(header[i], rec[i]) for i in keep] for rec in records]
         _print_table([_SCENE_HEADINGS.get(header[i], header[i]) for i in keep], shown, title)
         return
-    if to_stdout:
-        FORMATS[fmt].write_table(sys.stdout, header, records)
-        sys.stdout.flush()
+    if to_stdout:  # the bytes a file would get; a failed write: cli.output's one line
+        FORMATS[fmt].write_table(_stdout_target(fmt), header, records, raw_cells=raw_cells)
         return
     try:
-        with atomic_write(output) as tmp:
-            FORMATS[fmt].write_table(tmp, header, records)
+        with output_target(output) as target:
+            FORMATS[fmt].write_table(target, header, records, raw_cells=raw_cells)
     except (ExportError, OSError) as exc:
-        fail(f"cannot write {output}: {exc}")
-    click.echo(f"wrote {len(records)} {'scenes' if scene_id is None else 'decisions'} to {output} ({fmt})")
+        fail(f"cannot write {output}: {_reason(exc)}")
+    if not _is_stdout(output):  # -o /dev/stdout: the line would land in the data
+        click.echo(printable(f"wrote {len(records)} {'scenes' if scene_id is None else 'decisions'} to {output} "
+                             f"({fmt})"))
 
 
 _SCENE_HEADINGS = {"scenario_id": "scenario", "scene_id": "scene", "oracle_hit_rate": "oracle",

@@ -148,7 +148,8 @@ def test_report_to_a_fifo_writes_into_it(hostile: tuple[str, Path], out: Path, f
     assert data.startswith({"csv": b"alignment_target_id", "json": b"{", "xlsx": b"PK", "png": b"\x89PNG"}[fmt])
 
 
-@pytest.mark.parametrize("command", [["export"], ["report", "--format", "csv"], ["report", "--format", "xlsx"]])
+@pytest.mark.parametrize("command", [["export"], ["report", "--format", "csv"], ["report", "--format", "xlsx"],
+                                     ["scenes", "--format", "xlsx"]])
 def test_null_device_stays_a_device_and_a_full_one_is_one_line(hostile: tuple[str, Path], out: Path,
                                                               command: list[str]) -> None:
     null, full = device(out, "null"), device(out, "full")
@@ -182,7 +183,7 @@ def test_a_symlink_is_followed_to_its_target_and_kept(hostile: tuple[str, Path],
     assert dangling.is_symlink() and (out / "data" / "new.csv").read_text().startswith("alignment_target_id")
 
 
-@pytest.mark.parametrize("command", ["export", "report"])
+@pytest.mark.parametrize("command", ["export", "report", "scenes"])
 def test_a_directory_or_a_link_to_one_is_one_line(hostile: tuple[str, Path], out: Path, command: str) -> None:
     folder = out / "out.csv"
     folder.mkdir()
@@ -287,6 +288,8 @@ STDOUT_COMMANDS = {
     "export": ["export", "-o", "-"],
     "report": ["report"],
     "report-dash": ["report", "-o", "-", "--format", "json"],
+    "scenes": ["scenes"],
+    "scenes-tsv": ["scenes", "--format", "tsv"],
 }
 
 
