@@ -14,11 +14,12 @@ import click
 
 from align_track.cli import runs as cli_query
 from align_track.cli.options import experiment_option, fail, mlflow_uri_option
+from align_track.cli.output import GuardedGroup
 from align_track.errors import printable
 from align_track.store.uri import StoreError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="align-track")
 def main() -> None:
     """Turn align-system run folders into MLflow runs and traces, and explore them."""
@@ -94,7 +95,7 @@ def _watch(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
             return
         detail = event.message if event.kind in (FAILED, NOTE) else f"scenes={event.scenes}" if event.scenes else ""
         run = f" run={event.run_id}" if event.run_id and event.kind != FAILED else ""
-        click.echo(f"{event.kind:9} {event.path}{run} {detail}".rstrip(), err=True)
+        click.echo(printable(f"{event.kind:9} {event.path}{run} {detail}".rstrip()), err=True)
 
     def on_signal(signum, frame) -> None:
         if stop.is_set():  # a second Ctrl-C: stop now; every write is resumable
@@ -113,7 +114,7 @@ def _watch(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
     except StoreError as exc:
         fail(str(exc))
     if not quiet:
-        click.echo(f"watching {watcher.root} every {poll_interval:g}s (Ctrl-C stops)", err=True)
+        click.echo(printable(f"watching {watcher.root} every {poll_interval:g}s (Ctrl-C stops)"), err=True)
     try:
         summary = watcher.run(stop)
     except KeyboardInterrupt:
@@ -131,7 +132,7 @@ def demo_data(out_dir: Path, experiments: int, scenes: int, seed: int) -> None:
     from align_track.demo.generate import generate_demo
 
     paths = generate_demo(out_dir, run_folders=experiments, scenes=scenes, seed=seed)
-    click.echo(f"wrote {len(paths)} run folders x {scenes} scenes under {out_dir}")
+    click.echo(printable(f"wrote {len(paths)} run folders x {scenes} scenes under {out_dir}"))
 
 
 @main.command()

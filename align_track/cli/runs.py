@@ -22,7 +22,7 @@ import click
 
 from align_track.cli.options import experiment_option, fail, mlflow_uri_option
 from align_track.errors import printable
-from align_track.query.formats import EXPORT_FORMATS, IMAGE_FORMATS, REPORT_FORMATS, format_for, suffixes
+from align_track.query.formats import EXPORT_FORMATS, FORMATS, IMAGE_FORMATS, REPORT_FORMATS, format_for, suffixes
 from align_track.query.select import DEFAULT_SCORE_METRIC, QueryError, QueryResult, RunQuery, metric_key
 from align_track.schema import (
     METRIC_AVG_SECONDS,
@@ -65,6 +65,36 @@ def _select(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: 
         return run_query(mlflow_uri, experiment_name, query)
     except (StoreError, QueryError) as exc:
         fail(str(exc))
+
+
+# --------------------------------------------------------------------------- output
+
+
+def raw_cells_option(func: Callable) -> Callable:
+    return click.option(
+        "--raw-cells", is_flag=True,
+        help="csv/tsv: write text cells as they are. By default a text cell starting with =, +, -, @, tab or CR "
+             "gets a leading ' so a spreadsheet shows it instead of running it as a formula (plain numbers "
+             "such as -0.5 are left alone).")(func)
+
+
+BINARY_ON_A_TERMINAL = ("{fmt} is a binary file and standard output is a terminal: redirect it "
+                        "(-o - > out.{fmt}) or write a file with -o out.{fmt}")
+
+
+def _to_stdout(output: Path | None) -> bool:
+    return output is not None and str(output) == "-"
+
+
+def _stdout_target(fmt: str) -> Any:
+    """Standard output as bytes, which every format's writer takes (text ones as UTF-8, as in a file); a binary
+    format (xlsx, png) is refused on a terminal, where it would only be noise, but flows into a pipe or a
+    redirected file."""
+    from align_track.cli.output import stdout_binary
+
+    if FORMATS[fmt].binary and sys.stdout.isatty():
+        fail(BINARY_ON_A_TERMINAL.format(fmt=fmt))
+    return stdout_binary()
 
 
 # --------------------------------------------------------------------------- search
@@ -175,20 +205,15 @@ def _print_table(header: Sequence[str], rows: list[list[Any]], title: str, dropp
         click.echo(plain_table(header, [[printable(v) if isinstance(v, str) else v for v in row] for row in rows]))
 
 
-def _emit_records(records: list[dict[str, Any]], fmt: str) -> None:
+def _emit_records(records: list[dict[str, Any]], fmt: str, raw_cells: bool = False) -> None:
     if fmt == "json":
         click.echo(json.dumps(records, indent=2, ensure_ascii=False, default=str))
         return
-    import csv
-    import io
+    from align_track.query.formats import write_delimited
 
-    buf = io.StringIO()
     header = list(records[0]) if records else []
-    out = csv.writer(buf, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
-    if header:
-        out.writerow(header)
-    out.writerows([["" if v is None else v for v in rec.values()] for rec in records])
-    click.echo(buf.getvalue(), nl=False)
+    write_delimited(sys.stdout, header, [list(rec.values()) for rec in records], "\t" if fmt == "tsv" else ",",
+                    raw_cells)
 
 
 @click.command()
@@ -198,9 +223,10 @@ def _emit_records(records: list[dict[str, Any]], fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "tsv", "json"]), default="table",
               show_default=True, help="table: fitted to a terminal, plain and complete in a pipe.")
 @columns_option(DEFAULT_SEARCH_COLUMNS)
+@raw_cells_option
 def search(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
            min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
-           fmt: str, columns: str) -> None:
+           fmt: str, columns: str, raw_cells: bool) -> None:
     """Search the ingested runs: ADM, LLM, target, variant, scenes, average seconds and score.
 
     Only complete runs count. When nothing matches, says why on stderr and exits 0
@@ -210,12 +236,12 @@ def search(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     records = summary_records(result, score_metric)
     if not records:
-        click.echo(result.empty_reason(), err=True)
+        click.echo(printable(result.empty_reason()), err=True)
         if fmt == "json":
             click.echo("[]")
         return
     if fmt != "table":
-        _emit_records(records, fmt)
+        _emit_records(records, fmt, raw_cells)
         return
     score = metric_key(score_metric)
     keys = [score if n == "score" else SEARCH_COLUMNS[n][1] for n in names]
@@ -232,52 +258,56 @@ def search(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
 @mlflow_uri_option
 @experiment_option
 @query_options
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+@click.option("-o", "--output", required=True, type=click.Path(allow_dash=True, path_type=Path),
               help="File to write ('-': standard output, csv unless --format); its suffix picks the format "
-                   "unless --format is given.")
+                   "unless --format is given. A FIFO or device is written straight, a symlink followed.")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default=None,
               help="Output format [default: from the -o suffix].")
 @click.option("--all-columns", is_flag=True,
               help="Also export align-track's bookkeeping tags (tags.align_track.*).")
+@raw_cells_option
 def export(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
            min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
-           output: Path, fmt: str | None, all_columns: bool) -> None:
+           output: Path, fmt: str | None, all_columns: bool, raw_cells: bool) -> None:
     """Export runs, one row each: run_id, run_name, status, start_time, then every param, metric and tag
     (tags.experiment_path names the run folder).
 
-    The file is written atomically (never half-written). Exits 1 without writing when no run matches.
+    A file is written atomically (never half-written). Exits 1 without writing when no run matches.
     """
     from align_track.query.export import ExportError, write_run_export
 
-    to_stdout = str(output) == "-"
+    to_stdout = _to_stdout(output)
     try:
         fmt = (fmt or "csv") if to_stdout else format_for(output, fmt)
     except ExportError as exc:
         fail(str(exc))
-    if to_stdout and fmt == "xlsx":
-        fail("xlsx is a binary file: write it to a path with -o report.xlsx, or choose --format csv, tsv or json")
+    if to_stdout and FORMATS[fmt].binary and sys.stdout.isatty():  # before reading the store
+        fail(BINARY_ON_A_TERMINAL.format(fmt=fmt))
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     if not result.rows:
         fail(f"nothing exported: {result.empty_reason()}", 1)
-    if to_stdout:
-        _export_to_stdout(result, fmt, all_columns)
+    if to_stdout:  # the bytes a file would get, streamed as the rows are made; a failed write: cli.output
+        write_run_export(result.rows, _stdout_target(fmt), fmt, all_columns, raw_cells)
         return
     try:
-        count = write_run_export(result.rows, output, fmt, all_columns)
+        count = write_run_export(result.rows, output, fmt, all_columns, raw_cells)
     except (ExportError, OSError) as exc:
-        fail(f"cannot write {output}: {exc}")
-    click.echo(f"wrote {count} runs to {output} ({fmt})")
+        fail(f"cannot write {output}: {_reason(exc)}")
+    if not _is_stdout(output):  # -o /dev/stdout: the line would land in the data
+        click.echo(printable(f"wrote {count} runs to {output} ({fmt})"))
 
 
-def _export_to_stdout(result: QueryResult, fmt: str, all_columns: bool) -> None:
-    """``export -o -``: the bytes a file of that format would get (the registry's writer), streamed to
-    standard output as the rows are made."""
-    import sys
+def _is_stdout(path: Path) -> bool:
+    """Whether ``path`` is where standard output goes (/dev/stdout, /dev/fd/1, the file it is redirected to)."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError):  # no such path, or no real descriptor (click's test runner)
+        return False
 
-    from align_track.query.export import write_run_export
 
-    write_run_export(result.rows, sys.stdout, fmt, all_columns)
-    sys.stdout.flush()
+def _reason(exc: Exception) -> str:
+    """An OSError as its reason (``No space left on device``), without the errno and path Python adds."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
 # --------------------------------------------------------------------------- report
@@ -295,15 +325,16 @@ def _export_to_stdout(result: QueryResult, fmt: str, all_columns: bool) -> None:
                    f"{METRIC_ORACLE_HIT_RATE} when no run has a score.* metric].")
 @click.option("--agg", type=click.Choice(["mean", "median", "min", "max", "count"]), default="mean",
               show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", type=click.Path(allow_dash=True, path_type=Path), default=None,
               help=f"Write the report here ({', '.join(suffixes(REPORT_FORMATS))}; .png/.svg: the alignment curve "
-                   "plot); without it the table is only printed.")
+                   "plot; '-': standard output, csv unless --format); without it the table is only printed.")
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default=None,
               help="Report format [default: from the -o suffix].")
+@raw_cells_option
 def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
            min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
            rows_name: str, cols_name: str, values_name: str | None, agg: str, output: Path | None,
-           fmt: str | None) -> None:
+           fmt: str | None, raw_cells: bool) -> None:
     """Pivot runs into a table (default: mean seconds per scene, alignment target x ADM; the oracle hit rate
     when no run has a score.* metric).
 
@@ -315,7 +346,12 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     from align_track.query.export import ExportError
     from align_track.query.report import build_pivot, default_values, plain_table, preview, write_report
 
-    if output is not None:
+    to_stdout = _to_stdout(output)
+    if to_stdout:
+        fmt = fmt or "csv"
+        if FORMATS[fmt].binary and sys.stdout.isatty():  # before reading the store
+            fail(BINARY_ON_A_TERMINAL.format(fmt=fmt))
+    elif output is not None:
         try:
             fmt = format_for(output, fmt, REPORT_FORMATS)
         except ExportError as exc:
@@ -336,17 +372,26 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     if why:
         click.echo(f"note: {why}", err=True)
     if output is None:
-        click.echo(pivot.title)
+        click.echo(printable(pivot.title))
         click.echo(plain_table([pivot.corner, *map(str, pivot.table.columns)], pivot.cells()))
         return
-    try:
-        write_report(pivot, output, fmt or "xlsx", note, alignment_curve(result.rows))
-    except (ExportError, OSError) as exc:
-        fail(f"cannot write {output}: {exc}")
-    if fmt in IMAGE_FORMATS:
-        click.echo(f"wrote the alignment curve ({note}) to {output}")
+    fmt = fmt or "xlsx"
+    if to_stdout:  # only the report itself on standard output; a failed write is cli.output's one line
+        try:
+            write_report(pivot, _stdout_target(fmt), fmt, note, alignment_curve(result.rows), raw_cells)
+        except ExportError as exc:
+            fail(str(exc))
         return
-    click.echo(f"wrote {pivot.title} ({note}) to {output}")
+    try:
+        write_report(pivot, output, fmt, note, alignment_curve(result.rows), raw_cells)
+    except (ExportError, OSError) as exc:
+        fail(f"cannot write {output}: {_reason(exc)}")
+    if _is_stdout(output):  # -o /dev/stdout: the lines would land in the report
+        return
+    if fmt in IMAGE_FORMATS:
+        click.echo(printable(f"wrote the alignment curve ({note}) to {output}"))
+        return
+    click.echo(printable(f"wrote {pivot.title} ({note}) to {output}"))
     click.echo(preview(pivot))
 
 
@@ -372,12 +417,14 @@ SCENE_SORTS = ("scene", "runs", "choices", "agreement", "oracle", "distance")  #
 @click.option("--format", "fmt", type=click.Choice(["table", *EXPORT_FORMATS]), default=None,
               help="table: fitted to a terminal, plain and complete in a pipe [default: table, or from the -o "
                    "suffix].")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
-              help="Write to this file (its suffix picks the format unless --format); '-': standard output.")
+@click.option("-o", "--output", type=click.Path(allow_dash=True, path_type=Path), default=None,
+              help="Write to this file (its suffix picks the format unless --format); '-': standard output. "
+                   "A FIFO or device is written straight, a symlink followed.")
+@raw_cells_option
 def scenes(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
            min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
            scenario: str | None, scene_id: str | None, text: str | None, splits: bool, sort_by: str,
-           reverse: bool, fmt: str | None, output: Path | None) -> None:
+           reverse: bool, fmt: str | None, output: Path | None, raw_cells: bool) -> None:
     """Scenes across runs: every (scenario, scene) of the selected runs, how many runs met it, the choices they
     took (and how many took each), agreement (share of the most common choice), oracle hit rate and mean
     chosen-KDMA distance (runs with a scalar target). With --scene, every run's decision on that scene, grouped
@@ -386,8 +433,7 @@ def scenes(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
 
     Choices are compared by the chosen action's text, not its index. No scene: says why on stderr, exits 0.
     """
-    from align_track.query.export import ExportError, atomic_write
-    from align_track.query.formats import FORMATS
+    from align_track.query.export import ExportError, output_target
     from align_track.query.scene_index import (
         DECISION_HEADER,
         SCENE_HEADER,
@@ -410,11 +456,11 @@ def scenes(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
         fail(str(exc))
     if fmt == "table" and not to_stdout:
         fail("a table is printed, not written: choose --format csv, tsv, json or xlsx for -o")
-    if fmt == "xlsx" and to_stdout:
-        fail("xlsx is a binary file: write it to a path with -o scenes.xlsx, or choose --format csv, tsv or json")
+    if to_stdout and fmt != "table" and FORMATS[fmt].binary and sys.stdout.isatty():  # before reading the store
+        fail(BINARY_ON_A_TERMINAL.format(fmt=fmt))
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     if not result.rows:
-        click.echo(result.empty_reason(), err=True)
+        click.echo(printable(result.empty_reason()), err=True)
         if fmt == "json":
             click.echo("[]")
         return
@@ -436,7 +482,8 @@ def scenes(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     where = f"{len(result.rows)} runs of {experiment_name!r}"
     if not rows:
         what = f"scene {scene_id!r}" if scene_id else "scenes"
-        click.echo(f"no {what} match ({where}; scenario: {scenario or 'any'}; text: {text or 'any'})", err=True)
+        click.echo(printable(f"no {what} match ({where}; scenario: {scenario or 'any'}; text: {text or 'any'})"),
+                   err=True)
         if fmt == "json":
             click.echo("[]")
         return
@@ -474,16 +521,17 @@ def scenes(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
         shown = [[_scene_cell(header[i], rec[i]) for i in keep] for rec in records]
         _print_table([_SCENE_HEADINGS.get(header[i], header[i]) for i in keep], shown, title)
         return
-    if to_stdout:
-        FORMATS[fmt].write_table(sys.stdout, header, records)
-        sys.stdout.flush()
+    if to_stdout:  # the bytes a file would get; a failed write: cli.output's one line
+        FORMATS[fmt].write_table(_stdout_target(fmt), header, records, raw_cells=raw_cells)
         return
     try:
-        with atomic_write(output) as tmp:
-            FORMATS[fmt].write_table(tmp, header, records)
+        with output_target(output) as target:
+            FORMATS[fmt].write_table(target, header, records, raw_cells=raw_cells)
     except (ExportError, OSError) as exc:
-        fail(f"cannot write {output}: {exc}")
-    click.echo(f"wrote {len(records)} {'scenes' if scene_id is None else 'decisions'} to {output} ({fmt})")
+        fail(f"cannot write {output}: {_reason(exc)}")
+    if not _is_stdout(output):  # -o /dev/stdout: the line would land in the data
+        click.echo(printable(f"wrote {len(records)} {'scenes' if scene_id is None else 'decisions'} to {output} "
+                             f"({fmt})"))
 
 
 _SCENE_HEADINGS = {"scenario_id": "scenario", "scene_id": "scene", "oracle_hit_rate": "oracle",
@@ -541,7 +589,7 @@ def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm
     names = parse_columns(columns)
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     if not result.rows:
-        click.echo(result.empty_reason(), err=True)
+        click.echo(printable(result.empty_reason()), err=True)
         return
     if not (with_links or experiments_root is not None):
         score = metric_key(score_metric)

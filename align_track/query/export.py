@@ -1,8 +1,11 @@
 """Export runs as a flat table (one row per run) in any format of :mod:`align_track.query.formats`, atomically.
 
 A half-written export must never replace a good one (a spreadsheet left open, a Ctrl-C, a
-full disk), so every writer goes to a temp file beside the target and ``os.replace``s it.
-:func:`atomic_write` and :func:`export_table` are shared with :mod:`align_track.query.report`.
+full disk), so a writer to a regular file (or a new path) goes to a temp file beside it and ``os.replace``s
+it. Anything else is written as it is: a FIFO or a character device (``/dev/null``, ``/dev/stdout``) is opened
+and written straight, never replaced by a file; a symlink is followed to its target (a dangling one creates
+the path it names). :func:`output_target`, :func:`atomic_write` and :func:`export_table` are shared with
+:mod:`align_track.query.report`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
@@ -31,14 +36,68 @@ _SKIPPED_TAGS = ("tags.mlflow.runName",)  # repeated as run_name
 
 
 @contextlib.contextmanager
+def output_target(path: str | Path | IO[bytes] | IO[str]) -> Iterator[Path | IO[bytes] | IO[str]]:
+    """What a writer should write ``path``'s content to: a temp path that replaces a regular file (or creates a
+    new one) atomically, or, for a FIFO or character device (and whatever /dev/stdout, /dev/fd/N or
+    /proc/self/fd/N lead to), the path itself opened for writing (a FIFO waits for its reader, as
+    ``cat > fifo`` does). A stream is given back as it is. Symlinks are followed.
+
+    Raises ExportError for a directory (or a symlink to one), a block device, a socket or a missing folder; a
+    failed write (``/dev/full``: no space left) raises the OSError, with nothing replaced.
+    """
+    if hasattr(path, "write"):
+        yield path  # type: ignore[misc]
+        return
+    given = Path(path)  # type: ignore[arg-type]
+    real, mode = _resolve(given)
+    if (mode is not None and (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode))) or _fd_alias(given, real):
+        with open(given, "wb") as stream:  # as given: /dev/stdout reaches the pipe itself, not "pipe:[...]"
+            yield stream
+        return
+    with atomic_write(real) as tmp:
+        yield tmp
+
+
+_FD_ALIAS = re.compile(r"/dev/(std(out|err)|fd/\d+)|/proc/(self|\d+)/fd/\d+")
+
+
+def _fd_alias(given: Path, real: Path) -> bool:
+    """/dev/stdout, /dev/fd/N, /proc/self/fd/N: whatever they lead to (even the file a shell redirected to) is
+    written straight, as every tool does, never replaced behind the shell's back."""
+    return _FD_ALIAS.fullmatch(os.path.abspath(given)) is not None or str(real).startswith("/proc/")
+
+
+def _resolve(path: Path) -> tuple[Path, int | None]:
+    """``path`` with every symlink followed (a dangling one to the path it names) and the mode of what is there
+    (None: nothing yet); an ExportError for what no export may be written to."""
+    real = Path(os.path.realpath(path))
+    try:
+        mode = os.stat(path).st_mode  # the path as given: /proc's links to a pipe resolve only this way
+    except FileNotFoundError:
+        return real, None
+    via = f" (via a symlink to {real})" if real != Path(os.path.abspath(path)) else ""
+    if stat.S_ISDIR(mode):
+        raise ExportError(f"is a directory{via}; give a file name")
+    if stat.S_ISBLK(mode):
+        raise ExportError(f"is a block device{via}; refusing to write over a disk")
+    if stat.S_ISSOCK(mode):
+        raise ExportError(f"is a socket{via}, which cannot be opened as a file")
+    return real, mode
+
+
+@contextlib.contextmanager
 def atomic_write(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success it replaces ``path`` in one step.
 
     On any error (or Ctrl-C) the temp file is removed and an existing ``path`` is left as
     it was. The result gets the permissions a plain ``open(path, 'w')`` would have given.
+    A symlink is followed (its target is replaced, the link kept); anything there that is not a regular file
+    (a device, a FIFO, a directory) is an ExportError: :func:`output_target` writes those straight.
     """
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
+    target, mode = _resolve(Path(path))
+    if mode is not None and not stat.S_ISREG(mode):
+        raise ExportError("not a regular file; it would be replaced by one")
+    folder = target.parent
     if not folder.is_dir():
         raise ExportError(f"folder does not exist: {folder}")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
@@ -101,11 +160,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def write_export(frame: pandas.DataFrame, path: str | Path, fmt: str, all_columns: bool = False) -> int:
-    """Write one row per run of ``frame`` to ``path`` as ``fmt`` (a name in FORMATS); returns the number of rows."""
+def write_export(frame: pandas.DataFrame, path: str | Path | IO[bytes] | IO[str], fmt: str,
+                 all_columns: bool = False, raw_cells: bool = False) -> int:
+    """Write one row per run of ``frame`` to ``path`` (see :func:`output_target`) as ``fmt`` (a name in FORMATS);
+    returns the number of rows. ``raw_cells``: csv/tsv text cells as they are, even formula-like ones."""
     header, rows = export_table(frame, export_columns(frame, all_columns))
-    with atomic_write(path) as tmp:
-        FORMATS[fmt].write_table(tmp, header, rows)
+    with output_target(path) as target:
+        FORMATS[fmt].write_table(target, header, rows, raw_cells=raw_cells)
     return len(rows)
 
 
@@ -159,14 +220,13 @@ def iso_utc(ms: int | None) -> str | None:
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def write_run_export(runs: Sequence[RunRow], target: str | Path | IO[str], fmt: str, all_columns: bool = False) -> int:
-    """Write one row per run as ``fmt``, streamed as the rows are made: to an open text stream as it is, to a
-    path atomically. Returns the number of rows. The same bytes as ``write_export(rows_to_frame(runs), ...)``."""
+def write_run_export(runs: Sequence[RunRow], target: str | Path | IO[bytes] | IO[str], fmt: str,
+                     all_columns: bool = False, raw_cells: bool = False) -> int:
+    """Write one row per run as ``fmt``, streamed as the rows are made: to an open stream as it is, to a path as
+    :func:`output_target` says (atomically for a file). Returns the number of rows. The same bytes as
+    ``write_export(rows_to_frame(runs), ...)``."""
     header = run_export_columns(runs, all_columns)
     rows = run_export_rows(runs, header)
-    if hasattr(target, "write"):
-        FORMATS[fmt].write_table(target, header, rows)
-    else:
-        with atomic_write(target) as tmp:  # type: ignore[arg-type]
-            FORMATS[fmt].write_table(tmp, header, rows)
+    with output_target(target) as out:
+        FORMATS[fmt].write_table(out, header, rows, raw_cells=raw_cells)
     return len(runs)

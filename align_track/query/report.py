@@ -11,10 +11,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from align_track.errors import printable
 from align_track.query.analysis import CurvePoint
-from align_track.query.export import atomic_write, export_table
+from align_track.query.export import export_table, output_target
 from align_track.query.formats import FORMATS, REPORT_FORMATS, ExportError
 from align_track.query.select import QueryError, resolve_column, short_name
 from align_track.schema import METRIC_AVG_SECONDS, METRIC_ORACLE_HIT_RATE, SCORE_PREFIX, RunLike
@@ -122,26 +123,30 @@ def default_values(runs: Sequence[RunLike]) -> tuple[str, str]:
 # --------------------------------------------------------------------------- writers
 
 
-def write_report(pivot: Pivot, path: str | Path, fmt: str, subtitle: str = "",
-                 curve: dict[str, list[CurvePoint]] | None = None) -> None:
+def write_report(pivot: Pivot, path: str | Path | IO[bytes], fmt: str, subtitle: str = "",
+                 curve: dict[str, list[CurvePoint]] | None = None, raw_cells: bool = False) -> None:
     """Write the pivot in a format of REPORT_FORMATS (xlsx adds a 'runs' sheet and, when ``curve`` has points,
-    an alignment-curve chart); png/svg write the alignment curve as an image. Atomically."""
+    an alignment-curve chart); png/svg write the alignment curve as an image. To a file atomically, to a FIFO,
+    device or open binary stream straight (:func:`~align_track.query.export.output_target`). ``raw_cells``:
+    csv text cells as they are, even formula-like ones."""
     spec = FORMATS[fmt]
     if spec.write_pivot is None:
         raise ExportError(f"{fmt} cannot hold a report; choose one of {', '.join(REPORT_FORMATS)}")
     if spec.image and not any((curve or {}).values()):
         raise ExportError("no run has an alignment curve point (a scalar target and kdma.<name>.chosen_mean); "
                           "ingest runs with true KDMA values, or re-ingest runs ingested before these metrics")
-    with atomic_write(path) as tmp:
-        spec.write_pivot(pivot, tmp, subtitle, curve)
+    with output_target(path) as target:
+        spec.write_pivot(pivot, target, subtitle, curve, raw_cells=raw_cells)
 
 
 # --------------------------------------------------------------------------- text rendering
 
 
 def plain_table(header: Sequence[str], rows: Sequence[Sequence[Any]], numbers: str = "{:.3f}") -> str:
-    """A left-aligned text table (numbers right-aligned), for pipes, logs and previews."""
-    text = [[_text(v, numbers) for v in row] for row in rows]
+    """A left-aligned text table (numbers right-aligned), for pipes, logs and previews; labels from the runs
+    (ADM names, folders) with control and bidi characters escaped, never interpreted by the terminal."""
+    header = [printable(str(h)) for h in header]
+    text = [[printable(_text(v, numbers)) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(header)]
     right = [any(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in rows)
              for i in range(len(header))]

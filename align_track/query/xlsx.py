@@ -5,6 +5,7 @@ Shared by the registry's xlsx writers and the alignment-curve chart sheets; open
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -59,3 +60,22 @@ def _shown(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
+
+
+def save_workbook(wb: Any, target: Any) -> None:
+    """``wb.save(target)`` (a path or a binary stream), but a write that fails (a full disk, ``/dev/full``, a FIFO
+    whose reader left) still closes the zip archive: openpyxl leaves it open, and its ``__del__`` then prints an
+    "Exception ignored" traceback at exit under the command's one-line error."""
+    import datetime
+    from zipfile import ZIP_DEFLATED, ZipFile
+
+    from openpyxl.writer.excel import ExcelWriter
+
+    archive = ZipFile(target, "w", ZIP_DEFLATED, allowZip64=True)
+    wb.properties.modified = datetime.datetime.now(tz=datetime.timezone.utc).replace(tzinfo=None)
+    try:
+        ExcelWriter(wb, archive).save()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            archive.close()  # fails again writing the directory, but lets go of the stream either way
+        raise

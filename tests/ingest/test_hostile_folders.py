@@ -19,6 +19,7 @@ import yaml
 
 from tests.support.factory import config, merit_target, scene, write_run_folder
 from tests.support.server_fixtures import align_track_cmd, cli_env
+from tests.support.unprivileged import as_nobody
 
 ESC = "\x1b"
 
@@ -178,10 +179,11 @@ def _each_hostile_folder_fails_alone(tmp_path: Path, root: Path, outside: Path) 
                    if p.is_file())
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
-                    reason="needs root and setpriv to run the ingest as an unprivileged user (root reads anything)")
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the ingest as an unprivileged user (root reads "
+                                              "anything)")
 def test_unreadable_directories_are_reported_not_skipped(tmp_path: Path) -> None:
-    """As root, chmod stops nobody: the ingest runs as 'nobody' so the permissions bite."""
+    """As root, chmod stops nobody: the ingest runs as 'nobody' so the permissions bite (from any checkout:
+    tests/support/unprivileged.py stages what 'nobody' needs when the checkout is private to root)."""
     tmp_path = Path(tempfile.mkdtemp(prefix="align-track-perm-"))  # pytest's own tmp is private to root
     tmp_path.chmod(0o755)
     try:
@@ -207,8 +209,10 @@ def _unreadable_case(tmp_path: Path) -> None:
     for path in [root, *root.rglob("*")]:
         if path not in (hidden / ".hydra", locked) and not str(path).startswith(str(locked) + "/"):
             path.chmod(0o755 if path.is_dir() else 0o644)
-    result = _ingest(root, f"sqlite:///{store / 'mlflow.db'}",
-                     user=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+    cmd, env = as_nobody("ingest", "--experiments-dir", str(root), "--mlflow-uri", f"sqlite:///{store / 'mlflow.db'}",
+                         env=cli_env())
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+                            errors="surrogateescape", cwd="/")
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
     assert "Traceback" not in out, out

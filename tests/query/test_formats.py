@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from align_track.cli.runs import export, report
 from align_track.query.export import write_export
@@ -73,7 +77,10 @@ def test_every_format_round_trips_an_export(tmp_path: Path, fmt: str) -> None:
                       "metrics.seconds", "tags.note"]
     assert [r[0] for r in rows] == ["r1", "r2", "r3"]
     assert [r[6] for r in rows] == [1.5, 2.25, 4.0]
-    assert [r[7] for r in rows] == list(frame["tags.note"])
+    notes = list(frame["tags.note"])
+    if fmt in ("csv", "tsv"):  # a spreadsheet would run "=1+1": neutralised (xlsx keeps it a string cell)
+        notes[0] = "'" + notes[0]
+    assert [r[7] for r in rows] == notes
     assert str(rows[0][3]).startswith("2025-06-10")
 
 
@@ -154,3 +161,45 @@ def test_export_straight_from_runs_writes_the_frame_paths_bytes(tmp_path: Path, 
     assert (tmp_path / f"runs{suffix}").read_bytes() == expected
     assert stream.getvalue().encode() == expected
     assert (b"align_track.key" in expected) == all_columns and b"tags.mlflow.runName" not in expected
+
+
+# --------------------------------------------------------------------------- spreadsheet formulas in csv/tsv
+
+_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER_TEXT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_TEXT = st.one_of(
+    st.text(),
+    st.builds(lambda t, rest: t + rest, st.sampled_from(_TRIGGERS + ("'", " =")), st.text()),
+    st.sampled_from(["-0.5", "+3", "1e-3", "-.5", "-", "+", "=", "-1e", "--1", "-0x1F", "- 1"]),
+)
+_CELL = st.one_of(_TEXT, st.none(), st.integers(), st.floats(allow_nan=False, allow_infinity=False))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(header=st.lists(_TEXT, min_size=1, max_size=4), rows=st.lists(st.lists(_CELL, min_size=1, max_size=5),
+       max_size=5), sep=st.sampled_from([",", "\t"]))
+def test_a_text_cell_reads_back_unchanged_or_quote_prefixed_never_as_a_formula(header: list[str], rows: list[list],
+                                                                             sep: str) -> None:
+    """Written by the csv/tsv writer and read back by the csv module, a text cell is what was written, or that
+    with a leading ' when it started with =, +, -, @, tab or CR (and was not a plain number such as -0.5); no
+    text cell reads back starting with one of those unless it is a plain number. Numbers stay numbers."""
+    from align_track.query.formats import write_delimited
+
+    out = io.StringIO(newline="")
+    write_delimited(out, header, rows, sep)
+    back = list(csv.reader(io.StringIO(out.getvalue(), newline=""), delimiter=sep))
+    assert len(back) == 1 + len(rows)
+    for written, read in zip([header, *rows], back, strict=True):
+        assert len(read) == len(written)
+        for cell, got in zip(written, read, strict=True):
+            if isinstance(cell, str):
+                formula = cell.startswith(_TRIGGERS) and not _NUMBER_TEXT.fullmatch(cell)
+                assert got == ("'" + cell if formula else cell)
+                assert not got.startswith(_TRIGGERS) or _NUMBER_TEXT.fullmatch(got)
+            elif cell is None:
+                assert got == ""
+            else:
+                assert got == repr(cell) if isinstance(cell, float) else got == str(cell)
+    raw = io.StringIO(newline="")
+    write_delimited(raw, header, rows, sep, raw_cells=True)
+    assert [r for r in csv.reader(io.StringIO(raw.getvalue(), newline=""), delimiter=sep)][0] == header

@@ -42,6 +42,17 @@ def test_escape_sequences_in_names_are_shown_escaped():
     assert "a\\x1b[2Jb" in model.cells[0]
 
 
+@pytest.mark.parametrize("code", [0x061C, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067,
+                                  0x2068, 0x2069, 0x2028, 0x2029])
+def test_bidi_controls_and_line_separators_are_shown_escaped(code: int):
+    """U+202E and friends reorder the rest of a terminal line (``evil\u202egpj.exe`` reads ``evilexe.jpg``)."""
+    text = f"run{chr(code)}name é 中"
+    assert printable(text) == f"run\\u{code:04x}name é 中"
+    model = RunsModel.from_runs([type("Run", (), {"run_id": "r", "run_name": "n", "start_time": 0, "metrics": {},
+                                                  "params": {"adm": text}, "tags": {"experiment_path": text}})()])
+    assert not any(chr(code) in cell for cell in model.cells[0])
+
+
 def test_yaml_errors_read_folder_relative_with_the_path_said_once():
     root, rel = "/data/exps", "pipeline_baseline_adept_1"
     cfg = f"{root}/{rel}/.hydra/config.yaml"

@@ -212,7 +212,7 @@ class IngestPane(Pane):
             log.cursor = len(log.view) - 1
             bar.update(total=max(event.total, 1), progress=event.done)
         elif event.kind == "message":
-            self.notify(event.message, severity="warning", timeout=4)
+            self.notify(printable(event.message), severity="warning", timeout=4)
             return
         if event.kind in ("planned", "run_folder"):
             self.progress = (event.done, event.total)

@@ -16,6 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Select
 
+from align_track.errors import printable
 from align_track.query.formats import REPORT_FORMATS, suffixes
 from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
@@ -240,6 +241,7 @@ class ReportPane(Pane):
     def _exported(self, path: Path, error: str) -> None:
         status = self.query_one("#report-status", Label)
         title = self.pivot.title if self.pivot else ""
-        status.update(f"✖ cannot write {path}: {error}" if error else f"✔ wrote {path} ({title})")
+        shown = printable(str(path))  # a path typed or pasted may hold control or bidi characters
+        status.update(f"✖ cannot write {shown}: {printable(error)}" if error else f"✔ wrote {shown} ({title})")
         if not error:
-            self.notify(f"wrote {path}", timeout=4)
+            self.notify(f"wrote {shown}", timeout=4)

@@ -6,6 +6,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from align_track.errors import printable
+
 
 class StatusBar(Static):
     """Always visible, so a store error or a running server is never hidden behind another pane."""
@@ -23,21 +25,22 @@ class StatusBar(Static):
     zoom: reactive[bool] = reactive(False)
 
     def render(self) -> Text:
-        # One line normally; an error wraps (up to 3 lines) rather than being cut mid-sentence.
+        # One line normally; an error wraps (up to 3 lines) rather than being cut mid-sentence. Every field may
+        # hold user data (a store path, an experiment name, a folder in an error): shown escaped, never interpreted.
         text = Text(no_wrap=not self.error, overflow="fold" if self.error else "ellipsis")
         if self.zoom:
             text.append("zoomed: z to unzoom  ", "reverse")
         if self.store and not self.error:
-            text.append(self.store, "bold")
+            text.append(printable(self.store), "bold")
             text.append("  ")
         if self.error:
-            text.append(f"✖ {self.error}", "bold red")
+            text.append(f"✖ {printable(self.error)}", "bold red")
         else:
-            text.append(self.state)
+            text.append(printable(self.state))
         if self.ingest:
             text.append("  │ ", "dim")
-            text.append(self.ingest, "yellow")
+            text.append(printable(self.ingest), "yellow")
         if self.ui:
             text.append("  │ ", "dim")
-            text.append(self.ui, "green")
+            text.append(printable(self.ui), "green")
         return text
