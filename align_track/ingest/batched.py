@@ -167,16 +167,20 @@ class Done:
         return self.value
 
 
-def map_folder(config, jobs, force, experiment_id, location, in_child):
+def map_folder(config, jobs, force, experiment_id, location, in_child, direct=True):
     """Read one folder (once) and map its pending runs into the store's bulk form: ids and trace rows.
 
     The CPU-heavy part of an ingest (JSON parsing, mapping, span JSON and size stats), run in a worker
     process when there are many folders, so it uses another core than the writer. Returns
     ``("ok", bulk runs, warnings)`` or ``("error", message)`` (exceptions do not cross processes well).
+    ``direct``: build the rows without MLflow (store/sql_direct.py), else through MLflow's objects.
     """
     from dataclasses import replace
 
-    from align_track.store.sql_bulk import prepare_bulk_run
+    if direct:
+        from align_track.store.sql_direct import prepare_bulk_run
+    else:
+        from align_track.store.sql_bulk import prepare_bulk_run
 
     warnings: list[str] = []
     files = None

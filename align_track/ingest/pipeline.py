@@ -84,7 +84,7 @@ def ingest(
     http.prepare(uri)  # a dead server is a StoreError now, before seconds of importing mlflow
 
     from align_track.store.claims import claim_is_alive, claim_token
-    from align_track.store.run_writer import RunStore
+    from align_track.store.run_writer import open_run_store
     problems: dict[Path, str] = {}
     skipped_links: list[str] = []
 
@@ -127,7 +127,7 @@ def ingest(
     def notice(message: str) -> None:
         emit(Event("message", total=len(folders), message=message, elapsed=time.perf_counter() - started))
 
-    store = with_retries(lambda: RunStore(uri, experiment_name), notice)
+    store = with_retries(lambda: open_run_store(uri, experiment_name), notice)
     existing: dict[str, list] = defaultdict(list)
     others: dict[str, list] = defaultdict(list)  # runs other tools wrote, by experiment_path
     for row in with_retries(store.live_runs, notice):
@@ -197,7 +197,7 @@ def ingest(
                 return None
             if prepared.pending:
                 args = (prepared.config, [(p.identity, p.variant) for p in prepared.pending], force,
-                        store.experiment_id, store.artifact_location, mappers is not None)
+                        store.experiment_id, store.artifact_location, mappers is not None, store.direct)
                 prepared.mapping = mappers.apply_async(map_folder, args) if mappers else Done(map_folder(*args))
             return prepared
 
@@ -254,6 +254,8 @@ def ingest(
         finally:
             # A hung request cannot be interrupted: leave its thread behind rather than wait for it.
             pool.shutdown(wait=not abandoned, cancel_futures=True)
+    if not abandoned:
+        store.close()
     cancelled = cancel is not None and cancel.is_set() and len(outcomes) < len(folders)
     summary = Summary(outcomes, time.perf_counter() - started, cancelled, abandoned)
     emit(Event("done", total=len(folders), done=len(outcomes), scenes=summary.traces,

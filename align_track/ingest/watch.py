@@ -219,10 +219,10 @@ class Watcher:
         from align_track.store.claims import claim_is_alive, claim_token
         from align_track.store.retries import with_retries
         from align_track.store.run_appender import LiveRunWriter
-        from align_track.store.run_writer import RunStore
+        from align_track.store.run_writer import open_run_store
 
         self._retry = with_retries
-        self.store = with_retries(lambda: RunStore(self.uri, experiment_name))
+        self.store = with_retries(lambda: open_run_store(self.uri, experiment_name))
         self.writer = LiveRunWriter(self.store)
         me = claim_token()
         self.alive = lambda token, ms: token != me and claim_is_alive(token, ms)
@@ -264,6 +264,7 @@ class Watcher:
                 log.warning("could not release run %s: %s", live.run_id, one_line(exc))
         self.summary.live = len(self.live)
         self.summary.seconds = time.monotonic() - self._started
+        self.store.close()
         return self.summary
 
     def poll(self, stop: threading.Event | None = None) -> None:

@@ -22,7 +22,12 @@ WRITING_MARKER = ".align-track-writing"
 
 
 def is_local(location: str | None) -> bool:
-    return bool(location) and urlparse(location).scheme == "file"
+    """A ``file://`` URI, or an absolute path (how MLflow records the default ``./mlruns`` of an experiment that
+    ``mlflow.set_experiment`` created)."""
+    if not location:
+        return False
+    scheme = urlparse(location).scheme
+    return scheme == "file" or (scheme == "" and location.startswith("/"))
 
 
 def local_path(uri: str) -> Path:

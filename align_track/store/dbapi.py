@@ -99,6 +99,15 @@ class Db:
         self._all: list[Any] = []
         self._lock = threading.Lock()
 
+    @property
+    def integrity_errors(self) -> tuple[type[Exception], ...]:
+        """The driver's error for a duplicate key or a broken constraint."""
+        if self.kind == "sqlite":
+            return (sqlite3.IntegrityError,)
+        import psycopg2
+
+        return (psycopg2.IntegrityError,)
+
     # ------------------------------------------------------------------ connections
 
     def connection(self) -> Any:

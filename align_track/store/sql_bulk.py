@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from align_track.records import RunRecord
 from align_track.schema import TAG_COMPLETE, TAG_FINGERPRINT, TAG_KEY
@@ -31,7 +32,8 @@ from align_track.store.sql_rows import BulkResult, BulkRun, TraceRows, run_artif
 
 def bulk_runs_supported(tracking_uri: str, artifact_location: str | None) -> bool:
     """Bulk needs the bulk trace path and a local file artifact location we can copy into."""
-    return artifact_dirs.is_local(artifact_location) and trace_writer.bulk_supported(tracking_uri)
+    return bool(artifact_location) and urlparse(artifact_location).scheme == "file" and \
+        trace_writer.bulk_supported(tracking_uri)
 
 
 def write_run_bulk(tracking_uri: str, experiment_id: str, artifact_location: str, record: RunRecord,

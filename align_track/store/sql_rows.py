@@ -109,7 +109,7 @@ class BulkRun:
 
 def run_artifact_uri(artifact_location: str, run_id: str) -> str:
     """A run's artifact URI under its experiment's location, as MLflow's create_run makes it."""
-    return f"{artifact_location.rstrip('/')}/{run_id}/artifacts"
+    return append_to_uri_path(artifact_location, run_id, ARTIFACTS_FOLDER)
 
 
 def run_rows(rows: dict[str, list[dict]], record: RunRecord, run_id: str, experiment_id: str, run_artifacts: str,

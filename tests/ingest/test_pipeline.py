@@ -134,16 +134,18 @@ def test_ingest_writes_runs_traces_and_artifacts(tmp_path: Path, store_uri: str)
 def test_rerun_skips_unchanged_with_one_lookup(tmp_path: Path, store_uri: str, monkeypatch) -> None:
     root = small_tree(tmp_path / "exps")
     ingest(root, store_uri)
-    from align_track.store import run_writer
+    from align_track.store import run_writer, sql_direct
 
     calls = {"search": 0}
-    original = run_writer.RunStore.runs_for_key
 
-    def counting(self, key):
-        calls["search"] += 1
-        return original(self, key)
+    def counting(original):
+        def count(self, key):
+            calls["search"] += 1
+            return original(self, key)
+        return count
 
-    monkeypatch.setattr(run_writer.RunStore, "runs_for_key", counting)
+    for writer in (run_writer.RunStore, sql_direct.DirectStore):
+        monkeypatch.setattr(writer, "runs_for_key", counting(writer.runs_for_key))
     again = ingest(root, store_uri)
     assert again.count("skipped") == 3 and again.traces == 0
     assert calls["search"] == 0  # decisions came from the single bulk read, not one query per folder

@@ -65,14 +65,21 @@ def snapshot(uri: str) -> dict[str, Any]:
     return out
 
 
-def spy_bulk(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Record, per RunStore opened, whether it chose the bulk path: proves which path a test exercised."""
-    used: list[bool] = []
-    original = run_writer.RunStore.__init__
+WRITE_PATHS = {"direct": {}, "bulk": {"ALIGN_TRACK_DIRECT": "0"}, "public": {"ALIGN_TRACK_BULK": "0"}}
+"""Each write path and the environment that picks it: without MLflow (the default on SQL stores), MLflow's store
+with the bulk rows (today's path before the no-mlflow writer, ``ALIGN_TRACK_DIRECT=0``), MLflow's public API."""
 
-    def spy(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        used.append(self.bulk)
 
-    monkeypatch.setattr(run_writer.RunStore, "__init__", spy)
+def spy_write_path(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record, per store an ingest opens, which write path it took ("direct", "bulk" or "public"): proves which
+    path a test exercised."""
+    used: list[str] = []
+    original = run_writer.open_run_store
+
+    def spy(*args, **kwargs):
+        store = original(*args, **kwargs)
+        used.append("direct" if store.direct else "bulk" if store.bulk else "public")
+        return store
+
+    monkeypatch.setattr(run_writer, "open_run_store", spy)
     return used
