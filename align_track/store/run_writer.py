@@ -396,8 +396,9 @@ class RunStore:
                     return False
                 if traces:
                     trace_writer.insert_traces(conn, store, self.experiment_id, run_id, traces, ids)
-                conn.execute(drop_q, {"run": run_id, "keys": list(tags)})
-                conn.execute(add_q, [{"key": k, "value": v, "run_uuid": run_id} for k, v in tags.items()])
+                if tags:
+                    conn.execute(drop_q, {"run": run_id, "keys": list(tags)})
+                    conn.execute(add_q, [{"key": k, "value": v, "run_uuid": run_id} for k, v in tags.items()])
         except IntegrityError as exc:
             raise AppendConflict(f"run {run_id}: some scenes were written by another writer") from exc
         return True

@@ -290,3 +290,42 @@ def test_the_scene_log_refuses_a_scene_whose_input_is_a_list_as_ingest_does(tmp_
     path.write_text(json.dumps(bad))
     with pytest.raises(RunFolderError, match="input_output.json: scene 3: input is a list, expected an object"):
         log.read()
+
+
+def test_live_runs_read_back_the_same_on_every_sql_write_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """One folder watched while it grows, stalls, resumes and finishes, by a watcher per write path (the writer
+    without MLflow, MLflow's store with the bulk rows, MLflow's public API), in lockstep: after every step the
+    stores read back the same through MLflow (runs, params, metrics, tags, artifacts, every trace field)."""
+    from tests.support.readback import WRITE_PATHS, snapshot
+
+    folder = lw.start(tmp_path / "exp" / "sweep" / "job")
+    clock = Clock()
+    watchers: dict[str, Watcher] = {}
+    for path, env in WRITE_PATHS.items():
+        with monkeypatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            watchers[path] = Watcher(tmp_path / "exp", f"sqlite:///{tmp_path / path / 'mlflow.db'}",
+                                     stall_after=60, clock=clock)
+    assert [w.store.direct for w in watchers.values()] == [True, False, False]
+    assert [w.store.bulk for w in watchers.values()] == [True, True, False]
+
+    def same(step: str) -> None:
+        for watcher in watchers.values():
+            watcher.poll()
+        views = {path: snapshot(w.uri, volatile={"align_track.heartbeat_ms"}) for path, w in watchers.items()}
+        assert views["direct"] == views["bulk"] == views["public"], step
+        assert len(views["direct"]) == 1
+
+    for n in (1, 3):
+        lw.write_scenes(folder, n)
+        same(f"{n} scenes")
+    clock.now += 3600
+    same("stalled")
+    lw.write_scenes(folder, 4)
+    clock.now = __import__("time").time()
+    same("resumed")
+    lw.finish(folder, 4)
+    same("finished")
+    for watcher in watchers.values():
+        watcher.close()

@@ -20,8 +20,9 @@ from align_track.store.uri import DEFAULT_EXPERIMENT
 VOLATILE_TAGS = {"align_track.claim"}
 
 
-def snapshot(uri: str) -> dict[str, Any]:
-    """Every run and trace field that is not an id or a time, keyed by the run's identity."""
+def snapshot(uri: str, volatile: set[str] = frozenset()) -> dict[str, Any]:
+    """Every run and trace field that is not an id or a time, keyed by the run's identity (``volatile``: run tags
+    left out besides the claim, e.g. a live run's heartbeat time)."""
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(DEFAULT_EXPERIMENT)
     out: dict[str, Any] = {}
@@ -59,7 +60,7 @@ def snapshot(uri: str) -> dict[str, Any]:
         out[key] = {
             "name": run.info.run_name, "status": run.info.status, "lifecycle": run.info.lifecycle_stage,
             "params": run.data.params, "metrics": run.data.metrics,
-            "tags": {k: v for k, v in run.data.tags.items() if k not in VOLATILE_TAGS},
+            "tags": {k: v for k, v in run.data.tags.items() if k not in VOLATILE_TAGS | volatile},
             "artifacts": artifacts, "hydra": hydra, "contents": contents, "traces": trace_view,
         }
     return out
