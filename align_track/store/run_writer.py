@@ -51,17 +51,25 @@ if TYPE_CHECKING:
     from align_track.store.sql_direct import DirectStore
 
 
-def open_run_store(tracking_uri: str, experiment_name: str, create: bool = True) -> RunStore | DirectStore:
+def open_run_store(tracking_uri: str, experiment_name: str, create: bool = True,
+                   stage: Callable[[str], None] | None = None) -> RunStore | DirectStore:
     """The experiment's writer: without MLflow where the store allows it (see the module), else through MLflow,
-    which also creates a missing store or experiment (``create``), after which the writes go without it again."""
+    which also creates a missing store or experiment (``create``), after which the writes go without it again.
+
+    ``stage`` hears what takes a while: creating a store (MLflow's import and migrations, a few seconds, once).
+    """
     from align_track.store import dbapi
-    from align_track.store.sql_direct import DirectStore
+    from align_track.store.sql_direct import NEW_EXPERIMENT, NEW_STORE, DirectStore
 
     if not dbapi.supported(tracking_uri):
         return RunStore(tracking_uri, experiment_name, create)
-    direct = DirectStore.open(tracking_uri, experiment_name)
+    direct, why = DirectStore.probe(tracking_uri, experiment_name)
     if direct is not None:
         return direct
+    if stage is not None and create and why in (NEW_STORE, NEW_EXPERIMENT):
+        where = sqlite_path(tracking_uri) or tracking_uri.rsplit("/", 1)[-1]
+        stage(f"creating the MLflow store {where} (first use: a few seconds)" if why == NEW_STORE else
+              f"creating experiment {experiment_name!r}")
     store = RunStore(tracking_uri, experiment_name, create)  # creates the store or experiment, or knows why not
     return DirectStore.open(tracking_uri, experiment_name) or store
 

@@ -43,6 +43,10 @@ also deletes files, which only MLflow does."""
 ASSESSMENT_SOURCE_RUN = "mlflow.assessment.sourceRunId"
 
 
+NEW_STORE = "new store"
+NEW_EXPERIMENT = "new experiment"
+
+
 class ExperimentGone(StoreError):
     """The experiment was deleted (or removed) while we wrote into it, as MLflow refuses a write into it."""
 
@@ -70,18 +74,24 @@ class DirectStore:
 
     @classmethod
     def open(cls, tracking_uri: str, experiment_name: str) -> DirectStore | None:
-        """The experiment's store, or None when MLflow must do it: the schema is not one this writer was proven
-        on (or there is none yet), the experiment does not exist, its artifacts are not local files.
+        """The experiment's store, or None when MLflow must do it (see :meth:`probe`)."""
+        return cls.probe(tracking_uri, experiment_name)[0]
+
+    @classmethod
+    def probe(cls, tracking_uri: str, experiment_name: str) -> tuple[DirectStore | None, str]:
+        """The experiment's store, or None and why MLflow must do it: :data:`NEW_STORE` (no store yet: MLflow
+        creates it), :data:`NEW_EXPERIMENT`, or another reason (a schema this writer was not proven on, artifacts
+        that are not local files, ...).
 
         StoreError for what no path could use: a database that does not answer, a foreign SQLite file, an
         unwritable store, a deleted experiment.
         """
         if not dbapi.supported(tracking_uri):
-            return None
+            return None, "not a store this writer knows"
         path = sqlite_path(tracking_uri)
         if path is not None:
             if not path.is_file() or path.stat().st_size == 0:
-                return None  # a new store: MLflow creates it
+                return None, NEW_STORE  # MLflow creates it
             check_sqlite_store(path)
             check_writable(path)
         db = Db(tracking_uri)
@@ -90,27 +100,28 @@ class DirectStore:
                 db.connection()
             except Exception as exc:  # noqa: BLE001 - unreachable, refused, unreadable: one line
                 raise StoreError(f"cannot read {_redact(tracking_uri)}: {one_line(exc)}") from None
-            if dbapi.schema_revision(db) != dbapi.expected_revision():
+            revision = dbapi.schema_revision(db)
+            if revision != dbapi.expected_revision():
                 db.close()
-                return None
+                return None, NEW_STORE if revision is None and _empty(db) else f"schema revision {revision}"
             found = db.read("SELECT experiment_id, lifecycle_stage, artifact_location FROM experiments "
                             "WHERE name = ?", (experiment_name,))
             if not found:
                 db.close()
-                return None
+                return None, NEW_EXPERIMENT
             experiment_id, stage, location = str(found[0][0]), found[0][1], found[0][2]
             if stage != "active":
                 raise deleted_experiment(experiment_name, experiment_id)
             if not artifact_dirs.is_local(location):
                 db.close()
-                return None
+                return None, "artifacts kept elsewhere than local files"
         except BaseException:
             db.close()
             raise
         store = cls(tracking_uri, experiment_name, db, experiment_id, location)
         # artifact folders of writers killed mid-write (kill -9, power loss)
         artifact_dirs.sweep_orphans(location, claim_is_alive, store._known_runs)
-        return store
+        return store, ""
 
     def close(self) -> None:
         self.db.close()
@@ -459,6 +470,16 @@ class DirectStore:
 def _tag_in(tx: Tx, run_id: str, key: str) -> str | None:
     found = tx.read('SELECT value FROM tags WHERE run_uuid = ? AND "key" = ?', (run_id, key))
     return found[0][0] if found else None
+
+
+def _empty(db: Db) -> bool:
+    """A database with no tables at all (MLflow creates them); not one with another tool's tables."""
+    query = ("SELECT count(*) FROM sqlite_master WHERE type = 'table'" if db.kind == "sqlite" else
+             "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()")
+    try:
+        return db.read(query)[0][0] == 0
+    except Exception:  # noqa: BLE001 - cannot tell: not reported as a new store
+        return False
 
 
 def _int(value: Any) -> int | None:
