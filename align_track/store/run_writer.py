@@ -34,6 +34,7 @@ from align_track.store.runs_reader import (
     ExperimentNotFound,
     RunRow,
     StoreNotInitialised,
+    experiment_over_rest,
     get_experiment_id,
     load_runs,
 )
@@ -138,20 +139,36 @@ class RunStore:
     direct = False
 
     def __init__(self, tracking_uri: str, experiment_name: str, create: bool = True):
-        from mlflow import MlflowClient
-
-        from align_track.store.sql_bulk import bulk_runs_supported, sweep_orphans
+        from align_track.store import dbapi
 
         self.tracking_uri = tracking_uri
         self.kind = store_kind(tracking_uri)
         self.experiment_name = experiment_name
+        self.bulk = False
+        if self.kind == "http" and dbapi.enabled():
+            # Reading a server needs no MLflow (its REST API): MLflow's client is loaded when a run is written, so
+            # an ingest with nothing new, or one that first reads what is there, starts at once.
+            try:
+                self.experiment_id, self.artifact_location = experiment_over_rest(tracking_uri, experiment_name)
+                return
+            except ExperimentNotFound:
+                if not create:
+                    raise
+        from align_track.store.sql_bulk import bulk_runs_supported, sweep_orphans
+
         with store_setup_lock(tracking_uri):  # MLflow creates/migrates the schema on first use
-            self.client = MlflowClient(tracking_uri=tracking_uri)
             self.experiment_id = self._experiment_id(create)
             self.artifact_location = self.client.get_experiment(self.experiment_id).artifact_location
         self.bulk = bulk_enabled() and bulk_runs_supported(tracking_uri, self.artifact_location)
         if self.bulk:  # artifact folders of bulk writers killed mid-write (kill -9, power loss)
             sweep_orphans(tracking_uri, self.artifact_location, claim_is_alive)
+
+    @functools.cached_property
+    def client(self) -> Any:
+        """MLflow's client for this store (``import mlflow``: seconds, so only once something needs it)."""
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri)
 
     def _experiment_id(self, create: bool) -> str:
         try:

@@ -337,8 +337,16 @@ def _rest(session, uri: str, method: str, endpoint: str, **kwargs: Any) -> dict:
 
 
 def _experiment_id_http(uri: str, name: str) -> str:
+    return experiment_over_rest(uri, name)[0]
+
+
+def experiment_over_rest(uri: str, name: str) -> tuple[str, str]:
+    """(id, artifact location) of experiment ``name`` on a tracking server, through its REST API (no mlflow);
+    ExperimentNotFound naming the existing ones if there is none."""
+    uri = resolve_tracking_uri(uri)
     session = _http_session(uri)
     experiments: list[tuple[str, str, str]] = []
+    locations: dict[str, str] = {}
     token = None
     while True:
         body: dict[str, Any] = {"max_results": 1000, "view_type": "ALL"}
@@ -347,9 +355,11 @@ def _experiment_id_http(uri: str, name: str) -> str:
         page = _rest(session, uri, "POST", "experiments/search", json=body)
         experiments += [(e["experiment_id"], e["name"], e.get("lifecycle_stage", "active"))
                         for e in page.get("experiments", [])]
+        locations.update((e["experiment_id"], e.get("artifact_location", "")) for e in page.get("experiments", []))
         token = page.get("next_page_token")
         if not token:
-            return _pick_experiment(name, experiments)
+            found = _pick_experiment(name, experiments)
+            return found, locations.get(found, "")
 
 
 def _metric_value(value: Any) -> float:

@@ -322,3 +322,44 @@ def test_runs_written_in_one_batch_keep_the_folders_order_newest_last(tmp_path: 
     runs = sorted(active_runs(store_uri), key=lambda r: r.info.start_time)
     assert [r.data.tags["experiment_path"] for r in runs] == list("abcdef")
     assert len({r.info.start_time for r in runs}) == 6
+
+
+def _count_config_parses(monkeypatch) -> Counter:
+    """Every Hydra config parsed, by run folder name (folders.read_yaml is the one YAML reader)."""
+    from align_track.ingest import folders
+
+    parses: Counter = Counter()
+    real = folders.read_yaml
+
+    def counting(path: Path, folder: Path | None = None):
+        parses[path.parent.parent.name] += 1
+        return real(path, folder)
+
+    monkeypatch.setattr(folders, "read_yaml", counting)
+    return parses
+
+
+def test_an_unchanged_rerun_parses_no_config_and_a_new_sibling_renames_the_variant(tmp_path: Path, store_uri: str,
+                                                                                    monkeypatch) -> None:
+    """Unchanged folders are decided from file sizes and times and the store's runs; a folder that joins a group
+    changes its siblings' run_variant, which rewrites them, exactly as parsing every config did."""
+    root = tmp_path / "exps"
+    write_run_folder(root / "sweep" / "temp-0.7", cfg=config(target=merit_target()))
+    write_run_folder(root / "other", cfg=config(adm="pipeline_kaleido", target=merit_target()))
+    assert ingest(root, store_uri).count("ingested") == 2
+    parses = _count_config_parses(monkeypatch)
+    again = ingest(root, store_uri)
+    assert again.count("skipped") == 2 and not parses  # nothing parsed
+
+    write_run_folder(root / "sweep" / "temp-0.9", cfg=config(target=merit_target()))  # same ADM, LLM, target
+    grown = ingest(root, store_uri)
+    statuses = {o.path: o.status for o in grown.outcomes}
+    assert statuses == {"other": "skipped", "sweep/temp-0.7": "updated", "sweep/temp-0.9": "ingested"}
+    assert parses == Counter({"temp-0.7": 1, "temp-0.9": 1})  # the renamed sibling is read again, "other" not
+    variants = {r.data.tags["experiment_path"]: r.data.params["run_variant"] for r in complete_runs(store_uri)}
+    assert variants == {"other": "default", "sweep/temp-0.7": "temp-0.7", "sweep/temp-0.9": "temp-0.9"}
+    assert len(complete_runs(store_uri)) == 3
+
+    monkeypatch.setenv("ALIGN_TRACK_DIRECT", "0")  # the path that parses every config decides the same
+    parses.clear()
+    assert ingest(root, store_uri).count("skipped") == 3 and sum(parses.values()) == 3

@@ -329,3 +329,36 @@ def test_live_runs_read_back_the_same_on_every_sql_write_path(tmp_path: Path, mo
     same("finished")
     for watcher in watchers.values():
         watcher.close()
+
+
+def test_a_watcher_starting_on_an_ingested_tree_parses_no_config(tmp_path: Path, store_uri: str,
+                                                                  monkeypatch: pytest.MonkeyPatch):
+    """Start-up costs a stat per file and one store read: folders whose runs were written from their current
+    files are settled unparsed, as ``ingest`` decides them; a folder that changes later is read as before."""
+    from align_track.ingest import folders
+
+    for name in ("a", "b", "c"):
+        lw.finish(_finished(tmp_path / "exp" / name), 2)
+    assert ingest(tmp_path / "exp", store_uri).count("ingested") == 3
+    parsed: list[str] = []
+    real = folders.read_yaml
+    monkeypatch.setattr(folders, "read_yaml", lambda path, folder=None: parsed.append(path.parent.parent.name)
+                        or real(path, folder))
+    watcher = Watcher(tmp_path / "exp", store_uri, stall_after=3600, rescan_every=0)  # every poll stats all files
+    watcher.poll()
+    assert parsed == [] and all(f.settled for f in watcher.folders.values())
+    assert watcher.summary.counts == {} and len(keyed(store_uri)) == 3
+
+    lw.write_scenes(tmp_path / "exp" / "b", 3)  # b grows again: read, rewritten as it now is
+    lw.finish(tmp_path / "exp" / "b", 3)
+    watcher.poll()
+    assert parsed == ["b"] and watcher.summary.counts["replaced"] == 1
+    runs = {r.data.tags["experiment_path"]: r for r in keyed(store_uri)}
+    assert runs["b"].data.params["num_scenarios"] == "3" and len(runs) == 3
+    watcher.close()
+
+
+def _finished(folder: Path) -> Path:
+    lw.start(folder)
+    lw.write_scenes(folder, 2)
+    return folder
