@@ -164,8 +164,27 @@ def _check_environment() -> None:
         raise NotReproduced("a Databricks tracking URI in MLFLOW_TRACKING_URI")
 
 
-def _trace(rows: TraceRows, record: TraceRecord, experiment_id: str, run_id: str, location: str,
-           ids: tuple[int, int] | None, now: int) -> None:
+@dataclass
+class BuiltTrace:
+    """One scene's trace as MLflow's writer builds it before storing: the span (``Span.to_dict()`` form, attribute
+    values JSON text), the trace info's fields (tags, metadata with size stats, previews, times). The SQL rows and
+    a tracking server's requests are both made of it."""
+
+    trace_id: str
+    otel_trace_id: int
+    span_id: int
+    span: dict[str, Any]
+    tags: dict[str, str]
+    metadata: dict[str, str]
+    start_ms: int
+    duration_ms: int
+    request_preview: str
+    response_preview: str
+
+
+def build_trace(record: TraceRecord, experiment_id: str, run_id: str,
+                ids: tuple[int, int] | None = None) -> BuiltTrace:
+    """The trace of one record (see :class:`BuiltTrace`); NotReproduced, ValueError as :func:`trace_rows`."""
     if record.end_ns < record.start_ns:
         raise ValueError(f"trace {record.name!r}: end_ns {record.end_ns} is before start_ns {record.start_ns}")
     if reserved := [key for key in record.attributes if key.startswith(TRACE_TAG_PREFIX)]:
@@ -183,15 +202,13 @@ def _trace(rows: TraceRows, record: TraceRecord, experiment_id: str, run_id: str
     attributes[SPAN_TYPE_ATTRIBUTE] = _dump(SPAN_TYPE_UNKNOWN)
     inputs = attributes[INPUTS_ATTRIBUTE] = _dump(record.inputs)
     outputs = attributes[OUTPUTS_ATTRIBUTE] = _dump(record.outputs)
-    start = int(record.start_ns)
-    end = int(record.end_ns) if record.end_ns else None  # Span.from_dict reads 0 as "not ended"
     span = {
         "trace_id": _b64(otel_trace_id.to_bytes(16, "big")),
         "span_id": _b64(span_id.to_bytes(8, "big")),
         "parent_span_id": None,
         "name": record.name,
-        "start_time_unix_nano": start,
-        "end_time_unix_nano": end,
+        "start_time_unix_nano": int(record.start_ns),
+        "end_time_unix_nano": int(record.end_ns) if record.end_ns else None,  # Span.from_dict: 0 is "not ended"
         "events": [],
         "status": {"code": "STATUS_CODE_OK", "message": ""},
         "attributes": attributes,
@@ -211,9 +228,19 @@ def _trace(rows: TraceRows, record: TraceRecord, experiment_id: str, run_id: str
     response_preview = _preview(outputs, role="assistant")
     _add_size_stats(metadata, span, tags, trace_id, experiment_id, start_ms, duration_ms, request_preview,
                     response_preview)
-
     if len(record.name) > MAX_TAG_VALUE_CHARS:  # MLflow's validate_trace_name
         raise ValueError(f"Trace name '{record.name[:100]}...' exceeds the maximum length of {MAX_TAG_VALUE_CHARS}")
+    return BuiltTrace(trace_id, otel_trace_id, span_id, span, tags, metadata, start_ms, duration_ms,
+                      request_preview, response_preview)
+
+
+def _trace(rows: TraceRows, record: TraceRecord, experiment_id: str, run_id: str, location: str,
+           ids: tuple[int, int] | None, now: int) -> None:
+    built = build_trace(record, experiment_id, run_id, ids)
+    trace_id, span, tags, metadata = built.trace_id, built.span, built.tags, built.metadata
+    attributes, start, end = span["attributes"], span["start_time_unix_nano"], span["end_time_unix_nano"]
+    start_ms, duration_ms = built.start_ms, built.duration_ms
+    request_preview, response_preview = built.request_preview, built.response_preview
     rows["trace_info"].append({
         "request_id": trace_id,
         "experiment_id": int(experiment_id),
@@ -237,7 +264,7 @@ def _trace(rows: TraceRows, record: TraceRecord, experiment_id: str, run_id: str
     rows["spans"].append({
         "trace_id": trace_id,
         "experiment_id": int(experiment_id),
-        "span_id": f"{span_id:016x}",
+        "span_id": f"{built.span_id:016x}",
         "parent_span_id": None,
         "name": record.name,
         "type": SPAN_TYPE_UNKNOWN,
@@ -377,7 +404,7 @@ def _add_size_stats(metadata: dict[str, str], span: dict[str, Any], tags: dict[s
     info: dict[str, Any] = {
         "trace_id": trace_id,
         "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment_id}},
-        "request_time": _timestamp_json(start_ms),
+        "request_time": timestamp_json(start_ms),
         "state": STATUS_OK,
         # As TraceInfo.to_proto truncates them (keys and values), rendered by MessageToDict.
         "trace_metadata": {k[:MAX_METADATA_CHARS]: str(v)[:MAX_METADATA_CHARS] for k, v in metadata.items()},
@@ -408,7 +435,7 @@ def _check_utf8(text: str) -> None:
             raise NotReproduced("a string that is not valid Unicode") from None
 
 
-def _timestamp_json(millis: int) -> str:
+def timestamp_json(millis: int) -> str:
     """A protobuf Timestamp of ``millis`` as ``MessageToDict`` renders it (RFC 3339, 0 or 3 fraction digits)."""
     seconds, nanos = millis // 1000, (millis % 1000) * 1_000_000
     if not _TIMESTAMP_SECONDS[0] <= seconds <= _TIMESTAMP_SECONDS[1]:

@@ -33,7 +33,7 @@ from align_track.ingest.pipeline import default_workers, ingest
 from align_track.store import run_writer, runs_reader
 from align_track.store.uri import DEFAULT_EXPERIMENT
 from tests.support import server_fixtures
-from tests.support.readback import WRITE_PATHS, snapshot, spy_write_path
+from tests.support.readback import SERVER_WRITE_PATHS, WRITE_PATHS, snapshot, spy_write_path
 from tests.support.server_fixtures import (
     AUTH_ADMIN,
     align_track_cmd,
@@ -130,14 +130,23 @@ def one_line_error(result: subprocess.CompletedProcess, *needles: str) -> str:
 
 @pytest.mark.server
 @pytest.mark.postgres
-def test_server_reads_back_like_sqlite_for_every_command(pg_server, corpus: Path, reference: dict) -> None:
+def test_server_reads_back_like_sqlite_for_every_command(pg_server, corpus: Path, reference: dict,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Written through the server's protocols without MLflow (the default) and through MLflow's client, each into an
+    experiment of its own: both read back as the SQLite store does, field by field."""
     url = pg_server.url
-    summary = ingest(corpus, url, workers=4)
-    assert not summary.failures and summary.count("ingested") == len({o.path for o in summary.outcomes})
-    assert_same_as_reference(snapshot(url), reference)
-
-    again = ingest(corpus, url)
-    assert again.count("skipped") == len(again.outcomes) and again.traces == 0
+    used = spy_write_path(monkeypatch)
+    for path, env in SERVER_WRITE_PATHS.items():
+        experiment = DEFAULT_EXPERIMENT if path == "direct" else f"{DEFAULT_EXPERIMENT}-{path}"
+        with monkeypatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            summary = ingest(corpus, url, experiment, workers=4)
+            assert not summary.failures and summary.count("ingested") == len({o.path for o in summary.outcomes})
+            assert_same_as_reference(snapshot(url, experiment_name=experiment), reference)
+            again = ingest(corpus, url, experiment)
+            assert again.count("skipped") == len(again.outcomes) and again.traces == 0
+    assert used == [path for path in SERVER_WRITE_PATHS for _ in range(2)]
 
     runner = CliRunner()
     listed = runner.invoke(main, ["list-runs", "--mlflow-uri", url, "--columns", "run,folder"])

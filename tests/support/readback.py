@@ -20,11 +20,11 @@ from align_track.store.uri import DEFAULT_EXPERIMENT
 VOLATILE_TAGS = {"align_track.claim"}
 
 
-def snapshot(uri: str, volatile: set[str] = frozenset()) -> dict[str, Any]:
+def snapshot(uri: str, volatile: set[str] = frozenset(), experiment_name: str = DEFAULT_EXPERIMENT) -> dict[str, Any]:
     """Every run and trace field that is not an id or a time, keyed by the run's identity (``volatile``: run tags
     left out besides the claim, e.g. a live run's heartbeat time)."""
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(DEFAULT_EXPERIMENT)
+    experiment = client.get_experiment_by_name(experiment_name)
     out: dict[str, Any] = {}
     for run in client.search_runs([experiment.experiment_id], max_results=1000):
         key = run.data.tags["align_track.key"]
@@ -69,6 +69,8 @@ def snapshot(uri: str, volatile: set[str] = frozenset()) -> dict[str, Any]:
 WRITE_PATHS = {"direct": {}, "bulk": {"ALIGN_TRACK_DIRECT": "0"}, "public": {"ALIGN_TRACK_BULK": "0"}}
 """Each write path and the environment that picks it: without MLflow (the default on SQL stores), MLflow's store
 with the bulk rows (today's path before the no-mlflow writer, ``ALIGN_TRACK_DIRECT=0``), MLflow's public API."""
+SERVER_WRITE_PATHS = {"direct": {}, "public": {"ALIGN_TRACK_DIRECT": "0"}}
+"""The same for a tracking server: its REST and OTLP protocols spoken without MLflow (the default), MLflow's client."""
 
 
 def spy_write_path(monkeypatch: pytest.MonkeyPatch) -> list[str]:
