@@ -292,30 +292,40 @@ def test_the_scene_log_refuses_a_scene_whose_input_is_a_list_as_ingest_does(tmp_
         log.read()
 
 
-def test_live_runs_read_back_the_same_on_every_sql_write_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """One folder watched while it grows, stalls, resumes and finishes, by a watcher per write path (the writer
-    without MLflow, MLflow's store with the bulk rows, MLflow's public API), in lockstep: after every step the
-    stores read back the same through MLflow (runs, params, metrics, tags, artifacts, every trace field)."""
-    from tests.support.readback import WRITE_PATHS, snapshot
+def test_live_runs_read_back_the_same_on_every_write_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         http_server: str):
+    """One folder watched while it grows, stalls, resumes and finishes, by a watcher per write path (on SQLite: the
+    writer without MLflow, MLflow's store with the bulk rows, MLflow's public API; on a tracking server: its protocols
+    spoken without MLflow, MLflow's client), in lockstep: after every step the stores read back the same through
+    MLflow (runs, params, metrics, tags, artifacts, every trace field)."""
+    import os
+
+    from align_track.store.uri import DEFAULT_EXPERIMENT
+    from tests.support.readback import SERVER_WRITE_PATHS, WRITE_PATHS, snapshot
 
     folder = lw.start(tmp_path / "exp" / "sweep" / "job")
     clock = Clock()
+    stores = {path: (f"sqlite:///{tmp_path / path / 'mlflow.db'}", DEFAULT_EXPERIMENT, env)
+              for path, env in WRITE_PATHS.items()}
+    stores.update({f"server-{path}": (http_server, f"live-{os.getpid()}-{path}", env)
+                   for path, env in SERVER_WRITE_PATHS.items()})
     watchers: dict[str, Watcher] = {}
-    for path, env in WRITE_PATHS.items():
+    for path, (uri, experiment, env) in stores.items():
         with monkeypatch.context() as patch:
             for name, value in env.items():
                 patch.setenv(name, value)
-            watchers[path] = Watcher(tmp_path / "exp", f"sqlite:///{tmp_path / path / 'mlflow.db'}",
-                                     stall_after=60, clock=clock)
-    assert [w.store.direct for w in watchers.values()] == [True, False, False]
-    assert [w.store.bulk for w in watchers.values()] == [True, True, False]
+            watchers[path] = Watcher(tmp_path / "exp", uri, experiment, stall_after=60, clock=clock)
+    assert [w.store.direct for w in watchers.values()] == [True, False, False, True, False]
+    assert [w.store.bulk for w in watchers.values()] == [True, True, False, False, False]
 
     def same(step: str) -> None:
         for watcher in watchers.values():
             watcher.poll()
-        views = {path: snapshot(w.uri, volatile={"align_track.heartbeat_ms"}) for path, w in watchers.items()}
-        assert views["direct"] == views["bulk"] == views["public"], step
+        views = {path: snapshot(w.uri, volatile={"align_track.heartbeat_ms"}, experiment_name=stores[path][1])
+                 for path, w in watchers.items()}
         assert len(views["direct"]) == 1
+        for path, view in views.items():
+            assert view == views["direct"], (step, path)
 
     for n in (1, 3):
         lw.write_scenes(folder, n)
