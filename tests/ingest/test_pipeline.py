@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import mlflow
+import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
@@ -363,3 +364,37 @@ def test_an_unchanged_rerun_parses_no_config_and_a_new_sibling_renames_the_varia
     monkeypatch.setenv("ALIGN_TRACK_DIRECT", "0")  # the path that parses every config decides the same
     parses.clear()
     assert ingest(root, store_uri).count("skipped") == 3 and sum(parses.values()) == 3
+
+
+NO_MLFLOW = """
+import sys
+from align_track.ingest.pipeline import ingest
+from align_track.ingest.watch import Watcher
+summary = ingest(sys.argv[1], sys.argv[2])
+watcher = Watcher(sys.argv[1], sys.argv[2])
+watcher.poll()
+watcher.close()
+print(summary.count("ingested"), summary.count("skipped"), sorted(m for m in ("mlflow", "sqlalchemy", "pandas")
+                                                                  if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "http"])
+def test_writing_a_store_it_knows_imports_no_mlflow(tmp_path: Path, kind: str, request) -> None:
+    """The point of the writers without MLflow: an ingest (and a watcher's start) into an existing store never pays
+    ``import mlflow`` (seconds) nor SQLAlchemy's. Forcing MLflow's path (ALIGN_TRACK_DIRECT=0) imports it."""
+    from tests.support.server_fixtures import cli_env
+
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}" if kind == "sqlite" else request.getfixturevalue(
+        "http_server")
+    tree = tmp_path / "exps"
+    write_run_folder(tree / "a", cfg=config(adm=f"adm_{kind}_{os.getpid()}", target=merit_target()))
+    ingest(tree, uri)  # the store and experiment exist (made through MLflow)
+    write_run_folder(tree / "b", cfg=config(adm=f"other_{kind}_{os.getpid()}", target=merit_target()))
+    done = subprocess.run([sys.executable, "-c", NO_MLFLOW, str(tree), uri], env=cli_env(), capture_output=True,
+                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert done.stdout.split("\n")[0] == "1 1 []", (done.stdout, done.stderr)
+    write_run_folder(tree / "c", cfg=config(adm=f"third_{kind}_{os.getpid()}", target=merit_target()))
+    forced = subprocess.run([sys.executable, "-c", NO_MLFLOW, str(tree), uri], env=cli_env(ALIGN_TRACK_DIRECT="0"),
+                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert forced.stdout.startswith("1 2 ['mlflow'"), (forced.stdout, forced.stderr)
