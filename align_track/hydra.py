@@ -108,7 +108,7 @@ def _mark_failed(uri: str | None, experiment_name: str, run_ids: list[str]) -> N
     """A failed job's run keeps its scenes and counts as complete, with MLflow status FAILED."""
     if not run_ids:
         return
-    from align_track.store.run_writer import open_run_store
+    from align_track.store.open_store import open_run_store
     from align_track.store.uri import resolve_tracking_uri
 
     store = open_run_store(resolve_tracking_uri(uri), experiment_name, create=False)

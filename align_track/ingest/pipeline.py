@@ -3,7 +3,7 @@ callback.
 
 Four stages, each a function of its own:
 
-* **open** the store (``store.run_writer.open_run_store``: without MLflow on the SQL stores it knows, else through
+* **open** the store (``store.open_store.open_run_store``: without MLflow on the SQL stores it knows, else through
   MLflow, which also creates a new store);
 * **plan** (``ingest/plan.py``): find the run folders, read the store's runs once, skip the unchanged folders from
   their files' sizes and times, parse the configs of the others, name run variants, decide each folder;
@@ -104,7 +104,7 @@ def ingest(
     """
     from align_track.store import dbapi, http
     from align_track.store.claims import claim_is_alive, claim_token
-    from align_track.store.run_writer import open_run_store
+    from align_track.store.open_store import open_run_store
 
     progress = Progress(on_event or (lambda event: None))
     root = Path(experiments_dir).resolve()

@@ -221,9 +221,9 @@ class Watcher:
         self.uri = resolve_tracking_uri(tracking_uri)
         http.prepare(self.uri)
         from align_track.store.claims import claim_is_alive, claim_token
+        from align_track.store.open_store import open_run_store
         from align_track.store.retries import with_retries
         from align_track.store.run_appender import LiveRunWriter
-        from align_track.store.run_writer import open_run_store
 
         self._retry = with_retries
         self.store = with_retries(lambda: open_run_store(self.uri, experiment_name))

@@ -1,10 +1,6 @@
-"""Open the store an ingest writes to, and write through MLflow where the store needs it.
-
-:func:`open_run_store` picks the writer: on a SQLite/PostgreSQL store at a schema revision the no-mlflow writer
-knows (store/sql_direct.py), that writer; on a tracking server, its REST and OTLP protocols spoken directly
-(store/server_writer.py); both with no ``import mlflow``. Everywhere else (a new store, another MLflow version,
-MySQL, ``ALIGN_TRACK_DIRECT=0``) :class:`RunStore`, through MLflow's client. They have the same methods, and what
-they write reads back the same (tests/store/test_bulk_equivalence.py, tests/store/test_server.py).
+"""Write through MLflow where the store needs it (:class:`RunStore`): a new store or experiment, another schema
+revision or MLflow version, MySQL, ``ALIGN_TRACK_DIRECT=0`` (``store/open_store.py`` picks the writer; the others
+write without importing mlflow).
 
 Through MLflow, a run is created RUNNING with its identity and a claim tag, then gets params, metrics,
 artifacts and traces, and only then the ``align_track.complete`` tag and FINISHED status (on a SQL store,
@@ -25,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from align_track.records import RunRecord, TraceRecord
 from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
@@ -49,46 +45,6 @@ from align_track.store.uri import (
     sqlite_path,
     store_kind,
 )
-
-if TYPE_CHECKING:
-    from align_track.store.server_writer import ServerStore
-    from align_track.store.sql_direct import DirectStore
-
-
-def open_run_store(tracking_uri: str, experiment_name: str, create: bool = True,
-                   stage: Callable[[str], None] | None = None) -> RunStore | DirectStore | ServerStore:
-    """The experiment's writer: without MLflow where the store allows it (see the module), else through MLflow,
-    which also creates a missing store or experiment (``create``), after which the writes go without it again.
-
-    ``stage`` hears what takes a while: creating a store (MLflow's import and migrations, a few seconds, once).
-    """
-    from align_track.store import dbapi
-    from align_track.store.sql_direct import NEW_EXPERIMENT, NEW_STORE, DirectStore
-
-    if store_kind(tracking_uri) == "http" and dbapi.enabled():
-        from align_track.store.server_writer import ServerStore
-
-        try:
-            return ServerStore.open(tracking_uri, experiment_name)
-        except ExperimentNotFound:
-            if not create:
-                raise
-        if stage is not None:
-            stage(f"creating experiment {experiment_name!r}")
-        RunStore(tracking_uri, experiment_name, create)  # MLflow creates the experiment (as a user's client would)
-        return ServerStore.open(tracking_uri, experiment_name)
-    if not dbapi.supported(tracking_uri):
-        return RunStore(tracking_uri, experiment_name, create)
-    direct, why = DirectStore.probe(tracking_uri, experiment_name)
-    if direct is not None:
-        return direct
-    if stage is not None and create and why in (NEW_STORE, NEW_EXPERIMENT) and _can_create(tracking_uri):
-        where = sqlite_path(tracking_uri) or tracking_uri.rsplit("/", 1)[-1]
-        stage(f"creating the MLflow store {where} (first use: a few seconds)" if why == NEW_STORE else
-              f"creating experiment {experiment_name!r}")
-    store = RunStore(tracking_uri, experiment_name, create)  # creates the store or experiment, or knows why not
-    return DirectStore.open(tracking_uri, experiment_name) or store
-
 
 SCRATCH = Path("/dev/shm")
 """A memory file system, where MLflow creates a new SQLite store before it is copied into place."""
@@ -123,19 +79,6 @@ def create_on_scratch(tracking_uri: str) -> bool:
     finally:
         for leftover in (scratch, pending):
             leftover.unlink(missing_ok=True)
-
-
-def _can_create(tracking_uri: str) -> bool:
-    """Whether a new SQLite store could be made there (else MLflow's path says why, and nothing is announced)."""
-    path = sqlite_path(tracking_uri)
-    if path is None:
-        return True
-    try:
-        if path.parent.exists():
-            check_writable(path)
-    except StoreError:
-        return False
-    return True
 
 
 def mlflow_artifact_sizes(tracking_uri: str, run_id: str) -> dict[str, int] | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from align_track.ingest.pipeline import ingest
-from align_track.store import dbapi, run_writer
+from align_track.store import dbapi, open_store, run_writer
 from align_track.store.sql_direct import NEW_EXPERIMENT, NEW_STORE, DirectStore
 from tests.support.factory import write_run_folder
 from tests.support.readback import spy_write_path
@@ -48,7 +48,7 @@ def test_stores_it_does_not_know_are_written_through_mlflow(tmp_path: Path, monk
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     assert DirectStore.probe(uri, "x") == (None, NEW_STORE)
     stages: list[str] = []
-    store = run_writer.open_run_store(uri, "x", stage=stages.append)  # made through MLflow, then written directly
+    store = open_store.open_run_store(uri, "x", stage=stages.append)  # made through MLflow, then written directly
     assert store.direct and stages == [f"creating the MLflow store {tmp_path / 'store' / 'mlflow.db'} "
                                        "(first use: a few seconds)"]
     store.close()

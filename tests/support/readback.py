@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from align_track import schema
-from align_track.store import run_writer
+from align_track.store import open_store
 from align_track.store.provenance import provenance
 from align_track.store.uri import DEFAULT_EXPERIMENT
 
@@ -77,12 +77,12 @@ def spy_write_path(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record, per store an ingest opens, which write path it took ("direct", "bulk" or "public"): proves which
     path a test exercised."""
     used: list[str] = []
-    original = run_writer.open_run_store
+    original = open_store.open_run_store
 
     def spy(*args, **kwargs):
         store = original(*args, **kwargs)
         used.append("direct" if store.direct else "bulk" if store.bulk else "public")
         return store
 
-    monkeypatch.setattr(run_writer, "open_run_store", spy)
+    monkeypatch.setattr(open_store, "open_run_store", spy)
     return used
