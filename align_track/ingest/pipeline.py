@@ -117,11 +117,12 @@ def ingest(
         return token != me and claim_is_alive(token, started_ms)
 
     store = with_retries(lambda: open_run_store(uri, experiment_name, stage=progress.stage), progress.notice)
-    abandoned = False
+    abandoned = cut = False
     try:
         wanted = None if only is None else {Path(p).resolve() for p in only}
         plan = plan_ingest(root, store, force, alive, progress.notice, wanted, cancel,
                            skip_unchanged=dbapi.enabled())
+        cut = plan.cut
         progress.planned(len(plan.folders))
         for line in plan.notes:
             progress.notice(line)
@@ -133,7 +134,7 @@ def ingest(
     finally:
         if not abandoned:  # a hung request still holds it otherwise
             store.close()
-    cancelled = cancel is not None and cancel.is_set() and len(progress.outcomes) < progress.total
+    cancelled = cancel is not None and cancel.is_set() and (cut or len(progress.outcomes) < progress.total)
     summary = Summary(progress.outcomes, progress.elapsed(), cancelled, abandoned)
     progress.emit(Event("done", total=progress.total, done=len(progress.outcomes), scenes=summary.traces,
                         elapsed=summary.seconds))

@@ -93,6 +93,8 @@ class Plan:
     """Symlinked directories not followed."""
     parsed: int = 0
     """Configs parsed (the others were unchanged: decided from their runs)."""
+    cut: bool = False
+    """Cancelled while deciding: the folders after the last one listed were not reached."""
 
 
 @dataclass(frozen=True)
@@ -150,8 +152,10 @@ def plan_ingest(root: Path, store, force: bool, alive: AliveFn, notice: Callable
         folders = [f for f in folders if f in wanted]
 
     planned: list[Prepared] = []
+    cut = False
     for folder in folders:
         if cancel is not None and cancel.is_set():
+            cut = True
             break
         rel = printable(configs[folder].rel_path if folder in configs else os.path.relpath(folder, root))
         if folder in errors:
@@ -161,7 +165,7 @@ def plan_ingest(root: Path, store, force: bool, alive: AliveFn, notice: Callable
         else:
             planned.append(_decide(store, configs[folder], ids[folder], variants, existing, others, force, alive,
                                    notice))
-    return Plan(planned, notes, parsed=len(configs))
+    return Plan(planned, notes, parsed=len(configs), cut=cut)
 
 
 def unchanged_folders(root: Path, folders: list[Path], existing: dict[str, list], others: dict[str, list],
@@ -170,14 +174,14 @@ def unchanged_folders(root: Path, folders: list[Path], existing: dict[str, list]
     tool's run of them: ``reconcile.plan`` would skip them (under their variant, checked once all are known)."""
     out: dict[Path, Unchanged] = {}
     for folder in folders:
-        key = identity_key(folder)  # a folder with one run (mixed-target folders have a key per target: parsed)
-        runs = existing.get(key)
-        if not runs:
-            continue
-        try:
+        try:  # a folder name that is not UTF-8 fails when parsed, with its reason
             rel = folder.relative_to(root).as_posix() if folder != root else "."
             rel.encode("utf-8")
+            key = identity_key(folder)  # a folder with one run (mixed-target folders have a key per target: parsed)
         except (ValueError, UnicodeEncodeError):
+            continue
+        runs = existing.get(key)
+        if not runs:
             continue
         if others.get(rel):
             continue

@@ -18,8 +18,11 @@ from tests.support.readback import spy_write_path
 
 
 def _schema(db: Path) -> tuple[list, list, list]:
+    """Every table, index and constraint (each statement's clauses sorted: MLflow's migrations emit a table's
+    constraints in set order, which varies between two creations in place too), the revision, the experiments."""
     with sqlite3.connect(db) as conn:
-        tables = sorted(conn.execute("SELECT type, name, sql FROM sqlite_master").fetchall(), key=str)
+        tables = sorted(((kind, name, sorted(line.strip().rstrip(",") for line in (sql or "").splitlines()))
+                         for kind, name, sql in conn.execute("SELECT type, name, sql FROM sqlite_master")), key=str)
         revision = conn.execute("SELECT * FROM alembic_version").fetchall()
         experiments = conn.execute("SELECT experiment_id, name, artifact_location, lifecycle_stage "
                                    "FROM experiments").fetchall()
