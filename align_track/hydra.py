@@ -84,7 +84,7 @@ class IngestCallback(_Base):  # type: ignore[misc,valid-type]
             else:
                 log.info("align-track: %s %s (%d traces)", outcome.status, outcome.path, outcome.traces)
         if _failed(job_return):
-            _mark_failed(self.mlflow_uri, [rid for o in summary.outcomes for rid in o.run_ids])
+            _mark_failed(self.mlflow_uri, self.experiment_name, [rid for o in summary.outcomes for rid in o.run_ids])
 
 
 def _root(config: Any, folder: Path) -> Path:
@@ -104,14 +104,16 @@ def _failed(job_return: Any) -> bool:
     return getattr(status, "name", str(status)) == "FAILED"
 
 
-def _mark_failed(uri: str | None, run_ids: list[str]) -> None:
+def _mark_failed(uri: str | None, experiment_name: str, run_ids: list[str]) -> None:
     """A failed job's run keeps its scenes and counts as complete, with MLflow status FAILED."""
     if not run_ids:
         return
-    from mlflow import MlflowClient
-
+    from align_track.store.open_store import open_run_store
     from align_track.store.uri import resolve_tracking_uri
 
-    client = MlflowClient(resolve_tracking_uri(uri))
-    for run_id in run_ids:
-        client.set_terminated(run_id, FAILED_STATUS)
+    store = open_run_store(resolve_tracking_uri(uri), experiment_name, create=False)
+    try:
+        for run_id in run_ids:
+            store.set_terminated(run_id, FAILED_STATUS)
+    finally:
+        store.close()

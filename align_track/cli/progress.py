@@ -20,6 +20,8 @@ class PlainProgress:
             print(f"found {event.total} run folders", file=self.stream, flush=True)
         elif event.kind == "message":
             print(f"note: {printable(event.message)}", file=self.stream, flush=True)
+        elif event.kind == "stage":
+            print(printable(event.message), file=self.stream, flush=True)
         elif event.kind == "run_folder" and event.outcome is not None:
             o = event.outcome
             rate = event.scenes / event.elapsed if event.elapsed > 0 else 0.0
@@ -70,6 +72,8 @@ class RichProgress:
             self.task = self.progress.add_task("ingest", total=event.total, scenes=0, rate="-")
         elif event.kind == "message":
             self.console.print(f"[yellow]note:[/] {escape(printable(event.message))}")
+        elif event.kind == "stage":
+            self.console.print(escape(printable(event.message)))
         elif event.kind == "run_folder" and self.task is not None:
             rate = f"{event.scenes / event.elapsed:.0f}" if event.elapsed > 0 else "-"
             self.progress.update(self.task, completed=event.done, scenes=event.scenes, rate=rate)

@@ -1,5 +1,6 @@
-"""The bulk write path (SQLite, direct PostgreSQL): several runs per transaction, folders read and mapped
-ahead of the writer (in a thread, or forked worker processes for big trees), each run still all-or-nothing."""
+"""The read, map and batched-write stages on a SQL store (SQLite, PostgreSQL directly): folders read and mapped
+ahead of the writer (in a thread, or forked worker processes for big trees), several runs per transaction, each
+run still all-or-nothing."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from align_track.errors import one_line, printable
-from align_track.ingest.folders import RunFolderConfig, RunFolderError, run_file_sizes
-from align_track.ingest.mapping import RunIdentity, map_run, run_fingerprint
+from align_track.ingest.folders import RunFolderError
+from align_track.ingest.mapping import map_run
 from align_track.ingest.outcomes import BUSY, FAILED, INGESTED, SKIPPED, UPDATED, Outcome, folder_status
-from align_track.ingest.reconcile import after_complete, complete, foreign_runs_for, plan, same_files, superseded
+from align_track.ingest.plan import Prepared
+from align_track.ingest.reconcile import after_complete
 from align_track.store.retries import retry_call
 
 BATCH_SCENES = 2000
@@ -24,35 +25,6 @@ BATCH_SECONDS = 1.0
 """... or its first run has waited this long (progress keeps moving on slow folders)."""
 LOOKAHEAD = 16
 """Folders read and mapped ahead of the writer (memory: a few run folders, not the corpus)."""
-
-
-@dataclass
-class _Pending:
-    """One run of a folder to write: its identity, the mapped record and the foreign runs it replaces."""
-
-    identity: RunIdentity
-    variant: str
-    action: str
-    theirs: list
-    bulk: object = None
-    """The store's BulkRun once mapped: the record, its run id and trace rows."""
-
-
-@dataclass
-class Prepared:
-    """A folder read, planned and mapped, waiting for its batch; or already decided (``outcome``)."""
-
-    rel: str
-    outcome: Outcome | None = None
-    statuses: list[str] = field(default_factory=list)
-    pending: list[_Pending] = field(default_factory=list)
-    config: RunFolderConfig | None = None
-    mapping: object = None
-    """The mapping of ``pending`` under way (``.get()`` gives ``map_folder``'s answer)."""
-
-    @property
-    def scenes(self) -> int:
-        return sum(p.bulk.scenes for p in self.pending)  # type: ignore[attr-defined]
 
 
 def write_in_batches(folders: list[Prepared], prepare: Callable[[Prepared], Prepared | None],
@@ -126,37 +98,6 @@ def write_in_batches(folders: list[Prepared], prepare: Callable[[Prepared], Prep
         stop.set()
 
 
-def prepare_folder(store, config, folder_ids, variants, existing, others, force, alive, notice) -> Prepared:
-    """Plan each identity of one folder from the store's single read and do the cleanups a skip needs; the
-    runs to write are left pending, for ``map_folder``."""
-    prepared = Prepared(config.rel_path, config=config)
-    several_targets = len(folder_ids) > 1
-    for identity in folder_ids:
-        variant = variants[identity.key]
-        own = existing.get(identity.key, [])
-        theirs = foreign_runs_for(others.get(config.rel_path, []), config.rel_path, identity.target.id,
-                                  several_targets)
-        decision = plan(run_fingerprint(identity, variant), own, force, alive)
-        if decision.action in ("skip", "busy"):
-            cleanup = list(decision.cleanup)
-            kept = [r for r in own if complete(r) and r.run_id not in cleanup]
-            if decision.action == "skip" and theirs and kept:  # replaced earlier, the delete interrupted
-                cleanup += superseded(theirs, kept[0])
-            for run_id in cleanup:
-                retry_call(store.delete_run, run_id, notice=notice)
-            prepared.statuses.append(SKIPPED if decision.action == "skip" else BUSY)
-            continue
-        if theirs and not own and not force:
-            disk = run_file_sizes(config.path)
-            if any(same_files(retry_call(store.artifact_sizes, r.run_id, notice=notice), disk) for r in theirs):
-                prepared.statuses.append(SKIPPED)  # adopted: another tool's run of this folder, still current
-                continue
-        prepared.pending.append(_Pending(identity, variant, "update" if theirs else decision.action, theirs))
-    if not prepared.pending:
-        prepared.outcome = Outcome(config.rel_path, folder_status(prepared.statuses))
-    return prepared
-
-
 class Done:
     """An answer computed in place, with the ``.get()`` of a pool's pending one."""
 
@@ -167,16 +108,20 @@ class Done:
         return self.value
 
 
-def map_folder(config, jobs, force, experiment_id, location, in_child):
+def map_folder(config, jobs, force, experiment_id, location, in_child, direct=True):
     """Read one folder (once) and map its pending runs into the store's bulk form: ids and trace rows.
 
     The CPU-heavy part of an ingest (JSON parsing, mapping, span JSON and size stats), run in a worker
     process when there are many folders, so it uses another core than the writer. Returns
     ``("ok", bulk runs, warnings)`` or ``("error", message)`` (exceptions do not cross processes well).
+    ``direct``: build the rows without MLflow (store/sql_direct.py), else through MLflow's objects.
     """
     from dataclasses import replace
 
-    from align_track.store.sql_bulk import prepare_bulk_run
+    if direct:
+        from align_track.store.sql_direct import prepare_bulk_run
+    else:
+        from align_track.store.sql_bulk import prepare_bulk_run
 
     warnings: list[str] = []
     files = None

@@ -55,13 +55,18 @@ class RunIdentity:
     @property
     def key(self) -> str:
         """Stable identity of the run across re-ingests: absolute folder plus target."""
-        raw = f"{self.config.path.resolve()}\0{self.target.id if self.target.from_scenes else ''}"
-        return hashlib.sha1(raw.encode()).hexdigest()[:20]
+        return identity_key(self.config.path.resolve(), self.target.id if self.target.from_scenes else "")
 
     @property
     def group(self) -> tuple[str, str | None, str]:
         """Runs sharing ADM, LLM and target need a run_variant to tell them apart."""
         return (self.adm, self.llm, self.target.id)
+
+
+def identity_key(folder: Path, target_id: str = "") -> str:
+    """A run's identity: its absolute (resolved) folder, plus the target for one of a mixed-target folder's runs
+    (``target_id`` empty: the folder's only run)."""
+    return hashlib.sha1(f"{folder}\0{target_id}".encode()).hexdigest()[:20]
 
 
 def adm_name(config: dict[str, Any], hydra: dict[str, Any] | None) -> str:
@@ -341,8 +346,13 @@ def map_run(identity: RunIdentity, variant: str, files: RunFolderFiles | None = 
 
 def run_fingerprint(identity: RunIdentity, variant: str) -> str:
     """Changes when the files, the derived variant or this mapping change: then the run is rewritten."""
-    raw = f"{identity.config.fingerprint}|{variant}|{MAPPING_VERSION}"
-    return hashlib.sha1(raw.encode()).hexdigest()[:16]
+    return fingerprint_of(identity.config.fingerprint, variant)
+
+
+def fingerprint_of(files: str, variant: str) -> str:
+    """The run fingerprint of a folder whose files have fingerprint ``files`` (``folders.fingerprint``: sizes and
+    times), under ``variant`` and this mapping version."""
+    return hashlib.sha1(f"{files}|{variant}|{MAPPING_VERSION}".encode()).hexdigest()[:16]
 
 
 def build_traces(

@@ -25,7 +25,8 @@ class Outcome:
 
 @dataclass
 class Event:
-    """A progress report: 'planned' once, 'run_folder' per folder done, 'message' for notices."""
+    """A progress report: 'stage' for what takes a while before the folders are known (creating a store),
+    'planned' once, 'run_folder' per folder done, 'message' for notices, 'done' at the end."""
 
     kind: str
     total: int = 0

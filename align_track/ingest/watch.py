@@ -41,6 +41,7 @@ from align_track.ingest.folders import (
     read_files,
 )
 from align_track.ingest.mapping import RunIdentity, build_traces, identities, map_run, run_fingerprint
+from align_track.ingest.plan import Unchanged
 from align_track.ingest.reconcile import after_complete, lost_claim, plan_live
 from align_track.ingest.scene_log import SceneLog
 from align_track.records import RunRecord
@@ -127,6 +128,9 @@ class _Folder:
     """Another live writer held one of its runs at the last look: look again every poll."""
     last_change: float = 0.0
     """Newest mtime among the watched files: when the folder last changed."""
+    known: Unchanged | None = None
+    """Found unchanged at start-up (its store run written from its current files): not parsed until it changes;
+    its run says its identity (for run variants)."""
 
 
 def _stat_sig(path: Path) -> tuple:
@@ -217,12 +221,12 @@ class Watcher:
         self.uri = resolve_tracking_uri(tracking_uri)
         http.prepare(self.uri)
         from align_track.store.claims import claim_is_alive, claim_token
+        from align_track.store.open_store import open_run_store
         from align_track.store.retries import with_retries
         from align_track.store.run_appender import LiveRunWriter
-        from align_track.store.run_writer import RunStore
 
         self._retry = with_retries
-        self.store = with_retries(lambda: RunStore(self.uri, experiment_name))
+        self.store = with_retries(lambda: open_run_store(self.uri, experiment_name))
         self.writer = LiveRunWriter(self.store)
         me = claim_token()
         self.alive = lambda token, ms: token != me and claim_is_alive(token, ms)
@@ -264,6 +268,7 @@ class Watcher:
                 log.warning("could not release run %s: %s", live.run_id, one_line(exc))
         self.summary.live = len(self.live)
         self.summary.seconds = time.monotonic() - self._started
+        self.store.close()
         return self.summary
 
     def poll(self, stop: threading.Event | None = None) -> None:
@@ -293,12 +298,15 @@ class Watcher:
                 dirty.append(folder)
             elif folder.busy:
                 dirty.append(folder)  # another writer held it last time: look again
-        if dirty:
-            self._refresh_configs(dirty)
         if self.summary.polls == 1 and len(dirty) > 1:  # the first pass: one read instead of one per folder
             self._preloaded = {}
             for row in self._call(self.store.keyed_runs):
                 self._preloaded.setdefault(row.tags[TAG_KEY], []).append(row)
+            dirty = self._settle_unchanged(dirty)
+        if dirty:
+            self._refresh_configs(dirty)
+        elif not self.variants and self.folders:
+            self._revariant()
         try:
             for folder in dirty:
                 if stop is not None and stop.is_set():
@@ -309,6 +317,20 @@ class Watcher:
         self._stalls_and_beats(now)
 
     # ------------------------------------------------------------------ configs, identities, variants
+
+    def _settle_unchanged(self, dirty: list[_Folder]) -> list[_Folder]:
+        """At start-up: the folders whose store run was written from their current files are settled without
+        parsing their configs (``plan.unchanged_folders``, as ``ingest`` decides them); the others are returned."""
+        from align_track.ingest.plan import unchanged_folders
+
+        assert self._preloaded is not None
+        unchanged = unchanged_folders(self.root, [f.path for f in dirty], self._preloaded, {}, self.alive)
+        if not unchanged:
+            return dirty
+        for folder in dirty:
+            folder.known = unchanged.get(folder.path)
+            folder.settled = folder.known is not None
+        return [f for f in dirty if f.known is None]
 
     def _refresh_configs(self, dirty: list[_Folder]) -> None:
         changed_groups = False
@@ -328,7 +350,7 @@ class Watcher:
             except (RunFolderError, OSError) as exc:
                 self._fail(folder, str(exc))
                 continue
-            folder.config, folder.config_sig = config, cfg_sig
+            folder.config, folder.config_sig, folder.known = config, cfg_sig, None
             ids = identities(config)
             if [(i.key, i.group) for i in ids] != [(i.key, i.group) for i in folder.ids]:
                 changed_groups = True
@@ -342,9 +364,11 @@ class Watcher:
         from align_track.ingest.variants import assign_variants
 
         members = [(i.key, i.group, i.config.rel_path) for f in self.folders.values() for i in f.ids]
+        members += [(f.known.key, f.known.group, f.known.rel) for f in self.folders.values() if f.known is not None]
         new = assign_variants(members)  # type: ignore[assignment]
         for folder in self.folders.values():
-            if any(self.variants.get(i.key, new.get(i.key)) != new.get(i.key) for i in folder.ids):
+            if any(self.variants.get(i.key, new.get(i.key)) != new.get(i.key) for i in folder.ids) or (
+                    folder.known is not None and new.get(folder.known.key) != folder.known.variant):
                 folder.settled = False
                 folder.signature = ()  # re-sync on the next poll
         self.variants = new  # type: ignore[assignment]

@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 
 def process_start(pid: int) -> str:
@@ -42,3 +45,21 @@ def claim_is_alive(token: str | None, started_ms: int | None, lease_s: float = 9
         started = rest[0] if rest else ""
         return not started or process_start(int(pid)) in ("", started)
     return started_ms is not None and (time.time() * 1000 - started_ms) < lease_s * 1000
+
+
+ClaimRule = Callable[[str, list[Any]], Any]
+"""(our run id, every run of the identity) -> a verdict: ingest/reconcile.py's claim rules, passed down to a store's
+writer so the store says how to write and the ingest who wins."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a store's ``write`` did: the complete run's id, or None (another writer has it; ``busy`` when it
+    is still writing, else it already committed the same files)."""
+
+    run_id: str | None
+    busy: bool = False
+
+
+class AppendConflict(Exception):
+    """Another writer wrote some of these scenes or finished the live run first: re-read and retry."""

@@ -10,10 +10,33 @@ raised as :class:`LimitError` naming the field (a data error of that run folder,
 
 from __future__ import annotations
 
+import os
+import posixpath
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 
 from align_track.records import RunRecord, TraceRecord
+
+# MLflow 3.17's limits and name rules (mlflow.utils.validation, mlflow.tracing.constant), here so that applying
+# them needs no ``import mlflow`` (seconds); tests/store/test_limits_backends.py checks them against MLflow's.
+MAX_ENTITY_KEY_LENGTH = 250
+MAX_PARAM_VAL_LENGTH = 6000
+MAX_TAG_VAL_LENGTH = 8000
+MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE = 4096
+_NAME = re.compile(r"^[/\w.\- ]*$" if os.name == "nt" else r"^[/\w.\- :]*$")
+
+
+def validate_param_and_metric_name(name: str) -> bool:
+    """MLflow's rule for param, metric and tag keys: slashes, word characters, ``.``, ``-``, spaces (and ``:``
+    off Windows)."""
+    return _NAME.match(name) is not None
+
+
+def path_not_unique(name: str) -> bool:
+    """MLflow refuses a key that, as a path, resolves to another name (``a/../b``, ``./a``, ``/a``, ``..``)."""
+    norm = posixpath.normpath(name)
+    return norm != str(name) or norm == "." or norm.startswith("..") or norm.startswith("/")
 
 
 class LimitError(ValueError):
@@ -22,14 +45,6 @@ class LimitError(ValueError):
 
 def fit_to_limits(record: RunRecord) -> tuple[RunRecord, list[str]]:
     """``record`` with long values truncated as MLflow's API truncates them, and a warning per field."""
-    from mlflow.utils.validation import (
-        MAX_ENTITY_KEY_LENGTH,
-        MAX_PARAM_VAL_LENGTH,
-        MAX_TAG_VAL_LENGTH,
-        path_not_unique,
-        validate_param_and_metric_name,
-    )
-
     warnings: list[str] = []
 
     def check_key(kind: str, key: str) -> None:
@@ -63,8 +78,6 @@ def fit_to_limits(record: RunRecord) -> tuple[RunRecord, list[str]]:
 def check_trace_names(traces: Sequence[TraceRecord]) -> None:
     """LimitError for a trace whose name (the scene id) is over MLflow's 4,096 characters; for traces written
     without a run record (a live run's appended scenes)."""
-    from mlflow.tracing.constant import MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE
-
     for trace in traces:
         if len(trace.name) > MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE:
             raise LimitError(f"scene id {trace.name[:60]!r}... is {len(trace.name)} characters (MLflow's trace "

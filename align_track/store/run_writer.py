@@ -1,47 +1,102 @@
-"""Write one RunRecord as one MLflow run, in the order that keeps a half-written run recognisable.
+"""Write through MLflow where the store needs it (:class:`RunStore`): a new store or experiment, another schema
+revision or MLflow version, MySQL, ``ALIGN_TRACK_DIRECT=0`` (``store/open_store.py`` picks the writer; the others
+write without importing mlflow).
 
-A run is created RUNNING with its identity and a claim tag, then gets params,
-metrics, artifacts and traces, and only then the ``align_track.complete`` tag and
-FINISHED status. Readers count only complete runs, so an interrupted ingest never
+Through MLflow, a run is created RUNNING with its identity and a claim tag, then gets params, metrics,
+artifacts and traces, and only then the ``align_track.complete`` tag and FINISHED status (on a SQL store,
+all of it in one transaction where it can). Readers count only complete runs, so an interrupted ingest never
 shows up as a finished run; the next ingest replaces it.
+
+mlflow is imported by :class:`RunStore` only, when it is built.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from align_track.records import RunRecord
+from align_track.records import RunRecord, TraceRecord
 from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
-from align_track.store import trace_writer
-from align_track.store.claims import claim_is_alive, claim_token
+from align_track.store.claims import AppendConflict, ClaimRule, Written, claim_is_alive, claim_token
 from align_track.store.provenance import provenance
 from align_track.store.retries import retry_call
 from align_track.store.runs_reader import (
     ExperimentNotFound,
     RunRow,
     StoreNotInitialised,
+    experiment_over_rest,
     get_experiment_id,
     load_runs,
 )
-from align_track.store.sql_bulk import (
-    BulkResult,
-    BulkRun,
-    bulk_runs_supported,
-    delete_runs_bulk,
-    runs_of_keys,
-    sweep_orphans,
-    write_run_bulk,
-    write_runs_bulk,
+from align_track.store.sql_rows import BulkResult, BulkRun
+from align_track.store.uri import (
+    StoreError,
+    artifact_root_for,
+    check_sqlite_store,
+    check_writable,
+    sqlite_path,
+    store_kind,
 )
-from align_track.store.uri import StoreError, artifact_root_for, check_sqlite_store, sqlite_path, store_kind
+
+SCRATCH = Path("/dev/shm")
+"""A memory file system, where MLflow creates a new SQLite store before it is copied into place."""
+
+
+def create_on_scratch(tracking_uri: str) -> bool:
+    """A new SQLite store made by MLflow on :data:`SCRATCH`, then copied into place (whole, then renamed): the file
+    MLflow makes, in a fraction of the time (its ~50 schema migrations each commit, with their file syncs: most of
+    a store's creation on a disk). Call under ``store_setup_lock``; False (nothing done) where the store exists
+    or there is no scratch space, and MLflow then creates the store in place as before."""
+    path = sqlite_path(tracking_uri)
+    if path is None or (path.exists() and path.stat().st_size > 0) or not SCRATCH.is_dir() \
+            or not os.access(SCRATCH, os.W_OK | os.X_OK):
+        return False
+    from mlflow import MlflowClient
+
+    scratch = SCRATCH / f"align-track-{os.getpid()}-{time.time_ns()}.db"
+    pending = path.parent / f".{path.name}.creating-{os.getpid()}"
+    try:
+        MlflowClient(f"sqlite:///{scratch}").search_experiments(max_results=1)  # MLflow makes the tables
+        from align_track.store import trace_writer
+
+        trace_writer.sql_store(f"sqlite:///{scratch}").engine.dispose()
+        with open(scratch, "rb") as source, open(pending, "wb") as target:
+            shutil.copyfileobj(source, target)
+            target.flush()
+            os.fsync(target.fileno())
+        os.replace(pending, path)
+        return True
+    except OSError:  # no room there, or the copy failed: MLflow creates the store in place
+        return False
+    finally:
+        for leftover in (scratch, pending):
+            leftover.unlink(missing_ok=True)
+
+
+def mlflow_artifact_sizes(tracking_uri: str, run_id: str) -> dict[str, int] | None:
+    """Sizes of a run's top-level artifact files through MLflow (artifacts kept elsewhere than local files)."""
+    from mlflow import MlflowClient
+
+    try:
+        return {Path(f.path).name: int(f.file_size or 0) for f in MlflowClient(tracking_uri).list_artifacts(run_id)
+                if not f.is_dir}
+    except Exception:  # a run whose artifacts are elsewhere or gone: treat its contents as unknown
+        return None
+
+
+def mlflow_delete_traces(tracking_uri: str, experiment_id: str, trace_ids: list[str]) -> int:
+    """Delete traces through MLflow's store (those whose payload it archived to files)."""
+    from align_track.store import trace_writer
+
+    return trace_writer.delete_traces(tracking_uri, experiment_id, trace_ids)
 
 
 @contextmanager
@@ -69,8 +124,7 @@ def store_setup_lock(tracking_uri: str) -> Iterator[None]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         check_sqlite_store(path)
-        if not os.access(directory, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            raise StoreError(f"store {path} is not writable (check the permissions of {directory})")
+        check_writable(path)
         yield
     finally:
         os.close(fd)  # releases the flock
@@ -81,39 +135,48 @@ def bulk_enabled() -> bool:
     return os.environ.get("ALIGN_TRACK_BULK", "1").lower() not in ("0", "false", "no")
 
 
-ClaimRule = Callable[[str, list[RunRow]], Any]
-"""(our run id, every run of the identity) -> a verdict: ingest/reconcile.py's claim rules, passed down."""
-
-
-@dataclass(frozen=True)
-class Written:
-    """What ``RunStore.write`` did: the complete run's id, or None (another writer has it; ``busy`` when it
-    is still writing, else it already committed the same files)."""
-
-    run_id: str | None
-    busy: bool = False
-
-
 class RunStore:
-    """The ingest's handle on one MLflow experiment in one store.
+    """The ingest's handle on one MLflow experiment in one store, through MLflow.
 
     A tracking server is probed by ``http.prepare`` before this is built (ingest does it before
     importing mlflow), so a dead server has already failed fast by the time we get here.
     """
 
+    direct = False
+
     def __init__(self, tracking_uri: str, experiment_name: str, create: bool = True):
-        from mlflow import MlflowClient
+        from align_track.store import dbapi
 
         self.tracking_uri = tracking_uri
         self.kind = store_kind(tracking_uri)
         self.experiment_name = experiment_name
+        self.bulk = False
+        if self.kind == "http" and dbapi.enabled():
+            # Reading a server needs no MLflow (its REST API): MLflow's client is loaded when a run is written, so
+            # an ingest with nothing new, or one that first reads what is there, starts at once.
+            try:
+                self.experiment_id, self.artifact_location = experiment_over_rest(tracking_uri, experiment_name)
+                return
+            except ExperimentNotFound:
+                if not create:
+                    raise
+        from align_track.store.sql_bulk import bulk_runs_supported, sweep_orphans
+
         with store_setup_lock(tracking_uri):  # MLflow creates/migrates the schema on first use
-            self.client = MlflowClient(tracking_uri=tracking_uri)
+            if create and dbapi.enabled():
+                create_on_scratch(tracking_uri)
             self.experiment_id = self._experiment_id(create)
             self.artifact_location = self.client.get_experiment(self.experiment_id).artifact_location
         self.bulk = bulk_enabled() and bulk_runs_supported(tracking_uri, self.artifact_location)
         if self.bulk:  # artifact folders of bulk writers killed mid-write (kill -9, power loss)
             sweep_orphans(tracking_uri, self.artifact_location, claim_is_alive)
+
+    @functools.cached_property
+    def client(self) -> Any:
+        """MLflow's client for this store (``import mlflow``: seconds, so only once something needs it)."""
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri)
 
     def _experiment_id(self, create: bool) -> str:
         try:
@@ -151,11 +214,10 @@ class RunStore:
 
     def artifact_sizes(self, run_id: str) -> dict[str, int] | None:
         """Sizes of the run's top-level artifact files by name; None when they cannot be listed."""
-        try:
-            return {Path(f.path).name: int(f.file_size or 0) for f in self.client.list_artifacts(run_id)
-                    if not f.is_dir}
-        except Exception:  # a run whose artifacts are elsewhere or gone: treat its contents as unknown
-            return None
+        return mlflow_artifact_sizes(self.tracking_uri, run_id)
+
+    def close(self) -> None:
+        """Nothing to release (MLflow keeps its stores for the process)."""
 
     def runs_for_key(self, key: str) -> list[RunRow]:
         """Fresh view of one identity's runs, for the claim-then-verify steps."""
@@ -240,6 +302,8 @@ class RunStore:
         If the shared transaction fails, nothing of it is left and the runs are written one by one, so a
         run the store refuses fails alone and the others still go in.
         """
+        from align_track.store.sql_bulk import delete_runs_bulk, runs_of_keys, write_runs_bulk
+
         def call(fn: Callable[..., Any], *args: Any) -> Any:
             return retry_call(fn, *args, notice=notice)
 
@@ -267,12 +331,22 @@ class RunStore:
                 written = [exc if isinstance(w, Written) and w.run_id in replacing.values() else w for w in written]
         return written
 
+    def prepare(self, record: RunRecord, force: bool) -> BulkRun:
+        """A BulkRun with its trace rows built now, through MLflow's objects (bulk stores only)."""
+        from align_track.store.sql_bulk import prepare_bulk_run
+
+        return prepare_bulk_run(record, force, self.experiment_id, self.artifact_location)
+
     def write_run_bulk(self, record: RunRecord, force: bool) -> BulkResult:
         """The whole run in one transaction (SQL stores only): complete or absent, never half."""
+        from align_track.store.sql_bulk import write_run_bulk
+
         return write_run_bulk(self.tracking_uri, self.experiment_id, self.artifact_location, record, force,
                               claim_token())
 
     def write_traces(self, run_id: str, record: RunRecord) -> int:
+        from align_track.store import trace_writer
+
         trace_writer.write_traces(self.tracking_uri, self.experiment_id, run_id, list(record.traces))
         return len(record.traces)
 
@@ -288,12 +362,118 @@ class RunStore:
 
     def delete_run(self, run_id: str) -> None:
         """Remove a replaced, withdrawn or half-written run together with its traces."""
+        from align_track.store import trace_writer
+
         trace_writer.delete_run_traces(self.tracking_uri, self.experiment_id, run_id)
         try:
             self.client.delete_run(run_id)
         except Exception as exc:  # already deleted by a concurrent ingest
             if "RESOURCE_DOES_NOT_EXIST" not in str(exc) and "deleted" not in str(exc).lower():
                 raise
+
+
+    # ------------------------------------------------------------------ status, tags, live runs
+
+    def set_terminated(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, status)
+
+    def run_tag(self, run_id: str, key: str) -> str | None:
+        return self.client.get_run(run_id).data.tags.get(key)
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+    def trace_ids(self, run_id: str) -> set[str]:
+        """Ids of the traces that exist and are linked to ``run_id``."""
+        from align_track.store import trace_writer
+
+        return trace_writer.run_trace_ids(self.tracking_uri, self.experiment_id, run_id)
+
+    def create_live(self, record: RunRecord, tags: dict[str, str], params: dict[str, str]) -> str:
+        """A RUNNING run with ``tags`` and ``params`` and no traces."""
+        from mlflow.entities import Param
+
+        run = self.client.create_run(self.experiment_id, start_time=int(time.time() * 1000), tags=tags,
+                                     run_name=record.run_name)
+        if params:
+            self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+        return run.info.run_id
+
+    def append_traces(self, run_id: str, traces: list[TraceRecord], ids: list[tuple[int, int]],
+                      tags: dict[str, str]) -> bool:
+        """Add ``traces`` (with their ``ids``) and set ``tags``; False when the run was completed meanwhile (bulk
+        stores; through a server the writes are idempotent). AppendConflict when some traces exist already."""
+        from align_track.store import trace_writer
+
+        if self.bulk:
+            return self._append_bulk(run_id, traces, ids, tags)
+        if traces:
+            trace_writer.write_traces(self.tracking_uri, self.experiment_id, run_id, traces, ids)
+        self.set_tags(run_id, tags)
+        return True
+
+    def _append_bulk(self, run_id: str, traces: list[TraceRecord], ids: list[tuple[int, int]],
+                     tags: dict[str, str]) -> bool:
+        from sqlalchemy.exc import IntegrityError
+
+        from align_track.store import trace_writer
+
+        store = trace_writer.sql_store(self.tracking_uri)
+        done_q, drop_q, add_q = _append_statements()
+        try:
+            with store.engine.begin() as conn:
+                trace_writer.begin_write(conn, store.db_type)
+                if conn.execute(done_q, {"run": run_id}).scalar() == "true":
+                    return False
+                if traces:
+                    trace_writer.insert_traces(conn, store, self.experiment_id, run_id, traces, ids)
+                if tags:
+                    conn.execute(drop_q, {"run": run_id, "keys": list(tags)})
+                    conn.execute(add_q, [{"key": k, "value": v, "run_uuid": run_id} for k, v in tags.items()])
+        except IntegrityError as exc:
+            raise AppendConflict(f"run {run_id}: some scenes were written by another writer") from exc
+        return True
+
+    def finish_live(self, run_id: str, record: RunRecord, traces: list[TraceRecord], ids: list[tuple[int, int]],
+                    stale: list[str], finished_tags: dict[str, str]) -> None:
+        """Finish a live run in place: the missing (now timed) traces, the params it lacks, metrics, tags and
+        artifacts, stale traces deleted, then the commit point (``finished_tags``: complete), then FINISHED."""
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        from align_track.store import trace_writer
+
+        if traces and not self.append_traces(run_id, traces, ids, {}):
+            raise AppendConflict(f"run {run_id} was finished by another writer")
+        run = self.client.get_run(run_id)
+        have = run.data.params
+        now = int(time.time() * 1000)
+        params = [Param(k, v) for k, v in record.params.items() if k not in have]
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in record.metrics.items()],
+                              params=params, tags=[RunTag(k, v) for k, v in record.tags.items()])
+        repo = get_artifact_repository(run.info.artifact_uri, tracking_uri=self.tracking_uri)
+        for artifact in record.artifacts:
+            repo.log_artifact(artifact.path, artifact.artifact_dir or None)
+        if stale:
+            trace_writer.delete_traces(self.tracking_uri, self.experiment_id, list(stale))
+        # The commit point: complete (and state finished, in the same write) first, then FINISHED.
+        self.set_tags(run_id, finished_tags)
+        self.client.set_terminated(run_id, "FINISHED")
+
+
+@functools.cache
+def _append_statements() -> tuple[Any, Any, Any]:
+    """The append's tag statements, built once: building SQLAlchemy statements anew cost more CPU than
+    running them (an append is a few rows)."""
+    from mlflow.store.tracking.dbmodels.models import SqlTag
+    from sqlalchemy import bindparam, delete, insert, select
+
+    table = SqlTag.__table__
+    done = select(table.c.value).where(table.c.run_uuid == bindparam("run"), table.c.key == TAG_COMPLETE)
+    drop = delete(table).where(table.c.run_uuid == bindparam("run"), table.c.key.in_(bindparam("keys", expanding=True)))
+    return done, drop, insert(table)
 
 
 def _call_all(calls: list[Callable[[], Any]], parallel: bool) -> None:

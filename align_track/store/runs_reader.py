@@ -211,7 +211,16 @@ def _experiment_id_sql(uri: str, name: str) -> str:
 
 
 def _load_runs_sql(uri: str, experiment_id: str, include_deleted: bool, condition: str = "") -> list[RunRow]:
-    """One pass per table (runs, params, latest_metrics, tags), each streamed in batches into per-run dicts.
+    """Every run of the experiment from a database store (see :func:`read_runs`)."""
+    with gc_paused():
+        return _with_cursor(uri, lambda cursor, key: read_runs(cursor, key, experiment_id, include_deleted,
+                                                                 condition))
+
+
+def read_runs(cursor: Any, key: str, experiment_id: str, include_deleted: bool = False,
+              condition: str = "") -> list[RunRow]:
+    """One pass per table (runs, params, latest_metrics, tags), each streamed in batches into per-run dicts,
+    through a DBAPI ``cursor`` (``key``: the quoted ``key`` column).
 
     Keys and values are interned as they arrive: 100,000 runs repeat the same few keys and mostly the same
     values (ADM, LLM, target), and one shared string each instead of one per row is most of the memory.
@@ -221,47 +230,41 @@ def _load_runs_sql(uri: str, experiment_id: str, include_deleted: bool, conditio
     except ValueError:
         raise StoreError(f"experiment id must be a number for a database store, got {experiment_id!r}") from None
     stage = "" if include_deleted else " AND lifecycle_stage = 'active'"
-    where_key = f"FROM runs WHERE experiment_id = {eid}{stage}{condition}"
-
-    def read(cursor: Any, key: str) -> list[RunRow]:
-        where = where_key.format(key=key)  # a condition may name the `key` column as {key}
-        runs = _fetch_all(cursor, f"SELECT run_uuid, name, status, start_time, end_time, lifecycle_stage, "
-                                  f"artifact_uri {where} ORDER BY start_time DESC, run_uuid")
-        # Most of the store (one big experiment): scanning whole tables and dropping other runs' rows here
-        # costs half of an index lookup per row; a few runs (a refresh, a small experiment): look them up.
-        (total,) = _fetch_all(cursor, "SELECT count(*) FROM runs")[0]
-        whole = runs and len(runs) * _WHOLE_TABLES_SHARE >= total
-        of_runs = "" if whole else f"WHERE run_uuid IN (SELECT run_uuid {where})"
-        param_d: dict[str, dict[str, str]] = {r[0]: {} for r in runs}
-        metric_d: dict[str, dict[str, float]] = {r[0]: {} for r in runs}
-        tag_d: dict[str, dict[str, str]] = {r[0]: {} for r in runs}
-        keys: dict[str, str] = {}
-        values: dict[str, str] = {}
-        intern_key, intern_value = keys.setdefault, values.setdefault
-        for table, found in (("params", param_d), ("tags", tag_d)):
-            get = found.get
-            for batch in _batches(cursor, f"SELECT run_uuid, {key}, value FROM {table} {of_runs}"):
-                for run_id, k, value in batch:
-                    if (d := get(run_id)) is not None:
-                        d[intern_key(k, k)] = intern_value(value, value) if value is not None else value
-        nan, get = math.nan, metric_d.get
-        for batch in _batches(cursor, f"SELECT run_uuid, {key}, value, is_nan FROM latest_metrics {of_runs}"):
-            for run_id, k, value, is_nan in batch:
+    where = f"FROM runs WHERE experiment_id = {eid}{stage}{condition}".format(key=key)  # a condition may name {key}
+    runs = _fetch_all(cursor, f"SELECT run_uuid, name, status, start_time, end_time, lifecycle_stage, "
+                              f"artifact_uri {where} ORDER BY start_time DESC, run_uuid")
+    # Most of the store (one big experiment): scanning whole tables and dropping other runs' rows here
+    # costs half of an index lookup per row; a few runs (a refresh, a small experiment): look them up.
+    (total,) = _fetch_all(cursor, "SELECT count(*) FROM runs")[0]
+    whole = runs and len(runs) * _WHOLE_TABLES_SHARE >= total
+    of_runs = "" if whole else f"WHERE run_uuid IN (SELECT run_uuid {where})"
+    param_d: dict[str, dict[str, str]] = {r[0]: {} for r in runs}
+    metric_d: dict[str, dict[str, float]] = {r[0]: {} for r in runs}
+    tag_d: dict[str, dict[str, str]] = {r[0]: {} for r in runs}
+    keys: dict[str, str] = {}
+    values: dict[str, str] = {}
+    intern_key, intern_value = keys.setdefault, values.setdefault
+    for table, found in (("params", param_d), ("tags", tag_d)):
+        get = found.get
+        for batch in _batches(cursor, f"SELECT run_uuid, {key}, value FROM {table} {of_runs}"):
+            for run_id, k, value in batch:
                 if (d := get(run_id)) is not None:
-                    d[intern_key(k, k)] = nan if is_nan else float(value)
-        experiment_id = str(eid)
-        words: dict[str, str] = {}  # statuses and lifecycle stages: a handful of words
-        word = words.setdefault
-        return [
-            RunRow(run_id, name or tag_d[run_id].get(_RUN_NAME_TAG) or "", word(status, status),
-                   None if start is None else int(start), None if end is None else int(end),
-                   word(stage_, stage_), artifact_uri or "", param_d[run_id],
-                   metric_d[run_id], tag_d[run_id], experiment_id)
-            for run_id, name, status, start, end, stage_, artifact_uri in runs
-        ]
-
-    with gc_paused():
-        return _with_cursor(uri, read)
+                    d[intern_key(k, k)] = intern_value(value, value) if value is not None else value
+    nan, get = math.nan, metric_d.get
+    for batch in _batches(cursor, f"SELECT run_uuid, {key}, value, is_nan FROM latest_metrics {of_runs}"):
+        for run_id, k, value, is_nan in batch:
+            if (d := get(run_id)) is not None:
+                d[intern_key(k, k)] = nan if is_nan else float(value)
+    experiment_id = str(eid)
+    words: dict[str, str] = {}  # statuses and lifecycle stages: a handful of words
+    word = words.setdefault
+    return [
+        RunRow(run_id, name or tag_d[run_id].get(_RUN_NAME_TAG) or "", word(status, status),
+               None if start is None else int(start), None if end is None else int(end),
+               word(stage_, stage_), artifact_uri or "", param_d[run_id],
+               metric_d[run_id], tag_d[run_id], experiment_id)
+        for run_id, name, status, start, end, stage_, artifact_uri in runs
+    ]
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -334,8 +337,16 @@ def _rest(session, uri: str, method: str, endpoint: str, **kwargs: Any) -> dict:
 
 
 def _experiment_id_http(uri: str, name: str) -> str:
+    return experiment_over_rest(uri, name)[0]
+
+
+def experiment_over_rest(uri: str, name: str) -> tuple[str, str]:
+    """(id, artifact location) of experiment ``name`` on a tracking server, through its REST API (no mlflow);
+    ExperimentNotFound naming the existing ones if there is none."""
+    uri = resolve_tracking_uri(uri)
     session = _http_session(uri)
     experiments: list[tuple[str, str, str]] = []
+    locations: dict[str, str] = {}
     token = None
     while True:
         body: dict[str, Any] = {"max_results": 1000, "view_type": "ALL"}
@@ -344,9 +355,11 @@ def _experiment_id_http(uri: str, name: str) -> str:
         page = _rest(session, uri, "POST", "experiments/search", json=body)
         experiments += [(e["experiment_id"], e["name"], e.get("lifecycle_stage", "active"))
                         for e in page.get("experiments", [])]
+        locations.update((e["experiment_id"], e.get("artifact_location", "")) for e in page.get("experiments", []))
         token = page.get("next_page_token")
         if not token:
-            return _pick_experiment(name, experiments)
+            found = _pick_experiment(name, experiments)
+            return found, locations.get(found, "")
 
 
 def _metric_value(value: Any) -> float:

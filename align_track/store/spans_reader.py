@@ -20,12 +20,11 @@ returns the stored value (the TUI never shows the span type).
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import os
-from pathlib import Path
 from typing import Any
 
+from align_track.store.dbapi import installed_mlflow as _installed_mlflow
 from align_track.store.runs_reader import _sql
 from align_track.store.uri import resolve_tracking_uri, store_kind
 
@@ -50,30 +49,6 @@ _WORKSPACES_ENV = "MLFLOW_ENABLE_WORKSPACES"
 
 class Unreadable(Exception):
     """These traces need MLflow itself to be read as ``search_traces`` reads them."""
-
-
-@functools.lru_cache(maxsize=1)
-def _installed_mlflow() -> str | None:
-    """The installed MLflow version without ``import mlflow``: its version.py (a 1 ms read; package
-    metadata lookup scans site-packages, ~20 ms), else the metadata; None if absent."""
-    import importlib.util
-    import re
-
-    spec = importlib.util.find_spec("mlflow")
-    if spec is None or not spec.origin:
-        return None
-    try:
-        text = (Path(spec.origin).parent / "version.py").read_text()
-        if match := re.search(r'^VERSION = "([^"]+)"', text, re.M):
-            return match.group(1)
-    except OSError:
-        pass
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("mlflow")
-    except PackageNotFoundError:
-        return None
 
 
 def supported(tracking_uri: str) -> bool:

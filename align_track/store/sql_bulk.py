@@ -16,46 +16,24 @@ as the public path does.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-import uuid
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 from align_track.records import RunRecord
-from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_FINGERPRINT, TAG_KEY, USER
-from align_track.store import trace_writer
-from align_track.store.provenance import provenance
+from align_track.schema import TAG_COMPLETE, TAG_FINGERPRINT, TAG_KEY
+from align_track.store import artifact_dirs, trace_writer
 from align_track.store.runs_reader import RunRow
-
-WRITING_MARKER = ".align-track-writing"
-"""In a run's artifact folder (beside ``artifacts/``, so never listed as an artifact) while it is written."""
-
-
-@dataclass(frozen=True)
-class BulkResult:
-    """``written`` False means a complete run with this fingerprint already existed (nothing written)."""
-
-    written: bool
-    run_id: str | None
-    others: list[str]
-    """Other live runs of the same identity seen inside the transaction: to clean up afterwards."""
+from align_track.store.sql_rows import BulkResult, BulkRun, TraceRows, run_artifact_uri, run_rows
 
 
 def bulk_runs_supported(tracking_uri: str, artifact_location: str | None) -> bool:
     """Bulk needs the bulk trace path and a local file artifact location we can copy into."""
     return bool(artifact_location) and urlparse(artifact_location).scheme == "file" and \
         trace_writer.bulk_supported(tracking_uri)
-
-
-def _local_path(uri: str) -> Path:
-    return Path(url2pathname(urlparse(uri).path))
 
 
 def write_run_bulk(tracking_uri: str, experiment_id: str, artifact_location: str, record: RunRecord,
@@ -66,25 +44,6 @@ def write_run_bulk(tracking_uri: str, experiment_id: str, artifact_location: str
     commit, so a committed run always has its files and a failed one leaves none.
     """
     return write_runs_bulk(tracking_uri, experiment_id, artifact_location, [BulkRun(record, force)], claim)[0]
-
-
-@dataclass
-class BulkRun:
-    """One run for ``write_runs_bulk``; its id and trace rows may be made ahead (``prepare_bulk_run``), in
-    another thread than the writer's, so building rows overlaps writing them."""
-
-    record: RunRecord
-    force: bool
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    location: str | None = None
-    """The experiment artifact location ``trace_rows`` were built with (checked in the transaction)."""
-    trace_rows: trace_writer.TraceRows | None = None
-    scenes: int = -1
-    """Traces of the run (``record.traces`` may be dropped once the rows are built); -1: len(record.traces)."""
-
-    def __post_init__(self) -> None:
-        if self.scenes < 0:
-            self.scenes = len(self.record.traces)
 
 
 def prepare_bulk_run(record: RunRecord, force: bool, experiment_id: str, location: str) -> BulkRun:
@@ -117,7 +76,7 @@ def write_runs_bulk(tracking_uri: str, experiment_id: str, artifact_location: st
     committed = False
     try:
         for item in items:
-            folders.append(_copy_artifacts(artifact_location, item.run_id, item.record, claim))
+            folders.append(artifact_dirs.copy_artifacts(artifact_location, item.run_id, item.record, claim))
         with store.engine.begin() as conn:
             trace_writer.begin_write(conn, store.db_type)
             if store.db_type == "postgresql":  # serialise writers of one identity (sorted: no deadlock)
@@ -135,7 +94,7 @@ def write_runs_bulk(tracking_uri: str, experiment_id: str, artifact_location: st
             current = _current_fingerprints(conn, tag_table, [r for ids in others.values() for r in ids])
             now = int(time.time() * 1000)
             rows: dict[str, list[dict]] = {"runs": [], "tags": [], "params": [], "metrics": []}
-            traces: list[trace_writer.TraceRows] = []
+            traces: list[TraceRows] = []
             results: list[BulkResult] = []
             location = None
             for item, key in zip(items, keys, strict=True):
@@ -147,7 +106,7 @@ def write_runs_bulk(tracking_uri: str, experiment_id: str, artifact_location: st
                     continue
                 results.append(BulkResult(True, run_id, mine))
                 # 1 ms apart in folder order, as one-by-one writes are: newest first stays a stable order
-                _run_rows(rows, record, run_id, experiment_id, _run_artifact_uri(artifact_location, run_id), claim,
+                run_rows(rows, record, run_id, experiment_id, run_artifact_uri(artifact_location, run_id), claim,
                           now + len(rows["runs"]))
                 if item.scenes:
                     if location is None:
@@ -167,40 +126,11 @@ def write_runs_bulk(tracking_uri: str, experiment_id: str, artifact_location: st
                     conn.execute(insert(SqlLatestMetric.__table__), rows["metrics"])
                 trace_writer.insert_rows(conn, traces)
         committed = True
-        for folder, result in zip(folders, results, strict=True):
-            if result.written:
-                (folder / WRITING_MARKER).unlink(missing_ok=True)
-            else:  # another writer's run is current: our copies go
-                shutil.rmtree(folder, ignore_errors=True)
+        artifact_dirs.settle(folders, [result.written for result in results])
         return results
     finally:
         if not committed:
-            for folder in folders:
-                shutil.rmtree(folder, ignore_errors=True)
-
-
-def _run_artifact_uri(artifact_location: str, run_id: str) -> str:
-    """A run's artifact URI under its experiment's location, as MLflow's create_run makes it."""
-    return f"{artifact_location.rstrip('/')}/{run_id}/artifacts"
-
-
-def _copy_artifacts(artifact_location: str, run_id: str, record: RunRecord, claim: str) -> Path:
-    """The run's files into its artifact folder, marked as being written; the run's folder (``<id>/``)."""
-    target_dir = _local_path(_run_artifact_uri(artifact_location, run_id))
-    target_dir.parent.mkdir(parents=True, exist_ok=True)
-    # Who is filling this folder: if we are killed before the commit, the next ingest sees a dead
-    # writer's folder with no run row and removes it (sweep_orphans). Written whole, then renamed.
-    pending = target_dir.parent / (WRITING_MARKER + ".tmp")
-    pending.write_text(claim)
-    pending.rename(target_dir.parent / WRITING_MARKER)
-    made: set[Path] = set()
-    for artifact in record.artifacts:
-        destination = target_dir / artifact.artifact_dir if artifact.artifact_dir else target_dir
-        if destination not in made:
-            destination.mkdir(parents=True, exist_ok=True)
-            made.add(destination)
-        shutil.copy2(artifact.path, destination / Path(artifact.path).name)
-    return target_dir.parent
+            artifact_dirs.remove(folders)
 
 
 def _current_fingerprints(conn: Any, tag_table: Any, run_ids: list[str]) -> dict[str, str]:
@@ -216,25 +146,6 @@ def _current_fingerprints(conn: Any, tag_table: Any, run_ids: list[str]) -> dict
     ).all():
         found.setdefault(run_uuid, {})[key] = value
     return {r: t[TAG_FINGERPRINT] for r, t in found.items() if t.get(TAG_COMPLETE) == "true" and TAG_FINGERPRINT in t}
-
-
-def _run_rows(rows: dict[str, list[dict]], record: RunRecord, run_id: str, experiment_id: str, run_artifacts: str,
-              claim: str, now: int) -> None:
-    """The runs, tags, params and metrics rows of one complete run, added to ``rows``."""
-    tags = {**provenance(), **record.tags}
-    tags[TAG_CLAIM] = claim
-    tags["mlflow.runName"] = record.run_name
-    tags[TAG_COMPLETE] = "true"
-    rows["runs"].append({
-        "run_uuid": run_id, "name": record.run_name, "source_type": "UNKNOWN", "source_name": "",
-        "entry_point_name": "", "user_id": tags[USER], "status": "FINISHED", "start_time": now,
-        "end_time": now, "deleted_time": None, "source_version": "", "lifecycle_stage": "active",
-        "artifact_uri": run_artifacts, "experiment_id": int(experiment_id),
-    })
-    rows["tags"].extend({"key": k, "value": v, "run_uuid": run_id} for k, v in tags.items())
-    rows["params"].extend({"key": k, "value": v, "run_uuid": run_id} for k, v in record.params.items())
-    rows["metrics"].extend({"key": k, "value": float(v), "timestamp": now, "step": 0, "is_nan": False,
-                            "run_uuid": run_id} for k, v in record.metrics.items())
 
 
 def runs_of_keys(tracking_uri: str, experiment_id: str, keys: Sequence[str]) -> dict[str, list[RunRow]]:
@@ -304,40 +215,13 @@ def delete_runs_bulk(tracking_uri: str, experiment_id: str, run_ids: Sequence[st
 
 
 def sweep_orphans(tracking_uri: str, artifact_location: str, alive: Callable[[str, int], bool]) -> list[str]:
-    """Remove run artifact folders a killed bulk writer left behind; returns the run ids removed.
-
-    A folder counts only if it carries our writing marker, its writer is dead, and no run row
-    has its id (a writer killed after its commit only leaves the marker, which is dropped).
-    """
+    """Remove run artifact folders a killed bulk writer left behind (``artifact_dirs.sweep_orphans``)."""
     from mlflow.store.tracking.dbmodels.models import SqlRun
     from sqlalchemy import select
 
-    root = _local_path(artifact_location)
-    candidates: dict[str, Path] = {}
-    try:
-        entries = list(os.scandir(root))
-    except OSError:
-        return []
-    for entry in entries:
-        marker = Path(entry.path) / WRITING_MARKER
-        try:
-            token = marker.read_text()
-            written_ms = int(marker.stat().st_mtime * 1000)
-        except OSError:
-            continue
-        if not alive(token, written_ms):  # another host's writer: alive while its lease runs
-            candidates[entry.name] = Path(entry.path)
-    if not candidates:
-        return []
-    store = trace_writer.sql_store(tracking_uri)
-    runs = SqlRun.__table__
-    with store.engine.connect() as conn:
-        known = set(conn.execute(select(runs.c.run_uuid).where(runs.c.run_uuid.in_(list(candidates)))).scalars())
-    removed = []
-    for run_id, folder in candidates.items():
-        if run_id in known:
-            (folder / WRITING_MARKER).unlink(missing_ok=True)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(run_id)
-    return removed
+    def known(run_ids: list[str]) -> set[str]:
+        runs = SqlRun.__table__
+        with trace_writer.sql_store(tracking_uri).engine.connect() as conn:
+            return set(conn.execute(select(runs.c.run_uuid).where(runs.c.run_uuid.in_(run_ids))).scalars())
+
+    return artifact_dirs.sweep_orphans(artifact_location, alive, known)

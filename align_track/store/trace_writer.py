@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -63,6 +62,7 @@ from align_track.schema import (
     TRACE_TAG_RUN_ID,
 )
 from align_track.store.provenance import provenance
+from align_track.store.sql_rows import TraceRows, new_span_id
 from align_track.store.uri import store_kind
 
 BULK_TESTED_MLFLOW_VERSIONS = ("3.17.2",)
@@ -100,10 +100,6 @@ T = TypeVar("T")
 # --------------------------------------------------------------------------------------------
 
 
-def _new_span_id() -> int:
-    return int.from_bytes(os.urandom(8), "big") or 1
-
-
 def _build_trace(record: TraceRecord, experiment_id: str, run_id: str,
                  ids: tuple[int, int] | None = None) -> Trace:
     """A finished trace with one OK root span, its info as MLflow's ``start_span`` in an active run makes it.
@@ -119,7 +115,7 @@ def _build_trace(record: TraceRecord, experiment_id: str, run_id: str,
         raise ValueError(f"trace {record.name!r}: attribute names {reserved} are reserved for trace tags")
     # ``ids`` (OTel trace id, span id) makes a rewrite of the same scene land on the same rows: a live
     # run's appends are idempotent (see store/run_appender.py). Otherwise fresh random ids.
-    otel_trace_id, span_id = ids if ids is not None else (uuid.uuid4().int, _new_span_id())
+    otel_trace_id, span_id = ids if ids is not None else (uuid.uuid4().int, new_span_id())
     trace_id = generate_mlflow_trace_id_from_otel_trace_id(otel_trace_id)
 
     tags = {**record.tags, TRACE_TAG_RUN_ID: run_id, TraceTagKey.TRACE_NAME: record.name}
@@ -393,10 +389,6 @@ def _insert_built(conn: Any, experiment_id: str, run_id: str, built: list[Trace]
         return False
     insert_rows(conn, [rows])
     return True
-
-
-TraceRows = dict[str, list[dict[str, Any]]]
-"""Rows of one run's traces by table: what ``insert_rows`` writes (several runs' rows in one statement each)."""
 
 
 def trace_rows(experiment_id: str, run_id: str, traces: Sequence[TraceRecord], artifact_location: str,

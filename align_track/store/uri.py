@@ -111,3 +111,10 @@ def check_sqlite_store(path: Path) -> None:
     if tables and not tables.intersection(MLFLOW_TABLES):
         raise StoreError(f"{path} is a SQLite database but not an MLflow store (tables: "
                          f"{', '.join(sorted(tables)[:5])}); refusing to add MLflow's tables to it")
+
+
+def check_writable(path: Path) -> None:
+    """StoreError unless the SQLite store ``path`` (and its directory, where SQLite keeps its journal) is writable."""
+    directory = path.resolve().parent
+    if not os.access(directory, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise StoreError(f"store {path} is not writable (check the permissions of {directory})")

@@ -16,7 +16,7 @@ from tests.benchmarks.results import REPO, RESULTS_DIR
 
 BEGIN = "<!-- speed-table:begin (python -m tests.benchmarks.speed_table) -->"
 END = "<!-- speed-table:end -->"
-ORDER = ("ingest", "server", "watch", "load_runs", "query", "tui", "scenes", "scale")
+ORDER = ("ingest", "start", "server", "watch", "load_runs", "query", "tui", "scenes", "scale")
 
 
 def _value(x: float, unit: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,10 @@ from align_track.demo.generate import generate_demo
 from align_track.ingest import reconcile
 from align_track.ingest.pipeline import ingest
 from align_track.query.select import RunQuery, run_query
-from align_track.store import run_writer
+from align_track.store import run_writer, sql_direct
 from align_track.store.runs_reader import RunRow
 from align_track.store.uri import DEFAULT_EXPERIMENT
+from tests.support.readback import WRITE_PATHS, spy_write_path
 from tests.support.upstream import upstream_records, write_upstream_store
 
 
@@ -41,12 +43,20 @@ def trace_total(uri: str) -> int:
     return len(client.search_traces(locations=[experiment.experiment_id], max_results=5000, include_spans=False))
 
 
-@pytest.fixture
-def upstream(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
+@pytest.fixture(params=["direct", "public"])
+def upstream(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+             ) -> Iterator[tuple[Path, str, dict[str, str]]]:
+    """A store the upstream tool wrote (its experiment's artifacts in ./mlruns, as mlflow.set_experiment makes
+    it), then ingested by align-track's writer without MLflow and, once more, through MLflow (public API)."""
     tree = tmp_path / "exps"
     generate_demo(tree, run_folders=6, scenes=2, seed=21)
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
-    return tree, uri, write_upstream_store(uri, DEFAULT_EXPERIMENT, tree)
+    run_ids = write_upstream_store(uri, DEFAULT_EXPERIMENT, tree)
+    for name, value in WRITE_PATHS[request.param].items():
+        monkeypatch.setenv(name, value)
+    used = spy_write_path(monkeypatch)
+    yield tree, uri, run_ids
+    assert set(used) <= {request.param}  # every ingest of the test took that path
 
 
 def test_upstream_runs_are_complete_runs_for_every_reader(upstream: tuple) -> None:
@@ -131,7 +141,8 @@ def test_interrupted_replacement_converges(upstream: tuple, monkeypatch: pytest.
     """Our run is complete but the foreign run it replaces was not deleted yet: the next ingest deletes it."""
     tree, uri, run_ids = upstream
     with monkeypatch.context() as patch:
-        patch.setattr(run_writer.RunStore, "delete_run", lambda self, run_id: None)  # the process died here
+        for writer in (run_writer.RunStore, sql_direct.DirectStore):  # the process died here
+            patch.setattr(writer, "delete_run", lambda self, run_id: None)
         assert not ingest(tree, uri, force=True).failures
     doubled = runs_by_path(uri)
     assert all(len(runs) == 2 for runs in doubled.values())  # what the crash leaves

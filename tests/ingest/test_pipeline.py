@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import mlflow
+import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
@@ -85,17 +86,17 @@ def test_each_written_folder_parses_its_input_output_json_once(tmp_path: Path, s
     folders = ["eval/mixed", "no_config", "pipeline_baseline/merit-0.5/run_a", "random", "unaligned"]
     assert dict(parses) == dict.fromkeys(folders, 1)
 
-    parses.clear()  # unchanged: a configured target needs no scenes to plan; the others still read theirs
-    assert ingest(root, store_uri).count("skipped") == 5
-    assert dict(parses) == {"eval/mixed": 1, "no_config": 1, "random": 1, "unaligned": 1}
+    parses.clear()  # unchanged: decided from file sizes and times; only a mixed-target folder (a run per target
+    assert ingest(root, store_uri).count("skipped") == 5  # in its scenes) reads its scenes to plan
+    assert dict(parses) == {"eval/mixed": 1}
 
 
 def test_scenes_past_the_keep_budget_are_parsed_again_and_written_alike(tmp_path: Path, store_uri: str,
                                                                         monkeypatch) -> None:
     """Memory stays bounded on a huge tree: past the budget a folder's scenes are dropped and read again."""
-    from align_track.ingest import pipeline
+    from align_track.ingest import plan
 
-    monkeypatch.setattr(pipeline, "KEEP_SCENES_BYTES", 0)
+    monkeypatch.setattr(plan, "KEEP_SCENES_BYTES", 0)
     root = _parse_tree(tmp_path / "exps")
     parses = _count_scene_parses(monkeypatch, root)
     summary = ingest(root, store_uri)
@@ -134,16 +135,18 @@ def test_ingest_writes_runs_traces_and_artifacts(tmp_path: Path, store_uri: str)
 def test_rerun_skips_unchanged_with_one_lookup(tmp_path: Path, store_uri: str, monkeypatch) -> None:
     root = small_tree(tmp_path / "exps")
     ingest(root, store_uri)
-    from align_track.store import run_writer
+    from align_track.store import run_writer, sql_direct
 
     calls = {"search": 0}
-    original = run_writer.RunStore.runs_for_key
 
-    def counting(self, key):
-        calls["search"] += 1
-        return original(self, key)
+    def counting(original):
+        def count(self, key):
+            calls["search"] += 1
+            return original(self, key)
+        return count
 
-    monkeypatch.setattr(run_writer.RunStore, "runs_for_key", counting)
+    for writer in (run_writer.RunStore, sql_direct.DirectStore):
+        monkeypatch.setattr(writer, "runs_for_key", counting(writer.runs_for_key))
     again = ingest(root, store_uri)
     assert again.count("skipped") == 3 and again.traces == 0
     assert calls["search"] == 0  # decisions came from the single bulk read, not one query per folder
@@ -320,3 +323,78 @@ def test_runs_written_in_one_batch_keep_the_folders_order_newest_last(tmp_path: 
     runs = sorted(active_runs(store_uri), key=lambda r: r.info.start_time)
     assert [r.data.tags["experiment_path"] for r in runs] == list("abcdef")
     assert len({r.info.start_time for r in runs}) == 6
+
+
+def _count_config_parses(monkeypatch) -> Counter:
+    """Every Hydra config parsed, by run folder name (folders.read_yaml is the one YAML reader)."""
+    from align_track.ingest import folders
+
+    parses: Counter = Counter()
+    real = folders.read_yaml
+
+    def counting(path: Path, folder: Path | None = None):
+        parses[path.parent.parent.name] += 1
+        return real(path, folder)
+
+    monkeypatch.setattr(folders, "read_yaml", counting)
+    return parses
+
+
+def test_an_unchanged_rerun_parses_no_config_and_a_new_sibling_renames_the_variant(tmp_path: Path, store_uri: str,
+                                                                                    monkeypatch) -> None:
+    """Unchanged folders are decided from file sizes and times and the store's runs; a folder that joins a group
+    changes its siblings' run_variant, which rewrites them, exactly as parsing every config did."""
+    root = tmp_path / "exps"
+    write_run_folder(root / "sweep" / "temp-0.7", cfg=config(target=merit_target()))
+    write_run_folder(root / "other", cfg=config(adm="pipeline_kaleido", target=merit_target()))
+    assert ingest(root, store_uri).count("ingested") == 2
+    parses = _count_config_parses(monkeypatch)
+    again = ingest(root, store_uri)
+    assert again.count("skipped") == 2 and not parses  # nothing parsed
+
+    write_run_folder(root / "sweep" / "temp-0.9", cfg=config(target=merit_target()))  # same ADM, LLM, target
+    grown = ingest(root, store_uri)
+    statuses = {o.path: o.status for o in grown.outcomes}
+    assert statuses == {"other": "skipped", "sweep/temp-0.7": "updated", "sweep/temp-0.9": "ingested"}
+    assert parses == Counter({"temp-0.7": 1, "temp-0.9": 1})  # the renamed sibling is read again, "other" not
+    variants = {r.data.tags["experiment_path"]: r.data.params["run_variant"] for r in complete_runs(store_uri)}
+    assert variants == {"other": "default", "sweep/temp-0.7": "temp-0.7", "sweep/temp-0.9": "temp-0.9"}
+    assert len(complete_runs(store_uri)) == 3
+
+    monkeypatch.setenv("ALIGN_TRACK_DIRECT", "0")  # the path that parses every config decides the same
+    parses.clear()
+    assert ingest(root, store_uri).count("skipped") == 3 and sum(parses.values()) == 3
+
+
+NO_MLFLOW = """
+import sys
+from align_track.ingest.pipeline import ingest
+from align_track.ingest.watch import Watcher
+summary = ingest(sys.argv[1], sys.argv[2])
+watcher = Watcher(sys.argv[1], sys.argv[2])
+watcher.poll()
+watcher.close()
+print(summary.count("ingested"), summary.count("skipped"), sorted(m for m in ("mlflow", "sqlalchemy", "pandas")
+                                                                  if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "http"])
+def test_writing_a_store_it_knows_imports_no_mlflow(tmp_path: Path, kind: str, request) -> None:
+    """The point of the writers without MLflow: an ingest (and a watcher's start) into an existing store never pays
+    ``import mlflow`` (seconds) nor SQLAlchemy's. Forcing MLflow's path (ALIGN_TRACK_DIRECT=0) imports it."""
+    from tests.support.server_fixtures import cli_env
+
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}" if kind == "sqlite" else request.getfixturevalue(
+        "http_server")
+    tree = tmp_path / "exps"
+    write_run_folder(tree / "a", cfg=config(adm=f"adm_{kind}_{os.getpid()}", target=merit_target()))
+    ingest(tree, uri)  # the store and experiment exist (made through MLflow)
+    write_run_folder(tree / "b", cfg=config(adm=f"other_{kind}_{os.getpid()}", target=merit_target()))
+    done = subprocess.run([sys.executable, "-c", NO_MLFLOW, str(tree), uri], env=cli_env(), capture_output=True,
+                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert done.stdout.split("\n")[0] == "1 1 []", (done.stdout, done.stderr)
+    write_run_folder(tree / "c", cfg=config(adm=f"third_{kind}_{os.getpid()}", target=merit_target()))
+    forced = subprocess.run([sys.executable, "-c", NO_MLFLOW, str(tree), uri], env=cli_env(ALIGN_TRACK_DIRECT="0"),
+                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert forced.stdout.startswith("1 2 ['mlflow'"), (forced.stdout, forced.stderr)

@@ -290,3 +290,85 @@ def test_the_scene_log_refuses_a_scene_whose_input_is_a_list_as_ingest_does(tmp_
     path.write_text(json.dumps(bad))
     with pytest.raises(RunFolderError, match="input_output.json: scene 3: input is a list, expected an object"):
         log.read()
+
+
+def test_live_runs_read_back_the_same_on_every_write_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         http_server: str):
+    """One folder watched while it grows, stalls, resumes and finishes, by a watcher per write path (on SQLite: the
+    writer without MLflow, MLflow's store with the bulk rows, MLflow's public API; on a tracking server: its protocols
+    spoken without MLflow, MLflow's client), in lockstep: after every step the stores read back the same through
+    MLflow (runs, params, metrics, tags, artifacts, every trace field)."""
+    import os
+
+    from align_track.store.uri import DEFAULT_EXPERIMENT
+    from tests.support.readback import SERVER_WRITE_PATHS, WRITE_PATHS, snapshot
+
+    folder = lw.start(tmp_path / "exp" / "sweep" / "job")
+    clock = Clock()
+    stores = {path: (f"sqlite:///{tmp_path / path / 'mlflow.db'}", DEFAULT_EXPERIMENT, env)
+              for path, env in WRITE_PATHS.items()}
+    stores.update({f"server-{path}": (http_server, f"live-{os.getpid()}-{path}", env)
+                   for path, env in SERVER_WRITE_PATHS.items()})
+    watchers: dict[str, Watcher] = {}
+    for path, (uri, experiment, env) in stores.items():
+        with monkeypatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            watchers[path] = Watcher(tmp_path / "exp", uri, experiment, stall_after=60, clock=clock)
+    assert [w.store.direct for w in watchers.values()] == [True, False, False, True, False]
+    assert [w.store.bulk for w in watchers.values()] == [True, True, False, False, False]
+
+    def same(step: str) -> None:
+        for watcher in watchers.values():
+            watcher.poll()
+        views = {path: snapshot(w.uri, volatile={"align_track.heartbeat_ms"}, experiment_name=stores[path][1])
+                 for path, w in watchers.items()}
+        assert len(views["direct"]) == 1
+        for path, view in views.items():
+            assert view == views["direct"], (step, path)
+
+    for n in (1, 3):
+        lw.write_scenes(folder, n)
+        same(f"{n} scenes")
+    clock.now += 3600
+    same("stalled")
+    lw.write_scenes(folder, 4)
+    clock.now = __import__("time").time()
+    same("resumed")
+    lw.finish(folder, 4)
+    same("finished")
+    for watcher in watchers.values():
+        watcher.close()
+
+
+def test_a_watcher_starting_on_an_ingested_tree_parses_no_config(tmp_path: Path, store_uri: str,
+                                                                  monkeypatch: pytest.MonkeyPatch):
+    """Start-up costs a stat per file and one store read: folders whose runs were written from their current
+    files are settled unparsed, as ``ingest`` decides them; a folder that changes later is read as before."""
+    from align_track.ingest import folders
+
+    for name in ("a", "b", "c"):
+        lw.finish(_finished(tmp_path / "exp" / name), 2)
+    assert ingest(tmp_path / "exp", store_uri).count("ingested") == 3
+    parsed: list[str] = []
+    real = folders.read_yaml
+    monkeypatch.setattr(folders, "read_yaml", lambda path, folder=None: parsed.append(path.parent.parent.name)
+                        or real(path, folder))
+    watcher = Watcher(tmp_path / "exp", store_uri, stall_after=3600, rescan_every=0)  # every poll stats all files
+    watcher.poll()
+    assert parsed == [] and all(f.settled for f in watcher.folders.values())
+    assert watcher.summary.counts == {} and len(keyed(store_uri)) == 3
+
+    lw.write_scenes(tmp_path / "exp" / "b", 3)  # b grows again: read, rewritten as it now is
+    lw.finish(tmp_path / "exp" / "b", 3)
+    watcher.poll()
+    assert parsed == ["b"] and watcher.summary.counts["replaced"] == 1
+    runs = {r.data.tags["experiment_path"]: r for r in keyed(store_uri)}
+    assert runs["b"].data.params["num_scenarios"] == "3" and len(runs) == 3
+    watcher.close()
+
+
+def _finished(folder: Path) -> Path:
+    lw.start(folder)
+    lw.write_scenes(folder, 2)
+    return folder

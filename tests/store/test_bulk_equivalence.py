@@ -1,4 +1,5 @@
-"""The bulk SQL write path reads back exactly as MLflow's public API path, through MLflow's own read APIs."""
+"""Every write path reads back the same through MLflow's own read APIs: the no-mlflow writer (the default on SQL
+stores), MLflow's store with the bulk rows (ALIGN_TRACK_DIRECT=0) and MLflow's public API (ALIGN_TRACK_BULK=0)."""
 
 from __future__ import annotations
 
@@ -10,39 +11,40 @@ from align_track import schema
 from align_track.demo.generate import generate_demo
 from align_track.ingest.pipeline import ingest
 from align_track.store import run_writer, trace_writer
-from tests.support.readback import snapshot, spy_bulk
+from tests.support.readback import WRITE_PATHS, snapshot, spy_write_path
 
 
-def test_bulk_and_public_paths_read_back_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_write_path_reads_back_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     corpus = tmp_path / "exps"
     generate_demo(corpus, run_folders=24, scenes=3, seed=11)
-    bulk_uri = f"sqlite:///{tmp_path / 'bulk' / 'mlflow.db'}"
-    public_uri = f"sqlite:///{tmp_path / 'public' / 'mlflow.db'}"
+    used = spy_write_path(monkeypatch)
+    stores, summaries = {}, {}
+    for path, env in WRITE_PATHS.items():
+        with monkeypatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            stores[path] = f"sqlite:///{tmp_path / path / 'mlflow.db'}"
+            summaries[path] = ingest(corpus, stores[path])
+    assert used == list(WRITE_PATHS)  # each path really ran
+    assert summaries["direct"].traces == summaries["bulk"].traces == summaries["public"].traces > 0
 
-    bulk_summary = ingest(corpus, bulk_uri)
-    monkeypatch.setenv("ALIGN_TRACK_BULK", "0")
-    used = spy_bulk(monkeypatch)
-    public_summary = ingest(corpus, public_uri)
-    assert used == [False]
-    assert bulk_summary.traces == public_summary.traces > 0
-
-    bulk, public = snapshot(bulk_uri), snapshot(public_uri)
-    assert set(bulk) == set(public) and len(bulk) >= 24
-    for key in bulk:
-        b, p = bulk[key], public[key]
-        assert b["artifacts"] == p["artifacts"] and b["hydra"] == p["hydra"]
+    direct, bulk, public = (snapshot(stores[path]) for path in WRITE_PATHS)
+    assert set(direct) == set(bulk) == set(public) and len(direct) >= 24
+    for key in direct:
+        d, b, p = direct[key], bulk[key], public[key]
+        assert d["artifacts"] == b["artifacts"] == p["artifacts"] and d["hydra"] == b["hydra"] == p["hydra"]
         for field in ("name", "status", "lifecycle", "params", "metrics", "tags", "contents"):
-            assert b[field] == p[field], (key, field)
-        assert len(b["traces"]) == len(p["traces"]) == int(b["params"]["num_scenarios"])
-        for tb, tp in zip(b["traces"], p["traces"], strict=True):
-            assert tb == tp
-            assert tb["tags"]["mlflow.traceName"] == tb["span"][0]  # named by its scene
+            assert d[field] == b[field] == p[field], (key, field)
+        assert len(d["traces"]) == len(p["traces"]) == int(d["params"]["num_scenarios"])
+        for td, tb, tp in zip(d["traces"], b["traces"], p["traces"], strict=True):
+            assert td == tb == tp
+            assert td["tags"]["mlflow.traceName"] == td["span"][0]  # named by its scene
             # The full data model: every tag, metadata key, input, output and attribute the README lists.
-            assert tb["tags"]["scene_id"] == tb["span"][3]["scene_id"] == tb["span"][0]
-            assert tb["tags"]["mlflow.runId"] == tb["metadata"]["mlflow.sourceRun"] == "<run>"
-            assert set(tb["metadata"]) == set(schema.TRACE_METADATA)
-            assert set(tb["span"][3]) == set(schema.TRACE_INPUTS) and set(tb["span"][4]) == set(schema.TRACE_OUTPUTS)
-            assert None not in (tb["attributes"][schema.ATTR_SCENE_INDEX], tb["attributes"][schema.ATTR_ADM])
+            assert td["tags"]["scene_id"] == td["span"][3]["scene_id"] == td["span"][0]
+            assert td["tags"]["mlflow.runId"] == td["metadata"]["mlflow.sourceRun"] == "<run>"
+            assert set(td["metadata"]) == set(schema.TRACE_METADATA)
+            assert set(td["span"][3]) == set(schema.TRACE_INPUTS) and set(td["span"][4]) == set(schema.TRACE_OUTPUTS)
+            assert None not in (td["attributes"][schema.ATTR_SCENE_INDEX], td["attributes"][schema.ATTR_ADM])
 
 
 def test_bulk_is_used_only_where_tested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

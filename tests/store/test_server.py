@@ -33,7 +33,7 @@ from align_track.ingest.pipeline import default_workers, ingest
 from align_track.store import run_writer, runs_reader
 from align_track.store.uri import DEFAULT_EXPERIMENT
 from tests.support import server_fixtures
-from tests.support.readback import snapshot, spy_bulk
+from tests.support.readback import SERVER_WRITE_PATHS, WRITE_PATHS, snapshot, spy_write_path
 from tests.support.server_fixtures import (
     AUTH_ADMIN,
     align_track_cmd,
@@ -130,14 +130,23 @@ def one_line_error(result: subprocess.CompletedProcess, *needles: str) -> str:
 
 @pytest.mark.server
 @pytest.mark.postgres
-def test_server_reads_back_like_sqlite_for_every_command(pg_server, corpus: Path, reference: dict) -> None:
+def test_server_reads_back_like_sqlite_for_every_command(pg_server, corpus: Path, reference: dict,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Written through the server's protocols without MLflow (the default) and through MLflow's client, each into an
+    experiment of its own: both read back as the SQLite store does, field by field."""
     url = pg_server.url
-    summary = ingest(corpus, url, workers=4)
-    assert not summary.failures and summary.count("ingested") == len({o.path for o in summary.outcomes})
-    assert_same_as_reference(snapshot(url), reference)
-
-    again = ingest(corpus, url)
-    assert again.count("skipped") == len(again.outcomes) and again.traces == 0
+    used = spy_write_path(monkeypatch)
+    for path, env in SERVER_WRITE_PATHS.items():
+        experiment = DEFAULT_EXPERIMENT if path == "direct" else f"{DEFAULT_EXPERIMENT}-{path}"
+        with monkeypatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            summary = ingest(corpus, url, experiment, workers=4)
+            assert not summary.failures and summary.count("ingested") == len({o.path for o in summary.outcomes})
+            assert_same_as_reference(snapshot(url, experiment_name=experiment), reference)
+            again = ingest(corpus, url, experiment)
+            assert again.count("skipped") == len(again.outcomes) and again.traces == 0
+    assert used == [path for path in SERVER_WRITE_PATHS for _ in range(2)]
 
     runner = CliRunner()
     listed = runner.invoke(main, ["list-runs", "--mlflow-uri", url, "--columns", "run,folder"])
@@ -245,23 +254,25 @@ def test_client_sockets_acknowledge_at_once(pg_server) -> None:
 
 
 @pytest.mark.postgres
-def test_postgres_direct_bulk_and_public_read_back_like_sqlite(pg_db: str, corpus: Path, reference: dict,
+def test_postgres_every_write_path_reads_back_like_sqlite(pg_db: str, corpus: Path, reference: dict,
                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALIGN_TRACK_ARTIFACTS_ROOT", str(tmp_path / "artifacts"))
-    used = spy_bulk(monkeypatch)
-    for bulk in ("1", "0"):
-        monkeypatch.setenv("ALIGN_TRACK_BULK", bulk)
-        databases = server_fixtures.pg_database("align_track_direct") if bulk == "0" else iter([pg_db])
+    used = spy_write_path(monkeypatch)
+    for path, env in WRITE_PATHS.items():
+        databases = server_fixtures.pg_database("align_track_direct") if path != "direct" else iter([pg_db])
         uri = next(databases)
         try:
-            summary = ingest(corpus, uri.replace("postgresql+psycopg2://", "postgresql://"))  # as a user types it
+            with monkeypatch.context() as patch:
+                for name, value in env.items():
+                    patch.setenv(name, value)
+                summary = ingest(corpus, uri.replace("postgresql+psycopg2://", "postgresql://"))  # as users type it
             assert not summary.failures
             assert_same_as_reference(snapshot(uri), reference)
         finally:
             getattr(databases, "close", lambda: None)()
-    assert used == [True, False]
-    # Both paths put the files under ALIGN_TRACK_ARTIFACTS_ROOT (never ./data of the working directory).
-    assert len(list((tmp_path / "artifacts").rglob("input_output.json"))) == 2 * len(reference)
+    assert used == list(WRITE_PATHS)
+    # Every path puts the files under ALIGN_TRACK_ARTIFACTS_ROOT (never ./data of the working directory).
+    assert len(list((tmp_path / "artifacts").rglob("input_output.json"))) == len(WRITE_PATHS) * len(reference)
 
 
 @pytest.mark.postgres

@@ -13,17 +13,18 @@ import pytest
 from mlflow import MlflowClient
 
 from align_track import schema
-from align_track.store import run_writer
+from align_track.store import open_store
 from align_track.store.provenance import provenance
 from align_track.store.uri import DEFAULT_EXPERIMENT
 
 VOLATILE_TAGS = {"align_track.claim"}
 
 
-def snapshot(uri: str) -> dict[str, Any]:
-    """Every run and trace field that is not an id or a time, keyed by the run's identity."""
+def snapshot(uri: str, volatile: set[str] = frozenset(), experiment_name: str = DEFAULT_EXPERIMENT) -> dict[str, Any]:
+    """Every run and trace field that is not an id or a time, keyed by the run's identity (``volatile``: run tags
+    left out besides the claim, e.g. a live run's heartbeat time)."""
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(DEFAULT_EXPERIMENT)
+    experiment = client.get_experiment_by_name(experiment_name)
     out: dict[str, Any] = {}
     for run in client.search_runs([experiment.experiment_id], max_results=1000):
         key = run.data.tags["align_track.key"]
@@ -59,20 +60,29 @@ def snapshot(uri: str) -> dict[str, Any]:
         out[key] = {
             "name": run.info.run_name, "status": run.info.status, "lifecycle": run.info.lifecycle_stage,
             "params": run.data.params, "metrics": run.data.metrics,
-            "tags": {k: v for k, v in run.data.tags.items() if k not in VOLATILE_TAGS},
+            "tags": {k: v for k, v in run.data.tags.items() if k not in VOLATILE_TAGS | volatile},
             "artifacts": artifacts, "hydra": hydra, "contents": contents, "traces": trace_view,
         }
     return out
 
 
-def spy_bulk(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Record, per RunStore opened, whether it chose the bulk path: proves which path a test exercised."""
-    used: list[bool] = []
-    original = run_writer.RunStore.__init__
+WRITE_PATHS = {"direct": {}, "bulk": {"ALIGN_TRACK_DIRECT": "0"}, "public": {"ALIGN_TRACK_BULK": "0"}}
+"""Each write path and the environment that picks it: without MLflow (the default on SQL stores), MLflow's store
+with the bulk rows (today's path before the no-mlflow writer, ``ALIGN_TRACK_DIRECT=0``), MLflow's public API."""
+SERVER_WRITE_PATHS = {"direct": {}, "public": {"ALIGN_TRACK_DIRECT": "0"}}
+"""The same for a tracking server: its REST and OTLP protocols spoken without MLflow (the default), MLflow's client."""
 
-    def spy(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        used.append(self.bulk)
 
-    monkeypatch.setattr(run_writer.RunStore, "__init__", spy)
+def spy_write_path(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record, per store an ingest opens, which write path it took ("direct", "bulk" or "public"): proves which
+    path a test exercised."""
+    used: list[str] = []
+    original = open_store.open_run_store
+
+    def spy(*args, **kwargs):
+        store = original(*args, **kwargs)
+        used.append("direct" if store.direct else "bulk" if store.bulk else "public")
+        return store
+
+    monkeypatch.setattr(open_store, "open_run_store", spy)
     return used

@@ -502,3 +502,21 @@ async def test_quit_on_a_hung_server_is_prompt_and_quiet(how):
     finally:
         tui.kill()
         server.close()
+
+
+async def test_the_ingest_pane_says_a_new_store_is_being_created(tmp_path, store_uri):
+    """On a new store the first seconds are MLflow creating it: the pane says so, then lists the folders."""
+    exps = tmp_path / "exps"
+    for i in range(3):
+        write_run_folder(exps / f"e{i}", scenes=[scene(f"S{i}")])
+    async with app_on(store_uri, SIZE, experiments_dir=exps) as (app, pilot):
+        await send_keys(app, "4", "enter")
+        stats = app.ingest_pane.query_one("#ingest-stats")
+        seen: list[str] = []
+        while app.ingest_pane.summary is None:
+            text = str(stats.render())
+            if not seen or seen[-1] != text.split("…")[0]:
+                seen.append(text.split("…")[0])
+            await asyncio.sleep(0.02)
+        assert any(line.startswith("creating the MLflow store") for line in seen), seen
+        assert app.ingest_pane.summary.count("ingested") == 3

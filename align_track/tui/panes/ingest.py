@@ -78,6 +78,8 @@ class IngestPane(Pane):
         self.started = 0.0
         self.progress = (0, 0)
         self.scenes = 0
+        self.stage = ""
+        """What the ingest is busy with before its folders are known (e.g. creating a new store)."""
         self._clock: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -155,6 +157,7 @@ class IngestPane(Pane):
         self.started = time.monotonic()
         self.progress = (0, 0)
         self.scenes = 0
+        self.stage = ""
         log.empty_text = "looking for run folders…"
         self.query_one("#ingest-progress", ProgressBar).update(total=None, progress=0)
         self.cancel_event = threading.Event()
@@ -214,6 +217,10 @@ class IngestPane(Pane):
         elif event.kind == "message":
             self.notify(printable(event.message), severity="warning", timeout=4)
             return
+        elif event.kind == "stage":  # e.g. creating a new store: said in the stats line until the plan is known
+            self.stage = event.message
+            self._tick()
+            return
         if event.kind in ("planned", "run_folder"):
             self.progress = (event.done, event.total)
             self.scenes = event.scenes
@@ -228,7 +235,8 @@ class IngestPane(Pane):
         done, total = self.progress
         elapsed = time.monotonic() - self.started
         if not total:
-            self._stats(f"scanning {self.root}… {elapsed_text(elapsed)} elapsed")
+            doing = self.stage or f"scanning {self.root}"
+            self._stats(f"{doing}… {elapsed_text(elapsed)} elapsed")
             return
         rate = self.scenes / elapsed if elapsed > 0 else 0.0
         self._stats(f"{done}/{total} folders · {self.scenes} scenes · {rate:.0f}/s · "
