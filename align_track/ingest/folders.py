@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,34 +49,100 @@ class RunFolderError(Exception):
         self.reason = reason
 
 
-def discover(root: Path, on_problem: Callable[[Path, str, bool], None] | None = None) -> list[Path]:
-    """Every folder below ``root`` holding input_output.json, sorted, skipping OUTDATED ones.
+RUN_ID_CHARS = frozenset("0123456789abcdef")
+STORE_DB = "mlflow.db"
+STORE_ARTIFACT_DIRS = frozenset({"artifacts", "mlartifacts", "mlruns"})
+STORE_NOTE = "MLflow store folder not walked into (its copies of run files are not run folders)"
+
+
+def store_folder(name: str, names: Collection[str], parent_names: Collection[str] = ()) -> bool:
+    """True for a folder that belongs to an MLflow store, whose copies of ``input_output.json`` and ``.hydra/``
+    (a run's artifacts) must never be ingested as run folders. ``names``: the folder's entries; ``parent_names``:
+    its parent's. The markers, each a layout MLflow itself writes:
+
+    * a run's folder: named by a run id (32 lowercase hex digits) and holding ``artifacts/`` or ``meta.yaml``
+      (``mlruns/<experiment>/<run>/``, a server's ``mlartifacts/<experiment>/<run>/``, the SQL stores'
+      ``<artifact root>/<run>/artifacts/``);
+    * a file store's experiment: named by an experiment id (digits) and holding ``meta.yaml``;
+    * ``artifacts/``, ``mlartifacts/`` or ``mlruns/`` beside an ``mlflow.db`` (the embedded store's layout).
+
+    A run folder of align-system never matches: it is not named by a run id and holds input_output.json.
+    """
+    if MARKER in names:
+        return False
+    if len(name) == 32 and RUN_ID_CHARS.issuperset(name) and ("artifacts" in names or "meta.yaml" in names):
+        return True
+    if name.isdigit() and "meta.yaml" in names:
+        return True
+    return name in STORE_ARTIFACT_DIRS and STORE_DB in parent_names
+
+
+def own_store_dirs(tracking_uri: str, artifact_location: str | None) -> tuple[str, ...]:
+    """The folders of the store being written (its artifact location if local, the SQLite file's folder): never
+    entered, whatever they hold, even when the experiments tree contains them (the embedded default
+    ``data/mlflow/`` under an experiments directory used as the current directory)."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    from align_track.store.uri import sqlite_path
+
+    out = []
+    if artifact_location and urlparse(artifact_location).scheme == "file":
+        out.append(os.path.realpath(url2pathname(urlparse(artifact_location).path)))
+    db = sqlite_path(tracking_uri)
+    if db is not None:
+        out.append(os.path.realpath(db.parent))
+    return tuple(out)
+
+
+def discover(root: Path, on_problem: Callable[[Path, str, bool], None] | None = None,
+             exclude: Collection[str] = (), stores: list[Path] | None = None) -> list[Path]:
+    """Every folder below ``root`` holding input_output.json, sorted, skipping OUTDATED ones and MLflow stores.
 
     Only the part of the path below ``root`` is checked for OUTDATED, so a root
     that itself lives under an OUTDATED folder still works. Walks with an explicit stack (a tree
     thousands of levels deep is fine), never follows a symlinked directory (the same run folder
     reached twice would be two runs), and reports what it cannot enter: ``on_problem(path, reason,
     is_error)`` with ``is_error`` True for an unreadable directory, False for a skipped symlink.
+    Never enters a store's folders (``exclude``: the store being written, see :func:`own_store_dirs`; any
+    folder :func:`store_folder` recognises): each is appended to ``stores`` when given, else reported as a note.
     """
     root = Path(root)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"experiments directory not found: {root}")
     report = on_problem or (lambda path, reason, is_error: None)
+    real_root = os.path.realpath(root).rstrip(os.sep) + os.sep
+    excluded = {str(root).rstrip(os.sep) + os.sep + real[len(real_root):]  # as the walk spells them
+                for real in map(os.path.realpath, exclude) if real.startswith(real_root)}
     found: list[Path] = []
-    stack = [str(root)]
+    stack: list[tuple[str, frozenset[str]]] = [(str(root), frozenset())]
+
+    def store(path: str) -> None:
+        if stores is not None:
+            stores.append(Path(path))
+        else:
+            report(Path(path), STORE_NOTE, False)
+
     while stack:
-        dirpath = stack.pop()
+        dirpath, parent_names = stack.pop()
+        if dirpath in excluded:
+            store(dirpath)
+            continue
         try:
             with os.scandir(dirpath) as entries:
                 listing = list(entries)
         except OSError as exc:
             report(Path(dirpath), f"cannot read directory ({exc.strerror or exc})", True)
             continue
+        names = frozenset(entry.name for entry in listing)
+        if dirpath != str(root) and store_folder(os.path.basename(dirpath), names, parent_names):
+            store(dirpath)
+            continue
         for entry in listing:
             try:
                 if entry.is_dir(follow_symlinks=False):
                     if "outdated" not in entry.name.lower():
-                        stack.append(entry.path)
+                        stack.append((entry.path, names))
                 elif entry.is_symlink() and entry.is_dir():
                     if "outdated" not in entry.name.lower():
                         report(Path(entry.path), "symlinked directory not followed (ingest its target directly)",

@@ -28,6 +28,7 @@ from align_track.ingest.folders import (
     RunFolderError,
     discover,
     fingerprint,
+    own_store_dirs,
     read_config,
     run_file_sizes,
 )
@@ -124,7 +125,10 @@ def plan_ingest(root: Path, store, force: bool, alive: AliveFn, notice: Callable
         else:
             notes.append(f"{printable(str(path))}: {reason}")
 
-    folders = discover(root, problem)
+    stores: list[Path] = []
+    folders = discover(root, problem, own_store_dirs(store.tracking_uri, store.artifact_location), stores)
+    if stores:
+        notes.append(store_note(root, stores))
     existing: dict[str, list] = defaultdict(list)
     others: dict[str, list] = defaultdict(list)  # runs other tools wrote, by experiment_path
     for row in with_retries(store.live_runs, notice):
@@ -166,6 +170,14 @@ def plan_ingest(root: Path, store, force: bool, alive: AliveFn, notice: Callable
             planned.append(_decide(store, configs[folder], ids[folder], variants, existing, others, force, alive,
                                    notice))
     return Plan(planned, notes, parsed=len(configs), cut=cut)
+
+
+def store_note(root: Path, stores: list[Path]) -> str:
+    """One note for every store folder left out of the walk (a store's artifact root may hold thousands of runs)."""
+    shown = [printable(os.path.relpath(p, root)) for p in sorted(stores)[:3]]
+    more = f" and {len(stores) - 3} more" if len(stores) > 3 else ""
+    return f"{', '.join(shown)}{more}: MLflow store folder{'s' if len(stores) > 1 else ''} not walked into " \
+           "(a store's copies of run files are not run folders)"
 
 
 def unchanged_folders(root: Path, folders: list[Path], existing: dict[str, list], others: dict[str, list],

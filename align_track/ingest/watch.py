@@ -32,13 +32,16 @@ from typing import Any
 from align_track.errors import one_line
 from align_track.ingest.folders import (
     MARKER,
+    STORE_DB,
     WATCHED_FILES,
     RunFolderConfig,
     RunFolderError,
     RunFolderFiles,
     fingerprint,
+    own_store_dirs,
     read_config,
     read_files,
+    store_folder,
 )
 from align_track.ingest.mapping import RunIdentity, build_traces, identities, map_run, run_fingerprint
 from align_track.ingest.plan import Unchanged
@@ -144,17 +147,6 @@ def _stat_sig(path: Path) -> tuple:
     return tuple(out)
 
 
-def _local_dirs(location: str | None) -> tuple[str, ...]:
-    """The store's artifact folder, if local: its copies of input_output.json must not look like run folders
-    (a store kept inside the watched tree would otherwise ingest its own artifacts, forever)."""
-    from urllib.parse import urlparse
-    from urllib.request import url2pathname
-
-    if not location or urlparse(location).scheme != "file":
-        return ()
-    return (os.path.realpath(url2pathname(urlparse(location).path)),)
-
-
 class TreeScanner:
     """Find run folders below ``root`` with one stat per directory, re-listing only directories that moved."""
 
@@ -162,7 +154,7 @@ class TreeScanner:
         self.root = root
         self.exclude = set(exclude)
         """Directories never entered (the store's own artifacts, when they live inside the tree)."""
-        self._dirs: dict[str, tuple[int, tuple[str, ...], bool]] = {}
+        self._dirs: dict[str, tuple[int, tuple[str, ...], bool, frozenset[str], bool]] = {}
         self.moved: set[str] = set()
         """Directories whose listing changed in the last scan (new files or subfolders)."""
 
@@ -170,34 +162,39 @@ class TreeScanner:
         found: list[str] = []
         seen: set[str] = set()
         self.moved = set()
-        stack = [str(self.root)]
+        stack: list[tuple[str, frozenset[str]]] = [(str(self.root), frozenset())]
         while stack:
-            d = stack.pop()
+            d, parent_names = stack.pop()
             try:
                 mtime = os.stat(d).st_mtime_ns
             except OSError:
                 continue
             seen.add(d)
             cached = self._dirs.get(d)
-            if cached is None or cached[0] != mtime:
+            beside_db = STORE_DB in parent_names
+            if cached is None or cached[0] != mtime or cached[4] != beside_db:
                 subdirs, marker = [], False
                 try:
                     with os.scandir(d) as entries:
-                        for entry in entries:
-                            if entry.name == MARKER:
-                                marker = True
-                            # Hydra's own folder never holds a run; OUTDATED ones are skipped as by discover()
-                            elif entry.name != HYDRA_DIR and "outdated" not in entry.name.lower() and \
-                                    entry.is_dir(follow_symlinks=False) and entry.path not in self.exclude:
-                                subdirs.append(entry.path)
+                        listing = list(entries)
                 except OSError:
                     continue
-                cached = (mtime, tuple(sorted(subdirs)), marker)
+                names = frozenset(entry.name for entry in listing)
+                if d != str(self.root) and store_folder(os.path.basename(d), names, parent_names):
+                    listing = []  # an MLflow store's folder: its copies of run files are not run folders
+                for entry in listing:
+                    if entry.name == MARKER:
+                        marker = True
+                    # Hydra's own folder never holds a run; OUTDATED ones are skipped as by discover()
+                    elif entry.name != HYDRA_DIR and "outdated" not in entry.name.lower() and \
+                            entry.is_dir(follow_symlinks=False) and entry.path not in self.exclude:
+                        subdirs.append(entry.path)
+                cached = (mtime, tuple(sorted(subdirs)), marker, names, beside_db)
                 self._dirs[d] = cached
                 self.moved.add(d)
             if cached[2]:
                 found.append(d)
-            stack.extend(cached[1])
+            stack.extend((sub, cached[3]) for sub in cached[1])
         if len(seen) != len(self._dirs):
             for gone in set(self._dirs) - seen:
                 del self._dirs[gone]
@@ -235,7 +232,7 @@ class Watcher:
         self.rescan_every = rescan_every
         self.emit = on_event or (lambda event: None)
         self.clock = clock
-        self.scanner = TreeScanner(self.root, _local_dirs(self.store.artifact_location))
+        self.scanner = TreeScanner(self.root, own_store_dirs(self.uri, self.store.artifact_location))
         self.folders: dict[str, _Folder] = {}
         self.live: dict[str, _Live] = {}
         self.variants: dict[str, str] = {}

@@ -520,3 +520,49 @@ async def test_the_ingest_pane_says_a_new_store_is_being_created(tmp_path, store
             await asyncio.sleep(0.02)
         assert any(line.startswith("creating the MLflow store") for line in seen), seen
         assert app.ingest_pane.summary.count("ingested") == 3
+
+
+def _ingested_paths(uri: str) -> list[str]:
+    return sorted(r.tags["experiment_path"] for r in load_complete_runs(uri)[2])
+
+
+@pytest.mark.parametrize("how", ["typed", "pasted"])
+async def test_enter_ingests_exactly_what_the_path_box_shows(tmp_path, store_uri, how):
+    """ctrl+u, a path and enter in one burst (a fast typist, tmux send-keys), or a paste then enter: the folder in
+    the box is ingested, never the box's earlier value nor the current directory (issue 20, item 2)."""
+    import os
+
+    from textual import events
+
+    cwd = Path(os.getcwd())
+    write_run_folder(cwd / "here")  # what an empty box used to ingest
+    exps = tmp_path / "exps"
+    write_run_folder(exps / "wanted")
+    write_run_folder(exps / "wanted-too")  # completion would offer 'wanted-too/' after 'wanted'
+    typed = str(exps / "wanted")
+    async with app_on(store_uri, SIZE, experiments_dir=cwd) as (app, pilot):
+        await pilot.press("4")
+        await settle(pilot)
+        assert app.focused is app.ingest_pane.query_one("#ingest-path")
+        keys = ["ctrl+u"] if how == "pasted" else ["ctrl+u", *typed, "enter"]
+        for key in keys:  # straight to the driver, as from a terminal: no pause at all between the keys
+            app._driver.send_message(events.Key(key, key if len(key) == 1 else None))
+        if how == "pasted":
+            app._driver.send_message(events.Paste(typed))
+            app._driver.send_message(events.Key("enter", None))
+        await wait_until(pilot, lambda: app.ingest_pane.summary is not None, timeout=120, what="ingest")
+        assert app.ingest_pane.root == typed
+        assert app.ingest_pane.query_one("#ingest-path").value == typed  # completion did not change the box
+        assert _ingested_paths(store_uri) == ["."], "the folder in the box, not the cwd or a completion"
+
+
+async def test_enter_on_an_empty_path_box_ingests_nothing_and_says_why(tmp_path, store_uri):
+    import os
+
+    write_run_folder(Path(os.getcwd()) / "here")
+    async with app_on(store_uri, SIZE, experiments_dir=tmp_path) as (app, pilot):
+        await pilot.press("4", "ctrl+u", "enter")
+        await settle(pilot)
+        assert not app.ingest_pane.running and app.ingest_pane.summary is None
+        assert "type the experiments folder" in str(app.ingest_pane.query_one("#ingest-stats").render())
+        assert not Path(store_uri.split(":///", 1)[1]).exists()  # nothing written, no store created

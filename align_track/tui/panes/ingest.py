@@ -18,6 +18,7 @@ from align_track.errors import printable
 from align_track.tui.messages import RunsChanged, Status
 from align_track.tui.models.ingest_log import elapsed_text, readable_error, summary_text
 from align_track.tui.panes.base import Pane
+from align_track.tui.widgets.fast_input import FastInput
 from align_track.tui.widgets.path_suggester import PathSuggester
 from align_track.tui.widgets.vtable import Column, VirtualTable
 
@@ -85,8 +86,8 @@ class IngestPane(Pane):
     def compose(self) -> ComposeResult:
         with Horizontal(id="ingest-bar"):
             yield Label("Folder")
-            yield Input(self.experiments_dir, placeholder="experiments folder (→ completes)", id="ingest-path",
-                        suggester=PathSuggester(), compact=True)
+            yield FastInput(self.experiments_dir, placeholder="experiments folder (→ completes)", id="ingest-path",
+                            suggester=PathSuggester(), compact=True, on_submit=self.start_folder)
             yield Checkbox("force", id="ingest-force", compact=True)
         yield Label("esc: leave the path · enter: start · ctrl+g: cancel · →: accept completion", id="ingest-hint")
         yield ProgressBar(total=1, id="ingest-progress", show_eta=False)  # indeterminate only while scanning
@@ -137,15 +138,19 @@ class IngestPane(Pane):
         self.app.push_screen(MessageScreen(f"{rel}: {log.rows[row][0]}",
                                            f"{log.rows[row][3]}\n\nfolder: {self.root.rstrip('/')}/{rel}"))
 
-    @on(Input.Submitted, "#ingest-path")
-    def _submitted(self) -> None:
-        self.action_start()
-
     def action_start(self) -> None:
+        self.start_folder(self.query_one("#ingest-path", Input).value)
+
+    def start_folder(self, typed: str) -> None:
+        """Ingest ``typed``: the box's value as enter found it (handled in that key's turn, so keys typed behind
+        cannot change it first). An empty box ingests nothing: it used to mean the current directory."""
         if self.running:
             self.notify("an ingest is already running", severity="warning")
             return
-        folder = Path(self.query_one("#ingest-path", Input).value.strip()).expanduser()
+        if not typed.strip():
+            self._stats("type the experiments folder to ingest (the box is empty)", error=True)
+            return
+        folder = Path(typed.strip()).expanduser()
         if not folder.is_dir():
             self._stats(f"not a folder: {folder}", error=True)
             return

@@ -8,6 +8,12 @@ stock assignment that follows changes nothing.
 ``Changed`` and ``Submitted`` are messages, handled a turn later: keys typed right behind
 (down, enter) would be routed by the old focus, and a filter applied after the cursor
 moved would reset it. ``on_change`` and ``on_submit`` run in the key's own turn.
+
+The Input's own key bindings (ctrl+u, ctrl+w, backspace, enter, ...) also run in the key's own
+turn: Textual runs a binding only once the key has bubbled up to the app, a turn per widget,
+while the printable keys typed right behind it are inserted at once; ``ctrl+u``, a path and
+enter sent in one burst (a paste, tmux send-keys, a fast typist) then cleared the path just
+typed and submitted an empty box.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from textual import events
 from textual.geometry import Size
 from textual.widget import Widget
 from textual.widgets import Input
@@ -38,3 +45,11 @@ class FastInput(Input):
             await super().action_submit()
         else:
             self.on_submit(self.value)
+
+    async def _on_key(self, event: events.Key) -> None:
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            if not binding.priority and await self.app.run_action(binding.action, self):
+                event.stop()
+                event.prevent_default()
+                return
+        await super()._on_key(event)
