@@ -2,10 +2,12 @@
 
 MLflow's public API truncates long param and tag values (``MLFLOW_TRUNCATE_LONG_VALUES``, on by
 default) and refuses bad keys (over 250 characters, characters outside ``[/\\w.\\- :]``, paths such
-as ``../x``) and trace names over 4,096 characters. The bulk SQL path and a PostgreSQL database
-would otherwise store (or choke on) what a tracking server refuses, so the writers all get a
-record that has already been through these rules: values truncated with a warning, refusals
-raised as :class:`LimitError` naming the field (a data error of that run folder, not a store error).
+as ``../x``) and trace names over 4,096 characters. Its schema holds a run name in ``varchar(250)``
+(PostgreSQL refuses more, SQLite stores anything), and PostgreSQL cannot store NUL in any text, nor can
+any UTF-8 store hold an unpaired surrogate (JSON's ``"\\ud800"``). The bulk SQL path and a PostgreSQL
+database would otherwise store (or choke on) what another backend refuses, so the writers all get a
+record that has already been through these rules: values truncated or made storable with a warning,
+refusals raised as :class:`LimitError` naming the field (a data error of that run folder, not a store error).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ MAX_ENTITY_KEY_LENGTH = 250
 MAX_PARAM_VAL_LENGTH = 6000
 MAX_TAG_VAL_LENGTH = 8000
 MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE = 4096
+MAX_RUN_NAME_LENGTH = 250
+"""``runs.name`` is ``varchar(250)`` in MLflow's schema; ``mlflow.runName`` (a tag) holds the same name."""
 _NAME = re.compile(r"^[/\w.\- ]*$" if os.name == "nt" else r"^[/\w.\- :]*$")
 
 
@@ -70,9 +74,13 @@ def fit_to_limits(record: RunRecord) -> tuple[RunRecord, list[str]]:
     for key in record.metrics:
         check_key("metric", key)
     check_trace_names(record.traces)
-    if params == record.params and tags == record.tags:
+    run_name = record.run_name
+    if len(run_name) > MAX_RUN_NAME_LENGTH:  # ADM/target[/variant]: a long ADM name or target id
+        warnings.append(f"run name: {len(run_name)} characters truncated to {MAX_RUN_NAME_LENGTH} (MLflow's limit)")
+        run_name = run_name[:MAX_RUN_NAME_LENGTH]
+    if params == record.params and tags == record.tags and run_name == record.run_name:
         return record, warnings
-    return replace(record, params=params, tags=tags), warnings
+    return replace(record, run_name=run_name, params=params, tags=tags), warnings
 
 
 def check_trace_names(traces: Sequence[TraceRecord]) -> None:
