@@ -7,12 +7,13 @@ own, and reads back through MLflow's read APIs.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from tests.support.backends import BACKENDS, backend_uri, new_experiment, outcome
-from tests.support.factory import config, merit_target, write_run_folder
+from tests.support.factory import config, merit_target, scene, write_run_folder
 
 
 @pytest.fixture(params=BACKENDS)
@@ -66,3 +67,68 @@ def test_long_param_and_tag_values_are_truncated_alike_on_every_backend(backend:
     ]
     run = got["runs"][f"long_target|{'t' * 6000}"]
     assert run["params"]["alignment_target_id"] == "t" * 6000 and run["tags"]["alignment_target_id"] == "t" * 8000
+
+
+def test_nul_and_lone_surrogates_are_replaced_alike_on_every_backend(backend: str, tmp_path: Path) -> None:
+    """NUL in an ADM name, a scene id and scene text (and an unpaired surrogate, JSON's ``\\ud800``): U+FFFD in
+    every field that holds it (params, tags, run name, trace name and tags, span inputs/outputs/attributes), with
+    a note, on every backend (PostgreSQL said 'store error: A string literal cannot contain NUL')."""
+    tree = tmp_path / "exps"
+    write_run_folder(tree / "nul_adm", cfg=config(adm="a\x00b", target=merit_target()))
+    odd = scene("S\x001")
+    odd["input"]["full_state"]["unstructured"] = "text\x00with NUL"
+    odd["output"]["action"]["justification"] = "lone \ud800 surrogate"
+    write_run_folder(tree / "nul_scene", scenes=[odd, scene("S2")])
+    got = outcome(tree, backend, new_experiment())
+    assert got["failed"] == []
+    adm = got["runs"][next(k for k in got["runs"] if k.startswith("nul_adm|"))]
+    assert adm["params"]["adm"] == adm["tags"]["adm"] == "a\ufffdb"
+    assert adm["name"] == adm["tags"]["mlflow.runName"] == "a\ufffdb/ADEPT-June2025-merit-0.5"
+    assert {t["attributes"]["adm"] for t in adm["traces"]} == {"a\ufffdb"}
+    traces = got["runs"][next(k for k in got["runs"] if k.startswith("nul_scene|"))]["traces"]
+    first = traces[0]
+    assert first["name"] == first["tags"]["scene_id"] == first["span"][0] == "S\ufffd1"
+    assert first["span"][1]["unstructured"] == "text\ufffdwith NUL" and first["span"][1]["scene_id"] == "S\ufffd1"
+    assert first["span"][2]["action"]["justification"] == "lone \ufffd surrogate"
+    assert "\x00" not in first["request_preview"] and "\\u0000" not in first["request_preview"]
+    assert [t["name"] for t in traces[1:]] == ["S2"]
+    assert [n for n in got["notes"] if "U+FFFD" in n] == [
+        "nul_adm: NUL or unpaired surrogate characters replaced by U+FFFD (no store can hold them alike) in "
+        "param 'adm', tag 'adm', run name, 3 scenes ('S0', ...)",
+        "nul_scene: NUL or unpaired surrogate characters replaced by U+FFFD (no store can hold them alike) in "
+        "1 scene ('S\ufffd1')",
+    ]
+
+
+@pytest.mark.parametrize("name", ["sqlite", "postgresql"])
+def test_a_watched_live_run_stores_nul_as_ingest_does(name: str, request: pytest.FixtureRequest,
+                                                      tmp_path: Path) -> None:
+    """Scenes appended to a live run go through the same rule as a whole run (the finished run's traces are the
+    ones a plain ingest writes): on PostgreSQL the append failed with 'store error' on main."""
+    from mlflow import MlflowClient
+
+    from align_track.ingest.watch import FAILED, NOTE, Watcher
+    from tests.support import live_writer as lw
+
+    uri = backend_uri(request, name)
+    folder = lw.start(tmp_path / "exp" / "live", config(adm="a\x00b", target=merit_target()))
+    scenes = [scene("S\x000"), scene("S1")]
+    events: list = []
+    experiment = new_experiment("watch")
+    watcher = Watcher(tmp_path / "exp", uri, experiment, stall_after=3600, on_event=events.append)
+    for count in (1, 2):
+        (folder / "input_output.json").write_text(json.dumps(scenes[:count]))
+        watcher.poll()
+    lw.finish(folder, 2)
+    watcher.poll()
+    assert [e.message for e in events if e.kind == FAILED] == []
+    assert watcher.summary.counts["finished"] == 1
+    assert any("U+FFFD" in e.message for e in events if e.kind == NOTE)
+    client = MlflowClient(uri)
+    eid = client.get_experiment_by_name(experiment).experiment_id
+    (run,) = client.search_runs([eid])
+    assert run.info.run_name == "a\ufffdb/ADEPT-June2025-merit-0.5" and run.data.params["adm"] == "a\ufffdb"
+    found = client.search_traces(locations=[eid], run_id=run.info.run_id)
+    names = sorted(t.info.tags["mlflow.traceName"] for t in found)
+    plain = outcome(tmp_path / "exp", uri, new_experiment("plain"))
+    assert names == sorted(t["name"] for t in plain["runs"][next(iter(plain["runs"]))]["traces"]) == ["S1", "S\ufffd0"]
