@@ -40,3 +40,13 @@ def uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     return request.getfixturevalue("http_server")
+
+
+# Every backend once per session (tests/support/backends.py): the cross-backend tests and the hostile-folder generator.
+from tests.support.backends import (  # noqa: E402, F401
+    pg_artifacts,
+    pg_server,
+    pg_session_db,
+    sqlite_server,
+    sqlite_session_uri,
+)

@@ -471,10 +471,13 @@ class Watcher:
         each truncation noted once per run."""
         mapped = map_run(identity, variant, files)
         for warning in mapped.warnings:
-            if (identity.key, warning) not in self._noted:
-                self._noted.add((identity.key, warning))
-                self.emit(WatchEvent(NOTE, rel, message=f"{rel}: {warning}"))
+            self._note(identity, rel, warning)
         return mapped.run
+
+    def _note(self, identity: RunIdentity, rel: str, warning: str) -> None:
+        if (identity.key, warning) not in self._noted:
+            self._noted.add((identity.key, warning))
+            self.emit(WatchEvent(NOTE, rel, message=f"{rel}: {warning}"))
 
     def _indices(self, identity: RunIdentity, scenes: list[dict], start: int) -> list[int]:
         from align_track.ingest.folders import scene_target_id
@@ -489,8 +492,8 @@ class Watcher:
         from align_track.store.run_appender import AppendConflict, mlflow_trace_id, scene_ids
 
         indices = self._indices(identity, files.scenes, live.seen)
-        records = build_traces(identity, files, indices, [None] * len(files.scenes))
-        _check_names(identity, records)
+        records = _fit_traces(identity, build_traces(identity, files, indices, [None] * len(files.scenes)),
+                              lambda warning: self._note(identity, rel, warning))
         landed = int(max(self.folders[str(identity.config.path)].last_change, 0) * 1e9) or time.time_ns()
         present = set(live.known.values())
         todo, ids = [], []
@@ -607,14 +610,18 @@ class Watcher:
         self.emit(WatchEvent(kind, rel, run_id, scenes, message))
 
 
-def _check_names(identity: RunIdentity, traces: list) -> None:
-    """A scene id over MLflow's trace name limit fails the folder, as ``map_run`` fails it for a whole run."""
-    from align_track.store.limits import LimitError, check_trace_names
+def _fit_traces(identity: RunIdentity, traces: list, note: Callable[[str], None]) -> list:
+    """Appended scenes made storable as ``map_run`` makes a whole run's (so the finished run's traces are the same);
+    a scene id over MLflow's trace name limit fails the folder."""
+    from align_track.store.limits import LimitError, fit_traces, replaced_note
 
     try:
-        check_trace_names(traces)
+        fitted, scenes = fit_traces(traces)
     except LimitError as exc:
         raise RunFolderError(identity.config.path, str(exc)) from None
+    if scenes:
+        note(replaced_note(scenes))
+    return list(fitted)
 
 
 def watch(experiments_dir: str | Path, tracking_uri: str | None = None,

@@ -2,10 +2,12 @@
 
 MLflow's public API truncates long param and tag values (``MLFLOW_TRUNCATE_LONG_VALUES``, on by
 default) and refuses bad keys (over 250 characters, characters outside ``[/\\w.\\- :]``, paths such
-as ``../x``) and trace names over 4,096 characters. The bulk SQL path and a PostgreSQL database
-would otherwise store (or choke on) what a tracking server refuses, so the writers all get a
-record that has already been through these rules: values truncated with a warning, refusals
-raised as :class:`LimitError` naming the field (a data error of that run folder, not a store error).
+as ``../x``) and trace names over 4,096 characters. Its schema holds a run name in ``varchar(250)``
+(PostgreSQL refuses more, SQLite stores anything), and PostgreSQL cannot store NUL in any text, nor can
+any UTF-8 store hold an unpaired surrogate (JSON's ``"\\ud800"``). The bulk SQL path and a PostgreSQL
+database would otherwise store (or choke on) what another backend refuses, so the writers all get a
+record that has already been through these rules: values truncated or made storable with a warning,
+refusals raised as :class:`LimitError` naming the field (a data error of that run folder, not a store error).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from align_track.records import RunRecord, TraceRecord
 
@@ -24,6 +27,13 @@ MAX_ENTITY_KEY_LENGTH = 250
 MAX_PARAM_VAL_LENGTH = 6000
 MAX_TAG_VAL_LENGTH = 8000
 MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE = 4096
+MAX_RUN_NAME_LENGTH = 250
+"""``runs.name`` is ``varchar(250)`` in MLflow's schema; ``mlflow.runName`` (a tag) holds the same name."""
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""NUL (PostgreSQL refuses it in any text: 'A string literal cannot contain NUL') and unpaired surrogates (JSON's
+``"\\ud800"``: no UTF-8 store or protocol can encode them); SQLite stored both, PostgreSQL failed the folder."""
+REPLACEMENT = "\ufffd"
+"""What an unstorable character becomes on every backend: U+FFFD, Unicode's replacement character."""
 _NAME = re.compile(r"^[/\w.\- ]*$" if os.name == "nt" else r"^[/\w.\- :]*$")
 
 
@@ -65,14 +75,80 @@ def fit_to_limits(record: RunRecord) -> tuple[RunRecord, list[str]]:
             out[key] = value
         return out
 
-    params = fit("param", record.params, MAX_PARAM_VAL_LENGTH)
-    tags = fit("tag", record.tags, MAX_TAG_VAL_LENGTH)
+    cleaned: list[str] = []  # fields whose NUL/surrogates became U+FFFD (keys are checked, and refused, as they are)
+
+    def clean(kind: str, values: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for key, value in values.items():
+            out[key], count = storable(value)
+            if count:
+                cleaned.append(f"{kind} {key!r}")
+        return out
+
+    params = fit("param", clean("param", record.params), MAX_PARAM_VAL_LENGTH)
+    tags = fit("tag", clean("tag", record.tags), MAX_TAG_VAL_LENGTH)
     for key in record.metrics:
         check_key("metric", key)
-    check_trace_names(record.traces)
-    if params == record.params and tags == record.tags:
+    run_name, count = storable(record.run_name)
+    if count:
+        cleaned.append("run name")
+    traces, scenes = fit_traces(record.traces)
+    if cleaned or scenes:
+        warnings.append(replaced_note(cleaned + scenes))
+    if len(run_name) > MAX_RUN_NAME_LENGTH:  # ADM/target[/variant]: a long ADM name or target id
+        warnings.append(f"run name: {len(run_name)} characters truncated to {MAX_RUN_NAME_LENGTH} (MLflow's limit)")
+        run_name = run_name[:MAX_RUN_NAME_LENGTH]
+    if params == record.params and tags == record.tags and run_name == record.run_name and traces is record.traces:
         return record, warnings
-    return replace(record, params=params, tags=tags), warnings
+    return replace(record, run_name=run_name, params=params, tags=tags, traces=traces), warnings
+
+
+def storable(value: Any) -> tuple[Any, int]:
+    """``value`` (a string, or JSON-like lists and dicts of them, keys included) with every NUL and unpaired
+    surrogate replaced by U+FFFD, and how many were; ``value`` itself when there were none."""
+    if isinstance(value, str):
+        found = UNSTORABLE.findall(value)
+        return (UNSTORABLE.sub(REPLACEMENT, value), len(found)) if found else (value, 0)
+    if isinstance(value, dict):
+        total, out = 0, {}
+        for key, item in value.items():
+            new_key, n_key = storable(key) if isinstance(key, str) else (key, 0)
+            out[new_key], n_item = storable(item)
+            total += n_key + n_item
+        return (out, total) if total else (value, 0)
+    if isinstance(value, (list, tuple)):
+        pairs = [storable(item) for item in value]
+        total = sum(n for _, n in pairs)
+        return ([item for item, _ in pairs], total) if total else (value, 0)
+    return value, 0
+
+
+def replaced_note(fields: list[str]) -> str:
+    """The note for values whose NUL or unpaired surrogates were replaced."""
+    shown = ", ".join(fields[:6]) + (f" and {len(fields) - 6} more" if len(fields) > 6 else "")
+    return f"NUL or unpaired surrogate characters replaced by U+FFFD (no store can hold them alike) in {shown}"
+
+
+def fit_traces(traces: Sequence[TraceRecord]) -> tuple[Sequence[TraceRecord], list[str]]:
+    """``traces`` storable on every backend: LimitError for a scene id over MLflow's trace name limit; NUL and
+    unpaired surrogates in names, inputs, outputs, attributes and tags replaced, and the scenes that had them
+    (one field for :func:`replaced_note`, or none). For a whole run
+    (:func:`fit_to_limits`) and for the scenes appended to a live run, so both write the same trace."""
+    check_trace_names(traces)
+    out: list[TraceRecord] = []
+    changed: list[str] = []
+    for trace in traces:
+        name, n_name = storable(trace.name)
+        (inputs, outputs, attributes, tags), n_rest = storable(
+            (trace.inputs, trace.outputs, trace.attributes, trace.tags))
+        if n_name + n_rest:
+            changed.append(name)
+            trace = replace(trace, name=name, inputs=inputs, outputs=outputs, attributes=attributes, tags=tags)
+        out.append(trace)
+    if not changed:
+        return traces, []
+    return out, [f"{len(changed)} scene{'s' if len(changed) > 1 else ''} ({changed[0]!r}"
+                 + (", ..." if len(changed) > 1 else "") + ")"]
 
 
 def check_trace_names(traces: Sequence[TraceRecord]) -> None:
