@@ -505,6 +505,10 @@ class Watcher:
                 continue
             todo.append((index, record))
             ids.append(pair)
+        # An adopted run's traces were known by stored id only (negative keys): the ones found by index above are
+        # one scene each, not two (else the events after a resume count them twice).
+        found = {v for k, v in live.known.items() if k >= 0}
+        live.known = {k: v for k, v in live.known.items() if k >= 0 or v not in found}
         tags = {TAG_SCENES: str(len([k for k in live.known if k >= 0]) + len(todo)),
                 TAG_LAST_SCENE: str(landed // 1_000_000)}
         if live.state == STATE_STALLED:

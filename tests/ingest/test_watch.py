@@ -372,3 +372,26 @@ def _finished(folder: Path) -> Path:
     lw.start(folder)
     lw.write_scenes(folder, 2)
     return folder
+
+
+def test_a_resumed_run_reports_its_scenes_once_when_it_stalls(tmp_path: Path, store_uri: str):
+    """After an adoption each scene is known by two keys for a while (its stored id, then its index): the events
+    count scenes, not keys (``resumed ... scenes=3`` then ``stalled ... scenes=6`` was the bug)."""
+    folder = lw.start(tmp_path / "exp" / "job")
+    lw.write_scenes(folder, 3)
+    first = Watcher(tmp_path / "exp", store_uri, stall_after=3600)
+    first.poll()
+    del first  # no close(): as after kill -9
+    events = []
+    clock = Clock()
+    second = Watcher(tmp_path / "exp", store_uri, stall_after=60, clock=clock, on_event=events.append)
+    second.poll()
+    clock.now += 3600
+    second.poll()
+    got = [(e.kind, e.scenes) for e in events]
+    assert got == [("resumed", 3), ("stalled", 3)], got
+    lw.write_scenes(folder, 4)
+    clock.now = __import__("time").time()
+    second.poll()
+    assert [(e.kind, e.scenes) for e in events[2:]] == [("resumed", 4), ("appended", 4)], events[2:]
+    assert one_run(store_uri).data.tags[TAG_SCENES] == "4"
