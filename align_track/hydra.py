@@ -6,11 +6,13 @@ Enable it from the command line, nothing else to run::
       +hydra.callbacks.align_track._target_=align_track.hydra.IngestCallback \\
       +hydra.callbacks.align_track.mlflow_uri=http://mlflow.team:5000
 
-Success or failure, the job's folder becomes one complete run (a failed job's run has status FAILED);
-in a ``--multirun`` sweep run variants are named from the whole sweep folder, as ``align-track ingest``
-of that folder would. The callback never fails the job: an unreachable store or any other problem is a
-warning in the job's log. A watcher (``ingest --watch``) holding the folder's live run makes this a no-op
-(``busy``): the watcher finishes the run itself.
+Success or failure, the job's folder becomes one complete run (a failed job's run has status FAILED),
+named (``experiment_path``, run variants) as ``align-track ingest`` of the folder above the job's would name
+it: above the run dir for a single run (align-system's ``outputs/<date>/<time>`` is ``<time>``), above the
+sweep dir for a ``--multirun`` job (``multirun/<date>/<time>/<job num>`` is ``<time>/<job num>``). So a later
+plain ingest of that folder finds the callback's runs as its own and skips them. The callback never fails the
+job: an unreachable store or any other problem is a warning in the job's log. A watcher (``ingest --watch``)
+holding the folder's live run makes this a no-op (``busy``): the watcher finishes the run itself.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ class IngestCallback(_Base):  # type: ignore[misc,valid-type]
         self.mlflow_uri = mlflow_uri
         self.experiment_name = experiment_name
         self.experiments_dir = experiments_dir
-        """Root for run variants and experiment_path [default: the sweep folder, or the job folder]."""
+        """Root for run variants and experiment_path [default: the folder above the sweep dir, or above the job's
+        run dir]."""
 
     def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
         folder = None
@@ -53,16 +56,22 @@ class IngestCallback(_Base):  # type: ignore[misc,valid-type]
                         one_line(exc))
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        """Once every job is back: the whole sweep again, so run variants named while the sweep was still
-        growing (the first job alone was ``default``) are brought in line; unchanged runs are skipped."""
+        """Once every job is back: the sweep's folders again, so run variants named while the sweep was still
+        growing (the first job alone was ``default``) are brought in line; unchanged runs are skipped. Only the
+        sweep's folders are written (the root above it may hold other sweeps: not ours to ingest)."""
         root = None
         try:
-            root = Path(self.experiments_dir or str(config.hydra.sweep.dir))
-            if not root.is_dir():
+            sweep = Path(str(config.hydra.sweep.dir)).resolve()
+            root = Path(self.experiments_dir).resolve() if self.experiments_dir else sweep.parent
+            if not sweep.is_dir() or not root.is_dir():
                 return
+            from align_track.ingest.folders import discover
             from align_track.ingest.pipeline import FAILED, ingest
 
-            summary = ingest(root, self.mlflow_uri, self.experiment_name)
+            only = discover(sweep) if sweep.is_relative_to(root) else None
+            if only == []:
+                return
+            summary = ingest(root, self.mlflow_uri, self.experiment_name, only=only)
             for outcome in summary.outcomes:
                 if outcome.status == FAILED:
                     log.warning("align-track: %s", outcome.error)
@@ -88,15 +97,18 @@ class IngestCallback(_Base):  # type: ignore[misc,valid-type]
 
 
 def _root(config: Any, folder: Path) -> Path:
-    """The sweep folder in a multirun (when the job's folder is below it), else the job's own folder."""
+    """The folder a plain ingest of the job's output would start from: above the sweep dir in a multirun (when the
+    job's folder is below it), else above the job's own folder (never the folder itself: its experiment_path
+    would be ``.``, and a job's number alone would name a multirun job)."""
+    folder = folder.resolve()
     try:
         mode = str(config.hydra.mode)
         sweep = Path(str(config.hydra.sweep.dir)).resolve()
     except Exception:  # noqa: BLE001 - an older Hydra without these keys
-        return folder
-    if mode.endswith("MULTIRUN") and folder.resolve().is_relative_to(sweep):
-        return sweep
-    return folder
+        return folder.parent
+    if mode.endswith("MULTIRUN") and folder.is_relative_to(sweep) and folder != sweep:
+        return sweep.parent
+    return folder.parent
 
 
 def _failed(job_return: Any) -> bool:

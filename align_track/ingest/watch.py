@@ -127,6 +127,9 @@ class _Folder:
     settled: bool = False
     """Every identity has a complete run with the current fingerprint: only re-check when the dir moves."""
     error: str | None = None
+    unread: str | None = None
+    """Why the folder, still being written, did not read at the last look (a file caught mid-rewrite): not yet
+    reported; reported as failed only if it still reads so once it stalls (``_unread_stalls``)."""
     busy: bool = False
     """Another live writer held one of its runs at the last look: look again every poll."""
     last_change: float = 0.0
@@ -345,7 +348,7 @@ class Watcher:
                         folder.scenes = SceneLog(folder.path / MARKER)
                     config = read_config(self.root, folder.path, scenes=folder.scenes.read())
             except (RunFolderError, OSError) as exc:
-                self._fail(folder, str(exc))
+                self._unreadable(folder, str(exc))
                 continue
             folder.config, folder.config_sig, folder.known = config, cfg_sig, None
             ids = identities(config)
@@ -379,6 +382,16 @@ class Watcher:
             self.summary.counts[FAILED] += 1
             self.emit(WatchEvent(FAILED, self._rel(folder.path), message=message))
 
+    def _unreadable(self, folder: _Folder, message: str) -> None:
+        """A folder whose files do not read. Finished (timing.json is written last): what does not read now will
+        not, a failure. Still being written: most often a file caught mid-rewrite (align-system truncates, then
+        writes), so the next change retries it quietly; it fails only if it still reads so once it stalls."""
+        if (folder.path / TIMING).is_file():
+            folder.unread = None
+            self._fail(folder, message)
+        else:
+            folder.unread = message
+
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() if path != self.root else "."
 
@@ -389,16 +402,16 @@ class Watcher:
         if folder.config is None:
             return
         rel = self._rel(folder.path)
+        finished = (folder.path / TIMING).is_file()
         try:
             if folder.scenes is None:
                 folder.scenes = SceneLog(folder.path / MARKER)
             scenes = folder.scenes.read()
-            finished = (folder.path / TIMING).is_file()
             files = read_files(folder.path, scenes=scenes, with_timing=finished)
-        except RunFolderError as exc:  # often a file caught mid-rewrite: the next change retries
-            self._fail(folder, str(exc))
+        except RunFolderError as exc:
+            self._unreadable(folder, str(exc))
             return
-        folder.error = None
+        folder.error = folder.unread = None
         folder.last_change = max((s[1] for s in folder.signature if s), default=0) / 1e9
         settled = True
         was_busy, folder.busy = folder.busy, False
@@ -505,6 +518,10 @@ class Watcher:
                 continue
             todo.append((index, record))
             ids.append(pair)
+        # An adopted run's traces were known by stored id only (negative keys): the ones found by index above are
+        # one scene each, not two (else the events after a resume count them twice).
+        found = {v for k, v in live.known.items() if k >= 0}
+        live.known = {k: v for k, v in live.known.items() if k >= 0 or v not in found}
         tags = {TAG_SCENES: str(len([k for k in live.known if k >= 0]) + len(todo)),
                 TAG_LAST_SCENE: str(landed // 1_000_000)}
         if live.state == STATE_STALLED:
@@ -577,7 +594,17 @@ class Watcher:
 
     # ------------------------------------------------------------------ stalls and heartbeats
 
+    def _unread_stalls(self, now: float) -> None:
+        """A running folder that did not read and has not changed for ``stall_after`` seconds: now it fails."""
+        for folder in self.folders.values():
+            if folder.unread is not None:
+                changed = max((s[1] for s in folder.signature if s), default=0) / 1e9
+                if now - changed >= self.stall_after:
+                    self._fail(folder, folder.unread)
+                    folder.unread = None
+
     def _stalls_and_beats(self, now: float) -> None:
+        self._unread_stalls(now)
         if not self.live:
             return
         by_key = {k: f for f in self.folders.values() if not f.settled for k in f.keys}

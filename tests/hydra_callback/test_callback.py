@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from align_track.query.select import load_complete_runs
+from tests.support.factory import config, scene, write_run_folder
 from tests.support.live_store import keyed, scene_names
-from tests.support.server_fixtures import cli_env, free_port
+from tests.support.server_fixtures import cli_env, free_port, run_align_track
 
 REPO = Path(__file__).resolve().parents[2]
 CALLBACK = "+hydra.callbacks.align_track._target_=align_track.hydra.IngestCallback"
@@ -38,16 +39,43 @@ def test_a_single_run_is_ingested_when_the_job_ends(tmp_path: Path, store_uri: s
 
 
 def test_a_multirun_sweep_ingests_every_job_with_variants_from_the_sweep(tmp_path: Path, store_uri: str):
-    sweep = tmp_path / "multirun"
-    done = run_app("--multirun", f"hydra.sweep.dir={sweep}", "adm.temperature=0.1,0.9", "scenes=2",
+    """align-system's sweep layout, multirun/<date>/<time>/<job num>: each job is named as `ingest` of
+    multirun/<date> names it (``<time>/<job num>``, not the job number alone), and a later plain ingest of that
+    folder finds them as its own. Another sweep of the same day is left for that ingest (nobody asked the callback
+    for it)."""
+    day = tmp_path / "multirun" / "2025-06-12"
+    write_run_folder(day / "08-00-00" / "0", scenes=[scene("A")], cfg=config(adm="random"))
+    done = run_app("--multirun", f"hydra.sweep.dir={day / '10-00-00'}", "adm.temperature=0.1,0.9", "scenes=2",
                    uri=store_uri)
     assert done.returncode == 0, done.stderr
     runs = load_complete_runs(store_uri)[2]
-    assert sorted(r.tags["experiment_path"] for r in runs) == ["0", "1"]
+    assert sorted(r.tags["experiment_path"] for r in runs) == ["10-00-00/0", "10-00-00/1"]
     # both jobs share ADM, LLM and target: the variant names the job folder, as `ingest` of the sweep does
     # (job 0 ended alone as "default"; the sweep's end brings it in line)
     assert sorted(r.params["run_variant"] for r in runs) == ["0", "1"]
     assert all(r.status == "FINISHED" for r in runs)
+
+    plain = run_align_track("ingest", "--experiments-dir", str(day), "--mlflow-uri", store_uri)
+    assert plain.returncode == 0, plain.stderr
+    assert "ingested=1" in plain.stdout and "skipped=2" in plain.stdout, plain.stdout
+    again = load_complete_runs(store_uri)[2]
+    assert sorted(r.tags["experiment_path"] for r in again) == ["08-00-00/0", "10-00-00/0", "10-00-00/1"]
+    assert {r.run_id for r in runs} <= {r.run_id for r in again}
+
+
+def test_a_single_run_is_named_as_an_ingest_of_the_folder_above_it_and_never_twice(tmp_path: Path, store_uri: str):
+    """align-system's single-run layout, outputs/<date>/<time>: the run is ``<time>`` (it was ``.``), as a plain
+    ingest of outputs/<date> names it, and that ingest skips it."""
+    day = tmp_path / "outputs" / "2025-06-12"
+    done = run_app(f"hydra.run.dir={day / '09-30-00'}", "scenes=2", uri=store_uri)
+    assert done.returncode == 0, done.stderr
+    (run,) = load_complete_runs(store_uri)[2]
+    assert run.tags["experiment_path"] == "09-30-00"
+    plain = run_align_track("ingest", "--experiments-dir", str(day), "--mlflow-uri", store_uri)
+    assert plain.returncode == 0, plain.stderr
+    assert "skipped=1" in plain.stdout and "ingested=0" in plain.stdout, plain.stdout
+    (again,) = load_complete_runs(store_uri)[2]
+    assert (again.run_id, again.tags["experiment_path"]) == (run.run_id, "09-30-00")
 
 
 def test_a_failed_job_is_ingested_with_status_failed_and_hydra_reports_the_job_error(

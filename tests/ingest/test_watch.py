@@ -183,19 +183,92 @@ def test_finished_folders_are_written_whole_and_a_plain_ingest_leaves_a_live_run
     assert watcher.summary.counts["appended"] == 1
 
 
-def test_a_truncated_scene_file_is_retried_not_fatal(tmp_path: Path, store_uri: str):
+def test_a_truncated_scene_file_is_retried_quietly_and_fails_only_once_stalled(tmp_path: Path, store_uri: str):
+    folder = lw.start(tmp_path / "exp" / "job")
+    lw.write_scenes(folder, 2)
+    events = []
+    clock = Clock()
+    watcher = Watcher(tmp_path / "exp", store_uri, stall_after=60, clock=clock, on_event=events.append)
+    watcher.poll()
+    text = (folder / "input_output.json").read_text()
+    (folder / "input_output.json").write_text(text[: len(text) // 2])  # caught mid-rewrite
+    watcher.poll()
+    watcher.poll()
+    assert [e.kind for e in events] == ["created", "appended"], events
+    lw.write_scenes(folder, 3)
+    watcher.poll()
+    assert scene_names(store_uri, one_run(store_uri)) == ["S0", "S1", "S2"]
+    assert watcher.summary.counts["failed"] == 0
+
+    # still unreadable once it stalls: now it is a failure, said once
+    (folder / "input_output.json").write_text(text[: len(text) // 2])
+    watcher.poll()
+    assert "failed" not in [e.kind for e in events]
+    clock.now += 3600
+    watcher.poll()
+    watcher.poll()
+    failed = [e for e in events if e.kind == "failed"]
+    assert len(failed) == 1 and "input_output.json" in failed[0].message and "JSON" in failed[0].message, events
+    assert watcher.summary.counts["failed"] == 1
+
+
+def test_a_finished_folder_whose_scene_file_does_not_read_fails_at_once(tmp_path: Path, store_uri: str):
     folder = lw.start(tmp_path / "exp" / "job")
     lw.write_scenes(folder, 2)
     events = []
     watcher = Watcher(tmp_path / "exp", store_uri, stall_after=3600, on_event=events.append)
     watcher.poll()
     text = (folder / "input_output.json").read_text()
-    (folder / "input_output.json").write_text(text[: len(text) // 2])  # caught mid-rewrite
+    (folder / "input_output.json").write_text(text[: len(text) // 2])
+    lw.finish(folder, 2)
     watcher.poll()
-    assert [e.kind for e in events][-1] == "failed" and "input_output.json" in events[-1].message
-    lw.write_scenes(folder, 3)
+    assert [e.kind for e in events] == ["created", "appended", "failed"], events
+    assert one_run(store_uri).data.tags.get(TAG_COMPLETE) is None
+
+
+def test_a_writer_that_truncates_then_rewrites_is_never_reported_failed(tmp_path: Path, store_uri: str):
+    """A real writer thread rewriting input_output.json non-atomically (truncate, half, pause, the rest), 12 scenes;
+    the watcher polls while each rewrite is half done (the writer waits for it) and when it is whole."""
+    import threading
+
+    folder = lw.start(tmp_path / "exp" / "job")
+    half_written, looked = threading.Event(), threading.Event()
+    done = threading.Event()
+
+    def writer() -> None:
+        import json
+
+        for n in range(1, 13):
+            body = json.dumps(lw.scenes(n), indent=2)
+            with open(folder / "input_output.json", "w") as handle:  # truncates
+                handle.write(body[: len(body) // 2])
+                handle.flush()
+                half_written.set()
+                looked.wait(30)
+                looked.clear()
+                handle.write(body[len(body) // 2:])
+            half_written.set()
+            looked.wait(30)
+            looked.clear()
+        lw.finish(folder, 12)
+        done.set()
+
+    events = []
+    watcher = Watcher(tmp_path / "exp", store_uri, stall_after=3600, on_event=events.append)
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    for _ in range(24):  # each scene: once half written, once whole
+        assert half_written.wait(30), "the writer stopped"
+        half_written.clear()
+        watcher.poll()
+        looked.set()
+    assert done.wait(30)
     watcher.poll()
-    assert scene_names(store_uri, one_run(store_uri)) == ["S0", "S1", "S2"]
+    assert [e.kind for e in events if e.kind == "failed"] == [], [e.message for e in events if e.kind == "failed"]
+    assert watcher.summary.counts["failed"] == 0 and watcher.summary.counts["finished"] == 1
+    run = one_run(store_uri)
+    assert run.data.tags[TAG_COMPLETE] == "true"
+    assert scene_names(store_uri, run) == [f"S{i}" for i in range(12)]
 
 
 @pytest.mark.parametrize("edit", ["append", "rewrite_earlier", "empty_then_grow"])
@@ -372,3 +445,26 @@ def _finished(folder: Path) -> Path:
     lw.start(folder)
     lw.write_scenes(folder, 2)
     return folder
+
+
+def test_a_resumed_run_reports_its_scenes_once_when_it_stalls(tmp_path: Path, store_uri: str):
+    """After an adoption each scene is known by two keys for a while (its stored id, then its index): the events
+    count scenes, not keys (``resumed ... scenes=3`` then ``stalled ... scenes=6`` was the bug)."""
+    folder = lw.start(tmp_path / "exp" / "job")
+    lw.write_scenes(folder, 3)
+    first = Watcher(tmp_path / "exp", store_uri, stall_after=3600)
+    first.poll()
+    del first  # no close(): as after kill -9
+    events = []
+    clock = Clock()
+    second = Watcher(tmp_path / "exp", store_uri, stall_after=60, clock=clock, on_event=events.append)
+    second.poll()
+    clock.now += 3600
+    second.poll()
+    got = [(e.kind, e.scenes) for e in events]
+    assert got == [("resumed", 3), ("stalled", 3)], got
+    lw.write_scenes(folder, 4)
+    clock.now = __import__("time").time()
+    second.poll()
+    assert [(e.kind, e.scenes) for e in events[2:]] == [("resumed", 4), ("appended", 4)], events[2:]
+    assert one_run(store_uri).data.tags[TAG_SCENES] == "4"
