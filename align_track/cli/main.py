@@ -40,8 +40,12 @@ def main() -> None:
               help="With --watch: seconds between two looks at the tree (a stat walk; works on NFS/Lustre/GPFS).")
 @click.option("--stall-after", type=click.FloatRange(min=0), default=600.0, show_default=True, metavar="S",
               help="With --watch: a running folder unchanged this long without timing.json is marked stalled.")
+@click.option("--allow-sqlite-on-network-fs", "allow_network_fs", is_flag=True,
+              help="Write a SQLite store on NFS/Lustre/GPFS/... even while another host writes it (risks "
+                   "corrupting it; see \"On a cluster\" in the README).")
 def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, force: bool,
-           workers: int | None, quiet: bool, watch: bool, poll_interval: float, stall_after: float) -> None:
+           workers: int | None, quiet: bool, watch: bool, poll_interval: float, stall_after: float,
+           allow_network_fs: bool) -> None:
     """Ingest experiments: one MLflow run per experiment, one trace per scene.
 
     Unchanged run folders are skipped, changed ones replaced; exits 1 if any
@@ -51,7 +55,7 @@ def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
     if not os.path.isdir(experiments_dir) or not os.access(experiments_dir, os.R_OK | os.X_OK):
         fail(f"experiments directory not found or not readable: {printable(str(experiments_dir))}")
     if watch:
-        _watch(experiments_dir, mlflow_uri, experiment_name, poll_interval, stall_after, quiet)
+        _watch(experiments_dir, mlflow_uri, experiment_name, poll_interval, stall_after, quiet, allow_network_fs)
         return
     from align_track.cli.progress import make_reporter
     from align_track.ingest.pipeline import ingest as run_ingest
@@ -60,7 +64,7 @@ def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
     reporter = make_reporter(quiet)
     try:
         summary = run_ingest(experiments_dir, mlflow_uri, experiment_name, force=force, on_event=reporter,
-                             workers=workers)
+                             workers=workers, allow_network_fs=allow_network_fs)
     except StoreError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -83,7 +87,7 @@ def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
 
 
 def _watch(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, poll_interval: float,
-           stall_after: float, quiet: bool) -> None:
+           stall_after: float, quiet: bool, allow_network_fs: bool = False) -> None:
     """The watch loop on the command line: one line per event, Ctrl-C (or SIGTERM) stops with a summary."""
     import signal
     import threading
@@ -92,6 +96,9 @@ def _watch(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
 
     def on_event(event) -> None:
         if quiet and event.kind != FAILED:
+            return
+        if event.kind == NOTE and not event.path:  # about the store, not a folder
+            click.echo(f"note: {printable(event.message)}", err=True)
             return
         detail = event.message if event.kind in (FAILED, NOTE) else f"scenes={event.scenes}" if event.scenes else ""
         run = f" run={event.run_id}" if event.run_id and event.kind != FAILED else ""
@@ -110,7 +117,7 @@ def _watch(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
 
     try:
         watcher = Watcher(experiments_dir, mlflow_uri, experiment_name, poll_interval, stall_after,
-                          on_event=on_event)
+                          on_event=on_event, allow_network_fs=allow_network_fs)
     except StoreError as exc:
         fail(str(exc))
     if not quiet:

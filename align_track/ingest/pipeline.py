@@ -97,10 +97,12 @@ def ingest(
     cancel: threading.Event | None = None,
     workers: int | None = None,
     only: list[Path] | None = None,
+    allow_network_fs: bool = False,
 ) -> Summary:
     """Ingest every experiment below ``experiments_dir``; never raises for a bad folder, only for the store.
 
     ``only``: write just these folders (the Hydra callback's one job), variants still from the whole tree.
+    ``allow_network_fs``: write a SQLite store on a network filesystem even while another host writes it.
     """
     from align_track.store import dbapi, http
     from align_track.store.claims import claim_is_alive, claim_token
@@ -116,7 +118,11 @@ def ingest(
         # Our own earlier attempts (a create retried after a lock) are leftovers, not rivals.
         return token != me and claim_is_alive(token, started_ms)
 
-    store = with_retries(lambda: open_run_store(uri, experiment_name, stage=progress.stage), progress.notice)
+    def open_store():
+        return open_run_store(uri, experiment_name, stage=progress.stage, notice=progress.notice,
+                              allow_network_fs=allow_network_fs)
+
+    store = with_retries(open_store, progress.notice)
     abandoned = cut = False
     try:
         wanted = None if only is None else {Path(p).resolve() for p in only}

@@ -212,7 +212,7 @@ class Watcher:
                  experiment_name: str = DEFAULT_EXPERIMENT, poll_interval: float = DEFAULT_POLL,
                  stall_after: float = DEFAULT_STALL, rescan_every: float = DEFAULT_RESCAN,
                  on_event: Callable[[WatchEvent], None] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, allow_network_fs: bool = False):
         from align_track.store import http
 
         self.root = Path(experiments_dir).resolve()
@@ -226,7 +226,12 @@ class Watcher:
         from align_track.store.run_appender import LiveRunWriter
 
         self._retry = with_retries
-        self.store = with_retries(lambda: open_run_store(self.uri, experiment_name))
+        def note(message: str) -> None:
+            if on_event is not None:
+                on_event(WatchEvent(NOTE, "", message=message))
+
+        self.store = with_retries(lambda: open_run_store(self.uri, experiment_name, notice=note,
+                                                         allow_network_fs=allow_network_fs))
         self.writer = LiveRunWriter(self.store)
         me = claim_token()
         self.alive = lambda token, ms: token != me and claim_is_alive(token, ms)

@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from align_track.errors import one_line
 from align_track.store.uri import (
+    READ_LOCK_WAIT_S,
     StoreError,
+    read_failure,
     require_existing_store,
     resolve_tracking_uri,
     sqlite_path,
@@ -165,7 +167,7 @@ def _with_sqlite_cursor(uri: str, path: Path, read: Callable[[Any, str], _T]) ->
 
     try:
         # mode=rw: never create a file that vanished since require_existing_store looked.
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5.0)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=READ_LOCK_WAIT_S)
         try:
             cursor = conn.cursor()
             try:
@@ -182,7 +184,7 @@ def _raise_store_error(uri: str, exc: Exception) -> NoReturn:
     msg = one_line(exc)
     if "no such table" in msg or ("relation" in msg and "does not exist" in msg) or "doesn't exist" in msg:
         raise StoreNotInitialised(f"{_redact(uri)} is not an MLflow store ({msg})") from exc
-    raise StoreError(f"cannot read {_redact(uri)}: {msg}") from exc
+    raise StoreError(read_failure(_redact(uri), msg)) from exc
 
 
 def _batches(cursor: Any, query: str) -> Iterator[list[tuple]]:

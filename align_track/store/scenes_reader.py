@@ -42,7 +42,15 @@ from align_track.schema import (
 from align_track.store import spans_reader
 from align_track.store.runs_reader import _engine, _sql, with_installed_driver
 from align_track.store.spans_reader import INPUTS_ATTRIBUTE, OUTPUTS_ATTRIBUTE, Unreadable, _decode_attribute, _literal
-from align_track.store.uri import StoreError, require_existing_store, resolve_tracking_uri, sqlite_path, store_kind
+from align_track.store.uri import (
+    READ_LOCK_WAIT_S,
+    StoreError,
+    read_failure,
+    require_existing_store,
+    resolve_tracking_uri,
+    sqlite_path,
+    store_kind,
+)
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
 """An attribute the span does not have (told apart from one whose value is null)."""
@@ -203,9 +211,9 @@ def _stream(uri: str, kind: str, query: str, batch: int, stop: threading.Event) 
 
         path = sqlite_path(uri)
         try:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=READ_LOCK_WAIT_S)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read {uri}: {exc}") from exc
+            raise StoreError(read_failure(uri, exc)) from exc
         try:
             cursor = conn.execute(query.format(key='"key"'))
             while not stop.is_set() and (rows := cursor.fetchmany(batch)):
@@ -213,7 +221,7 @@ def _stream(uri: str, kind: str, query: str, batch: int, stop: threading.Event) 
         except sqlite3.Error as exc:
             if _json_error(kind, exc):
                 raise _JsonRefused(str(exc)) from exc
-            raise StoreError(f"cannot read {uri}: {exc}") from exc
+            raise StoreError(read_failure(uri, exc)) from exc
         finally:
             conn.close()
         return
@@ -240,7 +248,7 @@ def _stream(uri: str, kind: str, query: str, batch: int, stop: threading.Event) 
         import sqlalchemy.exc
 
         if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
-            raise StoreError(f"cannot read {uri}: {exc}") from exc
+            raise StoreError(read_failure(uri, exc)) from exc
         raise
 
 
@@ -505,7 +513,7 @@ def _sqlite_rows(uri: str, query: str) -> list[tuple]:
     import sqlite3
 
     try:
-        conn = sqlite3.connect(f"{sqlite_path(uri).resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        conn = sqlite3.connect(f"{sqlite_path(uri).resolve().as_uri()}?mode=ro", uri=True, timeout=READ_LOCK_WAIT_S)
         try:
             conn.execute("PRAGMA mmap_size = 1073741824")  # pages read in place, not copied (a third faster)
             return conn.execute(query.format(key='"key"')).fetchall()
@@ -514,7 +522,7 @@ def _sqlite_rows(uri: str, query: str) -> list[tuple]:
     except sqlite3.Error as exc:
         if _json_error("sqlite", exc):
             raise _JsonRefused(str(exc)) from exc
-        raise StoreError(f"cannot read {uri}: {exc}") from exc
+        raise StoreError(read_failure(uri, exc)) from exc
 
 
 def _without_root_span(uri: str, eid: int, where: str, seen: dict[str, int]) -> list[str]:

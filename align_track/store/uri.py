@@ -19,6 +19,21 @@ class StoreError(Exception):
     """The store cannot be used (missing, unreachable, refused); the CLI exits 2 with the message."""
 
 
+READ_LOCK_WAIT_S = 5.0
+"""How long a reader of a SQLite store waits for a writer's lock (SQLite's busy timeout) before it says so: never
+forever, since on a network filesystem a lock can stay stuck."""
+
+
+def read_failure(uri: str, exc: Exception | str) -> str:
+    """``cannot read URI: reason``, where a lock waited out says what it means and what to do."""
+    reason = " ".join(str(exc).split())
+    if "database is locked" in reason:
+        # the words "database is locked" stay: store/retries.py waits out exactly that
+        reason = (f"database is locked (a writer held its lock over {READ_LOCK_WAIT_S:g} s: mid-commit, or a lock "
+                  f"stuck on a network filesystem); try again, or read a copy (align-track store copy SRC DEST)")
+    return f"cannot read {uri}: {reason}"
+
+
 def resolve_tracking_uri(uri: str | None = None) -> str:
     """The URI to use: the argument, else ``$MLFLOW_TRACKING_URI``, else the embedded SQLite default.
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from align_track.hydra import cluster_spread, hostlist_count
 from align_track.query.select import load_complete_runs
 from tests.support.factory import config, scene, write_run_folder
 from tests.support.live_store import keyed, scene_names
@@ -17,11 +18,11 @@ REPO = Path(__file__).resolve().parents[2]
 CALLBACK = "+hydra.callbacks.align_track._target_=align_track.hydra.IngestCallback"
 
 
-def run_app(*overrides: str, uri: str) -> subprocess.CompletedProcess:
+def run_app(*overrides: str, uri: str, **env: str) -> subprocess.CompletedProcess:
     flags = [o for o in overrides if o.startswith("--")]  # Hydra wants its flags before the overrides
     cmd = [sys.executable, "-m", "tests.support.hydra_app", *flags, CALLBACK,
            f"+hydra.callbacks.align_track.mlflow_uri={uri}", *[o for o in overrides if o not in flags]]
-    return subprocess.run(cmd, cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300,
+    return subprocess.run(cmd, cwd=REPO, env=cli_env(**env), capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL)
 
 
@@ -102,3 +103,56 @@ def test_without_an_output_file_the_callback_does_nothing(tmp_path: Path, store_
     done = run_app(f"hydra.run.dir={out}", "scenes=0", uri=store_uri)
     assert done.returncode == 0, done.stderr
     assert not Path(store_uri.removeprefix("sqlite:///")).exists()
+
+
+SLURM_4_NODES = {"SLURM_JOB_ID": "81234", "SLURM_JOB_NUM_NODES": "4", "SLURM_NODELIST": "node[01-04]"}
+
+
+def test_a_sweep_over_several_nodes_never_writes_sqlite_on_a_network_filesystem(tmp_path: Path, store_uri: str):
+    out = tmp_path / "outputs" / "node02"
+    done = run_app(f"hydra.run.dir={out}", "scenes=2", uri=store_uri, ALIGN_TRACK_STORE_FS="lustre", **SLURM_4_NODES)
+    assert done.returncode == 0, done.stderr
+    assert not Path(store_uri.removeprefix("sqlite:///")).exists()  # nothing ingested, no store made
+    job_log = (out / "hydra_app.log").read_text()
+    (line,) = [line for line in job_log.splitlines() if "align-track" in line]
+    assert "not ingesting" in line and "lustre" in line and "SLURM job 81234 on 4 nodes (node[01-04])" in line
+    assert "mlflow_uri=http://" in line and "allow_sqlite_on_network_fs=true" in line
+
+
+def test_allowing_the_risk_or_a_local_disk_ingests_under_slurm(tmp_path: Path, store_uri: str):
+    allowed = run_app(f"hydra.run.dir={tmp_path / 'a'}", "scenes=2",
+                      "+hydra.callbacks.align_track.allow_sqlite_on_network_fs=true", uri=store_uri,
+                      ALIGN_TRACK_STORE_FS="nfs", SLURM_JOB_ID="7", SLURM_ARRAY_JOB_ID="6", SLURM_JOB_NUM_NODES="1")
+    assert allowed.returncode == 0, allowed.stderr
+    local = run_app(f"hydra.run.dir={tmp_path / 'b'}", "scenes=2", uri=store_uri, ALIGN_TRACK_STORE_FS="local",
+                    **SLURM_4_NODES)
+    assert local.returncode == 0, local.stderr
+    assert len(load_complete_runs(store_uri)[2]) == 2
+
+
+def test_a_single_node_job_writes_says_the_risk_and_another_hosts_writer_is_a_warning(tmp_path: Path, store_uri: str):
+    one_node = {"SLURM_JOB_ID": "5", "SLURM_JOB_NUM_NODES": "1", "SLURM_NODELIST": "node07"}
+    first = tmp_path / "outputs" / "first"
+    done = run_app(f"hydra.run.dir={first}", "scenes=2", uri=store_uri, ALIGN_TRACK_STORE_FS="nfs", **one_node)
+    assert done.returncode == 0, done.stderr
+    assert "SQLite's locks are unreliable" in (first / "hydra_app.log").read_text()
+    assert len(load_complete_runs(store_uri)[2]) == 1
+    db = Path(store_uri.removeprefix("sqlite:///"))
+    claims = db.parent / (db.name + ".writers")
+    (claims / "node-b+4242+1").write_text("node-b:4242:1 1\n")  # another host writing now
+    second = tmp_path / "outputs" / "second"
+    done = run_app(f"hydra.run.dir={second}", "scenes=2", uri=store_uri, ALIGN_TRACK_STORE_FS="nfs", **one_node)
+    assert done.returncode == 0, done.stderr  # the job never fails
+    warning = [line for line in (second / "hydra_app.log").read_text().splitlines() if "could not ingest" in line]
+    assert len(warning) == 1 and "refusing to write" in warning[0] and "host node-b (pid 4242)" in warning[0]
+    assert len(load_complete_runs(store_uri)[2]) == 1
+
+
+def test_a_cluster_spread_is_read_from_the_slurm_environment():
+    assert cluster_spread({}) is None
+    assert cluster_spread({"SLURM_JOB_ID": "5", "SLURM_JOB_NUM_NODES": "1", "SLURM_NODELIST": "n1"}) is None
+    assert cluster_spread({"SLURM_JOB_ID": "5", "SLURM_NODELIST": "n[1-3],gpu[2,4]"}) == \
+        "SLURM job 5 on 5 nodes (n[1-3],gpu[2,4])"
+    assert cluster_spread({"SLURM_JOB_ID": "9", "SLURM_ARRAY_JOB_ID": "8", "SLURM_JOB_NUM_NODES": "1"}).startswith(
+        "SLURM array job 8")
+    assert hostlist_count("r[1-2]n[01-03],login") == 7

@@ -1,0 +1,151 @@
+"""Writers of a SQLite store on a network filesystem (store/writer_hosts.py): the risk said once, one writing
+host at a time. Real CLI processes on real SQLite stores; the network filesystem is injected
+(``ALIGN_TRACK_STORE_FS``), the other host is a claim written as that host would write it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from align_track.demo.generate import generate_demo
+from align_track.store import writer_hosts
+from align_track.store.filesystems import Filesystem
+from tests.support.server_fixtures import cli_env, run_align_track
+
+NFS = Filesystem("nfs", 0x6969, True)
+RISK = "where SQLite's locks are unreliable"
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "exps"
+    generate_demo(root, run_folders=3, scenes=2, seed=3)
+    return root
+
+
+def _ingest(tree: Path, db: Path, *extra: str, fs: str = "nfs") -> subprocess.CompletedProcess:
+    return run_align_track("ingest", "--experiments-dir", str(tree), "--mlflow-uri", f"sqlite:///{db}", *extra,
+                           env=cli_env(ALIGN_TRACK_STORE_FS=fs))
+
+
+def _runs(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+
+
+def _other_host_claim(db: Path, host: str = "node-b", pid: int = 4242, age_s: float = 0.0) -> Path:
+    """A claim as ``host``'s writer leaves it, renewed ``age_s`` ago."""
+    directory = writer_hosts.claims_dir(db)
+    directory.mkdir(parents=True, exist_ok=True)
+    token = f"{host}:{pid}:12345"
+    claim = directory / token.replace(":", "+")
+    claim.write_text(f"{token} 1\n")
+    renewed = time.time() - age_s
+    os.utime(claim, (renewed, renewed))
+    return claim
+
+
+def test_a_writer_says_the_risk_once_and_readers_say_nothing(tree: Path, tmp_path: Path):
+    db = tmp_path / "store" / "mlflow.db"
+    done = _ingest(tree, db)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count(RISK) == 1, done.stderr
+    assert "team server" in done.stderr and "mlflow server" in done.stderr
+    assert list(writer_hosts.claims_dir(db).iterdir()) == []  # released at the end
+    for command in ("search", "list-runs"):
+        read = run_align_track(command, "--mlflow-uri", f"sqlite:///{db}", env=cli_env(ALIGN_TRACK_STORE_FS="nfs"))
+        assert read.returncode == 0 and read.stdout.strip(), read.stderr
+        assert read.stderr == "", read.stderr
+    local = _ingest(tree, tmp_path / "local" / "mlflow.db", fs="")
+    assert local.returncode == 0 and RISK not in local.stderr, local.stderr
+
+
+def test_a_live_claim_of_another_host_refuses_the_second_writer_naming_that_host(tree: Path, tmp_path: Path):
+    db = tmp_path / "store" / "mlflow.db"
+    assert _ingest(tree, db).returncode == 0
+    before = _runs(db)
+    claim = _other_host_claim(db)
+    done = _ingest(tree, db, "--force")
+    assert done.returncode == 2, done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: refusing to write") and "host node-b (pid 4242)" in error, done.stderr
+    assert "team server" in error and "Traceback" not in done.stderr
+    assert _runs(db) == before  # nothing written
+    assert sorted(writer_hosts.claims_dir(db).iterdir()) == [claim]  # ours withdrawn, theirs kept
+    watch = run_align_track("ingest", "--watch", "--experiments-dir", str(tree), "--mlflow-uri", f"sqlite:///{db}",
+                            env=cli_env(ALIGN_TRACK_STORE_FS="lustre"))
+    assert watch.returncode == 2 and "host node-b" in watch.stderr, watch.stderr
+
+
+def test_allowing_the_risk_writes_despite_the_other_host(tree: Path, tmp_path: Path):
+    db = tmp_path / "store" / "mlflow.db"
+    _other_host_claim(db)
+    done = _ingest(tree, db, "--allow-sqlite-on-network-fs")
+    assert done.returncode == 0, done.stderr
+    assert _runs(db) >= 3
+
+
+def test_a_lapsed_claim_of_another_host_is_removed_and_writing_goes_on(tree: Path, tmp_path: Path):
+    db = tmp_path / "store" / "mlflow.db"
+    stale = _other_host_claim(db, age_s=writer_hosts.LEASE_S + 60)
+    done = _ingest(tree, db)
+    assert done.returncode == 0, done.stderr
+    assert not stale.exists()
+    assert _runs(db) >= 3
+
+
+def test_writers_on_one_host_share_the_store(tree: Path, tmp_path: Path):
+    """Another live process of this host holds a claim: SQLite's locks work between them."""
+    db = tmp_path / "store" / "mlflow.db"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        _other_host_claim(db, host=socket.gethostname(), pid=sleeper.pid)
+        done = _ingest(tree, db)
+        assert done.returncode == 0, done.stderr
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_of_two_hosts_claiming_at_once_the_later_one_withdraws(tmp_path: Path):
+    db = tmp_path / "mlflow.db"
+    directory = writer_hosts.claims_dir(db)
+    directory.mkdir()
+    later = directory / "node-c+7+1"
+    later.write_text(f"node-c:7:1 {time.time_ns() + 10**12}\n")  # created after ours: it withdraws, not us
+    mine = writer_hosts.claim_store(db, NFS)
+    try:
+        assert mine is not None and mine.exists()
+    finally:
+        writer_hosts.release(mine)
+    assert not mine.exists() and later.exists()
+    earlier = directory / "node-d+8+1"
+    earlier.write_text("node-d:8:1 1\n")
+    with pytest.raises(writer_hosts.OtherHostWriting, match="host node-d"):
+        writer_hosts.claim_store(db, NFS)
+    assert sorted(p.name for p in directory.iterdir()) == ["node-c+7+1", "node-d+8+1"]
+
+
+def test_a_held_claim_is_renewed_and_shared_by_the_writers_of_one_process(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(writer_hosts, "HEARTBEAT_S", 0.05)
+    db = tmp_path / "mlflow.db"
+    first = writer_hosts.claim_store(db, NFS)
+    second = writer_hosts.claim_store(db, NFS)
+    assert first == second and first is not None
+    os.utime(first, (1.0, 1.0))
+    deadline = time.monotonic() + 30
+    while first.stat().st_mtime == 1.0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first.stat().st_mtime > 1.0  # renewed by the heartbeat
+    writer_hosts.release(first)
+    assert first.exists()  # the second writer still holds it
+    writer_hosts.release(second)
+    assert not first.exists()
