@@ -119,6 +119,14 @@ TAG_LAST_SCENE = "align_track.last_scene_ms"
 """Epoch ms of input_output.json when the live run's last scene was written: when that scene landed."""
 TAG_HEARTBEAT = "align_track.heartbeat_ms"
 """Epoch ms a live run's writer last touched it: renews the claim's lease for other hosts."""
+TAG_ADOPTED_RUN = "align_track.adopted_run_id"
+"""The run another tool (e.g. the upstream align-track) wrote for this folder, which this run replaced when ingest
+brought it to today's mapping: its id, kept through later updates (MLflow runs cannot be rewritten in place)."""
+TAG_ADOPTED_START = "align_track.adopted_start_ms"
+"""That run's start time (epoch ms): when the folder first reached the store."""
+TAG_ADOPTED_USER = "align_track.adopted_user"
+"""That run's ``mlflow.user``: who first put the folder in the store."""
+ADOPTED_TAGS = (TAG_ADOPTED_RUN, TAG_ADOPTED_START, TAG_ADOPTED_USER)
 BOOKKEEPING_PREFIX = "align_track."
 
 

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from align_track.errors import one_line, printable
 from align_track.ingest.folders import RunFolderError
@@ -15,6 +16,7 @@ from align_track.ingest.mapping import map_run
 from align_track.ingest.outcomes import BUSY, FAILED, INGESTED, SKIPPED, UPDATED, Outcome, folder_status
 from align_track.ingest.plan import Prepared
 from align_track.ingest.reconcile import after_complete
+from align_track.records import RunRecord
 from align_track.store.retries import retry_call
 
 BATCH_SCENES = 2000
@@ -108,6 +110,11 @@ class Done:
         return self.value
 
 
+def with_history(record: RunRecord, history: dict[str, str]) -> RunRecord:
+    """``record`` carrying the adoption tags of the run it replaces (``reconcile.adopted_history``)."""
+    return replace(record, tags={**record.tags, **history}) if history else record
+
+
 def map_folder(config, jobs, force, experiment_id, location, in_child, direct=True):
     """Read one folder (once) and map its pending runs into the store's bulk form: ids and trace rows.
 
@@ -115,9 +122,8 @@ def map_folder(config, jobs, force, experiment_id, location, in_child, direct=Tr
     process when there are many folders, so it uses another core than the writer. Returns
     ``("ok", bulk runs, warnings)`` or ``("error", message)`` (exceptions do not cross processes well).
     ``direct``: build the rows without MLflow (store/sql_direct.py), else through MLflow's objects.
+    ``jobs``: (identity, variant, adoption tags) per run to write.
     """
-    from dataclasses import replace
-
     if direct:
         from align_track.store.sql_direct import prepare_bulk_run
     else:
@@ -127,11 +133,11 @@ def map_folder(config, jobs, force, experiment_id, location, in_child, direct=Tr
     files = None
     out = []
     try:
-        for identity, variant in jobs:
+        for identity, variant, history in jobs:
             mapped = map_run(identity, variant, files)  # reads the folder (once) on its first identity
             files = mapped.files
             warnings += [f"{printable(config.rel_path)}: {warning}" for warning in mapped.warnings]
-            bulk = prepare_bulk_run(mapped.run, force, experiment_id, location)
+            bulk = prepare_bulk_run(with_history(mapped.run, history), force, experiment_id, location)
             if in_child:  # the rows carry the traces; sending the records back too would double the transfer
                 bulk.record = replace(bulk.record, traces=[])
             out.append(bulk)

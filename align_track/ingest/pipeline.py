@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 
 from align_track.errors import one_line, printable
-from align_track.ingest.batched import Done, map_folder, mapping_pool, write_batch, write_in_batches
+from align_track.ingest.batched import Done, map_folder, mapping_pool, with_history, write_batch, write_in_batches
 from align_track.ingest.folders import RunFolderError
 from align_track.ingest.mapping import map_run
 from align_track.ingest.outcomes import (
@@ -165,7 +165,7 @@ def write_batched(store, folders: list[Prepared], force: bool, alive, progress: 
         if cancelled():
             return None
         if prepared.pending:
-            args = (prepared.config, [(p.identity, p.variant) for p in prepared.pending], force,
+            args = (prepared.config, [(p.identity, p.variant, p.history) for p in prepared.pending], force,
                     store.experiment_id, store.artifact_location, mappers is not None, store.direct)
             prepared.mapping = mappers.apply_async(map_folder, args) if mappers else Done(map_folder(*args))
         return prepared
@@ -262,7 +262,7 @@ def write_folder(store, prepared: Prepared, force: bool, alive, notice: Callable
         files = mapped.files
         for warning in mapped.warnings:
             notice(f"{printable(config.rel_path)}: {warning}")
-        record = mapped.run
+        record = with_history(mapped.run, pending.history)
         written = store.write(record, pending.identity.key, force,
                               claim_lost=lambda mine, runs: lost_claim(mine, runs, alive),
                               superseded=lambda mine, runs: after_complete(mine, runs, alive), notice=notice)

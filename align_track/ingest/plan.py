@@ -9,7 +9,7 @@ variants are named from every folder, unchanged ones by their runs' groups; and 
 moves (a new sibling in its group) is parsed and rewritten after all. An unchanged rerun of a 1,000-folder tree
 parses nothing (it parsed 1,000 Hydra configs, several seconds, before).
 
-Then each folder gets its decision (``reconcile.plan``: skip, busy, create, update; adopting another tool's
+Then each folder gets its decision (``reconcile.plan``: skip, busy, create, update; replacing another tool's
 run of it): a :class:`Prepared` folder, decided (``outcome``) or with runs pending for the map and write stages.
 """
 
@@ -30,11 +30,18 @@ from align_track.ingest.folders import (
     fingerprint,
     own_store_dirs,
     read_config,
-    run_file_sizes,
 )
 from align_track.ingest.mapping import RunIdentity, fingerprint_of, identities, identity_key, run_fingerprint
 from align_track.ingest.outcomes import BUSY, FAILED, SKIPPED, Outcome, folder_status
-from align_track.ingest.reconcile import AliveFn, complete, foreign, foreign_runs_for, plan, same_files, superseded
+from align_track.ingest.reconcile import (
+    AliveFn,
+    adopted_history,
+    complete,
+    foreign,
+    foreign_runs_for,
+    plan,
+    superseded,
+)
 from align_track.schema import (
     INPUT_OUTPUT,
     PARAM_VARIANT,
@@ -67,6 +74,8 @@ class Pending:
     theirs: list
     bulk: object = None
     """The store's BulkRun once mapped: the record, its run id and trace rows."""
+    history: dict[str, str] = field(default_factory=dict)
+    """Adoption tags the new run carries (``reconcile.adopted_history``): the foreign run it replaces."""
 
 
 @dataclass
@@ -265,17 +274,24 @@ def decide_folder(store, config, folder_ids, variants, existing, others, force, 
     """Plan each identity of one folder from the store's single read and do the cleanups a skip needs; the
     runs to write are left pending, for the map stage.
 
-    A run another tool wrote for the same folder (same ``experiment_path``) is adopted while it holds the
-    folder's files (``reconcile.same_files``); when they changed, or with ``force``, a new run is written and
-    the foreign one deleted after it, as align-track's own runs are replaced.
+    A run another tool wrote for the same folder (same ``experiment_path``; for a folder with several targets,
+    the same target, and any foreign run matching none of them goes with the first) is never at today's
+    mapping (the upstream align-track could not read every config and wrote no alignment metrics): the folder is
+    mapped anew, the new run carries the foreign run's history (``reconcile.adopted_history``) and the foreign
+    run is deleted once the new one is complete, as align-track's own runs are replaced (``updated``).
     """
     prepared = Prepared(config.rel_path, config=config)
     several_targets = len(folder_ids) > 1
-    for identity in folder_ids:
+    everyone = others.get(config.rel_path, [])
+    matched = {r.run_id for identity in folder_ids
+               for r in foreign_runs_for(everyone, config.rel_path, identity.target.id, several_targets)}
+    unmatched = [r for r in everyone if foreign(r) and r.run_id not in matched]
+    for index, identity in enumerate(folder_ids):
         variant = variants[identity.key]
         own = existing.get(identity.key, [])
-        theirs = foreign_runs_for(others.get(config.rel_path, []), config.rel_path, identity.target.id,
-                                  several_targets)
+        theirs = foreign_runs_for(everyone, config.rel_path, identity.target.id, several_targets)
+        if index == 0:
+            theirs += unmatched
         decision = plan(run_fingerprint(identity, variant), own, force, alive)
         if decision.action in ("skip", "busy"):
             cleanup = list(decision.cleanup)
@@ -286,12 +302,8 @@ def decide_folder(store, config, folder_ids, variants, existing, others, force, 
                 retry_call(store.delete_run, run_id, notice=notice)
             prepared.statuses.append(SKIPPED if decision.action == "skip" else BUSY)
             continue
-        if theirs and not own and not force:
-            disk = run_file_sizes(config.path)
-            if any(same_files(retry_call(store.artifact_sizes, r.run_id, notice=notice), disk) for r in theirs):
-                prepared.statuses.append(SKIPPED)  # adopted: another tool's run of this folder, still current
-                continue
-        prepared.pending.append(Pending(identity, variant, "update" if theirs else decision.action, theirs))
+        prepared.pending.append(Pending(identity, variant, "update" if theirs else decision.action, theirs,
+                                        history=adopted_history(theirs, own)))
     if not prepared.pending:
         prepared.outcome = Outcome(config.rel_path, folder_status(prepared.statuses))
     return prepared

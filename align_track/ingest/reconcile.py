@@ -12,8 +12,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from align_track.schema import (
+    ADOPTED_TAGS,
     LIVE_STATES,
     PARAM_TARGET,
+    TAG_ADOPTED_RUN,
+    TAG_ADOPTED_START,
+    TAG_ADOPTED_USER,
     TAG_CLAIM,
     TAG_COMPLETE,
     TAG_FINGERPRINT,
@@ -21,6 +25,7 @@ from align_track.schema import (
     TAG_PATH,
     TAG_STATE,
     TAG_TARGET,
+    USER,
     written_by_align_track,
 )
 
@@ -145,12 +150,24 @@ def foreign_runs_for(runs: Sequence[ForeignRun], rel_path: str, target: str, sev
     ]
 
 
-def same_files(stored: dict[str, int] | None, on_disk: dict[str, int]) -> bool:
-    """A foreign run still holds the folder's contents when its artifacts are the folder's top-level
-    run files (input_output.json, timing.json, scores.json) with the same sizes: align-system rewrites
-    input_output.json after every scene and writes timing.json last, so a run taken mid-experiment
-    or before a re-run differs. ``stored`` None (artifacts unreadable) counts as changed."""
-    return stored is not None and bool(on_disk) and stored == on_disk
+def adopted_history(theirs: Sequence[StoredRun], own: Sequence[StoredRun]) -> dict[str, str]:
+    """The adoption tags (``schema.ADOPTED_TAGS``) a new run of the folder carries, so its history survives the
+    replacement MLflow needs (a run's params cannot be rewritten): those of the newest complete run of ours that
+    has them (an adopted folder updated again), else the id, start and user of the oldest foreign run it replaces
+    (when the folder first reached the store)."""
+    for run in sorted((r for r in own if complete(r)), key=_rank, reverse=True):
+        kept = {k: run.tags[k] for k in ADOPTED_TAGS if run.tags.get(k)}
+        if kept:
+            return kept
+    if not theirs:
+        return {}
+    first = min(theirs, key=lambda r: (r.start_time or 0, r.run_id))
+    out = {TAG_ADOPTED_RUN: first.run_id}
+    if first.start_time:
+        out[TAG_ADOPTED_START] = str(first.start_time)
+    if first.tags.get(USER):
+        out[TAG_ADOPTED_USER] = first.tags[USER]
+    return out
 
 
 def superseded(foreign_runs: Sequence[StoredRun], ours: StoredRun) -> list[str]:

@@ -1,6 +1,6 @@
-"""Stores written by other tools: the upstream align-track's runs are complete runs for every reader, and
-``align-track ingest`` adopts them (no second run per folder), replacing one only when its folder changed
-or with ``--force``, crash-safe as align-track's own replacements."""
+"""Stores written by other tools: the upstream align-track's runs are complete runs for every reader, and a plain
+``align-track ingest`` brings them to today's mapping (each replaced like an update, its history kept in tags, no
+second run per folder), crash-safe as align-track's own replacements."""
 
 from __future__ import annotations
 
@@ -22,8 +22,12 @@ from align_track.query.select import RunQuery, run_query
 from align_track.store import run_writer, sql_direct
 from align_track.store.runs_reader import RunRow
 from align_track.store.uri import DEFAULT_EXPERIMENT
+from tests.support import server_fixtures
+from tests.support.factory import write_run_folder
 from tests.support.readback import WRITE_PATHS, spy_write_path
-from tests.support.upstream import upstream_records, write_upstream_store
+from tests.support.upstream import legacy_records, upstream_records, write_legacy_store, write_upstream_store
+
+pg_db = server_fixtures.pg_db
 
 
 def runs_by_path(uri: str) -> dict[str, list]:
@@ -95,18 +99,87 @@ def test_only_align_tracks_own_unfinished_runs_are_hidden() -> None:
     assert schema.counts_as_complete({schema.TAG_KEY: "/a", schema.TAG_COMPLETE: "true"})
 
 
-def test_ingest_adopts_unchanged_upstream_runs(upstream: tuple) -> None:
-    tree, uri, run_ids = upstream
+def _data_model(run) -> dict:
+    """What a reader sees of a run: params, metrics and the data model's tags (no bookkeeping, no provenance)."""
+    tags = {k: v for k, v in run.data.tags.items() if not k.startswith((schema.BOOKKEEPING_PREFIX, "mlflow."))}
+    return {"name": run.info.run_name, "params": run.data.params, "metrics": run.data.metrics, "tags": tags}
+
+
+@pytest.fixture(params=["sqlite-direct", "sqlite-mlflow", "postgresql-direct", "postgresql-mlflow"])
+def legacy(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+           ) -> Iterator[tuple[Path, str, dict[str, str]]]:
+    """A store the upstream align-track's own ingest code path wrote (its mapping: unknown_adm for configs
+    without ``adm.name``, no alignment or KDMA metrics), on SQLite or PostgreSQL, then ingested by align-track's
+    writer without MLflow or through MLflow's store (ALIGN_TRACK_DIRECT=0)."""
+    backend, path = request.param.split("-")
+    tree = tmp_path / "exps"
+    generate_demo(tree, run_folders=6, scenes=2, seed=21)
+    write_run_folder(tree / "real-shaped" / "comp_reg_icl", cfg={  # align-system's config without adm.name
+        "adm": {"instance": {"_target_": "align_system.algorithms.OutlinesTransformersADM",
+                             "model_name": "mistralai/Mistral-7B-Instruct-v0.3"}}})
+    sqlite = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    uri = request.getfixturevalue("pg_db") if backend == "postgresql" else sqlite
+    run_ids = write_legacy_store(uri, DEFAULT_EXPERIMENT, tree)
+    reference = f"sqlite:///{tmp_path / 'reference' / 'mlflow.db'}"  # the same tree into a store of our own
+    assert not ingest(tree, reference).failures
+    if path == "mlflow":
+        monkeypatch.setenv("ALIGN_TRACK_DIRECT", "0")
+    used = spy_write_path(monkeypatch)
+    yield tree, uri, run_ids
+    # every ingest of the test took that path (through MLflow: its public API, as the experiment the upstream
+    # made has an artifact location without a file: scheme, which the bulk rows need)
+    assert used and set(used) <= ({"direct"} if path == "direct" else {"bulk", "public"})
+
+
+def test_plain_ingest_brings_upstream_runs_to_todays_mapping(legacy: tuple, tmp_path: Path) -> None:
+    tree, uri, run_ids = legacy
     before = runs_by_path(uri)
-    traces = trace_total(uri)
+    assert sum(len(v) for v in before.values()) == len(legacy_records(tree)) == len(run_ids)
+    stale = {r.data.params["adm"] for runs in before.values() for r in runs}
+    assert schema.UNKNOWN_ADM in stale  # what the upstream wrote for the config without adm.name
+    assert not any(k.startswith(("alignment.", "kdma.")) for runs in before.values() for r in runs
+                   for k in r.data.metrics)
+
     summary = ingest(tree, uri)
-    assert not summary.failures and summary.traces == 0
-    assert summary.count("skipped") == len(summary.outcomes)
+    assert not summary.failures
+    assert summary.count("updated") == len(run_ids) and summary.count("skipped") == 0, summary.outcomes
     after = runs_by_path(uri)
-    assert {k: [r.info.run_id for r in v] for k, v in after.items()} == \
-        {k: [r.info.run_id for r in v] for k, v in before.items()}
-    assert all(len(runs) == 1 for runs in after.values())
-    assert trace_total(uri) == traces
+    assert all(len(runs) == 1 for runs in after.values()), after
+    assert sum(len(v) for v in after.values()) == len(run_ids)  # replaced, never duplicated
+
+    reference = f"sqlite:///{tmp_path / 'reference' / 'mlflow.db'}"  # made by the fixture, from the same tree
+    ours = {k: _data_model(v[0]) for k, v in runs_by_path(reference).items()}
+    assert {k: _data_model(v[0]) for k, v in after.items()} == ours  # every field and metric of today's mapping
+    assert all(any(m.startswith("alignment.") for m in run["metrics"]) for run in ours.values())
+    assert trace_total(uri) == trace_total(reference)
+
+    client = MlflowClient(uri)
+    for key, [run] in after.items():  # each run's history: the upstream's run it replaced, its start and user
+        path = key.split("|")[0]
+        old = client.get_run(run_ids[path])
+        assert old.info.lifecycle_stage == "deleted"
+        assert run.data.tags[schema.TAG_ADOPTED_RUN] == old.info.run_id
+        assert run.data.tags[schema.TAG_ADOPTED_START] == str(old.info.start_time)
+        assert run.data.tags[schema.TAG_ADOPTED_USER] == old.data.tags["mlflow.user"]
+
+    again = ingest(tree, uri)  # today's mapping now: the instant path decides every folder unchanged
+    assert not again.failures and again.count("skipped") == len(again.outcomes) == len(run_ids)
+    assert {k: [r.info.run_id for r in v] for k, v in runs_by_path(uri).items()} == \
+        {k: [r.info.run_id for r in v] for k, v in after.items()}
+
+
+def test_history_survives_the_next_update(legacy: tuple) -> None:
+    """An adopted folder that changes again is replaced by align-track's rules; the adoption tags go along."""
+    tree, uri, run_ids = legacy
+    assert not ingest(tree, uri).failures
+    changed = sorted(run_ids)[0]
+    io_file = tree / changed / schema.INPUT_OUTPUT
+    io_file.write_text(json.dumps(json.loads(io_file.read_text())[:1], indent=2))
+    summary = ingest(tree, uri)
+    assert {o.path: o.status for o in summary.outcomes}[changed] == "updated"
+    [run] = [runs[0] for key, runs in runs_by_path(uri).items() if key.startswith(f"{changed}|")]
+    assert run.data.params[schema.PARAM_NUM_SCENES] == "1"
+    assert run.data.tags[schema.TAG_ADOPTED_RUN] == run_ids[changed]
 
 
 def test_changed_folder_replaces_the_upstream_run_and_force_replaces_all(upstream: tuple) -> None:
@@ -120,7 +193,7 @@ def test_changed_folder_replaces_the_upstream_run_and_force_replaces_all(upstrea
     assert not summary.failures
     statuses = {o.path: o.status for o in summary.outcomes}
     assert statuses.pop(changed) == "updated"
-    assert set(statuses.values()) == {"skipped"}
+    assert set(statuses.values()) == {"updated"}  # another tool's runs are never taken as today's mapping
     after = runs_by_path(uri)
     assert all(len(runs) == 1 for runs in after.values()), after
     [replaced] = [runs[0] for key, runs in after.items() if key.startswith(f"{changed}|")]
@@ -164,9 +237,11 @@ def test_foreign_run_rules() -> None:
     assert reconcile.foreign_runs_for([a, b, ours], "x/y", "t1", several_targets=True) == [a]
     assert reconcile.foreign_runs_for([a, b], "x", "t1", several_targets=False) == []
     assert reconcile.superseded([a, b], ours) == ["a"]  # b is newer than ours: someone re-ran the other tool
-    disk = {"input_output.json": 10, "timing.json": 3}
-    assert reconcile.same_files(dict(disk), disk)
-    assert not reconcile.same_files({**disk, "timing.json": 4}, disk)
-    assert not reconcile.same_files({"input_output.json": 10}, disk)
-    assert not reconcile.same_files(None, disk)
+    a.tags["mlflow.user"] = "alice"
+    assert reconcile.adopted_history([b, a], []) == {schema.TAG_ADOPTED_RUN: "a", schema.TAG_ADOPTED_START: "4",
+                                                     schema.TAG_ADOPTED_USER: "alice"}  # the first one
+    kept = {schema.TAG_ADOPTED_RUN: "z", schema.TAG_ADOPTED_START: "1"}
+    ours_adopted = run("p", {**ours.tags, **kept}, end=30)
+    assert reconcile.adopted_history([a], [ours, ours_adopted]) == kept  # carried through later updates
+    assert reconcile.adopted_history([], [ours]) == {}
     assert Counter(reconcile.foreign(r) for r in (a, b, ours)) == Counter({True: 2, False: 1})

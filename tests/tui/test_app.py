@@ -183,6 +183,46 @@ async def test_enter_opens_scenes_n_p_move_and_r_shows_raw_json(demo_store):
         assert app.active_pane == "runs"
 
 
+async def test_a_scene_list_read_through_mlflow_says_so_and_why_while_it_waits(demo_store, monkeypatch):
+    """Issue 21: the first run of an upstream-written store stayed at 'loading 0/4 scenes…' for 30 s: its traces
+    went to MLflow's client (the direct reader refused them), whose first use imports mlflow (tens of seconds on a
+    loaded machine), and the title never said so. The refusal is forced and MLflow's client held back until the
+    title has been read: it must name the wait and its reason, then the scenes arrive."""
+    import threading
+
+    from align_track.store import spans_reader
+    from align_track.tui.models import data
+
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
+        reason = "trace tr-1 keeps its spans outside the tracking store"
+
+        def unreadable(*args, **kwargs):
+            raise spans_reader.Unreadable(reason)
+
+        gate = threading.Event()
+        client = data._client
+
+        def slow_client(uri):  # the import of mlflow on a loaded machine: held until the title was read
+            gate.wait(30)
+            return client(uri)
+
+        monkeypatch.setattr(spans_reader, "read_run_traces", unreadable)
+        monkeypatch.setattr(data, "_client", slow_client)
+        run = shown(app)[0]
+        await pilot.press("enter")
+        pane = app.scenes_pane
+        title = pane.query_one("#scenes-title")
+        try:
+            await wait_until(pilot, lambda: "MLflow" in str(title.render()), timeout=10, what="the title's reason")
+            text = str(title.render())
+            assert f"0/{run.params['num_scenarios']}" in text and "spans outside the tracking store" in text
+        finally:
+            gate.set()
+        await wait_until(pilot, lambda: scenes_loaded(app), what="scenes")
+        assert len(pane.scenes) == int(run.params["num_scenarios"])
+        assert "MLflow" not in str(title.render())
+
+
 async def test_scenes_of_a_1000_scene_run_arrive_in_pages_without_blocking(tmp_path, store_uri):
     scenes = 1000
 

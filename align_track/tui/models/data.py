@@ -236,18 +236,22 @@ def warm_up(tracking_uri: str, quiet: Quiet | None = None) -> None:
 
 
 def scene_pages(uri: str, experiment_id: str, run_id: str, first: int = FIRST_PAGE,
-                size: int = PAGE, since_ms: int | None = None) -> Iterator[list[Scene]]:
+                size: int = PAGE, since_ms: int | None = None,
+                fallback: Callable[[str], None] | None = None) -> Iterator[list[Scene]]:
     """The run's scenes in scene order, a page of traces at a time (one store query per page);
     with ``since_ms`` only the traces written from then on (a live run's refresh).
 
     SQLite/PostgreSQL stores are read straight from SQL (no ``import mlflow`` before the first
     scene); where that reader cannot (http, other MLflow versions, spans outside the store) MLflow's
-    client reads the rest, skipping scenes already shown.
+    client reads the rest, skipping scenes already shown. ``fallback`` hears why, before MLflow is asked: on
+    first use that waits for ``import mlflow`` (seconds; tens of seconds on a loaded machine), so a view says so
+    instead of looking stuck.
     """
     from align_track.store import spans_reader
     from align_track.tui.models.scenes import scene_from_row
 
     shown: set[str] = set()
+    why = f"a {store_kind(uri)} store is read through MLflow's client"
     if spans_reader.supported(uri):
         offset, limit = 0, first
         try:
@@ -261,8 +265,10 @@ def scene_pages(uri: str, experiment_id: str, run_id: str, first: int = FIRST_PA
                 if len(rows) < limit:
                     return
                 offset, limit = offset + len(rows), size
-        except spans_reader.Unreadable:
-            pass
+        except spans_reader.Unreadable as exc:
+            why = str(exc)
+    if fallback is not None:
+        fallback(why)
     yield from _mlflow_scene_pages(uri, experiment_id, run_id, first, size, shown, since_ms)
 
 

@@ -82,6 +82,8 @@ class ScenesPane(Pane):
         self.at_trace: str | None = None
         """The scene the cursor goes to when its page arrives (opened from Sweep at a scene)."""
         self._live_reading = False
+        self.waiting_on = ""
+        """What a scene list still loading waits on, when not the store's SQL (shown in the title)."""
 
     def compose(self) -> ComposeResult:
         yield Label("no run open: press enter on a run in Runs (1)", id="scenes-title")
@@ -113,6 +115,7 @@ class ScenesPane(Pane):
         self.run_row = run
         self.scenes = []
         self.fetching = True
+        self.waiting_on = ""
         self.live = "" if status == FINISHED else status
         self._live_reading = False
         if self.quiet is not None and not self._holding:
@@ -134,7 +137,8 @@ class ScenesPane(Pane):
 
         worker = get_current_worker()
         try:
-            for page in scene_pages(uri, experiment_id, run_id):
+            for page in scene_pages(uri, experiment_id, run_id,
+                                    fallback=lambda why: self.post_ui(self._through_mlflow, run_id, why)):
                 if worker.is_cancelled:
                     return
                 self.post_ui(self._add_page, run_id, page)
@@ -142,6 +146,15 @@ class ScenesPane(Pane):
             self.post_ui(self._failed, run_id, f"cannot load scenes: {exc}")
             return
         self.post_ui(self._done, run_id)
+
+    def _through_mlflow(self, run_id: str, why: str) -> None:
+        """The scenes are read through MLflow's client (its first use imports mlflow: seconds, more on a loaded
+        machine): the title says so and why, instead of a bare 'loading 0/N'."""
+        if self.run_row is not None and run_id == self.run_row.run_id and self.fetching:
+            self.waiting_on = f"through MLflow (first use imports it: seconds) because {why}"
+            self.table.empty_text = f"loading scenes {self.waiting_on}…"
+            self.table.refresh()
+            self._update_title()
 
     def _add_page(self, run_id: str, page: list[Scene]) -> None:
         if self.run_row is None or run_id != self.run_row.run_id:
@@ -258,6 +271,8 @@ class ScenesPane(Pane):
         count = f"{len(self.scenes)} scenes"
         if self.fetching:
             count = f"loading {len(self.scenes)}/{self.expected or '?'} scenes…"
+            if self.waiting_on:
+                count = f"loading {len(self.scenes)}/{self.expected or '?'} scenes {self.waiting_on}…"
         elif self.live:
             count = f"{len(self.scenes)} scenes so far, {'running' if self.live == RUNNING else 'stalled'}"
         room = max((self.size.width or 80) - len(count) - 7, 12)  # the name's end (its variant) matters too
