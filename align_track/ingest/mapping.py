@@ -27,10 +27,11 @@ from align_track.ingest.folders import (
 from align_track.records import Artifact, RunRecord, TraceRecord
 from align_track.schema import TAG_FINGERPRINT, TAG_KEY, TAG_SOURCE, UNALIGNED, UNKNOWN_ADM
 
-MAPPING_VERSION = "2"
+MAPPING_VERSION = "3"
 """Part of every run's fingerprint: a new version rewrites stores written by an older one on the next ingest.
 2: alignment.* and kdma.<name>.* metrics (alignment.py); traces carry ``scene_id``/``mlflow.runId`` tags and
-MLflow's metadata, and ``timing_seconds`` always."""
+MLflow's metadata, and ``timing_seconds`` always. 3: the alignment distance is align-system's (sum of absolute
+differences over the target KDMAs, not Euclidean)."""
 
 
 @dataclass(frozen=True)
