@@ -149,7 +149,9 @@ IN_SCENE_ID = "scene_id"
 IN_UNSTRUCTURED = "unstructured"
 IN_CHARACTERS = "characters"
 IN_CHOICES = "choices"
-TRACE_INPUTS = (IN_SCENARIO_ID, IN_STATE, IN_SCENE_ID, IN_UNSTRUCTURED, IN_CHARACTERS, IN_CHOICES)
+TRACE_INPUTS = (IN_SCENE_ID, IN_SCENARIO_ID, IN_STATE, IN_UNSTRUCTURED, IN_CHARACTERS, IN_CHOICES)
+"""In this order on every trace: the request preview (MLflow's web UI cuts it after a few dozen characters)
+then starts with the scene id, not the long state text."""
 
 OUT_CHOICE_INDEX = "choice_index"
 OUT_ACTION = "action"
