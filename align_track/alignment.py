@@ -91,11 +91,16 @@ def _choice_texts(item: Mapping[str, Any]) -> list[str | None]:
             for c in choices]
 
 
-def _distance(values: Mapping[str, float], target: Mapping[str, float]) -> float | None:
-    """Euclidean distance over the target's KDMAs; None when the choice lacks one of them."""
+def distance(values: Mapping[str, float], target: Mapping[str, float]) -> float | None:
+    """Sum over the target's KDMAs of ``|value - target|``; None when the choice lacks one of them.
+
+    align-system's own scalar distance (``AvgDistScalarAlignment`` in align_system/utils/alignment_utils.py adds,
+    per target KDMA, ``sqrt((target - score)**2)``), so the oracle is the choice align-system would pick given
+    the true values; not Euclidean across KDMAs (the two agree only for one-KDMA targets).
+    """
     if any(k not in values for k in target):
         return None
-    return math.sqrt(sum((values[k] - v) ** 2 for k, v in target.items()))
+    return sum(abs(values[k] - v) for k, v in target.items())
 
 
 @dataclass(frozen=True)
@@ -123,13 +128,13 @@ def scene_alignment(item: Mapping[str, Any], chosen: int | None, target: Mapping
         return SceneAlignment(chosen_true, None, None, S.LEFT_OUT_NO_CHOICE)
     if not truth:
         return SceneAlignment(chosen_true, None, None, S.LEFT_OUT_NO_TRUE_VALUES)
-    distance = _distance(chosen_true, target)
-    if distance is None:
+    chosen_distance = distance(chosen_true, target)
+    if chosen_distance is None:
         return SceneAlignment(chosen_true, None, None, S.LEFT_OUT_CHOSEN_UNKNOWN)
     options = [d for t in dict.fromkeys(texts) if t is not None and t in truth
-               for d in [_distance(truth[t], target)] if d is not None]
-    best = min(options, default=distance)
-    return SceneAlignment(chosen_true, distance, distance <= best + TIE_TOLERANCE, None)
+               for d in [distance(truth[t], target)] if d is not None]
+    best = min(options, default=chosen_distance)
+    return SceneAlignment(chosen_true, chosen_distance, chosen_distance <= best + TIE_TOLERANCE, None)
 
 
 def target_reason(kdma_values: Sequence[tuple[str, str]], target_id: str) -> str | None:

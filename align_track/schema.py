@@ -40,7 +40,7 @@ SCORES_FIELD = "score"
 # alignment metrics computed from the scenes' own KDMA values (alignment.py; formulas in the README)
 ALIGNMENT_PREFIX = "alignment."
 METRIC_CHOSEN_DISTANCE = "alignment.chosen_distance"
-"""Mean over scenes of the Euclidean distance between the chosen choice's true KDMA vector and the target."""
+"""Mean over scenes of the chosen choice's distance to the target: sum over target KDMAs of |true value - target|."""
 METRIC_ORACLE_HIT_RATE = "alignment.oracle_hit_rate"
 """Share of scenes whose chosen choice is one of those at minimal distance to the target."""
 METRIC_SCENES_COVERED = "alignment.scenes_covered"
@@ -157,7 +157,9 @@ IN_SCENE_ID = "scene_id"
 IN_UNSTRUCTURED = "unstructured"
 IN_CHARACTERS = "characters"
 IN_CHOICES = "choices"
-TRACE_INPUTS = (IN_SCENARIO_ID, IN_STATE, IN_SCENE_ID, IN_UNSTRUCTURED, IN_CHARACTERS, IN_CHOICES)
+TRACE_INPUTS = (IN_SCENE_ID, IN_SCENARIO_ID, IN_STATE, IN_UNSTRUCTURED, IN_CHARACTERS, IN_CHOICES)
+"""In this order on every trace: the request preview (MLflow's web UI cuts it after a few dozen characters)
+then starts with the scene id, not the long state text."""
 
 OUT_CHOICE_INDEX = "choice_index"
 OUT_ACTION = "action"

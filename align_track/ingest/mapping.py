@@ -27,10 +27,12 @@ from align_track.ingest.folders import (
 from align_track.records import Artifact, RunRecord, TraceRecord
 from align_track.schema import TAG_FINGERPRINT, TAG_KEY, TAG_SOURCE, UNALIGNED, UNKNOWN_ADM
 
-MAPPING_VERSION = "2"
+MAPPING_VERSION = "4"
 """Part of every run's fingerprint: a new version rewrites stores written by an older one on the next ingest.
 2: alignment.* and kdma.<name>.* metrics (alignment.py); traces carry ``scene_id``/``mlflow.runId`` tags and
-MLflow's metadata, and ``timing_seconds`` always."""
+MLflow's metadata, and ``timing_seconds`` always. 3: the alignment distance is align-system's (sum of absolute
+differences over the target KDMAs, not Euclidean). 4: trace inputs start with ``scene_id`` (the web UI's
+request preview shows it)."""
 
 
 @dataclass(frozen=True)
@@ -385,10 +387,10 @@ def build_traces(
         duration_ns = int((seconds or 0.0) * 1e9)
         traces.append(TraceRecord(
             name=sid,
-            inputs={
+            inputs={  # schema.TRACE_INPUTS' order: the scene id first, so the web UI's cut preview shows it
+                S.IN_SCENE_ID: sid,
                 S.IN_SCENARIO_ID: inp.get("scenario_id"),
                 S.IN_STATE: inp.get("state"),
-                S.IN_SCENE_ID: sid,
                 S.IN_UNSTRUCTURED: state.get("unstructured"),
                 S.IN_CHARACTERS: state.get("characters"),
                 S.IN_CHOICES: inp.get("choices"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytest
@@ -62,13 +61,14 @@ def test_ties_count_as_hits_for_every_choice_at_the_minimum() -> None:
     assert m[S.METRIC_CHOSEN_DISTANCE] == pytest.approx((0.2 + 0.2 + 0.5) / 3)
 
 
-def test_multi_kdma_target_uses_euclidean_distance_over_the_target_kdmas() -> None:
+def test_multi_kdma_target_sums_absolute_differences_over_the_target_kdmas() -> None:
+    """align-system's AvgDistScalarAlignment: sum over target KDMAs of |target - value| (not Euclidean)."""
     a, b = "Treat A", "Treat B"
     true = {a: {"affiliation": 0.9, "merit": 0.1, "search": 0.5}, b: {"affiliation": 0.2, "merit": 0.8}}
     target = (("affiliation", "0.0"), ("merit", "1.0"))
     m = metrics([scene([a, b], true, 0), scene([a, b], true, 1)], target)
-    da = math.hypot(0.9 - 0.0, 0.1 - 1.0)  # 'search' is not in the target: not part of the distance
-    db = math.hypot(0.2 - 0.0, 0.8 - 1.0)
+    da = 0.9 + 0.9  # 'search' is not in the target: not part of the distance
+    db = 0.2 + 0.2
     assert m[S.METRIC_CHOSEN_DISTANCE] == pytest.approx((da + db) / 2)
     assert m[S.METRIC_ORACLE_HIT_RATE] == pytest.approx(1 / 2)  # B is nearer; only the second scene chose it
     assert m[S.kdma_metric("affiliation", S.KDMA_CHOSEN_MEAN)] == pytest.approx((0.9 + 0.2) / 2)
@@ -77,12 +77,53 @@ def test_multi_kdma_target_uses_euclidean_distance_over_the_target_kdmas() -> No
     assert m[S.kdma_metric("search", S.KDMA_CHOSEN_SCENES)] == 1
 
 
+def test_two_kdmas_the_oracle_is_the_least_summed_distance_not_the_euclidean() -> None:
+    a, b = "A", "B"
+    # target (0, 0): A (0.5, 0.5) sums to 1.0 (Euclidean 0.71), B (0.9, 0.0) to 0.9 (Euclidean 0.9): B is the oracle
+    true = {a: {"affiliation": 0.5, "merit": 0.5}, b: {"affiliation": 0.9, "merit": 0.0}}
+    m = metrics([scene([a, b], true, 0), scene([a, b], true, 1), scene([a, b], true, 1)],
+                (("affiliation", "0.0"), ("merit", "0.0")))
+    assert m[S.METRIC_ORACLE_HIT_RATE] == pytest.approx(2 / 3)
+    assert m[S.METRIC_CHOSEN_DISTANCE] == pytest.approx((1.0 + 0.9 + 0.9) / 3)
+
+
+def test_three_kdmas_sum_every_target_kdma() -> None:
+    a, b = "A", "B"
+    # target (0.5, 0.5, 0.5): A (0.7, 0.7, 0.7) sums to 0.6 (Euclidean 0.35), B (0, 0.5, 0.5) to 0.5 (Euclidean 0.5)
+    true = {a: {"affiliation": 0.7, "merit": 0.7, "search": 0.7}, b: {"affiliation": 0.0, "merit": 0.5, "search": 0.5}}
+    target = (("affiliation", "0.5"), ("merit", "0.5"), ("search", "0.5"))
+    m = metrics([scene([a, b], true, 0), scene([a, b], true, 1)], target)
+    assert m[S.METRIC_ORACLE_HIT_RATE] == pytest.approx(1 / 2)  # only the scene that chose B hit
+    assert m[S.METRIC_CHOSEN_DISTANCE] == pytest.approx((0.6 + 0.5) / 2)
+
+
+def test_two_kdmas_tie_under_the_summed_distance_is_a_hit_for_both() -> None:
+    a, b, c = "A", "B", "C"
+    # target (0.5, 0.5): A (0.3, 0.5) and B (0.6, 0.6) both sum to 0.2 (Euclidean 0.2 and 0.14); C (1, 1) to 1.0
+    true = {a: {"affiliation": 0.3, "merit": 0.5}, b: {"affiliation": 0.6, "merit": 0.6},
+            c: {"affiliation": 1.0, "merit": 1.0}}
+    m = metrics([scene([a, b, c], true, i) for i in range(3)], (("affiliation", "0.5"), ("merit", "0.5")))
+    assert m[S.METRIC_ORACLE_HIT_RATE] == pytest.approx(2 / 3)
+    assert m[S.METRIC_CHOSEN_DISTANCE] == pytest.approx((0.2 + 0.2 + 1.0) / 3)
+
+
 def test_choice_missing_a_target_kdma_is_not_an_oracle_option() -> None:
     a, b = "A", "B"
     true = {a: {"affiliation": 0.5}, b: {"affiliation": 0.9, "merit": 0.9}}  # A has no merit value
     m = metrics([scene([a, b], true, 1)], (("affiliation", "0.5"), ("merit", "0.5")))
     assert m[S.METRIC_ORACLE_HIT_RATE] == 1.0  # B is the only choice whose distance is known
-    assert m[S.METRIC_CHOSEN_DISTANCE] == pytest.approx(math.hypot(0.4, 0.4))
+    assert m[S.METRIC_CHOSEN_DISTANCE] == pytest.approx(0.4 + 0.4)
+
+
+def test_two_kdmas_a_choice_missing_one_is_left_out_and_the_rest_compete() -> None:
+    a, b, c = "A", "B", "C"
+    # target (0.5, 0.5): A lacks merit (it would sum to 0); B (0.9, 0.1) sums to 0.8, C (0.6, 0.2) to 0.4
+    true = {a: {"affiliation": 0.5}, b: {"affiliation": 0.9, "merit": 0.1}, c: {"affiliation": 0.6, "merit": 0.2}}
+    m = metrics([scene([a, b, c], true, i) for i in range(3)], (("affiliation", "0.5"), ("merit", "0.5")))
+    assert left_out(m) == {S.LEFT_OUT_CHOSEN_UNKNOWN: 1}  # the scene that chose A
+    assert m[S.METRIC_SCENES_COVERED] == 2
+    assert m[S.METRIC_ORACLE_HIT_RATE] == pytest.approx(1 / 2)  # C is the oracle, B a miss
+    assert m[S.METRIC_CHOSEN_DISTANCE] == pytest.approx((0.8 + 0.4) / 2)
 
 
 def test_kde_target_and_unaligned_runs_are_left_out_but_chosen_means_remain() -> None:

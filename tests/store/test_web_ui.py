@@ -36,6 +36,31 @@ _ROWS = """[...document.querySelectorAll('[role=row]')].map(row => ({
 """The traces table as rendered: the header row's cells, then per trace row its cells, links and trace id (which
 every row carries: in its selection box's label, its link to the trace, or its Trace ID cell)."""
 
+_VISIBLE_SCENE_IDS = """[...document.querySelectorAll('[role=row]')].map(row => {
+    const trace = (row.outerHTML.match(/tr-[0-9a-f]{32}/) || [''])[0];
+    const walker = document.createTreeWalker(row, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const at = node.data.indexOf('"scene_id": "');
+        if (at < 0) continue;
+        const end = node.data.indexOf('"', at + 13) + 1;
+        const range = document.createRange();
+        range.setStart(node, at);
+        range.setEnd(node, end > at ? end : node.data.length);
+        const box = range.getBoundingClientRect();
+        let right = Infinity;  // the narrowest box that clips the preview (the cell, its ellipsis span)
+        for (let e = node.parentElement; e && e !== row.parentElement; e = e.parentElement) {
+            const style = getComputedStyle(e);
+            if (style.overflow !== 'visible' || style.overflowX !== 'visible') {
+                right = Math.min(right, e.getBoundingClientRect().right);
+            }
+        }
+        return {trace, shown: box.width > 0 && box.right <= right + 0.5, text: node.data.slice(at, end)};
+    }
+    return {trace, shown: false, text: ''};
+}).filter(r => r.trace)"""
+"""Per trace row of a traces table: whether its request preview's ``"scene_id": "..."`` is on screen (not cut off
+by the cell's ellipsis), and the text."""
+
 _POPUPS = ('[data-component-id="mlflow.detect_issues.guidance.got_it"]',  # "Detect Issues" tip, shown once
            '[data-component-id="mlflow.assistant.chat_panel.close"]')  # the assistant panel, opened on first visit
 
@@ -101,14 +126,17 @@ def rows_once(browser: Browser, ready: Callable[[list[dict]], bool], what: str) 
     return table(browser)[1]
 
 
-def show_columns(browser: Browser, *names: str) -> None:
-    """Tick columns in the traces list's Display > Columns menu (those not shown yet), then close the menu."""
+def show_columns(browser: Browser, *names: str, shot: str | None = None) -> None:
+    """Tick columns in the traces list's Display > Columns menu (those not shown yet), then close the menu
+    (``shot``: the screenshot, menu open, taken first)."""
     browser.click('[data-component-id="mlflow.traces-v4.display.trigger"]')
     browser.wait_for(lambda: browser.present("[role=menu] [role=menuitem]"), "the Display menu")
     browser.click("[role=menuitem]", "Columns")
     browser.wait_for(lambda: browser.present("[role=menuitemcheckbox]"), "the Columns menu")
     for name in names:
         browser.click('[role=menuitemcheckbox][aria-checked="false"]', name)
+    if shot:
+        shoot(browser, shot)
     browser.press("Escape")
     browser.wait_for(lambda: set(names) <= set(table(browser)[0]), f"the columns {names}")
 
@@ -139,6 +167,10 @@ def test_run_traces_tab_lists_its_scenes(ui: tuple[str, str], browser: Browser) 
     scene_of = {t.info.trace_id: t.info.tags[schema.TRACE_TAG_SCENE_ID] for t in scenes}
     for row in rows:  # each row's request names its scene
         assert f'"scene_id": "{scene_of[row["trace"]]}"' in row["Request"], row
+    # ... where a researcher sees it: before the preview is cut (the state text after it runs long)
+    shown = {r["trace"]: r for r in browser.evaluate(_VISIBLE_SCENE_IDS)}
+    for trace_id, scene in scene_of.items():
+        assert shown[trace_id]["shown"] and shown[trace_id]["text"] == f'"scene_id": "{scene}"', shown[trace_id]
     shoot(browser, "mlflow-run-traces.png")
 
 
@@ -151,7 +183,8 @@ def test_experiment_traces_list_shows_each_traces_run(ui: tuple[str, str], brows
     visit(browser, page, f"{len(run_of)} of {len(run_of)}")
     # MLflow 3.17 hides "Run name" (and "Trace name") by default: tick them as a user does.
     browser.wait_for(lambda: "Time" in table(browser)[0], "the table's header")
-    show_columns(browser, *(c for c in ("Run name", "Trace name") if c not in table(browser)[0]))
+    show_columns(browser, *(c for c in ("Run name", "Trace name") if c not in table(browser)[0]),
+                 shot="mlflow-traces-columns.png")
     # The run names come from a second request (the runs of the traces' mlflow.sourceRun ids).
     rows = rows_once(browser, lambda rows: len(rows) == len(run_of) and all(row["Run name"] for row in rows),
                      "every row's run name")
