@@ -251,12 +251,33 @@ def write_each(store, folders: list[Prepared], force: bool, alive, progress: Pro
 
 def write_folder(store, prepared: Prepared, force: bool, alive, notice: Callable[[str], None]) -> Outcome:
     """Map and write the pending runs of one folder (its files read once), then delete the foreign runs they
-    replace: each run through the store's claim-then-verify write."""
+    replace: each run through the store's claim-then-verify write.
+
+    All or nothing across the folder's targets: when one run fails, the runs this call already wrote are deleted
+    before the error is raised (a rerun writes them all again); if that delete fails too, the error names them.
+    """
+    run_ids: list[str] = []
+    try:
+        return _write_folder(store, prepared, force, alive, notice, run_ids)
+    except Exception as exc:
+        if not run_ids:
+            raise
+        try:
+            for run_id in run_ids:
+                retry_call(store.delete_run, run_id, notice=notice)
+        except Exception:  # noqa: BLE001 - the store is failing: say exactly what landed
+            landed = ", ".join(run_ids)
+            raise RuntimeError(f"{one_line(exc, with_type=True)}; already written complete, not withdrawn: "
+                               f"run {landed} (a rerun replaces it)") from exc
+        raise
+
+
+def _write_folder(store, prepared: Prepared, force: bool, alive, notice: Callable[[str], None],
+                  run_ids: list[str]) -> Outcome:
     config = prepared.config
     files = None
     statuses = list(prepared.statuses)
     written_traces = 0
-    run_ids: list[str] = []
     for pending in prepared.pending:
         mapped = map_run(pending.identity, pending.variant, files)  # reads the folder on its first written run
         files = mapped.files

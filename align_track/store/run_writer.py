@@ -36,7 +36,7 @@ from align_track.store.runs_reader import (
     get_experiment_id,
     load_runs,
 )
-from align_track.store.sql_rows import BulkResult, BulkRun
+from align_track.store.sql_rows import BulkResult, BulkRun, folder_groups
 from align_track.store.uri import (
     StoreError,
     artifact_root_for,
@@ -299,8 +299,8 @@ class RunStore:
         """Several runs ``(bulk run, key)`` in one transaction (bulk stores only), then the runs each
         replaces deleted; one ``Written`` (or the exception that run met) per item, in order.
 
-        If the shared transaction fails, nothing of it is left and the runs are written one by one, so a
-        run the store refuses fails alone and the others still go in.
+        If the shared transaction fails, nothing of it is left and the runs are written one run folder at a
+        time, so a folder the store refuses fails alone (all its targets: none published), the others go in.
         """
         from align_track.store.sql_bulk import delete_runs_bulk, runs_of_keys, write_runs_bulk
 
@@ -310,12 +310,15 @@ class RunStore:
         try:
             results = call(write_runs_bulk, self.tracking_uri, self.experiment_id, self.artifact_location,
                            [item for item, _ in items], claim_token())
-        except Exception as exc:  # noqa: BLE001 - retried one run at a time below, where each failure is its own
-            if len(items) == 1:
-                return [exc]
-            out: list[Written | Exception] = []
-            for one in items:
-                out.extend(self.write_batch([one], superseded, notice))
+        except Exception as exc:  # noqa: BLE001 - retried one folder at a time below, each failure its own
+            groups = folder_groups(items)
+            if len(groups) == 1:  # one folder: all its runs (targets) fail together, none is published
+                return [exc] * len(items)
+            out: list[Written | Exception] = [exc] * len(items)
+            for group in groups:
+                for index, result in zip(group, self.write_batch([items[i] for i in group], superseded, notice),
+                                         strict=True):
+                    out[index] = result
             return out
         written: list[Written | Exception] = [
             Written(result.run_id) if result.written else Written(None)  # None: another ingest committed it

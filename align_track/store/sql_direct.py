@@ -30,7 +30,7 @@ from align_track.store.claims import AppendConflict, ClaimRule, Written, claim_i
 from align_track.store.dbapi import Db, Tx, in_list
 from align_track.store.retries import retry_call
 from align_track.store.runs_reader import RunRow, gc_paused, read_runs
-from align_track.store.sql_rows import BulkResult, BulkRun, TraceRows
+from align_track.store.sql_rows import BulkResult, BulkRun, TraceRows, folder_groups
 from align_track.store.uri import StoreError, check_sqlite_store, check_writable, sqlite_path
 
 DELETE_CHUNK = 500
@@ -205,17 +205,20 @@ class DirectStore:
         """Several runs ``(bulk run, key)`` in one transaction, then the runs each replaces deleted; one
         ``Written`` (or the exception that run met) per item, in order.
 
-        If the shared transaction fails, nothing of it is left and the runs are written one by one, so a run
-        the store refuses fails alone and the others still go in.
+        If the shared transaction fails, nothing of it is left and the runs are written one run folder at a
+        time, so a folder the store refuses fails alone (all its targets: none published), the others go in.
         """
         try:
             results = retry_call(self.write_runs, [item for item, _ in items], claim_token(), notice=notice)
-        except Exception as exc:  # noqa: BLE001 - retried one run at a time below, where each failure is its own
-            if len(items) == 1:
-                return [exc]
-            out: list[Written | Exception] = []
-            for one in items:
-                out.extend(self.write_batch([one], superseded, notice))
+        except Exception as exc:  # noqa: BLE001 - retried one folder at a time below, each failure its own
+            groups = folder_groups(items)
+            if len(groups) == 1:  # one folder: all its runs (targets) fail together, none is published
+                return [exc] * len(items)
+            out: list[Written | Exception] = [exc] * len(items)
+            for group in groups:
+                for index, result in zip(group, self.write_batch([items[i] for i in group], superseded, notice),
+                                         strict=True):
+                    out[index] = result
             return out
         written: list[Written | Exception] = [Written(r.run_id) if r.written else Written(None) for r in results]
         replacing = {key: result.run_id for (_, key), result in zip(items, results, strict=True)

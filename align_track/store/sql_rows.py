@@ -107,6 +107,15 @@ class BulkRun:
             self.scenes = len(self.record.traces)
 
 
+def folder_groups(items: Sequence[tuple[BulkRun, str]]) -> list[list[int]]:
+    """Indices of ``items`` ``(bulk run, key)`` grouped by run folder (their ``experiment_path``), in order of
+    first appearance: a folder's runs (one per alignment target) are written in one transaction or not at all."""
+    groups: dict[str, list[int]] = {}
+    for index, (bulk, key) in enumerate(items):
+        groups.setdefault(bulk.record.tags.get(S.TAG_PATH, key), []).append(index)
+    return list(groups.values())
+
+
 def run_artifact_uri(artifact_location: str, run_id: str) -> str:
     """A run's artifact URI under its experiment's location, as MLflow's create_run makes it."""
     return append_to_uri_path(artifact_location, run_id, ARTIFACTS_FOLDER)
