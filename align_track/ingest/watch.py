@@ -554,24 +554,22 @@ class Watcher:
             self._event(APPENDED, rel, live.run_id, len(live.known), message=f"+{len(todo)}")
 
     def _finish(self, identity: RunIdentity, variant: str, files: RunFolderFiles, live: _Live, rel: str) -> None:
-        """timing.json is there: write the timed traces that differ, then complete the run in place."""
+        """timing.json is there: complete the run in place. Each scene's timed trace has its live trace's id (the
+        time is not part of it) and replaces it where it is; a scene whose content changed since it was appended
+        is a new id, its old trace stale. So readers see each scene once throughout (one transaction on SQL
+        stores; through a server each trace is updated in place)."""
         from align_track.store.run_appender import mlflow_trace_id, scene_ids
 
         record = self._map(identity, variant, files, rel)
         indices = self._indices(identity, files.scenes, 0)
         existing = self._call(self.writer.trace_ids, live.run_id)
-        wanted: dict[str, tuple[int, int]] = {}
-        todo, ids = [], []
-        for index, trace in zip(indices, record.traces, strict=True):
-            pair = scene_ids(live.run_id, index, trace)
-            wanted[mlflow_trace_id(pair)] = pair
-            if mlflow_trace_id(pair) not in existing:
-                todo.append(trace)
-                ids.append(pair)
-        stale = sorted(existing - set(wanted))
-        self._call(self.writer.finish, live.run_id, record, todo, ids, stale, {TAG_SCENES: str(len(indices))})
+        ids = [scene_ids(live.run_id, index, trace) for index, trace in zip(indices, record.traces, strict=True)]
+        stale = sorted(existing - {mlflow_trace_id(pair) for pair in ids})
+        added = sum(mlflow_trace_id(pair) not in existing for pair in ids)
+        self._call(self.writer.finish, live.run_id, record, record.traces, ids, stale,
+                   {TAG_SCENES: str(len(indices))})
         del self.live[identity.key]
-        self.summary.traces += len(todo)
+        self.summary.traces += added
         self._event(FINISHED, rel, live.run_id, len(indices))
         self._cleanup_after(identity, live.run_id)
 

@@ -2,8 +2,9 @@
 
 A run folder that align-system is still writing (``input_output.json`` rewritten after each scene,
 ``timing.json`` written last) is one RUNNING run (tag ``align_track.state``) claimed by its watcher.
-Every scene's trace gets ids derived from the run, the scene index and the scene's content, so
-writing a scene twice lands on the same rows: a watcher killed at any moment and restarted (or two
+Every scene's trace gets ids derived from the run, the scene index and the scene's content (not its time),
+so writing a scene twice lands on the same rows, and the finish replaces each live trace by its timed one under
+the same id (readers never see a scene twice): a watcher killed at any moment and restarted (or two
 watchers racing for one run) re-reads which ids exist and writes only the missing ones. On a SQL store
 an append (traces plus progress tags) is one transaction; through a server it is one trace write
 (link + OTLP spans, both idempotent for equal ids) and one ``log-batch`` of tags.
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from align_track.records import RunRecord, TraceRecord
 from align_track.schema import (
+    ATTR_TIMING,
     PARAM_FIRST_SCENARIO,
     PARAM_NUM_SCENES,
     PARAM_VARIANT,
@@ -50,8 +52,13 @@ RELEASED = "released"
 
 
 def scene_digest(record: TraceRecord) -> str:
-    """What a scene's trace says, without its span times (those are only known once timing.json lands)."""
-    body = json.dumps([record.name, record.inputs, record.outputs, record.attributes], sort_keys=True,
+    """What a scene's trace says, without its time (span times and ``timing_seconds``: only known once timing.json
+    lands), so the timed trace of a scene has its live trace's id and the finish replaces it in place. The
+    attribute counts as null, as on a live trace, so live traces keep the ids they always had."""
+    attributes = record.attributes
+    if attributes.get(ATTR_TIMING) is not None:
+        attributes = {**attributes, ATTR_TIMING: None}
+    body = json.dumps([record.name, record.inputs, record.outputs, attributes], sort_keys=True,
                       default=str, ensure_ascii=False)
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -115,8 +122,10 @@ class LiveRunWriter:
 
     def finish(self, run_id: str, record: RunRecord, traces: Sequence[TraceRecord],
                ids: Sequence[tuple[int, int]], stale: Sequence[str], tags: dict[str, str]) -> None:
-        """Finish in place: the missing (now timed) traces, the last params, metrics, tags and artifacts,
-        stale traces deleted, then the commit point (``align_track.complete``, FINISHED)."""
+        """Finish in place: ``traces`` (now timed) replace the traces of the same ids or are added, ``stale`` ones
+        (scenes whose content changed) deleted, so a reader never sees a scene twice (store/README: how each store
+        keeps that); the last params, metrics, tags and artifacts, then the commit point (``align_track.complete``,
+        FINISHED)."""
         record = replace(record, tags={**record.tags, **tags})
         self.store.finish_live(run_id, record, list(traces), list(ids), list(stale),
                                {TAG_STATE: STATE_FINISHED, TAG_COMPLETE: "true"})

@@ -25,6 +25,7 @@ from typing import Any
 
 from align_track.records import RunRecord, TraceRecord
 from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
+from align_track.store import sql_rows
 from align_track.store.claims import AppendConflict, ClaimRule, Written, claim_is_alive, claim_token
 from align_track.store.provenance import provenance
 from align_track.store.retries import retry_call
@@ -441,15 +442,20 @@ class RunStore:
 
     def finish_live(self, run_id: str, record: RunRecord, traces: list[TraceRecord], ids: list[tuple[int, int]],
                     stale: list[str], finished_tags: dict[str, str]) -> None:
-        """Finish a live run in place: the missing (now timed) traces, the params it lacks, metrics, tags and
-        artifacts, stale traces deleted, then the commit point (``finished_tags``: complete), then FINISHED."""
+        """Finish a live run in place: ``traces`` (now timed) replace the traces of their ids or are added, stale
+        traces deleted (bulk: in one transaction; public: stale ones first, then each trace updated in place by
+        MLflow's start_trace/log_spans, so the run never shows a scene twice), the params it lacks, metrics, tags
+        and artifacts, then the commit point (``finished_tags``: complete), then FINISHED."""
         from mlflow.entities import Metric, Param, RunTag
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         from align_track.store import trace_writer
 
-        if traces and not self.append_traces(run_id, traces, ids, {}):
-            raise AppendConflict(f"run {run_id} was finished by another writer")
+        if not (self.bulk and self._replace_bulk(run_id, traces, ids, stale)):
+            if stale:
+                trace_writer.delete_traces(self.tracking_uri, self.experiment_id, list(stale))
+            if traces:
+                trace_writer.write_traces_public(self.tracking_uri, self.experiment_id, run_id, traces, ids)
         run = self.client.get_run(run_id)
         have = run.data.params
         now = int(time.time() * 1000)
@@ -459,11 +465,31 @@ class RunStore:
         repo = get_artifact_repository(run.info.artifact_uri, tracking_uri=self.tracking_uri)
         for artifact in record.artifacts:
             repo.log_artifact(artifact.path, artifact.artifact_dir or None)
-        if stale:
-            trace_writer.delete_traces(self.tracking_uri, self.experiment_id, list(stale))
         # The commit point: complete (and state finished, in the same write) first, then FINISHED.
         self.set_tags(run_id, finished_tags)
         self.client.set_terminated(run_id, "FINISHED")
+
+
+    def _replace_bulk(self, run_id: str, traces: list[TraceRecord], ids: list[tuple[int, int]],
+                      stale: list[str]) -> bool:
+        """The finish's trace writes in one transaction: the traces of these ids and the stale ones deleted, the
+        timed ones inserted. False (nothing written) when the records need the public path."""
+        from align_track.store import trace_writer
+
+        store = trace_writer.sql_store(self.tracking_uri)
+        done_q = _append_statements()[0]
+        try:
+            with store.engine.begin() as conn:
+                trace_writer.begin_write(conn, store.db_type)
+                if conn.execute(done_q, {"run": run_id}).scalar() == "true":
+                    raise AppendConflict(f"run {run_id} was finished by another writer")
+                trace_writer.drop_traces(conn, self.experiment_id, run_id,
+                                         [*(sql_rows.trace_id_of(pair) for pair in ids), *stale])
+                if traces:
+                    trace_writer.insert_traces(conn, store, self.experiment_id, run_id, traces, ids)
+        except ValueError:  # spans the bulk rows do not reproduce: rolled back, the public path writes them
+            return False
+        return True
 
 
 @functools.cache

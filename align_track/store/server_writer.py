@@ -492,8 +492,13 @@ class ServerStore:
 
     def finish_live(self, run_id: str, record: RunRecord, traces: list[TraceRecord], ids: list[tuple[int, int]],
                     stale: list[str], finished_tags: dict[str, str]) -> None:
-        """Finish a live run in place: the missing (now timed) traces, the params it lacks, metrics, tags and
-        artifacts, stale traces deleted, then the commit point (``finished_tags``: complete), then FINISHED."""
+        """Finish a live run in place: stale traces (scenes whose content changed) deleted first, then ``traces``
+        (now timed) written under their ids: the server's StartTraceV3 and OTLP spans update a trace that exists in
+        place (info, tags, metadata, spans), so the run never shows a scene twice (a changed scene is missing for a
+        moment instead). Then the params it lacks, metrics, tags and artifacts, the commit point (``finished_tags``:
+        complete), FINISHED."""
+        if stale:
+            self.delete_traces(stale)
         if traces:
             self.write_traces(run_id, traces, ids)
         run = self._run(run_id)
@@ -503,8 +508,6 @@ class ServerStore:
                        {k: v for k, v in record.params.items() if k not in have}, record.tags, now)
         for call in self._artifact_calls(run["info"]["artifact_uri"], run_id, record):
             call()
-        if stale:
-            self.delete_traces(stale)
         self.set_tags(run_id, finished_tags)
         self.set_terminated(run_id, "FINISHED")
 

@@ -440,9 +440,11 @@ class DirectStore:
 
     def finish_live(self, run_id: str, record: RunRecord, traces: Sequence[TraceRecord],
                     ids: Sequence[tuple[int, int]], stale: Sequence[str], finished_tags: dict[str, str]) -> None:
-        """Finish a live run in place, in one transaction once its files are copied: the missing (now timed)
-        traces, the stale ones deleted, the params it lacks, the metrics, its tags and ``finished_tags`` (the
-        commit point: complete), FINISHED. AppendConflict if another writer finished it first."""
+        """Finish a live run in place, in one transaction once its files are copied: ``traces`` (now timed) replace
+        the traces of their ids (their rows deleted and written anew) or are added, the stale ones deleted, the
+        params it lacks, the metrics, its tags and ``finished_tags`` (the commit point: complete), FINISHED.
+        One transaction, so a reader sees the live traces or the timed ones, never both.
+        AppendConflict if another writer finished it first."""
         found = self.db.read("SELECT artifact_uri FROM runs WHERE run_uuid = ?", (run_id,))
         if not found or not artifact_dirs.is_local(found[0][0]):
             raise StoreError(f"run {run_id}: its artifacts are not local files")
@@ -455,11 +457,9 @@ class DirectStore:
                 _check_active(tx, run_id)
                 if _tag_in(tx, run_id, TAG_COMPLETE) == "true":
                     raise AppendConflict(f"run {run_id} was finished by another writer")
+                _drop_traces_in(tx, self.experiment_id, run_id, [*(sql_rows.trace_id_of(pair) for pair in ids), *stale])
                 if rows is not None:
                     insert_trace_rows(tx, [self._rows_for(tx, rows, run_id, traces, ids)])
-                if stale:
-                    tx.execute(f"DELETE FROM trace_info WHERE experiment_id = ? AND request_id IN {in_list(stale)}",
-                               (int(self.experiment_id), *stale))
                 have = {r[0] for r in tx.read('SELECT "key" FROM params WHERE run_uuid = ?', (run_id,))}
                 tx.insert("params", [{"key": k, "value": v, "run_uuid": run_id} for k, v in record.params.items()
                                      if k not in have])
@@ -468,6 +468,18 @@ class DirectStore:
                 tx.execute("UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?", ("FINISHED", now, run_id))
         except self.db.integrity_errors as exc:
             raise AppendConflict(f"run {run_id}: some scenes were written by another writer") from exc
+
+
+def _drop_traces_in(tx: Tx, experiment_id: str, run_id: str, trace_ids: Sequence[str]) -> None:
+    """Delete these traces (tags, metadata and spans by the schema's cascades) and their links to ``run_id``, in the
+    caller's transaction: a trace written anew under its id links again."""
+    for start in range(0, len(trace_ids), DELETE_CHUNK):
+        chunk = list(trace_ids[start : start + DELETE_CHUNK])
+        tx.execute(f"DELETE FROM trace_info WHERE experiment_id = ? AND request_id IN {in_list(chunk)}",
+                   (int(experiment_id), *chunk))
+        tx.execute("DELETE FROM entity_associations WHERE source_type = ? AND destination_type = ? AND "
+                   f"destination_id = ? AND source_id IN {in_list(chunk)}",
+                   (sql_rows.TRACE_ENTITY, sql_rows.RUN_ENTITY, run_id, *chunk))
 
 
 def _tag_in(tx: Tx, run_id: str, key: str) -> str | None:

@@ -187,14 +187,17 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 def write_traces_public(
-    tracking_uri: str, experiment_id: str, run_id: str, traces: list[TraceRecord]
+    tracking_uri: str, experiment_id: str, run_id: str, traces: list[TraceRecord],
+    ids: Sequence[tuple[int, int]] | None = None,
 ) -> list[str]:
     """Write through MLflow's public client API (``TracingClient``). Returns trace ids in order.
 
     Synchronous store calls only, so nothing is left in an async export queue when this returns,
-    and no global MLflow state (tracking URI, active run/experiment, tracer) is touched.
+    and no global MLflow state (tracking URI, active run/experiment, tracer) is touched. A trace whose id
+    (``ids``) exists is updated in place: MLflow's ``start_trace`` rewrites its info, tags and metadata,
+    ``log_spans`` its spans, and the run link is kept.
     """
-    built = [_build_trace(record, experiment_id, run_id) for record in traces]
+    built = [_build_trace(record, experiment_id, run_id, ids[i] if ids else None) for i, record in enumerate(traces)]
     _write_public(tracking_uri, str(experiment_id), run_id, built)
     return [trace.info.trace_id for trace in built]
 
@@ -364,6 +367,22 @@ def insert_traces(conn: Any, store: Any, experiment_id: str, run_id: str, traces
     if not _insert_built(conn, experiment_id, run_id, built):
         raise ValueError("records carry span attributes the bulk path does not reproduce")
     return [trace.info.trace_id for trace in built]
+
+
+def drop_traces(conn: Any, experiment_id: str, run_id: str, trace_ids: Sequence[str]) -> None:
+    """Delete these traces (tags, metadata and spans by the schema's cascades) and their links to ``run_id`` in the
+    caller's transaction (``begin_write``), so traces written anew under their ids link again."""
+    from mlflow.entities.entity_type import EntityAssociationType
+    from mlflow.store.tracking.dbmodels.models import SqlEntityAssociation, SqlTraceInfo
+    from sqlalchemy import delete
+
+    infos, links = SqlTraceInfo.__table__, SqlEntityAssociation.__table__
+    for chunk in _chunks(list(dict.fromkeys(trace_ids)), 500):
+        conn.execute(delete(infos).where(infos.c.experiment_id == int(experiment_id),
+                                         infos.c.request_id.in_(list(chunk))))
+        conn.execute(delete(links).where(links.c.source_type == EntityAssociationType.TRACE,
+                                         links.c.destination_type == EntityAssociationType.RUN,
+                                         links.c.destination_id == run_id, links.c.source_id.in_(list(chunk))))
 
 
 def _write_bulk(tracking_uri: str, experiment_id: str, run_id: str, built: list[Trace]) -> bool:

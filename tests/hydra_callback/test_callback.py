@@ -65,18 +65,20 @@ def test_a_multirun_sweep_ingests_every_job_with_variants_from_the_sweep(tmp_pat
 
 
 def test_a_single_run_is_named_as_an_ingest_of_the_folder_above_it_and_never_twice(tmp_path: Path, store_uri: str):
-    """align-system's single-run layout, outputs/<date>/<time>: the run is ``<time>`` (it was ``.``), as a plain
-    ingest of outputs/<date> names it, and that ingest skips it."""
-    day = tmp_path / "outputs" / "2025-06-12"
-    done = run_app(f"hydra.run.dir={day / '09-30-00'}", "scenes=2", uri=store_uri)
+    """align-system's single-run layout (Hydra's default), outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}: the run is
+    ``<time>`` (it was ``.``), as a plain ingest of outputs/<date> names it, and that ingest skips it."""
+    done = run_app(f"hydra.run.dir={tmp_path / 'outputs'}/${{now:%Y-%m-%d}}/${{now:%H-%M-%S}}", "scenes=2",
+                   uri=store_uri)
     assert done.returncode == 0, done.stderr
+    (job,) = (tmp_path / "outputs").glob("*/*")
+    day = job.parent
     (run,) = load_complete_runs(store_uri)[2]
-    assert run.tags["experiment_path"] == "09-30-00"
+    assert run.tags["experiment_path"] == job.name
     plain = run_align_track("ingest", "--experiments-dir", str(day), "--mlflow-uri", store_uri)
     assert plain.returncode == 0, plain.stderr
     assert "skipped=1" in plain.stdout and "ingested=0" in plain.stdout, plain.stdout
     (again,) = load_complete_runs(store_uri)[2]
-    assert (again.run_id, again.tags["experiment_path"]) == (run.run_id, "09-30-00")
+    assert (again.run_id, again.tags["experiment_path"]) == (run.run_id, job.name)
 
 
 def test_a_failed_job_is_ingested_with_status_failed_and_hydra_reports_the_job_error(
