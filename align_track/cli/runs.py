@@ -286,15 +286,19 @@ def export(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
     if not result.rows:
         fail(f"nothing exported: {result.empty_reason()}", 1)
+    from align_track.query.coverage import alignment_lines
+
     if to_stdout:  # the bytes a file would get, streamed as the rows are made; a failed write: cli.output
         write_run_export(result.rows, _stdout_target(fmt), fmt, all_columns, raw_cells)
-        return
-    try:
-        count = write_run_export(result.rows, output, fmt, all_columns, raw_cells)
-    except (ExportError, OSError) as exc:
-        fail(f"cannot write {output}: {_reason(exc)}")
-    if not _is_stdout(output):  # -o /dev/stdout: the line would land in the data
-        click.echo(printable(f"wrote {count} runs to {output} ({fmt})"))
+    else:
+        try:
+            count = write_run_export(result.rows, output, fmt, all_columns, raw_cells)
+        except (ExportError, OSError) as exc:
+            fail(f"cannot write {output}: {_reason(exc)}")
+        if not _is_stdout(output):  # -o /dev/stdout: the line would land in the data
+            click.echo(printable(f"wrote {count} runs to {output} ({fmt})"))
+    for line in alignment_lines(result.rows):  # the empty alignment cells, explained (never in the data)
+        click.echo(printable(f"note: {line}"), err=True)
 
 
 def _is_stdout(path: Path) -> bool:
@@ -344,7 +348,7 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     """
     from align_track.query.analysis import alignment_curve
     from align_track.query.export import ExportError
-    from align_track.query.report import build_pivot, default_values, plain_table, preview, write_report
+    from align_track.query.report import annotate, build_pivot, default_values, plain_table, preview, write_report
 
     to_stdout = _to_stdout(output)
     if to_stdout:
@@ -363,9 +367,13 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     if values_name is None:
         values_name, why = default_values(result.rows)
     try:
-        pivot = build_pivot(result.frame, rows_name, cols_name, values_name, agg)
+        pivot = annotate(build_pivot(result.frame, rows_name, cols_name, values_name, agg), result.rows)
     except QueryError as exc:
-        fail(str(exc))
+        from align_track.query.coverage import alignment_lines
+
+        why = alignment_lines(result.rows, names=False) if "alignment." in values_name or "kdma." in values_name \
+            else []
+        fail("\n".join([str(exc), *(f"note: {line}" for line in why)]))
     note = f"{len(result.rows)} runs from experiment {experiment_name!r}"
     if result.filter_string:
         note += f"; filter: {result.filter_string}"
@@ -374,13 +382,19 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
     if output is None:
         click.echo(printable(pivot.title))
         click.echo(plain_table([pivot.corner, *map(str, pivot.table.columns)], pivot.cells()))
+        for line in pivot.footnotes():  # what the table leaves out, and why
+            click.echo(printable(f"note: {line}"))
         return
     fmt = fmt or "xlsx"
+    if fmt in IMAGE_FORMATS:  # the image draws the curve's runs only: its title says how many of them
+        note = f"{pivot.curve_runs} of {note.replace(' runs', ' runs plotted', 1)}"
     if to_stdout:  # only the report itself on standard output; a failed write is cli.output's one line
         try:
             write_report(pivot, _stdout_target(fmt), fmt, note, alignment_curve(result.rows), raw_cells)
         except ExportError as exc:
             fail(str(exc))
+        for line in pivot.curve_notes if fmt in IMAGE_FORMATS else pivot.footnotes():
+            click.echo(printable(f"note: {line}"), err=True)
         return
     try:
         write_report(pivot, output, fmt, note, alignment_curve(result.rows), raw_cells)
@@ -390,9 +404,13 @@ def report(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
         return
     if fmt in IMAGE_FORMATS:
         click.echo(printable(f"wrote the alignment curve ({note}) to {output}"))
+        for line in pivot.curve_notes:
+            click.echo(printable(f"note: {line}"))
         return
     click.echo(printable(f"wrote {pivot.title} ({note}) to {output}"))
     click.echo(preview(pivot))
+    for line in pivot.footnotes():
+        click.echo(printable(f"note: {line}"))
 
 
 # --------------------------------------------------------------------------- scenes

@@ -74,6 +74,30 @@ def alignment_curve(runs: Iterable[S.RunLike], kdma: str | None = None) -> dict[
     return curves
 
 
+def dodged(curve: dict[str, list[CurvePoint]], step: float = 0.02) -> dict[tuple[str, str, float], float]:
+    """x of each point (by ADM, KDMA, target): points that share a place are set side by side ``step`` apart,
+    centred on their true x, so none hides another (an image draws them there); a point alone keeps its x."""
+    places: dict[tuple[float, float], list[tuple[str, str, float]]] = {}
+    for adm, points in curve.items():
+        for p in points:
+            places.setdefault((round(p.target, 3), round(p.chosen_mean, 3)), []).append((adm, p.kdma, p.target))
+    out = {}
+    for members in places.values():
+        for i, key in enumerate(members):
+            out[key] = key[2] + (i - (len(members) - 1) / 2) * step
+    return out
+
+
+def coincident(curve: dict[str, list[CurvePoint]]) -> list[tuple[float, float, int]]:
+    """(x, y, how many) of the places several points share."""
+    places: dict[tuple[float, float], int] = {}
+    for points in curve.values():
+        for p in points:
+            key = (round(p.target, 3), round(p.chosen_mean, 3))
+            places[key] = places.get(key, 0) + 1
+    return [(x, y, n) for (x, y), n in sorted(places.items()) if n > 1]
+
+
 @dataclass(frozen=True)
 class HitRates:
     """Oracle hit rate per target (rows) x ADM (columns), pooled over runs weighted by covered scenes."""

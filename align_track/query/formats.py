@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from align_track.query.xlsx import fill_sheet, save_workbook
+from align_track.query.xlsx import fill_sheet, save_workbook, xlsx_value
 
 TableWriter = Callable[..., None]
 """``(target, header, rows, raw_cells=False)``: writes a header and rows (any iterable: they are written as they
@@ -173,6 +173,7 @@ def _json_pivot(pivot: Pivot, path: Path, subtitle: str, curve: Curve = None, ra
         "values": pivot.values,
         "runs": len(pivot.runs),
         "note": subtitle,
+        "left_out": pivot.footnotes(),
         "columns": columns,
         "table": {row[0]: dict(zip(columns, row[1:], strict=True)) for row in pivot.cells()},
     }
@@ -195,6 +196,9 @@ def _xlsx_pivot(pivot: Pivot, path: Path, subtitle: str, curve: Curve = None, ra
     number_format = "0" if pivot.agg == "count" else "0.000"
     fill_sheet(ws, [pivot.corner, *map(str, pivot.table.columns)], pivot.cells(), first_row=4,
                freeze_cols=1, number_format=number_format)
+    below = 4 + len(pivot.cells()) + 2
+    for i, line in enumerate(pivot.footnotes()):  # what the table leaves out, and why
+        ws.cell(below + i, 1, xlsx_value(line)).data_type = "s"
     fill_sheet(wb.create_sheet("runs"), *pivot.runs_table())
     if curve and any(curve.values()):
         from align_track.query.charts import add_curve_sheets
@@ -207,7 +211,7 @@ def _image_pivot(fmt: str) -> PivotWriter:
     def write(pivot: Pivot, path: Path, subtitle: str, curve: Curve = None, raw_cells: bool = False) -> None:
         from align_track.query.charts import write_curve_image
 
-        write_curve_image(curve or {}, path, fmt, subtitle)
+        write_curve_image(curve or {}, path, fmt, subtitle, pivot.curve_notes)
 
     return write
 

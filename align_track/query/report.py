@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -41,6 +41,15 @@ class Pivot:
     values: str
     agg: str
     runs: pandas.DataFrame
+    dropped_rows: list[str] = field(default_factory=list)
+    """Row labels left out: no run there has a value (a row of '-' says nothing)."""
+    dropped_cols: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Why runs have no value (``coverage.missing_lines``), set by :func:`annotate`."""
+    curve_notes: list[str] = field(default_factory=list)
+    """Why runs have no point on the alignment curve (``coverage.curve_lines``), set by :func:`annotate`."""
+    curve_runs: int | None = None
+    """Runs with a point on the alignment curve (None: not counted)."""
 
     @property
     def title(self) -> str:
@@ -50,6 +59,16 @@ class Pivot:
     @property
     def corner(self) -> str:
         return f"{short_name(self.rows)} \\ {short_name(self.cols)}"
+
+    def footnotes(self) -> list[str]:
+        """What the table leaves out and why: the rows and columns dropped, then the runs without a value."""
+        out = []
+        for what, labels in (("row", self.dropped_rows), ("column", self.dropped_cols)):
+            if labels:
+                named = ", ".join(labels[:6]) + (", …" if len(labels) > 6 else "")
+                out.append(f"{len(labels)} {what}{'s' if len(labels) != 1 else ''} with no "
+                           f"{short_name(self.values)} not shown: {named}")
+        return out + self.notes
 
     def runs_table(self) -> tuple[list[str], list[list[Any]]]:
         """Header and plain rows of the runs behind the pivot (the xlsx report's 'runs' sheet)."""
@@ -97,9 +116,26 @@ def build_pivot(frame: pandas.DataFrame, rows: str = DEFAULT_ROWS, cols: str = D
     if agg == "count":
         table = table.fillna(0)
     table.index.name, table.columns.name = None, None
+    dropped_rows: list[str] = []
+    dropped_cols: list[str] = []
+    if agg != "count" and table.notna().to_numpy().any():  # rows and columns of '-' only: said, not drawn
+        dropped_rows = [str(r) for r in table.index[table.isna().all(axis=1)]]
+        dropped_cols = [str(c) for c in table.columns[table.isna().all(axis=0)]]
+        table = table.drop(index=dropped_rows, columns=dropped_cols)
     behind = ["run_id", "run_name", "status", "start_time"]
     behind += [c for c in dict.fromkeys((row_col, col_col, val_col)) if c not in behind]
-    return Pivot(table=table, rows=row_col, cols=col_col, values=val_col, agg=agg, runs=frame[behind])
+    return Pivot(table=table, rows=row_col, cols=col_col, values=val_col, agg=agg, runs=frame[behind],
+                 dropped_rows=dropped_rows, dropped_cols=dropped_cols)
+
+
+def annotate(pivot: Pivot, runs: Sequence[RunLike]) -> Pivot:
+    """Say what ``pivot`` (and the alignment curve beside it) leaves out of ``runs``, and why."""
+    from align_track.query import coverage
+
+    pivot.notes = coverage.missing_lines(runs, pivot.values)
+    pivot.curve_notes = coverage.curve_lines(runs)
+    pivot.curve_runs = sum(1 for run in runs if coverage.has_curve_point(run))
+    return pivot
 
 
 def _label_key(label: str) -> tuple[bool, str]:

@@ -105,3 +105,26 @@ async def test_scatter_view_reads_a_runs_scenes_and_matches_its_prediction_metri
             await pilot.press("n")
         await pilot.press("N", "a")
         assert pane.view == "curve" and pane.scatter_index == 1
+
+
+async def test_the_plots_say_which_runs_they_leave_out_and_why(demo_store):
+    """Issue 21: the curve and the hit-rate table name the runs they cannot draw (unaligned ones here) and why."""
+    from align_track.query.coverage import UNALIGNED, curve_lines, missing_lines
+    from tests.support.tui_fixtures import static_text
+
+    uri, _ = demo_store
+    app = AlignTrackApp(uri)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_analysis(app, pilot)
+        runs = app.snapshot.runs
+        unaligned = [r for r in runs if r.params.get(S.PARAM_TARGET) == S.UNALIGNED]
+        assert unaligned
+        legend = " ".join(static_text(pane.query_one("#curve-legend"), 400).split())
+        expected = curve_lines(runs, names=False)
+        assert any(line.startswith(f"{len(unaligned)} run") and line.endswith(UNALIGNED) for line in expected)
+        assert all(f"left out: {line}" in legend for line in expected), legend
+        await pilot.press("o")
+        hits = " ".join(static_text(pane.query_one("#hits-legend"), 400).split())
+        expected = missing_lines(runs, S.METRIC_ORACLE_HIT_RATE, names=False)
+        assert any(UNALIGNED in line for line in expected)
+        assert all(f"left out: {line}" in hits for line in expected), hits

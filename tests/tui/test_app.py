@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import urllib.request
 from pathlib import Path
 
@@ -416,6 +417,25 @@ async def test_report_preview_follows_the_selects_and_exports(demo_store, tmp_pa
         await pilot.press("ctrl+u", *str(tmp_path / "pivot.txt"), "enter")
         status = str(pane.query_one("#report-status").render())
         assert f"end the path in {', '.join(suffixes(REPORT_FORMATS))}" in status
+
+
+async def test_report_preview_names_what_it_leaves_out(demo_store):
+    """Issue 21: no row of '-' only, and the runs without the metric are counted with their reason."""
+    from align_track.query.coverage import UNALIGNED
+
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
+        await pilot.press("5")
+        pane = app.query_one(ReportPane)
+        await wait_until(pilot, lambda: pane.pivot is not None, what="pivot")
+        pane.query_one("#report-values").value = "metrics.alignment.oracle_hit_rate"
+        await wait_until(pilot, lambda: pane.pivot is not None and "oracle_hit_rate" in pane.pivot.values,
+                         what="hit-rate pivot")
+        assert "unaligned" not in [row[0] for row in pane.pivot.cells()]
+        assert all(any(v is not None for v in row[1:]) for row in pane.pivot.cells())
+        notes = " ".join(str(pane.query_one("#report-notes").render()).split())
+        unaligned = sum(1 for r in app.snapshot.runs if r.params.get("alignment_target_id") == "unaligned")
+        assert re.search(r"\d rows? with no alignment.oracle_hit_rate not shown: [^\n]*unaligned", notes), notes
+        assert f"{unaligned} runs without alignment.oracle_hit_rate: {UNALIGNED}" in notes
 
 
 async def test_report_uses_marked_runs_when_some_are_marked(demo_store):

@@ -118,8 +118,9 @@ class AnalysisPane(Pane):
     AnalysisPane #analysis-views { height: 1fr; }
     AnalysisPane #analysis-views > Container { height: 1fr; }
     AnalysisPane PlotWidget { height: 1fr; }
-    AnalysisPane .analysis-legend { height: auto; max-height: 5; padding: 0 1; }
+    AnalysisPane .analysis-legend { height: auto; max-height: 7; padding: 0 1; }
     AnalysisPane #analysis-hits { height: 1fr; }
+    AnalysisPane #hits-legend { max-height: 4; }
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -145,6 +146,7 @@ class AnalysisPane(Pane):
                 yield Static(id="curve-legend", classes="analysis-legend")
             with Container(id="hits"):
                 yield DataTable(id="analysis-hits", zebra_stripes=True, cursor_type="cell")
+                yield Static(id="hits-legend", classes="analysis-legend")
             with Container(id="scatter"):
                 yield Static(id="scatter-legend", classes="analysis-legend")
 
@@ -219,7 +221,8 @@ class AnalysisPane(Pane):
     def _draw_curve(self) -> None:
         from textual_plot import HiResMode, PlotWidget
 
-        from align_track.query.analysis import alignment_curve
+        from align_track.query.analysis import alignment_curve, coincident
+        from align_track.query.coverage import curve_lines
 
         self.curve = alignment_curve(self.runs, self.kdma)
         plot = self.query_one("#curve-plot", PlotWidget)
@@ -240,12 +243,15 @@ class AnalysisPane(Pane):
         count = sum(len(p) for p in self.curve.values())
         self._title(f"Alignment curve · {which} · {count} points, {len(self.curve)} ADMs"
                     if count else f"Alignment curve · {which} · no run has a scalar target and chosen mean")
-        # each ADM's points and mean offset from the diagonal: coinciding markers hide one another
+        # each ADM's points and mean offset from the diagonal: coinciding markers hide one another, so say where
         names = [f"{adm} ({len(pts)}, {sum(p.chosen_mean - p.target for p in pts) / len(pts):+.2f})"
                  for adm, pts in self.curve.items()]
+        legend = legend_text(names, "(points, mean chosen−target)  ··· perfect alignment  k: KDMA",
+                             self._legend_width())
+        notes = [f"{n} points at ({x:.2f}, {y:.2f}) drawn as one" for x, y, n in coincident(self.curve)]
+        notes += [f"left out: {line}" for line in curve_lines(self.runs, names=False)]
         self.query_one("#curve-legend", Static).update(
-            legend_text(names, "(points, mean chosen−target)  ··· perfect alignment  k: KDMA",
-                        self._legend_width()))
+            Text("\n").join([legend, *(Text(line, style="dim") for line in notes)]))
 
     def action_next_kdma(self) -> None:
         options: list[str | None] = [None, *self.kdmas]
@@ -259,6 +265,7 @@ class AnalysisPane(Pane):
 
     def _draw_hits(self) -> None:
         from align_track.query.analysis import hit_rates
+        from align_track.query.coverage import missing_lines
 
         rates = hit_rates(self.runs)
         table = self.query_one("#analysis-hits", DataTable)
@@ -281,6 +288,9 @@ class AnalysisPane(Pane):
             table.add_row(*cells)
         self._title(f"Oracle hit rate (scenes) · {len(rates.targets)} targets x {len(rates.adms)} ADMs"
                     if rates.targets else "Oracle hit rate · no run has a scalar target with true KDMA values")
+        left_out = missing_lines(self.runs, S.METRIC_ORACLE_HIT_RATE, names=False)
+        self.query_one("#hits-legend", Static).update(Text("\n".join(f"left out: {line}" for line in left_out),
+                                                           style="dim"))
 
     # ------------------------------------------------------------------ predicted vs true
 

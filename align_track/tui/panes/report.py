@@ -67,6 +67,7 @@ class ReportPane(Pane):
     ReportPane #report-selects Label { color: $text-muted; padding: 0 1; }
     ReportPane #report-title { height: auto; max-height: 3; padding: 0 1; text-style: bold; width: 1fr;
                                background: $boost; }
+    ReportPane #report-notes { height: auto; max-height: 4; padding: 0 1; width: 1fr; color: $text-muted; }
     ReportPane #report-export { height: 1; }
     ReportPane #report-export Label { width: auto; padding: 0 1; }
     ReportPane #report-path { width: 1fr; }
@@ -78,6 +79,8 @@ class ReportPane(Pane):
         self.selection = selection
         self.experiment_name = experiment_name
         self.frame: pandas.DataFrame | None = None
+        self.runs: list = []
+        """The runs behind ``frame``: what the pivot leaves out is said from them."""
         self.pivot: Pivot | None = None
         self.source = ""
         self.marked_only = False
@@ -92,6 +95,7 @@ class ReportPane(Pane):
                     yield Select([], id=f"report-{key}", compact=True, allow_blank=True, prompt="–")
         yield Label("no runs loaded yet", id="report-title")
         yield VirtualTable(id="report-preview", empty_text="nothing to preview")
+        yield Label("", id="report-notes")
         with Horizontal(id="report-export"):
             yield Label("Export to")
             yield Input("report.xlsx", id="report-path", compact=True,
@@ -120,13 +124,13 @@ class ReportPane(Pane):
         from align_track.tui.models.data import runs_frame
 
         frame = runs_frame(runs)
-        self.post_ui(self._frame_ready, frame)
+        self.post_ui(self._frame_ready, frame, runs)
 
-    def _frame_ready(self, frame: pandas.DataFrame) -> None:
+    def _frame_ready(self, frame: pandas.DataFrame, runs: list) -> None:
         from align_track.query.report import AGGREGATIONS, DEFAULT_COLS, DEFAULT_ROWS, DEFAULT_VALUES
         from align_track.query.select import short_name
 
-        self.frame = frame
+        self.frame, self.runs = frame, runs
         columns = list(frame.columns)
         groups, values = group_columns(columns), value_columns(columns)
         signature = tuple(groups + ["|"] + values)
@@ -159,15 +163,15 @@ class ReportPane(Pane):
         choice = self._selected()
         if self.frame is None or choice is None:
             return
-        self._pivot(self.frame, *choice)
+        self._pivot(self.frame, self.runs, *choice)
 
     @work(thread=True, exclusive=True, group="report-pivot")
-    def _pivot(self, frame: pandas.DataFrame, rows: str, cols: str, values: str, agg: str) -> None:
-        from align_track.query.report import build_pivot
+    def _pivot(self, frame: pandas.DataFrame, runs: list, rows: str, cols: str, values: str, agg: str) -> None:
+        from align_track.query.report import annotate, build_pivot
         from align_track.query.select import QueryError
 
         try:
-            pivot = build_pivot(frame, rows, cols, values, agg)
+            pivot = annotate(build_pivot(frame, rows, cols, values, agg), runs)
         except QueryError as exc:
             self.post_ui(self._show_pivot, None, str(exc))
             return
@@ -180,10 +184,13 @@ class ReportPane(Pane):
         self.pivot = pivot
         title = self.query_one("#report-title", Label)
         table = self.query_one("#report-preview", VirtualTable)
+        notes = self.query_one("#report-notes", Label)
         if pivot is None:
             title.update(f"cannot pivot: {error}")
             table.set_data([], [])
+            notes.update("")
             return
+        notes.update("\n".join(printable(line) for line in pivot.footnotes()))  # what is left out, and why
         text = Text()
         text.append(f"{self.source}", "bold yellow" if self.marked_only else "")
         text.append(f" · {pivot.title}")
@@ -221,15 +228,20 @@ class ReportPane(Pane):
             status.update(f"✖ end the path in {', '.join(suffixes(REPORT_FORMATS))}")
             return
         status.update(f"writing {path}…")
-        self._export(self.pivot, path, fmt, self.note)
+        self._export(self.pivot, self.runs, path, fmt, self.note)
 
     @work(thread=True, exclusive=True, group="report-export")
-    def _export(self, pivot: Pivot, path: Path, fmt: str, note: str) -> None:
+    def _export(self, pivot: Pivot, runs: list, path: Path, fmt: str, note: str) -> None:
+        from align_track.query.analysis import alignment_curve
         from align_track.query.export import ExportError
+        from align_track.query.formats import FORMATS
         from align_track.query.report import write_report
 
+        if FORMATS[fmt].image:  # the image draws the curve's runs only: its title says how many
+            note = f"{pivot.curve_runs} of {note} plotted"
         try:
-            write_report(pivot, path, fmt, f"{note} from experiment {self.experiment_name!r}")
+            write_report(pivot, path, fmt, f"{note} from experiment {self.experiment_name!r}",
+                         alignment_curve(runs))
         except (ExportError, OSError) as exc:
             self.post_ui(self._exported, path, str(exc))
             return
