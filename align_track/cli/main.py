@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from align_track.cli import runs as cli_query
+from align_track.cli import store as cli_store
 from align_track.cli.options import experiment_option, fail, mlflow_uri_option
 from align_track.cli.output import GuardedGroup
 from align_track.errors import printable
@@ -165,6 +166,7 @@ def tui(mlflow_uri: str | None, experiment_name: str, experiments_dir: Path | No
 
 for _command in cli_query.COMMANDS:
     main.add_command(_command)
+main.add_command(cli_store.store)
 
 if __name__ == "__main__":
     main()

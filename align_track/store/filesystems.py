@@ -15,7 +15,6 @@ the table misses, ``local`` for a false alarm.
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +129,8 @@ def statfs_magic(path: str) -> int | None:
             return ctypes.c_long.from_buffer(buffer).value & 0xFFFFFFFF
     except (OSError, AttributeError):
         pass
+    import subprocess  # only when statfs(2) is out of reach: importing it costs more than the whole detection
+
     try:
         done = subprocess.run(["stat", "-f", "-c", "%t", path], capture_output=True, text=True, timeout=5)
         if done.returncode == 0:

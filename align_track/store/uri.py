@@ -120,6 +120,8 @@ def check_sqlite_store(path: Path) -> None:
     try:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:
+        if "locked" in str(exc):  # a writer holds it: not a verdict on the file
+            raise StoreError(read_failure(f"sqlite:///{path}", exc)) from None
         raise StoreError(f"{path} is not an MLflow store ({exc})") from None
     finally:
         conn.close()

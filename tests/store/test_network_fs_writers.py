@@ -149,3 +149,49 @@ def test_a_held_claim_is_renewed_and_shared_by_the_writers_of_one_process(tmp_pa
     assert first.exists()  # the second writer still holds it
     writer_hosts.release(second)
     assert not first.exists()
+
+
+def _as_host(name: str, *command: str) -> list[str]:
+    """``command`` in a UTS namespace of its own whose hostname is ``name``: another host, as far as claims go."""
+    return ["unshare", "--uts", "sh", "-c", f'hostname {name} && exec "$@"', "sh", *command]
+
+
+def _can_rename_host() -> bool:
+    try:
+        return subprocess.run(_as_host("probe", "true"), capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.skipif(not _can_rename_host(), reason="needs `unshare --uts` (root or CAP_SYS_ADMIN)")
+def test_a_watcher_on_one_host_keeps_a_second_host_out_until_it_stops(tree: Path, tmp_path: Path):
+    """Two real processes under two host names: a watcher holds the store; an ingest from the other host is refused
+    naming the watcher's host, and goes through once the watcher has stopped."""
+    import signal
+
+    db = tmp_path / "store" / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    env = cli_env(ALIGN_TRACK_STORE_FS="nfs")
+    second = [sys.executable, "-m", "align_track", "ingest", "--experiments-dir", str(tree), "--mlflow-uri", uri]
+    watcher = subprocess.Popen(_as_host("node-a", sys.executable, "-m", "align_track", "ingest", "--watch",
+                                        "--experiments-dir", str(tree), "--mlflow-uri", uri),
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               stdin=subprocess.DEVNULL)
+    try:
+        assert watcher.stderr is not None
+        seen = []
+        while not any(line.startswith("watching") for line in seen):
+            line = watcher.stderr.readline()
+            assert line, f"the watcher ended: {''.join(seen)}"
+            seen.append(line)
+        refused = subprocess.run(_as_host("node-b", *second), env=env, capture_output=True, text=True, timeout=180)
+        assert refused.returncode == 2, refused.stderr
+        assert "refusing to write" in refused.stderr and "host node-a (pid " in refused.stderr, refused.stderr
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        watcher.communicate(timeout=120)
+    assert watcher.returncode == 0
+    assert list(writer_hosts.claims_dir(db).iterdir()) == []  # the watcher released its claim
+    after = subprocess.run(_as_host("node-b", *second, "--force"), env=env, capture_output=True, text=True,
+                           timeout=180)
+    assert after.returncode == 0, after.stderr
