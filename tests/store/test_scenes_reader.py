@@ -68,7 +68,8 @@ def test_ingested_postgresql_store_reads_as_mlflow_reads_it(tmp_path: Path, pg_d
 def test_postgresql_parses_each_span_once_without_jit(tmp_path: Path, pg_db: str):
     """The JSON-cutting query's plan parses the span's JSON, its inputs and its outputs each in a node of its own
     (a pulled-up subquery copied ``content::jsonb`` into all ten references: 98 s for 80,000 traces), and the
-    read's transaction has JIT off (its compile took 1.3 s before the first row) and memoizing on."""
+    read's transaction has JIT off (its compile took 1.3 s before the first row), memoizing on and the cursor
+    planned for all its rows (planned for a tenth: a span index lookup per trace, nothing memoized)."""
     from align_track.store.runs_reader import _sql
 
     ingest_tree(build_tree(tmp_path / "exps"), pg_db)
@@ -86,9 +87,10 @@ def test_postgresql_parses_each_span_once_without_jit(tmp_path: Path, pg_db: str
     for parse in ("(s.content)::jsonb", "'mlflow.spanInputs'::text)))::jsonb", "'mlflow.spanOutputs'::text)))::jsonb"):
         assert sum(parse in out for out in computed) == 1, (parse, computed)
     settings = [row for rows in scenes_reader._stream(pg_db, "postgresql", "SELECT current_setting('jit'),"
-                                                      " current_setting('enable_memoize')", 10, threading.Event())
-                for row in rows]
-    assert settings == [("off", "on")]
+                                                      " current_setting('enable_memoize'),"
+                                                      " current_setting('cursor_tuple_fraction')", 10,
+                                                      threading.Event()) for row in rows]
+    assert settings == [("off", "on", "1")]
 
 
 def test_fluent_stores_read_as_mlflow_reads_them(store_uri: str, pg_db: str):
