@@ -157,6 +157,15 @@ def _query(kind: str, eid: int, where: str, raw: bool, whole: bool = False) -> s
     else:
         source = " FROM spans s JOIN trace_info t ON t.request_id = s.trace_id" + _lateral(kind, raw)
         match = f"t.experiment_id = {eid}"
+    if kind == "postgresql" and not raw:
+        # the traces found first (OFFSET 0: a subquery of its own), their spans' JSON parsed on top, row by row:
+        # else PostgreSQL may parse every span into a hash table before the first row (or spans of other
+        # experiments before their trace is looked up)
+        found = (" FROM (SELECT s.trace_id, s.start_time_unix_nano, s.content, t.timestamp_ms, t.trace_name"
+                 f" FROM spans s JOIN trace_info t ON t.request_id = s.trace_id WHERE s.parent_span_id IS NULL"
+                 f" AND t.experiment_id = {eid}{where} OFFSET 0) s")
+        return (f"SELECT s.trace_id, s.timestamp_ms, s.trace_name, COALESCE({link}, {meta}), NULL, {tag},"
+                f" s.start_time_unix_nano, {fields}{found}{_lateral(kind, raw)}")
     # the run link first: the metadata lookup only for a trace without one (COALESCE stops at the first value)
     return (f"SELECT s.trace_id, t.timestamp_ms, t.trace_name, COALESCE({link}, {meta}), NULL, {tag},"
             f" s.start_time_unix_nano, {fields}"
@@ -257,10 +266,10 @@ def _stream(uri: str, kind: str, query: str, batch: int, stop: threading.Event) 
         raise
 
 
-def _prefetched(batches: Iterator[list[tuple]], stop: threading.Event) -> Iterator[list[tuple]]:
+def _prefetched(batches: Iterator[list[tuple]], stop: threading.Event, depth: int = 2) -> Iterator[list[tuple]]:
     """``batches`` read one step ahead in a thread: the database extracts the next batch (SQLite's JSON work runs
-    without the GIL) while the caller decodes this one."""
-    handoff: queue.Queue = queue.Queue(maxsize=2)
+    without the GIL) while the caller decodes this one. ``depth`` 0: read to the end whatever the caller's pace."""
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
 
     def produce() -> None:
@@ -418,7 +427,7 @@ def read_trace_fields(tracking_uri: str, experiment_id: str, run_ids: Iterable[s
             if missing:
                 yield from read_trace_fields_mlflow(uri, str(eid), trace_ids=missing)
             return
-        rows_in = _prefetched(_stream(uri, kind, _query(kind, eid, where, raw=False), batch, stop), stop)
+        rows_in = _rows_in(uri, kind, eid, where, batch, stop)
         raw = False
         while True:
             try:
@@ -464,9 +473,50 @@ def _decode(uri: str, kind: str, eid: int, rows: list[tuple], seen: dict[str, in
     return out
 
 
+def _rows_in(uri: str, kind: str, eid: int, where: str, batch: int, stop: threading.Event
+             ) -> Iterator[list[tuple]]:
+    """The JSON-cutting query's rows, streamed. A whole PostgreSQL experiment (most of the store, PostgreSQL 14 or
+    later) is read as two halves of the spans table's pages at once, each in its own backend (the JSON work is
+    the server's: one backend is one core), the second half kept until the first is through: the rows come in
+    the one scan's order."""
+    halves = None if where or kind != "postgresql" else _pg_halves(uri, eid)
+    if halves is None:
+        return _prefetched(_stream(uri, kind, _query(kind, eid, where, raw=False), batch, stop), stop)
+    first, second = (_query(kind, eid, h, raw=False) for h in halves)
+    stops = threading.Event(), threading.Event()  # each half's own: the first's end must not stop the second
+    later = _prefetched(_stream(uri, kind, second, batch, stops[1]), stops[1], depth=0)
+    return _chained(_prefetched(_stream(uri, kind, first, batch, stops[0]), stops[0]), later)
+
+
+def _chained(*parts: Iterator[list[tuple]]) -> Iterator[list[tuple]]:
+    """Each part's batches in turn; closed (a failure, the reader gone), every part stops."""
+    try:
+        for part in parts:
+            yield from part
+    finally:
+        for part in parts:
+            part.close()  # type: ignore[attr-defined]
+
+
+def _pg_halves(uri: str, eid: int) -> tuple[str, str] | None:
+    """Conditions splitting the spans table's pages in two (the second open-ended: rows written since are read
+    too); None on a PostgreSQL before 14 (a ctid range there reads the whole table) or where the experiment is
+    a small part of the store (each half's spans are parsed before their trace's experiment is looked up)."""
+    (info,) = _sql(uri, ["SELECT current_setting('server_version_num')::int,"
+                         " pg_relation_size('spans') / current_setting('block_size')::int,"
+                         f" count(*), sum(CASE WHEN experiment_id = {eid} THEN 1 ELSE 0 END) FROM trace_info"])
+    version, pages, total, mine = info[0]
+    if version < PG_TID_RANGES or not pages or pages < 2 or not mine or mine * WHOLE_SHARE < total:
+        return None
+    middle = pages // 2
+    return f" AND s.ctid < '({middle},0)'::tid", f" AND s.ctid >= '({middle},0)'::tid"
+
+
+PG_TID_RANGES = 140000
+"""PostgreSQL from 14 on scans a ctid range without reading the rest of the table."""
 WHOLE_SHARE = 3
-"""Scan the whole spans table (in its own order, in parallel chunks) when the experiment holds at least 1/N of
-the store's traces; else look its traces up by experiment."""
+"""Scan the whole spans table (in its own order, in parallel chunks or halves) when the experiment holds at least
+1/N of the store's traces; else look its traces up by experiment."""
 CHUNKS_IN_FLIGHT = 2
 
 

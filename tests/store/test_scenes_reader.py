@@ -62,7 +62,16 @@ def test_ingested_sqlite_store_reads_as_mlflow_reads_it(tmp_path: Path, store_ur
 
 def test_ingested_postgresql_store_reads_as_mlflow_reads_it(tmp_path: Path, pg_db: str):
     ingest_tree(build_tree(tmp_path / "exps"), pg_db)
+    eid = get_experiment_id(pg_db, EXPERIMENT)
+    # the whole experiment is read as two halves of the spans table at once (the test that they cover it)
+    assert scenes_reader._pg_halves(pg_db, int(eid)) is not None
     assert_as_mlflow_reads(pg_db, EXPERIMENT, 10)
+    # in the one scan's order: halves and one stream give the same traces in the same order
+    whole = [f.trace_id for f in read_all(read_trace_fields, pg_db, eid)]
+    stop = threading.Event()
+    one = scenes_reader._stream(pg_db, "postgresql", scenes_reader._query("postgresql", int(eid), "", raw=False), 5,
+                                stop)
+    assert whole == list(dict.fromkeys(row[0] for rows in one for row in rows))
 
 
 def test_postgresql_parses_each_span_once_without_jit(tmp_path: Path, pg_db: str):
