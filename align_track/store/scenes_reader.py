@@ -57,6 +57,10 @@ MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool_
 
 ATTRIBUTES = (ATTR_SCENARIO_ID, ATTR_SCENE_INDEX, ATTR_CHOICE_INDEX, ATTR_CHOSEN_ACTION, ATTR_TRUE_KDMA)
 INPUTS = (IN_SCENARIO_ID, IN_SCENE_ID, IN_CHOICES)
+SESSION_PG = "SET LOCAL jit = off; SET LOCAL enable_memoize = on; SET LOCAL cursor_tuple_fraction = 1"
+"""For the read's transaction. JIT: the JSON-cutting query's cost estimate is over PostgreSQL's threshold, and
+compiling it took 1.3 s before the first row (a 200-run read took 3 s). The cursor is read to its end: planned for
+its first tenth, it looked each span up by index and memoized nothing (twice the server CPU)."""
 BATCH = 4_000
 """Rows handed over at a time: the first rows of a big experiment reach the caller within ~0.1 s."""
 
@@ -120,22 +124,29 @@ def _fields_sql(kind: str) -> str:
                 f" json_extract(json_extract(s.content, '$.attributes.\"{INPUTS_ATTRIBUTE}\"'), {inputs}),"
                 f" json_extract(json_extract(s.content, '$.attributes.\"{OUTPUTS_ATTRIBUTE}\"'),"
                 f" '$.\"{OUT_CHOICE_INDEX}\"', '$.\"{OUT_ACTION}\".unstructured')")
-    # jsonb: each text parsed once. An absent attribute is SQL NULL, which json_build_array writes as null,
-    # and a present one a JSON string: the same arrays as SQLite's.
-    attrs = ", ".join(f"j.a -> '{a}'" for a in ATTRIBUTES)
-    inputs = ", ".join(f"j.i -> '{k}'" for k in INPUTS)
-    return (f"json_build_array({attrs})::text, json_build_array({inputs})::text,"
-            f" json_build_array(j.o -> '{OUT_CHOICE_INDEX}', j.o -> '{OUT_ACTION}' -> 'unstructured')::text")
+    # jsonb: each text parsed once (see _lateral). An absent attribute is SQL NULL, which json_build_array writes
+    # as null, and a present one a JSON string: the same arrays as SQLite's.
+    attrs = ", ".join(f"u.a -> '{a}'" for a in ATTRIBUTES)
+    return f"json_build_array({attrs})::text, w.inputs, w2.outputs"
 
 
 def _lateral(kind: str, raw: bool) -> str:
-    """PostgreSQL: the span's JSON parsed once per row (attributes, inputs, outputs) for the select list."""
-    lateral = ""
-    if kind == "postgresql" and not raw:
-        lateral = (f" CROSS JOIN LATERAL (SELECT a, (a ->> '{INPUTS_ATTRIBUTE}')::jsonb AS i,"
-                   f" (a ->> '{OUTPUTS_ATTRIBUTE}')::jsonb AS o"
-                   " FROM (SELECT s.content::jsonb -> 'attributes' AS a) x) j")
-    return lateral
+    """PostgreSQL: the span's JSON parsed once per row, its inputs and outputs once per distinct text.
+
+    ``OFFSET 0`` keeps each subquery whole: pulled up, PostgreSQL copied its expression into every reference and
+    parsed the span's JSON ten times and the inputs three (98 s of server CPU for 80,000 traces). The inputs (the
+    scene's state, characters and choices: 4 KB) are the same text in every run that met the scene, and each
+    array is a lateral subquery of that text alone, which PostgreSQL memoizes: 10,000 runs' P3 parsed once."""
+    if kind != "postgresql" or raw:
+        return ""
+    inputs = ", ".join(f"i -> '{k}'" for k in INPUTS)
+    return (f" CROSS JOIN LATERAL (SELECT a, a ->> '{INPUTS_ATTRIBUTE}' AS itext, a ->> '{OUTPUTS_ATTRIBUTE}' AS otext"
+            " FROM (SELECT s.content::jsonb -> 'attributes' AS a OFFSET 0) x OFFSET 0) u"
+            f" CROSS JOIN LATERAL (SELECT json_build_array({inputs})::text AS inputs"
+            " FROM (SELECT u.itext::jsonb AS i OFFSET 0) v OFFSET 0) w"
+            f" CROSS JOIN LATERAL (SELECT json_build_array(o -> '{OUT_CHOICE_INDEX}',"
+            f" o -> '{OUT_ACTION}' -> 'unstructured')::text AS outputs"
+            " FROM (SELECT u.otext::jsonb AS o OFFSET 0) v OFFSET 0) w2")
 
 
 def _query(kind: str, eid: int, where: str, raw: bool, whole: bool = False) -> str:
@@ -154,6 +165,15 @@ def _query(kind: str, eid: int, where: str, raw: bool, whole: bool = False) -> s
     else:
         source = " FROM spans s JOIN trace_info t ON t.request_id = s.trace_id" + _lateral(kind, raw)
         match = f"t.experiment_id = {eid}"
+    if kind == "postgresql" and not raw:
+        # the traces found first (OFFSET 0: a subquery of its own), their spans' JSON parsed on top, row by row:
+        # else PostgreSQL may parse every span into a hash table before the first row (or spans of other
+        # experiments before their trace is looked up)
+        found = (" FROM (SELECT s.trace_id, s.start_time_unix_nano, s.content, t.timestamp_ms, t.trace_name"
+                 f" FROM spans s JOIN trace_info t ON t.request_id = s.trace_id WHERE s.parent_span_id IS NULL"
+                 f" AND t.experiment_id = {eid}{where} OFFSET 0) s")
+        return (f"SELECT s.trace_id, s.timestamp_ms, s.trace_name, COALESCE({link}, {meta}), NULL, {tag},"
+                f" s.start_time_unix_nano, {fields}{found}{_lateral(kind, raw)}")
     # the run link first: the metadata lookup only for a trace without one (COALESCE stops at the first value)
     return (f"SELECT s.trace_id, t.timestamp_ms, t.trace_name, COALESCE({link}, {meta}), NULL, {tag},"
             f" s.start_time_unix_nano, {fields}"
@@ -233,6 +253,8 @@ def _stream(uri: str, kind: str, query: str, batch: int, stop: threading.Event) 
         with engine.connect() as conn:
             raw_conn = conn.connection.driver_connection
             try:
+                with raw_conn.cursor() as cursor:
+                    cursor.execute(SESSION_PG)
                 with raw_conn.cursor(name=f"align_track_scenes_{threading.get_ident()}") as cursor:
                     cursor.itersize = batch
                     cursor.execute(query.format(key=key))
@@ -252,10 +274,10 @@ def _stream(uri: str, kind: str, query: str, batch: int, stop: threading.Event) 
         raise
 
 
-def _prefetched(batches: Iterator[list[tuple]], stop: threading.Event) -> Iterator[list[tuple]]:
+def _prefetched(batches: Iterator[list[tuple]], stop: threading.Event, depth: int = 2) -> Iterator[list[tuple]]:
     """``batches`` read one step ahead in a thread: the database extracts the next batch (SQLite's JSON work runs
-    without the GIL) while the caller decodes this one."""
-    handoff: queue.Queue = queue.Queue(maxsize=2)
+    without the GIL) while the caller decodes this one. ``depth`` 0: read to the end whatever the caller's pace."""
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
 
     def produce() -> None:
@@ -413,7 +435,7 @@ def read_trace_fields(tracking_uri: str, experiment_id: str, run_ids: Iterable[s
             if missing:
                 yield from read_trace_fields_mlflow(uri, str(eid), trace_ids=missing)
             return
-        rows_in = _prefetched(_stream(uri, kind, _query(kind, eid, where, raw=False), batch, stop), stop)
+        rows_in = _rows_in(uri, kind, eid, where, batch, stop)
         raw = False
         while True:
             try:
@@ -459,9 +481,50 @@ def _decode(uri: str, kind: str, eid: int, rows: list[tuple], seen: dict[str, in
     return out
 
 
+def _rows_in(uri: str, kind: str, eid: int, where: str, batch: int, stop: threading.Event
+             ) -> Iterator[list[tuple]]:
+    """The JSON-cutting query's rows, streamed. A whole PostgreSQL experiment (most of the store, PostgreSQL 14 or
+    later) is read as two halves of the spans table's pages at once, each in its own backend (the JSON work is
+    the server's: one backend is one core), the second half kept until the first is through: the rows come in
+    the one scan's order."""
+    halves = None if where or kind != "postgresql" else _pg_halves(uri, eid)
+    if halves is None:
+        return _prefetched(_stream(uri, kind, _query(kind, eid, where, raw=False), batch, stop), stop)
+    first, second = (_query(kind, eid, h, raw=False) for h in halves)
+    stops = threading.Event(), threading.Event()  # each half's own: the first's end must not stop the second
+    later = _prefetched(_stream(uri, kind, second, batch, stops[1]), stops[1], depth=0)
+    return _chained(_prefetched(_stream(uri, kind, first, batch, stops[0]), stops[0]), later)
+
+
+def _chained(*parts: Iterator[list[tuple]]) -> Iterator[list[tuple]]:
+    """Each part's batches in turn; closed (a failure, the reader gone), every part stops."""
+    try:
+        for part in parts:
+            yield from part
+    finally:
+        for part in parts:
+            part.close()  # type: ignore[attr-defined]
+
+
+def _pg_halves(uri: str, eid: int) -> tuple[str, str] | None:
+    """Conditions splitting the spans table's pages in two (the second open-ended: rows written since are read
+    too); None on a PostgreSQL before 14 (a ctid range there reads the whole table) or where the experiment is
+    a small part of the store (each half's spans are parsed before their trace's experiment is looked up)."""
+    (info,) = _sql(uri, ["SELECT current_setting('server_version_num')::int,"
+                         " pg_relation_size('spans') / current_setting('block_size')::int,"
+                         f" count(*), sum(CASE WHEN experiment_id = {eid} THEN 1 ELSE 0 END) FROM trace_info"])
+    version, pages, total, mine = info[0]
+    if version < PG_TID_RANGES or not pages or pages < 2 or not mine or mine * WHOLE_SHARE < total:
+        return None
+    middle = pages // 2
+    return f" AND s.ctid < '({middle},0)'::tid", f" AND s.ctid >= '({middle},0)'::tid"
+
+
+PG_TID_RANGES = 140000
+"""PostgreSQL from 14 on scans a ctid range without reading the rest of the table."""
 WHOLE_SHARE = 3
-"""Scan the whole spans table (in its own order, in parallel chunks) when the experiment holds at least 1/N of
-the store's traces; else look its traces up by experiment."""
+"""Scan the whole spans table (in its own order, in parallel chunks or halves) when the experiment holds at least
+1/N of the store's traces; else look its traces up by experiment."""
 CHUNKS_IN_FLIGHT = 2
 
 

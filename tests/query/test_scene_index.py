@@ -22,8 +22,11 @@ from align_track.query.scene_index import (
 )
 from align_track.query.select import load_complete_runs
 from align_track.schema import METRIC_CHOSEN_DISTANCE, METRIC_ORACLE_HIT_RATE, METRIC_SCENES_COVERED
+from tests.support import server_fixtures
 from tests.support.factory import config, merit_target, write_run_folder
 from tests.support.tui_fixtures import choosing_scene
+
+pg_db = server_fixtures.pg_db
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +178,47 @@ def test_refresh_adds_the_runs_ingested_since(tmp_path: Path, store_uri: str):
     assert [(r.key, r.choices) for r in index.rows()] == [(r.key, r.choices) for r in fresh.rows()]
     assert refresh_index(index, uri, eid, runs) == 0
     assert not math.isnan(sum(r.runs for r in index.rows()))
+
+
+def test_postgresql_and_sqlite_give_the_same_index_and_a_first_pass_is_its_prefix(tmp_path: Path, pg_db: str):
+    """The same folders ingested into SQLite and PostgreSQL index alike (rows, each scene's decisions); the
+    decisions of a read's first batch (what the pane shows first) are the first decisions of the whole index,
+    on both (SQLite's rowid ranges, PostgreSQL's two halves read at once)."""
+    from align_track.query.scene_index import SceneIndex
+    from align_track.schema import TAG_PATH
+    from align_track.store import scenes_reader
+    from align_track.store.scenes_reader import read_trace_fields
+
+    exps = tmp_path / "exps"
+    generate_demo(exps, run_folders=10, scenes=5, seed=5)
+    sqlite_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    seen = []
+    for store in (sqlite_uri, pg_db):
+        assert not ingest(exps, store).failures
+        uri, eid, runs = load_complete_runs(store)
+        index = build_index(uri, eid, runs)
+        assert len(index) > 40
+        if store == pg_db:  # read as two halves of the spans table at once
+            assert scenes_reader._pg_halves(uri, int(eid)) is not None
+        whole = SceneIndex.for_runs(runs)  # the pane's read: every trace of the experiment, in the store's order
+        for batch in read_trace_fields(uri, eid):
+            whole.add(batch)
+        assert whole.rows() == index.rows()
+        partial, first = SceneIndex.for_runs(runs), None
+        for batch in read_trace_fields(uri, eid, batch=7):
+            partial.add(batch)
+            if first is None:
+                first = [d.trace_id for d in partial.decisions]
+                first_rows = partial.rows()
+        assert first and len(first) < len(whole)
+        assert [d.trace_id for d in whole.decisions][:len(first)] == first
+        assert {r.key for r in first_rows} <= {r.key for r in whole.rows()}
+        assert [d.trace_id for d in partial.decisions] == [d.trace_id for d in whole.decisions]
+
+        def folder(run_id: str, index: SceneIndex = index) -> str:
+            return index.runs[run_id].tags[TAG_PATH]
+
+        seen.append((index.rows(), {r.key: [(folder(d.run_id), d.decision, d.choice_index, d.chosen_true, d.hit,
+                                            d.distance, d.left_out) for d in index.decisions_of(r.key)]
+                                    for r in index.rows()}))
+    assert seen[0] == seen[1]
