@@ -16,6 +16,7 @@ import functools
 import os
 import shutil
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -102,7 +103,8 @@ def mlflow_delete_traces(tracking_uri: str, experiment_id: str, trace_ids: list[
 
 @contextmanager
 def store_setup_lock(tracking_uri: str) -> Iterator[None]:
-    """For a SQLite store: refuse a foreign file, then hold an exclusive lock on its directory.
+    """For a SQLite store: refuse a foreign file, then hold an exclusive lock on its directory; for PostgreSQL,
+    an advisory lock on the database (:func:`pg_setup_lock`).
 
     MLflow creates its tables (and runs migrations) the first time a process opens a store, with
     no guard against a second process doing the same: two ingests on a brand-new file crashed with
@@ -112,6 +114,10 @@ def store_setup_lock(tracking_uri: str) -> Iterator[None]:
     """
     import fcntl
 
+    if store_kind(tracking_uri) == "postgresql":
+        with pg_setup_lock(tracking_uri):
+            yield
+        return
     path = sqlite_path(tracking_uri) if store_kind(tracking_uri) == "sqlite" else None
     if path is None:
         yield
@@ -129,6 +135,32 @@ def store_setup_lock(tracking_uri: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the flock
+
+
+PG_SETUP_LOCK = zlib.crc32(b"align_track.store_setup")
+"""The advisory lock id that serialises MLflow's schema creation on one PostgreSQL database."""
+
+
+@contextmanager
+def pg_setup_lock(tracking_uri: str) -> Iterator[None]:
+    """Hold a session-level advisory lock on the PostgreSQL database while MLflow creates or migrates its schema.
+
+    Two ingests started together on a brand-new database both ran MLflow's migrations; the second died with
+    ``UniqueViolation ... alembic_version`` (a 139-line traceback). The lock is the database's, so it also
+    serialises processes on other hosts, and ends with the connection if the process dies. Where the database
+    does not answer, nothing is held: MLflow's own connection then says why.
+    """
+    from align_track.store import dbapi
+
+    db = dbapi.Db(tracking_uri)
+    try:
+        db.read("SELECT pg_advisory_lock(?)", (PG_SETUP_LOCK,))
+    except Exception:  # noqa: BLE001, S110 - no driver or no answer: MLflow reports it, in its words
+        pass
+    try:
+        yield
+    finally:
+        db.close()  # ends the session, and with it the lock
 
 
 def bulk_enabled() -> bool:
