@@ -14,13 +14,23 @@ _UNPRINTABLE = re.compile(f"[\x00-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}{_LINE_BREAKS
 bidirectional controls and Unicode line separators."""
 
 
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters between two words, with an ellipsis when cut (inside a word
+    only when that one word is longer than the limit)."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    return (head[:space].rstrip() if space > 0 else head) + "…"
+
+
 def one_line(exc: BaseException, with_type: bool = False, limit: int = 300) -> str:
     """The first line of an exception's message (of the DBAPI error beneath SQLAlchemy's, when there is one)."""
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     first = text[0] if text else ""
     if with_type:
-        return f"{type(exc).__name__}: {first}"[:limit]
-    return (first or type(exc).__name__)[:limit]
+        return clip(f"{type(exc).__name__}: {first}", limit)
+    return clip(first or type(exc).__name__, limit)
 
 
 def all_printable(texts: list[str]) -> bool:

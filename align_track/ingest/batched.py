@@ -17,6 +17,7 @@ from align_track.ingest.outcomes import BUSY, FAILED, INGESTED, SKIPPED, UPDATED
 from align_track.ingest.plan import Prepared
 from align_track.ingest.reconcile import after_complete
 from align_track.records import RunRecord
+from align_track.store.disk_full import disk_full_cause, telling_line
 from align_track.store.retries import retry_call
 
 BATCH_SCENES = 2000
@@ -178,6 +179,22 @@ def mapping_pool(runs: int):
         return None
 
 
+def store_error(rel: str, exc: BaseException, state: dict, tracking_uri: str) -> str:
+    """A folder's store failure, naming a full disk as such (kept in ``state`` for the folders it stops)."""
+    cause = state["cause"] = disk_full_cause(exc, tracking_uri)
+    detail = f"{type(exc).__name__}: {telling_line(exc)}" if cause and telling_line(exc) else \
+        one_line(exc, with_type=True)
+    return f"{rel}: store error: {cause} ({detail})" if cause else f"{rel}: store error: {detail}"
+
+
+def not_attempted(rel: str, state: dict) -> str:
+    """A folder left after 3 store failures in a row, with their cause when it is known."""
+    cause = state.get("cause")
+    if cause:
+        return f"{rel}: not attempted, the store stopped accepting writes: {cause}"
+    return f"{rel}: not attempted, the store stopped answering"
+
+
 def write_batch(store, batch: list[Prepared], force: bool, alive, notice, state: dict) -> list[Outcome]:
     """Write every pending run of ``batch`` (one transaction, see RunStore.write_batch); one outcome per folder."""
     todo = [p for prepared in batch if prepared.outcome is None for p in prepared.pending]
@@ -193,7 +210,7 @@ def write_batch(store, batch: list[Prepared], force: bool, alive, notice, state:
             continue
         rel = prepared.rel
         if state["store_failures"] >= 3 and not results:
-            outcomes.append(Outcome(rel, FAILED, error=f"{rel}: not attempted, the store stopped answering"))
+            outcomes.append(Outcome(rel, FAILED, error=not_attempted(rel, state)))
             continue
         statuses, traces, run_ids, error = list(prepared.statuses), 0, [], None
         for pending in prepared.pending:
@@ -207,7 +224,7 @@ def write_batch(store, batch: list[Prepared], force: bool, alive, notice, state:
                 for doomed_run in pending.theirs:  # our run is complete: the foreign one it replaces goes
                     retry_call(store.delete_run, doomed_run.run_id, notice=notice)
             except Exception as exc:  # noqa: BLE001 - the store failed: this folder fails, a rerun converges
-                error = error or f"{rel}: store error: {one_line(exc, with_type=True)}"
+                error = error or store_error(rel, exc, state, store.tracking_uri)
                 continue
             statuses.append(UPDATED if pending.action == "update" else INGESTED)
             traces += pending.bulk.scenes  # type: ignore[attr-defined]

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from align_track.errors import printable
+from align_track.errors import clip, printable
 from align_track.schema import HYDRA_DIR, INPUT_OUTPUT, SCORES, TIMING
 
 try:  # the C loader is ~10x faster on the 12 KB pipeline configs
@@ -38,6 +38,15 @@ WATCHED_FILES = ("input_output.json", "timing.json", "scores.json", ".hydra/conf
 
 MAX_FILE_BYTES = int(os.environ.get("ALIGN_TRACK_MAX_FILE_MB", "1024")) * 1024 * 1024
 """Largest file read (1 GiB unless ``ALIGN_TRACK_MAX_FILE_MB`` says otherwise): a bigger one is refused, not loaded."""
+
+
+VANISHED = "folder vanished during the ingest (deleted or moved); nothing written"
+
+
+def vanished(path: Path) -> bool:
+    """Whether the run folder ``path`` is gone (deleted or moved after it was found): said as such, not as the
+    first file that could not be opened."""
+    return not os.path.isdir(path)
 
 
 class RunFolderError(Exception):
@@ -141,7 +150,8 @@ def discover(root: Path, on_problem: Callable[[Path, str, bool], None] | None = 
         for entry in listing:
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if "outdated" not in entry.name.lower():
+                    # Hydra's own folder never holds a run (an unreadable one is its run folder's failure, once)
+                    if "outdated" not in entry.name.lower() and entry.name != HYDRA_DIR:
                         stack.append((entry.path, names))
                 elif entry.is_symlink() and entry.is_dir():
                     if "outdated" not in entry.name.lower():
@@ -212,7 +222,7 @@ def read_json(path: Path, folder: Path | None = None) -> Any:
     except RecursionError:
         raise RunFolderError(path, "JSON nested too deeply to read") from None
     except ValueError as exc:  # e.g. an integer over Python's 4,300-digit conversion limit
-        raise RunFolderError(path, f"unreadable JSON value ({str(exc).splitlines()[0][:120]})") from None
+        raise RunFolderError(path, f"unreadable JSON value ({clip(str(exc).splitlines()[0], 120)})") from None
 
 
 def read_yaml(path: Path, folder: Path | None = None) -> Any:
@@ -226,7 +236,7 @@ def read_yaml(path: Path, folder: Path | None = None) -> Any:
     except RecursionError:
         raise RunFolderError(path, "YAML nested too deeply to read") from None
     except ValueError as exc:
-        raise RunFolderError(path, f"unreadable YAML value ({str(exc).splitlines()[0][:120]})") from None
+        raise RunFolderError(path, f"unreadable YAML value ({clip(str(exc).splitlines()[0], 120)})") from None
 
 
 def read_scenes(path: Path, folder: Path | None = None) -> list[dict[str, Any]]:

@@ -17,15 +17,21 @@ from align_track import schema as S
 from align_track.alignment import alignment_metrics
 from align_track.errors import one_line
 from align_track.ingest.folders import (
+    VANISHED,
     RunFolderConfig,
     RunFolderError,
     RunFolderFiles,
     inside_folder,
     read_files,
     scene_target_id,
+    vanished,
 )
 from align_track.records import Artifact, RunRecord, TraceRecord
 from align_track.schema import TAG_FINGERPRINT, TAG_KEY, TAG_SOURCE, UNALIGNED, UNKNOWN_ADM
+
+NO_SCENES = "input_output.json holds no scenes yet: ingested as a run with 0 traces"
+"""The note for a folder whose scene list is empty: ingested (the job exists, crashed or not started yet) and said,
+not failed (a sweep still starting is not an error) nor silent (0 traces would look like data lost)."""
 
 MAPPING_VERSION = "4"
 """Part of every run's fingerprint: a new version rewrites stores written by an older one on the next ingest.
@@ -338,11 +344,17 @@ def map_run(identity: RunIdentity, variant: str, files: RunFolderFiles | None = 
             files = read_files(path, scenes=identity.config.scenes)
         record, warnings = fit_to_limits(build_run(identity, variant, files))
     except RunFolderError:
+        if vanished(path):
+            raise RunFolderError(path, VANISHED) from None
         raise
     except LimitError as exc:
         raise RunFolderError(path, str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - a shape no rule foresaw: this folder fails, with the reason
+        if vanished(path):
+            raise RunFolderError(path, VANISHED) from None
         raise RunFolderError(path, f"cannot map ({one_line(exc, with_type=True)})") from None
+    if not files.scenes:  # a job that wrote no scene (crashed, or not started): shown, and said why it is empty
+        warnings = [*warnings, NO_SCENES]
     return MappedRun(record, files, warnings)
 
 

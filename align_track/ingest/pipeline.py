@@ -24,7 +24,16 @@ from functools import partial
 from pathlib import Path
 
 from align_track.errors import one_line, printable
-from align_track.ingest.batched import Done, map_folder, mapping_pool, with_history, write_batch, write_in_batches
+from align_track.ingest.batched import (
+    Done,
+    map_folder,
+    mapping_pool,
+    not_attempted,
+    store_error,
+    with_history,
+    write_batch,
+    write_in_batches,
+)
 from align_track.ingest.folders import RunFolderError
 from align_track.ingest.mapping import map_run
 from align_track.ingest.outcomes import (
@@ -207,7 +216,7 @@ def write_each(store, folders: list[Prepared], force: bool, alive, progress: Pro
 
     from align_track.store.http import server_answers
 
-    state = {"store_failures": 0}
+    state: dict = {"store_failures": 0}
 
     def process(prepared: Prepared) -> Outcome | None:
         if cancel is not None and cancel.is_set():
@@ -216,7 +225,7 @@ def write_each(store, folders: list[Prepared], force: bool, alive, progress: Pro
             return prepared.outcome
         rel = prepared.rel
         if state["store_failures"] >= STORE_FAILURES:
-            return Outcome(rel, FAILED, error=f"{rel}: not attempted, the store stopped answering")
+            return Outcome(rel, FAILED, error=not_attempted(rel, state))
         try:
             outcome = write_folder(store, prepared, force, alive, progress.notice)
             state["store_failures"] = 0
@@ -225,7 +234,7 @@ def write_each(store, folders: list[Prepared], force: bool, alive, progress: Pro
             return Outcome(rel, FAILED, error=str(exc))
         except Exception as exc:  # the store failed mid-write: report it, keep going, a rerun converges
             state["store_failures"] += 1
-            return Outcome(rel, FAILED, error=f"{rel}: store error: {one_line(exc, with_type=True)}")
+            return Outcome(rel, FAILED, error=store_error(rel, exc, state, store.tracking_uri))
         finally:
             if prepared.config is not None:
                 prepared.config.scenes = None  # written or not, its scenes are no longer needed

@@ -24,12 +24,14 @@ from pathlib import Path
 
 from align_track.errors import one_line, printable
 from align_track.ingest.folders import (
+    VANISHED,
     RunFolderConfig,
     RunFolderError,
     discover,
     fingerprint,
     own_store_dirs,
     read_config,
+    vanished,
 )
 from align_track.ingest.mapping import RunIdentity, fingerprint_of, identities, identity_key, run_fingerprint
 from align_track.ingest.outcomes import BUSY, FAILED, SKIPPED, Outcome, folder_status
@@ -237,10 +239,13 @@ def read_configs(root: Path, folders: list[Path], wanted: set[Path] | None
             configs[folder] = read_config(root, folder, keep_scenes=keep)
             if configs[folder].scenes is not None:
                 kept_bytes += size
-        except RunFolderError as exc:
-            errors[folder] = str(exc)
         except Exception as exc:  # noqa: BLE001 - whatever a hostile folder does, it fails alone
-            errors[folder] = f"{printable(str(folder))}: cannot read ({one_line(exc, with_type=True)})"
+            if vanished(folder):
+                errors[folder] = str(RunFolderError(folder, VANISHED))
+            elif isinstance(exc, RunFolderError):
+                errors[folder] = str(exc)
+            else:
+                errors[folder] = f"{printable(str(folder))}: cannot read ({one_line(exc, with_type=True)})"
     return configs, errors
 
 

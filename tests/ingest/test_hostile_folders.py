@@ -218,6 +218,8 @@ def _unreadable_case(tmp_path: Path) -> None:
     assert "Traceback" not in out, out
     failed = _failed_lines(result.stderr)
     assert any("hidden_hydra/.hydra/config.yaml: cannot read" in line for line in failed), failed
+    assert len([line for line in failed if "hidden_hydra" in line]) == 1, failed  # the folder's, not also .hydra's
+    assert "found 3 run folders" in out, out  # good, hidden_hydra, locked: an unreadable .hydra is no run folder
     assert any(line.endswith("locked: cannot read directory (Permission denied)") for line in failed), failed
     assert _complete_paths(store / "mlflow.db") == ["good"]
 
