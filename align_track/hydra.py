@@ -77,7 +77,7 @@ class IngestCallback(_Base):  # type: ignore[misc,valid-type]
             root = Path(self.experiments_dir).resolve() if self.experiments_dir else sweep.parent
             if not sweep.is_dir() or not root.is_dir():
                 return
-            if (refusal := self._spread_over_hosts(root)) is not None:
+            if (refusal := self._spread_over_hosts(sweep)) is not None:
                 log.warning("%s", refusal)
                 return
             from align_track.ingest.folders import discover
