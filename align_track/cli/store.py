@@ -34,7 +34,8 @@ def _path(value: str) -> Path:
 @click.argument("source", metavar="SRC")
 @click.argument("dest", metavar="DEST")
 def copy(source: str, dest: str) -> None:
-    """Copy the SQLite store SRC (a path or sqlite:/// URI) to the new file DEST, consistently, with its artifacts.
+    """Copy the SQLite store SRC (a path or sqlite:/// URI) to the new file DEST (or into the folder DEST),
+    consistently, with its artifacts.
 
     The copy is the store as of one commit, taken with SQLite's online backup API while writers may keep
     writing (they wait for it, then carry on); the artifacts of its runs go to artifacts/ beside DEST and the
