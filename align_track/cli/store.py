@@ -44,9 +44,11 @@ def copy(source: str, dest: str) -> None:
     from align_track.store.filesystems import filesystem_of
     from align_track.store.store_copy import copy_store
 
-    target = _path(dest)
+    origin, target = _path(source), _path(dest)
+    if dest.endswith("/"):  # a folder named as one, made if missing
+        target = target / origin.name
     try:
-        done = copy_store(_path(source), target, notice=lambda line: click.echo(f"note: {printable(line)}",
+        done = copy_store(origin, target, notice=lambda line: click.echo(f"note: {printable(line)}",
                                                                                  err=True))
     except StoreError as exc:
         fail(str(exc))
