@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,12 +89,26 @@ def _create_host_file(path: Path, token: str) -> bool:
     pending = path.with_name(f".{_file_name(token)}.host")
     pending.write_text(token + "\n")
     try:
-        with contextlib.suppress(FileExistsError):
+        try:
             os.link(pending, path)
+        except FileExistsError:
+            pass
+        except OSError:  # no hard links here (SMB without unix extensions, some FUSE): an exclusive create
+            return _create_exclusive(path, token)
         return os.stat(pending).st_nlink == 2
     finally:
         with contextlib.suppress(OSError):
             pending.unlink()
+
+
+def _create_exclusive(path: Path, token: str) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return True
 
 
 def claim_store(db: Path, fs: Filesystem, allow: bool = False) -> Path | None:
@@ -130,13 +145,16 @@ def claim_store(db: Path, fs: Filesystem, allow: bool = False) -> Path | None:
 def _take_host(directory: Path, mine: Path, token: str, fs: Filesystem, allow: bool) -> None:
     """Make ``host`` ours, join our host's, take over a lapsed one, or raise OtherHostWriting."""
     host_file = directory / HOST_FILE
-    for _ in range(5):
+    for _ in range(20):
         if _create_host_file(host_file, token):
             return
         try:
             holder, renewed = _read_fresh(host_file)
         except FileNotFoundError:
             continue  # its last writer just released it: try again
+        if not holder:  # an exclusive create still writing its token
+            time.sleep(0.05)
+            continue
         if _host(holder) == _host(token):
             with contextlib.suppress(OSError):
                 os.utime(host_file)

@@ -148,6 +148,24 @@ def test_a_host_claim_is_taken_joined_refused_and_taken_over(tmp_path: Path):
         writer_hosts.release(taken)
 
 
+def test_without_hard_links_the_host_file_is_created_exclusively(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """SMB without unix extensions refuses link(2): the claim falls back to O_EXCL, with the same outcome."""
+    def no_links(src, dst, *args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    db = tmp_path / "mlflow.db"
+    mine = writer_hosts.claim_store(db, NFS)
+    host_file = writer_hosts.claims_dir(db) / writer_hosts.HOST_FILE
+    try:
+        assert host_file.read_text().startswith(socket.gethostname() + ":")
+    finally:
+        writer_hosts.release(mine)
+    _other_host_claim(db, host="node-e")
+    with pytest.raises(writer_hosts.OtherHostWriting, match="host node-e"):
+        writer_hosts.claim_store(db, NFS)
+
+
 def test_a_held_claim_is_renewed_and_shared_by_the_writers_of_one_process(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(writer_hosts, "HEARTBEAT_S", 0.05)
