@@ -229,12 +229,17 @@ def release(claim: Path | None) -> None:
         token = claim_token()
         host_file = claim.parent / HOST_FILE
         ours = _file_name(_host(token) + ":")
+        alive = False
         for name in _entries(claim.parent):
             if name.startswith(ours):
                 with contextlib.suppress(OSError):
                     other = (claim.parent / name).read_text().split()
                     if other and claim_is_alive(other[0], None):
-                        return  # another writer of this host goes on: ``host`` stays
+                        alive = True  # another writer of this host goes on: ``host`` stays
+                    else:
+                        (claim.parent / name).unlink()  # a killed writer's file
+        if alive:
+            return
         with contextlib.suppress(OSError):
             if _host(_read_fresh(host_file)[0]) == _host(token):
                 host_file.unlink()

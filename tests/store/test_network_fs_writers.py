@@ -128,8 +128,11 @@ def test_a_host_claim_is_taken_joined_refused_and_taken_over(tmp_path: Path):
     host_file = writer_hosts.claims_dir(db) / writer_hosts.HOST_FILE
     mine = writer_hosts.claim_store(db, NFS)
     assert mine is not None and host_file.read_text().startswith(socket.gethostname() + ":")
+    killed = host_file.parent / f"{socket.gethostname()}+999999999+1"  # a writer of this host killed with -9
+    killed.write_text(f"{socket.gethostname()}:999999999:1\n")
     writer_hosts.release(mine)
     assert not mine.exists() and not host_file.exists()  # the last writer of the host removes it
+    assert not killed.exists()
 
     _other_host_claim(db, host="node-d")
     with pytest.raises(writer_hosts.OtherHostWriting, match=r"host node-d \(pid 4242\)"):
