@@ -34,7 +34,8 @@ def _path(value: str) -> Path:
 @click.argument("source", metavar="SRC")
 @click.argument("dest", metavar="DEST")
 def copy(source: str, dest: str) -> None:
-    """Copy the SQLite store SRC (a path or sqlite:/// URI) to the new file DEST, consistently, with its artifacts.
+    """Copy the SQLite store SRC (a path or sqlite:/// URI) to the new file DEST (or into the folder DEST),
+    consistently, with its artifacts.
 
     The copy is the store as of one commit, taken with SQLite's online backup API while writers may keep
     writing (they wait for it, then carry on); the artifacts of its runs go to artifacts/ beside DEST and the
@@ -43,9 +44,11 @@ def copy(source: str, dest: str) -> None:
     from align_track.store.filesystems import filesystem_of
     from align_track.store.store_copy import copy_store
 
-    target = _path(dest)
+    origin, target = _path(source), _path(dest)
+    if dest.endswith("/"):  # a folder named as one, made if missing
+        target = target / origin.name
     try:
-        done = copy_store(_path(source), target, notice=lambda line: click.echo(f"note: {printable(line)}",
+        done = copy_store(origin, target, notice=lambda line: click.echo(f"note: {printable(line)}",
                                                                                  err=True))
     except StoreError as exc:
         fail(str(exc))

@@ -8,8 +8,8 @@ for the mount holding the path), with ``/proc/self/mountinfo``'s type names for 
 (which FUSE filesystem) or when ``statfs`` is unavailable. :func:`classify` and :func:`mount_type` are pure;
 only :func:`filesystem_of` asks the machine.
 
-``ALIGN_TRACK_STORE_FS`` overrides the answer: a type name (``nfs``, ``lustre``, ...) for a network filesystem
-the table misses, ``local`` for a false alarm.
+``ALIGN_TRACK_STORE_FS`` overrides the answer: any type name (``nfs``, ``weka``, ...) declares a network
+filesystem the table misses, ``local`` a false alarm.
 """
 
 from __future__ import annotations
@@ -152,8 +152,7 @@ def filesystem_of(path: str | Path) -> Filesystem:
     """The filesystem holding ``path`` (or, when it does not exist yet, the folder it would be made in)."""
     override = os.environ.get(OVERRIDE, "").strip().lower()
     if override:
-        return Filesystem(override, None, override not in ("local", "0", "false", "no") and
-                          classify(None, override).network)
+        return Filesystem(override, None, override not in ("local", "0", "false", "no"))
     where = str(_existing(Path(path)).resolve())
     try:
         with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as handle:

@@ -44,7 +44,8 @@ class Copied:
 
 
 def copy_store(source: Path, dest: Path, notice: Callable[[str], None] | None = None) -> Copied:
-    """Copy the SQLite store ``source`` to the new file ``dest``, its artifacts to ``artifacts/`` beside it.
+    """Copy the SQLite store ``source`` to the new file ``dest`` (or into the folder ``dest``), its artifacts to
+    ``artifacts/`` beside it.
 
     StoreError (nothing left behind) when the source is not an MLflow store, ``dest`` or its artifacts folder
     already holds something, or a writer holds the source's lock through every attempt.
@@ -53,6 +54,8 @@ def copy_store(source: Path, dest: Path, notice: Callable[[str], None] | None = 
     if not source.is_file():
         raise StoreError(f"no SQLite store at {source}")
     check_sqlite_store(source)
+    if dest.is_dir():  # a folder: the copy goes in it, under the source's name
+        dest = dest / source.name
     if dest.exists() or dest == source:
         raise StoreError(f"{dest} already exists; choose a new file for the copy")
     artifacts = dest.parent / "artifacts"

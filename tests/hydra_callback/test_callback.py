@@ -141,7 +141,7 @@ def test_a_single_node_job_writes_says_the_risk_and_another_hosts_writer_is_a_wa
     assert len(load_complete_runs(store_uri)[2]) == 1
     db = Path(store_uri.removeprefix("sqlite:///"))
     claims = db.parent / (db.name + ".writers")
-    (claims / "node-b+4242+1").write_text("node-b:4242:1 1\n")  # another host writing now
+    (claims / "host").write_text("node-b:4242:1\n")  # another host writing now
     second = tmp_path / "outputs" / "second"
     done = run_app(f"hydra.run.dir={second}", "scenes=2", uri=store_uri, ALIGN_TRACK_STORE_FS="nfs", **one_node)
     assert done.returncode == 0, done.stderr  # the job never fails

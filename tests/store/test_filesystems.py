@@ -99,3 +99,8 @@ def test_the_override_injects_a_network_type(name: str, tmp_path: Path, monkeypa
     assert filesystem_of(tmp_path).network and filesystem_of(tmp_path).name == name
     monkeypatch.setenv("ALIGN_TRACK_STORE_FS", "local")
     assert not filesystem_of(tmp_path).network
+
+
+def test_the_override_declares_a_network_filesystem_the_table_misses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ALIGN_TRACK_STORE_FS", "vendorfs")
+    assert filesystem_of(tmp_path).network

@@ -135,6 +135,12 @@ def test_refusals_are_one_line_and_leave_nothing(tmp_path: Path):
         done = run_align_track("store", "copy", *args)
         assert done.returncode == 2 and reason in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
     assert taken.read_text() == "mine"
+    into = tmp_path / "into"
+    into.mkdir()
+    done = run_align_track("store", "copy", f"sqlite:///{src}", str(into))
+    assert done.returncode == 0 and (into / "mlflow.db").is_file() and (into / "artifacts").is_dir(), done.stderr
+    done = run_align_track("store", "copy", str(src), f"{tmp_path / 'new-folder'}/")
+    assert done.returncode == 0 and (tmp_path / "new-folder" / "mlflow.db").is_file(), done.stderr
     holder = sqlite3.connect(src, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")  # a lock that never goes: the copy gives up, bounded
     try:
