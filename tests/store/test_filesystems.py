@@ -104,3 +104,18 @@ def test_the_override_injects_a_network_type(name: str, tmp_path: Path, monkeypa
 def test_the_override_declares_a_network_filesystem_the_table_misses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ALIGN_TRACK_STORE_FS", "vendorfs")
     assert filesystem_of(tmp_path).network
+
+
+def test_without_ctypes_statfs_stat_f_gives_the_same_magic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import ctypes
+    import shutil
+
+    if shutil.which("stat") is None:
+        pytest.skip("no stat(1) on this machine")
+    expected = statfs_magic(str(tmp_path))
+
+    def no_libc(*args, **kwargs):
+        raise OSError("no libc here")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_libc)
+    assert expected is not None and statfs_magic(str(tmp_path)) == expected
