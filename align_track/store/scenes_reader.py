@@ -268,7 +268,8 @@ def _stream(uri: str, kind: str, query: str, batch: int, stop: threading.Event) 
 
 def _prefetched(batches: Iterator[list[tuple]], stop: threading.Event, depth: int = 2) -> Iterator[list[tuple]]:
     """``batches`` read one step ahead in a thread: the database extracts the next batch (SQLite's JSON work runs
-    without the GIL) while the caller decodes this one. ``depth`` 0: read to the end whatever the caller's pace."""
+    without the GIL) while the caller decodes this one. ``depth`` 0: read to the end whatever the caller's pace.
+    The thread starts now, not at the first batch asked for (a second half is read while the first is)."""
     handoff: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
 
@@ -296,6 +297,10 @@ def _prefetched(batches: Iterator[list[tuple]], stop: threading.Event, depth: in
 
     thread = threading.Thread(target=produce, name="align-track-scenes-read", daemon=True)
     thread.start()
+    return _handed(handoff, done, stop)
+
+
+def _handed(handoff: queue.Queue, done: object, stop: threading.Event) -> Iterator[list[tuple]]:
     try:
         while True:
             item = handoff.get()
@@ -418,6 +423,7 @@ def read_trace_fields(tracking_uri: str, experiment_id: str, run_ids: Iterable[s
     seen: dict[str, int] = {}  # trace id -> its root span's start (a trace with several roots: the first read)
     caches: tuple[dict, dict, dict] = ({}, {}, {})
     stop = threading.Event()
+    rows_in: Any = None
     try:
         whole = _whole_chunks(uri, kind, eid, batch) if not where else None
         if whole is not None:
@@ -447,6 +453,8 @@ def read_trace_fields(tracking_uri: str, experiment_id: str, run_ids: Iterable[s
             yield from read_trace_fields_mlflow(uri, str(eid), trace_ids=missing)
     finally:
         stop.set()
+        if rows_in is not None:
+            rows_in.close()  # its reading threads stop (PostgreSQL's halves have their own events)
 
 
 def _decode(uri: str, kind: str, eid: int, rows: list[tuple], seen: dict[str, int],
@@ -485,17 +493,17 @@ def _rows_in(uri: str, kind: str, eid: int, where: str, batch: int, stop: thread
     first, second = (_query(kind, eid, h, raw=False) for h in halves)
     stops = threading.Event(), threading.Event()  # each half's own: the first's end must not stop the second
     later = _prefetched(_stream(uri, kind, second, batch, stops[1]), stops[1], depth=0)
-    return _chained(_prefetched(_stream(uri, kind, first, batch, stops[0]), stops[0]), later)
+    return _chained([_prefetched(_stream(uri, kind, first, batch, stops[0]), stops[0]), later], stops)
 
 
-def _chained(*parts: Iterator[list[tuple]]) -> Iterator[list[tuple]]:
-    """Each part's batches in turn; closed (a failure, the reader gone), every part stops."""
+def _chained(parts: list[Iterator[list[tuple]]], stops: Iterable[threading.Event]) -> Iterator[list[tuple]]:
+    """Each part's batches in turn; closed (a failure, the reader gone), every part's reading thread stops."""
     try:
         for part in parts:
             yield from part
     finally:
-        for part in parts:
-            part.close()  # type: ignore[attr-defined]
+        for stop in stops:
+            stop.set()
 
 
 def _pg_halves(uri: str, eid: int) -> tuple[str, str] | None:

@@ -242,3 +242,18 @@ def _same(a, b) -> bool:
     """Equal, NaN included (NaN != NaN)."""
     return json.dumps([a.attributes, a.inputs, a.output_choice, a.output_action, a.run_id], default=repr) == \
         json.dumps([b.attributes, b.inputs, b.output_choice, b.output_action, b.run_id], default=repr)
+
+
+def test_a_prefetched_read_starts_before_its_first_batch_is_asked_for():
+    """PostgreSQL's second half is read while the first is consumed: its reading thread starts when the read is
+    set up (as a plain generator it started at its first batch, after the whole first half: one backend)."""
+    started, stop = threading.Event(), threading.Event()
+
+    def batches():
+        started.set()
+        yield [("row",)]
+
+    reader = scenes_reader._prefetched(batches(), stop, depth=0)
+    assert started.wait(10)
+    assert list(reader) == [[("row",)]]
+    assert stop.is_set()
