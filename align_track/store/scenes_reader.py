@@ -276,7 +276,8 @@ def _stream(uri: str, kind: str, query: str, batch: int, stop: threading.Event) 
 
 def _prefetched(batches: Iterator[list[tuple]], stop: threading.Event, depth: int = 2) -> Iterator[list[tuple]]:
     """``batches`` read one step ahead in a thread: the database extracts the next batch (SQLite's JSON work runs
-    without the GIL) while the caller decodes this one. ``depth`` 0: read to the end whatever the caller's pace."""
+    without the GIL) while the caller decodes this one. ``depth`` 0: read to the end whatever the caller's pace.
+    The thread starts now, not at the first batch asked for (a second half is read while the first is)."""
     handoff: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
 
@@ -304,6 +305,10 @@ def _prefetched(batches: Iterator[list[tuple]], stop: threading.Event, depth: in
 
     thread = threading.Thread(target=produce, name="align-track-scenes-read", daemon=True)
     thread.start()
+    return _handed(handoff, done, stop)
+
+
+def _handed(handoff: queue.Queue, done: object, stop: threading.Event) -> Iterator[list[tuple]]:
     try:
         while True:
             item = handoff.get()
@@ -426,6 +431,7 @@ def read_trace_fields(tracking_uri: str, experiment_id: str, run_ids: Iterable[s
     seen: dict[str, int] = {}  # trace id -> its root span's start (a trace with several roots: the first read)
     caches: tuple[dict, dict, dict] = ({}, {}, {})
     stop = threading.Event()
+    rows_in: Any = None
     try:
         whole = _whole_chunks(uri, kind, eid, batch) if not where else None
         if whole is not None:
@@ -455,6 +461,8 @@ def read_trace_fields(tracking_uri: str, experiment_id: str, run_ids: Iterable[s
             yield from read_trace_fields_mlflow(uri, str(eid), trace_ids=missing)
     finally:
         stop.set()
+        if rows_in is not None:
+            rows_in.close()  # its reading threads stop (PostgreSQL's halves have their own events)
 
 
 def _decode(uri: str, kind: str, eid: int, rows: list[tuple], seen: dict[str, int],
@@ -493,17 +501,17 @@ def _rows_in(uri: str, kind: str, eid: int, where: str, batch: int, stop: thread
     first, second = (_query(kind, eid, h, raw=False) for h in halves)
     stops = threading.Event(), threading.Event()  # each half's own: the first's end must not stop the second
     later = _prefetched(_stream(uri, kind, second, batch, stops[1]), stops[1], depth=0)
-    return _chained(_prefetched(_stream(uri, kind, first, batch, stops[0]), stops[0]), later)
+    return _chained([_prefetched(_stream(uri, kind, first, batch, stops[0]), stops[0]), later], stops)
 
 
-def _chained(*parts: Iterator[list[tuple]]) -> Iterator[list[tuple]]:
-    """Each part's batches in turn; closed (a failure, the reader gone), every part stops."""
+def _chained(parts: list[Iterator[list[tuple]]], stops: Iterable[threading.Event]) -> Iterator[list[tuple]]:
+    """Each part's batches in turn; closed (a failure, the reader gone), every part's reading thread stops."""
     try:
         for part in parts:
             yield from part
     finally:
-        for part in parts:
-            part.close()  # type: ignore[attr-defined]
+        for stop in stops:
+            stop.set()
 
 
 def _pg_halves(uri: str, eid: int) -> tuple[str, str] | None:
@@ -648,6 +656,15 @@ def read_details(tracking_uri: str, experiment_id: str, trace_ids: list[str]) ->
     if not trace_ids:
         return {}
     try:
+        found = _cut_details(uri, experiment_id, trace_ids)
+    except Unreadable:
+        found = None
+    return found if found is not None else details_from_spans(uri, experiment_id, trace_ids)
+
+
+def details_from_spans(uri: str, experiment_id: str, trace_ids: list[str]) -> dict[str, TraceDetails]:
+    """:func:`read_details` from each root span's whole JSON (decoded as MLflow decodes it), else through MLflow."""
+    try:
         rows = read_root_spans(uri, experiment_id, trace_ids)
     except Unreadable:
         from mlflow import MlflowClient
@@ -666,6 +683,46 @@ def read_details(tracking_uri: str, experiment_id: str, trace_ids: list[str]) ->
     return out
 
 
+def _cut_details(uri: str, experiment_id: str, trace_ids: list[str], chunk: int = 2_000
+                 ) -> dict[str, TraceDetails] | None:
+    """:func:`read_details` with the database cutting the two attributes out of each span's JSON: one scene's
+    2,700 traces read in a tenth of the time of decoding every span whole in Python. None (read them whole) where
+    a span holds something else than JSON texts there, or its JSON is refused, or a trace has no root span."""
+    kind = _sql_kind(uri)
+    require_existing_store(uri)
+    eid = int(experiment_id)
+    _check_schema(uri)
+    if kind == "sqlite":
+        cut = (f"json_extract(s.content, '$.attributes.\"{ATTR_PREDICTED_KDMA}\"',"
+               f" '$.attributes.\"{OUTPUTS_ATTRIBUTE}\"')")
+        lateral = ""
+    else:
+        cut = f"json_build_array(j.a -> '{ATTR_PREDICTED_KDMA}', j.a -> '{OUTPUTS_ATTRIBUTE}')::text"
+        lateral = " CROSS JOIN LATERAL (SELECT s.content::jsonb -> 'attributes' AS a OFFSET 0) j"
+    # SQLite: driven by the listed ids (CROSS JOIN keeps spans outside); else it walks the experiment's traces
+    source = ("spans s CROSS JOIN trace_info t ON t.request_id = s.trace_id" if kind == "sqlite"
+              else "spans s JOIN trace_info t ON t.request_id = s.trace_id")
+    out: dict[str, TraceDetails] = {}
+    for start in range(0, len(trace_ids), chunk):
+        where = _where(None, None, trace_ids[start:start + chunk], None)
+        query = (f"SELECT s.trace_id, {cut} FROM {source}{lateral} WHERE s.parent_span_id IS NULL"
+                 f" AND t.experiment_id = {eid}{where} ORDER BY s.start_time_unix_nano")
+        try:
+            (rows,) = _sql(uri, [query])
+        except StoreError:
+            return None  # a span's JSON the database refuses (or a failing store: the whole read says which)
+        for trace_id, text in rows:
+            if trace_id in out:
+                continue  # a second root span: the first counts, as read_root_spans
+            predicted, outputs = json.loads(text) if text is not None else (None, None)
+            if not all(v is None or isinstance(v, str) for v in (predicted, outputs)):
+                return None
+            outputs = _decode_attribute(outputs)
+            action = outputs.get(OUT_ACTION) if isinstance(outputs, dict) else None
+            out[trace_id] = TraceDetails(trace_id, _decode_attribute(predicted), action)
+    return out if len(out) == len(set(trace_ids)) else None
+
+
 def read_root_spans(tracking_uri: str, experiment_id: str, trace_ids: list[str],
                     chunk: int = 2_000) -> dict[str, dict[str, Any]]:
     """The root span of each of these traces as spans_reader reports one (inputs, outputs, attributes, ...), plus
@@ -678,8 +735,8 @@ def read_root_spans(tracking_uri: str, experiment_id: str, trace_ids: list[str],
     out: dict[str, dict[str, Any]] = {}
     for start in range(0, len(trace_ids), chunk):
         part = trace_ids[start:start + chunk]
-        (rows,) = _sql(uri, [_query(kind, eid, _where(None, None, part, None), raw=True)
-                             + " ORDER BY s.start_time_unix_nano"])
+        (rows,) = _sql(uri, [_query(kind, eid, _where(None, None, part, None), raw=True, whole=kind == "sqlite")
+                             + " ORDER BY s.start_time_unix_nano"])  # (SQLite: driven by the listed ids)
         for trace_id, ts, name, _meta, _link, tag, _start, content in rows:
             if trace_id in out:
                 continue

@@ -102,6 +102,26 @@ def test_postgresql_parses_each_span_once_without_jit(tmp_path: Path, pg_db: str
     assert settings == [("off", "on", "1")]
 
 
+def test_details_cut_by_the_database_equal_the_spans_decoded_whole(tmp_path: Path, store_uri: str, pg_db: str):
+    """read_details (the database cuts predicted KDMA values and outputs out of each span) reports what decoding
+    each root span whole reports; a span whose attributes are not JSON texts there is read whole."""
+    tree = build_tree(tmp_path / "exps")
+    for uri in (store_uri, pg_db):
+        ingest_tree(tree, uri)
+        eid = get_experiment_id(uri, EXPERIMENT)
+        ids = [f.trace_id for f in read_all(read_trace_fields, uri, eid)]
+        cut = scenes_reader._cut_details(uri, eid, ids, chunk=7)
+        assert cut is not None and len(cut) == len(ids) > 10
+        assert cut == scenes_reader.details_from_spans(uri, eid, ids)
+        assert any(d.predicted for d in cut.values()) and any(d.action for d in cut.values())
+        span = json.loads(_root_content(uri, ids[0]))
+        span["attributes"]["predicted_kdma_values"] = {"not": "a JSON text"}
+        _set_root_content(uri, ids[0], json.dumps(span))
+        assert scenes_reader._cut_details(uri, eid, ids) is None
+        assert scenes_reader.read_details(uri, eid, ids) == scenes_reader.details_from_spans(uri, eid, ids)
+        assert scenes_reader.read_details(uri, eid, ids)[ids[0]].predicted == {"not": "a JSON text"}
+
+
 def test_fluent_stores_read_as_mlflow_reads_them(store_uri: str, pg_db: str):
     for uri in (store_uri, pg_db):
         write_fluent(uri)
@@ -222,3 +242,18 @@ def _same(a, b) -> bool:
     """Equal, NaN included (NaN != NaN)."""
     return json.dumps([a.attributes, a.inputs, a.output_choice, a.output_action, a.run_id], default=repr) == \
         json.dumps([b.attributes, b.inputs, b.output_choice, b.output_action, b.run_id], default=repr)
+
+
+def test_a_prefetched_read_starts_before_its_first_batch_is_asked_for():
+    """PostgreSQL's second half is read while the first is consumed: its reading thread starts when the read is
+    set up (as a plain generator it started at its first batch, after the whole first half: one backend)."""
+    started, stop = threading.Event(), threading.Event()
+
+    def batches():
+        started.set()
+        yield [("row",)]
+
+    reader = scenes_reader._prefetched(batches(), stop, depth=0)
+    assert started.wait(10)
+    assert list(reader) == [[("row",)]]
+    assert stop.is_set()
