@@ -62,6 +62,7 @@ SESSION_PG = "SET LOCAL jit = off; SET LOCAL enable_memoize = on; SET LOCAL curs
 compiling it took 1.3 s before the first row (a 200-run read took 3 s). The cursor is read to its end: planned for
 its first tenth, it looked each span up by index and memoized nothing (twice the server CPU)."""
 BATCH = 4_000
+FIRST_BATCH = 1_000
 """Rows handed over at a time: the first rows of a big experiment reach the caller within ~0.1 s."""
 
 
@@ -236,7 +237,8 @@ def _stream(uri: str, kind: str, query: str, batch: int, stop: threading.Event) 
             raise StoreError(read_failure(uri, exc)) from exc
         try:
             cursor = conn.execute(query.format(key='"key"'))
-            while not stop.is_set() and (rows := cursor.fetchmany(batch)):
+            sizes = _sizes(batch)
+            while not stop.is_set() and (rows := cursor.fetchmany(next(sizes))):
                 yield rows
         except sqlite3.Error as exc:
             if _json_error(kind, exc):
@@ -258,7 +260,8 @@ def _stream(uri: str, kind: str, query: str, batch: int, stop: threading.Event) 
                 with raw_conn.cursor(name=f"align_track_scenes_{threading.get_ident()}") as cursor:
                     cursor.itersize = batch
                     cursor.execute(query.format(key=key))
-                    while not stop.is_set() and (rows := cursor.fetchmany(batch)):
+                    sizes = _sizes(batch)
+                    while not stop.is_set() and (rows := cursor.fetchmany(next(sizes))):
                         yield rows
             finally:
                 raw_conn.rollback()
@@ -272,6 +275,13 @@ def _stream(uri: str, kind: str, query: str, batch: int, stop: threading.Event) 
         if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
             raise StoreError(read_failure(uri, exc)) from exc
         raise
+
+
+def _sizes(batch: int) -> Iterator[int]:
+    """A small first batch (the first scenes show after a thousand rows, not four), then ``batch`` at a time."""
+    yield min(batch, FIRST_BATCH)
+    while True:
+        yield batch
 
 
 def _prefetched(batches: Iterator[list[tuple]], stop: threading.Event, depth: int = 2) -> Iterator[list[tuple]]:
