@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from align_track.errors import one_line
+from align_track.ingest.batched import with_history
 from align_track.ingest.folders import (
     MARKER,
     STORE_DB,
@@ -45,7 +46,16 @@ from align_track.ingest.folders import (
 )
 from align_track.ingest.mapping import RunIdentity, build_traces, identities, map_run, run_fingerprint
 from align_track.ingest.plan import Unchanged
-from align_track.ingest.reconcile import after_complete, lost_claim, plan_live
+from align_track.ingest.reconcile import (
+    adopted_history,
+    after_complete,
+    complete,
+    foreign,
+    foreign_runs_for,
+    lost_claim,
+    plan_live,
+    superseded,
+)
 from align_track.ingest.scene_log import SceneLog
 from align_track.records import RunRecord
 from align_track.schema import (
@@ -54,6 +64,7 @@ from align_track.schema import (
     STATE_STALLED,
     TAG_KEY,
     TAG_LAST_SCENE,
+    TAG_PATH,
     TAG_SCENES,
     TAG_STATE,
     TIMING,
@@ -247,6 +258,9 @@ class Watcher:
         self.summary = WatchSummary()
         self._last_rescan = 0.0
         self._preloaded: dict[str, list] | None = None
+        self._foreign: dict[str, list] = {}
+        """Runs another tool wrote, by ``experiment_path`` (read at the first poll): each is replaced by this
+        watcher's run of its folder, as ``ingest`` replaces it, never left beside it."""
         self._noted: set[tuple[str, str]] = set()
         self._started = time.monotonic()
 
@@ -303,11 +317,17 @@ class Watcher:
                 dirty.append(folder)
             elif folder.busy:
                 dirty.append(folder)  # another writer held it last time: look again
-        if self.summary.polls == 1 and len(dirty) > 1:  # the first pass: one read instead of one per folder
-            self._preloaded = {}
-            for row in self._call(self.store.keyed_runs):
-                self._preloaded.setdefault(row.tags[TAG_KEY], []).append(row)
-            dirty = self._settle_unchanged(dirty)
+        if self.summary.polls == 1:  # the first pass: one read instead of one per folder
+            rows = self._call(self.store.live_runs)
+            for row in rows:
+                if TAG_KEY not in row.tags and foreign(row):
+                    self._foreign.setdefault(row.tags.get(TAG_PATH, ""), []).append(row)
+            if len(dirty) > 1:
+                self._preloaded = {}
+                for row in rows:
+                    if TAG_KEY in row.tags:
+                        self._preloaded.setdefault(row.tags[TAG_KEY], []).append(row)
+                dirty = self._settle_unchanged(dirty)
         if dirty:
             self._refresh_configs(dirty)
         elif not self.variants and self.folders:
@@ -329,7 +349,7 @@ class Watcher:
         from align_track.ingest.plan import unchanged_folders
 
         assert self._preloaded is not None
-        unchanged = unchanged_folders(self.root, [f.path for f in dirty], self._preloaded, {}, self.alive)
+        unchanged = unchanged_folders(self.root, [f.path for f in dirty], self._preloaded, self._foreign, self.alive)
         if not unchanged:
             return dirty
         for folder in dirty:
@@ -440,9 +460,10 @@ class Watcher:
         """Bring one identity's run up to date; True when it is complete (nothing left to watch)."""
         variant = self.variants.get(identity.key, "default")
         live = self.live.get(identity.key)
+        theirs = foreign_runs_for(self._foreign.get(rel, []), rel, identity.target.id, len(folder.ids) > 1)
         if live is None:
             fingerprint_now = run_fingerprint(identity, variant)
-            if self._preloaded is not None:  # settled at start-up (the common case): no query of its own
+            if self._preloaded is not None and not theirs:  # settled at start-up (the common case): no query
                 cached = plan_live(fingerprint_now, self._preloaded.get(identity.key, []), self.alive)
                 if cached.action == "skip" and not cached.cleanup:
                     return True
@@ -451,6 +472,9 @@ class Watcher:
             for doomed in decision.cleanup:
                 self._call(self.store.delete_run, doomed)
             if decision.action == "skip":
+                kept = [r for r in runs if complete(r) and r.run_id not in decision.cleanup]
+                if theirs and kept:  # replaced earlier, the delete interrupted
+                    self._drop_foreign(rel, superseded(theirs, max(kept, key=lambda r: r.end_time or 0)))
                 return True
             if decision.action == "busy":
                 self._busy(folder, rel)
@@ -467,9 +491,10 @@ class Watcher:
                 self.live[identity.key] = live
                 self._event(RESUMED, rel, decision.run_id, len(known))
             elif finished:
-                return self._write_whole(folder, identity, variant, files, rel, replacing=bool(runs))
+                return self._write_whole(folder, identity, variant, files, rel, replacing=bool(runs or theirs),
+                                         history=adopted_history(theirs, runs))
             else:
-                record = self._map(identity, variant, files, rel)
+                record = with_history(self._map(identity, variant, files, rel), adopted_history(theirs, runs))
                 run_id = self._call(self.writer.create, record, {TAG_SCENES: "0"})
                 if lost_claim(run_id, self._call(self.store.runs_for_key, identity.key), self.alive):
                     self._call(self.store.delete_run, run_id)
@@ -560,7 +585,10 @@ class Watcher:
         stores; through a server each trace is updated in place)."""
         from align_track.store.run_appender import mlflow_trace_id, scene_ids
 
-        record = self._map(identity, variant, files, rel)
+        theirs = foreign_runs_for(self._foreign.get(rel, []), rel, identity.target.id,
+                                  len(self.folders[str(identity.config.path)].ids) > 1)
+        history = adopted_history(theirs, self._call(self.store.runs_for_key, identity.key)) if theirs else {}
+        record = with_history(self._map(identity, variant, files, rel), history)
         indices = self._indices(identity, files.scenes, 0)
         existing = self._call(self.writer.trace_ids, live.run_id)
         ids = [scene_ids(live.run_id, index, trace) for index, trace in zip(indices, record.traces, strict=True)]
@@ -572,11 +600,13 @@ class Watcher:
         self.summary.traces += added
         self._event(FINISHED, rel, live.run_id, len(indices))
         self._cleanup_after(identity, live.run_id)
+        self._drop_foreign(rel, [r.run_id for r in theirs])
 
     def _write_whole(self, folder: _Folder, identity: RunIdentity, variant: str, files: RunFolderFiles,
-                     rel: str, replacing: bool) -> bool:
-        """A folder first seen finished: one complete run at once, as a plain ingest writes it."""
-        record = self._map(identity, variant, files, rel)
+                     rel: str, replacing: bool, history: dict[str, str] | None = None) -> bool:
+        """A folder first seen finished: one complete run at once, as a plain ingest writes it (replacing another
+        tool's run of it, whose history ``history`` carries)."""
+        record = with_history(self._map(identity, variant, files, rel), history or {})
         written = self.store.write(record, identity.key, False,
                                    claim_lost=lambda mine, runs: lost_claim(mine, runs, self.alive),
                                    superseded=lambda mine, runs: [])  # _cleanup_after below, as for live runs
@@ -589,7 +619,17 @@ class Watcher:
         self.summary.traces += len(record.traces)
         self._event(REPLACED if replacing else INGESTED, rel, run_id, len(record.traces))
         self._cleanup_after(identity, run_id)
+        if history:  # our run is complete: the foreign one it replaces goes
+            theirs = foreign_runs_for(self._foreign.get(rel, []), rel, identity.target.id, len(folder.ids) > 1)
+            self._drop_foreign(rel, [r.run_id for r in theirs])
         return True
+
+    def _drop_foreign(self, rel: str, run_ids: list[str]) -> None:
+        """Delete these runs another tool wrote for ``rel``: a complete run of ours replaced them."""
+        for run_id in run_ids:
+            self._call(self.store.delete_run, run_id)
+        if run_ids and rel in self._foreign:
+            self._foreign[rel] = [r for r in self._foreign[rel] if r.run_id not in run_ids]
 
     def _cleanup_after(self, identity: RunIdentity, run_id: str) -> None:
         for doomed in after_complete(run_id, self._call(self.store.runs_for_key, identity.key), self.alive):

@@ -168,6 +168,46 @@ def test_plain_ingest_brings_upstream_runs_to_todays_mapping(legacy: tuple, tmp_
         {k: [r.info.run_id for r in v] for k, v in after.items()}
 
 
+def test_a_watcher_replaces_upstream_runs_as_ingest_does(legacy: tuple, tmp_path: Path) -> None:
+    """``ingest --watch`` on the upstream's store wrote a second run beside each of the upstream's (8 runs for 4
+    folders): it now replaces them as a plain ingest does; a folder still being written (no timing.json) keeps the
+    upstream's run as its complete one until the watcher's live run of it finishes."""
+    from align_track.ingest.watch import Watcher
+
+    tree, uri, run_ids = legacy
+    watcher = Watcher(tree, uri, stall_after=3600)
+    try:
+        watcher.poll()
+        _check_watched(tree, uri, run_ids, tmp_path)
+        for folder in {p for p in run_ids if not (tree / p / schema.TIMING).exists()}:
+            (tree / folder / schema.TIMING).write_text(json.dumps({"raw_times_s": [1.0, 2.0]}))
+        watcher.poll()  # the live run finishes: the upstream's run of that folder goes
+    finally:
+        watcher.close()
+    after = runs_by_path(uri)
+    assert all(len(runs) == 1 and runs[0].data.tags[schema.TAG_ADOPTED_RUN] == run_ids[k.split("|")[0]]
+               and schema.counts_as_complete(runs[0].data.tags) and schema.TAG_KEY in runs[0].data.tags
+               for k, runs in after.items()), after
+
+
+def _check_watched(tree: Path, uri: str, run_ids: dict[str, str], tmp_path: Path) -> None:
+    after = runs_by_path(uri)
+    shown = {k: [r for r in v if schema.counts_as_complete(r.data.tags)] for k, v in after.items()}
+    assert all(len(runs) == 1 for runs in shown.values()), shown  # what every reader counts: one run per folder
+    assert len(shown) == len(run_ids)
+    reference = {k: _data_model(v[0]) for k, v in runs_by_path(f"sqlite:///{tmp_path / 'reference' / 'mlflow.db'}")
+                 .items()}
+    finished = {k for k in shown if (tree / k.split("|")[0] / schema.TIMING).exists()}
+    assert finished and len(finished) < len(shown)  # the demo tree has a folder still being written
+    for key, [run] in shown.items():
+        path = key.split("|")[0]
+        if key in finished:
+            assert _data_model(run) == reference[key]
+            assert run.data.tags[schema.TAG_ADOPTED_RUN] == run_ids[path]
+        else:
+            assert run.info.run_id == run_ids[path]  # until the live run of it is complete
+
+
 def test_history_survives_the_next_update(legacy: tuple) -> None:
     """An adopted folder that changes again is replaced by align-track's rules; the adoption tags go along."""
     tree, uri, run_ids = legacy
