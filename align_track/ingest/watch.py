@@ -43,7 +43,7 @@ from align_track.ingest.folders import (
     read_files,
     store_folder,
 )
-from align_track.ingest.mapping import RunIdentity, build_traces, identities, map_run, run_fingerprint
+from align_track.ingest.mapping import NO_SCENES, RunIdentity, build_traces, identities, map_run, run_fingerprint
 from align_track.ingest.plan import Unchanged
 from align_track.ingest.reconcile import after_complete, lost_claim, plan_live
 from align_track.ingest.scene_log import SceneLog
@@ -469,7 +469,7 @@ class Watcher:
             elif finished:
                 return self._write_whole(folder, identity, variant, files, rel, replacing=bool(runs))
             else:
-                record = self._map(identity, variant, files, rel)
+                record = self._map(identity, variant, files, rel, live=True)
                 run_id = self._call(self.writer.create, record, {TAG_SCENES: "0"})
                 if lost_claim(run_id, self._call(self.store.runs_for_key, identity.key), self.alive):
                     self._call(self.store.delete_run, run_id)
@@ -484,12 +484,14 @@ class Watcher:
         self._append(identity, files, live, rel)
         return False
 
-    def _map(self, identity: RunIdentity, variant: str, files: RunFolderFiles, rel: str) -> RunRecord:
+    def _map(self, identity: RunIdentity, variant: str, files: RunFolderFiles, rel: str,
+             live: bool = False) -> RunRecord:
         """The record ``ingest`` would write (pipeline and watcher share ``map_run``: MLflow's limits applied);
-        each truncation noted once per run."""
+        each truncation noted once per run. A live run with no scene yet is no news (it is starting)."""
         mapped = map_run(identity, variant, files)
         for warning in mapped.warnings:
-            self._note(identity, rel, warning)
+            if not (live and warning == NO_SCENES):
+                self._note(identity, rel, warning)
         return mapped.run
 
     def _note(self, identity: RunIdentity, rel: str, warning: str) -> None:
