@@ -44,7 +44,7 @@ from align_track.ingest.folders import (
     read_files,
     store_folder,
 )
-from align_track.ingest.mapping import RunIdentity, build_traces, identities, map_run, run_fingerprint
+from align_track.ingest.mapping import NO_SCENES, RunIdentity, build_traces, identities, map_run, run_fingerprint
 from align_track.ingest.plan import Unchanged
 from align_track.ingest.reconcile import (
     adopted_history,
@@ -494,7 +494,8 @@ class Watcher:
                 return self._write_whole(folder, identity, variant, files, rel, replacing=bool(runs or theirs),
                                          history=adopted_history(theirs, runs))
             else:
-                record = with_history(self._map(identity, variant, files, rel), adopted_history(theirs, runs))
+                record = with_history(self._map(identity, variant, files, rel, live=True),
+                                      adopted_history(theirs, runs))
                 run_id = self._call(self.writer.create, record, {TAG_SCENES: "0"})
                 if lost_claim(run_id, self._call(self.store.runs_for_key, identity.key), self.alive):
                     self._call(self.store.delete_run, run_id)
@@ -509,12 +510,14 @@ class Watcher:
         self._append(identity, files, live, rel)
         return False
 
-    def _map(self, identity: RunIdentity, variant: str, files: RunFolderFiles, rel: str) -> RunRecord:
+    def _map(self, identity: RunIdentity, variant: str, files: RunFolderFiles, rel: str,
+             live: bool = False) -> RunRecord:
         """The record ``ingest`` would write (pipeline and watcher share ``map_run``: MLflow's limits applied);
-        each truncation noted once per run."""
+        each truncation noted once per run. A live run with no scene yet is no news (it is starting)."""
         mapped = map_run(identity, variant, files)
         for warning in mapped.warnings:
-            self._note(identity, rel, warning)
+            if not (live and warning == NO_SCENES):
+                self._note(identity, rel, warning)
         return mapped.run
 
     def _note(self, identity: RunIdentity, rel: str, warning: str) -> None:

@@ -70,3 +70,22 @@ def test_clip_cuts_between_words() -> None:
     assert clip("short", 10) == "short"
     assert clip("alpha beta gamma", 12) == "alpha beta…"
     assert clip("x" * 30, 10) == "x" * 9 + "…"  # one word longer than the limit: cut inside it
+
+
+def test_the_watcher_notes_an_empty_scene_list_only_once_the_run_is_finished(tmp_path: Path, store_uri: str) -> None:
+    """A live run with no scene yet is starting (no note); finished with none, it is said once, as ingest says it."""
+    from align_track.ingest.watch import NOTE, Watcher
+    from tests.support import live_writer as lw
+
+    folder = lw.start(tmp_path / "tree" / "job0")
+    events: list = []
+    watcher = Watcher(tmp_path / "tree", store_uri, stall_after=3600, on_event=events.append)
+    lw.write_scenes(folder, 0)
+    watcher.poll()
+    watcher.poll()
+    assert not [e for e in events if e.kind == NOTE], [e.message for e in events]
+    lw.finish(folder, 0)
+    watcher.poll()
+    watcher.poll()
+    assert [e.message for e in events if e.kind == NOTE] == [
+        "job0: input_output.json holds no scenes yet: ingested as a run with 0 traces"]
