@@ -11,8 +11,10 @@ Set ALIGN_TRACK_SCREENSHOTS=DIR to also save the README's screenshots of those p
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -152,6 +154,31 @@ def test_runs_table_lists_every_run(ui: tuple[str, str], browser: Browser) -> No
     visit(browser, f"{url}/#/experiments/{experiment_id}/runs", f"{len(runs)} matching runs")
     browser.wait_for(lambda: all(run.info.run_name in browser.text() for run in runs), "every run's name")
     shoot(browser, "mlflow-runs.png")
+
+
+def duration_text(ms: int) -> str:
+    """A run's duration as MLflow's web UI writes it (``Utils.getDuration``)."""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1000)):
+        if ms >= size or (unit == "s" and ms >= 500):
+            return f"{ms / size:.1f}{unit}"
+    return f"{ms}ms"
+
+
+def test_each_run_shows_its_experiments_date_and_duration(ui: tuple[str, str], browser: Browser) -> None:
+    """Not the ingest's: a run created months ago by align-system, running for its recorded time (not 0ms)."""
+    url, uri = ui
+    experiment_id, runs, _ = store_view(uri)
+    for run in runs:
+        start, end = run.info.start_time, run.info.end_time
+        assert end - start >= 1000, run.info  # the demo's runs took seconds to minutes
+        visit(browser, f"{url}/#/experiments/{experiment_id}/runs/{run.info.run_id}", "Duration")
+        browser.wait_for(lambda: re.search(r"Created at\s+\d", browser.text()), "the run's creation time")
+        text = browser.text()
+        shown = re.search(r"Duration\s+(\S+)", text)
+        assert shown and shown.group(1) == duration_text(end - start), (shown, end - start)
+        created = datetime.fromtimestamp(start / 1000)  # the browser's zone is this machine's
+        assert re.search(rf"Created at\s+{created:%m/%d/%Y}, ", text), text[:600]
+        assert created.year < datetime.now().year or (datetime.now() - created).days > 30  # the demo's 2025 runs
 
 
 def test_run_traces_tab_lists_its_scenes(ui: tuple[str, str], browser: Browser) -> None:
