@@ -48,3 +48,7 @@ class RunRecord:
     tags: dict[str, str]
     artifacts: list[Artifact] = field(default_factory=list)
     traces: list[TraceRecord] = field(default_factory=list)
+    start_ms: int | None = None
+    """When the experiment started (epoch ms): the run's start_time on every backend (None: the write's time)."""
+    end_ms: int | None = None
+    """When it ended: start plus its recorded time, else its last file's time (None: the write's time)."""

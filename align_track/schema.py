@@ -127,7 +127,19 @@ TAG_ADOPTED_START = "align_track.adopted_start_ms"
 TAG_ADOPTED_USER = "align_track.adopted_user"
 """That run's ``mlflow.user``: who first put the folder in the store."""
 ADOPTED_TAGS = (TAG_ADOPTED_RUN, TAG_ADOPTED_START, TAG_ADOPTED_USER)
+TAG_INGEST_TIME = "align_track.ingest_time_ms"
+"""Epoch ms align-track wrote the run (created it; a live run: finished it). The run's own start/end times are
+the experiment's; this is what orders two writes of one folder and starts a fresh claim's lease."""
 BOOKKEEPING_PREFIX = "align_track."
+
+
+def written_ms(tags: dict[str, str], start_time: int | None) -> int | None:
+    """When the run was written: its ``align_track.ingest_time_ms`` tag, else its start time (runs written before
+    the tag, or by another tool, started when they were ingested)."""
+    try:
+        return int(tags[TAG_INGEST_TIME])
+    except (KeyError, TypeError, ValueError):
+        return start_time
 
 
 

@@ -35,7 +35,7 @@ def build_demo_store(root: Path, run_folders: int = 24, scenes: int = 8, seed: i
 
 
 def pin_start_times(uri: str) -> None:
-    """Start times (shown as 'ingested') from the data: ordered by experiment path and run name, minutes apart."""
+    """Start times (shown as 'started') pinned: ordered by experiment path and run name, minutes apart."""
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(uri)

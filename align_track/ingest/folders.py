@@ -302,6 +302,8 @@ class RunFolderConfig:
     mtime: float
     target_ids: list[str | None] = field(default_factory=list)
     """Distinct scene alignment_target_ids, in order, when the config has no alignment_target."""
+    file_times: tuple[float, float] | None = None
+    """(earliest, latest) modification time of the folder's files and ``.hydra/``'s (epoch seconds)."""
     scenes: list[dict[str, Any]] | None = field(default=None, repr=False, compare=False)
     """The scenes parsed to find ``target_ids``, when the caller asked to keep them (``keep_scenes``):
     handed to :func:`read_files` so input_output.json is parsed once; the caller drops them after use."""
@@ -349,7 +351,26 @@ def read_config(root: Path, path: Path, keep_scenes: bool = False,
         mtime=mtime,
         target_ids=target_ids,
         scenes=kept,
+        file_times=file_times(path),
     )
+
+
+def file_times(path: Path) -> tuple[float, float] | None:
+    """(earliest, latest) mtime of the regular files in the folder and in its ``.hydra/`` (symlinks not followed):
+    when the experiment started (Hydra writes ``.hydra/`` first) and last wrote; None when there is none."""
+    times: list[float] = []
+    for folder in (path, path / HYDRA_DIR):
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_file(follow_symlinks=False):
+                            times.append(entry.stat(follow_symlinks=False).st_mtime)
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return (min(times), max(times)) if times else None
 
 
 def read_hydra(path: Path, folder: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from align_track.ingest.folders import (
     scene_target_id,
     vanished,
 )
+from align_track.ingest.run_times import run_times
 from align_track.records import Artifact, RunRecord, TraceRecord
 from align_track.schema import TAG_FINGERPRINT, TAG_KEY, TAG_SOURCE, UNALIGNED, UNKNOWN_ADM
 
@@ -33,12 +34,13 @@ NO_SCENES = "input_output.json holds no scenes yet: ingested as a run with 0 tra
 """The note for a folder whose scene list is empty: ingested (the job exists, crashed or not started yet) and said,
 not failed (a sweep still starting is not an error) nor silent (0 traces would look like data lost)."""
 
-MAPPING_VERSION = "4"
+MAPPING_VERSION = "5"
 """Part of every run's fingerprint: a new version rewrites stores written by an older one on the next ingest.
 2: alignment.* and kdma.<name>.* metrics (alignment.py); traces carry ``scene_id``/``mlflow.runId`` tags and
 MLflow's metadata, and ``timing_seconds`` always. 3: the alignment distance is align-system's (sum of absolute
 differences over the target KDMAs, not Euclidean). 4: trace inputs start with ``scene_id`` (the web UI's
-request preview shows it)."""
+request preview shows it). 5: runs start and end at the experiment's times, traces at their scenes' times
+(run_times.py), not the ingest's."""
 
 
 @dataclass(frozen=True)
@@ -291,13 +293,14 @@ def build_run(identity: RunIdentity, variant: str, files: RunFolderFiles) -> Run
     metrics.update(alignment_metrics(scenes, [choice_index(s.get("output")) for s in scenes],
                                      target.kdma_values, target.id))
 
+    when = run_times(cfg.path, cfg.file_times, files.timing, all_times)
     tags: dict[str, str] = {S.TAG_ADM: identity.adm}
     if identity.llm:
         tags[S.TAG_LLM] = identity.llm
     tags.update({
         S.TAG_TARGET: target.id,
         S.TAG_PATH: cfg.rel_path,
-        S.TAG_TIMESTAMP: _iso(cfg.path.stat().st_mtime),
+        S.TAG_TIMESTAMP: _iso(when[0] / 1000 if when else cfg.path.stat().st_mtime),  # the run's start time
         S.TAG_HAS_HYDRA: str(cfg.has_config),
         TAG_KEY: identity.key,
         TAG_FINGERPRINT: run_fingerprint(identity, variant),
@@ -313,10 +316,11 @@ def build_run(identity: RunIdentity, variant: str, files: RunFolderFiles) -> Run
 
     # The same rule as reading: nothing a symlink leads to outside the run folder is published.
     artifacts = [a for a in artifacts if inside_folder(cfg.path, Path(a.path))]
-    traces = build_traces(identity, files, indices, all_times)
+    traces = build_traces(identity, files, indices, all_times, when[0] if when else None)
     run_name = f"{identity.adm}/{target.id}" + ("" if variant == S.DEFAULT_VARIANT else f"/{variant}")
     return RunRecord(run_name=run_name, params=params, metrics=metrics, tags=tags,
-                     artifacts=artifacts, traces=traces)
+                     artifacts=artifacts, traces=traces, start_ms=when[0] if when else None,
+                     end_ms=when[1] if when else None)
 
 
 @dataclass
@@ -370,11 +374,17 @@ def fingerprint_of(files: str, variant: str) -> str:
 
 
 def build_traces(
-    identity: RunIdentity, files: RunFolderFiles, indices: list[int], times: list[float | None]
+    identity: RunIdentity, files: RunFolderFiles, indices: list[int], times: list[float | None],
+    start_ms: int | None = None,
 ) -> list[TraceRecord]:
-    """One trace per scene; span times laid end to end from the folder's start so they are reproducible."""
-    total = sum(t for t in times if t is not None)
-    clock_ns = int((identity.config.mtime - total) * 1e9)
+    """One trace per scene, each at its scene's own time: the experiment's start (``start_ms``; else the folder's
+    last write less its recorded time) plus the seconds of the folder's scenes before it."""
+    if start_ms is None:
+        start_ms = round((identity.config.mtime - sum(t for t in times if t is not None)) * 1000)
+    offsets, clock_ns = [], start_ms * 1_000_000
+    for seconds in times:  # every scene of the folder: a mixed-target folder's runs interleave in time
+        offsets.append(clock_ns)
+        clock_ns += max(int((seconds or 0.0) * 1e9), MIN_SCENE_STEP_NS)
     traces = []
     for index in indices:
         item = files.scenes[index]
@@ -410,10 +420,9 @@ def build_traces(
             outputs={S.OUT_CHOICE_INDEX: chosen, S.OUT_ACTION: output.get("action")},
             attributes=attributes,
             tags={S.TRACE_TAG_SCENE_ID: sid},  # the writer adds mlflow.runId (the run id is known only then)
-            start_ns=clock_ns,
-            end_ns=clock_ns + duration_ns,
+            start_ns=offsets[index],
+            end_ns=offsets[index] + duration_ns,
         ))
-        clock_ns += max(duration_ns, MIN_SCENE_STEP_NS)
     return traces
 
 

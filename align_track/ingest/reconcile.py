@@ -27,6 +27,7 @@ from align_track.schema import (
     TAG_TARGET,
     USER,
     written_by_align_track,
+    written_ms,
 )
 
 
@@ -49,7 +50,7 @@ def complete(run: StoredRun) -> bool:
 
 
 def lease_start(run: StoredRun) -> int | None:
-    """When the run's claim was last renewed: a live run's heartbeat, else its start.
+    """When the run's claim was last renewed: a live run's heartbeat, else when it was written.
 
     A watcher keeps one run claimed for hours; its heartbeat tag keeps the lease that other hosts
     grant a claim (15 minutes) running.
@@ -58,7 +59,7 @@ def lease_start(run: StoredRun) -> int | None:
         beat = int(run.tags.get(TAG_HEARTBEAT) or 0)
     except ValueError:
         beat = 0
-    return max(beat, run.start_time or 0) or None
+    return max(beat, written_ms(run.tags, run.start_time) or 0) or None
 
 
 def _alive(run: StoredRun, alive: AliveFn) -> bool:
@@ -75,7 +76,8 @@ class Plan:
 
 
 def _rank(run: StoredRun) -> tuple[int, str]:
-    return (run.end_time or run.start_time or 0, run.run_id)
+    """Newest written last (start and end times are the experiment's: equal for two writes of one folder)."""
+    return (written_ms(run.tags, run.start_time) or 0, run.run_id)
 
 
 def plan(fingerprint: str, runs: Sequence[StoredRun], force: bool, alive: AliveFn) -> Plan:
@@ -99,7 +101,7 @@ def plan(fingerprint: str, runs: Sequence[StoredRun], force: bool, alive: AliveF
 def lost_claim(mine: str, runs: Sequence[StoredRun], alive: AliveFn) -> bool:
     """Claim-then-verify: after creating our run, withdraw if another live claim ranks earlier.
 
-    Every racer sees the same rows and ranks them the same way (start time, then id),
+    Every racer sees the same rows and ranks them the same way (write time, then id),
     so exactly one of them goes on.
     """
     me = next((r for r in runs if r.run_id == mine), None)
@@ -109,7 +111,7 @@ def lost_claim(mine: str, runs: Sequence[StoredRun], alive: AliveFn) -> bool:
         r for r in runs
         if r.run_id != mine and not complete(r) and _alive(r, alive)
     ]
-    key = lambda r: (r.start_time or 0, r.run_id)  # noqa: E731
+    key = lambda r: (written_ms(r.tags, r.start_time) or 0, r.run_id)  # noqa: E731
     return any(key(r) < key(me) for r in rivals)
 
 

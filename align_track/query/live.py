@@ -19,6 +19,7 @@ from align_track.schema import (
     TAG_PATH,
     TAG_SCENES,
     TAG_STATE,
+    written_ms,
 )
 from align_track.store.runs_reader import RunRow, get_experiment_id, load_runs, runs_changed_since
 from align_track.store.uri import DEFAULT_EXPERIMENT, resolve_tracking_uri
@@ -46,7 +47,7 @@ def sweep_state(row: RunRow, now_ms: int | None = None) -> str | None:
     if state != STATE_RUNNING:
         return None
     now = now_ms if now_ms is not None else int(time.time() * 1000)
-    beat = max(_int(row.tags.get(TAG_HEARTBEAT)) or 0, row.start_time or 0)
+    beat = max(_int(row.tags.get(TAG_HEARTBEAT)) or 0, written_ms(row.tags, row.start_time) or 0)
     if ":" not in (row.tags.get(TAG_CLAIM) or "") or now - beat > LEASE_MS:
         return STALLED  # released by a stopped watcher, or its writer went quiet: nobody is moving it now
     return RUNNING
@@ -64,7 +65,7 @@ class LiveProgress:
     started_ms: int | None
     last_scene_ms: int | None
     elapsed_s: float
-    """Seconds since the run started (its folder's first look by a watcher)."""
+    """Seconds since the experiment started (the run's start time)."""
 
 
 def progress(row: RunRow, now_ms: int | None = None) -> LiveProgress | None:

@@ -35,6 +35,7 @@ from align_track.schema import (
     TAG_COMPLETE,
     TAG_FINGERPRINT,
     TAG_HEARTBEAT,
+    TAG_INGEST_TIME,
     TAG_STATE,
 )
 from align_track.store.claims import AppendConflict, claim_token
@@ -91,7 +92,7 @@ class LiveRunWriter:
         run_tags.update(tags)
         run_tags[TAG_CLAIM] = claim_token()
         run_tags[TAG_STATE] = STATE_RUNNING
-        run_tags[TAG_HEARTBEAT] = str(now_ms())
+        run_tags[TAG_HEARTBEAT] = run_tags[TAG_INGEST_TIME] = str(now_ms())
         params = {k: v for k, v in record.params.items() if k not in FINISH_PARAMS}
         return self.store.create_live(record, run_tags, params)
 
@@ -126,6 +127,6 @@ class LiveRunWriter:
         (scenes whose content changed) deleted, so a reader never sees a scene twice (store/README: how each store
         keeps that); the last params, metrics, tags and artifacts, then the commit point (``align_track.complete``,
         FINISHED)."""
-        record = replace(record, tags={**record.tags, **tags})
+        record = replace(record, tags={**record.tags, **tags, TAG_INGEST_TIME: str(now_ms())})  # written now
         self.store.finish_live(run_id, record, list(traces), list(ids), list(stale),
                                {TAG_STATE: STATE_FINISHED, TAG_COMPLETE: "true"})

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from align_track.records import RunRecord, TraceRecord
-from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
+from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_INGEST_TIME, TAG_KEY
 from align_track.store import sql_rows
 from align_track.store.claims import AppendConflict, ClaimRule, Written, claim_is_alive, claim_token
 from align_track.store.provenance import provenance
@@ -263,9 +263,10 @@ class RunStore:
         """Create the run RUNNING with its claim, params, metrics, tags and artifacts (no traces yet)."""
 
         now = int(time.time() * 1000)
-        tags = {**provenance(), **record.tags}
+        tags = {**provenance(), **record.tags, TAG_INGEST_TIME: str(now)}
         tags[TAG_CLAIM] = claim_token()
-        run = self.client.create_run(self.experiment_id, start_time=now, tags=tags, run_name=record.run_name)
+        start = now if record.start_ms is None else record.start_ms  # the experiment's start
+        run = self.client.create_run(self.experiment_id, start_time=start, tags=tags, run_name=record.run_name)
         run_id = run.info.run_id
         try:
             self._fill_run(run, record, now)
@@ -319,7 +320,7 @@ class RunStore:
                 self.delete_run(run_id)
                 return Written(None, busy=True)
             call(self.write_traces, run_id, record)
-            call(self.mark_complete, run_id)
+            call(self.mark_complete, run_id, record.end_ms)
         except BaseException:  # interrupted or refused: no RUNNING half-run left visible if we can help it
             _best_effort(partial(self.delete_run, run_id))
             raise
@@ -386,14 +387,14 @@ class RunStore:
         trace_writer.write_traces(self.tracking_uri, self.experiment_id, run_id, list(record.traces))
         return len(record.traces)
 
-    def mark_complete(self, run_id: str) -> None:
+    def mark_complete(self, run_id: str, end_ms: int | None = None) -> None:
         """The commit point: only now does the run count as ingested.
 
         FINISHED first, the complete tag last: a writer (or its server) killed between the two
         leaves a FINISHED run without the tag, which the next ingest replaces. The other order left
         a run tagged complete but RUNNING forever, which every later ingest skipped as done.
         """
-        self.client.set_terminated(run_id, "FINISHED")
+        self.client.set_terminated(run_id, "FINISHED", end_time=end_ms)  # the experiment's end (None: now)
         self.client.set_tag(run_id, TAG_COMPLETE, "true")
 
     def delete_run(self, run_id: str) -> None:
@@ -431,8 +432,8 @@ class RunStore:
         """A RUNNING run with ``tags`` and ``params`` and no traces."""
         from mlflow.entities import Param
 
-        run = self.client.create_run(self.experiment_id, start_time=int(time.time() * 1000), tags=tags,
-                                     run_name=record.run_name)
+        start = int(time.time() * 1000) if record.start_ms is None else record.start_ms
+        run = self.client.create_run(self.experiment_id, start_time=start, tags=tags, run_name=record.run_name)
         if params:
             self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
         return run.info.run_id
@@ -499,7 +500,7 @@ class RunStore:
             repo.log_artifact(artifact.path, artifact.artifact_dir or None)
         # The commit point: complete (and state finished, in the same write) first, then FINISHED.
         self.set_tags(run_id, finished_tags)
-        self.client.set_terminated(run_id, "FINISHED")
+        self.client.set_terminated(run_id, "FINISHED", end_time=record.end_ms)
 
 
     def _replace_bulk(self, run_id: str, traces: list[TraceRecord], ids: list[tuple[int, int]],

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from align_track.errors import one_line
+from align_track.schema import written_ms
 from align_track.store.uri import (
     READ_LOCK_WAIT_S,
     StoreError,
@@ -505,13 +506,15 @@ class RunsDelta:
 def runs_changed_since(tracking_uri: str, experiment_id: str, since_ms: int) -> RunsDelta:
     """The runs that changed since ``since_ms``: the cheap incremental read behind a self-refreshing runs table.
 
-    A run changes visibly when it is created (start_time), finished (end_time, set in place by
-    ``ingest --watch``) or while it is live (its progress tags move), so the read is those three sets, not the
-    whole experiment. Writers' clocks may differ from the reader's: overlap successive reads by a margin.
+    A run changes visibly when it is written (``align_track.ingest_time_ms``: created, or a live run finished
+    in place by ``ingest --watch``; runs without it, by their start and end times) or while it is live (its
+    progress tags move), so the read is those sets, not the whole experiment. A run's start and end times are
+    its experiment's, often long past: they do not say when it was written. Writers' clocks may differ from the
+    reader's: overlap successive reads by a margin.
     """
     import time
 
-    from align_track.schema import LIVE_STATES, TAG_STATE
+    from align_track.schema import LIVE_STATES, TAG_INGEST_TIME, TAG_STATE
 
     as_of = int(time.time() * 1000)
     tracking_uri = resolve_tracking_uri(tracking_uri)
@@ -520,7 +523,12 @@ def runs_changed_since(tracking_uri: str, experiment_id: str, since_ms: int) -> 
     states = ", ".join(f"'{s}'" for s in LIVE_STATES)
     if kind in _DB_KINDS:
         live = f"SELECT run_uuid FROM tags WHERE {{key}} = '{TAG_STATE}' AND value IN ({states})"
-        condition = f" AND (start_time >= {since} OR end_time >= {since} OR run_uuid IN ({live}))"
+        # epoch ms as text: a longer digit string is a larger number, same-length ones compare as the numbers do
+        tagged = f"SELECT run_uuid FROM tags WHERE {{key}} = '{TAG_INGEST_TIME}'"
+        digits = len(str(since))
+        written = f"{tagged} AND (LENGTH(value) > {digits} OR (LENGTH(value) = {digits} AND value >= '{since}'))"
+        condition = (f" AND (((start_time >= {since} OR end_time >= {since}) AND run_uuid NOT IN ({tagged}))"
+                     f" OR run_uuid IN ({live}) OR run_uuid IN ({written}))")
         rows = _load_runs_sql(tracking_uri, str(experiment_id), False, condition)
         eid = int(experiment_id)
         (gone,) = _sql(tracking_uri, [f"SELECT run_uuid FROM runs WHERE experiment_id = {eid} AND "
@@ -528,14 +536,28 @@ def runs_changed_since(tracking_uri: str, experiment_id: str, since_ms: int) -> 
         return RunsDelta(search_order(rows), [r[0] for r in gone], as_of)
     if kind != "http":
         rows = [r for r in _load_runs_mlflow(tracking_uri, str(experiment_id), False)
-                if (r.start_time or 0) >= since or (r.end_time or 0) >= since or r.tags.get(TAG_STATE) in LIVE_STATES]
+                if _written_since(r, since) or r.tags.get(TAG_STATE) in LIVE_STATES]
         return RunsDelta(search_order(rows), None, as_of)
     found: dict[str, RunRow] = {}
+    # A server filters tags by equality or LIKE only: the write times sharing since's and now's leading digits
+    # (a few seconds' worth when reads follow each other), kept when at/after since.
+    prefix = os.path.commonprefix([str(since), str(as_of)]) if len(str(since)) == len(str(as_of)) else ""
+    written = [f"tags.`{TAG_INGEST_TIME}` LIKE '{prefix}%'"] if since <= as_of else []  # not for the live set
     for filter_string in [f"attributes.start_time >= {since}", f"attributes.end_time >= {since}",
-                          *[f"tags.`{TAG_STATE}` = '{s}'" for s in LIVE_STATES]]:
+                          *[f"tags.`{TAG_STATE}` = '{s}'" for s in LIVE_STATES], *written]:
         for row in _load_runs_http(tracking_uri, str(experiment_id), False, filter_string):
-            found[row.run_id] = row
+            if filter_string.startswith(f"tags.`{TAG_STATE}`") or _written_since(row, since):
+                found[row.run_id] = row
     return RunsDelta(search_order(list(found.values())), None, as_of)
+
+
+def _written_since(row: RunRow, since: int) -> bool:
+    """Written at/after ``since``: by its ingest-time tag; a run without one (another tool's, an older
+    align-track's) by its start or end time, which were its write's."""
+    written = written_ms(row.tags, None)
+    if written is not None:
+        return written >= since
+    return (row.start_time or 0) >= since or (row.end_time or 0) >= since
 
 
 def search_order(rows: list[RunRow]) -> list[RunRow]:

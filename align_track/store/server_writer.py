@@ -30,7 +30,7 @@ from urllib.parse import quote, urlparse
 
 from align_track.errors import one_line
 from align_track.records import RunRecord, TraceRecord
-from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_KEY, USER
+from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_INGEST_TIME, TAG_KEY, USER
 from align_track.store import artifact_dirs, sql_rows
 from align_track.store.claims import ClaimRule, Written, claim_token
 from align_track.store.dbapi import installed_mlflow
@@ -257,7 +257,7 @@ class ServerStore:
                 self.delete_run(run_id)
                 return Written(None, busy=True)
             call(self.write_traces, run_id, list(record.traces))
-            call(self.mark_complete, run_id)
+            call(self.mark_complete, run_id, record.end_ms)
         except BaseException:  # interrupted or refused: no RUNNING half-run left visible if we can help it
             _best_effort(partial(self.delete_run, run_id))
             raise
@@ -268,7 +268,7 @@ class ServerStore:
     def create_run(self, record: RunRecord) -> str:
         """The run RUNNING with its claim, params, metrics, tags and artifacts (no traces yet)."""
         now = int(time.time() * 1000)
-        tags = {**provenance(), **record.tags}
+        tags = {**provenance(), **record.tags, TAG_INGEST_TIME: str(now)}
         tags[TAG_CLAIM] = claim_token()
         run = self._create(record, tags, now)
         run_id = run["info"]["run_id"]
@@ -286,7 +286,7 @@ class ServerStore:
 
     def _create(self, record: RunRecord, tags: dict[str, str], now: int) -> dict:
         body = {"experiment_id": str(self.experiment_id), "user_id": tags.get(USER, "unknown"),
-                "run_name": record.run_name, "start_time": now,
+                "run_name": record.run_name, "start_time": now if record.start_ms is None else record.start_ms,
                 "tags": [{"key": k, "value": v} for k, v in tags.items()]}
         return self.rest.api("POST", "runs/create", body)["run"]
 
@@ -341,15 +341,17 @@ class ServerStore:
             self.rest.request("PUT", f"{base}/api/2.0/mlflow-artifacts/artifacts/{quote(path)}", data=handle,
                               headers={"Content-Type": mime})
 
-    def mark_complete(self, run_id: str) -> None:
-        """The commit point: FINISHED, then the complete tag (see ``RunStore.mark_complete``)."""
-        self.set_terminated(run_id, "FINISHED")
+    def mark_complete(self, run_id: str, end_ms: int | None = None) -> None:
+        """The commit point: FINISHED (ended at ``end_ms``, the experiment's end), then the complete tag (see
+        ``RunStore.mark_complete``)."""
+        self.set_terminated(run_id, "FINISHED", end_ms)
         self.rest.api("POST", "runs/set-tag", {"run_uuid": run_id, "key": TAG_COMPLETE, "value": "true",
                                                 "run_id": run_id})
 
-    def set_terminated(self, run_id: str, status: str) -> None:
-        self.rest.api("POST", "runs/update", {"run_uuid": run_id, "status": status,
-                                               "end_time": int(time.time() * 1000), "run_id": run_id})
+    def set_terminated(self, run_id: str, status: str, end_ms: int | None = None) -> None:
+        end = int(time.time() * 1000) if end_ms is None else end_ms
+        self.rest.api("POST", "runs/update", {"run_uuid": run_id, "status": status, "end_time": end,
+                                               "run_id": run_id})
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         self.log_batch(run_id, {}, {}, tags)
@@ -509,7 +511,7 @@ class ServerStore:
         for call in self._artifact_calls(run["info"]["artifact_uri"], run_id, record):
             call()
         self.set_tags(run_id, finished_tags)
-        self.set_terminated(run_id, "FINISHED")
+        self.set_terminated(run_id, "FINISHED", record.end_ms)
 
 
 def _attribute_value(text: str) -> Any:

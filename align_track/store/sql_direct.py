@@ -405,7 +405,8 @@ class DirectStore:
             tx.insert("runs", [{
                 "run_uuid": run_id, "name": record.run_name, "source_type": "UNKNOWN", "source_name": "",
                 "entry_point_name": "", "user_id": tags.get(USER, "unknown"), "status": "RUNNING",
-                "start_time": int(time.time() * 1000), "end_time": None, "deleted_time": None, "source_version": "",
+                "start_time": int(time.time() * 1000) if record.start_ms is None else record.start_ms,
+                "end_time": None, "deleted_time": None, "source_version": "",
                 "lifecycle_stage": "active", "experiment_id": int(self.experiment_id),
                 "artifact_uri": sql_rows.run_artifact_uri(location, run_id),
             }])
@@ -465,7 +466,8 @@ class DirectStore:
                                      if k not in have])
                 _log_metrics(tx, run_id, record.metrics, now)
                 _upsert_tags(tx, run_id, {**record.tags, **finished_tags})
-                tx.execute("UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?", ("FINISHED", now, run_id))
+                tx.execute("UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?",
+                           ("FINISHED", now if record.end_ms is None else record.end_ms, run_id))
         except self.db.integrity_errors as exc:
             raise AppendConflict(f"run {run_id}: some scenes were written by another writer") from exc
 

@@ -123,15 +123,19 @@ def run_artifact_uri(artifact_location: str, run_id: str) -> str:
 
 def run_rows(rows: dict[str, list[dict]], record: RunRecord, run_id: str, experiment_id: str, run_artifacts: str,
              claim: str, now: int) -> None:
-    """The runs, tags, params and metrics rows of one complete run, added to ``rows``."""
+    """The runs, tags, params and metrics rows of one complete run, added to ``rows``: started and ended at the
+    experiment's times (the record's), written ``now`` (``align_track.ingest_time_ms``, the metrics' timestamp)."""
     tags = {**provenance(), **record.tags}
     tags[S.TAG_CLAIM] = claim
+    tags[S.TAG_INGEST_TIME] = str(now)
     tags["mlflow.runName"] = record.run_name
     tags[S.TAG_COMPLETE] = "true"
     rows["runs"].append({
         "run_uuid": run_id, "name": record.run_name, "source_type": "UNKNOWN", "source_name": "",
-        "entry_point_name": "", "user_id": tags[S.USER], "status": "FINISHED", "start_time": now,
-        "end_time": now, "deleted_time": None, "source_version": "", "lifecycle_stage": "active",
+        "entry_point_name": "", "user_id": tags[S.USER], "status": "FINISHED",
+        "start_time": now if record.start_ms is None else record.start_ms,
+        "end_time": now if record.end_ms is None else record.end_ms, "deleted_time": None, "source_version": "",
+        "lifecycle_stage": "active",
         "artifact_uri": run_artifacts, "experiment_id": int(experiment_id),
     })
     rows["tags"].extend({"key": k, "value": v, "run_uuid": run_id} for k, v in tags.items())

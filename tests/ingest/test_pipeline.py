@@ -315,14 +315,19 @@ def test_runs_ingested_before_the_alignment_metrics_get_them_on_the_next_ingest(
 
 
 def test_runs_written_in_one_batch_keep_the_folders_order_newest_last(tmp_path: Path, store_uri: str) -> None:
-    """Several runs share a transaction; each still gets its own start time, in folder order, as one-by-one
-    writes give, so 'newest first' is one stable order (not ties broken by random run ids)."""
-    for name in "abcdef":
-        write_run_folder(tmp_path / "exps" / name)
+    """Several runs share a transaction; each still gets its own write time (``align_track.ingest_time_ms``), in
+    folder order, as one-by-one writes give, so 'last written' is one stable order (not ties broken by random run
+    ids); their start times are their experiments' (here: the folders' file times, the reverse order)."""
+    for n, name in enumerate("abcdef"):
+        folder = write_run_folder(tmp_path / "exps" / name, timing=False)
+        for path in [*folder.glob("*"), *folder.glob(".hydra/*")]:
+            if path.is_file():
+                os.utime(path, (1_700_000_000 - n, 1_700_000_000 - n))
     assert not ingest(tmp_path / "exps", store_uri).failures
-    runs = sorted(active_runs(store_uri), key=lambda r: r.info.start_time)
+    runs = sorted(active_runs(store_uri), key=lambda r: int(r.data.tags["align_track.ingest_time_ms"]))
     assert [r.data.tags["experiment_path"] for r in runs] == list("abcdef")
-    assert len({r.info.start_time for r in runs}) == 6
+    assert len({r.data.tags["align_track.ingest_time_ms"] for r in runs}) == 6
+    assert [r.info.start_time for r in runs] == [(1_700_000_000 - n) * 1000 for n in range(6)]
 
 
 def _count_config_parses(monkeypatch) -> Counter:

@@ -92,3 +92,35 @@ def test_a_sweep_in_progress_reads_back_incrementally_with_progress_and_counts(t
     new_done = [r for r in delta.rows if r.tags["experiment_path"] == "done"]
     assert len(new_done) == 1 and new_done[0].metrics["timing.total_seconds"] == 27.0
     watcher.close()
+
+
+def test_runs_of_past_experiments_are_new_when_written_not_when_they_ran(tmp_path: Path, uri: str):
+    """A run's start/end are its experiment's (here June 2025): the incremental read still finds it once
+    written (its ``align_track.ingest_time_ms``), and a live run of such a folder when it finishes in place."""
+    from align_track.ingest.pipeline import ingest
+
+    experiment = f"past-{os.getpid()}-{next(_names)}"
+    root = tmp_path / "exp"
+    write_run_folder(root / "outputs/2025-06-12/10-31-02")
+    assert not ingest(root, uri, experiment).failures
+    experiment_id = get_experiment_id(uri, experiment)
+    since = runs_changed_since(uri, experiment_id, 0).as_of_ms + 1
+    assert runs_changed_since(uri, experiment_id, since).rows == []
+    write_run_folder(root / "outputs/2025-06-12/11-02-40")
+    assert not ingest(root, uri, experiment).failures
+    delta = runs_changed_since(uri, experiment_id, since)  # the first run too: rewritten with its new variant
+    assert sorted(r.tags["experiment_path"] for r in delta.rows) == ["outputs/2025-06-12/10-31-02",
+                                                                     "outputs/2025-06-12/11-02-40"]
+    assert all(r.start_time < since - 86_400_000 for r in delta.rows)  # started long before they were written
+
+    live = lw.start(root / "multirun/2025-06-12/12-00-00/0")
+    lw.write_scenes(live, 2)
+    watcher = Watcher(root, uri, experiment, stall_after=600)
+    watcher.poll()
+    before_finish = runs_changed_since(uri, experiment_id, 0).as_of_ms + 1
+    lw.finish(live, 2)
+    watcher.poll()
+    delta = runs_changed_since(uri, experiment_id, before_finish)
+    row = next(r for r in delta.rows if r.tags["experiment_path"] == "multirun/2025-06-12/12-00-00/0")
+    assert row.status == "FINISHED" and row.end_time < before_finish - 86_400_000
+    watcher.close()

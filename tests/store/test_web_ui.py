@@ -11,8 +11,10 @@ Set ALIGN_TRACK_SCREENSHOTS=DIR to also save the README's screenshots of those p
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -95,6 +97,12 @@ def store_view(uri: str) -> tuple[str, list, dict[str, list]]:
     return experiment_id, runs, traces
 
 
+def traces_page(url: str, experiment_id: str) -> str:
+    """The experiment's Traces list over all time: traces sit at their scenes' own times (the experiment's, often
+    months ago), and the list shows the last 7 days unless told (its time menu's "All", kept in the URL only)."""
+    return f"{url}/#/experiments/{experiment_id}/traces?startTimeLabel=ALL"
+
+
 def visit(browser: Browser, url: str, shows: str) -> None:
     """Open ``url``, wait until the page's text contains ``shows``, and close MLflow's first-visit pop-ups."""
     browser.open(url)
@@ -154,6 +162,31 @@ def test_runs_table_lists_every_run(ui: tuple[str, str], browser: Browser) -> No
     shoot(browser, "mlflow-runs.png")
 
 
+def duration_text(ms: int) -> str:
+    """A run's duration as MLflow's web UI writes it (``Utils.getDuration``)."""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1000)):
+        if ms >= size or (unit == "s" and ms >= 500):
+            return f"{ms / size:.1f}{unit}"
+    return f"{ms}ms"
+
+
+def test_each_run_shows_its_experiments_date_and_duration(ui: tuple[str, str], browser: Browser) -> None:
+    """Not the ingest's: a run created months ago by align-system, running for its recorded time (not 0ms)."""
+    url, uri = ui
+    experiment_id, runs, _ = store_view(uri)
+    for run in runs:
+        start, end = run.info.start_time, run.info.end_time
+        assert end - start >= 1000, run.info  # the demo's runs took seconds to minutes
+        visit(browser, f"{url}/#/experiments/{experiment_id}/runs/{run.info.run_id}", "Duration")
+        browser.wait_for(lambda: re.search(r"Created at\s+\d", browser.text()), "the run's creation time")
+        text = browser.text()
+        shown = re.search(r"Duration\s+(\S+)", text)
+        assert shown and shown.group(1) == duration_text(end - start), (shown, end - start)
+        created = datetime.fromtimestamp(start / 1000)  # the browser's zone is this machine's
+        assert re.search(rf"Created at\s+{created:%m/%d/%Y}, ", text), text[:600]
+        assert created.year < datetime.now().year or (datetime.now() - created).days > 30  # the demo's 2025 runs
+
+
 def test_run_traces_tab_lists_its_scenes(ui: tuple[str, str], browser: Browser) -> None:
     url, uri = ui
     experiment_id, runs, traces = store_view(uri)
@@ -179,7 +212,7 @@ def test_experiment_traces_list_shows_each_traces_run(ui: tuple[str, str], brows
     experiment_id, runs, traces = store_view(uri)
     run_of = {t.info.trace_id: run for run in runs for t in traces[run.info.run_id]}
     scene_of = {t.info.trace_id: t.info.tags[schema.TRACE_TAG_SCENE_ID] for ts in traces.values() for t in ts}
-    page = f"{url}/#/experiments/{experiment_id}/traces"
+    page = traces_page(url, experiment_id)
     visit(browser, page, f"{len(run_of)} of {len(run_of)}")
     # MLflow 3.17 hides "Run name" (and "Trace name") by default: tick them as a user does.
     browser.wait_for(lambda: "Time" in table(browser)[0], "the table's header")
@@ -210,7 +243,7 @@ def test_traces_search_box_filters_by_scene_id(ui: tuple[str, str], browser: Bro
     by_scene = Counter(t.info.tags[schema.TRACE_TAG_SCENE_ID] for t in every)
     scene_id, count = sorted(by_scene.items())[-1]
     assert count < len(every)
-    visit(browser, f"{url}/#/experiments/{experiment_id}/traces", f"{len(every)} of {len(every)}")
+    visit(browser, traces_page(url, experiment_id), f"{len(every)} of {len(every)}")
     search = '[data-component-id="web-shared.traces-table.search"]'
     browser.settled(search, "the traces search box")  # typed into before a late re-render, the text is lost
     browser.type(search, scene_id)
@@ -238,7 +271,7 @@ def test_trace_opens_to_its_inputs_and_outputs(ui: tuple[str, str], browser: Bro
     every = [t for scenes in traces.values() for t in scenes]
     trace = MlflowClient(uri).get_trace(every[0].info.trace_id)
     [span] = trace.data.spans
-    visit(browser, f"{url}/#/experiments/{experiment_id}/traces", f"{len(every)} of {len(every)}")
+    visit(browser, traces_page(url, experiment_id), f"{len(every)} of {len(every)}")
     browser.click(f'a[aria-label^="Open trace {trace.info.trace_id}"]')  # the row's input preview
     state = " ".join(span.inputs[schema.IN_STATE].split())
     browser.wait_for(lambda: "Inputs / Outputs" in (text := browser.text()) and state in text, "the trace's inputs")

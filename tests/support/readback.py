@@ -17,12 +17,14 @@ from align_track.store import open_store
 from align_track.store.provenance import provenance
 from align_track.store.uri import DEFAULT_EXPERIMENT
 
-VOLATILE_TAGS = {"align_track.claim"}
+VOLATILE_TAGS = {"align_track.claim", schema.TAG_INGEST_TIME}
+"""Who wrote the run and when: differs between two writes of the same data."""
 
 
 def snapshot(uri: str, volatile: set[str] = frozenset(), experiment_name: str = DEFAULT_EXPERIMENT) -> dict[str, Any]:
-    """Every run and trace field that is not an id or a time, keyed by the run's identity (``volatile``: run tags
-    left out besides the claim, e.g. a live run's heartbeat time)."""
+    """Every run and trace field that is not an id or the write's time, keyed by the run's identity (``volatile``:
+    run tags left out besides the claim and ingest time, e.g. a live run's heartbeat time). The run's start and
+    end times are the experiment's: the same on every write path."""
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(experiment_name)
     out: dict[str, Any] = {}
@@ -59,6 +61,7 @@ def snapshot(uri: str, volatile: set[str] = frozenset(), experiment_name: str = 
         assert {k: run.data.tags.get(k) for k in schema.PROVENANCE} == provenance()  # who ingested it
         out[key] = {
             "name": run.info.run_name, "status": run.info.status, "lifecycle": run.info.lifecycle_stage,
+            "times": (run.info.start_time, run.info.end_time),
             "params": run.data.params, "metrics": run.data.metrics,
             "tags": {k: v for k, v in run.data.tags.items() if k not in VOLATILE_TAGS | volatile},
             "artifacts": artifacts, "hydra": hydra, "contents": contents, "traces": trace_view,

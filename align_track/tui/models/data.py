@@ -78,13 +78,13 @@ def display_uri(uri: str, cwd: Path | None = None) -> str:
 def unfinished_status(run: RunRow) -> str | None:
     """RUNNING while an align-track ingest's claim on the run is alive (its process lives; on another host,
     its 15-minute lease runs), STALLED once the claim is dead or expired, None for any other run."""
-    from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_KEY
+    from align_track.schema import TAG_CLAIM, TAG_COMPLETE, TAG_KEY, written_ms
     from align_track.store.claims import claim_is_alive
 
     tags = run.tags
     if run.lifecycle_stage != "active" or tags.get(TAG_COMPLETE) == "true" or TAG_KEY not in tags:
         return None
-    return RUNNING if claim_is_alive(tags.get(TAG_CLAIM), run.start_time) else STALLED
+    return RUNNING if claim_is_alive(tags.get(TAG_CLAIM), written_ms(tags, run.start_time)) else STALLED
 
 
 def load_runs(tracking_uri: str | None, experiment_name: str) -> RunsSnapshot:
@@ -122,7 +122,7 @@ def changed_runs(snapshot: RunsSnapshot, since_ms: int) -> tuple[RunsSnapshot | 
     and the time to ask from next. One cheap query (new, finished and live runs), never the whole experiment.
     """
     from align_track.query.select import is_complete
-    from align_track.schema import TAG_KEY
+    from align_track.schema import TAG_KEY, written_ms
     from align_track.store.runs_reader import runs_changed_since, search_order
 
     delta = runs_changed_since(snapshot.uri, snapshot.experiment_id, since_ms - LIVE_OVERLAP_MS)
@@ -139,13 +139,16 @@ def changed_runs(snapshot: RunsSnapshot, since_ms: int) -> tuple[RunsSnapshot | 
         del by_id[rid]
     rows = list(by_id.values())
     # Over HTTP deletions are not reported: a run replaced by a newer complete run of the same identity goes.
+    def written(r: RunRow) -> int:  # start times are the experiment's: equal for two writes of one folder
+        return written_ms(r.tags, r.start_time) or 0
+
     newest: dict[str, RunRow] = {}
     for r in rows:
         key = r.tags.get(TAG_KEY)
-        if key and is_complete(r) and (key not in newest or (r.start_time or 0) > (newest[key].start_time or 0)):
+        if key and is_complete(r) and (key not in newest or written(r) > written(newest[key])):
             newest[key] = r
     rows = [r for r in rows if not (r.tags.get(TAG_KEY) in newest and newest[r.tags[TAG_KEY]] is not r
-                                    and (r.start_time or 0) <= (newest[r.tags[TAG_KEY]].start_time or 0))]
+                                    and written(r) <= written(newest[r.tags[TAG_KEY]]))]
     return _snapshot(snapshot.uri, snapshot.experiment_id, search_order(rows)), delta.as_of_ms
 
 

@@ -50,7 +50,7 @@ RUN_COLUMNS: tuple[Column, ...] = (
     Column("llm", "LLM", 24, middle=True),
     Column("variant", "variant", 26, middle=True),
     Column("folder", "folder", 48, middle=True),
-    Column("ingested", "ingested", 16),
+    Column("started", "started", 16),
     Column("name", "name", 70, middle=True),
 )
 NUMERIC = {c.key for c in RUN_COLUMNS if c.numeric}
@@ -69,7 +69,7 @@ def short_llm(name: str) -> str:
 
 
 def when(ms: int | None) -> str:
-    """Local time of a run's start (when it was ingested), to the minute."""
+    """Local time, to the minute (a run's start: when its experiment started)."""
     if ms is None:
         return ""
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M")
@@ -89,7 +89,7 @@ def run_values(run: RunLike, state: str = FINISHED) -> dict[str, Any]:
         "scenes": s.scenes,
         "avg_s": s.avg_seconds,
         "score": s.score,
-        "ingested": s.start_time,
+        "started": s.start_time,
         "name": s.run_name,
     }
 
@@ -101,7 +101,7 @@ def _display(key: str, value: Any) -> str:
         return _fmt(value, 1)
     if key == "score":
         return _fmt(value, 3)
-    if key == "ingested":
+    if key == "started":
         return when(value)
     if key == "llm":
         return printable(short_llm(value))
@@ -142,7 +142,7 @@ def _raw_columns(runs: list[RunLike], states: dict[str, str]) -> dict[str, list[
                              for p, t in zip(params, tags, strict=True)], number),
         "avg_s": [_metric(m.get(METRIC_AVG_SECONDS)) for m in metrics],
         "score": [_metric(m.get(SCORE_METRIC)) for m in metrics],
-        "ingested": [run.start_time for run in runs],
+        "started": [run.start_time for run in runs],
         "name": [run.run_name for run in runs],
     }
 
@@ -216,7 +216,7 @@ class RunsModel:
         shown, natural = [], []
         for col in columns:
             values = raw[col.key]
-            if col.key == "ingested":  # to the minute: one strftime per minute, not per run
+            if col.key == "started":  # to the minute: one strftime per minute, not per run
                 cell = _mapped([None if v is None else v // 60_000 * 60_000 for v in values], when)
             elif col.key in _AS_IS and all(type(v) is str for v in values) and all_printable(values):
                 cell = values  # folders and names: one string per run, shown as it is
@@ -239,7 +239,7 @@ class RunsModel:
         if keys is None:
             col = self.columns[column]
             values = self._raw[col.key] if self._raw is not None else []
-            keys = values if col.numeric or col.key == "ingested" else _mapped(
+            keys = values if col.numeric or col.key == "started" else _mapped(
                 values, lambda v: str(v).strip().lower())
             self.sort_keys[column] = keys
         return keys

@@ -34,7 +34,8 @@ PLACEHOLDER = {
 
 
 def details_text(run: RunRow, state: str, now_ms: int | None = None) -> Text:
-    """ADM · LLM, target · variant, folder, state · when ingested (a live run: its progress): the full values,
+    """ADM · LLM, target · variant, folder, state · when its experiment started and how long it ran (a live run:
+    its progress): the full values,
     wrapped, never cut."""
     s = RunSummary.of(run)
     text = Text(no_wrap=False, overflow="fold")
@@ -57,7 +58,9 @@ def details_text(run: RunRow, state: str, now_ms: int | None = None) -> Text:
     field("state", word, "bold yellow" if word != "done" else "green")
     text.append("  ")
     if word == "done":
-        field("ingested", when(s.start_time))
+        ran = "" if s.start_time is None or run.end_time is None else \
+            f", ran {elapsed_text(max(0, run.end_time - s.start_time) / 1000)}"
+        field("started", when(s.start_time) + ran)
         text.append("  (y copies the run id)", "dim")
     else:  # on the same line: the strip keeps its height at 80x24
         text.append(progress_text(run, now_ms), "yellow")
