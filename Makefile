@@ -6,7 +6,7 @@ BIN := .venv/bin
 DEMO_DIR ?= data/demo
 DEMO_URI ?= sqlite:///data/mlflow/mlflow.db
 
-.PHONY: setup demo test bench lint screenshots clean
+.PHONY: setup demo test fuzz bench lint screenshots clean
 
 setup: .venv/.synced
 
@@ -29,6 +29,12 @@ demo: setup
 ## test: the whole suite against real SQLite stores, mlflow server subprocesses and PostgreSQL
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## fuzz: the hostile-folder generator's long profile (300 examples; ALIGN_TRACK_HOSTILE_EXAMPLES=N to change) on
+## every backend: SQLite, PostgreSQL direct, mlflow server on SQLite and on PostgreSQL (make test runs 5 of them)
+fuzz: setup
+	ALIGN_TRACK_HYPOTHESIS=hostile-long $(BIN)/python -m pytest -q tests/store/test_hostile_backends.py \
+		--hypothesis-show-statistics $(PYTEST_ARGS)
 
 ## bench: every benchmark, each figure as a ratio against a baseline measured in the same run, same repeats on
 ## both sides; results in bench-results/<name>.json, then the README's speed table is rebuilt from them

@@ -76,7 +76,8 @@ class RunIdentity:
 def identity_key(folder: Path, target_id: str = "") -> str:
     """A run's identity: its absolute (resolved) folder, plus the target for one of a mixed-target folder's runs
     (``target_id`` empty: the folder's only run)."""
-    return hashlib.sha1(f"{folder}\0{target_id}".encode()).hexdigest()[:20]
+    # surrogatepass: a target id from JSON may hold an unpaired surrogate ("\ud800"); valid text hashes as before
+    return hashlib.sha1(f"{folder}\0{target_id}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
 def adm_name(config: dict[str, Any], hydra: dict[str, Any] | None) -> str:

@@ -287,11 +287,15 @@ def _write_folder(store, prepared: Prepared, force: bool, alive, notice: Callabl
     files = None
     statuses = list(prepared.statuses)
     written_traces = 0
-    for pending in prepared.pending:
-        mapped = map_run(pending.identity, pending.variant, files)  # reads the folder on its first written run
-        files = mapped.files
+    mapped_runs = []
+    for pending in prepared.pending:  # every target mapped before any note or write, as batched.map_folder does:
+        mapped = map_run(pending.identity, pending.variant, files)  # a folder failing on one target says no more
+        files = mapped.files  # read once, on the first run
+        mapped_runs.append((pending, mapped))
+    for _, mapped in mapped_runs:
         for warning in mapped.warnings:
             notice(f"{printable(config.rel_path)}: {warning}")
+    for pending, mapped in mapped_runs:
         record = with_history(mapped.run, pending.history)
         written = store.write(record, pending.identity.key, force,
                               claim_lost=lambda mine, runs: lost_claim(mine, runs, alive),

@@ -689,11 +689,11 @@ def _fit_traces(identity: RunIdentity, traces: list, note: Callable[[str], None]
     from align_track.store.limits import LimitError, fit_traces, replaced_note
 
     try:
-        fitted, scenes = fit_traces(traces)
+        fitted, scenes, notes = fit_traces(traces)
     except LimitError as exc:
         raise RunFolderError(identity.config.path, str(exc)) from None
-    if scenes:
-        note(replaced_note(scenes))
+    for text in ([replaced_note(scenes)] if scenes else []) + notes:
+        note(text)
     return list(fitted)
 
 

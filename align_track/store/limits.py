@@ -92,9 +92,10 @@ def fit_to_limits(record: RunRecord) -> tuple[RunRecord, list[str]]:
     run_name, count = storable(record.run_name)
     if count:
         cleaned.append("run name")
-    traces, scenes = fit_traces(record.traces)
+    traces, scenes, trace_notes = fit_traces(record.traces)
     if cleaned or scenes:
         warnings.append(replaced_note(cleaned + scenes))
+    warnings += trace_notes
     if len(run_name) > MAX_RUN_NAME_LENGTH:  # ADM/target[/variant]: a long ADM name or target id
         warnings.append(f"run name: {len(run_name)} characters truncated to {MAX_RUN_NAME_LENGTH} (MLflow's limit)")
         run_name = run_name[:MAX_RUN_NAME_LENGTH]
@@ -129,26 +130,60 @@ def replaced_note(fields: list[str]) -> str:
     return f"NUL or unpaired surrogate characters replaced by U+FFFD (no store can hold them alike) in {shown}"
 
 
-def fit_traces(traces: Sequence[TraceRecord]) -> tuple[Sequence[TraceRecord], list[str]]:
+INT64 = (-(2**63), 2**63 - 1)
+"""The integers a span attribute holds over OTLP (``int_value``, what a tracking server receives); SQLite's JSON
+text held any, so a scene with a 20-digit number failed only through a server (``Value out of range``)."""
+
+
+def wide_ints(value: Any) -> tuple[Any, int]:
+    """``value`` (JSON-like) with integers beyond 64 bits as floats (as JSON readers in other languages take them),
+    or as their digits where even a float overflows; and how many; ``value`` itself when there were none."""
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+        try:
+            return float(value), 1
+        except OverflowError:
+            return str(value), 1
+    if isinstance(value, dict):
+        pairs = {key: wide_ints(item) for key, item in value.items()}
+        total = sum(n for _, n in pairs.values())
+        return ({key: item for key, (item, _) in pairs.items()}, total) if total else (value, 0)
+    if isinstance(value, (list, tuple)):
+        items = [wide_ints(item) for item in value]
+        total = sum(n for _, n in items)
+        return ([item for item, _ in items], total) if total else (value, 0)
+    return value, 0
+
+
+def _scenes(names: list[str]) -> str:
+    return f"{len(names)} scene{'s' if len(names) > 1 else ''} ({names[0]!r}" + (", ...)" if len(names) > 1 else ")")
+
+
+def fit_traces(traces: Sequence[TraceRecord]) -> tuple[Sequence[TraceRecord], list[str], list[str]]:
     """``traces`` storable on every backend: LimitError for a scene id over MLflow's trace name limit; NUL and
-    unpaired surrogates in names, inputs, outputs, attributes and tags replaced, and the scenes that had them
-    (one field for :func:`replaced_note`, or none). For a whole run
-    (:func:`fit_to_limits`) and for the scenes appended to a live run, so both write the same trace."""
+    unpaired surrogates in names, inputs, outputs, attributes and tags replaced (the scenes that had them: one
+    field for :func:`replaced_note`, or none), integers beyond 64 bits made floats (and a note for them). For a
+    whole run (:func:`fit_to_limits`) and for the scenes appended to a live run, so both write the same trace."""
     check_trace_names(traces)
     out: list[TraceRecord] = []
     changed: list[str] = []
+    widened: list[str] = []
     for trace in traces:
         name, n_name = storable(trace.name)
         (inputs, outputs, attributes, tags), n_rest = storable(
             (trace.inputs, trace.outputs, trace.attributes, trace.tags))
+        (inputs, outputs, attributes), n_wide = wide_ints((inputs, outputs, attributes))
         if n_name + n_rest:
             changed.append(name)
+        if n_wide:
+            widened.append(name)
+        if n_name + n_rest + n_wide:
             trace = replace(trace, name=name, inputs=inputs, outputs=outputs, attributes=attributes, tags=tags)
         out.append(trace)
-    if not changed:
-        return traces, []
-    return out, [f"{len(changed)} scene{'s' if len(changed) > 1 else ''} ({changed[0]!r}"
-                 + (", ..." if len(changed) > 1 else "") + ")"]
+    if not changed and not widened:
+        return traces, [], []
+    notes = [f"integers beyond 64 bits stored as floats (a tracking server's span protocol holds 64) in "
+             f"{_scenes(widened)}"] if widened else []
+    return out, [_scenes(changed)] if changed else [], notes
 
 
 def check_trace_names(traces: Sequence[TraceRecord]) -> None:

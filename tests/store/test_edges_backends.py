@@ -132,3 +132,50 @@ def test_a_watched_live_run_stores_nul_as_ingest_does(name: str, request: pytest
     names = sorted(t.info.tags["mlflow.traceName"] for t in found)
     plain = outcome(tmp_path / "exp", uri, new_experiment("plain"))
     assert names == sorted(t["name"] for t in plain["runs"][next(iter(plain["runs"]))]["traces"]) == ["S1", "S\ufffd0"]
+
+
+def test_integers_beyond_64_bits_in_a_scene_are_floats_on_every_backend(backend: str, tmp_path: Path) -> None:
+    """Found by the hostile-folder generator: a 20-digit number in a scene (true KDMA values, a scenario id) was
+    stored by SQLite and PostgreSQL direct, but a tracking server's span protocol (OTLP ``int_value``) holds 64
+    bits: 'store error: ValueError: Value out of range'. Everywhere now: a float, with a note."""
+    tree = tmp_path / "exps"
+    odd = scene("S1", true_kdma={"Treat Patient A": {"merit": 10**20}, "Treat Patient B": {"merit": 0.8}})
+    odd["input"]["scenario_id"] = -(2**70)
+    write_run_folder(tree / "wide", scenes=[odd, scene("S2")])
+    got = outcome(tree, backend, new_experiment())
+    assert got["failed"] == []
+    (run,) = got["runs"].values()
+    first = run["traces"][0]
+    assert first["attributes"]["true_kdma_values"]["Treat Patient A"]["merit"] == 1e20
+    assert first["attributes"]["scenario_id"] == first["span"][1]["scenario_id"] == float(-(2**70))
+    assert run["traces"][1]["attributes"]["scenario_id"] == "June2025-AF-eval"
+    assert got["notes"] == ["wide: integers beyond 64 bits stored as floats (a tracking server's span protocol "
+                            "holds 64) in 1 scene ('S1')"]
+
+
+def test_a_scene_target_with_a_lone_surrogate_stops_nothing(backend: str, tmp_path: Path) -> None:
+    """Found by the generator: a scene's alignment_target_id holding JSON's ``"\\ud800"`` crashed the whole
+    ingest on every backend (UnicodeEncodeError hashing the run's identity, a traceback, no folder written)."""
+    tree = tmp_path / "exps"
+    write_run_folder(tree / "good")
+    scenes = [scene("S1", target="ADEPT-June2025-merit-0.5"), scene("S2", target="t\ud800")]
+    write_run_folder(tree / "odd", scenes=scenes, cfg=config(target=None), raw_io=json.dumps(scenes))
+    got = outcome(tree, backend, new_experiment())
+    assert got["failed"] == []
+    assert sorted(k.split("|")[0] for k in got["runs"]) == ["good", "odd", "odd"]
+    assert "t\ufffd" in {run["params"]["alignment_target_id"] for run in got["runs"].values()}
+
+
+def test_a_folder_failing_on_one_target_gives_no_notes_for_the_other(backend: str, tmp_path: Path) -> None:
+    """Found by the generator: a mixed-target folder whose first target maps with a note and whose second fails
+    (a scene id over 4,096 characters): through a server the note was printed, on SQL stores not. The folder is
+    all or nothing: no note anywhere, one failure."""
+    tree = tmp_path / "exps"
+    first = scene("S1", target="ADEPT-June2025-merit-0.5")
+    first["output"]["action"]["justification"] = "nul\x00"
+    scenes = [first, scene("x" * 5000, target="ADEPT-June2025-merit-0.9")]
+    write_run_folder(tree / "mixed", scenes=scenes, cfg=config(target=None))
+    got = outcome(tree, backend, new_experiment())
+    assert got["runs"] == {} and got["notes"] == []
+    (failure,) = got["failed"]
+    assert "scene id 'xxx" in failure and "5000 characters" in failure and "store error" not in failure

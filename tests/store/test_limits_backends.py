@@ -19,7 +19,7 @@ from tests.support import server_fixtures
 from tests.support.factory import config, merit_target, write_run_folder
 from tests.support.server_fixtures import running_server
 
-pg_session_db, pg_server, pg_db = server_fixtures.pg_session_db, server_fixtures.pg_server, server_fixtures.pg_db
+pg_db = server_fixtures.pg_db  # pg_session_db and pg_server: tests/conftest.py (one of each per session)
 
 
 def _tree(root: Path) -> Path:

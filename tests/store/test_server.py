@@ -46,8 +46,8 @@ from tests.support.server_fixtures import (
     stop_server,
 )
 
-# Fixtures: one mlflow server on a fresh PostgreSQL database for the session; a fresh database per test.
-pg_session_db, pg_server, pg_db = server_fixtures.pg_session_db, server_fixtures.pg_server, server_fixtures.pg_db
+# Fixtures: a fresh database per test; the session's mlflow server on PostgreSQL comes from tests/conftest.py.
+pg_db = server_fixtures.pg_db  # pg_session_db and pg_server: tests/conftest.py (one of each per session)
 
 
 # --------------------------------------------------------------------------- shared corpus and reference

@@ -21,7 +21,7 @@ from tests.support.server_fixtures import Server, running_server
 BACKENDS = ("sqlite", "postgresql", "server-sqlite", "server-postgresql")
 """Where PostgreSQL is missing the last three skip (fail in CI: ALIGN_TRACK_REQUIRE_POSTGRES=1)."""
 
-pg_session_db, pg_server = server_fixtures.pg_session_db, server_fixtures.pg_server
+pg_session_db, pg_server = server_fixtures.pg_session_db, server_fixtures.pg_server  # registered by tests/conftest.py
 
 VOLATILE_TAGS = {"align_track.key", "align_track.source_path", "align_track.fingerprint", "align_track.claim",
                  "experiment_timestamp", "mlflow.user", "mlflow.source.name", "mlflow.source.type",
@@ -95,6 +95,8 @@ def outcome(tree: Path, uri: str, experiment: str, **ingest_kwargs: Any) -> dict
             "params": run.data.params, "metrics": run.data.metrics,
             "tags": {k: v for k, v in run.data.tags.items() if k not in VOLATILE_TAGS},
             "traces": sorted(traces, key=lambda t: t["attributes"].get("scene_index", -1)),
+            "artifacts": sorted(f.path for f in client.list_artifacts(run.info.run_id))
+            + sorted(f.path for f in client.list_artifacts(run.info.run_id, ".hydra")),
         }
     return {
         "runs": runs,
