@@ -376,3 +376,18 @@ async def test_the_pane_bar_keeps_every_pane_key_in_view_at_60_columns(demo_stor
         await pilot.resize_terminal(120, 20)
         await settle(pilot)
         assert "7 Analysis" in shown() and "2 Scenes" in shown(), shown()  # room enough: every title
+
+
+async def test_the_key_bar_keeps_help_quit_and_the_palette_where_keys_need_more_than_three_lines(demo_store):
+    """The Sweep pane at 60x20 needed four lines of keys; the bar shows three, so 'q Quit  ^p Commands' was cut."""
+    from align_track.tui.widgets.keybar import KeyBar
+
+    async with app_on(demo_store[0], (60, 20)) as (app, pilot):
+        await pilot.press("8")
+        await settle(pilot)
+        bar = app.query_one(KeyBar)
+        shown = bar.render().plain.splitlines()[:bar.size.height]  # the lines the bar has room for
+        assert len(bar.lines(bar.size.width)) == bar.size.height <= 3
+        text = "\n".join(shown)
+        for key in ("? Help", "q Quit", "^p Commands", "/ Filter", "s Sort"):
+            assert key in text, text
