@@ -499,8 +499,9 @@ def scenes(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
         rows = [r for r in rows if r.split]
     where = f"{len(result.rows)} runs of {experiment_name!r}"
     if not rows:
-        what = f"scene {scene_id!r}" if scene_id else "scenes"
-        click.echo(printable(f"no {what} match ({where}; scenario: {scenario or 'any'}; text: {text or 'any'})"),
+        what = f"scene {scene_id!r} matches" if scene_id else "scenes match"
+        only = "; only scenes where the runs split (--splits)" if splits else ""
+        click.echo(printable(f"no {what} ({where}; scenario: {scenario or 'any'}; text: {text or 'any'}{only})"),
                    err=True)
         if fmt == "json":
             click.echo("[]")

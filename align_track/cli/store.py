@@ -44,6 +44,8 @@ def copy(source: str, dest: str) -> None:
     from align_track.store.filesystems import filesystem_of
     from align_track.store.store_copy import copy_store
 
+    if dest == "-":  # standard output to every other command: a store is a file and its artifacts folder
+        fail("DEST '-': a store copy cannot go to standard output; name a new file or a folder")
     origin, target = _path(source), _path(dest)
     if dest.endswith("/"):  # a folder named as one, made if missing
         target = target / origin.name

@@ -112,6 +112,15 @@ def test_bad_outputs_exit_2(store: str, tmp_path: Path):
     assert DECISION_HEADER[0] == "adm"
 
 
+def test_no_match_says_what_was_asked_in_words_including_splits(store: str):
+    """'no scene 'x' match', and an empty --splits list did not say --splits had left every scene out."""
+    out = CliRunner().invoke(main, ["scenes", "--mlflow-uri", store, "--scene", "nope"])
+    assert out.exit_code == 0 and "no scene 'nope' matches (" in out.stderr, out.stderr
+    out = CliRunner().invoke(main, ["scenes", "--mlflow-uri", store, "--splits", "--scenario", "Other"])
+    assert out.exit_code == 0 and "no scenes match (" in out.stderr, out.stderr
+    assert "only scenes where the runs split (--splits)" in out.stderr and len(out.stderr.splitlines()) == 1
+
+
 def test_scenes_of_a_sqlite_store_never_import_mlflow_or_pandas(store: str):
     code = ("import sys\nfrom align_track.cli.main import main\n"
             "try:\n    main(['scenes', '--mlflow-uri', sys.argv[1], '--format', 'csv'])\nexcept SystemExit:\n    pass\n"

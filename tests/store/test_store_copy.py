@@ -153,6 +153,20 @@ def test_refusals_are_one_line_and_leave_nothing(tmp_path: Path):
     assert not (tmp_path / "c").exists() or [p.name for p in (tmp_path / "c").iterdir()] == []
 
 
+def test_a_dash_for_dest_is_refused_not_a_file_named_dash(tmp_path: Path):
+    """'-' is standard output to every other command; a store (a file and its artifacts folder) cannot go there,
+    and a file named '-' with artifacts/ beside it in the current folder was not what was asked."""
+    src = tmp_path / "s" / "mlflow.db"
+    generate_demo(tmp_path / "a", run_folders=1, scenes=1, seed=4)
+    assert not ingest(tmp_path / "a", f"sqlite:///{src}").failures
+    here = tmp_path / "here"
+    here.mkdir()
+    done = run_align_track("store", "copy", str(src), "-", cwd=here)
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "standard output" in done.stderr and "'-'" in done.stderr, done.stderr
+    assert list(here.iterdir()) == []
+
+
 def test_the_backup_gives_up_on_a_lock_that_never_goes(tmp_path: Path):
     src = tmp_path / "s" / "mlflow.db"
     generate_demo(tmp_path / "a", run_folders=1, scenes=1, seed=5)

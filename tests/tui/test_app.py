@@ -419,6 +419,27 @@ async def test_report_preview_follows_the_selects_and_exports(demo_store, tmp_pa
         assert f"end the path in {', '.join(suffixes(REPORT_FORMATS))}" in status
 
 
+async def test_report_export_writes_exactly_the_path_sent_in_one_burst(demo_store, tmp_path):
+    """ctrl+u, a path and enter in one burst (tmux send-keys, a paste, a fast typist): the report is written to
+    that path. The stock Input ran ctrl+u a turn late, after the first characters were typed: 'c-out/r.csv'."""
+    from textual import events
+
+    out = tmp_path / "burst" / "pivot.csv"
+    out.parent.mkdir()
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
+        await pilot.press("5")
+        pane = app.query_one(ReportPane)
+        await wait_until(pilot, lambda: pane.pivot is not None, what="pivot")
+        await pilot.press("e")
+        await settle(pilot)
+        for key in ["ctrl+u", *str(out), "enter"]:  # straight to the driver: no pause at all between the keys
+            app._driver.send_message(events.Key(key, key if len(key) == 1 else None))
+        await wait_until(pilot, lambda: out.exists() or "✖" in str(pane.query_one("#report-status").render()),
+                         what="export")
+        assert pane.query_one("#report-path").value == str(out)
+        assert out.read_text().startswith("alignment_target_id \\ adm")
+
+
 async def test_report_preview_names_what_it_leaves_out(demo_store):
     """Issue 21: no row of '-' only, and the runs without the metric are counted with their reason."""
     from align_track.query.coverage import UNALIGNED

@@ -155,3 +155,26 @@ def test_the_pane_driven_by_keys_in_tmux_at_80x24(demo_store):
         until(lambda t: "8 Sweep" not in t, "quit", timeout=20)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+@pytest.mark.asyncio
+async def test_the_justifications_read_after_the_decisions_get_the_room_the_screen_has(demo_store):
+    """The why and KDMA columns were measured on their '…' placeholders and kept that width once the details were
+    read: 'Because Patient B…' with 30 empty columns beside it at 200x50."""
+    from rich.cells import cell_len
+
+    uri, _ = demo_store
+    async with app_on(uri, (200, 50)) as (app, pilot):
+        await pilot.press("8")
+        await wait_until(pilot, lambda: swept(app), what="sweep")
+        pane = app.sweep_pane
+        table = pane.decisions_table
+        keys = [c.key for c in table.columns]
+        why, kdma = keys.index("why"), keys.index("kdma")
+        await wait_until(pilot, lambda: pane.decisions and all(d.trace_id in pane.details for d in pane.decisions),
+                         what="details")
+        await settle(pilot)
+        longest = max(cell_len(row[why]) for row in table.rows)
+        assert longest > cell_len("why (first line)") + 2  # the demo's justifications are longer than the header
+        assert table.widths[why] == min(table.columns[why].max_width, longest)
+        assert table.widths[kdma] == min(table.columns[kdma].max_width, max(cell_len(r[kdma]) for r in table.rows))

@@ -355,3 +355,39 @@ async def test_the_ingest_summary_from_make_demo_is_shown_when_the_app_opens(dem
     async with app.run_test(size=SIZE) as pilot:
         await opened(app, pilot)
         assert [n.message for n in app._notifications] == [notice]
+
+
+async def test_the_pane_bar_keeps_every_pane_key_in_view_at_60_columns(demo_store):
+    """At 60x20 the bar cropped ' 7 Analysis  8 Sweep': two panes a newcomer could not know were there."""
+    from align_track.tui.widgets.panebar import PaneBar
+
+    async with app_on(demo_store[0], (60, 20)) as (app, pilot):
+        bar = app.query_one(PaneBar)
+
+        def shown() -> str:
+            return bar.render().plain[:bar.size.width]  # what fits on the bar's one line
+
+        assert bar.size.width == 60
+        assert [k for k in "12345678" if f" {k}" in shown()] == list("12345678"), shown()
+        assert "1 Runs" in shown()  # the pane shown keeps its title
+        await pilot.press("8")
+        await settle(pilot)
+        assert "8 Sweep" in shown() and " 7" in shown(), shown()
+        await pilot.resize_terminal(120, 20)
+        await settle(pilot)
+        assert "7 Analysis" in shown() and "2 Scenes" in shown(), shown()  # room enough: every title
+
+
+async def test_the_key_bar_keeps_help_quit_and_the_palette_where_keys_need_more_than_three_lines(demo_store):
+    """The Sweep pane at 60x20 needed four lines of keys; the bar shows three, so 'q Quit  ^p Commands' was cut."""
+    from align_track.tui.widgets.keybar import KeyBar
+
+    async with app_on(demo_store[0], (60, 20)) as (app, pilot):
+        await pilot.press("8")
+        await settle(pilot)
+        bar = app.query_one(KeyBar)
+        shown = bar.render().plain.splitlines()[:bar.size.height]  # the lines the bar has room for
+        assert len(bar.lines(bar.size.width)) == bar.size.height <= 3
+        text = "\n".join(shown)
+        for key in ("? Help", "q Quit", "^p Commands", "/ Filter", "s Sort"):
+            assert key in text, text

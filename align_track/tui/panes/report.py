@@ -20,6 +20,7 @@ from align_track.errors import printable
 from align_track.query.formats import REPORT_FORMATS, suffixes
 from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
+from align_track.tui.widgets.fast_input import FastInput
 from align_track.tui.widgets.vtable import Column, VirtualTable
 
 if TYPE_CHECKING:
@@ -98,8 +99,9 @@ class ReportPane(Pane):
         yield Label("", id="report-notes")
         with Horizontal(id="report-export"):
             yield Label("Export to")
-            yield Input("report.xlsx", id="report-path", compact=True,
-                        placeholder=f"path ending in {', '.join(suffixes(REPORT_FORMATS))}")
+            # FastInput: ctrl+u, a path and enter in one burst (a paste, tmux send-keys) clear and submit in order
+            yield FastInput("report.xlsx", id="report-path", compact=True, on_submit=lambda _: self.action_export(),
+                            placeholder=f"path ending in {', '.join(suffixes(REPORT_FORMATS))}")
         yield Label("ctrl+s (or enter in the path) writes the report; format from the extension",
                     id="report-status")
 
@@ -209,10 +211,6 @@ class ReportPane(Pane):
 
     def action_leave_input(self) -> None:
         self.focus_now(self.query_one("#report-preview", VirtualTable))
-
-    @on(Input.Submitted, "#report-path")
-    def _submitted(self) -> None:
-        self.action_export()
 
     def action_export(self) -> None:
         from align_track.query.formats import ExportError, format_for

@@ -460,9 +460,7 @@ class SweepPane(Pane):
     def _details_read(self, key: SceneKey, found: dict[str, Any]) -> None:
         self.details.update(found)
         if key == self._shown_key:
-            table = self.decisions_table
-            table.rows = self._decision_cells()
-            table.refresh()
+            self.decisions_table.update_rows(self._decision_cells())
 
     @property
     def current_decision(self) -> Decision | None:

@@ -9,6 +9,10 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+MAX_LINES = 3
+KEPT = ("?", "q", "^p")
+"""Keys always shown: the help screen (which lists every key), quit, and the command palette."""
+
 
 class KeyBar(Widget):
     """Shows ``key label`` for each shown binding of the focused widget's chain, then the command palette."""
@@ -40,9 +44,22 @@ class KeyBar(Widget):
         return out
 
     def lines(self, width: int) -> list[list[tuple[str, str]]]:
+        """At most MAX_LINES: where the keys need more (the Sweep pane at 60 columns), the ones before Help, Quit
+        and the palette are dropped from the end (the help screen lists them all), rather than the last line,
+        with Quit and the palette, being cut off unseen."""
+        items = self.items()
+        lines = self._wrap(items, width)
+        droppable = [n for n, (key, _) in enumerate(items) if key not in KEPT]
+        while len(lines) > MAX_LINES and droppable:
+            del items[droppable.pop()]
+            lines = self._wrap(items, width)
+        return lines
+
+    @staticmethod
+    def _wrap(items: list[tuple[str, str]], width: int) -> list[list[tuple[str, str]]]:
         lines: list[list[tuple[str, str]]] = [[]]
         used = 0
-        for key, label in self.items():
+        for key, label in items:
             size = len(key) + len(label) + 3
             if lines[-1] and used + size > width:
                 lines.append([])

@@ -31,13 +31,28 @@ class PaneBar(Widget):
         self.panes = panes
 
     def render(self) -> Text:
+        """Every pane's key stays in view: where the titles do not fit (60 columns), the other panes' titles are
+        dropped from the last one back, rather than the bar cropping '7 Analysis  8 Sweep' out of sight."""
+        width = self.size.width
+        titled = {pane_id for pane_id, _, _ in self.panes}
+        for pane_id, _, _ in reversed(self.panes):
+            text = self._text(titled)
+            if not width or text.cell_len <= width:
+                return text
+            if pane_id != self.active:
+                titled.discard(pane_id)
+        return self._text(titled)
+
+    def _text(self, titled: set[str]) -> Text:
         active_style = self.get_component_rich_style("panebar--active")
         key_style = self.get_component_rich_style("panebar--key")
         text = Text(no_wrap=True, overflow="crop")
         for pane_id, key, title in self.panes:
             if pane_id == self.active:
                 text.append(f" {key} {title} ", active_style)
-            else:
+            elif pane_id in titled:
                 text.append(f" {key}", key_style)
                 text.append(f" {title} ")
+            else:
+                text.append(f" {key}", key_style)
         return text

@@ -136,12 +136,22 @@ class VirtualTable(ScrollView, can_focus=True):
         if natural is not None and len(natural) == len(self.columns):
             self.natural = list(natural)
         else:
-            self.natural = [
-                max([cell_len(col.label) + (2 if not col.numeric else 1)] + [cell_len(r[i]) for r in rows])
-                for i, col in enumerate(self.columns)
-            ]
+            self.natural = self._measure(rows)
         self.fit_widths()
         self.set_view(list(range(len(rows))) if view is None else view, keep_row=False)
+
+    def update_rows(self, rows: Sequence[tuple[str, ...]]) -> None:
+        """The same rows with new text (details read after the rows were shown): the widths are measured again
+        (kept, a column measured on '…' placeholders stays a few cells wide), view and cursor are kept."""
+        self.rows = rows
+        self.natural = self._measure(rows)
+        self.fit_widths()
+        self._update_virtual_size()
+        self.refresh()
+
+    def _measure(self, rows: Sequence[tuple[str, ...]]) -> list[int]:
+        return [max([cell_len(col.label) + (2 if not col.numeric else 1)] + [cell_len(r[i]) for r in rows])
+                for i, col in enumerate(self.columns)]
 
     def set_view(self, view: list[int], keep_row: bool = True) -> None:
         """Show these row indices in this order; the cursor stays on its row when that row is still shown."""
