@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from align_track import schema
 from tests.support import server_fixtures
 from tests.support.server_fixtures import Server, running_server
 
@@ -24,8 +25,8 @@ BACKENDS = ("sqlite", "postgresql", "server-sqlite", "server-postgresql")
 pg_session_db, pg_server = server_fixtures.pg_session_db, server_fixtures.pg_server  # registered by tests/conftest.py
 
 VOLATILE_TAGS = {"align_track.key", "align_track.source_path", "align_track.fingerprint", "align_track.claim",
-                 "experiment_timestamp", "mlflow.user", "mlflow.source.name", "mlflow.source.type",
-                 "mlflow.source.git.commit"}
+                 schema.TAG_INGEST_TIME, schema.TAG_HEARTBEAT, schema.TAG_LAST_SCENE, "experiment_timestamp",
+                 "mlflow.user", "mlflow.source.name", "mlflow.source.type", "mlflow.source.git.commit"}
 """Tags that name the machine, the folder's absolute path or a time: equal across backends only by accident."""
 
 
