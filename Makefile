@@ -26,9 +26,11 @@ demo: setup
 		$(BIN)/align-track list-runs --mlflow-uri $(DEMO_URI) 2>/dev/null || true; \
 	fi
 
-## test: the whole suite against real SQLite stores, mlflow server subprocesses and PostgreSQL
+## test: the whole suite against real SQLite stores, mlflow server subprocesses and PostgreSQL, one pytest worker
+## per core (pytest-xdist; a test file stays on one worker: its module fixtures are built once); PYTEST_WORKERS=0 runs it in one process
+PYTEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## fuzz: the hostile-folder generator's long profile (300 examples; ALIGN_TRACK_HOSTILE_EXAMPLES=N to change) on
 ## every backend: SQLite, PostgreSQL direct, mlflow server on SQLite and on PostgreSQL (make test runs 5 of them)
