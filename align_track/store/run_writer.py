@@ -38,7 +38,7 @@ from align_track.store.runs_reader import (
     get_experiment_id,
     load_runs,
 )
-from align_track.store.sql_rows import BulkResult, BulkRun, folder_groups
+from align_track.store.sql_rows import BulkResult, BulkRun, per_folder
 from align_track.store.uri import (
     StoreError,
     artifact_root_for,
@@ -345,15 +345,7 @@ class RunStore:
             results = call(write_runs_bulk, self.tracking_uri, self.experiment_id, self.artifact_location,
                            [item for item, _ in items], claim_token())
         except Exception as exc:  # noqa: BLE001 - retried one folder at a time below, each failure its own
-            groups = folder_groups(items)
-            if len(groups) == 1:  # one folder: all its runs (targets) fail together, none is published
-                return [exc] * len(items)
-            out: list[Written | Exception] = [exc] * len(items)
-            for group in groups:
-                for index, result in zip(group, self.write_batch([items[i] for i in group], superseded, notice),
-                                         strict=True):
-                    out[index] = result
-            return out
+            return per_folder(items, exc, lambda folder: self.write_batch(folder, superseded, notice))
         written: list[Written | Exception] = [
             Written(result.run_id) if result.written else Written(None)  # None: another ingest committed it
             for result in results]

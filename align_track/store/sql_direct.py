@@ -30,7 +30,7 @@ from align_track.store.claims import AppendConflict, ClaimRule, Written, claim_i
 from align_track.store.dbapi import Db, Tx, in_list
 from align_track.store.retries import retry_call
 from align_track.store.runs_reader import RunRow, gc_paused, read_runs
-from align_track.store.sql_rows import BulkResult, BulkRun, TraceRows, folder_groups
+from align_track.store.sql_rows import BulkResult, BulkRun, TraceRows, per_folder
 from align_track.store.uri import StoreError, check_sqlite_store, check_writable, sqlite_path
 
 DELETE_CHUNK = 500
@@ -211,15 +211,7 @@ class DirectStore:
         try:
             results = retry_call(self.write_runs, [item for item, _ in items], claim_token(), notice=notice)
         except Exception as exc:  # noqa: BLE001 - retried one folder at a time below, each failure its own
-            groups = folder_groups(items)
-            if len(groups) == 1:  # one folder: all its runs (targets) fail together, none is published
-                return [exc] * len(items)
-            out: list[Written | Exception] = [exc] * len(items)
-            for group in groups:
-                for index, result in zip(group, self.write_batch([items[i] for i in group], superseded, notice),
-                                         strict=True):
-                    out[index] = result
-            return out
+            return per_folder(items, exc, lambda folder: self.write_batch(folder, superseded, notice))
         written: list[Written | Exception] = [Written(r.run_id) if r.written else Written(None) for r in results]
         replacing = {key: result.run_id for (_, key), result in zip(items, results, strict=True)
                      if result.written and result.others}

@@ -23,7 +23,7 @@ import posixpath
 import time
 import urllib.parse
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -114,6 +114,21 @@ def folder_groups(items: Sequence[tuple[BulkRun, str]]) -> list[list[int]]:
     for index, (bulk, key) in enumerate(items):
         groups.setdefault(bulk.record.tags.get(S.TAG_PATH, key), []).append(index)
     return list(groups.values())
+
+
+def per_folder(items: Sequence[tuple[BulkRun, str]], failure: Exception,
+               write: Callable[[list[tuple[BulkRun, str]]], list[Any]]) -> list[Any]:
+    """After a shared transaction of ``items`` failed with ``failure``: write them again one run folder at a time
+    (``write`` a folder's items, one result per item), so a folder the store refuses fails alone, all its targets
+    together (none published), and the others go in. One folder alone is not retried: it failed as a whole."""
+    groups = folder_groups(items)
+    out: list[Any] = [failure] * len(items)
+    if len(groups) == 1:
+        return out
+    for group in groups:
+        for index, result in zip(group, write([items[i] for i in group]), strict=True):
+            out[index] = result
+    return out
 
 
 def run_artifact_uri(artifact_location: str, run_id: str) -> str:
