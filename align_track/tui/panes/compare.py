@@ -158,7 +158,7 @@ class ComparePane(Pane):
 
         table = self.table
         table.empty_text = "no scenes"
-        table.frozen = 1
+        table.frozen, table.pin = 1, 3  # ≠ always; scenario and scene too when they fit in half the width
         table.cell_style = style
         table.set_data(columns, rows, self._view())
 
@@ -193,6 +193,7 @@ class ComparePane(Pane):
 
     def action_cycle_order(self) -> None:
         self.order = (self.order + 1) % len(ORDERS)
+        self.table.clear_sort()  # o's order replaces a column's (shift+letter) sort
         self.table.set_view(self._view())
         self._update_summary()
 

@@ -88,7 +88,7 @@ class RunsPane(Pane):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter_text", "Filter", tooltip="Filter as you type across the visible columns"),
         Binding("f", "filter_mlflow", "MLflow", tooltip="Filter with an MLflow filter string (enter applies)"),
-        Binding("s", "sort_next", "Sort", tooltip="Sort by the next column (then back to newest first)"),
+        Binding("s", "sort_next", "Sort", tooltip="Next sort column; shift+a header's underlined letter sorts by it"),
         Binding("S", "sort_reverse", "Reverse", tooltip="Reverse the sort order"),
         Binding("space", "toggle_mark", "Mark", tooltip="Mark or unmark the run (for compare and report)"),
         Binding("u", "clear_marks", "Unmark", tooltip="Unmark every run"),
@@ -146,6 +146,9 @@ class RunsPane(Pane):
 
     def focus_default(self) -> None:
         self.focus_now(self.table)
+
+    def on_mount(self) -> None:
+        self.table.sorter = self._sort  # a column's key sorts the model (every run, not just those shown)
 
     # ------------------------------------------------------------------ data
 

@@ -361,6 +361,15 @@ class SweepPane(Pane):
     def action_leave_filter(self) -> None:
         self.focus_now(self.scenes_table)
 
+    def on_mount(self) -> None:
+        self.scenes_table.sorter = self._sort_column
+
+    def _sort_column(self, column: int, reverse: bool) -> None:
+        """Shift+a column's letter: that column's order (scenario and scene: scene order)."""
+        by = next((name for name, i in SORT_COLUMN.items() if i == column), "scene")
+        self.sort_by, self.reverse = by, reverse
+        self._set_rows(self.rows, keep_scene=False)
+
     def action_sort_next(self) -> None:
         self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]
         self.reverse = False
