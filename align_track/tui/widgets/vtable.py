@@ -22,7 +22,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from align_track.query.textfit import cut_middle
+from align_track.query.textfit import cut_apart, cut_middle, shared_spans
 
 MARK = "●"
 CellStyle = Callable[[int, int], "Style | None"]
@@ -166,6 +166,8 @@ class VirtualTable(ScrollView, can_focus=True):
         self._own_sort = False
         """The table sorted ``view`` itself (a sort key without ``sorter``): new views are sorted the same way."""
         self._letters: dict[str, int] | None = None
+        self._spans: tuple[tuple, dict[int, dict[str, tuple[int, int]]]] | None = None
+        """(what was on screen, column -> value -> shared prefix/suffix): see ``_screen_spans``."""
         self.gap = 2
         self.frozen = 0
         """Leading columns that always stay in place when the table scrolls right (e.g. a row's ≠ marker)."""
@@ -478,12 +480,31 @@ class VirtualTable(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ painting
 
-    def _cell(self, text: str, width: int, numeric: bool, middle: bool = False) -> str:
+    def _cell(self, text: str, width: int, numeric: bool, middle: bool = False,
+              span: tuple[int, int] | None = None) -> str:
         length = cell_len(text)
         if length > width:
+            if span is not None:
+                return cut_apart(text, width, *span)
             return cut_middle(text, width) if middle else set_cell_size(text, width - 1) + "…"
         pad = " " * (width - length)
         return pad + text if numeric else text + pad
+
+    def _screen_spans(self) -> dict[int, dict[str, tuple[int, int]]]:
+        """For each middle-cut column too narrow for its values: what each value on screen shares with the others
+        there, so a cut drops the shared part and keeps the part that tells the rows apart (issue 25)."""
+        top = round(self.scroll_y)
+        shown = self.view[top: top + max(self.size.height - 1, 0)]
+        key = (tuple(shown), tuple(self.widths), id(self.rows), len(self.rows))
+        if self._spans is not None and self._spans[0] == key:
+            return self._spans[1]
+        spans: dict[int, dict[str, tuple[int, int]]] = {}
+        for i, col in enumerate(self.columns):
+            if col.middle and i < len(self.natural) and self.natural[i] > self.widths[i]:
+                values = [cells[i] for cells in (self.rows[r] for r in shown) if i < len(cells)]
+                spans[i] = shared_spans(values)
+        self._spans = (key, spans)
+        return spans
 
     def _header_strip(self, style: Style) -> Strip:
         segments: list[Segment] = []
@@ -492,13 +513,15 @@ class VirtualTable(ScrollView, can_focus=True):
         gap = Segment(" " * self.gap, style)
         key_style = style + self._style("key")
         letters = {column: letter for letter, column in self.sort_letters.items()}
+        spans = shared_spans(c.label for c in self.columns if c.label)  # two long headers alike: cut the same part
         for i, col in enumerate(self.columns):
             label = col.label
             if i == self.sort_column:
                 label = f"{label}{'▼' if self.sort_reverse else '▲'}"
             if i:
                 segments.append(gap)
-            text = self._cell(label, self.widths[i], col.numeric)
+            span = spans.get(col.label)
+            text = self._cell(label, self.widths[i], col.numeric, span=span if span and any(span) else None)
             at = self._key_position(text, label, letters.get(i))
             if at is None:
                 segments.append(Segment(text, style))
@@ -529,11 +552,14 @@ class VirtualTable(ScrollView, can_focus=True):
         if self.markable:
             segments.append(Segment(f"{MARK} " if marked else "  ", line))
         gap = Segment(" " * self.gap, line)
+        spans = self._screen_spans()
         for i, col in enumerate(self.columns):
             if i:
                 segments.append(gap)
             extra = self.cell_style(row, i) if self.cell_style is not None else None
-            text = self._cell(cells[i] if i < len(cells) else "", self.widths[i], col.numeric, col.middle)
+            value = cells[i] if i < len(cells) else ""
+            span = spans[i].get(value) if i in spans else None
+            text = self._cell(value, self.widths[i], col.numeric, col.middle, span)
             if extra:  # the cursor's colours still win, so its row stays readable
                 cell = style + extra + cursor if cursor else style + extra
             else:

@@ -1,0 +1,49 @@
+"""Long values cut where they are alike, never in the part that tells them apart, and every field of the details
+in view (issue 25, item 6): Pilot at 80x24 reading what is painted, against real SQLite stores."""
+
+from __future__ import annotations
+
+import pytest
+
+from align_track.demo.store import loaded, settle, wait_until
+from align_track.query.textfit import cut_apart, shared_spans
+from align_track.tui.app import AlignTrackApp
+from tests.support.tui_fixtures import table_text, write_choices
+
+pytest_plugins = ["tests.support.tui_fixtures"]
+pytestmark = pytest.mark.asyncio
+SIZE = (80, 24)
+ADMS = ("baseline", "kaleido", "comparative_regression")
+
+
+def test_a_cut_keeps_what_differs_among_values_alike():
+    values = ["Qwen2.5-7B-Instruct", "Qwen2.5-32B-Instruct", "Mistral-7B-Instruct-v0.3"]
+    spans = shared_spans(values)
+    cut = {v: cut_apart(v, 13, *spans[v]) for v in values}
+    assert "7B" in cut["Qwen2.5-7B-Instruct"] and "32B" in cut["Qwen2.5-32B-Instruct"]
+    assert all(len(c) == 13 for c in cut.values())
+    assert cut_apart("short", 13, 0, 0) == "short"
+
+
+async def test_ingest_log_gives_the_folder_the_room_and_keeps_what_tells_folders_apart(tmp_path, store_uri):
+    exps = tmp_path / "exps"
+    names = [f"phase1_integration_{adm}_adept_2025-06-01__10-00-00" for adm in ADMS]
+    for adm, name in zip(ADMS, names, strict=True):
+        write_choices(exps / name, adm, [0, 1])
+    app = AlignTrackApp(store_uri, experiments_dir=exps)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.status.state in ("no store yet", "0 runs") or loaded(app),
+                         what="start")
+        await pilot.press("4", "enter")
+        await wait_until(pilot, lambda: app.ingest_pane.summary is not None, timeout=120, what="ingest")
+        await settle(pilot)
+        log = app.ingest_pane.query_one("#ingest-log")
+        assert not any(r[3] for r in log.rows)  # no reasons: the folder takes the room
+        lines = table_text(log).splitlines()
+        shown = [line for line in lines[1:] if "2025" in line or "…" in line]
+        assert len(shown) == 3
+        for adm in ADMS:  # each row shows the part of its folder that differs from the others
+            assert sum(adm in line for line in shown) == 1, (adm, shown)
+        longest = max(len(n) for n in names)
+        folder = [c.key for c in log.columns].index("path")
+        assert log.widths[folder] >= min(longest, 80 - 1 - 8 - 6 - 6 - 8)
