@@ -47,3 +47,28 @@ async def test_ingest_log_gives_the_folder_the_room_and_keeps_what_tells_folders
         longest = max(len(n) for n in names)
         folder = [c.key for c in log.columns].index("path")
         assert log.widths[folder] >= min(longest, 80 - 1 - 8 - 6 - 6 - 8)
+
+
+async def test_compare_legend_keeps_what_tells_the_runs_apart(tmp_path, store_uri):
+    from align_track.demo.store import compared
+    from align_track.ingest.pipeline import ingest
+    from tests.support.factory import config, write_run_folder
+    from tests.support.tui_fixtures import app_on, choosing_scene, static_text
+
+    adm = "pipeline_comparative_regression_with_in_context_learning"
+    target = {"id": "ADEPT-June2025-affiliation_merit-0.5", "kdma_values": [{"kdma": "merit", "value": 0.5}]}
+    for name, llm in (("small", "Qwen/Qwen2.5-7B-Instruct"), ("large", "Qwen/Qwen2.5-32B-Instruct")):
+        write_run_folder(tmp_path / "exps" / name, scenes=[choosing_scene("S0", 0), choosing_scene("S1", 1)],
+                         cfg=config(adm=adm, llm=llm, target=target))
+    assert not ingest(tmp_path / "exps", store_uri).failures
+    async with app_on(store_uri, SIZE) as (app, pilot):
+        await pilot.press("space", "space", "c")
+        await wait_until(pilot, lambda: compared(app), what="compare")
+        await settle(pilot)
+        legend = static_text(app.compare_pane.query_one("#compare-legend"), 80).splitlines()
+        runs = [line for line in legend if line.startswith(("A ", "B "))]
+        assert len(runs) == 2
+        assert sorted("32B" in line for line in runs) == [False, True]  # each run's model, not 'Qw…B-Instruct'
+        assert sum("-7B-" in line for line in runs) == 1
+        shared = next(line for line in legend if "all:" in line)
+        assert adm[:20] in shared and "affiliation_merit-0.5" in shared  # said once, not cut from each run
