@@ -72,3 +72,35 @@ async def test_compare_legend_keeps_what_tells_the_runs_apart(tmp_path, store_ur
         assert sum("-7B-" in line for line in runs) == 1
         shared = next(line for line in legend if "all:" in line)
         assert adm[:20] in shared and "affiliation_merit-0.5" in shared  # said once, not cut from each run
+
+
+def screen_text(app) -> str:
+    """Every line the screen paints (what tmux would show)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def test_report_selects_show_whole_names_each_once_with_their_source_when_two_share_one(demo_store):
+    from textual.widgets import Select
+
+    from tests.support.tui_fixtures import app_on
+
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
+        await pilot.press("5")
+        pane = app.report_pane
+        rows = pane.query_one("#report-rows", Select)
+        await wait_until(pilot, lambda: len(rows._options) > 3, what="report options")
+        await settle(pilot)
+        options = [(str(label), value) for label, value in rows._options if value is not Select.NULL]
+        labels = [label for label, _ in options]
+        assert len(labels) == len(set(labels)), labels  # 'adm' and 'alignment_target_id' once each
+        values = [value for _, value in options]
+        assert "params.adm" in values and "tags.adm" not in values  # the tag repeats the param: left out
+        screen = screen_text(app)
+        assert "alignment_target_id " in screen and "timing.avg_seconds " in screen  # whole, not 'alignment_target_'
+
+
+def test_two_sources_of_one_name_are_told_apart_by_their_prefix():
+    from align_track.tui.panes.report import option_labels
+
+    assert option_labels(["params.adm", "tags.adm", "params.llm_backbone"]) == {
+        "params.adm": "params.adm", "tags.adm": "tags.adm", "params.llm_backbone": "llm_backbone"}
