@@ -104,3 +104,26 @@ def test_two_sources_of_one_name_are_told_apart_by_their_prefix():
 
     assert option_labels(["params.adm", "tags.adm", "params.llm_backbone"]) == {
         "params.adm": "params.adm", "tags.adm": "tags.adm", "params.llm_backbone": "llm_backbone"}
+
+
+async def test_runs_details_keep_every_field_in_view_for_a_long_variant(tmp_path, store_uri):
+    from align_track.ingest.pipeline import ingest
+    from align_track.schema import RunSummary
+    from tests.support.factory import config, write_run_folder
+    from tests.support.tui_fixtures import app_on, choosing_scene
+
+    target = {"id": "ADEPT-June2025-affiliation_merit-0.0_1.0", "kdma_values": [{"kdma": "merit", "value": 0.5}]}
+    for temperature in ("0.0", "0.7"):  # alike but for the folder: ingest derives a variant from it
+        write_run_folder(tmp_path / "exps" / "sweep" / f"temperature-{temperature}_top_p-0.95" / "2025-06-11_02-01-04",
+                         scenes=[choosing_scene("S0", 0)], cfg=config(adm="pipeline_comparative_regression",
+                                                                     target=target))
+    assert not ingest(tmp_path / "exps", store_uri).failures
+    async with app_on(store_uri, SIZE) as (app, pilot):
+        pane = app.runs_pane
+        s = RunSummary.of(app.selection.run(pane.current_run_id))
+        assert len(f"target {s.target}  variant {s.variant}") > 78 and s.variant in s.path
+        screen = screen_text(app)
+        details = " ".join(screen[screen.index("ADM " + s.adm[:10]):].split())
+        for value in (s.adm, s.target, s.path, "state done", "started"):
+            assert value in details, value  # every field painted, none pushed off
+        assert screen.count(s.variant) == 1  # the folder's part, not printed twice
