@@ -109,3 +109,29 @@ async def test_compare_sorts_by_a_run_column_with_its_own_letter(four_runs):
         assert column == sorted(column, key=str.lower)
         await pilot.press("o")  # o's order replaces it
         assert table.sort_column is None
+
+
+async def test_a_table_sorted_by_a_column_keeps_arriving_rows_in_order(tmp_path):
+    """The ingest log grows a row at a time: sorted by a column, a new row lands in its place."""
+    from textual.app import App
+
+    from align_track.tui.widgets.vtable import Column, VirtualTable
+
+    class One(App):
+        def compose(self):
+            yield VirtualTable([Column("name", "name", 20), Column("n", "n", 6, numeric=True)], id="t")
+
+    app = One()
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(VirtualTable)
+        for row in (("b", "10"), ("a", "9"), ("c", "100")):
+            table.append_row(row)
+        table.focus()
+        letters = table.sort_letters
+        assert set(letters.values()) == {0, 1}  # a letter per column
+        await pilot.press(next(k for k, i in letters.items() if i == 1))  # numbers as numbers: 9 < 10 < 100
+        assert [table.rows[i][1] for i in table.view] == ["9", "10", "100"]
+        table.append_row(("d", "50"))
+        assert [table.rows[i][1] for i in table.view] == ["9", "10", "50", "100"]
+        await pilot.press(next(k for k, i in letters.items() if i == 0))
+        assert [table.rows[i][0] for i in table.view] == ["a", "b", "c", "d"]

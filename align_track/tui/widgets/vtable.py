@@ -276,6 +276,11 @@ class VirtualTable(ScrollView, can_focus=True):
         if changed:
             self.fit_widths()
         self.view.append(len(self.rows) - 1)
+        if self._own_sort and self.sort_column is not None:  # a sorted log stays sorted as rows arrive
+            current = self.current_row
+            self.view = self._sorted(self.view, self.sort_column, self.sort_reverse)
+            if current is not None and self.view.index(current) != self.cursor:
+                self.move_to_row(current)
         self._update_virtual_size()
         self.refresh()
 
