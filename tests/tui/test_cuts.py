@@ -97,6 +97,10 @@ async def test_report_selects_show_whole_names_each_once_with_their_source_when_
         assert "params.adm" in values and "tags.adm" not in values  # the tag repeats the param: left out
         screen = screen_text(app)
         assert "alignment_target_id " in screen and "timing.avg_seconds " in screen  # whole, not 'alignment_target_'
+        await pilot.resize_terminal(60, 20)  # a tmux split
+        await settle(pilot)
+        screen = screen_text(app)
+        assert "alignment_target_id " in screen and "timing.avg_seconds " in screen
 
 
 def test_two_sources_of_one_name_are_told_apart_by_their_prefix():

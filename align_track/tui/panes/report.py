@@ -91,7 +91,8 @@ class ReportPane(Pane):
     DEFAULT_CSS = """
     ReportPane #report-selects { height: 2; }
     ReportPane .report-line { height: 1; }
-    ReportPane .report-line Select { width: 1fr; }
+    ReportPane .report-line Select { width: 3fr; }
+    ReportPane .report-line Select.second { width: 2fr; }
     ReportPane .report-line Label { color: $text-muted; padding: 0 1; width: 13; text-align: right; }
     ReportPane .report-line Label.first { width: 8; }
     ReportPane #report-title { height: auto; max-height: 3; padding: 0 1; text-style: bold; width: 1fr;
@@ -117,14 +118,15 @@ class ReportPane(Pane):
         self._options_for: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
-        # Two selects a line, each label beside its select: half the width each, so 'alignment_target_id'
-        # and 'params.adm' are read whole at 80 columns (four in a row left 17 cells each).
+        # Two selects a line, each label beside its select, so 'alignment_target_id' and 'params.adm' are read
+        # whole (four in a row left 17 cells each at 80 columns); rows and values, the longer names, get more.
         with Vertical(id="report-selects"):
             for pair in ((("rows", "rows"), ("cols", "columns")), (("values", "values"), ("agg", "aggregation"))):
                 with Horizontal(classes="report-line"):
                     for n, (key, label) in enumerate(pair):
                         yield Label(label, classes="" if n else "first")
-                        yield Select([], id=f"report-{key}", compact=True, allow_blank=True, prompt="–")
+                        yield Select([], id=f"report-{key}", compact=True, allow_blank=True, prompt="–",
+                                     classes="second" if n else "")
         yield Label("no runs loaded yet", id="report-title")
         yield VirtualTable(id="report-preview", empty_text="nothing to preview")
         yield Label("", id="report-notes")
