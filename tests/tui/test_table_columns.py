@@ -135,3 +135,24 @@ async def test_a_table_sorted_by_a_column_keeps_arriving_rows_in_order(tmp_path)
         assert [table.rows[i][1] for i in table.view] == ["9", "10", "50", "100"]
         await pilot.press(next(k for k, i in letters.items() if i == 0))
         assert [table.rows[i][0] for i in table.view] == ["a", "b", "c", "d"]
+
+
+async def test_sweep_sorts_by_a_column_letter_through_its_own_order(demo_store):
+    from align_track.demo.store import swept
+
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
+        await pilot.press("8")
+        await wait_until(pilot, lambda: swept(app), what="sweep")
+        await settle(pilot)
+        pane = app.sweep_pane
+        table = pane.scenes_table
+        agree = [c.key for c in table.columns].index("agree")
+        letter = next(k for k, i in table.sort_letters.items() if i == agree)
+        assert letter in underlined(table).upper()
+        await pilot.press(letter)
+        assert pane.sort_by == "agreement" and table.sort_column == agree
+        shares = [float(table.rows[i][agree].rstrip("%")) for i in table.view if table.rows[i][agree]]
+        assert shares == sorted(shares) and len(set(shares)) > 1
+        await pilot.press(letter)
+        shares = [float(table.rows[i][agree].rstrip("%")) for i in table.view if table.rows[i][agree]]
+        assert shares == sorted(shares, reverse=True) and pane.reverse

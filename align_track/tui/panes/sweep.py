@@ -87,7 +87,7 @@ class SweepPane(Pane):
     KEY = "8"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", tooltip="Filter scenes by scenario, scene id, state text or choice"),
-        Binding("s", "sort_next", "Sort", tooltip="Sort scenes by runs, agreement, oracle, distance, choices"),
+        Binding("s", "sort_next", "Sort", tooltip="Next scene order; shift+a header's underlined letter sorts by it"),
         Binding("S", "sort_reverse", "Reverse", tooltip="Reverse the scene order"),
         Binding("d", "toggle_splits", "Splits", tooltip="Only the scenes where the runs did not all choose alike"),
         Binding("tab", "switch_table", "Scenes/decisions", tooltip="Move between the scenes and the decisions"),
