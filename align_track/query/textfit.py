@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from rich.cells import cell_len, set_cell_size
 
@@ -36,3 +36,80 @@ def fit_widths(natural: Sequence[int], minimum: Sequence[int], available: int) -
         widths[widest] -= 1
         excess -= 1
     return widths
+
+
+SHORT_END = 4
+"""A shared suffix this short is kept with the part that differs, not cut apart from it."""
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def shared_spans(values: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """Each distinct value -> (p, s): the longest prefix and suffix it shares with any other value.
+
+    What lies between is what tells it apart: ``cut_apart`` keeps it. Neighbours in sorted order share the
+    longest prefix (and, reversed, suffix), so this costs a sort, not a comparison of every pair.
+    """
+    distinct = sorted(set(values))
+    spans = dict.fromkeys(distinct, (0, 0))
+    if len(distinct) < 2:
+        return spans
+    prefix = dict.fromkeys(distinct, 0)
+    for a, b in zip(distinct, distinct[1:], strict=False):
+        n = _common_prefix(a, b)
+        prefix[a], prefix[b] = max(prefix[a], n), max(prefix[b], n)
+    backwards = sorted(distinct, key=lambda v: v[::-1])
+    suffix = dict.fromkeys(distinct, 0)
+    for a, b in zip(backwards, backwards[1:], strict=False):
+        n = _common_prefix(a[::-1], b[::-1])
+        suffix[a], suffix[b] = max(suffix[a], n), max(suffix[b], n)
+    return {v: (prefix[v], suffix[v]) for v in distinct}
+
+
+def _fit(part: str, room: int, head: bool = False) -> str:
+    """``part`` in ``room`` cells; ``head``: a shared prefix short of room keeps its start ('ADE…'), not two
+    stubs ('A…T-')."""
+    if cell_len(part) <= room:
+        return part
+    if room <= 0:
+        return ""
+    if head and room < 10:
+        return set_cell_size(part, room - 1) + "…"
+    return cut_middle(part, room)
+
+
+def cut_apart(text: str, width: int, prefix: int = 0, suffix: int = 0) -> str:
+    """``text`` in ``width`` cells, cut where it is like its neighbours (``prefix``/``suffix`` characters shared
+    with other values, see ``shared_spans``), never in the part that differs.
+
+    ``Qwen2.5-7B-Instruct`` beside ``Qwen2.5-32B-Instruct`` in 13 cells -> ``…-7B-Instruct`` (a middle cut
+    gives ``Qwen2…nstruct`` for both). Nothing shared: ``cut_middle``.
+    """
+    if cell_len(text) <= width:
+        return text
+    n = len(text)
+    prefix = min(prefix, n)
+    suffix = min(suffix, n - prefix)
+    if prefix < n and prefix + suffix >= n:
+        suffix = n - prefix - 1  # at least the first character that differs
+    if suffix <= SHORT_END:
+        suffix = 0  # a short shared end ('-0.7', 'ADM') reads as one with what precedes it
+    if prefix + suffix == 0 or width < 3:
+        return cut_middle(text, width)
+    pre, core, suf = text[:prefix], text[prefix:n - suffix], text[n - suffix:]
+    marks = (1 if pre else 0) + (1 if suf else 0)
+    room = width - cell_len(core)
+    if room < marks:  # the differing part alone is too wide: its two ends, marked where the rest was
+        inner = width - marks
+        return ("…" if pre else "") + cut_middle(core, inner) + ("…" if suf else "") if inner > 0 else \
+            cut_middle(text, width)
+    if cell_len(suf) <= room - (1 if pre else 0):  # the shared end whole (a size, '-Instruct', 'ADM')
+        return _fit(pre, room - cell_len(suf), head=True) + core + suf
+    head = "…" if pre else ""
+    return head + core + _fit(suf, room - len(head))

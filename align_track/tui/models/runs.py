@@ -39,19 +39,20 @@ STATE_WORD = {FINISHED: "done", RUNNING: "running", STALLED: "stalled"}
 
 RUN_COLUMNS: tuple[Column, ...] = (
     # Who and against what first, then how it did: what tells runs apart fits in 80 columns. Values whose
-    # end tells runs apart are cut in the middle; wider terminals widen the text columns.
+    # end tells runs apart are cut in the middle; wider terminals widen the text columns. Shift+``sort_key``
+    # sorts by the column (S stays the pane's reverse, so every letter is one the header can underline).
     Column("marker", "", 1, essential=True),
-    Column("adm", "ADM", 34, middle=True, grow=True, min_width=14, essential=True),
-    Column("target", "target", 34, middle=True, grow=True, min_width=16, essential=True),
-    Column("score", "score", 6, numeric=True, essential=True),
-    Column("avg_s", "avg s", 6, numeric=True, essential=True),
-    Column("scenes", "scenes", 6, numeric=True, essential=True),
-    Column("state", "state", 7),
-    Column("llm", "LLM", 24, middle=True),
-    Column("variant", "variant", 26, middle=True),
-    Column("folder", "folder", 48, middle=True),
-    Column("started", "started", 16),
-    Column("name", "name", 70, middle=True),
+    Column("adm", "ADM", 34, middle=True, grow=True, min_width=14, essential=True, sort_key="A"),
+    Column("target", "target", 34, middle=True, grow=True, min_width=16, essential=True, sort_key="T"),
+    Column("score", "score", 6, numeric=True, essential=True, sort_key="O"),
+    Column("avg_s", "avg s", 6, numeric=True, essential=True, sort_key="V"),
+    Column("scenes", "scenes", 6, numeric=True, essential=True, sort_key="C"),
+    Column("state", "state", 7, sort_key="E"),
+    Column("llm", "LLM", 24, middle=True, sort_key="L"),
+    Column("variant", "variant", 26, middle=True, sort_key="R"),
+    Column("folder", "folder", 48, middle=True, sort_key="F"),
+    Column("started", "started", 16, sort_key="D"),
+    Column("name", "name", 70, middle=True, sort_key="N"),
 )
 NUMERIC = {c.key for c in RUN_COLUMNS if c.numeric}
 _AS_IS = {"folder", "name", "adm", "target", "variant", "marker", "state"}

@@ -14,7 +14,7 @@ from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
 from align_track.errors import printable
-from align_track.query.textfit import cut_middle
+from align_track.query.textfit import cut_apart, cut_middle, shared_spans
 from align_track.schema import DEFAULT_VARIANT, RunSummary
 from align_track.tui.messages import ShowPane
 from align_track.tui.models.runs import short_llm
@@ -33,11 +33,25 @@ ORDERS = ("scene", "disagreement", "KDMA error")
 """``o`` cycles: scene order, disagreeing scenes first, largest KDMA prediction error first."""
 
 
-def run_label(run: RunRow) -> str:
+def run_fields(run: RunRow) -> list[str]:
     """What tells compared runs apart: ADM, LLM, target, variant."""
     s = RunSummary.of(run)
-    parts = [s.adm or "?", short_llm(s.llm), s.target, s.variant]
-    return " · ".join(x for x in parts if x and x != DEFAULT_VARIANT)
+    return [printable(x) for x in (s.adm or "?", short_llm(s.llm), s.target, s.variant)]
+
+
+def legend(fields: list[list[str]], width: int) -> tuple[str, list[str]]:
+    """(what every run shares, one label per run with only what differs), each fitted to ``width`` cells.
+
+    Fields alike in every run are said once; each run's label is cut where it is like the others' (see
+    ``cut_apart``), so ``Qwen2.5-7B-Instruct`` and ``Qwen2.5-32B-Instruct`` keep their sizes in view."""
+    columns = list(zip(*fields, strict=True)) if fields else []
+    same = [len(fields) > 1 and len(set(col)) == 1 for col in columns]
+    common = " · ".join(col[0] for col, alike in zip(columns, same, strict=True)
+                        if alike and col[0] and col[0] != DEFAULT_VARIANT)
+    labels = [" · ".join(x for x, alike in zip(run, same, strict=True) if not alike and x and x != DEFAULT_VARIANT)
+              or " · ".join(x for x in run if x and x != DEFAULT_VARIANT) for run in fields]
+    spans = shared_spans(labels)
+    return cut_middle(common, width), [cut_apart(label, width, *spans[label]) for label in labels]
 
 
 def letters(count: int) -> list[str]:
@@ -90,14 +104,17 @@ class ComparePane(Pane):
         self.comparison = None
         self.only_differences = False  # a filter never carries silently into the next compare
         self.order = 0
-        # One line per run; cut in the middle, since the end (the variant) is often what tells runs apart.
+        # One line per run with what differs, cut where the runs are alike; what they share said once.
         room = max((self.size.width or self.app.size.width) - 6, 20)
-        legend = Text(no_wrap=True, overflow="ellipsis")
-        for letter, run in zip(letters(len(runs)), runs, strict=True):
-            legend.append(f"{letter} ", "bold reverse")
-            legend.append(f" {cut_middle(printable(run_label(run)), room)}\n")
-        legend.rstrip()
-        self.query_one("#compare-legend", Static).update(legend)
+        common, labels = legend([run_fields(run) for run in runs], room)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for letter, label in zip(letters(len(runs)), labels, strict=True):
+            text.append(f"{letter} ", "bold reverse")
+            text.append(f" {label}\n")
+        if common:
+            text.append(f"all: {common}", "dim")
+        text.rstrip()
+        self.query_one("#compare-legend", Static).update(text)
         self.query_one("#compare-summary", Label).update(f"loading scenes of {len(runs)} runs…")
         self.table.empty_text = "loading…"
         self.table.set_data([], [])
@@ -158,7 +175,7 @@ class ComparePane(Pane):
 
         table = self.table
         table.empty_text = "no scenes"
-        table.frozen = 1
+        table.frozen, table.pin = 1, 3  # ≠ always; scenario and scene too when they fit in half the width
         table.cell_style = style
         table.set_data(columns, rows, self._view())
 
@@ -193,6 +210,7 @@ class ComparePane(Pane):
 
     def action_cycle_order(self) -> None:
         self.order = (self.order + 1) % len(ORDERS)
+        self.table.clear_sort()  # o's order replaces a column's (shift+letter) sort
         self.table.set_view(self._view())
         self._update_summary()
 

@@ -27,10 +27,11 @@ if TYPE_CHECKING:
 
     from align_track.ingest.pipeline import Event, Summary
 
+# The folder takes the room the reasons leave (no failure: the whole width); both give way evenly when long.
 LOG_COLUMNS = (Column("status", "status", 8, essential=True),
                Column("traces", "traces", 6, numeric=True, essential=True),
-               Column("path", "folder", 40, middle=True, min_width=24, essential=True),
-               Column("error", "reason (enter: in full)", 200, essential=True, grow=True, min_width=24))
+               Column("path", "folder", 200, middle=True, grow=True, min_width=24, essential=True),
+               Column("error", "reason", 200, essential=True, grow=True, min_width=12))
 
 
 def eta_text(done: int, total: int, elapsed: float) -> str:

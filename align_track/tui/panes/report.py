@@ -40,6 +40,32 @@ def group_columns(columns: list[str]) -> list[str]:
     return out
 
 
+def distinct_groups(frame: pandas.DataFrame, columns: list[str]) -> list[str]:
+    """``columns`` without the tags that repeat a param of the same name (ingest writes ``adm`` and
+    ``alignment_target_id`` as both): the select lists each choice once."""
+    out = []
+    for column in columns:
+        twin = "params." + column.removeprefix("tags.")
+        if column.startswith("tags.") and twin in columns:
+            tag, param = (frame[c].fillna("").astype(str) for c in (column, twin))
+            if bool((tag == param).all()):
+                continue
+        out.append(column)
+    return out
+
+
+def option_labels(columns: list[str]) -> dict[str, str]:
+    """Column -> what the select shows: the short name (``adm``), or the full one (``params.adm``,
+    ``tags.adm``) where two sources share a short name."""
+    from align_track.query.select import short_name
+
+    short = {c: short_name(c) for c in columns}
+    counts: dict[str, int] = {}
+    for name in short.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {c: name if counts[name] == 1 else c for c, name in short.items()}
+
+
 def value_columns(columns: list[str]) -> list[str]:
     return [c for c in columns if c.startswith("metrics.")]
 
@@ -64,8 +90,11 @@ class ReportPane(Pane):
     ]
     DEFAULT_CSS = """
     ReportPane #report-selects { height: 2; }
-    ReportPane #report-selects Vertical { width: 1fr; height: 2; }
-    ReportPane #report-selects Label { color: $text-muted; padding: 0 1; }
+    ReportPane .report-line { height: 1; }
+    ReportPane .report-line Select { width: 3fr; }
+    ReportPane .report-line Select.second { width: 2fr; }
+    ReportPane .report-line Label { color: $text-muted; padding: 0 1; width: 13; text-align: right; }
+    ReportPane .report-line Label.first { width: 8; }
     ReportPane #report-title { height: auto; max-height: 3; padding: 0 1; text-style: bold; width: 1fr;
                                background: $boost; }
     ReportPane #report-notes { height: auto; max-height: 4; padding: 0 1; width: 1fr; color: $text-muted; }
@@ -89,11 +118,15 @@ class ReportPane(Pane):
         self._options_for: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="report-selects"):
-            for key, label in (("rows", "rows"), ("cols", "columns"), ("values", "values"), ("agg", "aggregation")):
-                with Vertical():
-                    yield Label(label)
-                    yield Select([], id=f"report-{key}", compact=True, allow_blank=True, prompt="–")
+        # Two selects a line, each label beside its select, so 'alignment_target_id' and 'params.adm' are read
+        # whole (four in a row left 17 cells each at 80 columns); rows and values, the longer names, get more.
+        with Vertical(id="report-selects"):
+            for pair in ((("rows", "rows"), ("cols", "columns")), (("values", "values"), ("agg", "aggregation"))):
+                with Horizontal(classes="report-line"):
+                    for n, (key, label) in enumerate(pair):
+                        yield Label(label, classes="" if n else "first")
+                        yield Select([], id=f"report-{key}", compact=True, allow_blank=True, prompt="–",
+                                     classes="second" if n else "")
         yield Label("no runs loaded yet", id="report-title")
         yield VirtualTable(id="report-preview", empty_text="nothing to preview")
         yield Label("", id="report-notes")
@@ -134,12 +167,13 @@ class ReportPane(Pane):
 
         self.frame, self.runs = frame, runs
         columns = list(frame.columns)
-        groups, values = group_columns(columns), value_columns(columns)
+        groups, values = distinct_groups(frame, group_columns(columns)), value_columns(columns)
         signature = tuple(groups + ["|"] + values)
         if signature != self._options_for:
             self._options_for = signature
-            self._set_options("rows", groups, _pick(groups, f"params.{DEFAULT_ROWS}"), short_name)
-            self._set_options("cols", groups, _pick(groups, f"params.{DEFAULT_COLS}"), short_name)
+            labels = option_labels(groups)
+            self._set_options("rows", groups, _pick(groups, f"params.{DEFAULT_ROWS}"), labels.__getitem__)
+            self._set_options("cols", groups, _pick(groups, f"params.{DEFAULT_COLS}"), labels.__getitem__)
             self._set_options("values", values, _pick(values, f"metrics.{DEFAULT_VALUES}"), short_name)
             self._set_options("agg", list(AGGREGATIONS), "mean", str)
         self.update_pivot()

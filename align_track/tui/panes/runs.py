@@ -13,7 +13,7 @@ from textual.containers import Horizontal
 from textual.widgets import Input, Label, Static
 
 from align_track.errors import printable
-from align_track.schema import TAG_LAST_SCENE, TAG_SCENES, RunSummary, number
+from align_track.schema import DEFAULT_VARIANT, TAG_LAST_SCENE, TAG_SCENES, RunSummary, number
 from align_track.tui.messages import CompareRuns, OpenRun
 from align_track.tui.models.ingest_log import elapsed_text
 from align_track.tui.models.runs import RUN_COLUMNS, STATE_WORD, RunsModel, when
@@ -34,9 +34,9 @@ PLACEHOLDER = {
 
 
 def details_text(run: RunRow, state: str, now_ms: int | None = None) -> Text:
-    """ADM · LLM, target · variant, folder, state · when its experiment started and how long it ran (a live run:
-    its progress): the full values,
-    wrapped, never cut."""
+    """ADM · LLM, target · variant, state · when its experiment started and how long it ran (a live run: its
+    progress), folder: the full values, wrapped, never cut (the strip grows to hold them). A variant that is
+    part of the folder (as ingest derives it) is not printed twice: it is the folder's bold part."""
     s = RunSummary.of(run)
     text = Text(no_wrap=False, overflow="fold")
 
@@ -44,15 +44,20 @@ def details_text(run: RunRow, state: str, now_ms: int | None = None) -> Text:
         text.append(f"{label} ", "dim")
         text.append(printable(value) or "–", style)
 
+    folder, variant = printable(s.path), printable(s.variant)
+    at = folder.rfind(variant) if variant and variant != DEFAULT_VARIANT and folder != variant else -1
+    in_folder = at >= 0
     field("ADM", s.adm, "bold")
     text.append("  ")
     field("LLM", s.llm)
     text.append("\n")
     field("target", s.target, "bold")
     text.append("  ")
-    field("variant", s.variant)
-    text.append("\n")
-    field("folder", s.path)
+    if in_folder:
+        text.append("variant ", "dim")
+        text.append("= the folder's bold part", "italic")
+    else:
+        field("variant", s.variant)
     text.append("\n")
     word = STATE_WORD.get(state, state)
     field("state", word, "bold yellow" if word != "done" else "green")
@@ -62,8 +67,16 @@ def details_text(run: RunRow, state: str, now_ms: int | None = None) -> Text:
             f", ran {elapsed_text(max(0, run.end_time - s.start_time) / 1000)}"
         field("started", when(s.start_time) + ran)
         text.append("  (y copies the run id)", "dim")
-    else:  # on the same line: the strip keeps its height at 80x24
+    else:
         text.append(progress_text(run, now_ms), "yellow")
+    text.append("\n")
+    text.append("folder ", "dim")
+    if in_folder:
+        text.append(folder[:at])
+        text.append(variant, "bold")
+        text.append(folder[at + len(variant):])
+    else:
+        text.append(folder or "–")
     return text
 
 
@@ -88,7 +101,7 @@ class RunsPane(Pane):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter_text", "Filter", tooltip="Filter as you type across the visible columns"),
         Binding("f", "filter_mlflow", "MLflow", tooltip="Filter with an MLflow filter string (enter applies)"),
-        Binding("s", "sort_next", "Sort", tooltip="Sort by the next column (then back to newest first)"),
+        Binding("s", "sort_next", "Sort", tooltip="Next sort column; shift+a header's underlined letter sorts by it"),
         Binding("S", "sort_reverse", "Reverse", tooltip="Reverse the sort order"),
         Binding("space", "toggle_mark", "Mark", tooltip="Mark or unmark the run (for compare and report)"),
         Binding("u", "clear_marks", "Unmark", tooltip="Unmark every run"),
@@ -106,7 +119,7 @@ class RunsPane(Pane):
     RunsPane #runs-count { width: auto; padding: 0 1; }
     RunsPane #runs-mlflow { height: auto; max-height: 2; color: $text-warning; padding: 0 1; display: none; }
     RunsPane #runs-mlflow.-on { display: block; }
-    RunsPane #runs-details { height: 4; padding: 0 1; background: $boost; }
+    RunsPane #runs-details { height: auto; min-height: 4; max-height: 8; padding: 0 1; background: $boost; }
     RunsPane #runs-details:ansi { background: ansi_default; }
     """
 
@@ -146,6 +159,9 @@ class RunsPane(Pane):
 
     def focus_default(self) -> None:
         self.focus_now(self.table)
+
+    def on_mount(self) -> None:
+        self.table.sorter = self._sort  # a column's key sorts the model (every run, not just those shown)
 
     # ------------------------------------------------------------------ data
 

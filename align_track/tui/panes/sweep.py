@@ -87,7 +87,7 @@ class SweepPane(Pane):
     KEY = "8"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", tooltip="Filter scenes by scenario, scene id, state text or choice"),
-        Binding("s", "sort_next", "Sort", tooltip="Sort scenes by runs, agreement, oracle, distance, choices"),
+        Binding("s", "sort_next", "Sort", tooltip="Next scene order; shift+a header's underlined letter sorts by it"),
         Binding("S", "sort_reverse", "Reverse", tooltip="Reverse the scene order"),
         Binding("d", "toggle_splits", "Splits", tooltip="Only the scenes where the runs did not all choose alike"),
         Binding("tab", "switch_table", "Scenes/decisions", tooltip="Move between the scenes and the decisions"),
@@ -360,6 +360,15 @@ class SweepPane(Pane):
 
     def action_leave_filter(self) -> None:
         self.focus_now(self.scenes_table)
+
+    def on_mount(self) -> None:
+        self.scenes_table.sorter = self._sort_column
+
+    def _sort_column(self, column: int, reverse: bool) -> None:
+        """Shift+a column's letter: that column's order (scenario and scene: scene order)."""
+        by = next((name for name, i in SORT_COLUMN.items() if i == column), "scene")
+        self.sort_by, self.reverse = by, reverse
+        self._set_rows(self.rows, keep_scene=False)
 
     def action_sort_next(self) -> None:
         self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]

@@ -22,7 +22,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from align_track.query.textfit import cut_middle
+from align_track.query.textfit import cut_apart, cut_middle, shared_spans
 
 MARK = "●"
 CellStyle = Callable[[int, int], "Style | None"]
@@ -34,7 +34,8 @@ class Column:
     """A column: ``key`` names it for sorting and haystacks, ``max_width`` caps it (longer cells get '…').
 
     ``middle``: cut long values in the middle (``pipeline_comp…regression``), for values whose end tells
-    them apart. ``essential``/``grow``/``min_width``: see :meth:`VirtualTable.fit_widths`.
+    them apart. ``essential``/``grow``/``min_width``: see :meth:`VirtualTable.fit_widths`. ``sort_key``: the
+    upper-case letter that sorts by this column ('' = a free letter of the label, see ``sort_letters``).
     """
 
     key: str
@@ -45,6 +46,46 @@ class Column:
     grow: bool = False
     min_width: int = 0
     essential: bool = False
+    sort_key: str = ""
+
+
+Sorter = Callable[[int, bool], None]
+"""(column index, reverse): a pane that owns its rows' order sorts them itself (and sets ``sort_column``)."""
+
+
+def sort_letters(columns: Sequence[Column], reserved: set[str]) -> dict[str, int]:
+    """Upper-case letter -> column, k9s style (shift+letter sorts): a column's own ``sort_key``, else the first
+    letter of its label that no other column and no binding in ``reserved`` holds; unlabelled columns get none."""
+    letters: dict[str, int] = {}
+    for i, col in enumerate(columns):
+        key = col.sort_key.upper()
+        if key and key not in reserved and key not in letters:
+            letters[key] = i
+    taken = set(letters.values())
+    # labels with fewest letters choose first: compare's run columns 'A', 'B', 'C' keep their own letter
+    for i in sorted(range(len(columns)), key=lambda i: len(set(columns[i].label.upper()))):
+        col = columns[i]
+        if i in taken:
+            continue
+        for ch in col.label.upper():
+            if "A" <= ch <= "Z" and ch not in reserved and ch not in letters:
+                letters[ch] = i
+                break
+    return letters
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text.replace(",", "").rstrip("%s"))
+    except ValueError:
+        return None
+
+
+def cell_sort_key(text: str, numeric: bool) -> tuple:
+    """How a cell sorts when the table orders its rows itself: numbers as numbers, text case-blind."""
+    if numeric and (value := _number(text.strip())) is not None:
+        return (0, value, "")
+    return (1, 0.0, text.strip().lower())
 
 
 class VirtualTable(ScrollView, can_focus=True):
@@ -57,11 +98,12 @@ class VirtualTable(ScrollView, can_focus=True):
         Binding("pagedown,ctrl+d", "page_down", "Page down", show=False),
         Binding("home,g", "first", "First", show=False),
         Binding("end,G", "last", "Last", show=False),
-        Binding("left", "scroll_left", "Scroll left", show=False),
-        Binding("right", "scroll_right", "Scroll right", show=False),
+        Binding("left", "scroll_left", "Column left", show=False),
+        Binding("right", "scroll_right", "Column right", show=False),
     ]
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"vtable--header", "vtable--cursor", "vtable--marked", "vtable--empty"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "vtable--header", "vtable--cursor", "vtable--marked", "vtable--empty", "vtable--key"}
 
     DEFAULT_CSS = """
     VirtualTable {
@@ -71,6 +113,8 @@ class VirtualTable(ScrollView, can_focus=True):
         & > .vtable--cursor { background: $block-cursor-blurred-background; }
         & > .vtable--marked { color: $accent; text-style: bold; }
         & > .vtable--empty { color: $text-muted; text-style: italic; }
+        & > .vtable--key { text-style: bold underline; color: $accent; }
+        &:ansi > .vtable--key { text-style: bold underline; color: ansi_bright_yellow; }
         &:focus > .vtable--cursor {
             background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold;
         }
@@ -117,10 +161,20 @@ class VirtualTable(ScrollView, can_focus=True):
         self.cell_style: CellStyle | None = None
         self.sort_column: int | None = None
         self.sort_reverse = False
+        self.sorter: Sorter | None = None
+        """Set by a pane that orders the rows itself; None: the table sorts ``view`` by the cells."""
+        self._own_sort = False
+        """The table sorted ``view`` itself (a sort key without ``sorter``): new views are sorted the same way."""
+        self._letters: dict[str, int] | None = None
+        self._spans: tuple[tuple, dict[int, dict[str, tuple[int, int]]]] | None = None
+        """(what was on screen, column -> value -> shared prefix/suffix): see ``_screen_spans``."""
         self.gap = 2
         self.frozen = 0
+        """Leading columns that always stay in place when the table scrolls right (e.g. a row's ≠ marker)."""
+        self.pin: int | None = None
+        """Leading columns to keep in place when they fit in half the width (None: through the first labelled
+        column, which tells the rows apart)."""
         self._frozen_width = 0
-        """Leading columns that stay in place when the table scrolls right (e.g. a row's ≠ marker)."""
         self.natural: list[int] = list(self.widths)
         self._styles: dict[str, Style] | None = None
 
@@ -130,7 +184,10 @@ class VirtualTable(ScrollView, can_focus=True):
                  natural: Sequence[int] | None = None) -> None:
         """Replace columns and rows; widths are measured here once, not on every filter (or given as
         ``natural``: each column's widest cell, header included, measured where the rows were built)."""
+        if self._own_sort and [c.key for c in columns] != [c.key for c in self.columns]:
+            self._own_sort, self.sort_column = False, None
         self.columns = list(columns)
+        self._letters = None
         self.rows = rows
         self.marked = set()
         if natural is not None and len(natural) == len(self.columns):
@@ -156,6 +213,8 @@ class VirtualTable(ScrollView, can_focus=True):
     def set_view(self, view: list[int], keep_row: bool = True) -> None:
         """Show these row indices in this order; the cursor stays on its row when that row is still shown."""
         current = self.current_row if keep_row else None
+        if self._own_sort and self.sort_column is not None:
+            view = self._sorted(view, self.sort_column, self.sort_reverse)
         self.view = view
         position = 0
         if current is not None:
@@ -217,6 +276,11 @@ class VirtualTable(ScrollView, can_focus=True):
         if changed:
             self.fit_widths()
         self.view.append(len(self.rows) - 1)
+        if self._own_sort and self.sort_column is not None:  # a sorted log stays sorted as rows arrive
+            current = self.current_row
+            self.view = self._sorted(self.view, self.sort_column, self.sort_reverse)
+            if current is not None and self.view.index(current) != self.cursor:
+                self.move_to_row(current)
         self._update_virtual_size()
         self.refresh()
 
@@ -296,11 +360,99 @@ class VirtualTable(ScrollView, can_focus=True):
     def action_last(self) -> None:
         self.cursor = len(self.view) - 1
 
+    def column_stops(self) -> list[int]:
+        """The ``scroll_x`` values that put each scrolling column first, right of the pinned ones."""
+        pins = self.pinned
+        mark = 2 if self.markable else 0
+        base = self._pinned_width(pins)
+        stops, x = [0], mark
+        for i, width in enumerate(self.widths):
+            if i > pins and x - base > 0:
+                stops.append(x - base)
+            x += width + self.gap
+        return stops
+
+    @property
+    def first_scrolled_column(self) -> int:
+        """The column shown first right of the pinned ones (what → and ← move by one)."""
+        stops = self.column_stops()
+        x = round(self.scroll_x)
+        at = max((i for i, stop in enumerate(stops) if stop <= x), default=0)
+        return self.pinned + at
+
     def action_scroll_left(self) -> None:
-        self.scroll_to(x=max(self.scroll_x - 8, 0), animate=False)
+        """One column left (k9s/lazygit habit: a column per key, not a few characters)."""
+        x = round(self.scroll_x)
+        before = [stop for stop in self.column_stops() if stop < x]
+        self.scroll_to(x=before[-1] if before else 0, animate=False, immediate=True)
+        self.refresh()
 
     def action_scroll_right(self) -> None:
-        self.scroll_to(x=self.scroll_x + 8, animate=False)
+        """One column right, up to where the last column is in view."""
+        x, end = round(self.scroll_x), round(self.max_scroll_x)
+        after = [stop for stop in self.column_stops() if stop > x]
+        if after and x < end:
+            self.scroll_to(x=min(after[0], end), animate=False, immediate=True)
+            self.refresh()
+
+    # ------------------------------------------------------------------ sorting by a key per column
+
+    def _reserved_keys(self) -> set[str]:
+        """Keys bound by this table, the panes around it, the screen or the app: never taken for sorting."""
+        keys: set[str] = set()
+        for node in [*self.ancestors_with_self, self.app] if self.is_attached else [self]:
+            for key in node._bindings.key_to_bindings:
+                keys.update(k.strip() for k in key.split(","))
+        return keys
+
+    @property
+    def sort_letters(self) -> dict[str, int]:
+        """Upper-case letter -> column it sorts by (shown underlined in the header)."""
+        if self._letters is None or not self.is_attached:
+            letters = sort_letters(self.columns, self._reserved_keys())
+            if not self.is_attached:
+                return letters
+            self._letters = letters
+        return self._letters
+
+    def sort_by(self, column: int, reverse: bool | None = None) -> None:
+        """Sort by ``column``; the same column again reverses (k9s). The pane's ``sorter`` does it when set."""
+        if reverse is None:
+            reverse = column == self.sort_column and not self.sort_reverse
+        if self.sorter is not None:
+            self.sorter(column, reverse)
+            return
+        self.sort_column, self.sort_reverse, self._own_sort = column, reverse, True
+        self.set_view(list(self.view))
+
+    def clear_sort(self) -> None:
+        """The pane ordered the rows its own way (its ``o``/``s``): no column's arrow, no re-sorting."""
+        self.sort_column, self._own_sort = None, False
+        self.refresh()
+
+    def _sorted(self, view: list[int], column: int, reverse: bool) -> list[int]:
+        """``view`` ordered by a column's cells; empty cells last either way, ties in the given order."""
+        numeric = self.columns[column].numeric if column < len(self.columns) else False
+        rows = self.rows
+
+        def text(i: int) -> str:
+            cells = rows[i]
+            return cells[column] if column < len(cells) else ""
+
+        present = [i for i in view if text(i).strip() not in ("", "–", "-")]
+        missing = [i for i in view if text(i).strip() in ("", "–", "-")]
+        present.sort(key=lambda i: cell_sort_key(text(i), numeric), reverse=reverse)
+        return present + missing
+
+    def on_key(self, event: events.Key) -> None:
+        """Shift+letter sorts by the column whose header shows that letter underlined."""
+        char = event.character or ""
+        if len(char) == 1 and "A" <= char <= "Z" and char == event.key:
+            column = self.sort_letters.get(char)
+            if column is not None:
+                event.stop()
+                event.prevent_default()
+                self.sort_by(column)
 
     def _on_focus(self, event: events.Focus) -> None:
         super()._on_focus(event)
@@ -323,6 +475,7 @@ class VirtualTable(ScrollView, can_focus=True):
             self._styles = {"": base}
             for part in ("header", "cursor", "marked", "empty"):
                 self._styles[part] = base + self.get_component_rich_style(f"vtable--{part}", partial=True)
+            self._styles["key"] = self.get_component_rich_style("vtable--key", partial=True)  # over the header
         return self._styles[name]
 
     async def _on_click(self, event: events.Click) -> None:
@@ -332,26 +485,66 @@ class VirtualTable(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ painting
 
-    def _cell(self, text: str, width: int, numeric: bool, middle: bool = False) -> str:
+    def _cell(self, text: str, width: int, numeric: bool, middle: bool = False,
+              span: tuple[int, int] | None = None) -> str:
         length = cell_len(text)
         if length > width:
+            if span is not None:
+                return cut_apart(text, width, *span)
             return cut_middle(text, width) if middle else set_cell_size(text, width - 1) + "…"
         pad = " " * (width - length)
         return pad + text if numeric else text + pad
+
+    def _screen_spans(self) -> dict[int, dict[str, tuple[int, int]]]:
+        """For each middle-cut column too narrow for its values: what each value on screen shares with the others
+        there, so a cut drops the shared part and keeps the part that tells the rows apart (issue 25)."""
+        top = round(self.scroll_y)
+        shown = self.view[top: top + max(self.size.height - 1, 0)]
+        key = (tuple(shown), tuple(self.widths), id(self.rows), len(self.rows))
+        if self._spans is not None and self._spans[0] == key:
+            return self._spans[1]
+        spans: dict[int, dict[str, tuple[int, int]]] = {}
+        for i, col in enumerate(self.columns):
+            if col.middle and i < len(self.natural) and self.natural[i] > self.widths[i]:
+                values = [cells[i] for cells in (self.rows[r] for r in shown) if i < len(cells)]
+                spans[i] = shared_spans(values)
+        self._spans = (key, spans)
+        return spans
 
     def _header_strip(self, style: Style) -> Strip:
         segments: list[Segment] = []
         if self.markable:
             segments.append(Segment("  ", style))
         gap = Segment(" " * self.gap, style)
+        key_style = style + self._style("key")
+        letters = {column: letter for letter, column in self.sort_letters.items()}
+        spans = shared_spans(c.label for c in self.columns if c.label)  # two long headers alike: cut the same part
         for i, col in enumerate(self.columns):
             label = col.label
             if i == self.sort_column:
                 label = f"{label}{'▼' if self.sort_reverse else '▲'}"
             if i:
                 segments.append(gap)
-            segments.append(Segment(self._cell(label, self.widths[i], col.numeric), style))
+            span = spans.get(col.label)
+            text = self._cell(label, self.widths[i], col.numeric, span=span if span and any(span) else None)
+            at = self._key_position(text, label, letters.get(i))
+            if at is None:
+                segments.append(Segment(text, style))
+            else:
+                segments += [Segment(text[:at], style), Segment(text[at], key_style), Segment(text[at + 1:], style)]
         return self._split(segments)
+
+    @staticmethod
+    def _key_position(text: str, label: str, letter: str | None) -> int | None:
+        """Where ``letter`` (a sort key) shows in a header cell, or None (no key, or cut off)."""
+        if letter is None:
+            return None
+        found = label.upper().find(letter)
+        start = text.find(label[: found + 1]) if found >= 0 else -1
+        if start < 0 or not text.isascii():
+            return None
+        at = start + found
+        return at if at < len(text) and text[at].upper() == letter else None
 
     def _row_strip(self, position: int) -> tuple[Strip, Style]:
         row = self.view[position]
@@ -364,11 +557,14 @@ class VirtualTable(ScrollView, can_focus=True):
         if self.markable:
             segments.append(Segment(f"{MARK} " if marked else "  ", line))
         gap = Segment(" " * self.gap, line)
+        spans = self._screen_spans()
         for i, col in enumerate(self.columns):
             if i:
                 segments.append(gap)
             extra = self.cell_style(row, i) if self.cell_style is not None else None
-            text = self._cell(cells[i] if i < len(cells) else "", self.widths[i], col.numeric, col.middle)
+            value = cells[i] if i < len(cells) else ""
+            span = spans[i].get(value) if i in spans else None
+            text = self._cell(value, self.widths[i], col.numeric, col.middle, span)
             if extra:  # the cursor's colours still win, so its row stays readable
                 cell = style + extra + cursor if cursor else style + extra
             else:
@@ -376,11 +572,24 @@ class VirtualTable(ScrollView, can_focus=True):
             segments.append(Segment(text, cell))
         return self._split(segments), line
 
+    @property
+    def pinned(self) -> int:
+        """Leading columns kept in place when scrolling sideways: ``pin`` (else through the first labelled
+        column), fewer when they would take more than half the width, never fewer than ``frozen``."""
+        first = next((i + 1 for i, c in enumerate(self.columns) if c.label), 0)
+        for pins in (self.pin, first):
+            if pins is not None and (not self.size.width or self._pinned_width(pins) <= self.size.width // 2):
+                return min(max(pins, self.frozen), len(self.widths))
+        return min(self.frozen, len(self.widths))
+
+    def _pinned_width(self, pins: int) -> int:
+        if not pins:
+            return 0
+        return (2 if self.markable else 0) + sum(self.widths[:pins]) + self.gap * pins
+
     def _split(self, segments: list[Segment]) -> Strip:
-        """Remember where the frozen columns end (their cell width) for ``render_line``."""
-        self._frozen_width = 0
-        if self.frozen:
-            self._frozen_width = (2 if self.markable else 0) + sum(self.widths[: self.frozen]) + self.gap * self.frozen
+        """Remember where the pinned columns end (their cell width) for ``render_line``."""
+        self._frozen_width = self._pinned_width(self.pinned)
         return Strip(segments)
 
     def _crop(self, strip: Strip, scroll_x: int, width: int, style: Style) -> Strip:
