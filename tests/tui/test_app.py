@@ -164,7 +164,7 @@ async def test_enter_opens_scenes_n_p_move_and_r_shows_raw_json(demo_store):
         assert app.active_pane == "scenes"
         assert len(pane.scenes) == int(run.params["num_scenarios"])
         assert [s.index for s in pane.scenes] == sorted(s.index for s in pane.scenes)
-        detail = pane.query_one("#scene-detail")
+        detail = pane.query_one("#scene-detail-box")
         first = pane.current
         text = static_text(detail, 100)
         assert "Justification" in text and "KDMA values: true vs predicted" in text

@@ -1,0 +1,221 @@
+"""The Scenes pane's reader (issue 25): full text drawn only where it is read, whatever the scene's size, and the
+reader kept at its section (state, choices, justification, KDMA table) from one scene to the next."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from rich.console import Group
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from align_track.demo.store import scenes_loaded, settle, wait_until
+from align_track.schema import ATTR_PREDICTED_KDMA, ATTR_TRUE_KDMA
+from align_track.tui.keys import key_actions
+from align_track.tui.models.scenes import choice_texts, kdma_rows
+from align_track.tui.panes.scenes import ScenesPane
+from align_track.tui.widgets.long_text import PIECE, LongText, cuts
+from align_track.tui.widgets.scene_reader import SceneReader, document_text
+from tests.support.huge_scene import HUGE_SCENE, build_huge_store
+from tests.support.tui_fixtures import app_on
+
+pytest_plugins = ["tests.support.tui_fixtures"]
+pytestmark = pytest.mark.asyncio
+SIZE = (80, 24)
+LARGEST_DRAW = 50_000
+"""Characters one call to the console's render_lines may be given: far above any table or cut text a scene
+holds, far below the 12 MB that froze the app when drawn in one call."""
+
+
+@pytest.fixture(scope="module")
+def huge_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+    return build_huge_store(tmp_path_factory.mktemp("huge-scene"))
+
+
+def characters(renderable: Any) -> int:
+    """The characters a Rich renderable holds (text, highlighted code, groups and tables of them)."""
+    if isinstance(renderable, str):
+        return len(renderable)
+    if isinstance(renderable, Text):
+        return len(renderable.plain)
+    if isinstance(renderable, Syntax):
+        return len(renderable.code)
+    if isinstance(renderable, Group):
+        return sum(characters(r) for r in renderable.renderables)
+    if isinstance(renderable, Table):
+        return sum(characters(cell) for column in renderable.columns for cell in column._cells)
+    return 0
+
+
+def spy_on_drawing(app) -> list[int]:
+    """Every call to the console's render_lines records the characters it was given (the call still happens);
+    one over LARGEST_DRAW fails at once, instead of freezing the test for minutes as it froze the app."""
+    sizes: list[int] = []
+    draw = app.console.render_lines
+
+    def render_lines(renderable, *args, **kwargs):
+        sizes.append(characters(renderable))
+        assert sizes[-1] <= LARGEST_DRAW, f"one draw of {sizes[-1]:,} characters"
+        return draw(renderable, *args, **kwargs)
+
+    app.console.render_lines = render_lines
+    return sizes
+
+
+def lines(reader: SceneReader) -> list[str]:
+    return document_text(reader).splitlines()
+
+
+def the_long_text(reader: SceneReader, size: int) -> LongText:
+    (found,) = [t for t in reader.long_texts if len(t) == size]
+    return found
+
+
+async def test_a_text_is_cut_into_pieces_after_line_breaks_or_spaces_and_none_is_lost():
+    text = ("word " * 5000) + "\n\n" + ("x" * 20_000) + "\nend"
+    pieces = cuts(text, 1000)
+    assert all(end - start <= 1000 for start, end in pieces)
+    rebuilt = ""
+    for (start, end), (next_start, _) in zip(pieces, [*pieces[1:], (len(text), 0)], strict=True):
+        rebuilt += text[start:end] + text[end:next_start]  # the dropped break (or nothing, inside a long word)
+        assert text[end:next_start] in ("", " ", "\n")
+    assert rebuilt == text
+    assert cuts("", 1000) == [(0, 0)]
+
+
+async def test_full_text_of_a_12mb_justification_draws_a_screen_and_keys_after_it_are_handled(huge_store):
+    """Issue 25: `f` on a scene with a 12 MB justification froze the app for four minutes (the whole text wrapped
+    in one draw), and passing that scene again with `f` still on took 313 s."""
+    uri, justification = huge_store
+    async with app_on(uri, SIZE) as (app, pilot):
+        drawn = spy_on_drawing(app)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: scenes_loaded(app), timeout=60, what="scenes")
+        pane = app.scenes_pane
+        reader = pane.reader
+        await pilot.press("n", "n", "w")
+        assert pane.current.scene_id == HUGE_SCENE
+        await settle(pilot)
+        assert any("press f for the full text" in b.plain for b in reader.document.blocks if isinstance(b, Text))
+
+        await pilot.press("f", "f", "f")  # on, off, on: each redraws the scene
+        await settle(pilot)
+        screen = lines(reader)
+        assert screen[0].startswith(f"scene {HUGE_SCENE}") and "full text (f: cut)" in screen[0]  # f says it is on
+        assert screen[1].strip() == "Justification" and screen[2].startswith(justification[:20])
+        text = the_long_text(reader, len(justification))
+        assert text.wrapped <= 2 * PIECE  # a screen of it wrapped, not 12 MB
+        assert reader.virtual_size.height > len(justification) // 80  # yet every line of it can be scrolled to
+
+        await pilot.press("G")  # the table has the focus: its last scene; back, and the text to its end
+        await pilot.press("g", "n", "n")
+        assert pane.current.scene_id == HUGE_SCENE
+        reader.action_scroll_edge(1)
+        await settle(pilot)
+        screen = document_text(reader)
+        assert "KDMA values: true vs predicted" in screen and "Timing:" in screen
+        assert justification[-12:] in screen.replace("\n", " ")
+        text = the_long_text(reader, len(justification))
+        assert text.wrapped <= 3 * PIECE
+
+        before = lines(reader)
+        await pilot.press("u")  # half a page up, into lines whose height was only estimated: nothing jumps
+        await settle(pilot)
+        after = lines(reader)
+        half = reader.scrollable_content_region.height // 2
+        assert after[1 + half:] == before[1:len(after) - half]
+
+        await pilot.press("n")  # f stays on, and says so; the next scene opens at once at the same section
+        assert pane.current.scene_id != HUGE_SCENE
+        await settle(pilot)
+        assert "full text (f: cut)" in lines(reader)[0]
+        await pilot.press("p", "r")  # the raw JSON in full: highlighted piece by piece too
+        await settle(pilot)
+        assert pane.raw and "raw JSON" in lines(reader)[0]
+        assert max(t.wrapped for t in reader.long_texts) <= 2 * PIECE
+        await pilot.press("G")
+        assert pane.current.scene_id != HUGE_SCENE  # keys after it are still handled
+    assert max(drawn) <= LARGEST_DRAW
+
+
+async def test_p3_true_vs_predicted_table_is_three_keys_from_an_open_run(demo_store):
+    """Issue 25's target at 80x24: from an open run to scene P3's true-vs-predicted table in 3 keys (n n t)."""
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: scenes_loaded(app), what="scenes")
+        await settle(pilot)
+        pane = app.scenes_pane
+        assert [s.scene_id for s in pane.scenes[:3]] == ["P1", "P2", "P3"] and pane.current is pane.scenes[0]
+        keys = ["n", "n", "t"]
+        await pilot.press(*keys)
+        await settle(pilot)
+        assert len(keys) == 3
+        p3 = pane.scenes[2]
+        screen = lines(pane.reader)
+        assert screen[0].startswith("scene P3")
+        table = "\n".join(screen[1:])
+        assert "KDMA values: true vs predicted" in table
+        rows = kdma_rows(p3.attributes.get(ATTR_TRUE_KDMA), p3.attributes.get(ATTR_PREDICTED_KDMA), choice_texts(p3))
+        assert rows
+        for _, true_text, predicted_text in rows:
+            assert true_text in table and predicted_text in table
+
+
+async def test_the_reader_stays_at_its_section_from_scene_to_scene(demo_store):
+    """Issue 25: the scene text went back to its top on n/p, so reading the KDMA table across scenes cost five
+    `d` a scene. Now n/p (and the cursor) keep the section, whether reached by its key or by scrolling."""
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: scenes_loaded(app), what="scenes")
+        await settle(pilot)
+        pane = app.scenes_pane
+        reader = pane.reader
+
+        def top() -> str:
+            return lines(reader)[1].strip()
+
+        assert top() == "State"
+        await pilot.press("w")
+        assert top() == "Justification"
+        for key in ("n", "n", "p"):
+            await pilot.press(key)
+            await settle(pilot)
+            assert top() == "Justification", key
+        await pilot.press("s")
+        assert top() == "State"
+        await pilot.press("c", "n")
+        await settle(pilot)
+        assert top().startswith("Choices")
+        await pilot.press("t", "n", "down")  # the cursor keys of the scene list too
+        await settle(pilot)
+        assert pane.current is pane.scenes[4]
+        assert "KDMA values: true vs predicted" in document_text(reader)
+        assert reader.section_in_view() == "kdma"
+        await pilot.press("r", "r")  # the raw JSON and back: still at the table
+        await settle(pilot)
+        assert "KDMA values: true vs predicted" in document_text(reader)
+
+        await pilot.press("s")  # scrolled by hand into the choices: the next scene opens at its choices
+        for _ in range(10):
+            if reader.section_in_view() == "choices":
+                break
+            await pilot.press("d")
+        assert reader.section_in_view() == "choices"
+        await pilot.press("n")
+        await settle(pilot)
+        assert top().startswith("Choices")
+
+        await pilot.press("escape", "enter")  # a run opens at its top
+        await wait_until(pilot, lambda: scenes_loaded(app), what="scenes")
+        await settle(pilot)
+        assert top() == "State"
+
+
+async def test_every_section_key_is_listed_with_what_it_does():
+    listed = {a.key: a for a in key_actions([], [ScenesPane])}
+    for key, section in (("s", "state"), ("c", "choices"), ("w", "justification"), ("t", "kdma")):
+        assert listed[key].action == f"section('{section}')" and listed[key].description and listed[key].help
