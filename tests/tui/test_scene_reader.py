@@ -219,3 +219,38 @@ async def test_every_section_key_is_listed_with_what_it_does():
     listed = {a.key: a for a in key_actions([], [ScenesPane])}
     for key, section in (("s", "state"), ("c", "choices"), ("w", "justification"), ("t", "kdma")):
         assert listed[key].action == f"section('{section}')" and listed[key].description and listed[key].help
+
+
+async def test_a_theme_change_restyles_the_long_texts_too(demo_store):
+    """The long texts' lines are kept once drawn: a new theme must draw them again, as it does the tables."""
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: scenes_loaded(app), what="scenes")
+        await settle(pilot)
+        reader = app.scenes_pane.reader
+        state = reader.section_line("state") + 2  # the state's first line (+1 for the header, +1 past the heading)
+        before = reader.render_line(state)
+        assert before.text.strip() and reader.long_texts[0].wrapped
+        app.theme = "textual-light" if app.theme != "textual-light" else "textual-dark"
+        await settle(pilot)
+        after = reader.render_line(state)
+        assert after.text == before.text
+        assert {s.style.bgcolor for s in after if s.style} != {s.style.bgcolor for s in before if s.style}
+
+
+async def test_side_by_side_says_where_a_cut_justification_is_read_whole():
+    """Compare and Sweep's side by side cut a justification at TEXT_CAP; `f` does nothing there, so the hint
+    names the Scenes pane, where `f` shows it whole."""
+    from align_track.tui.models.scenes import Scene
+    from align_track.tui.screens.compare_scene import side_by_side
+    from align_track.tui.widgets.scene_view import TEXT_CAP
+
+    scene = Scene("t1", "P3", "June2025-MF-eval", 2, 1.0, 0, "Treat Patient A",
+                  outputs={"action": {"justification": "why " * TEXT_CAP}})
+    from rich.console import Console
+
+    group = side_by_side(scene.key, ["A"], [scene], set())
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(group)
+    shown = console.export_text().replace("\n", " ")
+    assert "press f" not in shown and "Scenes (2), then f" in " ".join(shown.split())

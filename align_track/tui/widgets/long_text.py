@@ -67,6 +67,10 @@ class LongText:
         self._lines: dict[int, list[Strip]] = {}
         self.wrapped = 0
 
+    def forget(self) -> None:
+        """Drop the drawn lines (a theme change restyles them)."""
+        self._width = -1
+
     def __len__(self) -> int:
         return len(self.text)
 

@@ -80,6 +80,8 @@ class SceneReader(ScrollKeys, ScrollView):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._width = -1  # a theme change restyles every line
+        for text in self.long_texts:
+            text.forget()
 
     @property
     def long_texts(self) -> list[LongText]:
