@@ -254,3 +254,27 @@ async def test_side_by_side_says_where_a_cut_justification_is_read_whole():
     console.print(group)
     shown = console.export_text().replace("\n", " ")
     assert "press f" not in shown and "Scenes (2), then f" in " ".join(shown.split())
+
+
+async def test_paging_through_a_long_text_keeps_a_bounded_number_of_drawn_pieces():
+    """Reading all of a 12 MB text must not keep all of it drawn; heights once known stay exact."""
+    from textual.strip import Strip
+
+    from align_track.tui.widgets.long_text import KEPT_PIECES
+    from tests.support.huge_scene import huge_justification
+
+    text = LongText(huge_justification(3 * KEPT_PIECES * PIECE))
+    calls = []
+
+    def draw(renderable, width):
+        calls.append(width)
+        return [Strip.blank(width)] * 3  # three lines a piece: every estimate proves wrong
+
+    y = 0
+    while (line := text.line(y, 80, draw)) is not None:
+        assert line.cell_length == 80
+        y += 1
+    assert y == 3 * len(text.pieces) == text.height(80)
+    assert len(text._lines) <= KEPT_PIECES
+    assert text.line(0, 80, draw) is not None and len(calls) == len(text.pieces) + 1  # the first, drawn again
+    assert text.height(80) == y

@@ -10,6 +10,7 @@ exact. Drawing a screen therefore wraps a few pieces, never the whole text.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Callable
 from itertools import accumulate
 
@@ -23,6 +24,9 @@ PIECE = 8192
 ends one line early (where it was cut) about every hundred lines of a text without line breaks."""
 LEXED_PIECE = 2048
 """Characters highlighted at once (raw JSON): highlighting costs five times what wrapping does."""
+KEPT_PIECES = 64
+"""Drawn pieces whose lines are kept (paging back is free); older ones are drawn again when read again, so
+paging through all 12 MB does not keep 12 MB of drawn lines. Their heights, once known, are kept."""
 
 Render = Callable[[RenderableType, int], list[Strip]]
 """Draws a renderable at a width into lines (the widget's console, style and theme)."""
@@ -64,7 +68,7 @@ class LongText:
         self._width = -1
         self._heights: list[int] = []
         self._starts: list[int] = []
-        self._lines: dict[int, list[Strip]] = {}
+        self._lines: OrderedDict[int, list[Strip]] = OrderedDict()
         self.wrapped = 0
 
     def forget(self) -> None:
@@ -78,7 +82,7 @@ class LongText:
         if width == self._width:
             return
         self._width = width
-        self._lines = {}
+        self._lines = OrderedDict()
         room = max(width, 1)
         self._heights = [breaks + 1 + (end - start - breaks) // room
                          for (start, end), breaks in zip(self.pieces, self._breaks, strict=True)]
@@ -114,11 +118,14 @@ class LongText:
             piece = bisect_right(self._starts, y) - 1
             lines = self._lines.get(piece)
             if lines is not None:
+                self._lines.move_to_end(piece)
                 return lines[y - self._starts[piece]]
             start, end = self.pieces[piece]
             lines = render(self.renderable(start, end), width) or [Strip.blank(width)]
             self.wrapped += end - start
             self._lines[piece] = lines
+            if len(self._lines) > KEPT_PIECES:
+                self._lines.popitem(last=False)
             if len(lines) != self._heights[piece]:  # the estimate was off: y may now be in another piece
                 self._heights[piece] = len(lines)
                 self._starts = []

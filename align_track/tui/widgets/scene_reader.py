@@ -54,6 +54,7 @@ class SceneReader(ScrollKeys, ScrollView):
         self._width = -1
         self._rich: dict[int, list[Strip]] = {}
         self._starts: list[int] = [0]
+        self._syncing = False
 
     # ------------------------------------------------------------------ content
 
@@ -189,6 +190,7 @@ class SceneReader(ScrollKeys, ScrollView):
         return top
 
     def _sync_size(self) -> None:
+        self._syncing = False
         size = Size(self._text_width(), self.total + 1)  # + the header line
         if size != self.virtual_size:
             self.virtual_size = size
@@ -225,7 +227,8 @@ class SceneReader(ScrollKeys, ScrollView):
             header.append_text(self.document.header)
             return self._draw(header, width)[0] if self.document.header else Strip.blank(width, self.rich_style)
         strip = self.text_line(round(self.scroll_y) + y - 1, width)
-        if self._starts and self._starts[-1] + 1 != self.virtual_size.height:
+        if not self._syncing and self._starts and self._starts[-1] + 1 != self.virtual_size.height:
+            self._syncing = True  # a drawn piece proved its estimate wrong: the scroll range follows, once
             self.call_after_refresh(self._sync_size)
         return strip
 
