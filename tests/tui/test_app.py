@@ -176,6 +176,7 @@ async def test_enter_opens_scenes_n_p_move_and_r_shows_raw_json(demo_store):
         await pilot.press("p")
         assert pane.current is pane.scenes[1]
         await pilot.press("r")
+        await settle(pilot)  # the trace is read and serialised by a worker
         raw = static_text(detail, 100)
         assert pane.scenes[1].trace_id in raw and '"spans"' in raw
         await pilot.press("r")

@@ -87,12 +87,25 @@ async def test_a_text_is_cut_into_pieces_after_line_breaks_or_spaces_and_none_is
     assert cuts("", 1000) == [(0, 0)]
 
 
-async def test_full_text_of_a_12mb_justification_draws_a_screen_and_keys_after_it_are_handled(huge_store):
+async def test_full_text_of_a_12mb_justification_draws_a_screen_and_keys_after_it_are_handled(huge_store,
+                                                                                                 monkeypatch):
     """Issue 25: `f` on a scene with a 12 MB justification froze the app for four minutes (the whole text wrapped
     in one draw), and passing that scene again with `f` still on took 313 s."""
     uri, justification = huge_store
     async with app_on(uri, SIZE) as (app, pilot):
         drawn = spy_on_drawing(app)
+        import threading
+
+        from align_track.tui.panes import scenes as scenes_module
+
+        read_in: list[str] = []
+        real_raw_json = scenes_module.raw_json
+
+        def raw_json(scene):  # the real one, noting the thread it runs in
+            read_in.append(threading.current_thread().name)
+            return real_raw_json(scene)
+
+        monkeypatch.setattr(scenes_module, "raw_json", raw_json)
         await pilot.press("enter")
         await wait_until(pilot, lambda: scenes_loaded(app), timeout=60, what="scenes")
         pane = app.scenes_pane
@@ -135,7 +148,8 @@ async def test_full_text_of_a_12mb_justification_draws_a_screen_and_keys_after_i
         assert "full text (f: cut)" in lines(reader)[0]
         await pilot.press("p", "r")  # the raw JSON in full: highlighted piece by piece too
         await settle(pilot)
-        assert pane.raw and "raw JSON" in lines(reader)[0]
+        assert pane.raw and "raw JSON" in lines(reader)[0] and '"trace_id"' in document_text(reader)
+        assert read_in and threading.main_thread().name not in read_in  # 12 MB read and serialised off the UI
         assert max(t.wrapped for t in reader.long_texts) <= 2 * PIECE
         await pilot.press("G")
         assert pane.current.scene_id != HUGE_SCENE  # keys after it are still handled

@@ -100,6 +100,8 @@ class ScenesPane(Pane):
         self.section: str | None = None
         """The section of the scene text the reader is at; the next scene shown opens there (None: its top)."""
         self._placed_at = -1.0
+        self._raw: tuple[str, str] | None = None
+        """(trace id, raw JSON) of the last trace shown raw: only one is kept (a trace can be 12 MB)."""
         """Where the scene text was put by n/p or a section key: scrolled elsewhere since, the section follows."""
 
     def compose(self) -> ComposeResult:
@@ -318,17 +320,35 @@ class ScenesPane(Pane):
             reader.show(Document())
             return
         if self.raw:
-            text = raw_json(scene)
+            header = scene_header(scene, self.table.cursor, len(self.scenes), self.full, "raw JSON (r: readable)")
+            if self._raw is None or self._raw[0] != scene.trace_id:
+                reader.show(Document(header, [Text("reading the trace…", "dim")]))
+                self._read_raw(scene)
+                return
+            text = self._raw[1]
             more = len(text) - RAW_CAP
             blocks: list = [LongText(text if self.full or more <= 0 else text[:RAW_CAP], lexer="json")]
             if more > 0 and not self.full:
                 blocks.append(Text(f"… {more:,} more characters: press f for the full JSON", "bold yellow"))
-            header = scene_header(scene, self.table.cursor, len(self.scenes), self.full, "raw JSON (r: readable)")
             reader.show(Document(header, blocks), keep_scroll=keep_scroll)
         else:
             reader.show(scene_document(scene, self.table.cursor, len(self.scenes), full=self.full),
                         section=self.section, keep_scroll=keep_scroll)
             self._placed_at = reader.scroll_y
+
+    @work(thread=True, exclusive=True, group="scene-raw")
+    def _read_raw(self, scene: Scene) -> None:
+        """The trace's JSON, read and serialised off the UI thread (a 12 MB trace: a fifth of a second)."""
+        try:
+            text = raw_json(scene)
+        except Exception as exc:  # noqa: BLE001 - the store went away: say so where the JSON would be
+            text = f"cannot read the trace: {exc}"
+        self.post_ui(self._raw_read, scene.trace_id, text)
+
+    def _raw_read(self, trace_id: str, text: str) -> None:
+        self._raw = (trace_id, text)
+        if self.raw and self.current is not None and self.current.trace_id == trace_id:
+            self.show_current()
 
     def action_next_scene(self) -> None:
         self.table.cursor += 1
