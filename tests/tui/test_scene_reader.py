@@ -292,3 +292,18 @@ async def test_paging_through_a_long_text_keeps_a_bounded_number_of_drawn_pieces
     assert len(text._lines) <= KEPT_PIECES
     assert text.line(0, 80, draw) is not None and len(calls) == len(text.pieces) + 1  # the first, drawn again
     assert text.height(80) == y
+
+
+async def test_a_resize_keeps_the_reader_where_it_was(demo_store):
+    """A new width rewraps the text; the view stays at the part that was read, not at a line number."""
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: scenes_loaded(app), what="scenes")
+        await settle(pilot)
+        reader = app.scenes_pane.reader
+        await pilot.press("z", "c")  # zoomed: the list's height does not change with the terminal's
+        assert lines(reader)[1].strip() == "Choices (▶ chosen)"
+        for size in ((60, 20), (100, 30), (60, 20)):
+            await pilot.resize_terminal(*size)
+            await settle(pilot)
+            assert [line.strip() for line in lines(reader)[1:3]].count("Choices (▶ chosen)") == 1, size

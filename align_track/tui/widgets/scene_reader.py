@@ -205,6 +205,23 @@ class SceneReader(ScrollKeys, ScrollView):
                 new_value = top
         super().watch_scroll_y(old_value, new_value)
 
+    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
+        """A new width rewraps everything: the view keeps to the block it was in, as far into it (a share of its
+        height), instead of to a line number that now shows something else. Done here, in the layout pass,
+        before any line is drawn at the new width."""
+        old, top, was = self._starts, round(self.scroll_y), self._width
+        changed = super()._size_updated(size, virtual_size, container_size, layout)
+        width = self._text_width()
+        if was in (-1, width) or len(old) < 2 or not top:
+            return changed
+        block = min(bisect_right(old, top) - 1, len(old) - 2)
+        share = (top - old[block]) / max(old[block + 1] - old[block], 1)
+        starts = self._layout(width)
+        self._sync_size()
+        self.set_scroll(None, min(starts[block] + round(share * (starts[block + 1] - starts[block])),
+                                  self.max_scroll_y))
+        return changed
+
     def on_resize(self) -> None:
         self._prepare(round(self.scroll_y))
         self._sync_size()
