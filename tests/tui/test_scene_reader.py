@@ -307,3 +307,19 @@ async def test_a_resize_keeps_the_reader_where_it_was(demo_store):
             await pilot.resize_terminal(*size)
             await settle(pilot)
             assert [line.strip() for line in lines(reader)[1:3]].count("Choices (▶ chosen)") == 1, size
+
+
+async def test_the_section_keys_take_one_item_of_the_key_bar(demo_store):
+    """Four keys, one item ('s/c/w/t Section'): the key bar stays at two lines at 80 columns, so the scene text
+    loses no line to them."""
+    from align_track.tui.widgets.keybar import KeyBar
+
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: scenes_loaded(app), what="scenes")
+        await settle(pilot)
+        bar = app.query_one("#keys", KeyBar)
+        items = bar.items()
+        assert ("s/c/w/t", "Section") in items
+        assert not {"State", "Choices", "Why", "KDMA"} & {label for _, label in items}
+        assert len(bar.lines(80)) == 2 and bar.size.height == 2
