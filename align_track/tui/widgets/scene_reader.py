@@ -37,13 +37,13 @@ class Document:
     sections: dict[str, int] = field(default_factory=dict)
 
     def renderable(self) -> RenderableType:
-        """The whole document as one Rich renderable (for tests and copies; the reader never draws it whole)."""
+        """The whole document as one Rich renderable (the tests print it; the reader never draws it whole)."""
         return Group(self.header, *(b.renderable() if isinstance(b, LongText) else b for b in self.blocks))
 
 
 class SceneReader(ScrollKeys, ScrollView):
-    """Draws line ``y`` of a :class:`Document` on demand; ``drawn`` counts the lines drawn from long texts, so
-    a test can check that a screen costs a screen, not the text."""
+    """Draws line ``y`` of a :class:`Document` on demand (Textual asks only for the lines on screen); each long
+    text's ``wrapped`` counts the characters drawn, so a test can check that a screen costs a screen."""
 
     BINDINGS: ClassVar[list[BindingType]] = SCROLL_BINDINGS
     DEFAULT_CSS = "SceneReader { scrollbar-gutter: stable; overflow-x: hidden; }"
@@ -251,6 +251,6 @@ class SceneReader(ScrollKeys, ScrollView):
 
 
 def document_text(reader: SceneReader, lines: Sequence[int] | None = None) -> str:
-    """What the reader shows on screen, top to bottom (tests, and copying the visible text)."""
+    """What the reader shows on screen, top to bottom, as plain text (how the tests read the screen)."""
     height = reader.scrollable_content_region.height
     return "\n".join(reader.render_line(y).text.rstrip() for y in (lines or range(height)))
