@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/python -m tests.benchmarks.bench_load_runs --runs 10000
 	$(BIN)/python -m tests.benchmarks.bench_query --runs 10000
 	$(BIN)/python -m tests.benchmarks.bench_tui
+	$(BIN)/python -m tests.benchmarks.bench_scene_reader
 	$(BIN)/python -m tests.benchmarks.bench_scenes --tui $$(pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && echo --postgres)
 	$(BIN)/python -m tests.benchmarks.bench_scale
 	$(BIN)/python -m tests.benchmarks.bench_scene_index $$(pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && echo --postgres)

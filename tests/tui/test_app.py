@@ -164,7 +164,7 @@ async def test_enter_opens_scenes_n_p_move_and_r_shows_raw_json(demo_store):
         assert app.active_pane == "scenes"
         assert len(pane.scenes) == int(run.params["num_scenarios"])
         assert [s.index for s in pane.scenes] == sorted(s.index for s in pane.scenes)
-        detail = pane.query_one("#scene-detail")
+        detail = pane.query_one("#scene-detail-box")
         first = pane.current
         text = static_text(detail, 100)
         assert "Justification" in text and "KDMA values: true vs predicted" in text
@@ -176,6 +176,7 @@ async def test_enter_opens_scenes_n_p_move_and_r_shows_raw_json(demo_store):
         await pilot.press("p")
         assert pane.current is pane.scenes[1]
         await pilot.press("r")
+        await settle(pilot)  # the trace is read and serialised by a worker
         raw = static_text(detail, 100)
         assert pane.scenes[1].trace_id in raw and '"spans"' in raw
         await pilot.press("r")

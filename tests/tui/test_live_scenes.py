@@ -62,7 +62,7 @@ async def test_new_scenes_of_a_running_run_appear_and_the_cursor_stays(tmp_path:
         assert pane.query_one("#scene-detail-box").scroll_y == detail_top
         assert pane.table.scroll_y == list_top
         assert "3 scenes so far, running" in static_text(pane.query_one("#scenes-title"))
-        assert "2 of 3" in static_text(pane.query_one("#scene-detail"))
+        assert "2 of 3" in static_text(pane.query_one("#scene-detail-box"))
         assert len(pane.table.rows) == 3
 
         lw.finish(folder, 3)

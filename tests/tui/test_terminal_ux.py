@@ -344,7 +344,7 @@ async def test_a_10mb_state_opens_capped_with_the_full_text_one_key_away(tmp_pat
         await settle(pilot)
         box = app.scenes_pane.query_one("#scene-detail-box")
         assert box.virtual_size.height < 200  # a few thousand characters drawn, not 10 MB
-        assert "press f for the full text" in static_text(app.scenes_pane.query_one("#scene-detail"))
+        assert "press f for the full text" in static_text(app.scenes_pane.query_one("#scene-detail-box"))
         assert app.scenes_pane.full is False
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.syntax import Syntax
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Container, VerticalScroll
+from textual.containers import Container
 from textual.widgets import Label
 from textual.worker import get_current_worker
 
@@ -20,8 +20,9 @@ from align_track.tui.models.runs import FINISHED, RUNNING
 from align_track.tui.models.scenes import SCENE_COLUMNS, Scene, raw_json, sort_scenes
 from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
-from align_track.tui.widgets.key_scroll import KeyScroll
-from align_track.tui.widgets.scene_view import RenderedText, render_scene
+from align_track.tui.widgets.long_text import LongText
+from align_track.tui.widgets.scene_reader import Document, SceneReader
+from align_track.tui.widgets.scene_view import scene_document, scene_header
 from align_track.tui.widgets.vtable import VirtualTable
 
 if TYPE_CHECKING:
@@ -30,7 +31,11 @@ if TYPE_CHECKING:
 
 
 RAW_CAP = 200_000
-"""Characters of raw JSON highlighted by default (a 10 MB trace would freeze the screen)."""
+"""Characters of raw JSON shown by default ('f': all of it; either way only the lines on screen are drawn)."""
+
+SECTION_GROUP = Binding.Group("Section")
+SECTION_NAMES = {"state": "state", "choices": "choices", "justification": "justification",
+                 "kdma": "KDMA table"}
 
 
 class ScenesPane(Pane):
@@ -45,8 +50,16 @@ class ScenesPane(Pane):
         Binding("n", "next_scene", "Next", tooltip="Next scene"),
         Binding("p", "previous_scene", "Prev", tooltip="Previous scene"),
         Binding("r", "toggle_raw", "Raw JSON", tooltip="Show the trace's raw JSON (again: the readable view)"),
-        Binding("f", "toggle_full", "Full text", tooltip="Show long texts in full (a huge state is cut at first)"),
+        Binding("f", "toggle_full", "Full text",
+                tooltip="Long texts in full, in every scene until pressed again"),
         Binding("y", "copy", "Copy", tooltip="Copy run id, folder, MLflow URL (run or trace), align-app command"),
+        Binding("s", "section('state')", "State", group=SECTION_GROUP,
+                tooltip="Scene text at the state; n/p keep to the section"),
+        Binding("c", "section('choices')", "Choices", group=SECTION_GROUP, tooltip="Scene text at the choices"),
+        Binding("w", "section('justification')", "Why", group=SECTION_GROUP,
+                tooltip="Scene text at the justification (why it chose)"),
+        Binding("t", "section('kdma')", "KDMA", group=SECTION_GROUP,
+                tooltip="Scene text at the KDMA table: true vs predicted"),
         Binding("d", "scroll_detail(1)", "Read ↓", tooltip="Scroll the scene's text down half a page"),
         Binding("u", "scroll_detail(-1)", "Read ↑", tooltip="Scroll the scene's text up half a page"),
         Binding("escape", "back", "Runs", tooltip="Back to the runs"),
@@ -84,13 +97,22 @@ class ScenesPane(Pane):
         self._live_reading = False
         self.waiting_on = ""
         """What a scene list still loading waits on, when not the store's SQL (shown in the title)."""
+        self.section: str | None = None
+        """The section of the scene text the reader is at; the next scene shown opens there (None: its top)."""
+        self._placed_at = -1.0
+        self._raw: tuple[str, str] | None = None
+        """(trace id, raw JSON) of the last trace shown raw: only one is kept (a trace can be 12 MB)."""
+        """Where the scene text was put by n/p or a section key: scrolled elsewhere since, the section follows."""
 
     def compose(self) -> ComposeResult:
         yield Label("no run open: press enter on a run in Runs (1)", id="scenes-title")
         with Container(id="scenes-body"):
             yield VirtualTable(SCENE_COLUMNS, id="scenes-table", empty_text="no scenes")
-            with KeyScroll(id="scene-detail-box"):
-                yield RenderedText("", id="scene-detail")
+            yield SceneReader(id="scene-detail-box")
+
+    @property
+    def reader(self) -> SceneReader:
+        return self.query_one("#scene-detail-box", SceneReader)
 
     @property
     def table(self) -> VirtualTable:
@@ -127,7 +149,8 @@ class ScenesPane(Pane):
             self.expected = 0
         self.table.empty_text = "loading scenes…"
         self.table.set_data(SCENE_COLUMNS, [])
-        self.query_one("#scene-detail", RenderedText).update("")
+        self.section = None  # a run opens at its first scene's top
+        self.reader.show(Document())
         self._update_title()
         self._load(uri, experiment_id, run.run_id)
 
@@ -287,22 +310,45 @@ class ScenesPane(Pane):
         self.show_current()
 
     def show_current(self, keep_scroll: bool = False) -> None:
-        """Draw the highlighted scene; from its top unless ``keep_scroll`` (a live refresh redrew it)."""
-        detail = self.query_one("#scene-detail", RenderedText)
+        """Draw the highlighted scene at the section the reader was at in the scene before (issue 25: reading
+        one table across scenes); where it was unless ``keep_scroll`` is False (a live refresh redrew it)."""
+        reader = self.reader
         scene = self.current
+        if not keep_scroll and reader.document.sections and reader.scroll_y != self._placed_at:
+            self.section = reader.section_in_view()  # scrolled since placed: where the reader went
         if scene is None:
-            detail.update("")
+            reader.show(Document())
             return
         if self.raw:
-            text = raw_json(scene)
+            header = scene_header(scene, self.table.cursor, len(self.scenes), self.full, "raw JSON (r: readable)")
+            if self._raw is None or self._raw[0] != scene.trace_id:
+                reader.show(Document(header, [Text("reading the trace…", "dim")]))
+                self._read_raw(scene)
+                return
+            text = self._raw[1]
             more = len(text) - RAW_CAP
+            blocks: list = [LongText(text if self.full or more <= 0 else text[:RAW_CAP], lexer="json")]
             if more > 0 and not self.full:
-                text = text[:RAW_CAP] + f"\n… {more:,} more characters: press f for the full JSON"
-            detail.update(Syntax(text, "json", theme="ansi_dark", background_color="default", word_wrap=True))
+                blocks.append(Text(f"… {more:,} more characters: press f for the full JSON", "bold yellow"))
+            reader.show(Document(header, blocks), keep_scroll=keep_scroll)
         else:
-            detail.update(render_scene(scene, self.table.cursor, len(self.scenes), full=self.full))
-        if not keep_scroll:
-            self.query_one("#scene-detail-box", VerticalScroll).scroll_home(animate=False)
+            reader.show(scene_document(scene, self.table.cursor, len(self.scenes), full=self.full),
+                        section=self.section, keep_scroll=keep_scroll)
+            self._placed_at = reader.scroll_y
+
+    @work(thread=True, exclusive=True, group="scene-raw")
+    def _read_raw(self, scene: Scene) -> None:
+        """The trace's JSON, read and serialised off the UI thread (a 12 MB trace: a fifth of a second)."""
+        try:
+            text = raw_json(scene)
+        except Exception as exc:  # noqa: BLE001 - the store went away: say so where the JSON would be
+            text = f"cannot read the trace: {exc}"
+        self.post_ui(self._raw_read, scene.trace_id, text)
+
+    def _raw_read(self, trace_id: str, text: str) -> None:
+        self._raw = (trace_id, text)
+        if self.raw and self.current is not None and self.current.trace_id == trace_id:
+            self.show_current()
 
     def action_next_scene(self) -> None:
         self.table.cursor += 1
@@ -311,10 +357,24 @@ class ScenesPane(Pane):
         self.table.cursor -= 1
 
     def action_scroll_detail(self, direction: int) -> None:
-        box = self.query_one("#scene-detail-box", VerticalScroll)
-        box.scroll_relative(y=direction * max(box.size.height // 2, 1), animate=False, immediate=True)
+        reader = self.reader
+        reader.scroll_relative(y=direction * max(reader.scrollable_content_region.height // 2, 1), animate=False,
+                               immediate=True)
+
+    def action_section(self, name: str) -> None:
+        """Scene text at section ``name``; the scenes after keep to it (n/p, the cursor)."""
+        if self.current is None:
+            return
+        self.section = name
+        if self.raw:
+            self.raw = False
+            self.show_current()
+        elif not self.reader.go_to(name):
+            self.notify(f"scene {self.current.scene_id} has no {SECTION_NAMES.get(name, name)}", timeout=3)
+        self._placed_at = self.reader.scroll_y
 
     def action_toggle_full(self) -> None:
+        """Stays on for the next scenes (cheap at any size: only what is on screen is drawn), said in the header."""
         self.full = not self.full
         self.show_current()
 
@@ -328,7 +388,7 @@ class ScenesPane(Pane):
     def set_zoom(self, zoomed: bool) -> None:
         """Zoomed, the scene's text gets the whole screen (n/p still move between scenes)."""
         if zoomed:
-            self.focus_now(self.query_one("#scene-detail-box", VerticalScroll))
+            self.focus_now(self.reader)
         elif self.screen.focused is self.query_one("#scene-detail-box"):
             self.focus_now(self.table)
 

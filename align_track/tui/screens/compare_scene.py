@@ -19,6 +19,8 @@ from align_track.tui.screens.scrolling import SCROLL_BINDINGS, ScrollingScreen
 from align_track.tui.widgets.scene_view import capped
 
 ODD = "bold red"
+WHOLE_HINT = "the whole text: the run's scene in Scenes (2), then f"
+"""Side by side, a justification is cut (a table cell is drawn whole); the Scenes pane reads any length."""
 
 
 def side_by_side(key: tuple[str, str], letters: Sequence[str], scenes: Sequence[Scene | None],
@@ -49,7 +51,7 @@ def side_by_side(key: tuple[str, str], letters: Sequence[str], scenes: Sequence[
 def _justification(scene: Scene) -> Text:
     action = scene.outputs.get("action") if isinstance(scene.outputs.get("action"), dict) else {}
     justification = action.get("justification")
-    return capped(justification, False) if justification else Text("(none)", "dim")
+    return capped(justification, False, hint=WHOLE_HINT) if justification else Text("(none)", "dim")
 
 
 def _kdmas(scene: Scene) -> Text:

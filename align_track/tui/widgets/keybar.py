@@ -34,12 +34,18 @@ class KeyBar(Widget):
         """(key as displayed, label) in the order Textual's Footer would show them."""
         seen: set[str] = set()
         out = []
+        group = None
         for active in self.screen.active_bindings.values():
             binding = active.binding
             if not binding.show or not binding.description or binding.action in seen:
                 continue
             seen.add(binding.action)
-            out.append((self.app.get_key_display(binding), binding.description))
+            key = self.app.get_key_display(binding)
+            if binding.group is not None and binding.group is group:  # 's/c/w/t Section': one item, as Footer does
+                out[-1] = (f"{out[-1][0]}/{key}", binding.group.description)
+                continue
+            group = binding.group
+            out.append((key, binding.description))
         out.append(("^p", "Commands"))
         return out
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.strip import Strip
-from textual.widget import Widget
 
 from align_track.schema import ATTR_PREDICTED_KDMA, ATTR_TRUE_KDMA
 from align_track.tui.models.scenes import Scene, choice_texts, kdma_rows, kdma_text
+from align_track.tui.widgets.long_text import LongText
+from align_track.tui.widgets.scene_reader import Block, Document
 
 HEADING = "bold underline"
 CHOSEN = "bold green"
@@ -22,21 +22,22 @@ TEXT_CAP = 4000
 """Characters of one long text (a 10 MB state) drawn by default: wrapping megabytes blocks the terminal."""
 
 
-def capped(value: Any, full: bool, style: str = "") -> Text:
-    """The text, or its first TEXT_CAP characters and how to see the rest ('f' in the Scenes pane)."""
+FULL_HINT = "press f for the full text"
+CELL_HINT = "r then f: the raw JSON in full"
+"""Where a cut table cell is seen whole: a cell is drawn in one piece, so it stays cut even with f."""
+
+
+def capped(value: Any, full: bool, style: str = "", hint: str = FULL_HINT) -> Text:
+    """The text, or its first TEXT_CAP characters and how to see the rest (``hint``)."""
     text = str(value).strip()
     if full or len(text) <= TEXT_CAP:
         return Text(text, style=style)
     out = Text(text[:TEXT_CAP], style=style)
-    out.append(f"\n… {len(text) - TEXT_CAP:,} more characters: press f for the full text", "bold yellow")
+    out.append(f"\n… {len(text) - TEXT_CAP:,} more characters: {hint}", "bold yellow")
     return out
 
 
-def _heading(title: str) -> Text:
-    return Text(f"\n{title}", style=HEADING)
-
-
-def _characters(characters: Any, full: bool = False) -> RenderableType | None:
+def _characters(characters: Any) -> RenderableType | None:
     if not isinstance(characters, list) or not characters:
         return None
     table = Table.grid(padding=(0, 1))
@@ -58,7 +59,7 @@ def _characters(characters: Any, full: bool = False) -> RenderableType | None:
                                    for i in injuries))
         if extra:
             text = f"{text}\n[{'; '.join(extra)}]" if text else f"[{'; '.join(extra)}]"
-        table.add_row(name, capped(text, full))
+        table.add_row(name, capped(text, False, hint=CELL_HINT))  # a cell is drawn whole: never more than TEXT_CAP
     return table
 
 
@@ -79,7 +80,7 @@ def _choices(scene: Scene) -> RenderableType:
             kdma = kdma_text(choice.get("kdma_association"))
         else:
             text, kdma = str(choice), "–"
-        table.add_row("▶" if chosen else "", str(i), Text(text, style=style), Text(kdma, style=style))
+        table.add_row("▶" if chosen else "", str(i), capped(text, False, style, CELL_HINT), Text(kdma, style=style))
     return table
 
 
@@ -102,28 +103,62 @@ def _kdma_table(scene: Scene) -> RenderableType | None:
     return table
 
 
-def render_scene(scene: Scene, position: int | None = None, total: int | None = None,
-                 full: bool = False) -> RenderableType:
-    """Everything a researcher reads to judge one decision, top to bottom; long texts capped unless ``full``."""
+SECTIONS = ("state", "characters", "choices", "decision", "justification", "kdma")
+"""The parts of a scene a reader jumps between (and stays at from one scene to the next)."""
+
+
+def long_text(value: Any, full: bool, style: str = "") -> list[Block]:
+    """A text drawn where it is read, whole when ``full`` (any size: see LongText), else its first TEXT_CAP
+    characters and how to see the rest."""
+    text = str(value).strip()
+    if full or len(text) <= TEXT_CAP:
+        return [LongText(text, style)]
+    return [LongText(text[:TEXT_CAP], style),
+            Text(f"… {len(text) - TEXT_CAP:,} more characters: {FULL_HINT}", "bold yellow")]
+
+
+def scene_header(scene: Scene, position: int | None = None, total: int | None = None, full: bool = False,
+                 mode: str = "") -> Text:
+    """One line: which scene this is, kept in view while the scene scrolls; what is not the default (``full``,
+    another ``mode`` such as the raw JSON) comes right after the scene's id, never cut off at 60 columns."""
     head = Text()
     head.append(f"scene {scene.scene_id}", "bold")
+    if mode:
+        head.append(f"  ·  {mode}", "bold yellow")
+    if full:
+        head.append("  ·  full text (f: cut)", "bold yellow")
     head.append(f"  ·  {scene.scenario_id}")
     if position is not None and total:
         head.append(f"  ·  {position + 1} of {total}", "dim")
     head.append(f"  ·  {'–' if scene.seconds is None else f'{scene.seconds:.2f} s'}")
-    parts: list[RenderableType] = [head]
+    return head
+
+
+def scene_document(scene: Scene, position: int | None = None, total: int | None = None,
+                   full: bool = False) -> Document:
+    """Everything a researcher reads to judge one decision, top to bottom; long texts cut unless ``full``."""
+    doc = Document(scene_header(scene, position, total, full))
+
+    def section(name: str | None, title: str, *blocks: Block) -> None:
+        if doc.blocks:
+            doc.blocks.append(Text())
+        if name:
+            doc.sections[name] = len(doc.blocks)
+        doc.blocks.append(Text(title, style=HEADING))
+        doc.blocks.extend(blocks)
 
     state = scene.inputs.get("state") or scene.inputs.get("unstructured")
-    parts += [_heading("State"), capped(state or "(none)", full)]
+    blocks = long_text(state or "(none)", full)
     unstructured = scene.inputs.get("unstructured")
     if unstructured and str(unstructured).strip() != str(state or "").strip():
-        parts.append(capped(unstructured, full, "italic"))
+        blocks += long_text(unstructured, full, "italic")
+    section("state", "State", *blocks)
 
-    characters = _characters(scene.inputs.get("characters"), full)
+    characters = _characters(scene.inputs.get("characters"))
     if characters is not None:
-        parts += [_heading("Characters"), characters]
+        section("characters", "Characters", characters)
 
-    parts += [_heading("Choices (▶ chosen)"), _choices(scene)]
+    section("choices", "Choices (▶ chosen)", _choices(scene))
 
     action = scene.outputs.get("action") if isinstance(scene.outputs.get("action"), dict) else {}
     decision = Text()
@@ -134,55 +169,16 @@ def render_scene(scene: Scene, position: int | None = None, total: int | None = 
     if isinstance(action.get("parameters"), dict) and action["parameters"]:
         decision.append("\nParameters: ", "bold")
         decision.append(", ".join(f"{k}={v}" for k, v in action["parameters"].items()))
-    parts += [_heading("Decision"), decision]
+    section("decision", "Decision", decision)
     justification = action.get("justification")
-    parts += [_heading("Justification"), capped(justification, full) if justification else Text("(none)")]
+    section("justification", "Justification", *(long_text(justification, full) if justification
+                                                 else [Text("(none)")]))
 
     kdma = _kdma_table(scene)
-    parts += [_heading("KDMA values: true vs predicted"), kdma if kdma is not None else Text("(none recorded)",
-                                                                                          style="dim")]
+    section("kdma", "KDMA values: true vs predicted",
+            kdma if kdma is not None else Text("(none recorded)", style="dim"))
     timing = Text()
     timing.append("Timing: ", "bold")
     timing.append("not recorded" if scene.seconds is None else f"{scene.seconds:.2f} s")
-    parts += [Text(), timing]
-    return Group(*parts)
-
-
-class RenderedText(Widget):
-    """A Rich renderable (a scene, its raw JSON) drawn once per width and kept as lines.
-
-    ``Static`` renders a Rich renderable twice per paint (once to measure its height, once to draw it);
-    a scene's tables make that tens of milliseconds on the way to the first scene on screen. Scrolling
-    then reuses the lines."""
-
-    DEFAULT_CSS = "RenderedText { height: auto; }"
-
-    def __init__(self, renderable: RenderableType = "", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.content: RenderableType = renderable
-        self._lines: list[Strip] = []
-        self._width = -1
-
-    def update(self, renderable: RenderableType) -> None:
-        self.content = renderable
-        self._width = -1
-        self.refresh(layout=True)
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._width = -1  # a theme change restyles every line
-
-    def _rendered(self, width: int) -> list[Strip]:
-        if width != self._width:
-            options = self.app.console_options.update(width=width, highlight=False)
-            lines = self.app.console.render_lines(self.content, options, style=self.rich_style, pad=True)
-            self._lines = [Strip(line, width) for line in lines]
-            self._width = width
-        return self._lines
-
-    def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
-        return len(self._rendered(width))
-
-    def render_line(self, y: int) -> Strip:
-        lines = self._rendered(self.size.width)
-        return lines[y] if y < len(lines) else Strip.blank(self.size.width, self.rich_style)
+    doc.blocks += [Text(), timing]
+    return doc
