@@ -23,7 +23,7 @@ from align_track import schema as S
 from align_track.tui.panes.base import Pane
 
 if TYPE_CHECKING:
-    from align_track.query.analysis import CurvePoint
+    from align_track.query.analysis import CurvePoint, HitRates, HitTotals
 
 # 16-colour styles and marker characters, paired: series i gets both, so either tells it apart
 STYLES = ("bright_red", "bright_green", "bright_yellow", "bright_blue", "bright_magenta", "bright_cyan",
@@ -31,6 +31,7 @@ STYLES = ("bright_red", "bright_green", "bright_yellow", "bright_blue", "bright_
 MARKERS = "ox+*#@%&$=~^"
 DIAGONAL_STYLE = "bright_black"
 VIEWS = ("curve", "hits", "scatter")
+ALL = "\0all"  # the key of the totals row and column (no target or ADM is named so)
 
 
 def series_style(i: int) -> tuple[str, str]:
@@ -53,6 +54,15 @@ def legend_text(names: list[str], extra: str = "", width: int = 78) -> Text:
             lines[-1].append("   ")
         lines[-1].append_text(entry)
     return Text("\n").join(lines)
+
+
+def rate_cell(cell: tuple[float, int] | None, bold: bool = False) -> Text:
+    """``0.75 (8)``: hit rate and scenes, green from 0.75, yellow from 0.5, else red; ``-`` when none."""
+    if cell is None:
+        return Text("-", style="dim", justify="right")
+    rate, scenes = cell
+    style = "bright_green" if rate >= 0.75 else "bright_yellow" if rate >= 0.5 else "bright_red"
+    return Text(f"{rate:.2f} ({scenes})", style=f"bold {style}" if bold else style, justify="right")
 
 
 def short_label(name: str, width: int = 13) -> str:
@@ -121,6 +131,7 @@ class AnalysisPane(Pane):
     AnalysisPane .analysis-legend { height: auto; max-height: 7; padding: 0 1; }
     AnalysisPane #analysis-hits { height: 1fr; }
     AnalysisPane #hits-legend { max-height: 4; }
+    AnalysisPane #hits-cell { height: auto; max-height: 3; padding: 0 1; width: 1fr; }
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -134,6 +145,8 @@ class AnalysisPane(Pane):
         self.scatter_index = 0
         self.pairs: list[tuple[str, str, float, float]] | None = None
         self.pairs_for = ""
+        self.hit_rates: HitRates | None = None
+        self.hit_totals: HitTotals | None = None
         self._plots_ready = False
         self._mounting = False
 
@@ -146,6 +159,7 @@ class AnalysisPane(Pane):
                 yield Static(id="curve-legend", classes="analysis-legend")
             with Container(id="hits"):
                 yield DataTable(id="analysis-hits", zebra_stripes=True, cursor_type="cell")
+                yield Label(id="hits-cell")
                 yield Static(id="hits-legend", classes="analysis-legend")
             with Container(id="scatter"):
                 yield Static(id="scatter-legend", classes="analysis-legend")
@@ -264,33 +278,61 @@ class AnalysisPane(Pane):
     # ------------------------------------------------------------------ oracle hit rate
 
     def _draw_hits(self) -> None:
-        from align_track.query.analysis import hit_rates
+        """Targets down, ADMs across; the totals first (the ``all ADMs`` column and the ``all targets`` row stay
+        in view with the target names while the cursor moves across and down), so every cell is reachable."""
+        from align_track.query.analysis import hit_rate_totals, hit_rates
         from align_track.query.coverage import missing_lines
+        from align_track.query.textfit import cut_middle
 
         rates = hit_rates(self.runs)
+        totals = hit_rate_totals(rates)
         table = self.query_one("#analysis-hits", DataTable)
         table.clear(columns=True)
         labels, prefix = strip_common_prefix(rates.targets)
+        room = max(12, (self.size.width or 80) // 3)
         table.add_column(f"{prefix}… \\ ADM" if prefix else "target \\ ADM", key="target")
+        table.add_column(Text("all ADMs", style="bold"), key=ALL)
         for i, adm in enumerate(rates.adms):
             style, marker = series_style(i)
             table.add_column(Text(f"{marker} {short_label(adm)}", style=f"bold {style}"), key=adm)
+        if rates.targets:
+            table.add_row(Text("all targets", style="bold"), rate_cell(totals.overall, bold=True),
+                          *(rate_cell(totals.by_adm.get(a), bold=True) for a in rates.adms), key=ALL)
         for target, label in zip(rates.targets, labels, strict=True):
-            cells: list[Any] = [label]
-            for adm in rates.adms:
-                cell = rates.cells.get((target, adm))
-                if cell is None:
-                    cells.append(Text("-", style="dim"))
-                else:
-                    rate, scenes = cell
-                    style = "bright_green" if rate >= 0.75 else "bright_yellow" if rate >= 0.5 else "bright_red"
-                    cells.append(Text(f"{rate:.2f} ({scenes})", style=style, justify="right"))
-            table.add_row(*cells)
+            table.add_row(cut_middle(label, room), rate_cell(totals.by_target.get(target)),
+                          *(rate_cell(rates.cells.get((target, a))) for a in rates.adms), key=target)
+        table.fixed_columns = 2
+        table.fixed_rows = 1 if rates.targets else 0
+        self.hit_rates, self.hit_totals = rates, totals
         self._title(f"Oracle hit rate (scenes) · {len(rates.targets)} targets x {len(rates.adms)} ADMs"
                     if rates.targets else "Oracle hit rate · no run has a scalar target with true KDMA values")
         left_out = missing_lines(self.runs, S.METRIC_ORACLE_HIT_RATE, names=False)
         self.query_one("#hits-legend", Static).update(Text("\n".join(f"left out: {line}" for line in left_out),
                                                            style="dim"))
+        if rates.targets:
+            table.move_cursor(row=0, column=1)
+        self._describe_cell()
+
+    def _describe_cell(self) -> None:
+        """The cell under the cursor in full: target and ADM names are cut in the table, never here."""
+        rates, totals = self.hit_rates, self.hit_totals
+        line = self.query_one("#hits-cell", Label)
+        if rates is None or totals is None or not rates.targets:
+            line.update("")
+            return
+        table = self.query_one("#analysis-hits", DataTable)
+        row, column = table.cursor_coordinate
+        target = rates.targets[row - 1] if 1 <= row <= len(rates.targets) else None
+        adm = rates.adms[column - 2] if 2 <= column < 2 + len(rates.adms) else None
+        cell = (rates.cells.get((target, adm)) if target and adm else totals.by_target.get(target) if target
+                else totals.by_adm.get(adm) if adm else totals.overall)
+        where = f"{adm or 'all ADMs'} · {target or 'all targets'}"
+        what = "no scene covered" if cell is None else f"hit rate {cell[0]:.2f} over {cell[1]} scenes"
+        line.update(Text.assemble((what, "bold"), f" · {where}"))
+
+    def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
+        event.stop()
+        self._describe_cell()
 
     # ------------------------------------------------------------------ predicted vs true
 
