@@ -112,6 +112,7 @@ class AnalysisPane(Pane):
     """a/o/p switch view; k cycles the KDMA of the curve; n/N the run of the scatter; +/- and arrows zoom/pan."""
 
     TITLE = "Analysis"
+    SHORT = "Ana"
     KEY = "7"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "view('curve')", "Curve", tooltip="Alignment curve: target value vs chosen mean, per ADM"),
@@ -122,6 +123,7 @@ class AnalysisPane(Pane):
         Binding("N", "next_run(-1)", "Prev run", show=False, tooltip="Predicted vs true: previous run"),
         Binding("g", "reload", "Reload", tooltip="Redraw from the runs loaded now"),
     ]
+    SCOPED_CSS = False  # the -short rules start at the Screen
     DEFAULT_CSS = """
     AnalysisPane #analysis-title { height: 1; padding: 0 1; text-style: bold; width: 1fr; background: $boost;
                                    text-wrap: nowrap; text-overflow: ellipsis; }
@@ -131,6 +133,8 @@ class AnalysisPane(Pane):
     AnalysisPane .analysis-legend { height: auto; max-height: 7; padding: 0 1; }
     AnalysisPane #analysis-hits { height: 1fr; }
     AnalysisPane #hits-legend { max-height: 4; }
+    Screen.-short AnalysisPane .analysis-legend { max-height: 5; }
+    Screen.-short AnalysisPane #hits-legend { max-height: 2; }
     AnalysisPane #hits-cell { height: auto; max-height: 3; padding: 0 1; width: 1fr; }
     """
 
@@ -237,6 +241,7 @@ class AnalysisPane(Pane):
 
         from align_track.query.analysis import alignment_curve, coincident
         from align_track.query.coverage import curve_lines
+        from align_track.query.textfit import cut_middle
 
         self.curve = alignment_curve(self.runs, self.kdma)
         plot = self.query_one("#curve-plot", PlotWidget)
@@ -258,10 +263,13 @@ class AnalysisPane(Pane):
         self._title(f"Alignment curve · {which} · {count} points, {len(self.curve)} ADMs"
                     if count else f"Alignment curve · {which} · no run has a scalar target and chosen mean")
         # each ADM's points and mean offset from the diagonal: coinciding markers hide one another, so say where
-        names = [f"{adm} ({len(pts)}, {sum(p.chosen_mean - p.target for p in pts) / len(pts):+.2f})"
+        width = self._legend_width()
+        # under 80 columns two entries share a line (names cut in the middle), so the plot keeps its rows
+        room = (width - 3) // 2 - 13 if width < 78 else width
+        names = [f"{cut_middle(adm, room)} ({len(pts)}, {sum(p.chosen_mean - p.target for p in pts) / len(pts):+.2f})"
                  for adm, pts in self.curve.items()]
-        legend = legend_text(names, "(points, mean chosen−target)  ··· perfect alignment  k: KDMA",
-                             self._legend_width())
+        legend = legend_text(names, "(points, mean chosen−target)  ··· perfect alignment  k: KDMA" if width >= 78
+                             else "(points, mean chosen−target) ··· ideal  k: KDMA", width)
         notes = [f"{n} points at ({x:.2f}, {y:.2f}) drawn as one" for x, y, n in coincident(self.curve)]
         notes += [f"left out: {line}" for line in curve_lines(self.runs, names=False)]
         self.query_one("#curve-legend", Static).update(

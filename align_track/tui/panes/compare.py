@@ -62,6 +62,7 @@ class ComparePane(Pane):
     """Scenes matched by (scenario, scene id); a scene agrees when all runs have it and chose the same action."""
 
     TITLE = "Compare"
+    SHORT = "Cmp"
     KEY = "3"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open_scene", "Side by side",

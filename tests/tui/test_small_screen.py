@@ -1,0 +1,66 @@
+"""Issue 25 item 14: 60x20 is a real tmux split; every pane is reachable by name and nothing essential is cut.
+
+Driven through Textual's pilot on the demo store (real ingest, real SQLite).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from align_track.demo.store import settle, wait_until
+from align_track.schema import RunSummary
+from align_track.tui.app import PANES
+from align_track.tui.widgets.panebar import PaneBar
+from tests.support.tui_fixtures import app_on, static_text, table_text
+
+pytest_plugins = ["tests.support.tui_fixtures"]
+pytestmark = pytest.mark.asyncio
+
+SMALL = (60, 20)
+SCENE_LINES = 7
+"""Lines of the scene's text at 60x20 (pane bar, status of up to two lines and three lines of keys leave the pane
+13 to 14): the scene's heading and five lines of its state, where the list of 6 rows left it 5 in all (the state
+its first three lines). The list keeps 4 scenes (n/p walk the rest). Zoomed (z), the list and bars give way."""
+ZOOMED_LINES = 14
+
+
+async def test_the_pane_bar_names_every_pane_at_60_columns(demo_store):
+    async with app_on(demo_store[0], SMALL) as (app, pilot):
+        bar = app.query_one(PaneBar)
+        for pane_id, cls in PANES:
+            await pilot.press("escape")  # out of any text box (the Ingest path) first
+            await pilot.press(cls.KEY)
+            await settle(pilot)
+            assert app.active_pane == pane_id
+            shown = bar.render().plain[:bar.size.width]
+            assert f" {cls.KEY} {cls.TITLE} " in shown, shown  # the pane shown: its full title
+            for _, other in PANES:  # the others: title or its deliberate short form, never a bare number
+                assert f" {other.KEY} {other.TITLE}" in shown or f" {other.KEY} {other.SHORT}" in shown, shown
+
+
+async def test_the_runs_table_and_details_fit_60x20(demo_store):
+    async with app_on(demo_store[0], SMALL) as (app, pilot):
+        table = app.query_one("#runs-table")
+        header = table_text(table).splitlines()[0]
+        for label in ("ADM", "target", "score", "avg s", "scenes"):  # whole words, not 'scen'
+            assert f" {label} " in f" {header} ", header
+        details = app.query_one("#runs-details")
+        lines = static_text(details).rstrip("\n").splitlines()
+        assert len(lines) <= details.content_size.height, (lines, details.content_size)  # nothing below the strip
+        text = "\n".join(lines)
+        path = RunSummary.of(app.selection.run(app.selection.current_id)).path
+        assert path and f"folder {path}" in text.replace("\n", "") and "\nstate " in text, text
+
+
+async def test_the_scene_text_gets_a_useful_number_of_lines_at_60x20(demo_store):
+    async with app_on(demo_store[0], SMALL) as (app, pilot):
+        await pilot.press("enter")
+        pane = app.scenes_pane
+        await wait_until(pilot, lambda: pane.current is not None, what="scenes")
+        await settle(pilot)
+        box = pane.query_one("#scene-detail-box")
+        assert box.scrollable_content_region.height >= SCENE_LINES, box.scrollable_content_region
+        assert pane.table.size.height >= 4  # the list still shows a few scenes (n/p walk the rest)
+        await pilot.press("z")
+        await settle(pilot)
+        assert box.scrollable_content_region.height >= ZOOMED_LINES, box.scrollable_content_region
