@@ -17,10 +17,11 @@ pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = pytest.mark.asyncio
 
 SMALL = (60, 20)
-SCENE_LINES = 7
-"""Lines of the scene's text at 60x20 (pane bar, status of up to two lines and three lines of keys leave the pane
-13 to 14): the scene's heading and five lines of its state, where the list of 6 rows left it 5 in all (the state
-its first three lines). The list keeps 4 scenes (n/p walk the rest). Zoomed (z), the list and bars give way."""
+SCENE_LINES = 8
+"""Lines of the scene's text at 60x20 (pane bar, status and three lines of keys leave the pane 15): the scene's
+heading and six lines of its state, where a 6-row list (and a status wrapped onto a second row by a long store
+path) left it 5 in all, the state its first three lines. The list keeps 4 scenes (n/p walk the rest). Zoomed
+(z), the list and bars give way."""
 ZOOMED_LINES = 14
 
 
@@ -48,6 +49,11 @@ async def test_the_runs_table_and_details_fit_60x20(demo_store):
         lines = static_text(details).rstrip("\n").splitlines()
         assert len(lines) <= details.content_size.height, (lines, details.content_size)  # nothing below the strip
         text = "\n".join(lines)
+        status = app.query_one("#status")  # a store path longer than the line: cut in the middle, one row
+        line = status.render().plain
+        assert status.size.height == 1 and len(line) <= status.content_size.width, line
+        assert "align-system-experiments" in line and demo_store[0].rsplit("/", 1)[1] in line
+        assert "…" in line and demo_store[0].split(":///", 1)[1] not in line  # the path did need cutting
         path = RunSummary.of(app.selection.run(app.selection.current_id)).path
         assert path and f"folder {path}" in text.replace("\n", "") and "\nstate " in text, text
 
