@@ -15,7 +15,7 @@ from align_track.ingest.pipeline import ingest
 from align_track.query.scene_index import build_index
 from align_track.tui.panes.compare import DIFF, MISSING, SAME
 from tests.support.factory import config, write_run_folder
-from tests.support.tui_fixtures import app_on, choosing_scene
+from tests.support.tui_fixtures import app_on, choosing_scene, static_text
 
 pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = pytest.mark.asyncio
@@ -56,13 +56,16 @@ def marks(pane) -> dict[tuple[str, str], str]:
 
 
 async def test_scenes_of_different_scenarios_sharing_ids_are_not_matched(store):
-    async with app_on(store, (100, 30)) as (app, pilot):
+    async with app_on(store, (60, 20)) as (app, pilot):
         pane, summary = await compare_runs(app, pilot, "adm_x", "adm_y")
         assert sorted(pane.comparison.keys) == sorted((sc, s) for sc in ("June2025-AF-eval", "June2025-MF-eval")
                                                       for s in ("S0", "S1", "S2"))
         assert set(marks(pane).values()) == {MISSING}  # each met by one run only: missing, not ≠
-        assert summary == "no scene met by every run: 6 scenes, each missing from some run (—)"
+        assert summary == "no scene in common · 6 scenes missing from some run (—)"
         assert "0 of 0" not in summary
+        label = pane.query_one("#compare-summary")  # whole at 60 columns: wrapped, not cut
+        shown = static_text(label).splitlines()
+        assert len(shown) <= label.content_size.height and " ".join(" ".join(shown).split()) == summary, shown
         # the same keys the Sweep pane's scene index files these runs' traces under
         index = build_index(app.snapshot.uri, app.snapshot.experiment_id, pane.runs)
         assert set(index.by_key) == set(pane.comparison.keys)

@@ -248,7 +248,7 @@ class Comparison:
         missing = len(self.keys) - self.comparable
         scenes = f"{missing} scene{'s' if missing != 1 else ''}"
         if not self.comparable:
-            return f"no scene met by every run: {scenes}, each missing from some run (—)" if missing else "no scenes"
+            return f"no scene in common · {scenes} missing from some run (—)" if missing else "no scenes"
         text = f"{self.agreeing} of {self.comparable} scenes agree"
         if missing:
             text += f" · {scenes} missing from some run (—)"

@@ -79,7 +79,8 @@ class ComparePane(Pane):
     ComparePane #compare-legend {
         height: auto; max-height: 6; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
     }
-    ComparePane #compare-summary { height: 1; padding: 0 1; text-style: bold; background: $boost; width: 1fr; }
+    ComparePane #compare-summary { height: auto; max-height: 3; padding: 0 1; text-style: bold; background: $boost;
+                                   width: 1fr; }
     """
 
     def __init__(self, **kwargs) -> None:
