@@ -70,3 +70,18 @@ async def test_the_scene_text_gets_a_useful_number_of_lines_at_60x20(demo_store)
         await pilot.press("z")
         await settle(pilot)
         assert box.scrollable_content_region.height >= ZOOMED_LINES, box.scrollable_content_region
+
+
+@pytest.mark.parametrize("size", [(80, 24), SMALL])
+async def test_the_runs_table_keeps_its_height_as_the_cursor_moves(demo_store, size):
+    """The details strip grows for a run whose fields need more lines; it shrank back for the next one, so the
+    table jumped a row up and down as j moved through the runs (and ctrl+d then ctrl+u landed a row off)."""
+    async with app_on(demo_store[0], size) as (app, pilot):
+        table = app.runs_pane.table
+        heights = []
+        for _ in range(len(table.view)):
+            await pilot.press("j")
+            await pilot.pause()
+            heights.append(table.size.height)
+        assert heights == sorted(heights, reverse=True), heights  # it may shrink as the strip grows, never jump back
+        assert len(set(heights)) <= 3
