@@ -85,3 +85,26 @@ async def test_the_runs_table_keeps_its_height_as_the_cursor_moves(demo_store, s
             heights.append(table.size.height)
         assert heights == sorted(heights, reverse=True), heights  # it may shrink as the strip grows, never jump back
         assert len(set(heights)) <= 3
+
+
+async def test_the_analysis_legends_fit_60x20_whole(demo_store):
+    """The curve's legend took 7 of the pane's rows at 60x20 (the plot kept 2) and still lost its 'left out' notes;
+    the hit-rate notes were cut too. Whole now, and the plot keeps its rows."""
+    from align_track.tui.panes.analysis import AnalysisPane
+
+    async with app_on(demo_store[0], SMALL) as (app, pilot):
+        await pilot.press("7")
+        pane = app.query_one(AnalysisPane)
+        await wait_until(pilot, lambda: pane.ready, what="plots mounted")
+        await settle(pilot)
+        for view, legend_id in (("a", "#curve-legend"), ("o", "#hits-legend")):
+            await pilot.press(view)
+            await settle(pilot)
+            legend = pane.query_one(legend_id)
+            lines = static_text(legend).rstrip("\n").splitlines()
+            text = " ".join(" ".join(lines).split())
+            assert "left out" in text and "(no scalar target value)" in text, lines
+            assert len(lines) <= legend.content_size.height, (lines, legend.content_size)
+        await pilot.press("a")
+        await settle(pilot)
+        assert pane.query_one("#curve-plot").size.height >= 8  # axes, labels and a few rows of points

@@ -133,8 +133,7 @@ class AnalysisPane(Pane):
     AnalysisPane .analysis-legend { height: auto; max-height: 7; padding: 0 1; }
     AnalysisPane #analysis-hits { height: 1fr; }
     AnalysisPane #hits-legend { max-height: 4; }
-    Screen.-short AnalysisPane .analysis-legend { max-height: 5; }
-    Screen.-short AnalysisPane #hits-legend { max-height: 2; }
+    Screen.-short AnalysisPane .analysis-legend { max-height: 6; }
     AnalysisPane #hits-cell { height: auto; max-height: 3; padding: 0 1; width: 1fr; }
     """
 
@@ -240,7 +239,7 @@ class AnalysisPane(Pane):
         from textual_plot import HiResMode, PlotWidget
 
         from align_track.query.analysis import alignment_curve, coincident
-        from align_track.query.coverage import curve_lines
+        from align_track.query.coverage import curve_lines, curve_reason, group, has_curve_point
         from align_track.query.textfit import cut_middle
 
         self.curve = alignment_curve(self.runs, self.kdma)
@@ -271,7 +270,11 @@ class AnalysisPane(Pane):
         legend = legend_text(names, "(points, mean chosen−target)  ··· perfect alignment  k: KDMA" if width >= 78
                              else "(points, mean chosen−target) ··· ideal  k: KDMA", width)
         notes = [f"{n} points at ({x:.2f}, {y:.2f}) drawn as one" for x, y, n in coincident(self.curve)]
-        notes += [f"left out: {line}" for line in curve_lines(self.runs, names=False)]
+        if width >= 78:
+            notes += [f"left out: {line}" for line in curve_lines(self.runs, names=False)]
+        elif groups := group(self.runs, lambda r: not has_curve_point(r), curve_reason):  # one note, fewer rows
+            notes.append("left out, no curve point: " + " · ".join(
+                f"{len(runs)} run{'s' if len(runs) != 1 else ''}: {reason}" for reason, runs in groups))
         self.query_one("#curve-legend", Static).update(
             Text("\n").join([legend, *(Text(line, style="dim") for line in notes)]))
 
