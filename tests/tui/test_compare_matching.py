@@ -83,3 +83,7 @@ async def test_a_scene_one_run_lacks_is_missing_and_left_out_of_the_agreement(st
         assert [pane.comparison.keys[i] for i in pane.table.view] == [(af, "S2")]
         await pilot.press("d", "o")  # by disagreement: the difference, then the missing scene, then agreement
         assert [pane.comparison.keys[i][1] for i in pane.table.view] == ["S2", "S1", "S0"]
+        await pilot.press("j", "enter")  # S1 side by side: z's column says it is missing
+        await pilot.pause()
+        shown = " ".join(static_text(app.screen.query_one("#compare-scene"), 100).split())
+        assert "scene S1" in shown and "never met this scene" in shown, shown
