@@ -108,3 +108,24 @@ async def test_the_analysis_legends_fit_60x20_whole(demo_store):
         await pilot.press("a")
         await settle(pilot)
         assert pane.query_one("#curve-plot").size.height >= 8  # axes, labels and a few rows of points
+
+
+async def test_the_hit_rate_table_refits_when_the_split_is_widened(demo_store):
+    """Drawn at 60 columns, the target names kept their 60-column cuts when the terminal grew to 200."""
+    from textual.widgets import DataTable
+
+    from align_track.tui.panes.analysis import AnalysisPane
+
+    async with app_on(demo_store[0], SMALL) as (app, pilot):
+        await pilot.press("7")
+        pane = app.query_one(AnalysisPane)
+        await wait_until(pilot, lambda: pane.ready, what="plots mounted")
+        await pilot.press("o", "right", "down")
+        table = pane.query_one("#analysis-hits", DataTable)
+        where = table.cursor_coordinate
+        target = pane.hit_rates.targets[where.row - 1]
+        assert "…" in str(table.get_row_at(where.row)[0]) or len(target) < 20
+        await pilot.resize_terminal(200, 50)
+        await settle(pilot)
+        await wait_until(pilot, lambda: "…" not in str(table.get_row_at(where.row)[0]), what="names refitted")
+        assert target.endswith(str(table.get_row_at(where.row)[0])) and table.cursor_coordinate == where

@@ -152,6 +152,7 @@ class AnalysisPane(Pane):
         self.hit_totals: HitTotals | None = None
         self._plots_ready = False
         self._mounting = False
+        self._drawn_width = 0
 
     can_focus = True  # holds focus (and so its keys) until the plots are mounted
 
@@ -225,7 +226,17 @@ class AnalysisPane(Pane):
     def _draw(self) -> None:
         if not self._plots_ready:
             return
+        self._drawn_width = self.size.width
         {"curve": self._draw_curve, "hits": self._draw_hits, "scatter": self._draw_scatter}[self.view]()
+
+    def on_resize(self) -> None:
+        """Legends and the hit-rate table's target names are fitted to the width: fit them again (a 60-column
+        split widened to 200 kept its 60-column cuts)."""
+        width = self.size.width
+        if self._plots_ready and width and width != self._drawn_width:
+            self._drawn_width = width
+            self.call_after_refresh(self._draw)  # once the new size is laid out (drawn inside the resize, the
+            # table measured its columns wrongly)
 
     def _legend_width(self) -> int:
         return max(40, (self.size.width or 80) - 2)
@@ -298,6 +309,7 @@ class AnalysisPane(Pane):
         rates = hit_rates(self.runs)
         totals = hit_rate_totals(rates)
         table = self.query_one("#analysis-hits", DataTable)
+        was = table.cursor_coordinate if table.row_count and self.hit_rates is not None else None
         table.clear(columns=True)
         labels, prefix = strip_common_prefix(rates.targets)
         room = max(12, (self.size.width or 80) // 3)
@@ -320,8 +332,9 @@ class AnalysisPane(Pane):
         left_out = missing_lines(self.runs, S.METRIC_ORACLE_HIT_RATE, names=False)
         self.query_one("#hits-legend", Static).update(Text("\n".join(f"left out: {line}" for line in left_out),
                                                            style="dim"))
-        if rates.targets:
-            table.move_cursor(row=0, column=1)
+        if rates.targets:  # a redraw (resize, reload) keeps the cursor's cell; the first one starts on the total
+            row, column = (was.row, was.column) if was is not None else (0, 1)
+            table.move_cursor(row=min(row, table.row_count - 1), column=min(column, len(table.columns) - 1))
         self._describe_cell()
 
     def _describe_cell(self) -> None:
