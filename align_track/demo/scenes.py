@@ -405,8 +405,13 @@ def scene_record(
     quirk: str,
     rng: random.Random,
 ) -> tuple[dict[str, Any], float, bool]:
-    """Return (scene record, wall seconds, chose the best-aligned option)."""
-    sit = _situation(family, k, rng)
+    """Return (scene record, wall seconds, chose the best-aligned option).
+
+    The scene itself (state, patients, choices and their true KDMA values) is the scenario's, the same in every
+    run that meets it, as a real scenario's probes are: drawn from the scenario and scene, not the run's RNG (which
+    gave one (scenario, scene) other true values in each run, so compared runs seemed to disagree on the facts)."""
+    _situation(family, k, rng)  # still drawn from the run's RNG, so the run's other draws stay as they were
+    sit = _situation(family, k, random.Random(f"{scenario_id}/P{k}"))
     choices = sit.choices
     kdmas = tuple(wanted) if wanted else FAMILY_KDMAS[family]
     idx = decide(adm, choices, wanted, rng)

@@ -121,3 +121,29 @@ def hit_rates(runs: Iterable[S.RunLike]) -> HitRates:
         acc[1] += scenes
     cells = {key: (hits / scenes, int(scenes)) for key, (hits, scenes) in sums.items()}
     return HitRates(sorted({t for t, _ in cells}), sorted({a for _, a in cells}), cells)
+
+
+@dataclass(frozen=True)
+class HitTotals:
+    """What a reader of the hit-rate table wants first: each ADM over all its targets, each target over all
+    ADMs, and everything pooled; each as (hit rate, scenes covered), weighted by scenes as the cells are."""
+
+    by_adm: dict[str, tuple[float, int]]
+    by_target: dict[str, tuple[float, int]]
+    overall: tuple[float, int] | None
+
+
+def hit_rate_totals(rates: HitRates) -> HitTotals:
+    """Pool the cells of ``rates``: a total's hits are the sum of its cells' hits (rate x scenes), over the sum
+    of their scenes, so a target met in 16 scenes weighs twice one met in 8 (a mean of rates would not)."""
+    def pooled(cells: Iterable[tuple[float, int]]) -> tuple[float, int] | None:
+        hits = scenes = 0.0
+        for rate, count in cells:
+            hits += rate * count
+            scenes += count
+        return (hits / scenes, int(scenes)) if scenes else None
+
+    by_adm = {a: pooled(c for (_, adm), c in rates.cells.items() if adm == a) for a in rates.adms}
+    by_target = {t: pooled(c for (target, _), c in rates.cells.items() if target == t) for t in rates.targets}
+    return HitTotals({k: v for k, v in by_adm.items() if v is not None},
+                     {k: v for k, v in by_target.items() if v is not None}, pooled(rates.cells.values()))

@@ -60,6 +60,8 @@ class AlignTrackApp(App[None]):
 
     TITLE = "align-track"
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (24, "-tall")]
+    """Under 24 rows (a 60x20 tmux split) panes give their lists fewer rows and the text more."""
     COMMANDS = App.COMMANDS | {ActionsProvider}
     BINDINGS: ClassVar[list[BindingType]] = [
         *(Binding(cls.KEY, f"show_pane('{pid}')", cls.TITLE, show=False,
@@ -113,7 +115,8 @@ class AlignTrackApp(App[None]):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        yield PaneBar([(pane_id, cls.KEY, cls.TITLE) for pane_id, cls in PANES], id="panebar")
+        yield PaneBar([(pane_id, cls.KEY, cls.TITLE, cls.SHORT or cls.TITLE) for pane_id, cls in PANES],
+                      id="panebar")
         with ContentSwitcher(id="panes", initial="runs"):
             for pane_id, cls in PANES:
                 yield self._make_pane(pane_id, cls)

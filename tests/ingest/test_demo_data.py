@@ -347,3 +347,24 @@ def test_adms_follow_their_targets_to_different_degrees(corpus: list[Exp]) -> No
     # kaleido leans high: when it misses, it always took a higher-valued option; the baseline misses both ways
     assert misses_above["pipeline_kaleido"] and all(misses_above["pipeline_kaleido"])
     assert 0 < sum(misses_above["pipeline_baseline"]) < len(misses_above["pipeline_baseline"])
+
+
+def test_a_scene_is_the_same_in_every_run_that_meets_it(corpus: list[Exp]) -> None:
+    """A scenario's scene (state, choices, true KDMA values) is fixed, as in real runs: Compare once showed one
+    (scenario, scene) with other true values in each run, as if the runs disagreed on the facts. Deliberate quirks
+    (null true values, odd scene ids) aside."""
+    seen: dict[tuple[str, str], set[str]] = {}
+    for e in corpus:
+        for s in e.scenes:
+            truth = s["choice_info"].get("true_kdma_values")
+            scene_id = s["input"]["full_state"]["meta_info"].get("scene_id")
+            if not truth or any(v is None for v in truth.values()) or not isinstance(scene_id, str):
+                continue
+            fact = json.dumps([s["input"]["state"], [c["unstructured"] for c in s["input"]["choices"]], truth],
+                              sort_keys=True)
+            seen.setdefault((s["input"]["scenario_id"], scene_id), set()).add(fact)
+    shared = {key: facts for key, facts in seen.items()
+              if sum(1 for e in corpus for s in e.scenes
+                     if (s["input"]["scenario_id"], s["input"]["full_state"]["meta_info"].get("scene_id")) == key) > 1}
+    assert len(shared) >= 10  # scenes met by several runs, so the check has something to check
+    assert {key: len(facts) for key, facts in shared.items() if len(facts) > 1} == {}

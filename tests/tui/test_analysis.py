@@ -71,15 +71,60 @@ async def test_hit_rate_view_pivots_target_by_adm(demo_store):
         table = pane.query_one("#analysis-hits", DataTable)
         assert app.focused is table
         rates = hit_rates(app.snapshot.runs)
-        assert table.row_count == len(rates.targets) and len(table.columns) == 1 + len(rates.adms)
+        # a totals row first, then a row per target; target names, an all-ADMs column, then a column per ADM
+        assert table.row_count == 1 + len(rates.targets) and len(table.columns) == 2 + len(rates.adms)
         # one cell by hand: the runs of that target and ADM, hit rates weighted by covered scenes
         target, adm = next(iter(rates.cells))
         runs = [r for r in app.snapshot.runs if r.params.get(S.PARAM_TARGET) == target
                 and r.params.get(S.PARAM_ADM) == adm and S.METRIC_ORACLE_HIT_RATE in r.metrics]
         scenes = sum(r.metrics[S.METRIC_SCENES_COVERED] for r in runs)
         rate = sum(r.metrics[S.METRIC_ORACLE_HIT_RATE] * r.metrics[S.METRIC_SCENES_COVERED] for r in runs) / scenes
-        row = table.get_row_at(rates.targets.index(target))
-        assert str(row[1 + rates.adms.index(adm)]) == f"{rate:.2f} ({int(scenes)})"
+        row = table.get_row_at(1 + rates.targets.index(target))
+        assert str(row[2 + rates.adms.index(adm)]) == f"{rate:.2f} ({int(scenes)})"
+
+
+async def test_hit_rate_table_reaches_every_adm_at_80x24_with_totals_in_view(demo_store):
+    """Issue 25 item 8: at 80x24 every ADM column comes into view with →, the target names and the totals
+    (the all-ADMs column, the all-targets row) stay in view beside it, and the line under the table names
+    the cell under the cursor in full."""
+    from align_track.query.analysis import hit_rate_totals
+    from tests.support.tui_fixtures import static_text
+
+    uri, _ = demo_store
+    app = AlignTrackApp(uri)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = await open_analysis(app, pilot)
+        await pilot.press("o")
+        table = pane.query_one("#analysis-hits", DataTable)
+        rates = hit_rates(app.snapshot.runs)
+        totals = hit_rate_totals(rates)
+        assert len(rates.adms) >= 4 and table.size.width <= 80  # more ADMs than fit at once
+        top = str(table.get_row_at(0)[1]), [str(c) for c in table.get_row_at(0)[2:]]
+        assert top == (f"{totals.overall[0]:.2f} ({totals.overall[1]})",
+                       [f"{totals.by_adm[a][0]:.2f} ({totals.by_adm[a][1]})" for a in rates.adms])
+        first_target = str(table.get_row_at(1)[0])
+        seen = set()
+        for _ in range(len(rates.adms) + 1):
+            await pilot.press("right")
+            await pilot.pause()
+            shown = screen_text(app)
+            assert "all targets" in shown and "all ADMs" in shown and first_target in shown
+            row, column = table.cursor_coordinate
+            if column >= 2:
+                adm = rates.adms[column - 2]
+                total = totals.by_adm[adm]
+                assert f"{total[0]:.2f} ({total[1]})" in shown.splitlines()[3], shown  # its total, on screen
+                assert f"over {total[1]} scenes · {adm} · all targets" in " ".join(
+                    static_text(pane.query_one("#hits-cell"), 200).split())
+                seen.add(adm)
+        assert seen == set(rates.adms)
+        # and down to the last target, names and totals still in view
+        for _ in range(len(rates.targets) + 1):
+            await pilot.press("down")
+        await pilot.pause()
+        shown = screen_text(app)
+        last = str(table.get_row_at(len(rates.targets))[0])
+        assert last in shown and "all targets" in shown and table.cursor_coordinate.row == len(rates.targets)
 
 
 async def test_scatter_view_reads_a_runs_scenes_and_matches_its_prediction_metrics(demo_store):

@@ -283,7 +283,8 @@ async def test_compare_lines_up_scenes_and_counts_agreement(tmp_path, store_uri)
         await pilot.press("1", "slash", "ctrl+u", *"adm_c", "enter", "space", "c")
         await wait_until(pilot, lambda: compared(app) and len(pane.runs) == 3, what="compare of three")
         # S3 is missing from adm_c: 3 comparable scenes, of which S0 agrees in all three runs.
-        assert str(pane.query_one("#compare-summary").render()) == "1 of 3 scenes agree (1 scene not in every run)"
+        summary = str(pane.query_one("#compare-summary").render())
+        assert summary == "1 of 3 scenes agree · 1 scene missing from some run (—)"
 
 
 # --------------------------------------------------------------------------- ingest

@@ -23,7 +23,11 @@ def test_compare_counts_only_scenes_every_run_has():
     b = [s("1", "X", 0), s("2", "X", 1)]
     result = compare([a, b])
     assert (result.agreeing, result.comparable) == (1, 2)
-    assert result.summary() == "1 of 2 scenes agree (1 scene not in every run)"
+    assert result.summary() == "1 of 2 scenes agree · 1 scene missing from some run (—)"
+    assert [result.missing(i) for i in range(3)] == [False, False, True]
+    assert [result.differs(i) for i in range(3)] == [False, True, False]  # a scene b lacks is no difference
+    only_a = compare([[s("1", "X", 0)], [s("2", "X", 0)]])
+    assert only_a.summary() == "no scene in common · 2 scenes missing from some run (—)"
     repeated = compare([[s("1", "X", 0), s("1", "Y", 1)], [s("1", "X", 0), s("1", "Y", 1)]])
     assert repeated.keys == [("sc", "1"), ("sc", "1#2")] and repeated.agreeing == 2
 

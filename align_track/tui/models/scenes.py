@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from align_track.query.scene_index import scene_identity
 from align_track.schema import ATTR_CHOSEN_ACTION, ATTR_PREDICTED_KDMA, ATTR_TIMING, ATTR_TRUE_KDMA
 from align_track.tui.widgets.vtable import Column
 
@@ -110,7 +111,9 @@ def _scene(trace_id: str, span_inputs: Any, span_outputs: Any, raw_attrs: dict[s
     inputs = dict(span_inputs) if isinstance(span_inputs, dict) else {}
     outputs = dict(span_outputs) if isinstance(span_outputs, dict) else {}
     attrs = {k: v for k, v in raw_attrs.items() if not k.startswith("mlflow.")}
-    scene_id = str(inputs.get("scene_id") or tags.get("scene_id") or tags.get("mlflow.traceName") or "")
+    # the (scenario, scene) every view matches scenes by: the Sweep pane's scene index reads it the same way
+    scenario_id, scene_id = scene_identity(attrs.get("scenario_id"), inputs.get("scenario_id"),
+                                           inputs.get("scene_id"), tags.get("scene_id"), tags.get("mlflow.traceName"))
     seconds = _float(attrs.get(ATTR_TIMING))
     choice = _int(attrs.get("choice_index", outputs.get("choice_index")))
     action = outputs.get("action") if isinstance(outputs.get("action"), dict) else {}
@@ -118,7 +121,7 @@ def _scene(trace_id: str, span_inputs: Any, span_outputs: Any, raw_attrs: dict[s
     return Scene(
         trace_id=trace_id,
         scene_id=scene_id,
-        scenario_id=str(attrs.get("scenario_id") or inputs.get("scenario_id") or ""),
+        scenario_id=scenario_id,
         index=_int(attrs.get("scene_index")),
         seconds=seconds,
         choice_index=choice,
@@ -223,6 +226,14 @@ class Comparison:
             if self.scenes else []
         return max(errors) if errors else None
 
+    def missing(self, i: int) -> bool:
+        """Some run never met scene i: it neither agrees nor disagrees."""
+        return any(d is None for d in self.decisions[i])
+
+    def differs(self, i: int) -> bool:
+        """Every run met scene i and they chose differently."""
+        return not self.agree[i] and not self.missing(i)
+
     @property
     def comparable(self) -> int:
         """Scenes every run has."""
@@ -233,10 +244,14 @@ class Comparison:
         return sum(self.agree)
 
     def summary(self) -> str:
-        text = f"{self.agreeing} of {self.comparable} scenes agree"
+        """Agreement over the scenes every run met, and how many some run is missing (shown as —)."""
         missing = len(self.keys) - self.comparable
+        scenes = f"{missing} scene{'s' if missing != 1 else ''}"
+        if not self.comparable:
+            return f"no scene in common · {scenes} missing from some run (—)" if missing else "no scenes"
+        text = f"{self.agreeing} of {self.comparable} scenes agree"
         if missing:
-            text += f" ({missing} scene{'s' if missing != 1 else ''} not in every run)"
+            text += f" · {scenes} missing from some run (—)"
         return text
 
 

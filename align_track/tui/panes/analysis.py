@@ -23,7 +23,7 @@ from align_track import schema as S
 from align_track.tui.panes.base import Pane
 
 if TYPE_CHECKING:
-    from align_track.query.analysis import CurvePoint
+    from align_track.query.analysis import CurvePoint, HitRates, HitTotals
 
 # 16-colour styles and marker characters, paired: series i gets both, so either tells it apart
 STYLES = ("bright_red", "bright_green", "bright_yellow", "bright_blue", "bright_magenta", "bright_cyan",
@@ -31,6 +31,7 @@ STYLES = ("bright_red", "bright_green", "bright_yellow", "bright_blue", "bright_
 MARKERS = "ox+*#@%&$=~^"
 DIAGONAL_STYLE = "bright_black"
 VIEWS = ("curve", "hits", "scatter")
+ALL = "\0all"  # the key of the totals row and column (no target or ADM is named so)
 
 
 def series_style(i: int) -> tuple[str, str]:
@@ -53,6 +54,15 @@ def legend_text(names: list[str], extra: str = "", width: int = 78) -> Text:
             lines[-1].append("   ")
         lines[-1].append_text(entry)
     return Text("\n").join(lines)
+
+
+def rate_cell(cell: tuple[float, int] | None, bold: bool = False) -> Text:
+    """``0.75 (8)``: hit rate and scenes, green from 0.75, yellow from 0.5, else red; ``-`` when none."""
+    if cell is None:
+        return Text("-", style="dim", justify="right")
+    rate, scenes = cell
+    style = "bright_green" if rate >= 0.75 else "bright_yellow" if rate >= 0.5 else "bright_red"
+    return Text(f"{rate:.2f} ({scenes})", style=f"bold {style}" if bold else style, justify="right")
 
 
 def short_label(name: str, width: int = 13) -> str:
@@ -102,6 +112,7 @@ class AnalysisPane(Pane):
     """a/o/p switch view; k cycles the KDMA of the curve; n/N the run of the scatter; +/- and arrows zoom/pan."""
 
     TITLE = "Analysis"
+    SHORT = "Ana"
     KEY = "7"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "view('curve')", "Curve", tooltip="Alignment curve: target value vs chosen mean, per ADM"),
@@ -112,6 +123,7 @@ class AnalysisPane(Pane):
         Binding("N", "next_run(-1)", "Prev run", show=False, tooltip="Predicted vs true: previous run"),
         Binding("g", "reload", "Reload", tooltip="Redraw from the runs loaded now"),
     ]
+    SCOPED_CSS = False  # the -short rules start at the Screen
     DEFAULT_CSS = """
     AnalysisPane #analysis-title { height: 1; padding: 0 1; text-style: bold; width: 1fr; background: $boost;
                                    text-wrap: nowrap; text-overflow: ellipsis; }
@@ -121,6 +133,8 @@ class AnalysisPane(Pane):
     AnalysisPane .analysis-legend { height: auto; max-height: 7; padding: 0 1; }
     AnalysisPane #analysis-hits { height: 1fr; }
     AnalysisPane #hits-legend { max-height: 4; }
+    Screen.-short AnalysisPane .analysis-legend { max-height: 6; }
+    AnalysisPane #hits-cell { height: auto; max-height: 3; padding: 0 1; width: 1fr; }
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -134,8 +148,11 @@ class AnalysisPane(Pane):
         self.scatter_index = 0
         self.pairs: list[tuple[str, str, float, float]] | None = None
         self.pairs_for = ""
+        self.hit_rates: HitRates | None = None
+        self.hit_totals: HitTotals | None = None
         self._plots_ready = False
         self._mounting = False
+        self._drawn_width = 0
 
     can_focus = True  # holds focus (and so its keys) until the plots are mounted
 
@@ -146,6 +163,7 @@ class AnalysisPane(Pane):
                 yield Static(id="curve-legend", classes="analysis-legend")
             with Container(id="hits"):
                 yield DataTable(id="analysis-hits", zebra_stripes=True, cursor_type="cell")
+                yield Label(id="hits-cell")
                 yield Static(id="hits-legend", classes="analysis-legend")
             with Container(id="scatter"):
                 yield Static(id="scatter-legend", classes="analysis-legend")
@@ -208,7 +226,17 @@ class AnalysisPane(Pane):
     def _draw(self) -> None:
         if not self._plots_ready:
             return
+        self._drawn_width = self.size.width
         {"curve": self._draw_curve, "hits": self._draw_hits, "scatter": self._draw_scatter}[self.view]()
+
+    def on_resize(self) -> None:
+        """Legends and the hit-rate table's target names are fitted to the width: fit them again (a 60-column
+        split widened to 200 kept its 60-column cuts)."""
+        width = self.size.width
+        if self._plots_ready and width and width != self._drawn_width:
+            self._drawn_width = width
+            self.call_after_refresh(self._draw)  # once the new size is laid out (drawn inside the resize, the
+            # table measured its columns wrongly)
 
     def _legend_width(self) -> int:
         return max(40, (self.size.width or 80) - 2)
@@ -222,7 +250,8 @@ class AnalysisPane(Pane):
         from textual_plot import HiResMode, PlotWidget
 
         from align_track.query.analysis import alignment_curve, coincident
-        from align_track.query.coverage import curve_lines
+        from align_track.query.coverage import curve_lines, curve_reason, group, has_curve_point
+        from align_track.query.textfit import cut_middle
 
         self.curve = alignment_curve(self.runs, self.kdma)
         plot = self.query_one("#curve-plot", PlotWidget)
@@ -244,12 +273,19 @@ class AnalysisPane(Pane):
         self._title(f"Alignment curve · {which} · {count} points, {len(self.curve)} ADMs"
                     if count else f"Alignment curve · {which} · no run has a scalar target and chosen mean")
         # each ADM's points and mean offset from the diagonal: coinciding markers hide one another, so say where
-        names = [f"{adm} ({len(pts)}, {sum(p.chosen_mean - p.target for p in pts) / len(pts):+.2f})"
+        width = self._legend_width()
+        # under 80 columns two entries share a line (names cut in the middle), so the plot keeps its rows
+        room = (width - 3) // 2 - 13 if width < 78 else width
+        names = [f"{cut_middle(adm, room)} ({len(pts)}, {sum(p.chosen_mean - p.target for p in pts) / len(pts):+.2f})"
                  for adm, pts in self.curve.items()]
-        legend = legend_text(names, "(points, mean chosen−target)  ··· perfect alignment  k: KDMA",
-                             self._legend_width())
+        legend = legend_text(names, "(points, mean chosen−target)  ··· perfect alignment  k: KDMA" if width >= 78
+                             else "(points, mean chosen−target) ··· ideal  k: KDMA", width)
         notes = [f"{n} points at ({x:.2f}, {y:.2f}) drawn as one" for x, y, n in coincident(self.curve)]
-        notes += [f"left out: {line}" for line in curve_lines(self.runs, names=False)]
+        if width >= 78:
+            notes += [f"left out: {line}" for line in curve_lines(self.runs, names=False)]
+        elif groups := group(self.runs, lambda r: not has_curve_point(r), curve_reason):  # one note, fewer rows
+            notes.append("left out, no curve point: " + " · ".join(
+                f"{len(runs)} run{'s' if len(runs) != 1 else ''}: {reason}" for reason, runs in groups))
         self.query_one("#curve-legend", Static).update(
             Text("\n").join([legend, *(Text(line, style="dim") for line in notes)]))
 
@@ -264,33 +300,63 @@ class AnalysisPane(Pane):
     # ------------------------------------------------------------------ oracle hit rate
 
     def _draw_hits(self) -> None:
-        from align_track.query.analysis import hit_rates
+        """Targets down, ADMs across; the totals first (the ``all ADMs`` column and the ``all targets`` row stay
+        in view with the target names while the cursor moves across and down), so every cell is reachable."""
+        from align_track.query.analysis import hit_rate_totals, hit_rates
         from align_track.query.coverage import missing_lines
+        from align_track.query.textfit import cut_middle
 
         rates = hit_rates(self.runs)
+        totals = hit_rate_totals(rates)
         table = self.query_one("#analysis-hits", DataTable)
+        was = table.cursor_coordinate if table.row_count and self.hit_rates is not None else None
         table.clear(columns=True)
         labels, prefix = strip_common_prefix(rates.targets)
+        room = max(12, (self.size.width or 80) // 3)
         table.add_column(f"{prefix}… \\ ADM" if prefix else "target \\ ADM", key="target")
+        table.add_column(Text("all ADMs", style="bold"), key=ALL)
         for i, adm in enumerate(rates.adms):
             style, marker = series_style(i)
             table.add_column(Text(f"{marker} {short_label(adm)}", style=f"bold {style}"), key=adm)
+        if rates.targets:
+            table.add_row(Text("all targets", style="bold"), rate_cell(totals.overall, bold=True),
+                          *(rate_cell(totals.by_adm.get(a), bold=True) for a in rates.adms), key=ALL)
         for target, label in zip(rates.targets, labels, strict=True):
-            cells: list[Any] = [label]
-            for adm in rates.adms:
-                cell = rates.cells.get((target, adm))
-                if cell is None:
-                    cells.append(Text("-", style="dim"))
-                else:
-                    rate, scenes = cell
-                    style = "bright_green" if rate >= 0.75 else "bright_yellow" if rate >= 0.5 else "bright_red"
-                    cells.append(Text(f"{rate:.2f} ({scenes})", style=style, justify="right"))
-            table.add_row(*cells)
+            table.add_row(cut_middle(label, room), rate_cell(totals.by_target.get(target)),
+                          *(rate_cell(rates.cells.get((target, a))) for a in rates.adms), key=target)
+        table.fixed_columns = 2
+        table.fixed_rows = 1 if rates.targets else 0
+        self.hit_rates, self.hit_totals = rates, totals
         self._title(f"Oracle hit rate (scenes) · {len(rates.targets)} targets x {len(rates.adms)} ADMs"
                     if rates.targets else "Oracle hit rate · no run has a scalar target with true KDMA values")
         left_out = missing_lines(self.runs, S.METRIC_ORACLE_HIT_RATE, names=False)
         self.query_one("#hits-legend", Static).update(Text("\n".join(f"left out: {line}" for line in left_out),
                                                            style="dim"))
+        if rates.targets:  # a redraw (resize, reload) keeps the cursor's cell; the first one starts on the total
+            row, column = (was.row, was.column) if was is not None else (0, 1)
+            table.move_cursor(row=min(row, table.row_count - 1), column=min(column, len(table.columns) - 1))
+        self._describe_cell()
+
+    def _describe_cell(self) -> None:
+        """The cell under the cursor in full: target and ADM names are cut in the table, never here."""
+        rates, totals = self.hit_rates, self.hit_totals
+        line = self.query_one("#hits-cell", Label)
+        if rates is None or totals is None or not rates.targets:
+            line.update("")
+            return
+        table = self.query_one("#analysis-hits", DataTable)
+        row, column = table.cursor_coordinate
+        target = rates.targets[row - 1] if 1 <= row <= len(rates.targets) else None
+        adm = rates.adms[column - 2] if 2 <= column < 2 + len(rates.adms) else None
+        cell = (rates.cells.get((target, adm)) if target and adm else totals.by_target.get(target) if target
+                else totals.by_adm.get(adm) if adm else totals.overall)
+        where = f"{adm or 'all ADMs'} · {target or 'all targets'}"
+        what = "no scene covered" if cell is None else f"hit rate {cell[0]:.2f} over {cell[1]} scenes"
+        line.update(Text.assemble((what, "bold"), f" · {where}"))
+
+    def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
+        event.stop()
+        self._describe_cell()
 
     # ------------------------------------------------------------------ predicted vs true
 

@@ -17,6 +17,8 @@ class Pane(Container):
     """A tab's content. ``BINDINGS`` of each pane feed the footer, the help screen and the command palette."""
 
     TITLE: ClassVar[str] = ""
+    SHORT: ClassVar[str] = ""
+    """The title where the pane bar is short of room (60 columns): a deliberate abbreviation, not a cut."""
     KEY: ClassVar[str] = ""
     DEFAULT_CSS = "Pane { height: 1fr; }"
 

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 DIFFERENT = Style(color="red", bold=True)
 ODD = Style(color="red", bold=True, reverse=True)
-SAME, DIFF = "=", "≠"
+SAME, DIFF, MISSING = "=", "≠", "—"
+"""A scene every run chose alike in, one they chose differently in, one some run never met (not a difference)."""
 ODD_MARK = "✗"
 ORDERS = ("scene", "disagreement", "KDMA error")
 """``o`` cycles: scene order, disagreeing scenes first, largest KDMA prediction error first."""
@@ -59,9 +60,11 @@ def letters(count: int) -> list[str]:
 
 
 class ComparePane(Pane):
-    """Scenes matched by (scenario, scene id); a scene agrees when all runs have it and chose the same action."""
+    """Scenes matched by (scenario, scene id); a scene agrees when all runs have it and chose the same action, and
+    one some run lacks is shown missing (—), counted apart."""
 
     TITLE = "Compare"
+    SHORT = "Cmp"
     KEY = "3"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open_scene", "Side by side",
@@ -76,7 +79,8 @@ class ComparePane(Pane):
     ComparePane #compare-legend {
         height: auto; max-height: 6; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
     }
-    ComparePane #compare-summary { height: 1; padding: 0 1; text-style: bold; background: $boost; width: 1fr; }
+    ComparePane #compare-summary { height: auto; max-height: 3; padding: 0 1; text-style: bold; background: $boost;
+                                   width: 1fr; }
     """
 
     def __init__(self, **kwargs) -> None:
@@ -156,8 +160,8 @@ class ComparePane(Pane):
                     for letter in letters(len(run_ids))]
         odd = [comparison.odd_ones(i) for i in range(len(comparison.keys))]
         rows = [
-            (SAME if ok else DIFF, key[0], key[1],
-             *["–" if d is None else (f"{ODD_MARK} {d}" if r in odd[i] else d) for r, d in enumerate(decisions)])
+            (MISSING if comparison.missing(i) else SAME if ok else DIFF, key[0], key[1],
+             *[MISSING if d is None else (f"{ODD_MARK} {d}" if r in odd[i] else d) for r, d in enumerate(decisions)])
             for i, (key, decisions, ok) in enumerate(zip(comparison.keys, comparison.decisions, comparison.agree,
                                                          strict=True))
         ]
@@ -194,10 +198,11 @@ class ComparePane(Pane):
         if comparison is None:
             return []
         rows = list(range(len(comparison.keys)))
-        if self.only_differences:
-            rows = [i for i in rows if not comparison.agree[i]]
-        if ORDERS[self.order] == "disagreement":
-            rows.sort(key=lambda i: (comparison.agree[i], -len(comparison.odd_ones(i)) or 0, i))
+        if self.only_differences:  # scenes the runs chose differently in; a scene some run lacks is no difference
+            rows = [i for i in rows if comparison.differs(i)]
+        if ORDERS[self.order] == "disagreement":  # then the scenes some run lacks, then those that agree
+            rows.sort(key=lambda i: (not comparison.differs(i), comparison.agree[i],
+                                     -len(comparison.odd_ones(i)) or 0, i))
         elif ORDERS[self.order] == "KDMA error":
             errors = {i: comparison.kdma_error(i) for i in rows}
             rows.sort(key=lambda i: (errors[i] is None, -(errors[i] or 0.0), i))

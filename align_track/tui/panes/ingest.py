@@ -46,6 +46,7 @@ class IngestPane(Pane):
     """The same ingest as ``align-track ingest``; cancel stops after the current folder, so nothing is half-written."""
 
     TITLE = "Ingest"
+    SHORT = "Ing"
     KEY = "4"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "start", "Start", tooltip="Ingest the folder (enter in the path does the same)"),
@@ -61,7 +62,7 @@ class IngestPane(Pane):
     IngestPane #ingest-progress { height: 1; padding: 0 1; }
     IngestPane #ingest-stats { height: 1; padding: 0 1; width: 1fr; }
     IngestPane #ingest-stats.-error { color: $text-error; text-style: bold; }
-    IngestPane #ingest-hint { height: 1; padding: 0 1; color: $text-muted; width: 1fr; }
+    IngestPane #ingest-hint { height: auto; max-height: 2; padding: 0 1; color: $text-muted; width: 1fr; }
     IngestPane #ingest-detail { height: auto; max-height: 4; padding: 0 1; background: $boost; }
     """
 

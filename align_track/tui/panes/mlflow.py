@@ -26,6 +26,7 @@ class MlflowPane(Pane):
     """Shows what ``m`` did; the server itself is owned by the app so quitting always stops it."""
 
     TITLE = "MLflow"
+    SHORT = "MLf"
     KEY = "6"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("m", "app.toggle_ui", "Web UI", tooltip="Start or stop the MLflow web UI"),

@@ -81,6 +81,7 @@ class ReportPane(Pane):
     """Select rows, columns, values and aggregation; the preview follows; ctrl+s writes xlsx/csv/json."""
 
     TITLE = "Report"
+    SHORT = "Rep"
     KEY = "5"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "export", "Export",

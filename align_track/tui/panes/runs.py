@@ -129,6 +129,8 @@ class RunsPane(Pane):
         self.model = RunsModel.from_runs([])
         self.mode = TEXT
         self.mlflow_text = ""
+        self._details_floor = (0, 4)
+        """(width, rows): the details strip's height holds at the most rows a run has needed at this width."""
 
     @property
     def snapshot(self) -> RunsSnapshot | None:
@@ -204,6 +206,25 @@ class RunsPane(Pane):
             details.update("")
             return
         details.update(details_text(run, self.snapshot.status_of(run.run_id)))
+        self.call_after_refresh(self._hold_details_height)
+
+    def _hold_details_height(self) -> None:
+        """The strip grows to hold a run's fields and keeps that height while the width stays: shrinking back for
+        the next run made the table jump a row as the cursor moved (and a page down, then up, land elsewhere)."""
+        details = self.query_one("#runs-details", Static)
+        width, rows = self._details_floor
+        if details.size.width != width:
+            rows = 4
+        rows = max(rows, details.size.height)
+        self._details_floor = (details.size.width, rows)
+        if details.styles.min_height is None or details.styles.min_height.value != rows:
+            details.styles.min_height = rows
+
+    def on_resize(self) -> None:
+        """Another width wraps the fields otherwise: measure the strip again from its smallest."""
+        self._details_floor = (0, 4)
+        self.query_one("#runs-details", Static).styles.min_height = 4
+        self.call_after_refresh(self.show_details)
 
     def show_empty_store(self) -> None:
         self.table.empty_text = "no runs yet: press 4 to ingest a folder"

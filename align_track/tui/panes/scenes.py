@@ -45,6 +45,7 @@ class ScenesPane(Pane):
     """
 
     TITLE = "Scenes"
+    SHORT = "Scn"
     KEY = "2"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "next_scene", "Next", tooltip="Next scene"),
@@ -72,6 +73,7 @@ class ScenesPane(Pane):
     ScenesPane #scenes-title { height: 1; width: 1fr; padding: 0 1; background: $boost; text-style: bold; }
     ScenesPane #scenes-body { layout: vertical; height: 1fr; }
     ScenesPane #scenes-table { height: 7; }
+    Screen.-short.-narrow ScenesPane #scenes-table { height: 5; }
     ScenesPane #scene-detail-box { height: 1fr; border-top: solid $primary; padding: 0 1; }
     ScenesPane #scene-detail-box:focus { border-top: thick $accent; }
     Screen.-zoom ScenesPane #scenes-table { display: none; }

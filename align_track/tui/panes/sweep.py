@@ -84,6 +84,7 @@ class SweepPane(Pane):
     """Scenes across runs: the scenes (top) and the highlighted scene's decisions, grouped by ADM, LLM, target."""
 
     TITLE = "Sweep"
+    SHORT = "Swp"
     KEY = "8"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", tooltip="Filter scenes by scenario, scene id, state text or choice"),

@@ -38,7 +38,7 @@ def side_by_side(key: tuple[str, str], letters: Sequence[str], scenes: Sequence[
     def row(label: str, cells: list[Text]) -> None:
         table.add_row(label, *cells)
 
-    row("chose", [Text("(no such scene)", "dim") if sc is None else
+    row("chose", [Text("— missing: this run never met this scene", "dim") if sc is None else
                   Text(("✗ " if r in odd else "") + (sc.chosen_action or "(none)"), ODD if r in odd else "bold green")
                   for r, sc in enumerate(scenes)])
     row("why", [Text("") if sc is None else _justification(sc) for sc in scenes])

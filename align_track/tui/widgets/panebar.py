@@ -25,34 +25,39 @@ class PaneBar(Widget):
 
     active: reactive[str] = reactive("")
 
-    def __init__(self, panes: list[tuple[str, str, str]], id: str | None = None) -> None:
-        """``panes``: (pane id, key, title) in order."""
+    def __init__(self, panes: list[tuple[str, str, str, str]], id: str | None = None) -> None:
+        """``panes``: (pane id, key, title, short title) in order."""
         super().__init__(id=id)
         self.panes = panes
 
     def render(self) -> Text:
-        """Every pane's key stays in view: where the titles do not fit (60 columns), the other panes' titles are
-        dropped from the last one back, rather than the bar cropping '7 Analysis  8 Sweep' out of sight."""
+        """Every pane's key and a name for it stay in view: where the titles do not fit (60 columns), the spacing
+        tightens, then the other panes' titles give way to their short forms (``7 Ana``) from the last one back,
+        and only where even those do not fit are they dropped, rather than the bar cropping '7 Analysis  8 Sweep'
+        out of sight."""
         width = self.size.width
-        titled = {pane_id for pane_id, _, _ in self.panes}
-        for pane_id, _, _ in reversed(self.panes):
-            text = self._text(titled)
-            if not width or text.cell_len <= width:
+        labels: dict[str, str | None] = {pane_id: title for pane_id, _, title, _ in self.panes}
+        text = self._text(labels, compact=False)
+        if not width or text.cell_len <= width:
+            return text
+        others = [p for p in reversed(self.panes) if p[0] != self.active]
+        for step in ("compact", *(("short", p[0], p[3]) for p in others), *(("drop", p[0], None) for p in others)):
+            if step != "compact":
+                labels[step[1]] = step[2]
+            text = self._text(labels, compact=True)
+            if text.cell_len <= width:
                 return text
-            if pane_id != self.active:
-                titled.discard(pane_id)
-        return self._text(titled)
+        return text
 
-    def _text(self, titled: set[str]) -> Text:
+    def _text(self, labels: dict[str, str | None], compact: bool) -> Text:
         active_style = self.get_component_rich_style("panebar--active")
         key_style = self.get_component_rich_style("panebar--key")
         text = Text(no_wrap=True, overflow="crop")
-        for pane_id, key, title in self.panes:
+        for pane_id, key, title, _ in self.panes:
             if pane_id == self.active:
                 text.append(f" {key} {title} ", active_style)
-            elif pane_id in titled:
-                text.append(f" {key}", key_style)
-                text.append(f" {title} ")
-            else:
-                text.append(f" {key}", key_style)
+                continue
+            text.append(f" {key}", key_style)
+            if labels[pane_id]:
+                text.append(f" {labels[pane_id]}" if compact else f" {labels[pane_id]} ")
         return text

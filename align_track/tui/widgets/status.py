@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
 from align_track.errors import printable
+from align_track.query.textfit import cut_middle
+
+
+def fit_store(store: str, width: int) -> str:
+    """``path · experiment`` in ``width``: the path cut in the middle first (its file name and top stay), the
+    experiment's name kept whole while there is room for it."""
+    path, sep, experiment = store.rpartition(" · ")
+    if cell_len(store) <= width or not sep:
+        return cut_middle(store, width)
+    room = width - cell_len(sep + experiment)
+    return cut_middle(path, room) + sep + experiment if room >= 12 else cut_middle(store, width)
 
 
 class StatusBar(Static):
@@ -17,12 +29,13 @@ class StatusBar(Static):
     StatusBar:ansi { background: ansi_default; }
     """
 
-    store: reactive[str] = reactive("")
-    state: reactive[str] = reactive("connecting…")
-    error: reactive[str] = reactive("")
-    ingest: reactive[str] = reactive("")
-    ui: reactive[str] = reactive("")
-    zoom: reactive[bool] = reactive(False)
+    # layout=True: an error wraps onto more rows, and the bar must grow for it (a repaint alone kept one row)
+    store: reactive[str] = reactive("", layout=True)
+    state: reactive[str] = reactive("connecting…", layout=True)
+    error: reactive[str] = reactive("", layout=True)
+    ingest: reactive[str] = reactive("", layout=True)
+    ui: reactive[str] = reactive("", layout=True)
+    zoom: reactive[bool] = reactive(False, layout=True)
 
     def render(self) -> Text:
         # One line normally; an error wraps (up to 3 lines) rather than being cut mid-sentence. Every field may
@@ -31,7 +44,11 @@ class StatusBar(Static):
         if self.zoom:
             text.append("zoomed: z to unzoom  ", "reverse")
         if self.store and not self.error:
-            text.append(printable(self.store), "bold")
+            # the store (often a long path) gives way first, cut in the middle, so the line stays one line at 60
+            # columns: Textual wraps it regardless of no_wrap, and a 20-row split cannot spare the row
+            rest = sum(cell_len(printable(x)) + 4 for x in (self.state, self.ingest, self.ui) if x)
+            room = (self.content_size.width or 10_000) - text.cell_len - rest - 2
+            text.append(fit_store(printable(self.store), max(room, 12)), "bold")
             text.append("  ")
         if self.error:
             text.append(f"✖ {printable(self.error)}", "bold red")

@@ -169,6 +169,8 @@ class VirtualTable(ScrollView, can_focus=True):
         self._spans: tuple[tuple, dict[int, dict[str, tuple[int, int]]]] | None = None
         """(what was on screen, column -> value -> shared prefix/suffix): see ``_screen_spans``."""
         self.gap = 2
+        self.spacing = 2
+        """The gap between columns where they fit; ``gap`` is 1 where even their ``min_width`` does not (60 cols)."""
         self.frozen = 0
         """Leading columns that always stay in place when the table scrolls right (e.g. a row's ≠ marker)."""
         self.pin: int | None = None
@@ -235,6 +237,7 @@ class VirtualTable(ScrollView, can_focus=True):
             self.natural = [cell_len(c.label) + 2 for c in self.columns]
         widths = [min(col.max_width, n) for col, n in zip(self.columns, self.natural, strict=True)]
         essential = [i for i, c in enumerate(self.columns) if c.essential]
+        self.gap = self.spacing
         if self.is_mounted and self.size.width > 0 and essential:
             head = range(essential[-1] + 1)
             available = self.size.width - (2 if self.markable else 0) - self.gap * (len(head) - 1) - 1
@@ -245,6 +248,9 @@ class VirtualTable(ScrollView, can_focus=True):
                     break
                 widths[max(shrinkable, key=lambda i: widths[i] - self.columns[i].min_width)] -= 1
                 excess -= 1
+            if excess > 0 and self.gap > 1:  # one space between columns, not the last one scrolled off
+                excess -= (self.gap - 1) * (len(head) - 1)
+                self.gap = 1
             growers = [i for i in head if self.columns[i].grow and widths[i] < self.natural[i]]
             while excess < 0 and growers:
                 for i in list(growers):
