@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "align_track"
 
 RANK = {
-    "records": 0, "schema": 0, "errors": 0,
+    "records": 0, "schema": 0, "errors": 0, "scene_summary": 0,
     "store": 1, "alignment": 1,
     "ingest": 2, "query": 2, "mlflow_ui": 2,
     "tui": 3,
