@@ -496,12 +496,28 @@ def _summary_chunks(uri: str, kind: str, eid: int, batch: int) -> Iterator[list[
         kind, eid, f" AND t.rowid >= {lo} AND t.rowid < {hi}", whole=True)))
 
 
+def _summary_halves(uri: str, kind: str, eid: int, batch: int) -> Iterator[list[tuple]] | None:
+    """PostgreSQL, a whole experiment that is most of the store: trace_info's pages in two halves, each read by its
+    own backend at once (the tag lookups are the server's work: one backend is one core), the second kept until
+    the first is through (rows in the one scan's order); None otherwise."""
+    if kind != "postgresql":
+        return None
+    halves = _pg_halves(uri, eid, "trace_info")
+    if halves is None:
+        return None
+    first, second = (_summary_query(kind, eid, h.replace("s.ctid", "t.ctid")) for h in halves)
+    stops = threading.Event(), threading.Event()
+    later = _prefetched(_stream(uri, kind, second, batch, stops[1]), stops[1], depth=0)
+    return _chained([_prefetched(_stream(uri, kind, first, batch, stops[0]), stops[0]), later], stops)
+
+
 def _summarised(uri: str, kind: str, eid: int, where: str, batch: int, seen: dict[str, int], untagged: list[str],
                 garbled: list[str]) -> Iterator[list[TraceFields]]:
     """The fields of the traces whose summary reads, streamed a batch at a time; the ids of the others in
     ``untagged`` (no summary) and ``garbled`` (one that does not read as a summary)."""
     stop = threading.Event()
-    rows_in = (None if where else _summary_chunks(uri, kind, eid, batch)) or _prefetched(
+    rows_in = (None if where else _summary_chunks(uri, kind, eid, batch)
+               or _summary_halves(uri, kind, eid, batch)) or _prefetched(
         _stream(uri, kind, _summary_query(kind, eid, where), batch, stop), stop)
     cache: dict[str, Any] = {}
     try:
@@ -610,12 +626,12 @@ def _chained(parts: list[Iterator[list[tuple]]], stops: Iterable[threading.Event
             stop.set()
 
 
-def _pg_halves(uri: str, eid: int) -> tuple[str, str] | None:
-    """Conditions splitting the spans table's pages in two (the second open-ended: rows written since are read
-    too); None on a PostgreSQL before 14 (a ctid range there reads the whole table) or where the experiment is
+def _pg_halves(uri: str, eid: int, table: str = "spans") -> tuple[str, str] | None:
+    """Conditions splitting ``table``'s pages in two (on ``s.ctid``; the second open-ended: rows written since are
+    read too); None on a PostgreSQL before 14 (a ctid range there reads the whole table) or where the experiment is
     a small part of the store (each half's spans are parsed before their trace's experiment is looked up)."""
     (info,) = _sql(uri, ["SELECT current_setting('server_version_num')::int,"
-                         " pg_relation_size('spans') / current_setting('block_size')::int,"
+                         f" pg_relation_size('{table}') / current_setting('block_size')::int,"
                          f" count(*), sum(CASE WHEN experiment_id = {eid} THEN 1 ELSE 0 END) FROM trace_info"])
     version, pages, total, mine = info[0]
     if version < PG_TID_RANGES or not pages or pages < 2 or not mine or mine * WHOLE_SHARE < total:
