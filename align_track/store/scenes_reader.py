@@ -463,7 +463,7 @@ ID_LISTS = 20_000
 ID_CHUNK = 2_000
 
 
-def _summary_query(kind: str, eid: int, where: str, whole: bool = False) -> str:
+def _summary_query(kind: str, eid: int, where: str) -> str:
     """Every trace of ``eid`` that meets ``where``: id, time, name, run (link, else sourceRun metadata), NULL,
     scene_id tag, scene summary tag. The trace_info rows and three tag lookups each: no span is read."""
     link = ("(SELECT min(a.destination_id) FROM entity_associations a WHERE a.source_id = t.request_id"
@@ -471,44 +471,9 @@ def _summary_query(kind: str, eid: int, where: str, whole: bool = False) -> str:
     meta = (f"(SELECT m.value FROM trace_request_metadata m WHERE m.request_id = t.request_id"
             f" AND m.{{key}} = '{META_SOURCE_RUN}')")
     tag = ("(SELECT g.value FROM trace_tags g WHERE g.request_id = t.request_id AND g.{key} = '%s')")
-    # ``+``: SQLite scans a rowid range of trace_info (whole) rather than looking the experiment's traces up
-    experiment = f"+t.experiment_id = {eid}" if whole else f"t.experiment_id = {eid}"
     return (f"SELECT t.request_id, t.timestamp_ms, t.trace_name, COALESCE({link}, {meta}), NULL,"
             f" {tag % TRACE_TAG_SCENE_ID}, {tag % TRACE_TAG_SCENE_SUMMARY} FROM trace_info t"
-            f" WHERE {experiment}{where.replace('s.trace_id', 't.request_id')}")
-
-
-def _summary_chunks(uri: str, kind: str, eid: int, batch: int) -> Iterator[list[tuple]] | None:
-    """SQLite, a whole experiment that is most of the store: trace_info in rowid ranges, two read at once, each on
-    its own connection (SQLite's lookups run without the GIL: both cores while Python files the rows), in order.
-    None otherwise (one streamed query)."""
-    if kind != "sqlite":
-        return None
-    (counts,) = _sql(uri, [f"SELECT count(*), sum(CASE WHEN experiment_id = {eid} THEN 1 ELSE 0 END),"
-                           " min(rowid), max(rowid) FROM trace_info"])
-    total, mine, low, high = counts[0]
-    if not mine or mine * WHOLE_SHARE < total or low is None:
-        return None
-    first = min(batch, FIRST_BATCH)  # a small first range: the first scenes show at once
-    ranges = [(low, min(low + first, high + 1))]
-    ranges += [(lo, min(lo + batch, high + 1)) for lo in range(low + first, high + 1, max(batch, 1))]
-    return _in_ranges(ranges, lambda lo, hi: _sqlite_rows(uri, _summary_query(
-        kind, eid, f" AND t.rowid >= {lo} AND t.rowid < {hi}", whole=True)))
-
-
-def _summary_halves(uri: str, kind: str, eid: int, batch: int) -> Iterator[list[tuple]] | None:
-    """PostgreSQL, a whole experiment that is most of the store: trace_info's pages in two halves, each read by its
-    own backend at once (the tag lookups are the server's work: one backend is one core), the second kept until
-    the first is through (rows in the one scan's order); None otherwise."""
-    if kind != "postgresql":
-        return None
-    halves = _pg_halves(uri, eid, "trace_info")
-    if halves is None:
-        return None
-    first, second = (_summary_query(kind, eid, h.replace("s.ctid", "t.ctid")) for h in halves)
-    stops = threading.Event(), threading.Event()
-    later = _prefetched(_stream(uri, kind, second, batch, stops[1]), stops[1], depth=0)
-    return _chained([_prefetched(_stream(uri, kind, first, batch, stops[0]), stops[0]), later], stops)
+            f" WHERE t.experiment_id = {eid}{where.replace('s.trace_id', 't.request_id')}")
 
 
 def _summarised(uri: str, kind: str, eid: int, where: str, batch: int, seen: dict[str, int], untagged: list[str],
@@ -516,9 +481,7 @@ def _summarised(uri: str, kind: str, eid: int, where: str, batch: int, seen: dic
     """The fields of the traces whose summary reads, streamed a batch at a time; the ids of the others in
     ``untagged`` (no summary) and ``garbled`` (one that does not read as a summary)."""
     stop = threading.Event()
-    rows_in = (None if where else _summary_chunks(uri, kind, eid, batch)
-               or _summary_halves(uri, kind, eid, batch)) or _prefetched(
-        _stream(uri, kind, _summary_query(kind, eid, where), batch, stop), stop)
+    rows_in = _prefetched(_stream(uri, kind, _summary_query(kind, eid, where), batch, stop), stop)
     cache: dict[str, Any] = {}
     try:
         for rows in rows_in:
@@ -626,12 +589,12 @@ def _chained(parts: list[Iterator[list[tuple]]], stops: Iterable[threading.Event
             stop.set()
 
 
-def _pg_halves(uri: str, eid: int, table: str = "spans") -> tuple[str, str] | None:
-    """Conditions splitting ``table``'s pages in two (on ``s.ctid``; the second open-ended: rows written since are
-    read too); None on a PostgreSQL before 14 (a ctid range there reads the whole table) or where the experiment is
+def _pg_halves(uri: str, eid: int) -> tuple[str, str] | None:
+    """Conditions splitting the spans table's pages in two (the second open-ended: rows written since are read
+    too); None on a PostgreSQL before 14 (a ctid range there reads the whole table) or where the experiment is
     a small part of the store (each half's spans are parsed before their trace's experiment is looked up)."""
     (info,) = _sql(uri, ["SELECT current_setting('server_version_num')::int,"
-                         f" pg_relation_size('{table}') / current_setting('block_size')::int,"
+                         " pg_relation_size('spans') / current_setting('block_size')::int,"
                          f" count(*), sum(CASE WHEN experiment_id = {eid} THEN 1 ELSE 0 END) FROM trace_info"])
     version, pages, total, mine = info[0]
     if version < PG_TID_RANGES or not pages or pages < 2 or not mine or mine * WHOLE_SHARE < total:
@@ -667,22 +630,14 @@ def _whole_chunks(uri: str, kind: str, eid: int, batch: int) -> Iterator[list[tu
 
 
 def _chunked(uri: str, kind: str, eid: int, ranges: list[tuple[int, int]]) -> Iterator[list[tuple]]:
-    def chunk(lo: int, hi: int) -> list[tuple]:
-        where = f" AND s.rowid >= {lo} AND s.rowid < {hi}"
+    from concurrent.futures import ThreadPoolExecutor
+
+    def chunk(bounds: tuple[int, int]) -> list[tuple]:
+        where = f" AND s.rowid >= {bounds[0]} AND s.rowid < {bounds[1]}"
         try:
             return _sqlite_rows(uri, _query(kind, eid, where, raw=False, whole=True))
         except _JsonRefused:  # Python's JSON reads what SQLite's refused: this range raw
             return _sqlite_rows(uri, _query(kind, eid, where, raw=True, whole=True))
-
-    return _in_ranges(ranges, chunk)
-
-
-def _in_ranges(ranges: list[tuple[int, int]], read: Callable[[int, int], list[tuple]]) -> Iterator[list[tuple]]:
-    """``read(lo, hi)`` of each range, CHUNKS_IN_FLIGHT at once, handed over in order."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def chunk(bounds: tuple[int, int]) -> list[tuple]:
-        return read(*bounds)
 
     pool = ThreadPoolExecutor(max_workers=CHUNKS_IN_FLIGHT, thread_name_prefix="align-track-scenes")
     try:

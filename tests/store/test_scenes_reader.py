@@ -73,11 +73,6 @@ def test_ingested_postgresql_store_reads_as_mlflow_reads_it(tmp_path: Path, pg_d
     one = scenes_reader._stream(pg_db, "postgresql", scenes_reader._query("postgresql", int(eid), "", raw=False), 5,
                                 stop)
     assert whole == list(dict.fromkeys(row[0] for rows in one for row in rows))
-    # the summaries too: trace_info read as two halves at once, in one stream's order
-    assert scenes_reader._pg_halves(pg_db, int(eid), "trace_info") is not None
-    one = scenes_reader._stream(pg_db, "postgresql", scenes_reader._summary_query("postgresql", int(eid), ""), 5,
-                                stop)
-    assert whole == [row[0] for rows in one for row in rows]
 
 
 def test_postgresql_parses_each_span_once_without_jit(tmp_path: Path, pg_db: str):
