@@ -1,7 +1,8 @@
 """The package tree is the architecture: imports run only downward, and no module imports itself in a cycle.
 
 Layers, top to bottom: ``cli`` > ``demo`` > ``tui`` > ``ingest``, ``query``, ``mlflow_ui`` > ``store``, ``alignment``
-> ``records``, ``schema``, ``scene_summary``. A module may import its own package or any package below it, never one above or beside.
+> ``records``, ``schema``, ``scene_summary``. A module may import its own package or any package below it, never
+one above or beside.
 Lazy imports inside functions count too: they are how start-up stays light, not a way around the layers.
 """
 
