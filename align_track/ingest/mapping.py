@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from align_track import scene_summary
 from align_track import schema as S
 from align_track.alignment import alignment_metrics
 from align_track.errors import one_line
@@ -34,13 +35,14 @@ NO_SCENES = "input_output.json holds no scenes yet: ingested as a run with 0 tra
 """The note for a folder whose scene list is empty: ingested (the job exists, crashed or not started yet) and said,
 not failed (a sweep still starting is not an error) nor silent (0 traces would look like data lost)."""
 
-MAPPING_VERSION = "5"
+MAPPING_VERSION = "6"
 """Part of every run's fingerprint: a new version rewrites stores written by an older one on the next ingest.
 2: alignment.* and kdma.<name>.* metrics (alignment.py); traces carry ``scene_id``/``mlflow.runId`` tags and
 MLflow's metadata, and ``timing_seconds`` always. 3: the alignment distance is align-system's (sum of absolute
 differences over the target KDMAs, not Euclidean). 4: trace inputs start with ``scene_id`` (the web UI's
 request preview shows it). 5: runs start and end at the experiment's times, traces at their scenes' times
-(run_times.py), not the ingest's."""
+(run_times.py), not the ingest's. 6: traces carry the ``align_track.scene_summary`` tag (scene_summary.py: the
+scenes-across-runs index reads it instead of the span)."""
 
 
 @dataclass(frozen=True)
@@ -408,23 +410,36 @@ def build_traces(
         attributes[S.ATTR_CHOICE_INDEX] = chosen
         attributes[S.ATTR_CHOSEN_ACTION] = chosen_action_text(item, chosen)
         duration_ns = int((seconds or 0.0) * 1e9)
+        inputs = {  # schema.TRACE_INPUTS' order: the scene id first, so the web UI's cut preview shows it
+            S.IN_SCENE_ID: sid,
+            S.IN_SCENARIO_ID: inp.get("scenario_id"),
+            S.IN_STATE: inp.get("state"),
+            S.IN_UNSTRUCTURED: state.get("unstructured"),
+            S.IN_CHARACTERS: state.get("characters"),
+            S.IN_CHOICES: inp.get("choices"),
+        }
+        outputs = {S.OUT_CHOICE_INDEX: chosen, S.OUT_ACTION: output.get("action")}
+        tags = {S.TRACE_TAG_SCENE_ID: sid}  # the writer adds mlflow.runId (the run id is known only then)
+        summary = trace_summary(inputs, outputs, attributes)
+        if summary is not None:
+            tags[S.TRACE_TAG_SCENE_SUMMARY] = summary
         traces.append(TraceRecord(
             name=sid,
-            inputs={  # schema.TRACE_INPUTS' order: the scene id first, so the web UI's cut preview shows it
-                S.IN_SCENE_ID: sid,
-                S.IN_SCENARIO_ID: inp.get("scenario_id"),
-                S.IN_STATE: inp.get("state"),
-                S.IN_UNSTRUCTURED: state.get("unstructured"),
-                S.IN_CHARACTERS: state.get("characters"),
-                S.IN_CHOICES: inp.get("choices"),
-            },
-            outputs={S.OUT_CHOICE_INDEX: chosen, S.OUT_ACTION: output.get("action")},
+            inputs=inputs,
+            outputs=outputs,
             attributes=attributes,
-            tags={S.TRACE_TAG_SCENE_ID: sid},  # the writer adds mlflow.runId (the run id is known only then)
+            tags=tags,
             start_ns=offsets[index],
             end_ns=offsets[index] + duration_ns,
         ))
     return traces
+
+
+def trace_summary(inputs: dict[str, Any], outputs: dict[str, Any], attributes: dict[str, Any]) -> str | None:
+    """The ``align_track.scene_summary`` tag of a trace with this root span (None: the span is read instead)."""
+    return scene_summary.encode(inputs, outputs, attributes, S.ATTR_SCENARIO_ID, S.IN_SCENE_ID, S.IN_CHOICES,
+                                S.OUT_ACTION, S.ATTR_SCENE_INDEX, S.ATTR_CHOICE_INDEX, S.ATTR_CHOSEN_ACTION,
+                                S.ATTR_TRUE_KDMA)
 
 
 MIN_SCENE_STEP_NS = 1_000_000

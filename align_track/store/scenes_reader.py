@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from align_track import scene_summary
+from align_track.scene_summary import choice_texts
 from align_track.schema import (
     ATTR_CHOICE_INDEX,
     ATTR_CHOSEN_ACTION,
@@ -38,6 +40,7 @@ from align_track.schema import (
     OUT_ACTION,
     OUT_CHOICE_INDEX,
     TRACE_TAG_SCENE_ID,
+    TRACE_TAG_SCENE_SUMMARY,
 )
 from align_track.store import spans_reader
 from align_track.store.runs_reader import _engine, _sql, with_installed_driver
@@ -348,15 +351,6 @@ def _exact(value: Any, ints: bool) -> bool:
     return False
 
 
-def choice_texts(choices: Any) -> tuple[str | None, ...] | None:
-    """The choices' texts as the alignment metrics read them (a choice that is not an object, or has no text:
-    None); None when the inputs hold no list of choices."""
-    if not isinstance(choices, list):
-        return None
-    return tuple(str(c["unstructured"]) if isinstance(c, dict) and c.get("unstructured") is not None else None
-                 for c in choices)
-
-
 def _attribute(value: Any) -> Any:
     return MISSING if value is None else _decode_attribute(value)
 
@@ -427,7 +421,11 @@ def read_trace_fields(tracking_uri: str, experiment_id: str, run_ids: Iterable[s
                       batch: int = BATCH) -> Iterator[list[TraceFields]]:
     """Batches of TraceFields of the experiment's traces (of ``run_ids`` only, written from ``since_ms`` on,
     named one of ``names``: each optional), read straight from SQL. Unreadable where MLflow must read them
-    (:func:`read_trace_fields_mlflow`); StoreError when the store cannot be read. Stop iterating at any time."""
+    (:func:`read_trace_fields_mlflow`); StoreError when the store cannot be read. Stop iterating at any time.
+
+    Each trace's ``align_track.scene_summary`` tag first (a few hundred bytes: align_track/scene_summary.py),
+    streamed; then the root spans of the traces without a summary that reads (another tool's, an older mapping's,
+    an edited one), their fields cut out of the span's JSON as before."""
     uri = resolve_tracking_uri(tracking_uri)
     kind = _sql_kind(uri)
     require_existing_store(uri)
@@ -439,6 +437,79 @@ def read_trace_fields(tracking_uri: str, experiment_id: str, run_ids: Iterable[s
     runs = None if run_ids is None else list(dict.fromkeys(run_ids))
     where = _where(runs, since_ms, None, None if names is None else list(names))
     seen: dict[str, int] = {}  # trace id -> its root span's start (a trace with several roots: the first read)
+    untagged: list[str] = []
+    garbled: list[str] = []
+    yield from _summarised(uri, kind, eid, where, batch, seen, untagged, garbled)
+    if untagged and not seen and not garbled:  # no summary at all (another tool's store): every span, one scan
+        yield from _span_fields(uri, kind, eid, where, batch, seen)
+    else:
+        if len(untagged) > ID_LISTS:  # many without (a store partly re-ingested): those, by a condition
+            untagged_only = (f" AND NOT EXISTS (SELECT 1 FROM trace_tags g WHERE g.request_id = s.trace_id"
+                             f" AND g.{{key}} = '{TRACE_TAG_SCENE_SUMMARY}')")
+            yield from _span_fields(uri, kind, eid, where + untagged_only, batch, seen)
+            listed = garbled
+        else:
+            listed = untagged + garbled
+        for start in range(0, len(listed), ID_CHUNK):
+            part = _where(None, None, listed[start:start + ID_CHUNK], None)
+            yield from _span_fields(uri, kind, eid, where + part, batch, seen)
+    missing = _without_root_span(uri, eid, where, seen)
+    if missing:
+        yield from read_trace_fields_mlflow(uri, str(eid), trace_ids=missing)
+
+
+ID_LISTS = 20_000
+"""Up to this many traces without a summary are read by their ids; more, by the absence of the tag."""
+ID_CHUNK = 2_000
+
+
+def _summary_query(kind: str, eid: int, where: str) -> str:
+    """Every trace of ``eid`` that meets ``where``: id, time, name, run (link, else sourceRun metadata), NULL,
+    scene_id tag, scene summary tag. The trace_info rows and three tag lookups each: no span is read."""
+    link = ("(SELECT min(a.destination_id) FROM entity_associations a WHERE a.source_id = t.request_id"
+            f" AND a.source_type = '{spans_reader.TRACE_ENTITY}' AND a.destination_type = '{spans_reader.RUN_ENTITY}')")
+    meta = (f"(SELECT m.value FROM trace_request_metadata m WHERE m.request_id = t.request_id"
+            f" AND m.{{key}} = '{META_SOURCE_RUN}')")
+    tag = ("(SELECT g.value FROM trace_tags g WHERE g.request_id = t.request_id AND g.{key} = '%s')")
+    return (f"SELECT t.request_id, t.timestamp_ms, t.trace_name, COALESCE({link}, {meta}), NULL,"
+            f" {tag % TRACE_TAG_SCENE_ID}, {tag % TRACE_TAG_SCENE_SUMMARY} FROM trace_info t"
+            f" WHERE t.experiment_id = {eid}{where.replace('s.trace_id', 't.request_id')}")
+
+
+def _summarised(uri: str, kind: str, eid: int, where: str, batch: int, seen: dict[str, int], untagged: list[str],
+                garbled: list[str]) -> Iterator[list[TraceFields]]:
+    """The fields of the traces whose summary reads, streamed a batch at a time; the ids of the others in
+    ``untagged`` (no summary) and ``garbled`` (one that does not read as a summary)."""
+    stop = threading.Event()
+    rows_in = _prefetched(_stream(uri, kind, _summary_query(kind, eid, where), batch, stop), stop)
+    cache: dict[str, Any] = {}
+    try:
+        for rows in rows_in:
+            out: list[TraceFields] = []
+            for trace_id, ts, name, run, _link, tag, text in rows:
+                if text is None:
+                    untagged.append(trace_id)
+                    continue
+                found = cache.get(text)
+                if found is None:
+                    found = cache[text] = scene_summary.decode(text) or False
+                if found is False:
+                    garbled.append(trace_id)
+                    continue
+                seen[trace_id] = 0
+                attrs, inputs, action = found
+                out.append(TraceFields(trace_id, run, None if ts is None else int(ts), name, tag, attrs, inputs,
+                                       None, action))
+            if out:
+                yield out
+    finally:
+        stop.set()
+        rows_in.close()
+
+
+def _span_fields(uri: str, kind: str, eid: int, where: str, batch: int, seen: dict[str, int]
+                 ) -> Iterator[list[TraceFields]]:
+    """TraceFields of the traces that meet ``where`` and are not in ``seen``, cut out of their root spans' JSON."""
     caches: tuple[dict, dict, dict] = ({}, {}, {})
     stop = threading.Event()
     rows_in: Any = None
@@ -447,9 +518,6 @@ def read_trace_fields(tracking_uri: str, experiment_id: str, run_ids: Iterable[s
         if whole is not None:
             for rows in whole:
                 yield _decode(uri, kind, eid, rows, seen, caches)
-            missing = _without_root_span(uri, eid, where, seen)
-            if missing:
-                yield from read_trace_fields_mlflow(uri, str(eid), trace_ids=missing)
             return
         rows_in = _rows_in(uri, kind, eid, where, batch, stop)
         raw = False
@@ -466,9 +534,6 @@ def read_trace_fields(tracking_uri: str, experiment_id: str, run_ids: Iterable[s
                 stop = threading.Event()
                 rows_in = _prefetched(_stream(uri, kind, _query(kind, eid, where, raw=True), batch, stop), stop)
                 raw = True
-        missing = _without_root_span(uri, eid, where, seen)
-        if missing:
-            yield from read_trace_fields_mlflow(uri, str(eid), trace_ids=missing)
     finally:
         stop.set()
         if rows_in is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from align_track import scene_summary
 from align_track.ingest.folders import RunFolderError, discover, read_config, read_files
 from align_track.ingest.mapping import adm_name, build_run, identities, llm_name, scene_times, score_metrics
 from align_track.ingest.variants import assign_variants, differing_parts
@@ -64,7 +65,14 @@ def test_params_metrics_tags_follow_the_data_model(tmp_path: Path) -> None:
     assert {Path(a.path).name for a in run.artifacts} == {"input_output.json", "timing.json", "scores.json",
                                                           "config.yaml"}
     trace = run.traces[1]
-    assert trace.name == "S1" and trace.tags == {"scene_id": "S1"}
+    assert trace.name == "S1" and set(trace.tags) == {"scene_id", "align_track.scene_summary"}
+    assert trace.tags["scene_id"] == "S1"
+    # the summary holds the span's own values (what the scenes-across-runs index reads instead of the span)
+    attrs, inputs, action = scene_summary.decode(trace.tags["align_track.scene_summary"])
+    a = trace.attributes
+    assert attrs == (a["scenario_id"], 1, 1, "Treat Patient A", a["true_kdma_values"])
+    assert inputs == (trace.inputs["scenario_id"], "S1", tuple(c["unstructured"] for c in trace.inputs["choices"]))
+    assert action == trace.outputs["action"]["unstructured"]
     assert set(trace.inputs) == {"scenario_id", "state", "scene_id", "unstructured", "characters", "choices"}
     assert trace.outputs["choice_index"] == 1 and trace.outputs["action"]["justification"]
     assert trace.attributes["timing_seconds"] == 4.0 and trace.attributes["scene_index"] == 1

@@ -222,3 +222,45 @@ def test_postgresql_and_sqlite_give_the_same_index_and_a_first_pass_is_its_prefi
                                             d.distance, d.left_out) for d in index.decisions_of(r.key)]
                                     for r in index.rows()}))
     assert seen[0] == seen[1]
+
+
+def _index_view(index) -> tuple:
+    """Rows and every scene's decisions, by run folder (comparable across stores: run ids differ)."""
+    from align_track.schema import TAG_PATH
+
+    def folder(run_id: str) -> str:
+        return index.runs[run_id].tags[TAG_PATH]
+
+    rows = index.rows()
+    return rows, {r.key: sorted((folder(d.run_id), d.decision, d.choice_index, d.index, repr(d.chosen_true), d.hit,
+                                 d.distance, d.left_out) for d in index.decisions_of(r.key)) for r in rows}
+
+
+def test_the_index_from_scene_summaries_equals_the_index_from_spans(tmp_path: Path, pg_db: str):
+    """On SQLite, PostgreSQL and a store a tracking server wrote (ingest over HTTP), every trace carries the scene
+    summary and the index built from the summaries equals the one built from the spans (the summaries deleted;
+    over HTTP, MLflow's search_traces of the spans)."""
+    from tests.store.test_scenes_reader import set_summary, summaries
+
+    exps = tmp_path / "exps"
+    generate_demo(exps, run_folders=8, scenes=5, seed=7)
+    backend = tmp_path / "server" / "backend.db"
+    backend.parent.mkdir()
+    views = []
+    with server_fixtures.running_server(f"sqlite:///{backend}", tmp_path / "server" / "artifacts",
+                                        tmp_path / "server.log") as server:
+        assert not ingest(exps, server.url).failures
+        uri, eid, runs = load_complete_runs(server.url)
+        over_http = _index_view(build_index(uri, eid, runs))  # MLflow reads the spans
+    for store in (f"sqlite:///{tmp_path / 'mlflow.db'}", pg_db, f"sqlite:///{backend}"):
+        if store != f"sqlite:///{backend}":
+            assert not ingest(exps, store).failures
+        uri, eid, runs = load_complete_runs(store)
+        index = build_index(uri, eid, runs)
+        assert len(summaries(uri)) == len(index) > 30  # every trace summarised
+        from_summaries = _index_view(index)
+        set_summary(uri, None, None)
+        from_spans = _index_view(build_index(uri, eid, runs))
+        assert from_summaries == from_spans
+        views.append(from_summaries)
+    assert views[0] == views[1] == views[2] == over_http

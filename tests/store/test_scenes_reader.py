@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from align_track.schema import TRACE_TAG_SCENE_SUMMARY as SUMMARY
 from align_track.store import scenes_reader
 from align_track.store.runs_reader import get_experiment_id, load_runs
 from align_track.store.scenes_reader import read_all, read_trace_fields, read_trace_fields_mlflow
@@ -141,6 +142,102 @@ def test_a_server_is_refused_so_mlflow_reads_it():
         next(read_trace_fields("http://127.0.0.1:1", "1"))
 
 
+# --------------------------------------------------------------------------- scene summaries
+
+
+def set_summary(uri: str, trace_id: str | None, value: str | None) -> None:
+    """Replace (None: delete) the scene summary tag of one trace (None: of every trace)."""
+    from align_track.store.runs_reader import _engine
+
+    engine = _engine(uri)
+    key = engine.dialect.identifier_preparer.quote("key")
+    raw = engine.raw_connection()
+    mark = "?" if uri.startswith("sqlite") else "%s"
+    try:
+        cur = raw.cursor()
+        only = f" AND request_id = {mark}" if trace_id is not None else ""
+        args = [SUMMARY] + ([trace_id] if trace_id is not None else [])
+        cur.execute(f"DELETE FROM trace_tags WHERE {key} = {mark}{only}", args)
+        if value is not None:
+            cur.execute(f"INSERT INTO trace_tags ({key}, value, request_id) VALUES ({mark}, {mark}, {mark})",
+                        [SUMMARY, value, trace_id])
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def summaries(uri: str) -> dict[str, str]:
+    from align_track.store.runs_reader import _sql
+
+    (rows,) = _sql(uri, [f"SELECT request_id, value FROM trace_tags WHERE {{key}} = '{SUMMARY}'"])
+    return dict(rows)
+
+
+def test_summaries_are_read_instead_of_spans_and_give_what_the_spans_give(tmp_path: Path, store_uri: str,
+                                                                           pg_db: str, monkeypatch):
+    """Every trace ingest writes carries the scene summary tag, on SQLite and PostgreSQL; the reader then reads no
+    span at all (the span path raises here) and reports what MLflow reads from the spans."""
+    tree = build_tree(tmp_path / "exps")
+    for uri in (store_uri, pg_db):
+        ingest_tree(tree, uri)
+        eid = get_experiment_id(uri, EXPERIMENT)
+        spans = by_id(read_all(read_trace_fields_mlflow, uri, eid))
+        assert set(summaries(uri)) == set(spans) and len(spans) > 10
+        with monkeypatch.context() as mp:
+            mp.setattr(scenes_reader, "_span_fields", _no_spans)
+            assert by_id(read_all(read_trace_fields, uri, eid)) == spans
+            run = next(iter(spans.values())).run_id
+            assert by_id(read_all(read_trace_fields, uri, eid, run_ids=[run])) == {
+                t: f for t, f in spans.items() if f.run_id == run}
+
+
+def _no_spans(*args, **kwargs):
+    raise AssertionError("a span was read")
+
+
+def test_a_store_mixing_summarised_and_unsummarised_traces(tmp_path: Path, store_uri: str, pg_db: str,
+                                                           monkeypatch):
+    """Traces without the summary (another tool's, an older mapping's) are read from their spans, whether listed
+    by id or found by the tag's absence (many of them), beside the summarised ones: the same fields as MLflow's."""
+    tree = build_tree(tmp_path / "exps")
+    for uri in (store_uri, pg_db):
+        ingest_tree(tree, uri)
+        eid = get_experiment_id(uri, EXPERIMENT)
+        spans = by_id(read_all(read_trace_fields_mlflow, uri, eid))
+        for trace_id in sorted(spans)[::2]:
+            set_summary(uri, trace_id, None)
+        assert 0 < len(summaries(uri)) < len(spans)
+        assert by_id(read_all(read_trace_fields, uri, eid)) == spans
+        monkeypatch.setattr(scenes_reader, "ID_LISTS", 1)  # by the tag's absence
+        assert by_id(read_all(read_trace_fields, uri, eid, batch=3)) == spans
+        monkeypatch.undo()
+        set_summary(uri, None, None)  # none left: the whole-table span read
+        assert by_id(read_all(read_trace_fields, uri, eid)) == spans
+
+
+HOSTILE_SUMMARIES = ["", "[1,", "[1]", "[2,1,2,3,4,5,6,7,8,9]", "{}", "null",
+                     "[1,NaN,0,0,null,null,null,null,null,null]",
+                     '[1,"s",0,0,"a",{},"s","P",{"not":"a list"},"a"]', '[1,"s",0,0,"a",{},"s","P",[1,2],"a"]',
+                     "[1," + "[" * 100_000 + "]" * 100_000 + "]"]
+
+
+def test_a_missing_or_garbled_summary_falls_back_to_the_span(tmp_path: Path, store_uri: str, pg_db: str):
+    """A summary tag that does not read as one (cut, edited, another version, nesting too deep for Python) is
+    not trusted: that trace is read from its span, the same as MLflow reads it."""
+    tree = build_tree(tmp_path / "exps")
+    for uri in (store_uri, pg_db):
+        ingest_tree(tree, uri)
+        eid = get_experiment_id(uri, EXPERIMENT)
+        spans = by_id(read_all(read_trace_fields_mlflow, uri, eid))
+        ids = sorted(spans)
+        assert len(ids) > len(HOSTILE_SUMMARIES)
+        for trace_id, value in zip(ids, HOSTILE_SUMMARIES, strict=False):
+            if uri.startswith("postgresql") and len(value) > 8000:
+                value = value[:7_999] + "]"  # the column holds 8,000 characters
+            set_summary(uri, trace_id, value)
+        assert by_id(read_all(read_trace_fields, uri, eid)) == spans
+
+
 # --------------------------------------------------------------------------- hostile span JSON
 
 
@@ -214,6 +311,7 @@ def hostile_stores(tmp_path_factory: pytest.TempPathFactory):
     for uri in uris:
         eid = get_experiment_id(uri, EXPERIMENT)
         first = read_all(read_trace_fields, uri, eid)[0]
+        set_summary(uri, first.trace_id, None)  # read from its span (a summary would be what ingest wrote)
         out.append((uri, eid, first.trace_id, first.name, _root_content(uri, first.trace_id)))
     yield out
     database.close()  # disposes the pool, drops the database
