@@ -6,7 +6,7 @@ BIN := .venv/bin
 DEMO_DIR ?= data/demo
 DEMO_URI ?= sqlite:///data/mlflow/mlflow.db
 
-.PHONY: setup demo test fuzz bench lint screenshots clean
+.PHONY: setup demo test fuzz monkey bench lint screenshots clean
 
 setup: .venv/.synced
 
@@ -37,6 +37,11 @@ test: setup
 fuzz: setup
 	ALIGN_TRACK_HYPOTHESIS=hostile-long $(BIN)/python -m pytest -q tests/store/test_hostile_backends.py \
 		--hypothesis-show-statistics $(PYTEST_ARGS)
+
+## monkey: the TUI monkey test's long profile: 4 fresh random seeds (printed), 400 steps each, no time budget
+## (ALIGN_TRACK_MONKEY_SEED=1,2 / ALIGN_TRACK_MONKEY_STEPS=N to choose; make test runs 2 fixed seeds for 20 s each)
+monkey: setup
+	ALIGN_TRACK_MONKEY=long $(BIN)/python -m pytest -q -s tests/tui/test_monkey.py -k test_monkey $(PYTEST_ARGS)
 
 ## bench: every benchmark, each figure as a ratio against a baseline measured in the same run, same repeats on
 ## both sides; results in bench-results/<name>.json, then the README's speed table is rebuilt from them
