@@ -32,10 +32,10 @@ from typing import Any
 
 import pytest
 from textual import events
+from textual.actions import parse as parse_action
 from textual.binding import Binding
 from textual.command import CommandPalette
 from textual.keys import _character_to_key, _get_unicode_name_from_key
-from textual.widgets import Input
 
 import align_track.tui
 from align_track.demo.store import settle
@@ -54,7 +54,8 @@ SECONDS = float(os.environ.get("ALIGN_TRACK_MONKEY_SECONDS", 0 if LONG else 20))
 REACH_EVERY = 20
 """Steps between two reachability checks (and one at the end)."""
 
-EXPLICIT_ACTIONS = {"start", "export", "toggle_ui", "app.toggle_ui", "quit", "app.quit"}
+EXPLICIT_ACTIONS = {("IngestPane", "start"), ("ReportPane", "export"), ("AlignTrackApp", "toggle_ui"),
+                    ("AlignTrackApp", "quit")}
 """Actions that start an ingest, an export or the web UI (or quit): only their own key may run them."""
 SUBMIT_STARTS = {"ingest-path", "report-path"}
 """Text boxes whose enter starts the ingest or writes the report (an explicit key too)."""
@@ -120,39 +121,44 @@ def text_keys(text: str) -> list[str]:
 
 
 class MonkeyApp(AlignTrackApp):
-    """The app with a filter in front of its key routing: a key that would run an explicit action where it is
-    routed now (by the focused widget, the screen, the app) is dropped and counted, as if never pressed."""
+    """The app with a filter in front of its actions: an explicit action (starting an ingest, an export or the
+    web UI, quitting) is dropped and counted, as if its key had never been pressed. Filtering the action rather
+    than the key is exact whatever the focus is when a burst's key is finally routed; every key still reaches the
+    app's own routing."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.dropped: list[str] = []
 
-    def explicit(self, key: str) -> str | None:
-        """The explicit action ``key`` would run now, if any."""
-        if isinstance(self.screen, CommandPalette) and key == "enter":
-            return "a command palette choice"  # may be any action, start and quit included
-        focused = self.focused
-        if isinstance(focused, Input):
-            if key == "enter" and focused.id in SUBMIT_STARTS:
-                return f"enter in #{focused.id}"
-            if key_event(key).is_printable:
-                return None  # text typed into the box
-        active = self.screen.active_bindings.get(key)
-        if active is not None and active.binding.action in EXPLICIT_ACTIONS:
-            return active.binding.action
+    def explicit(self, action: str, namespace: Any) -> str | None:
+        """``pane.action`` if running ``action`` in ``namespace`` would start something (or quit)."""
+        destination, name, _ = parse_action(action)
+        target = self if destination == "app" or namespace is None else namespace
+        owner = "AlignTrackApp" if target is self else type(target).__name__
+        if (owner, name) in EXPLICIT_ACTIONS or (name == "submit" and getattr(target, "id", None) in SUBMIT_STARTS):
+            return f"{owner}{'#' + target.id if name == 'submit' else ''}.{name}"
         return None
 
+    async def run_action(self, action: Any, default_namespace: Any = None) -> bool:
+        if isinstance(action, str):
+            explicit = self.explicit(action, default_namespace)
+            if explicit is not None:
+                self.dropped.append(explicit)
+                return True  # handled: the key goes no further, as when the action runs
+        return await super().run_action(action, default_namespace)
+
     async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key) and not event.is_forwarded:
-            action = self.explicit(event.key)
-            if action is not None:
-                self.dropped.append(f"{event.key}->{action}")
-                return
+        """A command palette's enter may run any command, Textual's own (quit, save a screenshot) included."""
+        if isinstance(event, events.Key) and not event.is_forwarded and event.key == "enter" \
+                and isinstance(self.screen, CommandPalette):
+            self.dropped.append("CommandPalette.enter")
+            return
         await super().on_event(event)
 
 
-def started(app: AlignTrackApp, cwd: Path, files_before: set[str]) -> list[str]:
-    """What was started that only an explicit key may start."""
+def started(app: AlignTrackApp, cwd: Path, files_before: set[str], children_before: frozenset[int] = frozenset()
+            ) -> list[str]:
+    """What was started that only an explicit key may start (child processes not in ``children_before``)."""
     out = []
     ingest = app.ingest_pane
     if ingest.running or ingest.started or not ingest.finished.is_set():
@@ -164,7 +170,8 @@ def started(app: AlignTrackApp, cwd: Path, files_before: set[str]) -> list[str]:
         out.append("a report export")
     if app.web_ui.server is not None or app.web_ui.busy or app.status.ui:
         out.append("the web UI")
-    mlflow_children = [pid for pid, cmd in _children(os.getpid()) if "mlflow" in cmd and "server" in cmd]
+    mlflow_children = [pid for pid, cmd in _children(os.getpid())
+                       if "mlflow" in cmd and "server" in cmd and pid not in children_before]
     if mlflow_children:
         out.append(f"mlflow server processes {mlflow_children}")
     return out
@@ -269,6 +276,7 @@ async def test_monkey(seed: int, demo_store, tmp_path: Path, monkeypatch: pytest
     uri, exps = demo_store
     monkeypatch.chdir(tmp_path)  # an export would land here (report.xlsx is relative)
     files_before = {p.name for p in tmp_path.iterdir()}
+    children_before = frozenset(pid for pid, _ in _children(os.getpid()))
     app = MonkeyApp(uri, experiments_dir=str(exps))
     monkey = Monkey(seed, [])
     try:
@@ -284,8 +292,8 @@ async def test_monkey(seed: int, demo_store, tmp_path: Path, monkeypatch: pytest
                                   f"{app.size.height}]")
                 await run_step(app, pilot, kind, arg)
                 assert app.is_running and app._exception is None, _repro(seed, monkey.log)
-                assert not started(app, tmp_path, files_before), \
-                    f"{started(app, tmp_path, files_before)} without its key\n{_repro(seed, monkey.log)}"
+                unasked = started(app, tmp_path, files_before, children_before)
+                assert not unasked, f"{unasked} without its key\n{_repro(seed, monkey.log)}"
                 if (index + 1) % REACH_EVERY == 0:
                     await settle(pilot)
                     problem = await check_reachable(app, pilot)
@@ -293,7 +301,7 @@ async def test_monkey(seed: int, demo_store, tmp_path: Path, monkeypatch: pytest
             await settle(pilot)
             problem = await check_reachable(app, pilot)
             assert problem is None, f"{problem}\n{_repro(seed, monkey.log)}"
-            assert not started(app, tmp_path, files_before), _repro(seed, monkey.log)
+            assert not started(app, tmp_path, files_before, children_before), _repro(seed, monkey.log)
             await asyncio.sleep(0)
     except Exception as exc:
         if "monkey seed" not in str(exc):
@@ -313,35 +321,32 @@ def test_the_monkey_knows_every_binding_and_every_explicit_key() -> None:
     for _, cls in PANES:
         assert cls.KEY in keys
         assert _keys_of(cls.BINDINGS) <= set(keys)
-    bound = {b.action for cls in _classes_with_bindings() for b in cls.BINDINGS if isinstance(b, Binding)}
-    assert {"start", "export", "app.toggle_ui", "toggle_ui", "quit"} <= bound & EXPLICIT_ACTIONS
+    bound = set()
+    for cls in _classes_with_bindings():
+        for b in cls.BINDINGS:
+            if isinstance(b, Binding):
+                destination, name, _ = parse_action(b.action)
+                bound.add(("AlignTrackApp" if destination == "app" or cls is AlignTrackApp else cls.__name__, name))
+    assert EXPLICIT_ACTIONS <= bound
 
 
 @pytest.mark.asyncio
-async def test_the_monkey_drops_exactly_the_explicit_keys(demo_store) -> None:
-    """The filter is right about focus: ``m`` on the table starts the web UI, ``m`` in the filter box is text;
-    ctrl+s and enter in the ingest path start an ingest, ctrl+s in the report exports, q quits."""
+async def test_the_monkey_drops_exactly_the_explicit_actions(demo_store) -> None:
+    """The filter stops what ``m``, ctrl+s, enter in a path box and q start wherever they start it, and nothing
+    else: ``m`` in the filter box is text, number keys still switch panes."""
     uri, exps = demo_store
     app = MonkeyApp(uri, experiments_dir=str(exps))
     async with app.run_test(size=(80, 24)) as pilot:
         await opened(app, pilot)
-        assert app.explicit("m") == "toggle_ui" and app.explicit("q") == "quit"
-        assert app.explicit("j") is None and app.explicit("enter") is None
-        await pilot.press("slash")
-        assert app.explicit("m") is None and app.explicit("q") is None and app.explicit("ctrl+q") == "quit"
-        await pilot.press("escape", "escape", "4")
-        assert app.explicit("ctrl+s") == "start" and app.explicit("enter") == "enter in #ingest-path"
-        assert app.explicit("m") is None
-        await pilot.press("escape", "5")
-        assert app.explicit("ctrl+s") == "export" and app.explicit("m") == "toggle_ui"
-        await pilot.press("e")
-        assert app.explicit("enter") == "enter in #report-path"
-        await pilot.press("escape", "6")
-        assert app.explicit("m") == "app.toggle_ui"
-        await pilot.press("m", "q", "ctrl+s")
+        await pilot.press("m", "slash", "m", "q", "ctrl+q", "escape", "escape")
+        assert app.runs_pane.query_one("#runs-filter").value == "" and app.active_pane == "runs"
+        await pilot.press("4", "ctrl+s", "enter", "escape", "5", "ctrl+s", "e", "enter", "escape", "6", "m", "q")
         await pilot.pause()
-        assert app.dropped == ["m->app.toggle_ui", "q->quit"]  # ctrl+s is bound to nothing there
-        assert app.is_running and not app.web_ui.busy and app.web_ui.server is None
+        assert app.dropped == ["AlignTrackApp.toggle_ui", "AlignTrackApp.quit", "IngestPane.start",
+                               "FastInput#ingest-path.submit", "ReportPane.export", "FastInput#report-path.submit",
+                               "AlignTrackApp.toggle_ui", "AlignTrackApp.quit"]
+        assert app.is_running and app.active_pane == "mlflow"
+        assert not started(app, Path.cwd(), {p.name for p in Path.cwd().iterdir()})
 
 
 # --------------------------------------------------------------------------- defects the monkey found
