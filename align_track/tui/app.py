@@ -30,6 +30,7 @@ from align_track.tui.messages import CompareRuns, OpenRun, RunsChanged, ShowPane
 from align_track.tui.mlflow_control import UiState, WebUiControl
 from align_track.tui.models.data import Quiet, display_uri, sweep_line
 from align_track.tui.models.selection import Selection
+from align_track.tui.option_list_fix import apply as guard_option_list_pages
 from align_track.tui.panes.analysis import AnalysisPane
 from align_track.tui.panes.base import Pane, post_ui
 from align_track.tui.panes.compare import ComparePane
@@ -44,6 +45,8 @@ from align_track.tui.screens.help import HelpScreen
 from align_track.tui.widgets.keybar import KeyBar
 from align_track.tui.widgets.panebar import PaneBar
 from align_track.tui.widgets.status import StatusBar
+
+guard_option_list_pages()
 
 if TYPE_CHECKING:
     from align_track.mlflow_ui import UiServer

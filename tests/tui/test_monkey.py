@@ -373,3 +373,36 @@ async def test_a_pane_key_typed_behind_opening_a_dropdown_leaves_no_focus_in_the
         await pilot.pause()
         assert app.is_running and app._exception is None
         assert app.active_pane == "runs"  # escape reached the Compare pane: back to the runs
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("key", ["pageup", "pagedown"])
+async def test_page_keys_in_an_option_list_not_laid_out_yet_do_not_end_the_app(key: str) -> None:
+    """Seed 1 (long profile): the command palette's list got ``pageup`` in the turn its results arrived, before it
+    had lines, and Textual's OptionList raised KeyError, ending the app. Any option list without lines yet (here
+    one not displayed, as a collapsed dropdown's) must take page keys quietly."""
+    from textual.app import App, ComposeResult
+    from textual.widgets import OptionList
+
+    import align_track.tui.app  # noqa: F401 - the app installs the guard on import
+
+    class ListApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield OptionList("a", "b", "c", id="options")
+
+        def on_mount(self) -> None:
+            options = self.query_one(OptionList)
+            options.display = False
+            options.highlighted = 1
+
+    app = ListApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        options = app.query_one(OptionList)
+        app.screen.set_focus(options)
+        await pilot.press(key)
+        await pilot.pause()
+        assert app.is_running and app._exception is None and options.highlighted == 1
+        options.display = True
+        await pilot.pause()
+        await pilot.press(key)
+        assert options.highlighted == (0 if key == "pageup" else 2)  # laid out, the keys page again
