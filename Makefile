@@ -58,6 +58,7 @@ bench: setup
 	@if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then $(BIN)/python -m tests.benchmarks.bench_server; \
 	else echo "bench_server skipped: no PostgreSQL at 127.0.0.1:5432"; fi
 	$(BIN)/python -m tests.benchmarks.bench_watch
+	$(BIN)/python -m tests.benchmarks.bench_web_ui
 	$(BIN)/python -m tests.benchmarks.bench_start $$(pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && echo --postgres)
 	$(BIN)/python -m tests.benchmarks.speed_table
 
