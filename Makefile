@@ -6,7 +6,7 @@ BIN := .venv/bin
 DEMO_DIR ?= data/demo
 DEMO_URI ?= sqlite:///data/mlflow/mlflow.db
 
-.PHONY: setup demo test fuzz bench lint screenshots clean
+.PHONY: setup demo test fuzz monkey bench lint screenshots clean
 
 setup: .venv/.synced
 
@@ -38,6 +38,11 @@ fuzz: setup
 	ALIGN_TRACK_HYPOTHESIS=hostile-long $(BIN)/python -m pytest -q tests/store/test_hostile_backends.py \
 		--hypothesis-show-statistics $(PYTEST_ARGS)
 
+## monkey: the TUI monkey test's long profile: 4 fresh random seeds (printed), 400 steps each, no time budget
+## (ALIGN_TRACK_MONKEY_SEED=1,2 / ALIGN_TRACK_MONKEY_STEPS=N to choose; make test runs 2 fixed seeds for 20 s each)
+monkey: setup
+	ALIGN_TRACK_MONKEY=long $(BIN)/python -m pytest -q -s tests/tui/test_monkey.py -k test_monkey $(PYTEST_ARGS)
+
 ## bench: every benchmark, each figure as a ratio against a baseline measured in the same run, same repeats on
 ## both sides; results in bench-results/<name>.json, then the README's speed table is rebuilt from them
 ## (bench_scale: 100,000 runs, several minutes, most of them the mlflow.search_runs baseline)
@@ -53,6 +58,7 @@ bench: setup
 	@if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then $(BIN)/python -m tests.benchmarks.bench_server; \
 	else echo "bench_server skipped: no PostgreSQL at 127.0.0.1:5432"; fi
 	$(BIN)/python -m tests.benchmarks.bench_watch
+	$(BIN)/python -m tests.benchmarks.bench_web_ui
 	$(BIN)/python -m tests.benchmarks.bench_start $$(pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && echo --postgres)
 	$(BIN)/python -m tests.benchmarks.speed_table
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.widget import Widget
 from textual.widgets import ContentSwitcher, Input
 
 from align_track.store.uri import DEFAULT_EXPERIMENT, StoreError, resolve_tracking_uri
@@ -29,6 +30,7 @@ from align_track.tui.messages import CompareRuns, OpenRun, RunsChanged, ShowPane
 from align_track.tui.mlflow_control import UiState, WebUiControl
 from align_track.tui.models.data import Quiet, display_uri, sweep_line
 from align_track.tui.models.selection import Selection
+from align_track.tui.option_list_fix import apply as guard_option_list_pages
 from align_track.tui.panes.analysis import AnalysisPane
 from align_track.tui.panes.base import Pane, post_ui
 from align_track.tui.panes.compare import ComparePane
@@ -43,6 +45,8 @@ from align_track.tui.screens.help import HelpScreen
 from align_track.tui.widgets.keybar import KeyBar
 from align_track.tui.widgets.panebar import PaneBar
 from align_track.tui.widgets.status import StatusBar
+
+guard_option_list_pages()
 
 if TYPE_CHECKING:
     from align_track.mlflow_ui import UiServer
@@ -147,6 +151,7 @@ class AlignTrackApp(App[None]):
         self._ingest_finished = self.ingest_pane.finished  # the pane is gone by the time the app unmounts
         self.query_one(PaneBar).active = "runs"
         self.runs_pane.focus_default()
+        self.watch(self.screen, "focused", self._focus_moved, init=False)
         self.reload_runs()
         if self.notice:  # what happened just before the app took the screen (make demo: the ingest summary)
             self.notify(self.notice, title="before this", timeout=30)
@@ -236,6 +241,19 @@ class AlignTrackApp(App[None]):
         focused = self.screen.focused
         if focused is None or pane not in focused.ancestors_with_self:
             pane.focus_default()
+
+    def _focus_moved(self, focused: Widget | None) -> None:
+        """Focus never rests in a hidden pane. A widget may take focus a turn after asking (Textual's
+        ``focus()`` waits; a Select opens its list that way), after a pane key typed right behind it (a
+        burst, tmux send-keys) has already shown another pane: keys would then go to the hidden widget unseen,
+        and ``pageup`` in a hidden dropdown crashed the app. Focus goes back into the pane on show, at once,
+        so the next key of the burst is routed there."""
+        if focused is None or self.screen is not self.screen_stack[0] or not self.active_pane:
+            return
+        panes = self.query_one("#panes", ContentSwitcher)
+        active = self.pane(self.active_pane)
+        if panes in focused.ancestors and active not in focused.ancestors_with_self:
+            active.focus_default()
 
     def _on_key(self, event: events.Key) -> None:
         """Typeahead: a printable key only bubbles up to the app while an Input has focus if it was

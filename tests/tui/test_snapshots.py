@@ -1,4 +1,5 @@
-"""Snapshots of every pane at 80x24 and 120x40 (pytest-textual-snapshot; update with --snapshot-update).
+"""Snapshots of every pane at 60x20 (a tmux split), 80x24, 120x40 and 200x50 (pytest-textual-snapshot; update
+with --snapshot-update).
 
 Deterministic by construction: a fixed demo seed, start times pinned from the data, times shown
 in UTC, paths relative to the store's folder, cursors that do not blink.
@@ -17,7 +18,7 @@ from align_track.tui.panes.analysis import AnalysisPane
 
 pytest_plugins = ["tests.support.tui_fixtures"]
 
-SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
+SIZES = {"60x20": (60, 20), "80x24": (80, 24), "120x40": (120, 40), "200x50": (200, 50)}
 
 
 def _ready(app: AlignTrackApp, pane: str):
