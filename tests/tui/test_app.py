@@ -305,7 +305,7 @@ async def test_missing_store_says_how_to_start_then_the_ingest_pane_fills_it(tmp
         await pilot.press("2", "1")  # still responsive
         assert app.active_pane == "runs"
 
-        await pilot.press("4")
+        await pilot.press("4", "e")
         box = app.ingest_pane.query_one("#ingest-path")
         assert app.focused is box and box.value == str(exps)
         await pilot.press("enter")
@@ -348,7 +348,7 @@ async def test_ingest_can_be_cancelled_and_quit_asks_first(tmp_path, store_uri, 
         hold_after_first_batch(monkeypatch, app)  # still busy at ctrl+g
         # Keys go straight to the driver, as from a terminal: Pilot's press waits for the CPU to go
         # idle, which it does not while the ingest runs.
-        await send_keys(app, "4", "enter")
+        await send_keys(app, "4", "e", "enter")
         assert app.ingest_pane.running
         await send_keys(app, "escape", "q")  # leave the path box, then try to quit
         assert isinstance(app.screen, ConfirmScreen)
@@ -367,7 +367,7 @@ async def test_quit_while_ingesting_cancels_it_after_the_current_run_folder(tmp_
     exps = one_scene_folders(tmp_path / "exps", 150)
     async with app_on(store_uri, SIZE, experiments_dir=exps) as (app, pilot):
         hold_after_first_batch(monkeypatch, app)  # still busy when q arrives
-        await send_keys(app, "4", "enter")
+        await send_keys(app, "4", "e", "enter")
         log = app.ingest_pane.query_one("#ingest-log")
         while not log.rows:
             await asyncio.sleep(0.01)
@@ -593,7 +593,7 @@ async def test_the_ingest_pane_says_a_new_store_is_being_created(tmp_path, store
     for i in range(3):
         write_run_folder(exps / f"e{i}", scenes=[scene(f"S{i}")])
     async with app_on(store_uri, SIZE, experiments_dir=exps) as (app, pilot):
-        await send_keys(app, "4", "enter")
+        await send_keys(app, "4", "e", "enter")
         stats = app.ingest_pane.query_one("#ingest-stats")
         seen: list[str] = []
         while app.ingest_pane.summary is None:
@@ -624,7 +624,7 @@ async def test_enter_ingests_exactly_what_the_path_box_shows(tmp_path, store_uri
     write_run_folder(exps / "wanted-too")  # completion would offer 'wanted-too/' after 'wanted'
     typed = str(exps / "wanted")
     async with app_on(store_uri, SIZE, experiments_dir=cwd) as (app, pilot):
-        await pilot.press("4")
+        await pilot.press("4", "e")
         await settle(pilot)
         assert app.focused is app.ingest_pane.query_one("#ingest-path")
         keys = ["ctrl+u"] if how == "pasted" else ["ctrl+u", *typed, "enter"]
@@ -639,12 +639,57 @@ async def test_enter_ingests_exactly_what_the_path_box_shows(tmp_path, store_uri
         assert _ingested_paths(store_uri) == ["."], "the folder in the box, not the cwd or a completion"
 
 
+async def test_a_pane_key_in_the_ingest_pane_switches_panes_and_e_edits_the_path(tmp_path, store_uri):
+    """``4`` then ``1`` shows the Runs pane and leaves the path as it was (it used to type ``1`` into the path box,
+    issue 25 item 2); ``4``, ``e``, a path and enter ingests exactly that path."""
+    exps = tmp_path / "exps"
+    write_run_folder(exps / "wanted")
+    other = tmp_path / "other"
+    write_run_folder(other / "not-this")
+    async with app_on(store_uri, SIZE, experiments_dir=other) as (app, pilot):
+        box = app.ingest_pane.query_one("#ingest-path")
+        await pilot.press("4", "1")
+        assert app.active_pane == "runs"
+        assert box.value == str(other)
+        for key in ("2", "3", "5", "6", "7", "8"):  # every pane key leaves the Ingest pane the same way
+            await pilot.press("4", key)
+            assert app.active_pane != "ingest", key
+            assert box.value == str(other)
+        await pilot.press("4", "e")
+        assert app.focused is box
+        assert "esc" in str(app.ingest_pane.query_one("#ingest-hint").render())
+        await pilot.press("ctrl+u", *str(exps), "enter")
+        await wait_until(pilot, lambda: app.ingest_pane.summary is not None, timeout=120, what="ingest")
+        assert app.ingest_pane.root == str(exps)
+        assert _ingested_paths(store_uri) == ["wanted"]
+        await pilot.press("1")  # after the ingest focus is on its log: a pane key switches again
+        assert app.active_pane == "runs"
+
+
+async def test_ingest_pane_keys_in_one_burst_switch_or_edit_as_typed(tmp_path, store_uri):
+    """The same keys sent in one burst (tmux send-keys, a fast typist): ``4 1`` switches, ``4 e <path> enter``
+    ingests that path."""
+    from textual import events
+
+    exps = tmp_path / "exps"
+    write_run_folder(exps / "wanted")
+    async with app_on(store_uri, SIZE, experiments_dir=tmp_path / "nothing") as (app, pilot):
+        await send_keys(app, "4", "1", gap=0)
+        assert app.active_pane == "runs"
+        assert app.ingest_pane.query_one("#ingest-path").value == str(tmp_path / "nothing")
+        for key in ["4", "e", "ctrl+u", *str(exps), "enter"]:
+            app._driver.send_message(events.Key(key, key if len(key) == 1 else None))
+        await wait_until(pilot, lambda: app.ingest_pane.summary is not None, timeout=120, what="ingest")
+        assert app.ingest_pane.root == str(exps)
+        assert _ingested_paths(store_uri) == ["wanted"]
+
+
 async def test_enter_on_an_empty_path_box_ingests_nothing_and_says_why(tmp_path, store_uri):
     import os
 
     write_run_folder(Path(os.getcwd()) / "here")
     async with app_on(store_uri, SIZE, experiments_dir=tmp_path) as (app, pilot):
-        await pilot.press("4", "ctrl+u", "enter")
+        await pilot.press("4", "e", "ctrl+u", "enter")
         await settle(pilot)
         assert not app.ingest_pane.running and app.ingest_pane.summary is None
         assert "type the experiments folder" in str(app.ingest_pane.query_one("#ingest-stats").render())

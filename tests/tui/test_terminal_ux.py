@@ -306,7 +306,7 @@ async def test_failed_folder_shows_folder_then_readable_reason_and_enter_shows_i
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.status.state in ("no store yet", "0 runs") or loaded(app),
                          what="start")
-        await pilot.press("4", "enter")
+        await pilot.press("4", "e", "enter")
         await wait_until(pilot, lambda: app.ingest_pane.summary is not None, timeout=120, what="ingest")
         await settle(pilot)
         log = app.ingest_pane.query_one("#ingest-log")
@@ -322,9 +322,9 @@ async def test_failed_folder_shows_folder_then_readable_reason_and_enter_shows_i
         assert isinstance(app.screen, MessageScreen)
         assert app.screen.message.count(str(bad)) == 1
         await pilot.press("escape")
-        assert "esc" in str(app.ingest_pane.query_one("#ingest-hint").render())
-        await pilot.press("4")
+        await pilot.press("4", "e")
         assert app.focused is app.ingest_pane.query_one("#ingest-path")
+        assert "esc" in str(app.ingest_pane.query_one("#ingest-hint").render())
         await pilot.press("escape", "q")  # esc leaves the path box; q then quits
     assert not app.is_running
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -42,6 +42,10 @@ def eta_text(done: int, total: int, elapsed: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+HINT_BROWSING = "e: edit the path · ctrl+s: start · ctrl+g: cancel"
+HINT_EDITING = "enter: start · esc: leave the path · →: accept completion"
+
+
 class IngestPane(Pane):
     """The same ingest as ``align-track ingest``; cancel stops after the current folder, so nothing is half-written."""
 
@@ -49,9 +53,11 @@ class IngestPane(Pane):
     SHORT = "Ing"
     KEY = "4"
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("e", "edit_path", "Edit path", tooltip="Edit the folder to ingest (enter there starts it)"),
         Binding("ctrl+s", "start", "Start", tooltip="Ingest the folder (enter in the path does the same)"),
         Binding("ctrl+g", "cancel", "Cancel", tooltip="Cancel the ingest after the current run folder"),
-        Binding("enter", "show_error", "Error in full", tooltip="Show the highlighted folder's error in full"),
+        Binding("enter", "show_error", "Error in full",
+                tooltip="Show the highlighted folder's error in full (no error there: edit the path)"),
         Binding("escape", "leave_input", "Leave path", tooltip="Leave the path box (then number keys, q and ? work)"),
     ]
     DEFAULT_CSS = """
@@ -91,14 +97,26 @@ class IngestPane(Pane):
             yield FastInput(self.experiments_dir, placeholder="experiments folder (→ completes)", id="ingest-path",
                             suggester=PathSuggester(), compact=True, on_submit=self.start_folder)
             yield Checkbox("force", id="ingest-force", compact=True)
-        yield Label("esc: leave the path · enter: start · ctrl+g: cancel · →: accept completion", id="ingest-hint")
+        yield Label(HINT_BROWSING, id="ingest-hint")
         yield ProgressBar(total=1, id="ingest-progress", show_eta=False)  # indeterminate only while scanning
         yield Label("idle", id="ingest-stats")
         yield VirtualTable(LOG_COLUMNS, id="ingest-log", empty_text="no ingest yet")
         yield Static("", id="ingest-detail")
 
     def focus_default(self) -> None:
+        """The log, not the path box: a pane key pressed next (``4`` then ``1``) switches panes instead of
+        typing into the path; ``e`` (or enter) edits it, as in the Report pane."""
+        self.focus_now(self.query_one("#ingest-log", VirtualTable))
+
+    def action_edit_path(self) -> None:
         self.focus_now(self.query_one("#ingest-path", Input))
+
+    @on(events.DescendantFocus)
+    @on(events.DescendantBlur)
+    def _focus_moved(self) -> None:
+        """The hint line says the keys of where focus is: the path box's, or the pane's."""
+        editing = self.screen.focused is self.query_one("#ingest-path", Input)
+        self.query_one("#ingest-hint", Label).update(HINT_EDITING if editing else HINT_BROWSING)
 
     @property
     def running(self) -> bool:
@@ -108,11 +126,12 @@ class IngestPane(Pane):
         self.focus_now(self.query_one("#ingest-log", VirtualTable))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """enter shows an error only from the log (in the path box it starts the ingest); escape leaves the box."""
+        """enter shows an error only from the log (in the path box it starts the ingest); escape leaves the box;
+        ``e`` types an e in the box."""
         if action == "show_error":
             return self.screen.focused is self.query_one("#ingest-log", VirtualTable)
-        if action == "leave_input":
-            return self.screen.focused is self.query_one("#ingest-path", Input)
+        if action in ("leave_input", "edit_path"):
+            return (self.screen.focused is self.query_one("#ingest-path", Input)) == (action == "leave_input")
         return True
 
     @on(VirtualTable.Highlighted, "#ingest-log")
@@ -135,6 +154,7 @@ class IngestPane(Pane):
         log = self.query_one("#ingest-log", VirtualTable)
         row = log.current_row
         if row is None or row >= len(self.errors) or not self.errors[row]:
+            self.action_edit_path()  # nothing to show here: enter edits the path (as before the first ingest)
             return
         rel = log.rows[row][2]
         self.app.push_screen(MessageScreen(f"{rel}: {log.rows[row][0]}",
