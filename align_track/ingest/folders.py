@@ -105,7 +105,8 @@ def own_store_dirs(tracking_uri: str, artifact_location: str | None) -> tuple[st
 
 
 def discover(root: Path, on_problem: Callable[[Path, str, bool], None] | None = None,
-             exclude: Collection[str] = (), stores: list[Path] | None = None) -> list[Path]:
+             exclude: Collection[str] = (), stores: list[Path] | None = None,
+             on_folder: Callable[[int, int, str], None] | None = None) -> list[Path]:
     """Every folder below ``root`` holding input_output.json, sorted, skipping OUTDATED ones and MLflow stores.
 
     Only the part of the path below ``root`` is checked for OUTDATED, so a root
@@ -115,6 +116,8 @@ def discover(root: Path, on_problem: Callable[[Path, str, bool], None] | None = 
     is_error)`` with ``is_error`` True for an unreadable directory, False for a skipped symlink.
     Never enters a store's folders (``exclude``: the store being written, see :func:`own_store_dirs`; any
     folder :func:`store_folder` recognises): each is appended to ``stores`` when given, else reported as a note.
+    ``on_folder(folders seen, run folders found, folder)`` hears each folder as it is entered (a big tree takes
+    tens of seconds to walk: a display says how far it got).
     """
     root = Path(root)
     if not os.path.isdir(root):
@@ -132,8 +135,12 @@ def discover(root: Path, on_problem: Callable[[Path, str, bool], None] | None = 
         else:
             report(Path(path), STORE_NOTE, False)
 
+    seen = 0
     while stack:
         dirpath, parent_names = stack.pop()
+        seen += 1
+        if on_folder is not None:
+            on_folder(seen, len(found), dirpath)
         if dirpath in excluded:
             store(dirpath)
             continue

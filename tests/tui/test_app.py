@@ -601,8 +601,40 @@ async def test_the_ingest_pane_says_a_new_store_is_being_created(tmp_path, store
             if not seen or seen[-1] != text.split("…")[0]:
                 seen.append(text.split("…")[0])
             await asyncio.sleep(0.02)
-        assert any(line.startswith("creating the MLflow store") for line in seen), seen
+        assert any("creating the MLflow store" in line for line in seen), seen
         assert app.ingest_pane.summary.count("ingested") == 3
+
+
+async def test_the_ingest_pane_says_what_it_is_doing_and_estimates_from_folders_written(tmp_path, store_uri):
+    """Before the folders are known the stats line says what the ingest does (scanning with its count, the store's
+    runs, the configs), never an ETA; once writing, no ETA until three folders are written (it used to come
+    from the scan's time: '8/200 folders … ETA 11:36', done 19 s later; issue 25 item 9)."""
+    exps = one_scene_folders(tmp_path / "exps", 40)
+    async with app_on(store_uri, SIZE, experiments_dir=exps) as (app, pilot):
+        pane = app.ingest_pane
+        lines: list[str] = []
+        stats = pane._stats
+
+        def seen(text: str, error: bool = False) -> None:
+            lines.append(text)
+            stats(text, error)
+
+        pane._stats = seen
+        await send_keys(app, "4", "e", "enter")
+        await wait_until(pilot, lambda: pane.summary is not None, timeout=120, what="ingest")
+    first_write = next((i for i, line in enumerate(lines) if line.startswith("writing ")), None)
+    assert first_write is not None, lines
+    before = lines[:first_write]
+    assert any(re.search(r"scanning: \d+ folders seen, \d+ run folders, now in ", line) for line in before), before
+    assert any("reading the store's runs (40 run folders found)" in line for line in before), before
+    assert any("reading configs: 0/40 run folders" in line for line in before), before
+    assert not any("ETA" in line for line in before)
+    writing = [line for line in lines if line.startswith("writing ")]
+    for line in writing:
+        done = int(re.match(r"writing (\d+)/40 folders", line).group(1))
+        eta = line.rsplit("ETA ", 1)[1]
+        assert (eta == "–") == (done < 3) or done == 40, line
+    assert pane.summary.count("ingested") == 40
 
 
 def _ingested_paths(uri: str) -> list[str]:

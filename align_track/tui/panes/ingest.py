@@ -34,12 +34,20 @@ LOG_COLUMNS = (Column("status", "status", 8, essential=True),
                Column("error", "reason", 200, essential=True, grow=True, min_width=12))
 
 
-def eta_text(done: int, total: int, elapsed: float) -> str:
-    """Remaining time at the pace so far ('–' until one folder is done)."""
-    if done <= 0 or elapsed <= 0 or total <= done:
-        return "–" if total > done else "0:00"
-    seconds = int(elapsed / done * (total - done))
-    return f"{seconds // 60}:{seconds % 60:02d}"
+ETA_AFTER = 3
+"""Run folders written before an ETA is given: one folder's time (the first batch's, with its start-up) says
+little about the rest."""
+
+
+def eta_text(written: int, to_write: int, writing_for: float) -> str:
+    """Remaining time at the pace of the folders written so far, over the time spent writing them (not the scan's,
+    nor the plan's; folders skipped as unchanged take no time and are not counted): '–' until :data:`ETA_AFTER`
+    are written."""
+    if to_write <= written:
+        return "0:00"
+    if written < ETA_AFTER or writing_for <= 0:
+        return "–"
+    return elapsed_text(writing_for / written * (to_write - written))
 
 
 HINT_BROWSING = "e: edit the path · ctrl+s: start · ctrl+g: cancel"
@@ -86,6 +94,10 @@ class IngestPane(Pane):
         """Full error per log row ('' for a folder that did not fail)."""
         self.started = 0.0
         self.progress = (0, 0)
+        self.writing = (0, 0)
+        """(written, to write): the folders with runs to write, done and in all."""
+        self.planned_at = 0.0
+        """When the plan was known: writing starts, and with it the clock the ETA is measured on."""
         self.scenes = 0
         self.stage = ""
         """What the ingest is busy with before its folders are known (e.g. creating a new store)."""
@@ -183,6 +195,8 @@ class IngestPane(Pane):
         self.root = str(folder.resolve())
         self.started = time.monotonic()
         self.progress = (0, 0)
+        self.writing = (0, 0)
+        self.planned_at = 0.0
         self.scenes = 0
         self.stage = ""
         log.empty_text = "looking for run folders…"
@@ -190,7 +204,7 @@ class IngestPane(Pane):
         self.cancel_event = threading.Event()
         self.finished.clear()
         self.summary = None
-        self._stats(f"scanning {folder}…")
+        self._stats(f"starting: {folder}…")
         self._clock = self.set_interval(1.0, self._tick)
         self.tell_app(Status("ingest", "ingest: starting"))
         self.focus_now(log)
@@ -231,6 +245,7 @@ class IngestPane(Pane):
         bar = self.query_one("#ingest-progress", ProgressBar)
         log = self.query_one("#ingest-log", VirtualTable)
         if event.kind == "planned":
+            self.planned_at = time.monotonic()
             bar.update(total=max(event.total, 1), progress=0)
             log.empty_text = "no run folders found" if event.total == 0 else "working…"
             log.refresh()
@@ -244,12 +259,13 @@ class IngestPane(Pane):
         elif event.kind == "message":
             self.notify(printable(event.message), severity="warning", timeout=4)
             return
-        elif event.kind == "stage":  # e.g. creating a new store: said in the stats line until the plan is known
-            self.stage = event.message
+        elif event.kind in ("stage", "activity"):  # e.g. creating a store, scanning: said until the plan is known
+            self.stage = printable(event.message)
             self._tick()
             return
         if event.kind in ("planned", "run_folder"):
             self.progress = (event.done, event.total)
+            self.writing = (event.written, event.to_write)
             self.scenes = event.scenes
             self._tick()
             self.tell_app(Status("ingest", f"ingest {event.done}/{event.total}"))
@@ -261,13 +277,18 @@ class IngestPane(Pane):
             return
         done, total = self.progress
         elapsed = time.monotonic() - self.started
-        if not total:
-            doing = self.stage or f"scanning {self.root}"
-            self._stats(f"{doing}… {elapsed_text(elapsed)} elapsed")
+        if not self.planned_at:
+            doing = self.stage or f"starting: {self.root}"
+            self._stats(f"{elapsed_text(elapsed)} {doing}…")  # the time first: a long scan line is cut at its end
             return
-        rate = self.scenes / elapsed if elapsed > 0 else 0.0
-        self._stats(f"{done}/{total} folders · {self.scenes} scenes · {rate:.0f}/s · "
-                    f"{elapsed_text(elapsed)} elapsed · ETA {eta_text(done, total, elapsed)}")
+        written, to_write = self.writing
+        writing_for = time.monotonic() - self.planned_at
+        rate = self.scenes / writing_for if writing_for > 0 else 0.0
+        # Folders the plan decided (unchanged, busy, unreadable) are reported at once: the ETA counts the others.
+        head = (f"{done}/{total} folders · writing {written}/{to_write}" if total > to_write
+                else f"writing {done}/{total} folders")
+        self._stats(f"{head} · {self.scenes} scenes · {rate:.0f}/s · {elapsed_text(elapsed)} · "
+                    f"ETA {eta_text(written, to_write, writing_for)}")
 
     def _finished(self, summary: Summary | None, error: str) -> None:
         self.cancel_event = None
