@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import stat
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,8 @@ from typing import Any
 import yaml
 
 from align_track.errors import clip, printable
-from align_track.schema import HYDRA_DIR, INPUT_OUTPUT, SCORES, TIMING
+from align_track.ingest.outcomes import MAYBE_RUNNING, NO_TIMING
+from align_track.schema import HYDRA_DIR, INPUT_OUTPUT, SCORES, STALL_SECONDS, TIMING
 
 try:  # the C loader is ~10x faster on the 12 KB pipeline configs
     _YamlLoader: Any = yaml.CSafeLoader
@@ -360,6 +362,17 @@ def read_config(root: Path, path: Path, keep_scenes: bool = False,
         scenes=kept,
         file_times=file_times(path),
     )
+
+
+def timing_note(path: Path, now: float | None = None) -> tuple[str, float | None]:
+    """(note, seconds since its files last changed) for a run folder: ('', None) with timing.json; without it
+    MAYBE_RUNNING when a file changed within ``schema.STALL_SECONDS`` of ``now`` (align-system may still be
+    writing it), else NO_TIMING (the run recorded none, or stopped long ago: the absence alone tells neither)."""
+    if os.path.lexists(path / TIMING):
+        return "", None
+    times = file_times(path)
+    age = None if times is None else max((time.time() if now is None else now) - times[1], 0.0)
+    return (MAYBE_RUNNING if age is not None and age < STALL_SECONDS else NO_TIMING), age
 
 
 def file_times(path: Path) -> tuple[float, float] | None:

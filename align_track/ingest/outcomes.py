@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from align_track import schema as S
 from align_track.errors import printable
 
 # Folder outcomes, in the order they are reported.
 INGESTED, UPDATED, SKIPPED, BUSY, FAILED = "ingested", "updated", "skipped", "busy", "failed"
+
+# What is known about a run folder without timing.json (align-system writes it last): see the schema.
+NO_TIMING, MAYBE_RUNNING = S.NO_TIMING, S.MAYBE_RUNNING
 
 
 @dataclass
@@ -21,6 +25,9 @@ class Outcome:
     traces: int = 0
     error: str | None = None
     run_ids: list[str] = field(default_factory=list)
+    note: str = ""
+    """For a folder in the store without timing.json: NO_TIMING, or MAYBE_RUNNING when its files changed within
+    ``schema.STALL_SECONDS`` of the ingest (``folders.timing_note``); '' otherwise."""
 
 
 @dataclass

@@ -34,7 +34,7 @@ from align_track.ingest.batched import (
     write_batch,
     write_in_batches,
 )
-from align_track.ingest.folders import RunFolderError
+from align_track.ingest.folders import RunFolderError, timing_note
 from align_track.ingest.mapping import map_run
 from align_track.ingest.outcomes import (
     BUSY,
@@ -70,8 +70,10 @@ def default_workers(tracking_uri: str) -> int:
 class Progress:
     """The events of one ingest: notices, the plan, then one event per folder as it is done."""
 
-    def __init__(self, emit: Callable[[Event], None]):
+    def __init__(self, emit: Callable[[Event], None], root: Path | None = None):
         self.emit = emit
+        self.root = root
+        """The tree ingested: each folder in the store is looked at for its timing.json (``folders.timing_note``)."""
         self.started = time.perf_counter()
         self.total = 0
         self.outcomes: list[Outcome] = []
@@ -106,6 +108,8 @@ class Progress:
         self.emit(Event("planned", total=self.total, to_write=len(self.to_write)))
 
     def record(self, outcome: Outcome) -> None:
+        if self.root is not None and outcome.status in (INGESTED, UPDATED, SKIPPED) and not outcome.note:
+            outcome.note = timing_note(self.root / outcome.path)[0]
         with self.lock:
             self.outcomes.append(outcome)
             self.traces += outcome.traces
@@ -136,8 +140,8 @@ def ingest(
     from align_track.store.claims import claim_is_alive, claim_token
     from align_track.store.open_store import open_run_store
 
-    progress = Progress(on_event or (lambda event: None))
     root = Path(experiments_dir).resolve()
+    progress = Progress(on_event or (lambda event: None), root)
     uri = resolve_tracking_uri(tracking_uri)
     http.prepare(uri)  # a dead server is a StoreError now, before anything slow
     me = claim_token()

@@ -637,6 +637,53 @@ async def test_the_ingest_pane_says_what_it_is_doing_and_estimates_from_folders_
     assert pane.summary.count("ingested") == 40
 
 
+def _age(folder: Path, seconds: float) -> None:
+    """Every file of a run folder last changed ``seconds`` ago."""
+    import os
+    import time
+
+    when = time.time() - seconds
+    for path in [folder, *folder.rglob("*")]:
+        os.utime(path, (when, when))
+
+
+async def test_a_folder_without_timing_shows_no_timing_or_may_still_be_running_not_done(tmp_path, store_uri):
+    """A folder without timing.json is not shown as done like a finished one (issue 25 item 7): 'no timing', and
+    'may still be running' when its files changed within the stall window before the ingest; readers count all
+    of them complete, as before."""
+    exps = tmp_path / "exps"
+    write_run_folder(exps / "finished")
+    write_run_folder(exps / "untimed", timing=False)
+    write_run_folder(exps / "writing", timing=False)
+    _age(exps / "finished", 3600)
+    _age(exps / "untimed", 3600)
+    _age(exps / "writing", 30)
+    async with app_on(store_uri, SIZE, experiments_dir=exps) as (app, pilot):
+        await send_keys(app, "4", "e", "enter")
+        await wait_until(pilot, lambda: app.ingest_pane.summary is not None, timeout=120, what="ingest")
+        log = app.ingest_pane.query_one("#ingest-log")
+        notes = {row[2]: (row[0], row[3]) for row in log.rows}
+        assert notes["finished"] == ("ingested", "")
+        assert notes["untimed"][0] == "ingested" and notes["untimed"][1].startswith("no timing: no timing.json")
+        assert notes["writing"][0] == "ingested" and notes["writing"][1].startswith("may still be running: ")
+        assert "1 may still be running" in str(app.ingest_pane.query_one("#ingest-stats").render())
+        await wait_until(pilot, lambda: app.snapshot is not None and len(app.snapshot.runs) == 3, what="runs")
+        await pilot.press("1")
+        model = app.runs_pane.model
+        keys = [c.key for c in model.columns]
+        states = {row[keys.index("folder")]: (row[keys.index("state")], row[keys.index("marker")])
+                  for row in model.cells}
+        assert states == {"finished": ("done", " "), "untimed": ("no timing", " "),
+                          "writing": ("may still be running", "▷")}
+        assert app.snapshot.status == {}  # none of them is live: the sweep line and scenes view treat them as done
+        for folder, word in (("untimed", "no timing"), ("writing", "may still be running")):
+            row = next(i for i, r in enumerate(model.cells) if r[keys.index("folder")] == folder)
+            app.runs_pane.table.move_to_row(model.view().index(row))
+            await settle(pilot)
+            assert f"state {word}" in static_text(app.runs_pane.query_one("#runs-details")), folder
+    assert len(load_complete_runs(store_uri)[2]) == 3
+
+
 def _ingested_paths(uri: str) -> list[str]:
     return sorted(r.tags["experiment_path"] for r in load_complete_runs(uri)[2])
 

@@ -16,7 +16,7 @@ from textual.widgets import Checkbox, Input, Label, ProgressBar, Static
 
 from align_track.errors import printable
 from align_track.tui.messages import RunsChanged, Status
-from align_track.tui.models.ingest_log import elapsed_text, readable_error, summary_text
+from align_track.tui.models.ingest_log import elapsed_text, note_text, readable_error, summary_text
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.fast_input import FastInput
 from align_track.tui.widgets.path_suggester import PathSuggester
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 LOG_COLUMNS = (Column("status", "status", 8, essential=True),
                Column("traces", "traces", 6, numeric=True, essential=True),
                Column("path", "folder", 200, middle=True, grow=True, min_width=24, essential=True),
-               Column("error", "reason", 200, essential=True, grow=True, min_width=12))
+               Column("error", "reason / note", 200, essential=True, grow=True, min_width=12))
 
 
 ETA_AFTER = 3
@@ -154,8 +154,9 @@ class IngestPane(Pane):
         text = Text()
         if event.row is not None and event.row < len(log.rows):
             status, _, rel, reason = log.rows[event.row]
+            failed = event.row < len(self.errors) and bool(self.errors[event.row])
             text.append(rel, "bold")
-            text.append(f"  {status}", "bold red" if reason else "green")
+            text.append(f"  {status}", "bold red" if failed else "bold yellow" if reason else "green")
             if reason:
                 text.append(f"\n{reason}")
         self.query_one("#ingest-detail", Static).update(text)
@@ -252,7 +253,7 @@ class IngestPane(Pane):
         elif event.kind == "run_folder" and event.outcome is not None:
             o = event.outcome
             self.errors.append(o.error or "")
-            reason = readable_error(o.error, self.root, o.path) if o.error else ""
+            reason = readable_error(o.error, self.root, o.path) if o.error else note_text(o.note)
             log.append_row((o.status, str(o.traces) if o.traces else "", printable(o.path), reason))
             log.cursor = len(log.view) - 1
             bar.update(total=max(event.total, 1), progress=event.done)
