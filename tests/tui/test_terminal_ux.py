@@ -80,8 +80,12 @@ async def test_running_and_stalled_runs_are_told_apart_from_finished(demo_store,
         keys = [c.key for c in model.columns]
         assert cells[live][keys.index("marker")] == "▶" and cells[live][keys.index("state")] == "running"
         assert cells[dead][keys.index("marker")] == "!" and cells[dead][keys.index("state")] == "stalled"
-        finished = [c for rid, c in cells.items() if rid not in (live, dead)]
-        assert {c[keys.index("state")] for c in finished} == {"done"}
+        finished = {rid: c[keys.index("state")] for rid, c in cells.items() if rid not in (live, dead)}
+        timed = {r.run_id for r in app.snapshot.runs if "timing.total_seconds" in r.metrics}
+        assert {state for rid, state in finished.items() if rid in timed} == {"done"}
+        # the demo's folders without timing.json (issue 25 item 7): complete, but not said to be done
+        assert {state for rid, state in finished.items() if rid not in timed} <= {"no timing", "may still be running"}
+        assert len(finished) > len(timed)
         assert "+ 2 unfinished: 1 running, 1 stalled" in app.status.state
         # a report never counts a run still being written
         await pilot.press("5")
