@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 LOG_COLUMNS = (Column("status", "status", 8, essential=True),
                Column("traces", "traces", 6, numeric=True, essential=True),
                Column("path", "folder", 200, middle=True, grow=True, min_width=24, essential=True),
-               Column("error", "reason / note", 200, essential=True, grow=True, min_width=12))
+               Column("error", "reason", 200, essential=True, grow=True, min_width=12))
 
 
 ETA_AFTER = 3
