@@ -26,7 +26,7 @@ class Outcome:
     error: str | None = None
     run_ids: list[str] = field(default_factory=list)
     note: str = ""
-    """For a folder in the store without timing.json: NO_TIMING, or MAYBE_RUNNING when its files changed within
+    """For a folder written without timing.json: NO_TIMING, or MAYBE_RUNNING when its files changed within
     ``schema.STALL_SECONDS`` of the ingest (``folders.timing_note``); '' otherwise."""
 
 

@@ -108,7 +108,8 @@ class Progress:
         self.emit(Event("planned", total=self.total, to_write=len(self.to_write)))
 
     def record(self, outcome: Outcome) -> None:
-        if self.root is not None and outcome.status in (INGESTED, UPDATED, SKIPPED) and not outcome.note:
+        # Folders just written only: an unchanged rerun of a big tree (on NFS) stats nothing more.
+        if self.root is not None and outcome.status in (INGESTED, UPDATED) and not outcome.note:
             outcome.note = timing_note(self.root / outcome.path)[0]
         with self.lock:
             self.outcomes.append(outcome)
