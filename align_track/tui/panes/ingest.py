@@ -276,6 +276,8 @@ class IngestPane(Pane):
         clock reaches the pane only with an event, so it would stand still between folders)."""
         if not self.running:
             return
+        if self.cancel_event is not None and self.cancel_event.is_set():  # said by ctrl+g until the ingest ends
+            return
         done, total = self.progress
         elapsed = time.monotonic() - self.started
         if not self.planned_at:
