@@ -112,6 +112,16 @@ STATE_RUNNING = "running"
 STATE_STALLED = "stalled"
 """The folder stopped changing for ``--stall-after`` seconds without timing.json: never complete."""
 STATE_FINISHED = "finished"
+STALL_SECONDS = 600.0
+"""A folder without timing.json whose files have not changed for this long is no longer being written: the
+watcher marks its run stalled (``--stall-after``); a run ``ingest`` wrote from a folder that changed more recently
+than this before it was read may still be running."""
+NO_TIMING = "no timing"
+"""A complete run whose folder had no timing.json (align-system writes it last): it still counts as complete, as
+many runs never record timing."""
+MAYBE_RUNNING = "may still be running"
+"""Such a run whose folder's files changed within STALL_SECONDS before it was ingested: align-system may still have
+been writing it, and the store may hold part of it (a later ingest brings the rest)."""
 LIVE_STATES = (STATE_RUNNING, STATE_STALLED)
 TAG_SCENES = "align_track.scenes"
 """Scenes written so far to a live run (its num_scenarios param is logged only when it finishes)."""

@@ -71,7 +71,7 @@ async def _shoot(app, out: Path, with_server: bool) -> list[Path]:
         await settle(pilot)
         save("sweep")
 
-        await pilot.press("4")
+        await pilot.press("4", "e")  # e: edit the path (a pane key pressed instead switches panes)
         await pilot.press("ctrl+u", *"mo", "right", "enter")  # "mo" + → completes to "more/"
         await wait_until(pilot, lambda: app.ingest_pane.summary is not None, timeout=120, what="ingest")
         await pilot.press("escape")

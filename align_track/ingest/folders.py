@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import stat
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,8 @@ from typing import Any
 import yaml
 
 from align_track.errors import clip, printable
-from align_track.schema import HYDRA_DIR, INPUT_OUTPUT, SCORES, TIMING
+from align_track.ingest.outcomes import MAYBE_RUNNING, NO_TIMING
+from align_track.schema import HYDRA_DIR, INPUT_OUTPUT, SCORES, STALL_SECONDS, TIMING
 
 try:  # the C loader is ~10x faster on the 12 KB pipeline configs
     _YamlLoader: Any = yaml.CSafeLoader
@@ -105,7 +107,8 @@ def own_store_dirs(tracking_uri: str, artifact_location: str | None) -> tuple[st
 
 
 def discover(root: Path, on_problem: Callable[[Path, str, bool], None] | None = None,
-             exclude: Collection[str] = (), stores: list[Path] | None = None) -> list[Path]:
+             exclude: Collection[str] = (), stores: list[Path] | None = None,
+             on_folder: Callable[[int, int, str], None] | None = None) -> list[Path]:
     """Every folder below ``root`` holding input_output.json, sorted, skipping OUTDATED ones and MLflow stores.
 
     Only the part of the path below ``root`` is checked for OUTDATED, so a root
@@ -115,6 +118,8 @@ def discover(root: Path, on_problem: Callable[[Path, str, bool], None] | None = 
     is_error)`` with ``is_error`` True for an unreadable directory, False for a skipped symlink.
     Never enters a store's folders (``exclude``: the store being written, see :func:`own_store_dirs`; any
     folder :func:`store_folder` recognises): each is appended to ``stores`` when given, else reported as a note.
+    ``on_folder(folders seen, run folders found, folder)`` hears each folder as it is entered (a big tree takes
+    tens of seconds to walk: a display says how far it got).
     """
     root = Path(root)
     if not os.path.isdir(root):
@@ -132,8 +137,12 @@ def discover(root: Path, on_problem: Callable[[Path, str, bool], None] | None = 
         else:
             report(Path(path), STORE_NOTE, False)
 
+    seen = 0
     while stack:
         dirpath, parent_names = stack.pop()
+        seen += 1
+        if on_folder is not None:
+            on_folder(seen, len(found), dirpath)
         if dirpath in excluded:
             store(dirpath)
             continue
@@ -353,6 +362,17 @@ def read_config(root: Path, path: Path, keep_scenes: bool = False,
         scenes=kept,
         file_times=file_times(path),
     )
+
+
+def timing_note(path: Path, now: float | None = None) -> tuple[str, float | None]:
+    """(note, seconds since its files last changed) for a run folder: ('', None) with timing.json; without it
+    MAYBE_RUNNING when a file changed within ``schema.STALL_SECONDS`` of ``now`` (align-system may still be
+    writing it), else NO_TIMING (the run recorded none, or stopped long ago: the absence alone tells neither)."""
+    if os.path.lexists(path / TIMING):
+        return "", None
+    times = file_times(path)
+    age = None if times is None else max((time.time() if now is None else now) - times[1], 0.0)
+    return (MAYBE_RUNNING if age is not None and age < STALL_SECONDS else NO_TIMING), age
 
 
 def file_times(path: Path) -> tuple[float, float] | None:

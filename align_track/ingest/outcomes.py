@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from align_track import schema as S
 from align_track.errors import printable
 
 # Folder outcomes, in the order they are reported.
 INGESTED, UPDATED, SKIPPED, BUSY, FAILED = "ingested", "updated", "skipped", "busy", "failed"
+
+# What is known about a run folder without timing.json (align-system writes it last): see the schema.
+NO_TIMING, MAYBE_RUNNING = S.NO_TIMING, S.MAYBE_RUNNING
 
 
 @dataclass
@@ -21,18 +25,27 @@ class Outcome:
     traces: int = 0
     error: str | None = None
     run_ids: list[str] = field(default_factory=list)
+    note: str = ""
+    """For a folder written without timing.json: NO_TIMING, or MAYBE_RUNNING when its files changed within
+    ``schema.STALL_SECONDS`` of the ingest (``folders.timing_note``); '' otherwise."""
 
 
 @dataclass
 class Event:
     """A progress report: 'stage' for what takes a while before the folders are known (creating a store),
-    'planned' once, 'run_folder' per folder done, 'message' for notices, 'done' at the end."""
+    'activity' for what the ingest is doing right now before then (repeated as it moves on, e.g. how many
+    folders the scan has seen: a live display shows the last one, a log may ignore them), 'planned' once,
+    'run_folder' per folder done, 'message' for notices, 'done' at the end."""
 
     kind: str
     total: int = 0
     done: int = 0
     scenes: int = 0
     """Scenes written so far (one trace each); skipped run folders add none."""
+    to_write: int = 0
+    """Run folders with runs to write (the others are decided by the plan: unchanged, busy or unreadable)."""
+    written: int = 0
+    """Of those, the ones done so far: what a rate, and so an ETA, is measured on (skips take no time)."""
     outcome: Outcome | None = None
     message: str = ""
     elapsed: float = 0.0

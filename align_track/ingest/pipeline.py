@@ -34,7 +34,7 @@ from align_track.ingest.batched import (
     write_batch,
     write_in_batches,
 )
-from align_track.ingest.folders import RunFolderError
+from align_track.ingest.folders import RunFolderError, timing_note
 from align_track.ingest.mapping import map_run
 from align_track.ingest.outcomes import (
     BUSY,
@@ -54,6 +54,9 @@ from align_track.ingest.reconcile import after_complete, lost_claim
 from align_track.store.retries import retry_call, with_retries
 from align_track.store.uri import DEFAULT_EXPERIMENT, StoreError, resolve_tracking_uri, store_kind
 
+ACTIVITY_EVERY = 0.2
+"""Seconds between two 'activity' events of a scan: often enough to read as live, few enough to cost nothing."""
+
 STORE_FAILURES = 3
 """Run folders failing in a row on a store error before the rest are reported not attempted."""
 
@@ -67,13 +70,18 @@ def default_workers(tracking_uri: str) -> int:
 class Progress:
     """The events of one ingest: notices, the plan, then one event per folder as it is done."""
 
-    def __init__(self, emit: Callable[[Event], None]):
+    def __init__(self, emit: Callable[[Event], None], root: Path | None = None):
         self.emit = emit
+        self.root = root
+        """The tree ingested: each folder in the store is looked at for its timing.json (``folders.timing_note``)."""
         self.started = time.perf_counter()
         self.total = 0
         self.outcomes: list[Outcome] = []
         self.traces = 0
+        self.to_write: set[str] = set()
+        self.written = 0
         self.lock = threading.Lock()
+        self._last_activity = 0.0
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -85,16 +93,32 @@ class Progress:
         """What the ingest is busy with before its folders are known (creating a store, reading configs)."""
         self.emit(Event("stage", message=message, elapsed=self.elapsed()))
 
-    def planned(self, total: int) -> None:
-        self.total = total
-        self.emit(Event("planned", total=total))
+    def activity(self, message: str, force: bool = True) -> None:
+        """What the ingest is doing right now; unless ``force``, at most every :data:`ACTIVITY_EVERY` seconds
+        (a scan calls it per directory)."""
+        now = time.perf_counter()
+        if not force and now - self._last_activity < ACTIVITY_EVERY:
+            return
+        self._last_activity = now
+        self.emit(Event("activity", message=message, elapsed=now - self.started))
+
+    def planned(self, folders: list[Prepared]) -> None:
+        self.total = len(folders)
+        self.to_write = {p.rel for p in folders if p.outcome is None}
+        self.emit(Event("planned", total=self.total, to_write=len(self.to_write)))
 
     def record(self, outcome: Outcome) -> None:
+        # Folders just written only: an unchanged rerun of a big tree (on NFS) stats nothing more.
+        if self.root is not None and outcome.status in (INGESTED, UPDATED) and not outcome.note:
+            outcome.note = timing_note(self.root / outcome.path)[0]
         with self.lock:
             self.outcomes.append(outcome)
             self.traces += outcome.traces
+            if outcome.path in self.to_write:
+                self.written += 1
             self.emit(Event("run_folder", total=self.total, done=len(self.outcomes), scenes=self.traces,
-                            outcome=outcome, elapsed=self.elapsed()))
+                            outcome=outcome, elapsed=self.elapsed(), to_write=len(self.to_write),
+                            written=self.written))
 
 
 def ingest(
@@ -117,8 +141,8 @@ def ingest(
     from align_track.store.claims import claim_is_alive, claim_token
     from align_track.store.open_store import open_run_store
 
-    progress = Progress(on_event or (lambda event: None))
     root = Path(experiments_dir).resolve()
+    progress = Progress(on_event or (lambda event: None), root)
     uri = resolve_tracking_uri(tracking_uri)
     http.prepare(uri)  # a dead server is a StoreError now, before anything slow
     me = claim_token()
@@ -131,14 +155,15 @@ def ingest(
         return open_run_store(uri, experiment_name, stage=progress.stage, notice=progress.notice,
                               allow_network_fs=allow_network_fs)
 
+    progress.activity(f"opening the {store_kind(uri)} store")
     store = with_retries(open_store, progress.notice)
     abandoned = cut = False
     try:
         wanted = None if only is None else {Path(p).resolve() for p in only}
         plan = plan_ingest(root, store, force, alive, progress.notice, wanted, cancel,
-                           skip_unchanged=dbapi.enabled())
+                           skip_unchanged=dbapi.enabled(), activity=progress.activity)
         cut = plan.cut
-        progress.planned(len(plan.folders))
+        progress.planned(plan.folders)
         for line in plan.notes:
             progress.notice(line)
         workers = workers or default_workers(uri)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,6 +110,20 @@ class Plan:
     """Cancelled while deciding: the folders after the last one listed were not reached."""
 
 
+SCAN_REPORT_EVERY = 0.2
+"""Seconds between two reports of a scan's progress."""
+
+Activity = Callable[..., None]
+"""``activity(message, force=True)``: what the plan is doing now (see :func:`plan_ingest`)."""
+
+
+def scan_text(seen: int, found: int, where: str) -> str:
+    """``scanning: 1,234 folders seen, 56 run folders, now in multirun/2026-01-05``: the scan's progress, the
+    folder it is in last (a display cuts the end first)."""
+    return (f"scanning: {seen:,} folder{'s' * (seen != 1)} seen, {found:,} run folder{'s' * (found != 1)}, "
+            f"now in {printable(where)}")
+
+
 @dataclass(frozen=True)
 class Unchanged:
     """A folder whose files are those its run was written from: its identity, as that run records it."""
@@ -121,12 +136,15 @@ class Unchanged:
 
 def plan_ingest(root: Path, store, force: bool, alive: AliveFn, notice: Callable[[str], None],
                 wanted: set[Path] | None = None, cancel: threading.Event | None = None,
-                skip_unchanged: bool = True) -> Plan:
+                skip_unchanged: bool = True, activity: Activity | None = None) -> Plan:
     """Find the run folders below ``root``, read the store's runs once, and decide each folder (see the module).
 
     ``wanted``: decide only these folders (the Hydra callback's job), variants still from the whole tree.
     ``skip_unchanged`` False parses every config (the path before this plan, kept for comparison).
+    ``activity(message, force)`` hears what the plan is doing (a scan of a big tree takes tens of seconds);
+    ``force`` False for the frequent ones, which it may drop.
     """
+    doing: Activity = activity or (lambda message, force=True: None)
     problems: dict[Path, str] = {}
     notes: list[str] = []
 
@@ -137,9 +155,19 @@ def plan_ingest(root: Path, store, force: bool, alive: AliveFn, notice: Callable
             notes.append(f"{printable(str(path))}: {reason}")
 
     stores: list[Path] = []
-    folders = discover(root, problem, own_store_dirs(store.tracking_uri, store.artifact_location), stores)
+
+    last = [0.0]
+
+    def scanned(seen: int, found: int, where: str) -> None:  # per directory: the clock first, the text seldom
+        if (now := time.monotonic()) - last[0] >= SCAN_REPORT_EVERY:
+            last[0] = now
+            doing(scan_text(seen, found, os.path.relpath(where, root)))
+
+    doing(f"scanning {printable(str(root))}")
+    folders = discover(root, problem, own_store_dirs(store.tracking_uri, store.artifact_location), stores, scanned)
     if stores:
         notes.append(store_note(root, stores))
+    doing(f"reading the store's runs ({len(folders):,} run folders found)")
     existing: dict[str, list] = defaultdict(list)
     others: dict[str, list] = defaultdict(list)  # runs other tools wrote, by experiment_path
     for row in with_retries(store.live_runs, notice):
@@ -148,8 +176,10 @@ def plan_ingest(root: Path, store, force: bool, alive: AliveFn, notice: Callable
         elif foreign(row):
             others[row.tags.get(TAG_PATH, "")].append(row)
 
+    if not force and skip_unchanged:
+        doing(f"checking {len(folders):,} run folders for changes")
     unchanged = {} if force or not skip_unchanged else unchanged_folders(root, folders, existing, others, alive)
-    configs, errors = read_configs(root, [f for f in folders if f not in unchanged], wanted)
+    configs, errors = read_configs(root, [f for f in folders if f not in unchanged], wanted, doing)
     ids = {folder: identities(cfg) for folder, cfg in configs.items()}
     variants = _variants(ids, unchanged)
     moved = [f for f, known in unchanged.items() if variants[known.key] != known.variant]
@@ -225,14 +255,16 @@ def unchanged_folders(root: Path, folders: list[Path], existing: dict[str, list]
     return out
 
 
-def read_configs(root: Path, folders: list[Path], wanted: set[Path] | None
+def read_configs(root: Path, folders: list[Path], wanted: set[Path] | None, activity: Activity | None = None
                  ) -> tuple[dict[Path, RunFolderConfig], dict[Path, str]]:
     """Each folder's config (and, for a config without a target, its scenes' targets: those scenes are kept for
     the write, within :data:`KEEP_SCENES_BYTES`); a folder that cannot be read fails alone, with the reason."""
     configs: dict[Path, RunFolderConfig] = {}
     errors: dict[Path, str] = {}
     kept_bytes = 0
-    for folder in folders:
+    for index, folder in enumerate(folders):
+        if activity is not None:
+            activity(f"reading configs: {index:,}/{len(folders):,} run folders", index == 0)
         try:
             size = _size(folder / INPUT_OUTPUT)
             keep = (wanted is None or folder in wanted) and kept_bytes + size <= KEEP_SCENES_BYTES

@@ -60,6 +60,7 @@ from align_track.ingest.scene_log import SceneLog
 from align_track.records import RunRecord
 from align_track.schema import (
     HYDRA_DIR,
+    STALL_SECONDS,
     STATE_RUNNING,
     STATE_STALLED,
     TAG_KEY,
@@ -75,7 +76,7 @@ from align_track.store.uri import DEFAULT_EXPERIMENT, resolve_tracking_uri
 log = logging.getLogger(__name__)
 
 DEFAULT_POLL = 1.0
-DEFAULT_STALL = 600.0
+DEFAULT_STALL = STALL_SECONDS
 DEFAULT_RESCAN = 60.0
 HEARTBEAT_EVERY = 300.0
 """Seconds between heartbeats of an idle live run: a third of the 15-minute lease other hosts grant."""

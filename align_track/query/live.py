@@ -10,11 +10,16 @@ import time
 from dataclasses import dataclass
 
 from align_track.schema import (
+    MAYBE_RUNNING,
+    METRIC_TOTAL_SECONDS,
+    NO_TIMING,
+    STALL_SECONDS,
     STATE_RUNNING,
     STATE_STALLED,
     TAG_CLAIM,
     TAG_COMPLETE,
     TAG_HEARTBEAT,
+    TAG_INGEST_TIME,
     TAG_LAST_SCENE,
     TAG_PATH,
     TAG_SCENES,
@@ -51,6 +56,19 @@ def sweep_state(row: RunRow, now_ms: int | None = None) -> str | None:
     if ":" not in (row.tags.get(TAG_CLAIM) or "") or now - beat > LEASE_MS:
         return STALLED  # released by a stopped watcher, or its writer went quiet: nobody is moving it now
     return RUNNING
+
+
+def timing_state(row: RunRow) -> str:
+    """What a complete run's timing tells: '' when it has some; NO_TIMING when its folder had no timing.json;
+    MAYBE_RUNNING when, besides, the folder's files last changed (the run's end time, for such a folder) within
+    ``STALL_SECONDS`` before align-track wrote it: align-system may still have been writing it. Known from the run
+    alone (no stat of a folder that may be on another host), so the same on every reload."""
+    if METRIC_TOTAL_SECONDS in row.metrics:
+        return ""
+    ingested = _int(row.tags.get(TAG_INGEST_TIME))
+    if ingested is not None and row.end_time is not None and ingested - row.end_time < STALL_SECONDS * 1000:
+        return MAYBE_RUNNING
+    return NO_TIMING
 
 
 @dataclass(frozen=True)

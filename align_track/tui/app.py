@@ -59,6 +59,13 @@ PANES: tuple[tuple[str, type[Pane]], ...] = (
 )
 
 
+def _shown(widget: Widget) -> bool:
+    """Shown on the current screen as of now: neither it nor a parent hidden (a pane not switched to). Not
+    ``is_on_screen``, which asks the last paint: keys typed right after a pane switch (``4 e /path``) precede it."""
+    return widget.screen is widget.app.screen and all(
+        node.display for node in widget.ancestors_with_self if isinstance(node, Widget))
+
+
 class AlignTrackApp(App[None]):
     """Runs, scenes, compare, ingest, report and the MLflow web UI of one experiment in one store."""
 
@@ -261,7 +268,7 @@ class AlignTrackApp(App[None]):
         widget focused before. It belongs in the Input, not to a binding. (Textual runs App's own
         key handler after this one unless the default is prevented.)"""
         focused = self.focused
-        if event.is_printable and isinstance(focused, Input) and focused.is_on_screen:
+        if event.is_printable and isinstance(focused, Input) and _shown(focused):
             event.prevent_default()
             event.stop()
             focused.insert_text_at_cursor(event.character or "")

@@ -403,3 +403,33 @@ def test_writing_a_store_it_knows_imports_no_mlflow(tmp_path: Path, kind: str, r
     forced = subprocess.run([sys.executable, "-c", NO_MLFLOW, str(tree), uri], env=cli_env(ALIGN_TRACK_DIRECT="0"),
                             capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert forced.stdout.startswith("1 2 ['mlflow'"), (forced.stdout, forced.stderr)
+
+
+def test_progress_says_what_the_plan_is_doing_and_counts_the_folders_to_write(tmp_path: Path,
+                                                                               store_uri: str) -> None:
+    """Before the folders are known the events say what the ingest is doing (the scan's folders seen, the store's
+    runs, the configs); the plan then says how many folders have runs to write, and each folder event how many
+    of those are done: the TUI's ETA is measured on them, not on the scan nor on folders skipped as unchanged
+    (issue 25 item 9)."""
+    root = tmp_path / "exps"
+    for name in ("a", "b", "c"):
+        write_run_folder(root / "day1" / name)
+    ingest(root, store_uri)
+    for name in ("d", "e"):  # other ADMs: the first three keep their variant, so stay unchanged
+        write_run_folder(root / "day2" / name, cfg=config(adm=f"adm_{name}"))
+    events: list = []
+    ingest(root, store_uri, on_event=events.append)
+    kinds = [e.kind for e in events]
+    planned = kinds.index("planned")
+    before = [e.message for e in events[:planned] if e.kind == "activity"]
+    assert before[0].startswith("opening the sqlite store"), before
+    assert any(m.startswith("scanning: 1 folder seen, 0 run folders, now in .") for m in before), before
+    assert "reading the store's runs (5 run folders found)" in before
+    assert "reading configs: 0/2 run folders" in before  # the three unchanged ones are not parsed
+    assert "activity" not in kinds[planned:]
+    assert (events[planned].total, events[planned].to_write) == (5, 2)
+    folders = [e for e in events if e.kind == "run_folder"]
+    written = {e.outcome.path: (e.outcome.status, e.written) for e in folders}
+    assert [written[f"day1/{n}"] for n in "abc"] == [("skipped", 0)] * 3  # no time of theirs in the pace
+    assert sorted(written[f"day2/{n}"] for n in "de") == [("ingested", 1), ("ingested", 2)]
+    assert folders[-1].written == 2 and folders[-1].to_write == 2

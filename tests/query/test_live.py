@@ -124,3 +124,35 @@ def test_runs_of_past_experiments_are_new_when_written_not_when_they_ran(tmp_pat
     row = next(r for r in delta.rows if r.tags["experiment_path"] == "multirun/2025-06-12/12-00-00/0")
     assert row.status == "FINISHED" and row.end_time < before_finish - 86_400_000
     watcher.close()
+
+
+def test_timing_state_says_no_timing_and_may_still_be_running_from_the_run_alone() -> None:
+    """A complete run without timing metrics: 'no timing'; 'may still be running' when its end (the folder's last
+    file time, for such a folder) lies within the stall window before align-track wrote it (issue 25 item 7)."""
+    from align_track.query.live import timing_state
+    from align_track.schema import MAYBE_RUNNING, NO_TIMING, STALL_SECONDS, TAG_INGEST_TIME
+    from align_track.store.runs_reader import RunRow
+
+    def run(metrics: dict, end: int | None, ingested: int | None) -> RunRow:
+        tags = {} if ingested is None else {TAG_INGEST_TIME: str(ingested)}
+        return RunRow("r", "n", "FINISHED", 0, end, "active", "", metrics=metrics, tags=tags)
+
+    stall_ms = int(STALL_SECONDS * 1000)
+    assert timing_state(run({"timing.total_seconds": 3.0}, 1_000, 1_000)) == ""
+    assert timing_state(run({}, 1_000_000, 1_000_000 + stall_ms - 1)) == MAYBE_RUNNING
+    assert timing_state(run({}, 1_000_000, 1_000_000 + stall_ms)) == NO_TIMING
+    assert timing_state(run({}, 1_000_000, None)) == NO_TIMING  # written before the tag (or by another tool)
+    assert timing_state(run({}, None, 1_000_000)) == NO_TIMING
+
+
+def test_timing_note_looks_at_the_folder(tmp_path: Path) -> None:
+    from align_track.ingest.folders import timing_note
+    from align_track.schema import MAYBE_RUNNING, NO_TIMING, STALL_SECONDS
+
+    timed = write_run_folder(tmp_path / "timed")
+    untimed = write_run_folder(tmp_path / "untimed", timing=False)
+    now = time.time()
+    assert timing_note(timed, now) == ("", None)
+    note, age = timing_note(untimed, now)
+    assert note == MAYBE_RUNNING and 0 <= age < 60
+    assert timing_note(untimed, now + STALL_SECONDS + 1)[0] == NO_TIMING

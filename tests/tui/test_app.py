@@ -305,7 +305,7 @@ async def test_missing_store_says_how_to_start_then_the_ingest_pane_fills_it(tmp
         await pilot.press("2", "1")  # still responsive
         assert app.active_pane == "runs"
 
-        await pilot.press("4")
+        await pilot.press("4", "e")
         box = app.ingest_pane.query_one("#ingest-path")
         assert app.focused is box and box.value == str(exps)
         await pilot.press("enter")
@@ -348,14 +348,19 @@ async def test_ingest_can_be_cancelled_and_quit_asks_first(tmp_path, store_uri, 
         hold_after_first_batch(monkeypatch, app)  # still busy at ctrl+g
         # Keys go straight to the driver, as from a terminal: Pilot's press waits for the CPU to go
         # idle, which it does not while the ingest runs.
-        await send_keys(app, "4", "enter")
+        await send_keys(app, "4", "e", "enter")
         assert app.ingest_pane.running
         await send_keys(app, "escape", "q")  # leave the path box, then try to quit
         assert isinstance(app.screen, ConfirmScreen)
         await send_keys(app, "n")
         assert not isinstance(app.screen, ConfirmScreen) and app.is_running
+        said: list[str] = []
+        stats = app.ingest_pane._stats
+        app.ingest_pane._stats = lambda text, error=False: (said.append(text), stats(text, error))
         await send_keys(app, "ctrl+g")
         await wait_until(pilot, lambda: app.ingest_pane.summary is not None, timeout=120, what="cancel")
+        after = said[said.index("cancelling: finishing the current run folder…"):-1]  # up to the summary
+        assert all(text.startswith("cancelling") for text in after), said  # not written over by the progress
         summary = app.ingest_pane.summary
         assert summary.cancelled and len(summary.outcomes) < 250
         assert "cancelled" in str(app.ingest_pane.query_one("#ingest-stats").render())
@@ -367,7 +372,7 @@ async def test_quit_while_ingesting_cancels_it_after_the_current_run_folder(tmp_
     exps = one_scene_folders(tmp_path / "exps", 150)
     async with app_on(store_uri, SIZE, experiments_dir=exps) as (app, pilot):
         hold_after_first_batch(monkeypatch, app)  # still busy when q arrives
-        await send_keys(app, "4", "enter")
+        await send_keys(app, "4", "e", "enter")
         log = app.ingest_pane.query_one("#ingest-log")
         while not log.rows:
             await asyncio.sleep(0.01)
@@ -593,7 +598,7 @@ async def test_the_ingest_pane_says_a_new_store_is_being_created(tmp_path, store
     for i in range(3):
         write_run_folder(exps / f"e{i}", scenes=[scene(f"S{i}")])
     async with app_on(store_uri, SIZE, experiments_dir=exps) as (app, pilot):
-        await send_keys(app, "4", "enter")
+        await send_keys(app, "4", "e", "enter")
         stats = app.ingest_pane.query_one("#ingest-stats")
         seen: list[str] = []
         while app.ingest_pane.summary is None:
@@ -601,8 +606,87 @@ async def test_the_ingest_pane_says_a_new_store_is_being_created(tmp_path, store
             if not seen or seen[-1] != text.split("…")[0]:
                 seen.append(text.split("…")[0])
             await asyncio.sleep(0.02)
-        assert any(line.startswith("creating the MLflow store") for line in seen), seen
+        assert any("creating the MLflow store" in line for line in seen), seen
         assert app.ingest_pane.summary.count("ingested") == 3
+
+
+async def test_the_ingest_pane_says_what_it_is_doing_and_estimates_from_folders_written(tmp_path, store_uri):
+    """Before the folders are known the stats line says what the ingest does (scanning with its count, the store's
+    runs, the configs), never an ETA; once writing, no ETA until three folders are written (it used to come
+    from the scan's time: '8/200 folders … ETA 11:36', done 19 s later; issue 25 item 9)."""
+    exps = one_scene_folders(tmp_path / "exps", 40)
+    async with app_on(store_uri, SIZE, experiments_dir=exps) as (app, pilot):
+        pane = app.ingest_pane
+        lines: list[str] = []
+        stats = pane._stats
+
+        def seen(text: str, error: bool = False) -> None:
+            lines.append(text)
+            stats(text, error)
+
+        pane._stats = seen
+        await send_keys(app, "4", "e", "enter")
+        await wait_until(pilot, lambda: pane.summary is not None, timeout=120, what="ingest")
+    first_write = next((i for i, line in enumerate(lines) if line.startswith("writing ")), None)
+    assert first_write is not None, lines
+    before = lines[:first_write]
+    assert any(re.search(r"scanning: \d+ folders? seen, \d+ run folders?, now in ", line) for line in before), before
+    assert any("reading the store's runs (40 run folders found)" in line for line in before), before
+    assert any("reading configs: 0/40 run folders" in line for line in before), before
+    assert not any("ETA" in line for line in before)
+    writing = [line for line in lines if line.startswith("writing ")]
+    for line in writing:
+        done = int(re.match(r"writing (\d+)/40 folders", line).group(1))
+        eta = line.rsplit("ETA ", 1)[1]
+        assert (eta == "–") == (done < 3) or done == 40, line
+    assert pane.summary.count("ingested") == 40
+
+
+def _age(folder: Path, seconds: float) -> None:
+    """Every file of a run folder last changed ``seconds`` ago."""
+    import os
+    import time
+
+    when = time.time() - seconds
+    for path in [folder, *folder.rglob("*")]:
+        os.utime(path, (when, when))
+
+
+async def test_a_folder_without_timing_shows_no_timing_or_may_still_be_running_not_done(tmp_path, store_uri):
+    """A folder without timing.json is not shown as done like a finished one (issue 25 item 7): 'no timing', and
+    'may still be running' when its files changed within the stall window before the ingest; readers count all
+    of them complete, as before."""
+    exps = tmp_path / "exps"
+    write_run_folder(exps / "finished")
+    write_run_folder(exps / "untimed", timing=False)
+    write_run_folder(exps / "writing", timing=False)
+    _age(exps / "finished", 3600)
+    _age(exps / "untimed", 3600)
+    _age(exps / "writing", 30)
+    async with app_on(store_uri, SIZE, experiments_dir=exps) as (app, pilot):
+        await send_keys(app, "4", "e", "enter")
+        await wait_until(pilot, lambda: app.ingest_pane.summary is not None, timeout=120, what="ingest")
+        log = app.ingest_pane.query_one("#ingest-log")
+        notes = {row[2]: (row[0], row[3]) for row in log.rows}
+        assert notes["finished"] == ("ingested", "")
+        assert notes["untimed"][0] == "ingested" and notes["untimed"][1].startswith("no timing: no timing.json")
+        assert notes["writing"][0] == "ingested" and notes["writing"][1].startswith("may still be running: ")
+        assert "1 may still be running" in str(app.ingest_pane.query_one("#ingest-stats").render())
+        await wait_until(pilot, lambda: app.snapshot is not None and len(app.snapshot.runs) == 3, what="runs")
+        await pilot.press("1")
+        model = app.runs_pane.model
+        keys = [c.key for c in model.columns]
+        states = {row[keys.index("folder")]: (row[keys.index("state")], row[keys.index("marker")])
+                  for row in model.cells}
+        assert states == {"finished": ("done", " "), "untimed": ("no timing", " "),
+                          "writing": ("may still be running", "▷")}
+        assert app.snapshot.status == {}  # none of them is live: the sweep line and scenes view treat them as done
+        for folder, word in (("untimed", "no timing"), ("writing", "may still be running")):
+            row = next(i for i, r in enumerate(model.cells) if r[keys.index("folder")] == folder)
+            app.runs_pane.table.move_to_row(model.view().index(row))
+            await settle(pilot)
+            assert f"state {word}" in static_text(app.runs_pane.query_one("#runs-details")), folder
+    assert len(load_complete_runs(store_uri)[2]) == 3
 
 
 def _ingested_paths(uri: str) -> list[str]:
@@ -624,7 +708,7 @@ async def test_enter_ingests_exactly_what_the_path_box_shows(tmp_path, store_uri
     write_run_folder(exps / "wanted-too")  # completion would offer 'wanted-too/' after 'wanted'
     typed = str(exps / "wanted")
     async with app_on(store_uri, SIZE, experiments_dir=cwd) as (app, pilot):
-        await pilot.press("4")
+        await pilot.press("4", "e")
         await settle(pilot)
         assert app.focused is app.ingest_pane.query_one("#ingest-path")
         keys = ["ctrl+u"] if how == "pasted" else ["ctrl+u", *typed, "enter"]
@@ -639,12 +723,57 @@ async def test_enter_ingests_exactly_what_the_path_box_shows(tmp_path, store_uri
         assert _ingested_paths(store_uri) == ["."], "the folder in the box, not the cwd or a completion"
 
 
+async def test_a_pane_key_in_the_ingest_pane_switches_panes_and_e_edits_the_path(tmp_path, store_uri):
+    """``4`` then ``1`` shows the Runs pane and leaves the path as it was (it used to type ``1`` into the path box,
+    issue 25 item 2); ``4``, ``e``, a path and enter ingests exactly that path."""
+    exps = tmp_path / "exps"
+    write_run_folder(exps / "wanted")
+    other = tmp_path / "other"
+    write_run_folder(other / "not-this")
+    async with app_on(store_uri, SIZE, experiments_dir=other) as (app, pilot):
+        box = app.ingest_pane.query_one("#ingest-path")
+        await pilot.press("4", "1")
+        assert app.active_pane == "runs"
+        assert box.value == str(other)
+        for key in ("2", "3", "5", "6", "7", "8"):  # every pane key leaves the Ingest pane the same way
+            await pilot.press("4", key)
+            assert app.active_pane != "ingest", key
+            assert box.value == str(other)
+        await pilot.press("4", "e")
+        assert app.focused is box
+        assert "esc" in str(app.ingest_pane.query_one("#ingest-hint").render())
+        await pilot.press("ctrl+u", *str(exps), "enter")
+        await wait_until(pilot, lambda: app.ingest_pane.summary is not None, timeout=120, what="ingest")
+        assert app.ingest_pane.root == str(exps)
+        assert _ingested_paths(store_uri) == ["wanted"]
+        await pilot.press("1")  # after the ingest focus is on its log: a pane key switches again
+        assert app.active_pane == "runs"
+
+
+async def test_ingest_pane_keys_in_one_burst_switch_or_edit_as_typed(tmp_path, store_uri):
+    """The same keys sent in one burst (tmux send-keys, a fast typist): ``4 1`` switches, ``4 e <path> enter``
+    ingests that path."""
+    from textual import events
+
+    exps = tmp_path / "exps"
+    write_run_folder(exps / "wanted")
+    async with app_on(store_uri, SIZE, experiments_dir=tmp_path / "nothing") as (app, pilot):
+        await send_keys(app, "4", "1", gap=0)
+        assert app.active_pane == "runs"
+        assert app.ingest_pane.query_one("#ingest-path").value == str(tmp_path / "nothing")
+        for key in ["4", "e", "ctrl+u", *str(exps), "enter"]:
+            app._driver.send_message(events.Key(key, key if len(key) == 1 else None))
+        await wait_until(pilot, lambda: app.ingest_pane.summary is not None, timeout=120, what="ingest")
+        assert app.ingest_pane.root == str(exps)
+        assert _ingested_paths(store_uri) == ["wanted"]
+
+
 async def test_enter_on_an_empty_path_box_ingests_nothing_and_says_why(tmp_path, store_uri):
     import os
 
     write_run_folder(Path(os.getcwd()) / "here")
     async with app_on(store_uri, SIZE, experiments_dir=tmp_path) as (app, pilot):
-        await pilot.press("4", "ctrl+u", "enter")
+        await pilot.press("4", "e", "ctrl+u", "enter")
         await settle(pilot)
         assert not app.ingest_pane.running and app.ingest_pane.summary is None
         assert "type the experiments folder" in str(app.ingest_pane.query_one("#ingest-stats").render())

@@ -34,7 +34,7 @@ async def test_ingest_log_gives_the_folder_the_room_and_keeps_what_tells_folders
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.status.state in ("no store yet", "0 runs") or loaded(app),
                          what="start")
-        await pilot.press("4", "enter")
+        await pilot.press("4", "e", "enter")  # e: edit the path (4 alone focuses the log)
         await wait_until(pilot, lambda: app.ingest_pane.summary is not None, timeout=120, what="ingest")
         await settle(pilot)
         log = app.ingest_pane.query_one("#ingest-log")

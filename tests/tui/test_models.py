@@ -80,9 +80,10 @@ def test_raw_json_of_a_scene_is_valid_json(demo_store):
     assert parsed["info"]["trace_id"] == page[0].trace_id
 
 
-def test_ingest_eta_is_the_pace_so_far():
-    assert eta_text(0, 10, 5.0) == "–"  # nothing done yet: no pace to extrapolate
-    assert eta_text(2, 10, 30.0) == "2:00"  # 15 s a folder, 8 to go
+def test_ingest_eta_is_the_pace_of_the_folders_written_so_far():
+    assert eta_text(0, 10, 5.0) == "–"  # nothing written yet: no pace to extrapolate
+    assert eta_text(2, 10, 30.0) == "–"  # two folders (the first batch's start-up in them) say too little
+    assert eta_text(3, 10, 30.0) == "1:10"  # 10 s a folder written, 7 to go
     assert eta_text(10, 10, 99.0) == "0:00"
 
 

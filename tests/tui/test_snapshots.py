@@ -104,7 +104,7 @@ def test_ingest_in_16_colours(snap_compare, in_store_dir) -> None:
         await settle(pilot)
         for box in app.query(Input):
             box.cursor_blink = False
-        await pilot.press("4")
+        await pilot.press("4", "e")  # the path box focused: it must stand out
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -80,8 +80,12 @@ async def test_running_and_stalled_runs_are_told_apart_from_finished(demo_store,
         keys = [c.key for c in model.columns]
         assert cells[live][keys.index("marker")] == "▶" and cells[live][keys.index("state")] == "running"
         assert cells[dead][keys.index("marker")] == "!" and cells[dead][keys.index("state")] == "stalled"
-        finished = [c for rid, c in cells.items() if rid not in (live, dead)]
-        assert {c[keys.index("state")] for c in finished} == {"done"}
+        finished = {rid: c[keys.index("state")] for rid, c in cells.items() if rid not in (live, dead)}
+        timed = {r.run_id for r in app.snapshot.runs if "timing.total_seconds" in r.metrics}
+        assert {state for rid, state in finished.items() if rid in timed} == {"done"}
+        # the demo's folders without timing.json (issue 25 item 7): complete, but not said to be done
+        assert {state for rid, state in finished.items() if rid not in timed} <= {"no timing", "may still be running"}
+        assert len(finished) > len(timed)
         assert "+ 2 unfinished: 1 running, 1 stalled" in app.status.state
         # a report never counts a run still being written
         await pilot.press("5")
@@ -306,7 +310,7 @@ async def test_failed_folder_shows_folder_then_readable_reason_and_enter_shows_i
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.status.state in ("no store yet", "0 runs") or loaded(app),
                          what="start")
-        await pilot.press("4", "enter")
+        await pilot.press("4", "e", "enter")
         await wait_until(pilot, lambda: app.ingest_pane.summary is not None, timeout=120, what="ingest")
         await settle(pilot)
         log = app.ingest_pane.query_one("#ingest-log")
@@ -322,9 +326,9 @@ async def test_failed_folder_shows_folder_then_readable_reason_and_enter_shows_i
         assert isinstance(app.screen, MessageScreen)
         assert app.screen.message.count(str(bad)) == 1
         await pilot.press("escape")
-        assert "esc" in str(app.ingest_pane.query_one("#ingest-hint").render())
-        await pilot.press("4")
+        await pilot.press("4", "e")
         assert app.focused is app.ingest_pane.query_one("#ingest-path")
+        assert "esc" in str(app.ingest_pane.query_one("#ingest-hint").render())
         await pilot.press("escape", "q")  # esc leaves the path box; q then quits
     assert not app.is_running
 

@@ -39,6 +39,9 @@ class RunsSnapshot:
     runs: list[RunRow]
     status: dict[str, str] = field(default_factory=dict)
     """run id -> RUNNING or STALLED for runs not yet complete; complete runs are absent (FINISHED)."""
+    timing: dict[str, str] = field(default_factory=dict)
+    """run id -> NO_TIMING or MAYBE_RUNNING for complete runs whose folder had no timing.json: shown, still
+    counted as complete (``status`` leaves them out)."""
     table: RunsModel | None = field(default=None, repr=False, compare=False)
     """The runs table built from ``runs`` in the reading thread (a second of work at 100,000 runs that the
     UI thread then need not do); the Runs pane takes it over."""
@@ -47,6 +50,15 @@ class RunsSnapshot:
 
     def status_of(self, run_id: str) -> str:
         return self.status.get(run_id, FINISHED)
+
+    def shown_state(self, run_id: str) -> str:
+        """What the state column says: ``status_of``, or for a complete run what its timing tells."""
+        return self.status.get(run_id) or self.timing.get(run_id, FINISHED)
+
+    @property
+    def states(self) -> dict[str, str]:
+        """``shown_state`` of every run not plainly done (what the runs table is built with)."""
+        return {**self.timing, **self.status}
 
     def run(self, run_id: str) -> RunRow | None:
         """The run with this id: a dict lookup (the details strip asks on every cursor move)."""
@@ -154,17 +166,21 @@ def changed_runs(snapshot: RunsSnapshot, since_ms: int) -> tuple[RunsSnapshot | 
 
 def _snapshot(uri: str, experiment_id: str, rows: list[RunRow]) -> RunsSnapshot:
     """Unfinished runs align-track is (or was) writing first, then the complete ones; other runs left out."""
+    from align_track.query.live import timing_state
     from align_track.query.select import is_complete
 
-    complete, status, unfinished = [], {}, []
+    complete, status, unfinished, timing = [], {}, [], {}
     for r in rows:
         if is_complete(r):
             complete.append(r)
+            if state := timing_state(r):
+                timing[r.run_id] = state
         elif (s := unfinished_status(r)) is not None:
             status[r.run_id] = s
             unfinished.append(r)
     runs = unfinished + complete
-    return RunsSnapshot(uri, experiment_id, runs, status, RunsModel.from_runs(runs, states=status))
+    return RunsSnapshot(uri, experiment_id, runs, status, timing=timing,
+                        table=RunsModel.from_runs(runs, states={**timing, **status}))
 
 
 def mlflow_filter(runs: list[RunRow], text: str) -> set[str]:

@@ -15,7 +15,9 @@ from rich.cells import cell_len
 
 from align_track.errors import all_printable, printable
 from align_track.schema import (
+    MAYBE_RUNNING,
     METRIC_AVG_SECONDS,
+    NO_TIMING,
     PARAM_ADM,
     PARAM_LLM,
     PARAM_NUM_SCENES,
@@ -34,8 +36,10 @@ from align_track.schema import (
 from align_track.tui.widgets.vtable import Column
 
 FINISHED, RUNNING, STALLED = "finished", "running", "stalled"
-STATE_MARKER = {FINISHED: " ", RUNNING: "▶", STALLED: "!"}
-STATE_WORD = {FINISHED: "done", RUNNING: "running", STALLED: "stalled"}
+STATE_MARKER = {FINISHED: " ", RUNNING: "▶", STALLED: "!", NO_TIMING: " ", MAYBE_RUNNING: "▷"}
+STATE_WORD = {FINISHED: "done", RUNNING: "running", STALLED: "stalled", NO_TIMING: NO_TIMING,
+              MAYBE_RUNNING: MAYBE_RUNNING}
+"""Complete runs are 'done', or what their missing timing.json tells (``query.live.timing_state``)."""
 
 RUN_COLUMNS: tuple[Column, ...] = (
     # Who and against what first, then how it did: what tells runs apart fits in 80 columns. Values whose
@@ -47,7 +51,7 @@ RUN_COLUMNS: tuple[Column, ...] = (
     Column("score", "score", 6, numeric=True, essential=True, sort_key="O"),
     Column("avg_s", "avg s", 6, numeric=True, essential=True, sort_key="V"),
     Column("scenes", "scenes", 6, numeric=True, essential=True, sort_key="C"),
-    Column("state", "state", 7, sort_key="E"),
+    Column("state", "state", 20, sort_key="E"),
     Column("llm", "LLM", 24, middle=True, sort_key="L"),
     Column("variant", "variant", 26, middle=True, sort_key="R"),
     Column("folder", "folder", 48, middle=True, sort_key="F"),
@@ -205,7 +209,8 @@ class RunsModel:
     @classmethod
     def from_runs(cls, runs: Iterable[RunLike], columns: Sequence[Column] = RUN_COLUMNS,
                   states: dict[str, str] | None = None) -> RunsModel:
-        """``states``: run id -> RUNNING/STALLED for runs still being written (others are finished).
+        """``states``: run id -> RUNNING/STALLED for runs still being written, NO_TIMING/MAYBE_RUNNING for
+        complete runs without timing.json (others are finished).
 
         Built column by column: at 100,000 runs a column holds a few distinct values (ADMs, LLMs, targets),
         so each distinct value is formatted, lowercased and measured once and its string shared by every row.

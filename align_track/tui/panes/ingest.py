@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -16,7 +16,7 @@ from textual.widgets import Checkbox, Input, Label, ProgressBar, Static
 
 from align_track.errors import printable
 from align_track.tui.messages import RunsChanged, Status
-from align_track.tui.models.ingest_log import elapsed_text, readable_error, summary_text
+from align_track.tui.models.ingest_log import elapsed_text, note_text, readable_error, summary_text
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.fast_input import FastInput
 from align_track.tui.widgets.path_suggester import PathSuggester
@@ -34,12 +34,24 @@ LOG_COLUMNS = (Column("status", "status", 8, essential=True),
                Column("error", "reason", 200, essential=True, grow=True, min_width=12))
 
 
-def eta_text(done: int, total: int, elapsed: float) -> str:
-    """Remaining time at the pace so far ('–' until one folder is done)."""
-    if done <= 0 or elapsed <= 0 or total <= done:
-        return "–" if total > done else "0:00"
-    seconds = int(elapsed / done * (total - done))
-    return f"{seconds // 60}:{seconds % 60:02d}"
+ETA_AFTER = 3
+"""Run folders written before an ETA is given: one folder's time (the first batch's, with its start-up) says
+little about the rest."""
+
+
+def eta_text(written: int, to_write: int, writing_for: float) -> str:
+    """Remaining time at the pace of the folders written so far, over the time spent writing them (not the scan's,
+    nor the plan's; folders skipped as unchanged take no time and are not counted): '–' until :data:`ETA_AFTER`
+    are written."""
+    if to_write <= written:
+        return "0:00"
+    if written < ETA_AFTER or writing_for <= 0:
+        return "–"
+    return elapsed_text(writing_for / written * (to_write - written))
+
+
+HINT_BROWSING = "e: edit the path · ctrl+s: start · ctrl+g: cancel"
+HINT_EDITING = "enter: start · esc: leave the path · →: accept completion"
 
 
 class IngestPane(Pane):
@@ -49,9 +61,11 @@ class IngestPane(Pane):
     SHORT = "Ing"
     KEY = "4"
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("e", "edit_path", "Edit path", tooltip="Edit the folder to ingest (enter there starts it)"),
         Binding("ctrl+s", "start", "Start", tooltip="Ingest the folder (enter in the path does the same)"),
         Binding("ctrl+g", "cancel", "Cancel", tooltip="Cancel the ingest after the current run folder"),
-        Binding("enter", "show_error", "Error in full", tooltip="Show the highlighted folder's error in full"),
+        Binding("enter", "show_error", "Error in full",
+                tooltip="Show the highlighted folder's error in full (no error there: edit the path)"),
         Binding("escape", "leave_input", "Leave path", tooltip="Leave the path box (then number keys, q and ? work)"),
     ]
     DEFAULT_CSS = """
@@ -80,6 +94,10 @@ class IngestPane(Pane):
         """Full error per log row ('' for a folder that did not fail)."""
         self.started = 0.0
         self.progress = (0, 0)
+        self.writing = (0, 0)
+        """(written, to write): the folders with runs to write, done and in all."""
+        self.planned_at = 0.0
+        """When the plan was known: writing starts, and with it the clock the ETA is measured on."""
         self.scenes = 0
         self.stage = ""
         """What the ingest is busy with before its folders are known (e.g. creating a new store)."""
@@ -91,14 +109,26 @@ class IngestPane(Pane):
             yield FastInput(self.experiments_dir, placeholder="experiments folder (→ completes)", id="ingest-path",
                             suggester=PathSuggester(), compact=True, on_submit=self.start_folder)
             yield Checkbox("force", id="ingest-force", compact=True)
-        yield Label("esc: leave the path · enter: start · ctrl+g: cancel · →: accept completion", id="ingest-hint")
+        yield Label(HINT_BROWSING, id="ingest-hint")
         yield ProgressBar(total=1, id="ingest-progress", show_eta=False)  # indeterminate only while scanning
         yield Label("idle", id="ingest-stats")
         yield VirtualTable(LOG_COLUMNS, id="ingest-log", empty_text="no ingest yet")
         yield Static("", id="ingest-detail")
 
     def focus_default(self) -> None:
+        """The log, not the path box: a pane key pressed next (``4`` then ``1``) switches panes instead of
+        typing into the path; ``e`` (or enter) edits it, as in the Report pane."""
+        self.focus_now(self.query_one("#ingest-log", VirtualTable))
+
+    def action_edit_path(self) -> None:
         self.focus_now(self.query_one("#ingest-path", Input))
+
+    @on(events.DescendantFocus)
+    @on(events.DescendantBlur)
+    def _focus_moved(self) -> None:
+        """The hint line says the keys of where focus is: the path box's, or the pane's."""
+        editing = self.screen.focused is self.query_one("#ingest-path", Input)
+        self.query_one("#ingest-hint", Label).update(HINT_EDITING if editing else HINT_BROWSING)
 
     @property
     def running(self) -> bool:
@@ -108,11 +138,12 @@ class IngestPane(Pane):
         self.focus_now(self.query_one("#ingest-log", VirtualTable))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """enter shows an error only from the log (in the path box it starts the ingest); escape leaves the box."""
+        """enter shows an error only from the log (in the path box it starts the ingest); escape leaves the box;
+        ``e`` types an e in the box."""
         if action == "show_error":
             return self.screen.focused is self.query_one("#ingest-log", VirtualTable)
-        if action == "leave_input":
-            return self.screen.focused is self.query_one("#ingest-path", Input)
+        if action in ("leave_input", "edit_path"):
+            return (self.screen.focused is self.query_one("#ingest-path", Input)) == (action == "leave_input")
         return True
 
     @on(VirtualTable.Highlighted, "#ingest-log")
@@ -123,8 +154,9 @@ class IngestPane(Pane):
         text = Text()
         if event.row is not None and event.row < len(log.rows):
             status, _, rel, reason = log.rows[event.row]
+            failed = event.row < len(self.errors) and bool(self.errors[event.row])
             text.append(rel, "bold")
-            text.append(f"  {status}", "bold red" if reason else "green")
+            text.append(f"  {status}", "bold red" if failed else "bold yellow" if reason else "green")
             if reason:
                 text.append(f"\n{reason}")
         self.query_one("#ingest-detail", Static).update(text)
@@ -135,6 +167,7 @@ class IngestPane(Pane):
         log = self.query_one("#ingest-log", VirtualTable)
         row = log.current_row
         if row is None or row >= len(self.errors) or not self.errors[row]:
+            self.action_edit_path()  # nothing to show here: enter edits the path (as before the first ingest)
             return
         rel = log.rows[row][2]
         self.app.push_screen(MessageScreen(f"{rel}: {log.rows[row][0]}",
@@ -163,6 +196,8 @@ class IngestPane(Pane):
         self.root = str(folder.resolve())
         self.started = time.monotonic()
         self.progress = (0, 0)
+        self.writing = (0, 0)
+        self.planned_at = 0.0
         self.scenes = 0
         self.stage = ""
         log.empty_text = "looking for run folders…"
@@ -170,7 +205,7 @@ class IngestPane(Pane):
         self.cancel_event = threading.Event()
         self.finished.clear()
         self.summary = None
-        self._stats(f"scanning {folder}…")
+        self._stats(f"starting: {folder}…")
         self._clock = self.set_interval(1.0, self._tick)
         self.tell_app(Status("ingest", "ingest: starting"))
         self.focus_now(log)
@@ -211,25 +246,27 @@ class IngestPane(Pane):
         bar = self.query_one("#ingest-progress", ProgressBar)
         log = self.query_one("#ingest-log", VirtualTable)
         if event.kind == "planned":
+            self.planned_at = time.monotonic()
             bar.update(total=max(event.total, 1), progress=0)
             log.empty_text = "no run folders found" if event.total == 0 else "working…"
             log.refresh()
         elif event.kind == "run_folder" and event.outcome is not None:
             o = event.outcome
             self.errors.append(o.error or "")
-            reason = readable_error(o.error, self.root, o.path) if o.error else ""
+            reason = readable_error(o.error, self.root, o.path) if o.error else note_text(o.note)
             log.append_row((o.status, str(o.traces) if o.traces else "", printable(o.path), reason))
             log.cursor = len(log.view) - 1
             bar.update(total=max(event.total, 1), progress=event.done)
         elif event.kind == "message":
             self.notify(printable(event.message), severity="warning", timeout=4)
             return
-        elif event.kind == "stage":  # e.g. creating a new store: said in the stats line until the plan is known
-            self.stage = event.message
+        elif event.kind in ("stage", "activity"):  # e.g. creating a store, scanning: said until the plan is known
+            self.stage = printable(event.message)
             self._tick()
             return
         if event.kind in ("planned", "run_folder"):
             self.progress = (event.done, event.total)
+            self.writing = (event.written, event.to_write)
             self.scenes = event.scenes
             self._tick()
             self.tell_app(Status("ingest", f"ingest {event.done}/{event.total}"))
@@ -239,15 +276,22 @@ class IngestPane(Pane):
         clock reaches the pane only with an event, so it would stand still between folders)."""
         if not self.running:
             return
+        if self.cancel_event is not None and self.cancel_event.is_set():  # said by ctrl+g until the ingest ends
+            return
         done, total = self.progress
         elapsed = time.monotonic() - self.started
-        if not total:
-            doing = self.stage or f"scanning {self.root}"
-            self._stats(f"{doing}… {elapsed_text(elapsed)} elapsed")
+        if not self.planned_at:
+            doing = self.stage or f"starting: {self.root}"
+            self._stats(f"{elapsed_text(elapsed)} {doing}…")  # the time first: a long scan line is cut at its end
             return
-        rate = self.scenes / elapsed if elapsed > 0 else 0.0
-        self._stats(f"{done}/{total} folders · {self.scenes} scenes · {rate:.0f}/s · "
-                    f"{elapsed_text(elapsed)} elapsed · ETA {eta_text(done, total, elapsed)}")
+        written, to_write = self.writing
+        writing_for = time.monotonic() - self.planned_at
+        rate = self.scenes / writing_for if writing_for > 0 else 0.0
+        # Folders the plan decided (unchanged, busy, unreadable) are reported at once: the ETA counts the others.
+        head = (f"{done}/{total} folders · writing {written}/{to_write}" if total > to_write
+                else f"writing {done}/{total} folders")
+        self._stats(f"{head} · {self.scenes} scenes · {rate:.0f}/s · {elapsed_text(elapsed)} · "
+                    f"ETA {eta_text(written, to_write, writing_for)}")
 
     def _finished(self, summary: Summary | None, error: str) -> None:
         self.cancel_event = None

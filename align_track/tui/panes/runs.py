@@ -13,10 +13,18 @@ from textual.containers import Horizontal
 from textual.widgets import Input, Label, Static
 
 from align_track.errors import printable
-from align_track.schema import DEFAULT_VARIANT, TAG_LAST_SCENE, TAG_SCENES, RunSummary, number
+from align_track.schema import (
+    DEFAULT_VARIANT,
+    MAYBE_RUNNING,
+    NO_TIMING,
+    TAG_LAST_SCENE,
+    TAG_SCENES,
+    RunSummary,
+    number,
+)
 from align_track.tui.messages import CompareRuns, OpenRun
 from align_track.tui.models.ingest_log import elapsed_text
-from align_track.tui.models.runs import RUN_COLUMNS, STATE_WORD, RunsModel, when
+from align_track.tui.models.runs import FINISHED, RUN_COLUMNS, STATE_WORD, RunsModel, when
 from align_track.tui.models.selection import Selection
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.fast_input import FastInput
@@ -60,9 +68,16 @@ def details_text(run: RunRow, state: str, now_ms: int | None = None) -> Text:
         field("variant", s.variant)
     text.append("\n")
     word = STATE_WORD.get(state, state)
-    field("state", word, "bold yellow" if word != "done" else "green")
+    field("state", word, "green" if state == FINISHED else "bold" if state == NO_TIMING else "bold yellow")
     text.append("  ")
-    if word == "done":
+    if state == NO_TIMING:  # complete, but its end is only the folder's last file change: no 'ran' to tell
+        field("started", when(s.start_time))
+        text.append("  ")
+        field("last change", when(run.end_time))
+    elif state == MAYBE_RUNNING:  # within 80 columns: the start is in the table
+        field("last change", when(run.end_time), "yellow")
+        text.append(", just before ingest", "yellow")
+    elif state == FINISHED:
         ran = "" if s.start_time is None or run.end_time is None else \
             f", ran {elapsed_text(max(0, run.end_time - s.start_time) / 1000)}"
         field("started", when(s.start_time) + ran)
@@ -174,7 +189,7 @@ class RunsPane(Pane):
         current = self.current_run_id if self.is_mounted else None
         built = snapshot.table  # built by the thread that read the runs
         self.model = built if built is not None and built is not old else RunsModel.from_runs(
-            snapshot.runs, states=snapshot.status)
+            snapshot.runs, states=snapshot.states)
         self.model.text = old.text
         self.model.sort(old.sort_column, old.sort_reverse)
         if self.marked_ids:
@@ -205,7 +220,7 @@ class RunsPane(Pane):
         if run is None or self.snapshot is None:
             details.update("")
             return
-        details.update(details_text(run, self.snapshot.status_of(run.run_id)))
+        details.update(details_text(run, self.snapshot.shown_state(run.run_id)))
         self.call_after_refresh(self._hold_details_height)
 
     def _hold_details_height(self) -> None:
