@@ -5,6 +5,7 @@ layout (sweep, hydra outputs, multirun) its plan slot names.
 from __future__ import annotations
 
 import json
+import os
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -219,7 +220,15 @@ def write_run_folder(out_dir: Path, i: int, n_scenes: int, seed: int) -> Path:
                 + (f" +alignment_target='{config_target['id']}'" if config_target else "")}
         (exp / "meta.json").write_text(json.dumps(meta, indent=2))
         (exp / "align_system.log").write_text(_log(adm, llm, scenes, raw, dt))
+    _date_files(exp, dt.timestamp() + sum(raw))
     return exp
+
+
+def _date_files(exp: Path, ended: float) -> None:
+    """Give the folder's files the time the experiment ended, as a real finished run's have: written now, a demo
+    run without timing.json would look as if align-system were still writing it ('may still be running')."""
+    for path in (exp, *exp.rglob("*")):
+        os.utime(path, (ended, ended))
 
 
 def _log(adm: Adm, llm: str | None, scenes: list[dict[str, Any]], raw: list[float], dt: datetime) -> str:

@@ -368,3 +368,18 @@ def test_a_scene_is_the_same_in_every_run_that_meets_it(corpus: list[Exp]) -> No
                      if (s["input"]["scenario_id"], s["input"]["full_state"]["meta_info"].get("scene_id")) == key) > 1}
     assert len(shared) >= 10  # scenes met by several runs, so the check has something to check
     assert {key: len(facts) for key, facts in shared.items() if len(facts) > 1} == {}
+
+
+def test_files_carry_the_time_the_experiment_ended(tmp_path: Path) -> None:
+    """A demo folder is a finished run: its files' times are its end (start + scene seconds), long before now, so
+    a run without timing.json shows 'no timing', not 'may still be running', right after make demo."""
+    import time
+
+    from align_track.ingest.run_times import folder_timestamp
+
+    for exp in generate_demo(tmp_path / "demo", run_folders=24, scenes=4, seed=0):
+        start = folder_timestamp(exp.relative_to(tmp_path / "demo"))
+        times = {f.stat().st_mtime for f in exp.rglob("*") if f.is_file()}
+        assert len(times) == 1, exp
+        ended = times.pop()
+        assert start is not None and start < ended < time.time() - 86_400 * 30, exp
