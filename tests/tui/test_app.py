@@ -273,7 +273,7 @@ async def test_compare_lines_up_scenes_and_counts_agreement(tmp_path, store_uri)
         await wait_until(pilot, lambda: compared(app), what="compare")
         pane = app.query_one(ComparePane)
         assert app.active_pane == "compare"
-        assert str(pane.query_one("#compare-summary").render()) == "3 of 4 scenes agree"
+        assert str(pane.query_one("#compare-summary").render()) == "by scene (o) · 3 of 4 scenes agree"
         text = table_text(pane.table)
         assert "≠" in text and "Treat Patient B" in text
         await pilot.press("d")  # only the disagreement
@@ -284,7 +284,7 @@ async def test_compare_lines_up_scenes_and_counts_agreement(tmp_path, store_uri)
         await wait_until(pilot, lambda: compared(app) and len(pane.runs) == 3, what="compare of three")
         # S3 is missing from adm_c: 3 comparable scenes, of which S0 agrees in all three runs.
         summary = str(pane.query_one("#compare-summary").render())
-        assert summary == "1 of 3 scenes agree · 1 scene missing from some run (—)"
+        assert summary == "by scene (o) · 1 of 3 scenes agree · 1 scene missing from some run (—)"
 
 
 # --------------------------------------------------------------------------- ingest

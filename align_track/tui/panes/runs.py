@@ -132,9 +132,12 @@ class RunsPane(Pane):
     RunsPane #filter-mode:ansi { background: ansi_blue; color: ansi_bright_white; }
     RunsPane #runs-filter { width: 1fr; }
     RunsPane #runs-count { width: auto; padding: 0 1; }
-    RunsPane #runs-mlflow { height: auto; max-height: 2; color: $text-warning; padding: 0 1; display: none; }
+    RunsPane #runs-mlflow {
+        width: 1fr; height: auto; max-height: 2; color: $text-warning; padding: 0 1; display: none;
+    }
     RunsPane #runs-mlflow.-on { display: block; }
     RunsPane #runs-details { height: auto; min-height: 4; max-height: 8; padding: 0 1; background: $boost; }
+    RunsPane #runs-details.-empty { display: none; }
     RunsPane #runs-details:ansi { background: ansi_default; }
     """
 
@@ -146,6 +149,8 @@ class RunsPane(Pane):
         self.mlflow_text = ""
         self._details_floor = (0, 4)
         """(width, rows): the details strip's height holds at the most rows a run has needed at this width."""
+        self.filter_error = ""
+        """Why the MLflow filter was refused: shown where its results would be, not 'no runs match'."""
 
     @property
     def snapshot(self) -> RunsSnapshot | None:
@@ -195,7 +200,7 @@ class RunsPane(Pane):
         if self.marked_ids:
             self.selection.marked_ids &= set(self.model.run_ids)
         table = self.table
-        table.empty_text = "no runs match the filter" if snapshot.runs else "no runs yet: press 4 to ingest a folder"
+        table.empty_text = self._empty_text() if snapshot.runs else "no runs yet: press 4 to ingest a folder"
         table.set_data(self.model.columns, self.model.cells, self.model.view(), natural=self.model.natural)
         table.marked = self.model.rows_for(self.marked_ids) if self.marked_ids else set()
         table.sort_column, table.sort_reverse = self.model.sort_column, self.model.sort_reverse
@@ -217,6 +222,8 @@ class RunsPane(Pane):
         run_id = self.current_run_id
         self.selection.current_id = run_id
         run = self.selection.run(run_id) if run_id is not None else None
+        # No run highlighted (none match): the strip's four lines go to the table, where an error is said.
+        details.set_class(run is None or self.snapshot is None, "-empty")
         if run is None or self.snapshot is None:
             details.update("")
             return
@@ -313,9 +320,20 @@ class RunsPane(Pane):
         return True
 
     def submit_filter(self, value: str) -> None:
-        """Enter in the filter box: apply an MLflow filter, go back to the table (in enter's own turn)."""
+        """Enter in the filter box: apply an MLflow filter, go back to the table (in enter's own turn). An
+        incomplete filter (a dangling AND, an open quote) is refused at once and the box keeps focus to fix it."""
         if self.mode == MLFLOW:
-            self.apply_mlflow_filter(value.strip())
+            from align_track.query.filter_check import incomplete_reason
+
+            text = value.strip()
+            reason = incomplete_reason(text)
+            if reason is not None:
+                self.mlflow_text = text
+                self.model.allowed = set()
+                self._show_filter_error(f"incomplete filter {text!r}: {reason}")
+                self.refresh_view()
+                return
+            self.apply_mlflow_filter(text)
         self.focus_now(self.table)
 
     def action_clear_filter(self) -> None:
@@ -328,11 +346,20 @@ class RunsPane(Pane):
     def action_leave_filter(self) -> None:
         self.focus_now(self.table)
 
+    def _empty_text(self) -> str:
+        return f"✖ {self.filter_error}" if self.filter_error else "no runs match the filter"
+
+    def _show_filter_error(self, message: str) -> None:
+        self.filter_error = message
+        self.set_error(message)
+        if self.snapshot is not None and self.snapshot.runs:
+            self.table.empty_text = self._empty_text()
+
     def apply_mlflow_filter(self, text: str) -> None:
         self.mlflow_text = text
         if not text:
             self.model.allowed = None
-            self.set_error("")
+            self._show_filter_error("")
             self.refresh_view()
             return
         if self.snapshot is not None:
@@ -357,14 +384,14 @@ class RunsPane(Pane):
         if text != self.mlflow_text:
             return
         self.model.allowed = self.model.rows_for(ids)
-        self.set_error("")
+        self._show_filter_error("")
         self.refresh_view(keep_row=False)
 
     def _filter_failed(self, text: str, message: str) -> None:
         if text != self.mlflow_text:
             return
         self.model.allowed = set()
-        self.set_error(message)
+        self._show_filter_error(message)
         self.refresh_view()
 
     # ------------------------------------------------------------------ sorting

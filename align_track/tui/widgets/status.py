@@ -1,4 +1,4 @@
-"""The one-line status bar: which store, how many runs, errors, a running ingest and the web UI's URL."""
+"""The status bar: which store, how many runs, errors, a running ingest and the web UI's URL."""
 
 from __future__ import annotations
 
@@ -20,9 +20,14 @@ def fit_store(store: str, width: int) -> str:
     room = width - cell_len(sep + experiment)
     return cut_middle(path, room) + sep + experiment if room >= 12 else cut_middle(store, width)
 
+MAX_LINES = 3
+MORE = " … ! shows all"
+"""Ends the last line when a message needs more than MAX_LINES: the messages screen (``!``) keeps it in full."""
+
 
 class StatusBar(Static):
-    """Always visible, so a store error or a running server is never hidden behind another pane."""
+    """Always visible, so a store error or a running server is never hidden behind another pane. Wraps onto up
+    to three lines rather than cutting a message at the terminal's edge."""
 
     DEFAULT_CSS = """
     StatusBar { height: auto; max-height: 3; background: $panel; color: $foreground; padding: 0 1; }
@@ -37,10 +42,10 @@ class StatusBar(Static):
     ui: reactive[str] = reactive("", layout=True)
     zoom: reactive[bool] = reactive(False, layout=True)
 
-    def render(self) -> Text:
-        # One line normally; an error wraps (up to 3 lines) rather than being cut mid-sentence. Every field may
-        # hold user data (a store path, an experiment name, a folder in an error): shown escaped, never interpreted.
-        text = Text(no_wrap=not self.error, overflow="fold" if self.error else "ellipsis")
+    def full_text(self) -> Text:
+        """Every field, unwrapped. Every field may hold user data (a store path, an experiment name, a folder in
+        an error): shown escaped, never interpreted."""
+        text = Text()
         if self.zoom:
             text.append("zoomed: z to unzoom  ", "reverse")
         if self.store and not self.error:
@@ -61,3 +66,45 @@ class StatusBar(Static):
             text.append("  │ ", "dim")
             text.append(printable(self.ui), "green")
         return text
+
+    def lines(self, width: int) -> list[Text]:
+        """The text wrapped at ``width``, at most MAX_LINES: the last one ends with MORE when some is left out."""
+        width = max(width, len(MORE) + 1)
+        lines = list(self.full_text().wrap(self.app.console, width, overflow="fold"))
+        if len(lines) > MAX_LINES:
+            lines = lines[:MAX_LINES]
+            last = lines[-1]
+            last.rstrip()
+            last.truncate(width - len(MORE))
+            last.append(MORE, "bold")
+        return lines
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self.lines(width))
+
+    def render(self) -> Text:
+        return Text("\n", no_wrap=True, overflow="crop").join(self.lines(self.content_size.width or 80))
+
+    def _changed(self) -> None:
+        """Relayout (a screen-wide cost) only when the number of lines changes, not on every progress tick."""
+        if not self.is_mounted:
+            return
+        self.refresh(layout=len(self.lines(self.content_size.width or 80)) != self.content_size.height)
+
+    def watch_store(self) -> None:
+        self._changed()
+
+    def watch_state(self) -> None:
+        self._changed()
+
+    def watch_error(self) -> None:
+        self._changed()
+
+    def watch_ingest(self) -> None:
+        self._changed()
+
+    def watch_ui(self) -> None:
+        self._changed()
+
+    def watch_zoom(self) -> None:
+        self._changed()
