@@ -114,7 +114,8 @@ class RunsPane(Pane):
     TITLE = "Runs"
     KEY = "1"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter_text", "Filter", tooltip="Filter as you type across the visible columns"),
+        Binding("slash", "filter_text", "Filter",
+                tooltip="Filter as you type across the columns (enter: back to the table; opens the run if only one)"),
         Binding("f", "filter_mlflow", "MLflow", tooltip="Filter with an MLflow filter string (enter applies)"),
         Binding("s", "sort_next", "Sort", tooltip="Next sort column; shift+a header's underlined letter sorts by it"),
         Binding("S", "sort_reverse", "Reverse", tooltip="Reverse the sort order"),
@@ -320,8 +321,9 @@ class RunsPane(Pane):
         return True
 
     def submit_filter(self, value: str) -> None:
-        """Enter in the filter box: apply an MLflow filter, go back to the table (in enter's own turn). An
-        incomplete filter (a dangling AND, an open quote) is refused at once and the box keeps focus to fix it."""
+        """Enter in the filter box: apply an MLflow filter, go back to the table (in enter's own turn); a text
+        filter that leaves one run opens it. An incomplete MLflow filter (a dangling AND, an open quote) is
+        refused at once and the box keeps focus to fix it."""
         if self.mode == MLFLOW:
             from align_track.query.filter_check import incomplete_reason
 
@@ -335,6 +337,8 @@ class RunsPane(Pane):
                 return
             self.apply_mlflow_filter(text)
         self.focus_now(self.table)
+        if self.mode == TEXT and value.strip() and len(self.table.view) == 1:
+            self.action_open_run()  # one match: what the user was looking for (enter again would open it)
 
     def action_clear_filter(self) -> None:
         """Escape in the filter box clears that filter and returns to the table."""
