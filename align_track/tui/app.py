@@ -82,7 +82,7 @@ class AlignTrackApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", show=False, tooltip="Quit, also while typing in a text box"),
         Binding("question_mark", "help", "Help", tooltip="List every key"),
         Binding("exclamation_mark", "messages", "Messages", show=False,
-                tooltip="Every error and notice so far, in full (the status bar keeps three lines)"),
+                tooltip="Every error and notice so far, in full"),
         Binding("z", "zoom", "Zoom", tooltip="Zoom the pane to the whole screen (again: back)"),
         Binding("m", "toggle_ui", "Web UI", tooltip="Start or stop the MLflow web UI (any pane)"),
         Binding("ctrl+r", "reload", "Reload", tooltip="Reload the runs from the store"),

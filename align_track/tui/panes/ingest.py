@@ -68,6 +68,11 @@ class IngestPane(Pane):
                 tooltip="Show the highlighted folder's error in full (no error there: edit the path)"),
         Binding("escape", "leave_input", "Leave path", tooltip="Leave the path box (then number keys, q and ? work)"),
     ]
+    MORE_KEYS: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        ("tab", "", "from the path to 'force' (re-ingest unchanged folders too), then to the log"),
+        ("space,enter", "", "on 'force': tick / untick it"),
+        ("right", "", "in the path: accept the suggested completion"),
+    )
     DEFAULT_CSS = """
     IngestPane #ingest-bar { height: 1; }
     IngestPane #ingest-bar Label { width: auto; padding: 0 1; }

@@ -87,8 +87,14 @@ class ReportPane(Pane):
         Binding("ctrl+s", "export", "Export",
                 tooltip=f"Write the report to the path ({', '.join(REPORT_FORMATS)} by extension)"),
         Binding("e", "edit_path", "Path", tooltip="Edit the export path"),
-        Binding("escape", "leave_input", "Leave input", show=False),
+        Binding("escape", "leave_input", "Leave input", show=False,
+                tooltip="Leave the export path (then number keys, q and ? work)"),
     ]
+    MORE_KEYS: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        ("tab,shift+tab", "", "next / previous dropdown (rows, columns, values, aggregation), then the path"),
+        ("enter,space,down,up", "", "on a dropdown: open it; then ↑/↓ to a choice, enter to pick it, esc to "
+                                    "close it unchanged (the preview follows each pick)"),
+    )
     DEFAULT_CSS = """
     ReportPane #report-selects { height: 2; }
     ReportPane .report-line { height: 1; }

@@ -124,8 +124,10 @@ class RunsPane(Pane):
         Binding("enter", "open_run", "Scenes", tooltip="Open the run's scenes in the inspector"),
         Binding("c", "compare", "Compare", tooltip="Compare the marked runs scene by scene"),
         Binding("y", "copy", "Copy", tooltip="Copy the run id, folder, MLflow URL or align-app command"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("down", "leave_filter", "To the table", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False,
+                tooltip="In the filter box: clear the filter and go back to the table"),
+        Binding("down", "leave_filter", "To the table", show=False,
+                tooltip="In the filter box: go to the table, keeping the filter"),
     ]
     DEFAULT_CSS = """
     RunsPane #runs-bar { height: 1; }

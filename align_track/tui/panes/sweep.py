@@ -97,8 +97,10 @@ class SweepPane(Pane):
         Binding("o", "open_run", "Run's scenes", tooltip="Open the decision's run at this scene in Scenes (2)"),
         Binding("y", "copy", "Copy", tooltip="Copy the scene's ids, command, or the run's id, URLs and folder"),
         Binding("escape", "back", "Runs", tooltip="Back to the runs"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("down", "leave_filter", "To the table", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False,
+                tooltip="In the filter box: clear the filter and go back to the table"),
+        Binding("down", "leave_filter", "To the table", show=False,
+                tooltip="In the filter box: go to the table, keeping the filter"),
     ]
     DEFAULT_CSS = """
     SweepPane #sweep-bar { height: 1; }
