@@ -140,3 +140,15 @@ async def test_messages_screen_keeps_notices_that_faded(demo_store):
         assert squeeze("! mark at least two runs with space first") in text
         await pilot.press("exclamation_mark")
         assert not isinstance(app.screen, MessagesScreen)
+
+
+async def test_usual_status_keeps_one_line_cutting_only_the_store_path(demo_store):
+    """At 60 columns the store's path gives way (cut in the middle) so the run count and the web UI's URL stay
+    on one line, in full, and the table keeps its rows."""
+    async with app_on(demo_store[0], (60, 20)) as (app, pilot):
+        app.status.ui = "web UI http://127.0.0.1:5123"
+        await settle(pilot)
+        line = shown_in(app, app.status)
+        assert app.status.size.height == 1 and "\n" not in line.strip()
+        assert app.status.state in line and "web UI http://127.0.0.1:5123" in line
+        assert "…" in line and line.strip().startswith(app.status.store[:4])  # the store, cut in the middle
