@@ -152,3 +152,17 @@ async def test_usual_status_keeps_one_line_cutting_only_the_store_path(demo_stor
         assert app.status.size.height == 1 and "\n" not in line.strip()
         assert app.status.state in line and "web UI http://127.0.0.1:5123" in line
         assert "…" in line and line.strip().startswith(app.status.store[:4])  # the store, cut in the middle
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_ingest_error_names_the_whole_folder(demo_store, tmp_path, size):
+    """'not a folder: <path>' was cut at the pane's edge: the part of a long path that is wrong is its end."""
+    missing = tmp_path / "experiments" / "phase1_integration_sweep" / "2026-01-06__10-00-00" / "no-such-run-folder"
+    async with app_on(demo_store[0], size) as (app, pilot):
+        await pilot.press("4")
+        app.ingest_pane.query_one("#ingest-path").value = str(missing)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert not app.ingest_pane.running
+        shown = squeeze(shown_in(app, app.ingest_pane.query_one("#ingest-stats")))
+        assert squeeze(f"not a folder: {missing}") in shown

@@ -79,7 +79,7 @@ class IngestPane(Pane):
     IngestPane #ingest-path { width: 1fr; }
     IngestPane #ingest-force { width: auto; }
     IngestPane #ingest-progress { height: 1; padding: 0 1; }
-    IngestPane #ingest-stats { height: 1; padding: 0 1; width: 1fr; }
+    IngestPane #ingest-stats { height: auto; max-height: 6; padding: 0 1; width: 1fr; }
     IngestPane #ingest-stats.-error { color: $text-error; text-style: bold; }
     IngestPane #ingest-hint { height: auto; max-height: 2; padding: 0 1; color: $text-muted; width: 1fr; }
     IngestPane #ingest-detail { height: auto; max-height: 4; padding: 0 1; background: $boost; }
