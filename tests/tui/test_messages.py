@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from align_track.demo.store import compared, loaded, settle, wait_until
+from align_track.demo.store import compared, loaded, settle, swept, wait_until
 from align_track.tui.app import AlignTrackApp
 from align_track.tui.screens.confirm import ConfirmScreen
 from align_track.tui.screens.messages import MessagesScreen
@@ -166,3 +166,13 @@ async def test_ingest_error_names_the_whole_folder(demo_store, tmp_path, size):
         assert not app.ingest_pane.running
         shown = squeeze(shown_in(app, app.ingest_pane.query_one("#ingest-stats")))
         assert squeeze(f"not a folder: {missing}") in shown
+
+
+async def test_sweep_summary_keeps_its_order_and_filter_in_view(demo_store):
+    async with app_on(demo_store[0], (60, 20)) as (app, pilot):
+        await pilot.press("8")
+        await wait_until(pilot, lambda: swept(app), what="sweep")
+        await pilot.press("s", "s", "s", "d")
+        await settle(pilot)
+        text = squeeze(shown_in(app, app.sweep_pane.query_one("#sweep-summary")))
+        assert squeeze("splits only (d)") in text and squeeze("by agreement▲") in text
