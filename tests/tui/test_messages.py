@@ -69,6 +69,7 @@ async def test_invalid_filter_is_shown_in_full_where_the_runs_would_be(demo_stor
         await settle(pilot)
         assert app.status.error == "" and "✖" not in shown_in(app, app.runs_pane.table)
         assert app.runs_pane.table.view
+        assert "folder" in shown_in(app, app.runs_pane.query_one("#runs-details"))  # the strip is back
 
 
 @pytest.mark.parametrize("text", ["params.adm = 'pipeline_baseline' and", "params.adm = 'pipeline_baseline",
