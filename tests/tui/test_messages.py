@@ -177,3 +177,20 @@ async def test_sweep_summary_keeps_its_order_and_filter_in_view(demo_store):
         await settle(pilot)
         text = squeeze(shown_in(app, app.sweep_pane.query_one("#sweep-summary")))
         assert squeeze("splits only (d)") in text and squeeze("by agreement▲") in text
+
+
+async def test_export_error_is_kept_in_full_in_the_messages(demo_store, tmp_path):
+    blocker = tmp_path / "a-file-not-a-folder"
+    blocker.write_text("")
+    target = blocker / ("quarterly-alignment-report-" * 4) / "[bold]report.csv"
+    async with app_on(demo_store[0], (60, 20)) as (app, pilot):
+        await pilot.press("5")
+        await wait_until(pilot, lambda: app.report_pane.pivot is not None, what="pivot")
+        app.report_pane.query_one("#report-path").value = str(target)
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: app.messages.items and app.messages.items[-1].severity == "error",
+                         what="export error")
+        assert str(target) in app.messages.items[-1].text
+        await pilot.press("exclamation_mark")
+        text = squeeze(shown_in(app, app.screen.query_one("#messages-text")))
+        assert squeeze(app.messages.items[-1].text) in text and "[bold]report.csv" in text

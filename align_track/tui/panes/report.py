@@ -294,5 +294,7 @@ class ReportPane(Pane):
         title = self.pivot.title if self.pivot else ""
         shown = printable(str(path))  # a path typed or pasted may hold control or bidi characters
         status.update(f"✖ cannot write {shown}: {printable(error)}" if error else f"✔ wrote {shown} ({title})")
-        if not error:
-            self.notify(f"wrote {shown}", timeout=4)
+        if error:  # the line below the preview keeps three lines: the messages screen (!) keeps it all
+            self.notify(f"cannot write {shown}: {printable(error)}", severity="error", timeout=8, markup=False)
+        else:
+            self.notify(f"wrote {shown}", timeout=4, markup=False)  # a path's [brackets] are not markup
