@@ -448,10 +448,12 @@ class AlignTrackApp(App[None]):
     def get_key_display_for(self, keys: str) -> str:
         return "/".join(self.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
 
-    def notify(self, message: str, *, title: str = "", severity: Any = "information", **kwargs: Any) -> None:
-        """Every notice is kept for the messages screen: a toast fades after seconds, often unread."""
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Every notice is kept for the messages screen: a toast fades after seconds, often unread. Never markup:
+        notices carry folders, paths and store errors, whose [brackets] are text (``[/x]`` broke the toast)."""
         self.messages.add(str(severity), f"{title}: {message}" if title else str(message))
-        super().notify(message, title=title, severity=severity, **kwargs)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def action_messages(self) -> None:
         if not isinstance(self.screen, MessagesScreen):

@@ -194,3 +194,20 @@ async def test_export_error_is_kept_in_full_in_the_messages(demo_store, tmp_path
         await pilot.press("exclamation_mark")
         text = squeeze(shown_in(app, app.screen.query_one("#messages-text")))
         assert squeeze(app.messages.items[-1].text) in text and "[bold]report.csv" in text
+
+
+async def test_notices_are_text_not_markup(demo_store):
+    """A notice carries folders and store errors: '[/bold]' in one made its toast raise MarkupError when drawn,
+    and '[red]' vanished."""
+    from textual.widgets._toast import Toast
+
+    async with app_on(demo_store[0], (80, 24)) as (app, pilot):
+        message = "folder runs/[/bold]/x [red]failed"
+        app.runs_pane.notify(message, severity="warning")
+        await wait_until(pilot, lambda: app._notifications._notifications, what="the notice")
+        notice = list(app._notifications._notifications.values())[-1]
+        toast = Toast(notice)
+        await app.screen.mount(toast)
+        await settle(pilot)
+        assert str(toast.render()) == message and app.is_running
+        assert app.messages.items[-1].text == message
