@@ -133,6 +133,11 @@ def parse_filter(text: str | None, what: str = "--filter") -> list[dict[str, Any
     """MLflow's parse of a filter string, checked against a run so a bad comparator fails now, not later."""
     if not text or not text.strip():
         return []
+    from align_track.query.filter_check import incomplete_reason
+
+    reason = incomplete_reason(text)
+    if reason is not None:  # MLflow would drop a dangling AND and select something else
+        raise QueryError(f"incomplete {what} {text!r}: {reason}")
     from mlflow.exceptions import MlflowException
     from mlflow.utils.search_utils import SearchUtils
 

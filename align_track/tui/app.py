@@ -29,6 +29,7 @@ from align_track.tui.keys import KeyAction, key_actions
 from align_track.tui.messages import CompareRuns, OpenRun, RunsChanged, ShowPane, Status
 from align_track.tui.mlflow_control import UiState, WebUiControl
 from align_track.tui.models.data import Quiet, display_uri, sweep_line
+from align_track.tui.models.message_log import MessageLog
 from align_track.tui.models.selection import Selection
 from align_track.tui.option_list_fix import apply as guard_option_list_pages
 from align_track.tui.panes.analysis import AnalysisPane
@@ -42,6 +43,7 @@ from align_track.tui.panes.scenes import ScenesPane
 from align_track.tui.panes.sweep import SweepPane
 from align_track.tui.screens.confirm import ConfirmScreen
 from align_track.tui.screens.help import HelpScreen
+from align_track.tui.screens.messages import MessagesScreen
 from align_track.tui.widgets.keybar import KeyBar
 from align_track.tui.widgets.panebar import PaneBar
 from align_track.tui.widgets.status import StatusBar
@@ -79,6 +81,8 @@ class AlignTrackApp(App[None]):
                 tooltip=f"Show the {cls.TITLE} pane") for pid, cls in PANES),
         Binding("ctrl+q", "quit", "Quit", show=False, tooltip="Quit, also while typing in a text box"),
         Binding("question_mark", "help", "Help", tooltip="List every key"),
+        Binding("exclamation_mark", "messages", "Messages", show=False,
+                tooltip="Every error and notice so far, in full"),
         Binding("z", "zoom", "Zoom", tooltip="Zoom the pane to the whole screen (again: back)"),
         Binding("m", "toggle_ui", "Web UI", tooltip="Start or stop the MLflow web UI (any pane)"),
         Binding("ctrl+r", "reload", "Reload", tooltip="Reload the runs from the store"),
@@ -122,6 +126,8 @@ class AlignTrackApp(App[None]):
         self.quiet = Quiet()
         """Held by the scene view while a run's first scenes are read and painted; mlflow's warm-up waits."""
         self.web_ui = WebUiControl(self.mlflow_uri, self._ui_changed_from_thread)
+        self.messages = MessageLog()
+        """Every error and notice shown, in full, for the messages screen (``!``)."""
 
     # ------------------------------------------------------------------ layout
 
@@ -157,6 +163,7 @@ class AlignTrackApp(App[None]):
         self.status.store = f"{display_uri(self.mlflow_uri)} · {self.experiment_name}"
         self._ingest_finished = self.ingest_pane.finished  # the pane is gone by the time the app unmounts
         self.query_one(PaneBar).active = "runs"
+        self.watch(self.status, "error", lambda text: self.messages.add("error", text), init=False)
         self.runs_pane.focus_default()
         self.watch(self.screen, "focused", self._focus_moved, init=False)
         self.reload_runs()
@@ -440,6 +447,17 @@ class AlignTrackApp(App[None]):
 
     def get_key_display_for(self, keys: str) -> str:
         return "/".join(self.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Every notice is kept for the messages screen: a toast fades after seconds, often unread. Never markup:
+        notices carry folders, paths and store errors, whose [brackets] are text (``[/x]`` broke the toast)."""
+        self.messages.add(str(severity), f"{title}: {message}" if title else str(message))
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
+    def action_messages(self) -> None:
+        if not isinstance(self.screen, MessagesScreen):
+            self.push_screen(MessagesScreen(self.messages.items))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

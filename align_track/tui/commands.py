@@ -33,6 +33,8 @@ class ActionsProvider(Provider):
         host = self.host
         out = []
         for item in host.key_actions():
+            if not item.action:  # a key a widget answers where it has focus: help lists it, nothing to run
+                continue
             where = f"in the {item.section.split(' ', 1)[-1]} pane" if item.pane else "in any pane"
             out.append((f"{item.help} ({host.get_key_display_for(item.key)})", item, where))
         return out

@@ -138,6 +138,37 @@ def test_invalid_filter_exits_2_naming_the_problem(ingested: tuple[str, Path]) -
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(("text", "named"), [
+    ("params.adm = 'pipeline_baseline' and", "ends with 'and'"),
+    ("params.adm = 'pipeline_baseline' AND ", "ends with 'AND'"),
+    ("AND params.adm = 'pipeline_baseline'", "starts with 'AND'"),
+    ("params.adm = 'pipeline_baseline' and and params.llm_backbone = 'x'", "AND then AND"),
+    ("params.adm = 'pipeline_baseline' or", "ends with 'or'"),
+    ("(params.adm = 'pipeline_baseline'", "'(' at character 1 is never closed"),
+    ("params.adm = 'pipeline_baseline')", "')' at character 33 closes nothing"),
+    ("params.adm = 'pipeline_baseline", "single quote (') at character 14 is never closed"),
+    ('params.adm = "pipeline_baseline', 'double quote (") at character 14 is never closed'),
+    ("metrics.`timing.avg_seconds < 30", "backtick (`) at character 9 is never closed"),
+])
+def test_incomplete_filter_is_refused_not_run_as_a_shorter_one(ingested: tuple[str, Path], text: str,
+                                                              named: str) -> None:
+    """MLflow drops a dangling AND: `... and` selected the runs of the filter before it (issue 25, item 4)."""
+    result = cli("search", *uri_args(ingested), "--filter", text)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"error: incomplete --filter {text!r}: ")
+    assert named in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_filter_words_inside_quotes_are_not_joiners(ingested: tuple[str, Path]) -> None:
+    """'and' / 'or' / parentheses inside a quoted value or a backticked key are data, not syntax."""
+    result = cli("search", *uri_args(ingested), "--format", "json", "--filter",
+                 "params.adm = 'x and (' AND metrics.`timing.avg_seconds` > 0 AND params.adm != 'it''s or'")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == []
+    result = cli("search", *uri_args(ingested), "--format", "json", "--filter", "params.adm LIKE '%and'")
+    assert result.exit_code == 0, result.stderr
+
+
 @pytest.mark.parametrize("command", [["search"], ["export", "-o", "out.csv"], ["report"], ["list-runs"]])
 def test_missing_store_exits_2_and_creates_nothing(tmp_path: Path, command: list[str]) -> None:
     missing = tmp_path / "data" / "mlflow" / "mlflow.db"

@@ -44,7 +44,7 @@ def store(tmp_path: Path) -> str:
 async def compare_runs(app, pilot, *adms: str):
     await pilot.press("1", "escape")
     for adm in adms:
-        await pilot.press("slash", "ctrl+u", *adm, "enter", "space")
+        await pilot.press("slash", "ctrl+u", *adm, "down", "space")  # down: to the table (enter opens a lone match)
     await pilot.press("c")
     await wait_until(pilot, lambda: compared(app) and len(app.compare_pane.runs) == len(adms), what="compare")
     pane = app.compare_pane
@@ -61,7 +61,7 @@ async def test_scenes_of_different_scenarios_sharing_ids_are_not_matched(store):
         assert sorted(pane.comparison.keys) == sorted((sc, s) for sc in ("June2025-AF-eval", "June2025-MF-eval")
                                                       for s in ("S0", "S1", "S2"))
         assert set(marks(pane).values()) == {MISSING}  # each met by one run only: missing, not ≠
-        assert summary == "no scene in common · 6 scenes missing from some run (—)"
+        assert summary == "by scene (o) · no scene in common · 6 scenes missing from some run (—)"
         assert "0 of 0" not in summary
         label = pane.query_one("#compare-summary")  # whole at 60 columns: wrapped, not cut
         shown = static_text(label).splitlines()
@@ -76,7 +76,7 @@ async def test_a_scene_one_run_lacks_is_missing_and_left_out_of_the_agreement(st
         pane, summary = await compare_runs(app, pilot, "adm_x", "adm_z")
         af = "June2025-AF-eval"
         assert marks(pane) == {(af, "S0"): SAME, (af, "S1"): MISSING, (af, "S2"): DIFF}
-        assert summary == "1 of 2 scenes agree · 1 scene missing from some run (—)"
+        assert summary == "by scene (o) · 1 of 2 scenes agree · 1 scene missing from some run (—)"
         s1 = pane.comparison.keys.index((af, "S1"))
         assert MISSING in pane.table.rows[s1][3:]  # z's cell: missing
         await pilot.press("d")  # differences only: S2, not the missing S1

@@ -124,6 +124,16 @@ class AnalysisPane(Pane):
         Binding("g", "reload", "Reload", tooltip="Redraw from the runs loaded now"),
     ]
     SCOPED_CSS = False  # the -short rules start at the Screen
+    MORE_KEYS: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        ("plus,minus", "", "plot: zoom in / out"),
+        ("ctrl+equals_sign,ctrl+minus,ctrl+shift+equals_sign,ctrl+shift+minus", "ctrl+= / ctrl+-",
+         "plot: zoom the x axis only; with shift too, the y axis only"),
+        ("left,right,up,down", "", "plot: pan; hit-rate table: move from cell to cell"),
+        ("r", "", "plot: reset zoom and pan"),
+        ("home,end,pageup,pagedown,ctrl+home,ctrl+end", "",
+         "hit-rate table: first / last column, a page up / down, first / last row"),
+        ("enter", "", "hit-rate table: select the cell"),
+    )
     DEFAULT_CSS = """
     AnalysisPane #analysis-title { height: 1; padding: 0 1; text-style: bold; width: 1fr; background: $boost;
                                    text-wrap: nowrap; text-overflow: ellipsis; }

@@ -20,6 +20,9 @@ class Pane(Container):
     SHORT: ClassVar[str] = ""
     """The title where the pane bar is short of room (60 columns): a deliberate abbreviation, not a cut."""
     KEY: ClassVar[str] = ""
+    MORE_KEYS: ClassVar[tuple[tuple[str, str, str], ...]] = ()
+    """Keys the pane's widgets (a plot, a dropdown) or its key handlers answer outside ``BINDINGS``, for the help
+    screen: (Textual key names joined by commas, how help shows them or '' to show the keys, what they do)."""
     DEFAULT_CSS = "Pane { height: 1fr; }"
 
     def focus_default(self) -> None:

@@ -79,8 +79,7 @@ class ComparePane(Pane):
     ComparePane #compare-legend {
         height: auto; max-height: 6; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
     }
-    ComparePane #compare-summary { height: auto; max-height: 3; padding: 0 1; text-style: bold; background: $boost;
-                                   width: 1fr; }
+    ComparePane #compare-summary { height: auto; max-height: 3; padding: 0 1; background: $boost; width: 1fr; }
     """
 
     def __init__(self, **kwargs) -> None:
@@ -186,11 +185,12 @@ class ComparePane(Pane):
     def _update_summary(self) -> None:
         if self.comparison is None:
             return
-        text = Text(self.comparison.summary())
+        # What o and d changed comes first: after the summary (which grows with missing scenes) it was cut at 80
+        # columns, and o seemed to do nothing. The line wraps rather than cut the rest.
+        text = Text(f"by {ORDERS[self.order]} (o)", "bold")
         if self.only_differences:
-            text.append("  · disagreements only (d: all)", "bold yellow")
-        if self.order:
-            text.append(f"  · by {ORDERS[self.order]} (o)", "bold")
+            text.append(" · disagreements only (d: all)", "bold yellow")
+        text.append(f" · {self.comparison.summary()}")
         self.query_one("#compare-summary", Label).update(text)
 
     def _view(self) -> list[int]:

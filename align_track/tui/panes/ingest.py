@@ -68,13 +68,18 @@ class IngestPane(Pane):
                 tooltip="Show the highlighted folder's error in full (no error there: edit the path)"),
         Binding("escape", "leave_input", "Leave path", tooltip="Leave the path box (then number keys, q and ? work)"),
     ]
+    MORE_KEYS: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        ("tab", "", "from the path to 'force' (re-ingest unchanged folders too), then to the log"),
+        ("space,enter", "", "on 'force': tick / untick it"),
+        ("right", "", "in the path: accept the suggested completion"),
+    )
     DEFAULT_CSS = """
     IngestPane #ingest-bar { height: 1; }
     IngestPane #ingest-bar Label { width: auto; padding: 0 1; }
     IngestPane #ingest-path { width: 1fr; }
     IngestPane #ingest-force { width: auto; }
     IngestPane #ingest-progress { height: 1; padding: 0 1; }
-    IngestPane #ingest-stats { height: 1; padding: 0 1; width: 1fr; }
+    IngestPane #ingest-stats { height: auto; max-height: 6; padding: 0 1; width: 1fr; }
     IngestPane #ingest-stats.-error { color: $text-error; text-style: bold; }
     IngestPane #ingest-hint { height: auto; max-height: 2; padding: 0 1; color: $text-muted; width: 1fr; }
     IngestPane #ingest-detail { height: auto; max-height: 4; padding: 0 1; background: $boost; }

@@ -87,8 +87,14 @@ class ReportPane(Pane):
         Binding("ctrl+s", "export", "Export",
                 tooltip=f"Write the report to the path ({', '.join(REPORT_FORMATS)} by extension)"),
         Binding("e", "edit_path", "Path", tooltip="Edit the export path"),
-        Binding("escape", "leave_input", "Leave input", show=False),
+        Binding("escape", "leave_input", "Leave input", show=False,
+                tooltip="Leave the export path (then number keys, q and ? work)"),
     ]
+    MORE_KEYS: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        ("tab,shift+tab", "", "next / previous dropdown (rows, columns, values, aggregation), then the path"),
+        ("enter,space,down,up", "", "on a dropdown: open it; then ↑/↓ to a choice, enter to pick it, esc to "
+                                    "close it unchanged (the preview follows each pick)"),
+    )
     DEFAULT_CSS = """
     ReportPane #report-selects { height: 2; }
     ReportPane .report-line { height: 1; }
@@ -288,5 +294,7 @@ class ReportPane(Pane):
         title = self.pivot.title if self.pivot else ""
         shown = printable(str(path))  # a path typed or pasted may hold control or bidi characters
         status.update(f"✖ cannot write {shown}: {printable(error)}" if error else f"✔ wrote {shown} ({title})")
-        if not error:
-            self.notify(f"wrote {shown}", timeout=4)
+        if error:  # the line below the preview keeps three lines: the messages screen (!) keeps it all
+            self.notify(f"cannot write {shown}: {printable(error)}", severity="error", timeout=8, markup=False)
+        else:
+            self.notify(f"wrote {shown}", timeout=4, markup=False)  # a path's [brackets] are not markup

@@ -114,7 +114,8 @@ class RunsPane(Pane):
     TITLE = "Runs"
     KEY = "1"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter_text", "Filter", tooltip="Filter as you type across the visible columns"),
+        Binding("slash", "filter_text", "Filter",
+                tooltip="Filter as you type across the columns (enter: back to the table; opens the run if only one)"),
         Binding("f", "filter_mlflow", "MLflow", tooltip="Filter with an MLflow filter string (enter applies)"),
         Binding("s", "sort_next", "Sort", tooltip="Next sort column; shift+a header's underlined letter sorts by it"),
         Binding("S", "sort_reverse", "Reverse", tooltip="Reverse the sort order"),
@@ -123,8 +124,10 @@ class RunsPane(Pane):
         Binding("enter", "open_run", "Scenes", tooltip="Open the run's scenes in the inspector"),
         Binding("c", "compare", "Compare", tooltip="Compare the marked runs scene by scene"),
         Binding("y", "copy", "Copy", tooltip="Copy the run id, folder, MLflow URL or align-app command"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("down", "leave_filter", "To the table", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False,
+                tooltip="In the filter box: clear the filter and go back to the table"),
+        Binding("down", "leave_filter", "To the table", show=False,
+                tooltip="In the filter box: go to the table, keeping the filter"),
     ]
     DEFAULT_CSS = """
     RunsPane #runs-bar { height: 1; }
@@ -132,9 +135,12 @@ class RunsPane(Pane):
     RunsPane #filter-mode:ansi { background: ansi_blue; color: ansi_bright_white; }
     RunsPane #runs-filter { width: 1fr; }
     RunsPane #runs-count { width: auto; padding: 0 1; }
-    RunsPane #runs-mlflow { height: auto; max-height: 2; color: $text-warning; padding: 0 1; display: none; }
+    RunsPane #runs-mlflow {
+        width: 1fr; height: auto; max-height: 2; color: $text-warning; padding: 0 1; display: none;
+    }
     RunsPane #runs-mlflow.-on { display: block; }
     RunsPane #runs-details { height: auto; min-height: 4; max-height: 8; padding: 0 1; background: $boost; }
+    RunsPane #runs-details.-empty { display: none; }
     RunsPane #runs-details:ansi { background: ansi_default; }
     """
 
@@ -146,6 +152,8 @@ class RunsPane(Pane):
         self.mlflow_text = ""
         self._details_floor = (0, 4)
         """(width, rows): the details strip's height holds at the most rows a run has needed at this width."""
+        self.filter_error = ""
+        """Why the MLflow filter was refused: shown where its results would be, not 'no runs match'."""
 
     @property
     def snapshot(self) -> RunsSnapshot | None:
@@ -195,7 +203,7 @@ class RunsPane(Pane):
         if self.marked_ids:
             self.selection.marked_ids &= set(self.model.run_ids)
         table = self.table
-        table.empty_text = "no runs match the filter" if snapshot.runs else "no runs yet: press 4 to ingest a folder"
+        table.empty_text = self._empty_text() if snapshot.runs else "no runs yet: press 4 to ingest a folder"
         table.set_data(self.model.columns, self.model.cells, self.model.view(), natural=self.model.natural)
         table.marked = self.model.rows_for(self.marked_ids) if self.marked_ids else set()
         table.sort_column, table.sort_reverse = self.model.sort_column, self.model.sort_reverse
@@ -217,6 +225,8 @@ class RunsPane(Pane):
         run_id = self.current_run_id
         self.selection.current_id = run_id
         run = self.selection.run(run_id) if run_id is not None else None
+        # No run highlighted (none match): the strip's four lines go to the table, where an error is said.
+        details.set_class(run is None or self.snapshot is None, "-empty")
         if run is None or self.snapshot is None:
             details.update("")
             return
@@ -313,10 +323,24 @@ class RunsPane(Pane):
         return True
 
     def submit_filter(self, value: str) -> None:
-        """Enter in the filter box: apply an MLflow filter, go back to the table (in enter's own turn)."""
+        """Enter in the filter box: apply an MLflow filter, go back to the table (in enter's own turn); a text
+        filter that leaves one run opens it. An incomplete MLflow filter (a dangling AND, an open quote) is
+        refused at once and the box keeps focus to fix it."""
         if self.mode == MLFLOW:
-            self.apply_mlflow_filter(value.strip())
+            from align_track.query.filter_check import incomplete_reason
+
+            text = value.strip()
+            reason = incomplete_reason(text)
+            if reason is not None:
+                self.mlflow_text = text
+                self.model.allowed = set()
+                self._show_filter_error(f"incomplete filter {text!r}: {reason}")
+                self.refresh_view()
+                return
+            self.apply_mlflow_filter(text)
         self.focus_now(self.table)
+        if self.mode == TEXT and value.strip() and len(self.table.view) == 1:
+            self.action_open_run()  # one match: what the user was looking for (enter again would open it)
 
     def action_clear_filter(self) -> None:
         """Escape in the filter box clears that filter and returns to the table."""
@@ -328,11 +352,20 @@ class RunsPane(Pane):
     def action_leave_filter(self) -> None:
         self.focus_now(self.table)
 
+    def _empty_text(self) -> str:
+        return f"✖ {self.filter_error}" if self.filter_error else "no runs match the filter"
+
+    def _show_filter_error(self, message: str) -> None:
+        self.filter_error = message
+        self.set_error(message)
+        if self.snapshot is not None and self.snapshot.runs:
+            self.table.empty_text = self._empty_text()
+
     def apply_mlflow_filter(self, text: str) -> None:
         self.mlflow_text = text
         if not text:
             self.model.allowed = None
-            self.set_error("")
+            self._show_filter_error("")
             self.refresh_view()
             return
         if self.snapshot is not None:
@@ -357,14 +390,14 @@ class RunsPane(Pane):
         if text != self.mlflow_text:
             return
         self.model.allowed = self.model.rows_for(ids)
-        self.set_error("")
+        self._show_filter_error("")
         self.refresh_view(keep_row=False)
 
     def _filter_failed(self, text: str, message: str) -> None:
         if text != self.mlflow_text:
             return
         self.model.allowed = set()
-        self.set_error(message)
+        self._show_filter_error(message)
         self.refresh_view()
 
     # ------------------------------------------------------------------ sorting

@@ -97,8 +97,10 @@ class SweepPane(Pane):
         Binding("o", "open_run", "Run's scenes", tooltip="Open the decision's run at this scene in Scenes (2)"),
         Binding("y", "copy", "Copy", tooltip="Copy the scene's ids, command, or the run's id, URLs and folder"),
         Binding("escape", "back", "Runs", tooltip="Back to the runs"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("down", "leave_filter", "To the table", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False,
+                tooltip="In the filter box: clear the filter and go back to the table"),
+        Binding("down", "leave_filter", "To the table", show=False,
+                tooltip="In the filter box: go to the table, keeping the filter"),
     ]
     DEFAULT_CSS = """
     SweepPane #sweep-bar { height: 1; }
@@ -106,7 +108,9 @@ class SweepPane(Pane):
     SweepPane #sweep-mode:ansi { background: ansi_blue; color: ansi_bright_white; }
     SweepPane #sweep-filter { width: 1fr; }
     SweepPane #sweep-count { width: auto; padding: 0 1; }
-    SweepPane #sweep-summary { height: 1; padding: 0 1; background: $boost; text-style: bold; width: 1fr; }
+    SweepPane #sweep-summary {
+        height: auto; max-height: 2; padding: 0 1; background: $boost; text-style: bold; width: 1fr;
+    }
     SweepPane #sweep-scenes { height: 1fr; }
     SweepPane #sweep-scene { height: 1; padding: 0 1; background: $boost; width: 1fr; }
     SweepPane #sweep-decisions { height: 1fr; }
@@ -308,7 +312,8 @@ class SweepPane(Pane):
                 if (not self.splits_only or r.split) and (not self.text or matches(self.hay[i], self.text))]
 
     def _update_summary(self) -> None:
-        text = Text(no_wrap=True, overflow="ellipsis")
+        # Wraps onto a second line rather than cut what s and d turned on (at 60 columns it was cut).
+        text = Text()
         if self.building:
             text.append(f"indexing the scenes of {len(self.snapshot.runs) if self.snapshot else 0} runs… "
                         f"{self.read:,} traces read", "bold yellow")

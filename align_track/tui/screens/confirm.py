@@ -1,4 +1,4 @@
-"""A yes/no question answered with y or n (enter means yes, escape means no)."""
+"""A yes/no question answered with y or n (enter means yes, escape means no); the question wraps, never cut."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label
+from textual.widgets import Label, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -18,7 +18,11 @@ class ConfirmScreen(ModalScreen[bool]):
     ]
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
-    ConfirmScreen > Vertical { width: 60; height: auto; border: round $warning; background: $surface; padding: 1 2; }
+    ConfirmScreen > Vertical {
+        width: 60; max-width: 100%; height: auto; max-height: 100%; border: round $warning; background: $surface;
+        padding: 1 2;
+    }
+    ConfirmScreen #confirm-question { width: 1fr; }
     ConfirmScreen #confirm-keys { color: $text-muted; margin-top: 1; }
     """
 
@@ -28,7 +32,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question, id="confirm-question")
+            yield Static(self.question, id="confirm-question", markup=False)
             yield Label("y / enter: yes    n / escape: no", id="confirm-keys")
 
     def action_answer(self, yes: bool) -> None:

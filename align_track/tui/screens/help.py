@@ -1,4 +1,4 @@
-"""The help screen: every binding by pane, generated from the bindings themselves so it cannot drift."""
+"""The help screen: every key by pane, from the one list (``tui.keys``) built from the bindings themselves."""
 
 from __future__ import annotations
 
@@ -11,20 +11,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from align_track.tui.keys import KeyAction
+from align_track.tui.keys import EVERYWHERE, KeyAction
 from align_track.tui.screens.scrolling import SCROLL_BINDINGS, ScrollingScreen
-
-MOVES: tuple[tuple[str, str], ...] = (
-    ("↓/j ↑/k", "next / previous row (help and scene text: scroll)"),
-    ("pgdn/^d pgup/^u", "a page down / up"),
-    ("home/g end/G", "first / last row"),
-    ("← →", "scroll a wide table sideways (compare keeps its ≠ column in view)"),
-    ("→", "in the Ingest path box: accept the suggested completion"),
-    ("esc", "leave a text box (filter, ingest path, export path); close a dialog"),
-    ("tab", "move focus (e.g. to a scene's detail, to scroll it)"),
-    ("ctrl+p", "command palette: type to find any action above"),
-)
-"""Keys that work the same everywhere (the tables' and text boxes' own), listed once."""
 
 
 class HelpScreen(ScrollingScreen):
@@ -48,18 +36,15 @@ class HelpScreen(ScrollingScreen):
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, show_header=False, padding=(0, 1), expand=True)
-        table.add_column(style="bold", no_wrap=True, min_width=10)
+        table.add_column(style="bold", min_width=10, max_width=16, overflow="fold")
         table.add_column(ratio=1)
         section = None
         for item in self.actions:
             if item.section != section:
                 section = item.section
-                table.add_row(Text(f"\n{section}", style="bold underline"), "")
-            table.add_row(self.key_display(item.key), item.help)
-        table.add_row(Text("\nEverywhere", style="bold underline"),
-                      Text("\nin lists, tables and text boxes", style="dim"))
-        for keys, text in MOVES:
-            table.add_row(keys, text)
+                note = "in lists, tables and text boxes" if section == EVERYWHERE else ""
+                table.add_row(Text(f"\n{section}", style="bold underline"), Text(f"\n{note}", style="dim"))
+            table.add_row(item.display or self.key_display(item.key), item.help)
         intro = Text("align-track: keys (escape closes)", style="bold")
         with VerticalScroll():
             yield Static(intro)

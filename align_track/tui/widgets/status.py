@@ -1,4 +1,4 @@
-"""The one-line status bar: which store, how many runs, errors, a running ingest and the web UI's URL."""
+"""The status bar: which store, how many runs, errors, a running ingest and the web UI's URL."""
 
 from __future__ import annotations
 
@@ -21,33 +21,41 @@ def fit_store(store: str, width: int) -> str:
     return cut_middle(path, room) + sep + experiment if room >= 12 else cut_middle(store, width)
 
 
+MAX_LINES = 3
+MORE = " … ! shows all"
+"""Ends the last line when a message needs more than MAX_LINES: the messages screen (``!``) keeps it in full."""
+
+
 class StatusBar(Static):
-    """Always visible, so a store error or a running server is never hidden behind another pane."""
+    """Always visible, so a store error or a running server is never hidden behind another pane. Wraps onto up
+    to three lines rather than cutting a message at the terminal's edge (only the store's path is cut, in the
+    middle, to keep the usual status on one line)."""
 
     DEFAULT_CSS = """
     StatusBar { height: auto; max-height: 3; background: $panel; color: $foreground; padding: 0 1; }
     StatusBar:ansi { background: ansi_default; }
     """
 
-    # layout=True: an error wraps onto more rows, and the bar must grow for it (a repaint alone kept one row)
-    store: reactive[str] = reactive("", layout=True)
-    state: reactive[str] = reactive("connecting…", layout=True)
-    error: reactive[str] = reactive("", layout=True)
-    ingest: reactive[str] = reactive("", layout=True)
-    ui: reactive[str] = reactive("", layout=True)
-    zoom: reactive[bool] = reactive(False, layout=True)
+    store: reactive[str] = reactive("")
+    state: reactive[str] = reactive("connecting…")
+    error: reactive[str] = reactive("")
+    ingest: reactive[str] = reactive("")
+    ui: reactive[str] = reactive("")
+    zoom: reactive[bool] = reactive(False)
+    """A change relayouts the screen only when the bar's number of rows changes (see ``_changed``)."""
 
-    def render(self) -> Text:
-        # One line normally; an error wraps (up to 3 lines) rather than being cut mid-sentence. Every field may
-        # hold user data (a store path, an experiment name, a folder in an error): shown escaped, never interpreted.
-        text = Text(no_wrap=not self.error, overflow="fold" if self.error else "ellipsis")
+    def full_text(self, width: int) -> Text:
+        """Every field, unwrapped, for a bar ``width`` wide. Every field may hold user data (a store path, an
+        experiment name, a folder in an error): shown escaped, never interpreted."""
+        text = Text()
         if self.zoom:
             text.append("zoomed: z to unzoom  ", "reverse")
         if self.store and not self.error:
             # the store (often a long path) gives way first, cut in the middle, so the line stays one line at 60
-            # columns: Textual wraps it regardless of no_wrap, and a 20-row split cannot spare the row
+            # columns: the state, a running ingest and the web UI's URL are read in full, and a 20-row split
+            # keeps the row
             rest = sum(cell_len(printable(x)) + 4 for x in (self.state, self.ingest, self.ui) if x)
-            room = (self.content_size.width or 10_000) - text.cell_len - rest - 2
+            room = width - text.cell_len - rest - 2
             text.append(fit_store(printable(self.store), max(room, 12)), "bold")
             text.append("  ")
         if self.error:
@@ -61,3 +69,45 @@ class StatusBar(Static):
             text.append("  │ ", "dim")
             text.append(printable(self.ui), "green")
         return text
+
+    def lines(self, width: int) -> list[Text]:
+        """The text wrapped at ``width``, at most MAX_LINES: the last one ends with MORE when some is left out."""
+        width = max(width, len(MORE) + 1)
+        lines = list(self.full_text(width).wrap(self.app.console, width, overflow="fold"))
+        if len(lines) > MAX_LINES:
+            lines = lines[:MAX_LINES]
+            last = lines[-1]
+            last.rstrip()
+            last.truncate(width - len(MORE))
+            last.append(MORE, "bold")
+        return lines
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self.lines(width))
+
+    def render(self) -> Text:
+        return Text("\n", no_wrap=True, overflow="crop").join(self.lines(self.content_size.width or 80))
+
+    def _changed(self) -> None:
+        """Relayout (a screen-wide cost) only when the number of lines changes, not on every progress tick."""
+        if not self.is_mounted:
+            return
+        self.refresh(layout=len(self.lines(self.content_size.width or 80)) != self.content_size.height)
+
+    def watch_store(self) -> None:
+        self._changed()
+
+    def watch_state(self) -> None:
+        self._changed()
+
+    def watch_error(self) -> None:
+        self._changed()
+
+    def watch_ingest(self) -> None:
+        self._changed()
+
+    def watch_ui(self) -> None:
+        self._changed()
+
+    def watch_zoom(self) -> None:
+        self._changed()

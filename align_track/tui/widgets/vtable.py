@@ -22,6 +22,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from align_track.errors import printable
 from align_track.query.textfit import cut_apart, cut_middle, shared_spans
 
 MARK = "●"
@@ -607,6 +608,14 @@ class VirtualTable(ScrollView, can_focus=True):
         tail = strip.crop_extend(frozen + scroll_x, frozen + scroll_x + max(width - frozen, 0), style)
         return Strip.join([head, tail])
 
+    def empty_lines(self, width: int) -> list[str]:
+        """``empty_text`` wrapped to the table's width: an error shown where the rows would be is read in full."""
+        import textwrap
+
+        if not self.empty_text:
+            return []
+        return textwrap.wrap(printable(self.empty_text), max(width - 2, 10), break_on_hyphens=False) or [""]
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
@@ -616,9 +625,9 @@ class VirtualTable(ScrollView, can_focus=True):
             return self._crop(self._header_strip(header), scroll_x, width, header)
         position = scroll_y + y - 1
         if position >= len(self.view):
-            if position == 0 and self.empty_text:
-                empty = self._style("empty")
-                return Strip([Segment(f" {self.empty_text}", empty)]).crop_extend(0, width, base)
+            lines = self.empty_lines(width) if not self.view else []
+            if position < len(lines):
+                return Strip([Segment(f" {lines[position]}", self._style("empty"))]).crop_extend(0, width, base)
             return Strip.blank(width, base)
         strip, style = self._row_strip(position)
         return self._crop(strip, scroll_x, width, style)
