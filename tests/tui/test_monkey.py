@@ -342,7 +342,7 @@ async def test_the_monkey_drops_exactly_the_explicit_actions(demo_store) -> None
         await opened(app, pilot)
         await pilot.press("m", "slash", "m", "q", "ctrl+q", "escape", "escape")
         assert app.runs_pane.query_one("#runs-filter").value == "" and app.active_pane == "runs"
-        await pilot.press("4", "ctrl+s", "enter", "escape", "5", "ctrl+s", "e", "enter", "escape", "6", "m", "q")
+        await pilot.press("4", "ctrl+s", "e", "enter", "escape", "5", "ctrl+s", "e", "enter", "escape", "6", "m", "q")
         await pilot.pause()
         assert app.dropped == ["AlignTrackApp.toggle_ui", "AlignTrackApp.quit", "IngestPane.start",
                                "FastInput#ingest-path.submit", "ReportPane.export", "FastInput#report-path.submit",
