@@ -548,10 +548,10 @@ def _summary_rows(uri: str, kind: str, eid: int, where: str, batch: int, stop: t
     if not _joined_summaries(uri, kind, eid, where):
         return _prefetched(_stream(uri, kind, _summary_query(kind, eid, where), batch, stop), stop)
     stops = stop, threading.Event(), threading.Event()
-    rest = _prefetched(_stream(uri, kind, _summary_query(kind, eid, where, joined=True), batch, stops[1],
-                               SESSION_PG_JOINED), stops[1])
     first = _prefetched(_stream(uri, kind, _summary_query(kind, eid, where) + f" LIMIT {FIRST_BATCH}", batch,
-                                stops[2]), stops[2])
+                                stops[1]), stops[1])
+    rest = _prefetched(_stream(uri, kind, _summary_query(kind, eid, where, joined=True), batch, stops[2],
+                               SESSION_PG_JOINED), stops[2])
     return _first_then_rest(first, rest, stops)
 
 
