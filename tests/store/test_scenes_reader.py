@@ -215,6 +215,55 @@ def test_a_store_mixing_summarised_and_unsummarised_traces(tmp_path: Path, store
         assert by_id(read_all(read_trace_fields, uri, eid)) == spans
 
 
+def test_postgresql_joins_the_summary_read_of_a_whole_experiment(tmp_path: Path, pg_db: str, monkeypatch):
+    """A whole PostgreSQL experiment's summaries are read by hashing the links and the two tags once each, not by
+    three index lookups per trace (240,000 at 80,000 traces: 1.4 s of server time), never by a nested loop (on a
+    store not yet analysed PostgreSQL scanned a tag table per trace); its first traces come from the lookup
+    query and are not given twice: the same fields either way, each trace once."""
+    from align_track.store.runs_reader import _sql
+
+    ingest_tree(build_tree(tmp_path / "exps"), pg_db)
+    eid = get_experiment_id(pg_db, EXPERIMENT)
+    assert scenes_reader._joined_summaries(pg_db, "postgresql", int(eid), "")
+    assert not scenes_reader._joined_summaries(pg_db, "postgresql", int(eid), " AND t.timestamp_ms >= 0")
+    query = scenes_reader._summary_query("postgresql", int(eid), "", joined=True).format(key='"key"')
+    (((plan,),),) = _sql(pg_db, [f"{scenes_reader.SESSION_PG_JOINED}; EXPLAIN (FORMAT JSON) {query}"])
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+
+    def nodes(node: dict):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    seen = [(n["Node Type"], n.get("Relation Name"), n.get("Parent Relationship")) for n in nodes(plan[0]["Plan"])]
+    assert not [n for n in seen if n[0] == "Nested Loop"], seen
+    looked_up = {n[1] for n in seen if n[2] == "SubPlan"}
+    assert looked_up <= {"trace_request_metadata"}, seen  # the metadata only where a trace has no run link
+    spans = by_id(read_all(read_trace_fields_mlflow, pg_db, eid))
+    for first in (3, 1_000):  # a few traces first (then the rest), or all of them
+        monkeypatch.setattr(scenes_reader, "FIRST_BATCH", first)
+        read = [f.trace_id for f in read_all(read_trace_fields, pg_db, eid, batch=4)]
+        assert len(read) == len(set(read)) == len(spans) > 10
+        assert by_id(read_all(read_trace_fields, pg_db, eid, batch=4)) == spans
+    # a small part of a bigger store: its traces looked up (the joins would hash every trace's tags), as read
+    from mlflow import MlflowClient
+
+    big = int(MlflowClient(tracking_uri=pg_db).create_experiment("big"))
+    _insert(pg_db, "INSERT INTO trace_info (request_id, experiment_id, timestamp_ms, status)"
+                   f" SELECT 'big-' || g, {big}, 0, 'OK' FROM generate_series(1, {3 * len(spans)}) g")
+    assert not scenes_reader._joined_summaries(pg_db, "postgresql", int(eid), "")
+    assert by_id(read_all(read_trace_fields, pg_db, eid)) == spans
+
+
+def _insert(uri: str, statement: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(uri.replace("postgresql+psycopg2://", "postgresql://"))
+    with conn, conn.cursor() as cur:
+        cur.execute(statement)
+    conn.close()
+
+
 HOSTILE_SUMMARIES = ["", "[1,", "[1]", "[2,1,2,3,4,5,6,7,8,9]", "{}", "null",
                      "[1,NaN,0,0,null,null,null,null,null,null]",
                      '[1,"s",0,0,"a",{},"s","P",{"not":"a list"},"a"]', '[1,"s",0,0,"a",{},"s","P",[1,2],"a"]',
