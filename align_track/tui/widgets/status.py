@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from rich.cells import cell_len
+from rich.console import Console
 from rich.text import Text
+from textual._context import NoActiveAppError
 from textual.reactive import reactive
 from textual.widgets import Static
 
@@ -73,7 +75,7 @@ class StatusBar(Static):
     def lines(self, width: int) -> list[Text]:
         """The text wrapped at ``width``, at most MAX_LINES: the last one ends with MORE when some is left out."""
         width = max(width, len(MORE) + 1)
-        lines = list(self.full_text(width).wrap(self.app.console, width, overflow="fold"))
+        lines = list(self.full_text(width).wrap(self._console(), width, overflow="fold"))
         if len(lines) > MAX_LINES:
             lines = lines[:MAX_LINES]
             last = lines[-1]
@@ -81,6 +83,13 @@ class StatusBar(Static):
             last.truncate(width - len(MORE))
             last.append(MORE, "bold")
         return lines
+
+    def _console(self) -> Console:
+        """The app's console; a plain one for a bar read before (or without) an app, as a test or a report does."""
+        try:
+            return self.app.console
+        except NoActiveAppError:
+            return Console()
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return len(self.lines(width))
