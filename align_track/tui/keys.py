@@ -33,7 +33,9 @@ EVERYWHERE_KEYS: tuple[tuple[str, str, str], ...] = (
     ("down,j,up,k", "", "next / previous row (help and scene text: scroll)"),
     ("pagedown,ctrl+d,pageup,ctrl+u", "", "a page down / up"),
     ("home,g,end,G", "", "first / last row (in a text box: start / end of the line)"),
-    ("left,right", "", "scroll a wide table sideways (compare keeps its ≠ column in view); in a text box: move"),
+    ("left,right", "", "a table: one column left / right, its first column kept in view (compare keeps its ≠, "
+     "scenario and scene); in a text box: move"),
+    ("A-Z", "shift+letter", "a table: sort by the column whose header letter is underlined (again: reversed)"),
     ("ctrl+pageup,ctrl+pagedown", "", "a scrolling text: a page left / right"),
     ("escape", "", "leave a text box (filter, ingest path, export path); close a dialog"),
     ("tab,shift+tab", "", "move focus (e.g. to a scene's detail, to scroll it; the next dropdown)"),
