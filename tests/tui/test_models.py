@@ -104,3 +104,26 @@ def test_a_live_run_shows_its_scenes_so_far_and_progress():
     assert progress_text(live, now) == "7 scenes so far · running for 1:35 · last scene 0:35 ago"
     assert "7 scenes so far" in details_text(live, "running", now).plain
     assert "so far" not in details_text(done, "finished", now).plain
+
+
+def test_the_details_strip_packs_whole_fields_into_its_width():
+    """At a 60-column split the strip broke 'LLM' from its value (a label alone at a line's end); now a field
+    that does not fit starts a line, every value stays whole, and the copy hint goes before it costs a line."""
+    from align_track.store.runs_reader import RunRow
+    from align_track.tui.panes.runs import details_text
+
+    start = 1_700_000_000_000
+    run = RunRow("r1", "r", "FINISHED", start, start + 209_000, "active", "",
+                 params={"adm": "pipeline_comparative_regression", "llm_backbone": "meta-llama/Llama-3.1-8B-Instruct",
+                         "alignment_target_id": "ADEPT-June2025-search-0.7"},
+                 tags={"align_track.path": "june2025-sweep/temperature-0.0/2025-06-11_02-01-04"},
+                 metrics={"timing.total_seconds": 209.0})
+    for width in (58, 78, 118):
+        lines = details_text(run, "finished", width=width).plain.split("\n")
+        assert all(len(line) <= width for line in lines), (width, lines)
+        for label, value in (("ADM", "pipeline_comparative_regression"), ("LLM", "meta-llama/Llama-3.1-8B-Instruct"),
+                             ("target", "ADEPT-June2025-search-0.7"), ("state", "done")):
+            assert any(f"{label} {value}" in line for line in lines), (width, label, lines)
+        assert not any(line.rstrip().endswith(("LLM", "variant", "target")) for line in lines), lines
+    assert "(y copies the run id)" in details_text(run, "finished", width=118).plain
+    assert len(details_text(run, "finished", width=58).plain.split("\n")) <= 6

@@ -41,57 +41,72 @@ PLACEHOLDER = {
 }
 
 
-def details_text(run: RunRow, state: str, now_ms: int | None = None) -> Text:
+def details_text(run: RunRow, state: str, now_ms: int | None = None, width: int | None = None) -> Text:
     """ADM · LLM, target · variant, state · when its experiment started and how long it ran (a live run: its
-    progress), folder: the full values, wrapped, never cut (the strip grows to hold them). A variant that is
-    part of the folder (as ingest derives it) is not printed twice: it is the folder's bold part."""
+    progress), folder: the full values, never cut (the strip grows to hold them). Fields are packed whole into
+    ``width``: a narrow strip puts the next field on its own line rather than breaking ``LLM`` from its value, and
+    drops the copy hint before it costs a line. A variant that is part of the folder (as ingest derives it) is not
+    printed twice: it is the folder's bold part."""
     s = RunSummary.of(run)
-    text = Text(no_wrap=False, overflow="fold")
 
-    def field(label: str, value: str, style: str = "") -> None:
-        text.append(f"{label} ", "dim")
-        text.append(printable(value) or "–", style)
+    def field(label: str, value: str | Text, style: str = "") -> Text:
+        out = Text(f"{label} ", "dim")
+        out.append(value if isinstance(value, Text) else Text(printable(value) or "–", style))
+        return out
 
     folder, variant = printable(s.path), printable(s.variant)
     at = folder.rfind(variant) if variant and variant != DEFAULT_VARIANT and folder != variant else -1
     in_folder = at >= 0
-    field("ADM", s.adm, "bold")
-    text.append("  ")
-    field("LLM", s.llm)
-    text.append("\n")
-    field("target", s.target, "bold")
-    text.append("  ")
-    if in_folder:
-        text.append("variant ", "dim")
-        text.append("= the folder's bold part", "italic")
-    else:
+    variant_field = field("variant", Text("= the folder's bold part", "italic")) if in_folder else \
         field("variant", s.variant)
-    text.append("\n")
     word = STATE_WORD.get(state, state)
-    field("state", word, "green" if state == FINISHED else "bold" if state == NO_TIMING else "bold yellow")
-    text.append("  ")
+    state_field = field("state", word, "green" if state == FINISHED else "bold" if state == NO_TIMING else
+                        "bold yellow")
+    third: list[Text] = [state_field]
+    hint: Text | None = None
     if state == NO_TIMING:  # complete, but its end is only the folder's last file change: no 'ran' to tell
-        field("started", when(s.start_time))
-        text.append("  ")
-        field("last change", when(run.end_time))
+        third += [field("started", when(s.start_time)), field("last change", when(run.end_time))]
     elif state == MAYBE_RUNNING:  # within 80 columns: the start is in the table
-        field("last change", when(run.end_time), "yellow")
-        text.append(", just before ingest", "yellow")
+        change = field("last change", when(run.end_time), "yellow")
+        change.append(", just before ingest", "yellow")
+        third.append(change)
     elif state == FINISHED:
         ran = "" if s.start_time is None or run.end_time is None else \
             f", ran {elapsed_text(max(0, run.end_time - s.start_time) / 1000)}"
-        field("started", when(s.start_time) + ran)
-        text.append("  (y copies the run id)", "dim")
+        third.append(field("started", when(s.start_time) + ran))
+        hint = Text("(y copies the run id)", "dim")
     else:
-        text.append(progress_text(run, now_ms), "yellow")
-    text.append("\n")
-    text.append("folder ", "dim")
+        third.append(Text(progress_text(run, now_ms), "yellow"))
     if in_folder:
-        text.append(folder[:at])
-        text.append(variant, "bold")
-        text.append(folder[at + len(variant):])
+        shown = Text(folder[:at])
+        shown.append(variant, "bold")
+        shown.append(folder[at + len(variant):])
     else:
-        text.append(folder or "–")
+        shown = Text(folder or "–")
+    groups = [[field("ADM", s.adm, "bold"), field("LLM", s.llm)], [field("target", s.target, "bold"), variant_field],
+              third, [field("folder", shown)]]
+    return _pack(groups, width, hint)
+
+
+def _pack(groups: list[list[Text]], width: int | None, hint: Text | None) -> Text:
+    """Each group starts a line; its fields share it two spaces apart while they fit whole in ``width`` (None: no
+    limit), else the next one starts a line; ``hint`` ends the third group's line only where it fits."""
+    lines: list[Text] = []
+    for n, fields in enumerate(groups):
+        line = Text()
+        for piece in [*fields, *([hint] if hint is not None and n == 2 else [])]:
+            fits = width is None or line.cell_len + 2 + piece.cell_len <= width
+            if piece is hint and not fits:
+                continue
+            if line.cell_len and not fits:
+                lines.append(line)
+                line = Text()
+            if line.cell_len:
+                line.append("  ")
+            line.append_text(piece)
+        lines.append(line)
+    text = Text("\n", no_wrap=False, overflow="fold").join(lines)
+    text.no_wrap, text.overflow = False, "fold"
     return text
 
 
@@ -230,7 +245,8 @@ class RunsPane(Pane):
         if run is None or self.snapshot is None:
             details.update("")
             return
-        details.update(details_text(run, self.snapshot.shown_state(run.run_id)))
+        details.update(details_text(run, self.snapshot.shown_state(run.run_id),
+                                    width=details.content_size.width or None))
         self.call_after_refresh(self._hold_details_height)
 
     def _hold_details_height(self) -> None:
