@@ -394,7 +394,10 @@ class AlignTrackApp(App[None]):
                         severity="warning")
             return
         runs = self.selection.runs(run_ids)
-        self.compare_pane.start(self.snapshot.uri, self.snapshot.experiment_id, runs)
+        scenes = self.scenes_pane
+        reading = scenes.current if scenes.run_row is not None and scenes.run_row.run_id in run_ids else None
+        self.compare_pane.start(self.snapshot.uri, self.snapshot.experiment_id, runs,
+                                at=reading.key if reading is not None else None)
         self.show_pane("compare")
 
     # ------------------------------------------------------------------ MLflow web UI

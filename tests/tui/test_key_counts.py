@@ -148,14 +148,15 @@ async def test_p3_true_vs_predicted_table_in_three_keys_from_an_open_run(make_de
 # --------------------------------------------------------------------------- (c) P3 side by side
 
 
-async def side_by_side_p3(app: AlignTrackApp, pilot, keys: list[str]) -> None:
-    """Press ``keys`` (ending in compare, then j j enter), check both runs' P3 justifications are on screen."""
-    await pilot.press(*keys[:-3])
-    await wait_until(pilot, lambda: compared(app), what="compare")
+async def side_by_side_p3(app: AlignTrackApp, pilot, to_compare: list[str], to_p3: list[str]) -> None:
+    """Press ``to_compare`` (ending in c), then ``to_p3`` (in Compare): both runs' P3 justifications on screen."""
+    keys = to_compare + to_p3
+    await pilot.press(*to_compare)
+    await wait_until(pilot, lambda: compared(app), timeout=10, what="compare")
     await settle(pilot)
     pane = app.compare_pane
     assert len(pane.runs) == 2
-    await pilot.press(*keys[-3:])
+    await pilot.press(*to_p3)
     await settle(pilot)
     assert isinstance(app.screen, CompareSceneScreen)
     i = pane.table.view[pane.table.cursor]
@@ -176,7 +177,20 @@ async def test_two_runs_p3_side_by_side_when_the_filter_leaves_just_them(make_de
     async with app_on(make_demo_store[0], SIZE) as (app, pilot):
         await pilot.press("slash", *typed("comp temp"))  # the filter: not counted
         assert len(app.runs_pane.table.view) == 2 and not app.runs_pane.marked_ids
-        await side_by_side_p3(app, pilot, ["enter", "c", "j", "j", "enter"])
+        await side_by_side_p3(app, pilot, ["enter", "c"], ["j", "j", "enter"])
+
+
+async def test_compare_opens_at_the_scene_being_read(make_demo_store):
+    """Reading run A's P3 first, then comparing: Compare opens on P3, so ``enter`` shows it side by side
+    (after the filter: ``enter`` ``enter`` open A, ``n n`` its P3, ``esc`` back, ``c``, ``enter``: 7 keys)."""
+    async with app_on(make_demo_store[0], SIZE) as (app, pilot):
+        await pilot.press("slash", *typed("comp temp"))
+        await pilot.press("enter", "enter")
+        await wait_until(pilot, lambda: scenes_loaded(app), what="scenes")
+        await settle(pilot)
+        await pilot.press("n", "n")
+        assert app.scenes_pane.current.scene_id == "P3"
+        await side_by_side_p3(app, pilot, ["escape", "c"], ["enter"])
 
 
 async def test_c_without_marks_still_asks_for_marks_when_the_filter_shows_many(make_demo_store):
