@@ -176,7 +176,8 @@ async def test_compare_opens_at_the_scene_being_read(make_demo_store):
 
 
 async def test_c_without_marks_still_asks_for_marks_when_the_filter_shows_many(make_demo_store):
-    """Unfiltered (27 runs) or a filter showing more than four: ``c`` compares nothing, it asks for marks."""
+    """Unfiltered (27 runs) or a filter showing more than four: ``c`` compares nothing, it asks for marks; a
+    single mark is not mixed with the filter's runs (``u`` then ``c`` compares those)."""
     async with app_on(make_demo_store[0], SIZE) as (app, pilot):
         await pilot.press("c")
         await settle(pilot)
@@ -187,6 +188,13 @@ async def test_c_without_marks_still_asks_for_marks_when_the_filter_shows_many(m
         await pilot.press("space", "c")  # one mark is not two, and marks are never mixed with the filter's runs
         await settle(pilot)
         assert app.active_pane == "runs" and not app.compare_pane.runs
+        await pilot.press("slash", "ctrl+u", *typed("comp temp"), "enter", "c")  # a run marked: marks come first
+        await settle(pilot)
+        assert app.active_pane == "runs" and not app.compare_pane.runs
+        assert "1 run marked: mark another" in [n.message for n in app._notifications][-1]
+        await pilot.press("u", "c")
+        await wait_until(pilot, lambda: compared(app), timeout=10, what="compare")
+        assert app.active_pane == "compare" and len(app.compare_pane.runs) == 2
 
 
 # --------------------------------------------------------------------------- (d) the web UI's URL

@@ -459,7 +459,12 @@ class RunsPane(Pane):
         run_ids = [r for r in self.model.run_ids if r in self.marked_ids]
         shown = self.shown_run_ids
         filtered = bool(self.model.text.strip() or self.mlflow_text)
-        if not run_ids and filtered and 2 <= len(shown) <= FILTERED_COMPARE_MAX:
+        few = filtered and 2 <= len(shown) <= FILTERED_COMPARE_MAX
+        if not run_ids and few:
             run_ids = shown
             self.notify(f"none marked: comparing the {len(shown)} runs the filter shows")
+        elif len(run_ids) == 1 and few:  # marks come first: say how to get the filter's runs instead
+            self.notify(f"1 run marked: mark another with space, or u (unmark) then c compares the {len(shown)} "
+                        "runs the filter shows", severity="warning")
+            return
         self.tell_app(CompareRuns(run_ids))
