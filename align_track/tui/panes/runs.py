@@ -127,8 +127,7 @@ class RunsPane(Pane):
         Binding("u", "clear_marks", "Unmark", tooltip="Unmark every run"),
         Binding("enter", "open_run", "Scenes", tooltip="Open the run's scenes in the inspector"),
         Binding("c", "compare", "Compare",
-                tooltip="Compare the marked runs scene by scene (none marked: the 2 to "
-                        f"{FILTERED_COMPARE_MAX} runs the filter shows)"),
+                tooltip=f"Compare the marked runs, else the 2 to {FILTERED_COMPARE_MAX} the filter shows"),
         Binding("y", "copy", "Copy", tooltip="Copy the run id, folder, MLflow URL or align-app command"),
         Binding("escape", "clear_filter", "Clear filter", show=False,
                 tooltip="In the filter box: clear the filter and go back to the table"),
