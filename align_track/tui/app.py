@@ -38,7 +38,7 @@ from align_track.tui.panes.compare import ComparePane
 from align_track.tui.panes.ingest import IngestPane
 from align_track.tui.panes.mlflow import MlflowPane
 from align_track.tui.panes.report import ReportPane
-from align_track.tui.panes.runs import RunsPane
+from align_track.tui.panes.runs import FILTERED_COMPARE_MAX, RunsPane
 from align_track.tui.panes.scenes import ScenesPane
 from align_track.tui.panes.sweep import SweepPane
 from align_track.tui.screens.confirm import ConfirmScreen
@@ -388,12 +388,16 @@ class AlignTrackApp(App[None]):
         self.show_pane("scenes")
 
     def compare_runs(self, run_ids: list[str]) -> None:
-        """Compare these runs (the marked ones: Runs pane's c); at least two are needed."""
+        """Compare these runs (Runs pane's c: the marked ones, or the few a filter shows); at least two are needed."""
         if len(run_ids) < 2 or self.snapshot is None:
-            self.notify("mark at least two runs with space first", severity="warning")
+            self.notify(f"mark at least two runs with space first (or filter down to 2 to {FILTERED_COMPARE_MAX} runs)",
+                        severity="warning")
             return
         runs = self.selection.runs(run_ids)
-        self.compare_pane.start(self.snapshot.uri, self.snapshot.experiment_id, runs)
+        scenes = self.scenes_pane
+        reading = scenes.current if scenes.run_row is not None and scenes.run_row.run_id in run_ids else None
+        self.compare_pane.start(self.snapshot.uri, self.snapshot.experiment_id, runs,
+                                at=reading.key if reading is not None else None)
         self.show_pane("compare")
 
     # ------------------------------------------------------------------ MLflow web UI

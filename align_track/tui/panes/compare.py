@@ -88,6 +88,8 @@ class ComparePane(Pane):
         self.comparison: Comparison | None = None
         self.only_differences = False
         self.order = 0
+        self.at: tuple[str, str] | None = None
+        """(scenario, scene) the cursor opens on: the scene the Scenes pane shows, if one of these runs is open."""
 
     def compose(self) -> ComposeResult:
         yield Static("Mark two or more runs with space in Runs (1), then press c.", id="compare-legend")
@@ -101,9 +103,11 @@ class ComparePane(Pane):
     def focus_default(self) -> None:
         self.focus_now(self.table)
 
-    def start(self, uri: str, experiment_id: str, runs: list[RunRow]) -> None:
-        """Load every scene of each run in a worker, then line them up."""
+    def start(self, uri: str, experiment_id: str, runs: list[RunRow], at: tuple[str, str] | None = None) -> None:
+        """Load every scene of each run in a worker, then line them up (the cursor on scene ``at`` if they have
+        it: the scene being read in Scenes is the one to compare, not the first)."""
         self.runs = runs
+        self.at = at
         self.comparison = None
         self.only_differences = False  # a filter never carries silently into the next compare
         self.order = 0
@@ -181,6 +185,8 @@ class ComparePane(Pane):
         table.frozen, table.pin = 1, 3  # ≠ always; scenario and scene too when they fit in half the width
         table.cell_style = style
         table.set_data(columns, rows, self._view())
+        if self.at in comparison.keys:
+            table.move_to_row(comparison.keys.index(self.at))
 
     def _update_summary(self) -> None:
         if self.comparison is None:

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from align_track.tui.models.data import RunsSnapshot
 
 TEXT, MLFLOW = "text", "mlflow"
+FILTERED_COMPARE_MAX = 4
+"""``c`` with nothing marked compares the runs a filter shows, when it shows 2 to this many (four fit side by side
+at 80 columns): the filter already picked them, so marking each again is keys for nothing (the Sweep pane reads the
+marks, else the filter, alike). Unfiltered, or a wider filter, still asks for marks."""
 PLACEHOLDER = {
     TEXT: "type to filter (every word must match some column)",
     MLFLOW: "MLflow filter, e.g. params.adm = 'pipeline_baseline' AND metrics.`timing.avg_seconds` < 30",
@@ -137,7 +141,8 @@ class RunsPane(Pane):
         Binding("space", "toggle_mark", "Mark", tooltip="Mark or unmark the run (for compare and report)"),
         Binding("u", "clear_marks", "Unmark", tooltip="Unmark every run"),
         Binding("enter", "open_run", "Scenes", tooltip="Open the run's scenes in the inspector"),
-        Binding("c", "compare", "Compare", tooltip="Compare the marked runs scene by scene"),
+        Binding("c", "compare", "Compare",
+                tooltip=f"Compare the marked runs, else the 2 to {FILTERED_COMPARE_MAX} the filter shows"),
         Binding("y", "copy", "Copy", tooltip="Copy the run id, folder, MLflow URL or align-app command"),
         Binding("escape", "clear_filter", "Clear filter", show=False,
                 tooltip="In the filter box: clear the filter and go back to the table"),
@@ -465,4 +470,16 @@ class RunsPane(Pane):
         self.offer_copy(self.selection.copy_items(run_id) if run_id else [])
 
     def action_compare(self) -> None:
-        self.tell_app(CompareRuns([r for r in self.model.run_ids if r in self.marked_ids]))
+        """The marked runs; none marked, the runs a filter shows if they are few (``FILTERED_COMPARE_MAX``)."""
+        run_ids = [r for r in self.model.run_ids if r in self.marked_ids]
+        shown = self.shown_run_ids
+        filtered = bool(self.model.text.strip() or self.mlflow_text)
+        few = filtered and 2 <= len(shown) <= FILTERED_COMPARE_MAX
+        if not run_ids and few:
+            run_ids = shown
+            self.notify(f"none marked: comparing the {len(shown)} runs the filter shows")
+        elif len(run_ids) == 1 and few:  # marks come first: say how to get the filter's runs instead
+            self.notify(f"1 run marked: mark another with space, or u (unmark) then c compares the {len(shown)} "
+                        "runs the filter shows", severity="warning")
+            return
+        self.tell_app(CompareRuns(run_ids))
