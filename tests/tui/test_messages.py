@@ -211,3 +211,14 @@ async def test_notices_are_text_not_markup(demo_store):
         await settle(pilot)
         assert str(toast.render()) == message and app.is_running
         assert app.messages.items[-1].text == message
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_compares_hint_is_whole_before_anything_is_compared(demo_store, size):
+    """Compare opened with nothing compared says how to start one; at 60 columns it was cut at 'then press …'."""
+    async with app_on(demo_store[0], size) as (app, pilot):
+        await pilot.press("3")
+        await settle(pilot)
+        legend = app.compare_pane.query_one("#compare-legend")
+        shown = squeeze(shown_in(app, legend))
+        assert shown == squeeze(str(legend.render())) and shown.endswith("thenpressc.") and "…" not in shown

@@ -79,6 +79,7 @@ class ComparePane(Pane):
     ComparePane #compare-legend {
         height: auto; max-height: 6; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
     }
+    ComparePane #compare-legend.-hint { text-wrap: wrap; }
     ComparePane #compare-summary { height: auto; max-height: 3; padding: 0 1; background: $boost; width: 1fr; }
     """
 
@@ -92,7 +93,8 @@ class ComparePane(Pane):
         """(scenario, scene) the cursor opens on: the scene the Scenes pane shows, if one of these runs is open."""
 
     def compose(self) -> ComposeResult:
-        yield Static("Mark two or more runs with space in Runs (1), then press c.", id="compare-legend")
+        yield Static("Mark two or more runs with space in Runs (1), or filter them down to 2-4, then press c.",
+                     id="compare-legend", classes="-hint")
         yield Label("", id="compare-summary")
         yield VirtualTable(id="compare-table", empty_text="nothing compared yet")
 
@@ -122,6 +124,7 @@ class ComparePane(Pane):
             text.append(f"all: {common}", "dim")
         text.rstrip()
         self.query_one("#compare-legend", Static).update(text)
+        self.query_one("#compare-legend", Static).remove_class("-hint")
         self.query_one("#compare-summary", Label).update(f"loading scenes of {len(runs)} runs…")
         self.table.empty_text = "loading…"
         self.table.set_data([], [])
