@@ -337,6 +337,8 @@ async def test_the_monkey_drops_exactly_the_explicit_actions(demo_store) -> None
     """The filter stops what ``m``, ctrl+s, enter in a path box and q start wherever they start it, and nothing
     else: ``m`` in the filter box is text, number keys still switch panes."""
     uri, exps = demo_store
+    # servers an earlier test file left running in this worker process (xdist) are not this test's
+    children_before = frozenset(pid for pid, _ in _children(os.getpid()))
     app = MonkeyApp(uri, experiments_dir=str(exps))
     async with app.run_test(size=(80, 24)) as pilot:
         await opened(app, pilot)
@@ -348,7 +350,7 @@ async def test_the_monkey_drops_exactly_the_explicit_actions(demo_store) -> None
                                "FastInput#ingest-path.submit", "ReportPane.export", "FastInput#report-path.submit",
                                "AlignTrackApp.toggle_ui", "AlignTrackApp.quit"]
         assert app.is_running and app.active_pane == "mlflow"
-        assert not started(app, Path.cwd(), {p.name for p in Path.cwd().iterdir()})
+        assert not started(app, Path.cwd(), {p.name for p in Path.cwd().iterdir()}, children_before)
 
 
 # --------------------------------------------------------------------------- defects the monkey found
