@@ -2,7 +2,7 @@
 
 The index needs, of each of an experiment's traces, a few values buried in its root span's JSON (5 KB a scene: the
 state and characters included). Decoding 80,000 spans' JSON is most of an index's cost, so every writer also
-stores those few values as one compact JSON text in the ``scene_summary`` trace tag
+stores those few values as one compact JSON text in the ``mlflow.align_track.scene_summary`` trace tag
 (:data:`align_track.schema.TRACE_TAG_SCENE_SUMMARY`), made from the very values the root span holds:
 
     [1, scenario_id attribute, scene_index attribute, choice_index attribute, chosen_action attribute,

@@ -203,11 +203,12 @@ TRACE_TAG_SCENE_ID = "scene_id"
 TRACE_TAG_RUN_ID = "mlflow.runId"
 """The parent run's id as a trace tag, as the spec lists it (besides the run link and ``mlflow.sourceRun``)."""
 TRACE_TAGS = (TRACE_TAG_SCENE_ID, TRACE_TAG_RUN_ID)
-TRACE_TAG_SCENE_SUMMARY = "scene_summary"
+TRACE_TAG_SCENE_SUMMARY = "mlflow.align_track.scene_summary"
 """What the scenes-across-runs index reads of a trace, as one small JSON text (align_track/scene_summary.py): the
-index reads these tags, not 80,000 spans' JSON. Absent where it would not fit MLflow's tag limit. Named beside
-``scene_id`` (not ``align_track.``-prefixed) so that it sorts after it: the web UI's Traces list shows a trace's
-first tag, which must stay ``scene_id: P3``, not this JSON."""
+index reads these tags, not 80,000 spans' JSON. Absent where it would not fit MLflow's tag limit. In MLflow's
+``mlflow.`` namespace on purpose: the web UI's Traces list hides ``mlflow.*`` tags and shows the others in the
+server's (unordered) map order, first one and ``+1``: any other name put this JSON in place of ``scene_id: P3``
+about every other time."""
 
 # Trace metadata, as MLflow's own ``start_span`` inside an active run writes it (MLflow 3.17's names).
 META_SOURCE_RUN = "mlflow.sourceRun"

@@ -41,7 +41,7 @@ MAPPING_VERSION = "6"
 MLflow's metadata, and ``timing_seconds`` always. 3: the alignment distance is align-system's (sum of absolute
 differences over the target KDMAs, not Euclidean). 4: trace inputs start with ``scene_id`` (the web UI's
 request preview shows it). 5: runs start and end at the experiment's times, traces at their scenes' times
-(run_times.py), not the ingest's. 6: traces carry the ``scene_summary`` tag (scene_summary.py: the
+(run_times.py), not the ingest's. 6: traces carry the ``mlflow.align_track.scene_summary`` tag (scene_summary.py: the
 scenes-across-runs index reads it instead of the span)."""
 
 
@@ -436,7 +436,7 @@ def build_traces(
 
 
 def trace_summary(inputs: dict[str, Any], outputs: dict[str, Any], attributes: dict[str, Any]) -> str | None:
-    """The ``scene_summary`` tag of a trace with this root span (None: the span is read instead)."""
+    """The ``mlflow.align_track.scene_summary`` tag of a trace with this root span (None: the span is read instead)."""
     return scene_summary.encode(inputs, outputs, attributes, S.ATTR_SCENARIO_ID, S.IN_SCENE_ID, S.IN_CHOICES,
                                 S.OUT_ACTION, S.ATTR_SCENE_INDEX, S.ATTR_CHOICE_INDEX, S.ATTR_CHOSEN_ACTION,
                                 S.ATTR_TRUE_KDMA)

@@ -427,7 +427,7 @@ def read_trace_fields(tracking_uri: str, experiment_id: str, run_ids: Iterable[s
     named one of ``names``: each optional), read straight from SQL. Unreadable where MLflow must read them
     (:func:`read_trace_fields_mlflow`); StoreError when the store cannot be read. Stop iterating at any time.
 
-    Each trace's ``scene_summary`` tag first (a few hundred bytes: align_track/scene_summary.py),
+    Each trace's ``mlflow.align_track.scene_summary`` tag first (a few hundred bytes: align_track/scene_summary.py),
     streamed; then the root spans of the traces without a summary that reads (another tool's, an older mapping's,
     an edited one), their fields cut out of the span's JSON as before."""
     uri = resolve_tracking_uri(tracking_uri)

@@ -65,10 +65,10 @@ def test_params_metrics_tags_follow_the_data_model(tmp_path: Path) -> None:
     assert {Path(a.path).name for a in run.artifacts} == {"input_output.json", "timing.json", "scores.json",
                                                           "config.yaml"}
     trace = run.traces[1]
-    assert trace.name == "S1" and set(trace.tags) == {"scene_id", "scene_summary"}
+    assert trace.name == "S1" and set(trace.tags) == {"scene_id", "mlflow.align_track.scene_summary"}
     assert trace.tags["scene_id"] == "S1"
     # the summary holds the span's own values (what the scenes-across-runs index reads instead of the span)
-    attrs, inputs, action = scene_summary.decode(trace.tags["scene_summary"])
+    attrs, inputs, action = scene_summary.decode(trace.tags["mlflow.align_track.scene_summary"])
     a = trace.attributes
     assert attrs == (a["scenario_id"], 1, 1, "Treat Patient A", a["true_kdma_values"])
     assert inputs == (trace.inputs["scenario_id"], "S1", tuple(c["unstructured"] for c in trace.inputs["choices"]))
