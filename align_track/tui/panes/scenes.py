@@ -290,6 +290,10 @@ class ScenesPane(Pane):
             self.show_current(keep_scroll=True)  # its "i of N" (and, at the end, its timing) changed
         self._update_title()
 
+    def on_resize(self) -> None:
+        """The title is fitted to the width: fit it again (shown at last, a resize, a zoom)."""
+        self._update_title()
+
     def _update_title(self) -> None:
         if self.run_row is None:
             return
@@ -300,7 +304,8 @@ class ScenesPane(Pane):
                 count = f"loading {len(self.scenes)}/{self.expected or '?'} scenes {self.waiting_on}…"
         elif self.live:
             count = f"{len(self.scenes)} scenes so far, {'running' if self.live == RUNNING else 'stalled'}"
-        room = max((self.size.width or 80) - len(count) - 7, 12)  # the name's end (its variant) matters too
+        # A hidden pane has no width yet: the screen's, not 80 (a 60-column title then lost its end to the crop)
+        room = max((self.size.width or self.app.size.width) - len(count) - 7, 12)  # the variant matters too
         name = cut_middle(printable(self.run_row.run_name), room)
         self.query_one("#scenes-title", Label).update(f"{name}  ·  {count}")
 
