@@ -128,6 +128,23 @@ async def test_vi_keys_move_like_arrows_home_end_and_pages(demo_store):
         assert box.scroll_y == 0
 
 
+async def test_a_page_back_undoes_a_page_even_when_the_page_height_changed_between(demo_store):
+    """ctrl+d then ctrl+u lands where it started although the details strip grew in between (a long run's fields
+    take more lines: the table's page is a row shorter), as in vi; CI saw it land a row off."""
+    async with app_on(demo_store[0], SIZE) as (app, pilot):
+        table = app.runs_pane.table
+        await pilot.press("j", "ctrl+d")
+        down = table.cursor
+        before = table._page_height()
+        app.runs_pane.query_one("#runs-details").styles.min_height = 7
+        await settle(pilot)
+        assert table._page_height() < before and table.cursor == down
+        await pilot.press("ctrl+u")
+        assert table.cursor == 1
+        await pilot.press("ctrl+u")  # no page down to undo: a page of today's height (stops at the top)
+        assert table.cursor == 0
+
+
 async def test_z_zooms_the_scene_detail_to_the_whole_screen(demo_store):
     async with app_on(demo_store[0], SIZE) as (app, pilot):
         await pilot.press("enter")

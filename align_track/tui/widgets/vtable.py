@@ -356,10 +356,22 @@ class VirtualTable(ScrollView, can_focus=True):
         self.cursor += 1
 
     def action_page_up(self) -> None:
-        self.cursor -= self._page_height()
+        self._page(-1)
 
     def action_page_down(self) -> None:
-        self.cursor += self._page_height()
+        self._page(1)
+
+    def _page(self, direction: int) -> None:
+        """A page the other way right after a page undoes it exactly, as in vi: the page's height may change in
+        between (the Runs pane's details strip grows for a long run), and ctrl+d then ctrl+u landed a row off."""
+        last = getattr(self, "_last_page", None)
+        if last is not None and last[0] == -direction and last[2] == self.cursor:
+            step = last[1]
+        else:
+            step = self._page_height()
+        before = self.cursor
+        self.cursor += direction * step
+        self._last_page = (direction, abs(self.cursor - before), self.cursor)
 
     def action_first(self) -> None:
         self.cursor = 0
