@@ -15,6 +15,7 @@ import pytest
 
 from align_track.demo.store import build_demo_store, loaded, settle, wait_until
 from align_track.tui.app import AlignTrackApp
+from align_track.tui.models.runs import RunsModel
 from tests.support.factory import config, scene, write_run_folder
 
 DEMO_RUN_FOLDERS, DEMO_SCENES, DEMO_SEED = 12, 6, 0
@@ -93,3 +94,18 @@ def write_choices(path: Path, adm: str, choices: list[int], scene_ids: list[str]
     ids = scene_ids or [f"S{i}" for i in range(len(choices))]
     scenes = [choosing_scene(sid, c) for sid, c in zip(ids, choices, strict=True)]
     return write_run_folder(path, scenes=scenes, cfg=config(adm=adm))
+
+
+def shortest_unique_part(model: RunsModel, row: int, folder: str) -> str:
+    """The shortest piece of ``folder`` that the ``/`` filter matches in this run only."""
+    for size in range(1, len(folder) + 1):
+        for start in range(len(folder) - size + 1):
+            part = folder[start:start + size]
+            if part.strip() != part:
+                continue
+            model.text = part
+            if model.view() == [row]:
+                model.text = ""
+                return part
+    model.text = ""
+    raise AssertionError(f"no part of {folder!r} picks out its run alone")

@@ -11,7 +11,7 @@ import pytest
 from align_track.demo.store import build_demo_store, scenes_loaded, settle, wait_until
 from align_track.schema import TAG_PATH
 from align_track.tui.models.runs import RunsModel
-from tests.support.tui_fixtures import app_on
+from tests.support.tui_fixtures import app_on, shortest_unique_part
 
 pytestmark = pytest.mark.asyncio
 TARGET = 6
@@ -21,21 +21,6 @@ TARGET = 6
 def make_demo_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """The store ``make demo`` builds: 24 run folders of 8 scenes, seed 0."""
     return build_demo_store(tmp_path_factory.mktemp("key-count-demo"), run_folders=24, scenes=8, seed=0)
-
-
-def shortest_unique_part(model: RunsModel, row: int, folder: str) -> str:
-    """The shortest piece of ``folder`` that the ``/`` filter matches in this run only."""
-    for size in range(1, len(folder) + 1):
-        for start in range(len(folder) - size + 1):
-            part = folder[start:start + size]
-            if part.strip() != part:
-                continue
-            model.text = part
-            if model.view() == [row]:
-                model.text = ""
-                return part
-    model.text = ""
-    raise AssertionError(f"no part of {folder!r} picks out its run alone")
 
 
 async def test_open_a_run_by_part_of_its_folder_in_six_keys(make_demo_store):

@@ -18,7 +18,7 @@ from align_track.tui.app import AlignTrackApp
 from align_track.tui.models.runs import RunsModel
 from align_track.tui.models.scenes import choice_texts, kdma_rows
 from align_track.tui.screens.compare_scene import CompareSceneScreen
-from tests.support.tui_fixtures import app_on
+from tests.support.tui_fixtures import app_on, shortest_unique_part
 
 pytestmark = pytest.mark.asyncio
 SIZE = (80, 24)
@@ -55,21 +55,6 @@ def typed(text: str) -> list[str]:
 
 def words(text: str, count: int) -> str:
     return " ".join(text.split()[:count])
-
-
-def shortest_unique_part(model: RunsModel, row: int, folder: str) -> str:
-    """The shortest piece of ``folder`` that the ``/`` filter matches in this run only ('' if none does)."""
-    for size in range(1, len(folder) + 1):
-        for start in range(len(folder) - size + 1):
-            part = folder[start:start + size]
-            if part.strip() != part:
-                continue
-            model.text = part
-            if model.view() == [row]:
-                model.text = ""
-                return part
-    model.text = ""
-    return ""
 
 
 # --------------------------------------------------------------------------- (a) open a run by part of its folder
