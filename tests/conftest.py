@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.support.tui_fixtures"]  # here, before any test module imports it: else not assert-rewritten
+
 
 @pytest.fixture
 def store_uri(tmp_path: Path) -> str:

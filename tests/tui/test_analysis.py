@@ -11,7 +11,6 @@ from align_track.query.analysis import alignment_curve, hit_rates
 from align_track.tui.app import AlignTrackApp
 from align_track.tui.panes.analysis import AnalysisPane
 
-pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = pytest.mark.asyncio
 
 

@@ -22,7 +22,6 @@ from align_track.tui.screens.help import HelpScreen
 from tests.support.factory import scene, write_run_folder
 from tests.support.tui_fixtures import app_on, opened, static_text, table_text
 
-pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = pytest.mark.asyncio
 SIZE = (100, 30)
 

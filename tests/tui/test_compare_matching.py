@@ -17,7 +17,6 @@ from align_track.tui.panes.compare import DIFF, MISSING, SAME
 from tests.support.factory import config, write_run_folder
 from tests.support.tui_fixtures import app_on, choosing_scene, static_text
 
-pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = pytest.mark.asyncio
 
 

@@ -10,8 +10,6 @@ from align_track.query.textfit import cut_apart, shared_spans
 from align_track.tui.app import AlignTrackApp
 from tests.support.tui_fixtures import table_text, write_choices
 
-pytest_plugins = ["tests.support.tui_fixtures"]
-pytestmark = pytest.mark.asyncio
 SIZE = (80, 24)
 ADMS = ("baseline", "kaleido", "comparative_regression")
 
@@ -25,6 +23,7 @@ def test_a_cut_keeps_what_differs_among_values_alike():
     assert cut_apart("short", 13, 0, 0) == "short"
 
 
+@pytest.mark.asyncio
 async def test_ingest_log_gives_the_folder_the_room_and_keeps_what_tells_folders_apart(tmp_path, store_uri):
     exps = tmp_path / "exps"
     names = [f"phase1_integration_{adm}_adept_2025-06-01__10-00-00" for adm in ADMS]
@@ -49,6 +48,7 @@ async def test_ingest_log_gives_the_folder_the_room_and_keeps_what_tells_folders
         assert log.widths[folder] >= min(longest, 80 - 1 - 8 - 6 - 6 - 8)
 
 
+@pytest.mark.asyncio
 async def test_compare_legend_keeps_what_tells_the_runs_apart(tmp_path, store_uri):
     from align_track.demo.store import compared
     from align_track.ingest.pipeline import ingest
@@ -79,6 +79,7 @@ def screen_text(app) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
+@pytest.mark.asyncio
 async def test_report_selects_show_whole_names_each_once_with_their_source_when_two_share_one(demo_store):
     from textual.widgets import Select
 
@@ -110,6 +111,7 @@ def test_two_sources_of_one_name_are_told_apart_by_their_prefix():
         "params.adm": "params.adm", "tags.adm": "tags.adm", "params.llm_backbone": "llm_backbone"}
 
 
+@pytest.mark.asyncio
 async def test_runs_details_keep_every_field_in_view_for_a_long_variant(tmp_path, store_uri):
     from align_track.ingest.pipeline import ingest
     from align_track.schema import RunSummary

@@ -15,8 +15,6 @@ from align_track.demo.store import settle, wait_until
 from align_track.tui.app import PANES, AlignTrackApp
 from tests.support.tui_fixtures import app_on
 
-pytest_plugins = ["tests.support.tui_fixtures"]
-pytestmark = pytest.mark.asyncio
 HANDLERS = ("on_key", "_on_key")
 
 
@@ -87,6 +85,7 @@ def documented(app: AlignTrackApp, pane_class: str) -> set[str]:
     return set(BindingsMap([Binding(item.key, "x") for item in items]).key_to_bindings)
 
 
+@pytest.mark.asyncio
 async def test_every_key_of_every_pane_is_in_the_one_list(demo_store):
     missing: dict[str, set[str]] = {}
     found: dict[str, set[str]] = {}

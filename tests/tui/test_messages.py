@@ -12,7 +12,6 @@ from align_track.tui.widgets.status import MORE
 from tests.support.tui_fixtures import app_on
 from tests.tui.test_app import hold_after_first_batch, one_scene_folders, send_keys
 
-pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = pytest.mark.asyncio
 SIZES = [(80, 24), (60, 20)]
 LONG_FILTER = "params.adm = 'pipeline_baseline' AND attributes.nope = 'x'"

@@ -10,8 +10,6 @@ from align_track.tui.models.scenes import compare, format_kdma_value, kdma_rows
 from align_track.tui.panes.ingest import eta_text
 from align_track.tui.widgets.path_suggester import complete_dir
 
-pytest_plugins = ["tests.support.tui_fixtures"]
-
 
 def test_compare_counts_only_scenes_every_run_has():
     from align_track.tui.models.scenes import Scene

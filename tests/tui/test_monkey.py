@@ -43,8 +43,6 @@ from align_track.demo.store import settle
 from align_track.tui.app import PANES, AlignTrackApp
 from tests.support.tui_fixtures import opened
 
-pytest_plugins = ["tests.support.tui_fixtures"]
-
 SIZES = [(60, 20), (80, 24), (120, 40), (200, 50)]
 LONG = os.environ.get("ALIGN_TRACK_MONKEY", "") == "long"
 STEPS = int(os.environ.get("ALIGN_TRACK_MONKEY_STEPS", 400 if LONG else 100))

@@ -8,7 +8,6 @@ from align_track.demo.store import compared, settle, wait_until
 from tests.support.tui_fixtures import app_on
 from tests.tui.test_app import send_keys
 
-pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = pytest.mark.asyncio
 
 

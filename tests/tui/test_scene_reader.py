@@ -22,7 +22,6 @@ from align_track.tui.widgets.scene_reader import SceneReader, document_text
 from tests.support.huge_scene import HUGE_SCENE, build_huge_store
 from tests.support.tui_fixtures import app_on
 
-pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = pytest.mark.asyncio
 SIZE = (80, 24)
 LARGEST_DRAW = 50_000

@@ -13,7 +13,6 @@ from align_track.tui.app import PANES
 from align_track.tui.widgets.panebar import PaneBar
 from tests.support.tui_fixtures import app_on, static_text, table_text
 
-pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = pytest.mark.asyncio
 
 SMALL = (60, 20)

@@ -16,8 +16,6 @@ from align_track.demo.store import compared, loaded, scenes_loaded, settle, swep
 from align_track.tui.app import AlignTrackApp
 from align_track.tui.panes.analysis import AnalysisPane
 
-pytest_plugins = ["tests.support.tui_fixtures"]
-
 SIZES = {"60x20": (60, 20), "80x24": (80, 24), "120x40": (120, 40), "200x50": (200, 50)}
 
 

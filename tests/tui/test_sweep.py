@@ -20,7 +20,6 @@ from align_track.query.select import load_complete_runs
 from align_track.tui.screens.compare_scene import CompareSceneScreen
 from tests.support.tui_fixtures import app_on, static_text, table_text
 
-pytest_plugins = ["tests.support.tui_fixtures"]
 SIZE = (100, 30)
 
 

@@ -8,7 +8,6 @@ import pytest
 from align_track.demo.store import compared, settle, wait_until
 from tests.support.tui_fixtures import app_on, table_text, write_choices
 
-pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = pytest.mark.asyncio
 SIZE = (80, 24)
 

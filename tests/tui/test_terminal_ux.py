@@ -19,7 +19,6 @@ from align_track.tui.screens.message import MessageScreen
 from tests.support.factory import write_run_folder
 from tests.support.tui_fixtures import app_on, opened, static_text, table_text, write_choices
 
-pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = pytest.mark.asyncio
 SIZE = (80, 24)
 

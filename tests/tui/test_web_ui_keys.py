@@ -12,7 +12,6 @@ from align_track.demo.store import wait_until
 from align_track.tui.app import AlignTrackApp
 from tests.support.tui_fixtures import app_on
 
-pytest_plugins = ["tests.support.tui_fixtures"]
 pytestmark = [pytest.mark.asyncio, pytest.mark.server]
 
 
