@@ -327,7 +327,7 @@ def test_list_runs_table(ingested: tuple[str, Path]) -> None:
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["ADM", "target", "variant", "scenes", "state", "folder"]
-    assert any(line.startswith("O'Brien ") and line.endswith(" done  obrien mj") for line in lines)
+    assert any(line.startswith("O'Brien ") and line.split()[-3:] == ["done", "obrien", "mj"] for line in lines)
 
 
 def test_list_runs_links_flag_missing_folders(ingested: tuple[str, Path], tmp_path: Path) -> None:
