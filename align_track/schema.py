@@ -116,6 +116,8 @@ STALL_SECONDS = 600.0
 """A folder without timing.json whose files have not changed for this long is no longer being written: the
 watcher marks its run stalled (``--stall-after``); a run ``ingest`` wrote from a folder that changed more recently
 than this before it was read may still be running."""
+DONE = "done"
+"""A complete run whose folder had timing.json: the word every surface (TUI state column, CLI tables) shows."""
 NO_TIMING = "no timing"
 """A complete run whose folder had no timing.json (align-system writes it last): it still counts as complete, as
 many runs never record timing."""

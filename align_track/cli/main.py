@@ -17,6 +17,7 @@ from align_track.cli import store as cli_store
 from align_track.cli.options import experiment_option, fail, mlflow_uri_option
 from align_track.cli.output import GuardedGroup
 from align_track.errors import printable
+from align_track.schema import STALL_SECONDS
 from align_track.store.uri import StoreError
 
 
@@ -39,7 +40,7 @@ def main() -> None:
               help="Keep running: ingest new folders as they appear and grow running ones scene by scene.")
 @click.option("--poll-interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True, metavar="S",
               help="With --watch: seconds between two looks at the tree (a stat walk; works on NFS/Lustre/GPFS).")
-@click.option("--stall-after", type=click.FloatRange(min=0), default=600.0, show_default=True, metavar="S",
+@click.option("--stall-after", type=click.FloatRange(min=0), default=STALL_SECONDS, show_default=True, metavar="S",
               help="With --watch: a running folder unchanged this long without timing.json is marked stalled.")
 @click.option("--allow-sqlite-on-network-fs", "allow_network_fs", is_flag=True,
               help="Write a SQLite store on NFS/Lustre/GPFS/... even while another host writes it (risks "
@@ -77,6 +78,10 @@ def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
     lines = summary_lines(summary)
     if not quiet:
         click.echo(lines[0])
+        from align_track.cli.progress import timing_lines
+
+        for line in timing_lines(summary, _list_runs_command(mlflow_uri, experiment_name)):
+            click.echo(line, err=True)  # stdout keeps the one key=value line
     for line in lines[1:]:
         click.echo(line, err=True)
     if summary.abandoned:  # threads still stuck in requests to a hung server: do not wait for them at exit
@@ -85,6 +90,20 @@ def ingest(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
         os._exit(1)
     if summary.failures:
         sys.exit(1)
+
+
+def _list_runs_command(mlflow_uri: str | None, experiment_name: str) -> str:
+    """``align-track list-runs`` on the store and experiment just ingested, with the state column, shell-quoted."""
+    import shlex
+
+    from align_track.store.uri import DEFAULT_EXPERIMENT
+
+    args = ["align-track", "list-runs"]
+    if mlflow_uri is not None:
+        args += ["--mlflow-uri", mlflow_uri]
+    if experiment_name != DEFAULT_EXPERIMENT:
+        args += ["--experiment-name", experiment_name]
+    return printable(shlex.join([*args, "--columns", "state,folder"]))
 
 
 def _watch(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, poll_interval: float,

@@ -6,7 +6,11 @@ import sys
 from typing import Any
 
 from align_track.errors import printable
+from align_track.ingest.outcomes import MAYBE_RUNNING, NO_TIMING, NOTE_WHY, Summary
 from align_track.ingest.pipeline import FAILED, Event
+
+FIRST_FEW = 5
+"""Folders the summary names per note; the rest are counted, with the command that lists them all."""
 
 
 class PlainProgress:
@@ -26,7 +30,8 @@ class PlainProgress:
             o = event.outcome
             rate = event.scenes / event.elapsed if event.elapsed > 0 else 0.0
             traces = f" traces={o.traces}" if o.traces else ""
-            extra = f" ({printable(o.error or '')})" if o.status == FAILED else traces
+            note = f" ({o.note})" if o.note else ""  # no timing.json: what the TUI's state column says
+            extra = f" ({printable(o.error or '')})" if o.status == FAILED else traces + note
             print(f"[{event.done}/{event.total}] {o.status:8} {printable(o.path)}{extra}  scenes/s={rate:.0f}",
                   file=self.stream, flush=True)
 
@@ -82,6 +87,23 @@ class RichProgress:
 
     def close(self) -> None:
         self.progress.stop()
+
+
+def timing_lines(summary: Summary, list_runs: str) -> list[str]:
+    """The summary's notes on folders without timing.json, in the TUI's words: how many have 'no timing' and
+    which 'may still be running', the first ``FIRST_FEW`` named as the progress lines name them (relative to
+    the ingested folder), then how many more and ``list_runs`` piped to a grep that shows them all."""
+    lines = []
+    for note in (NO_TIMING, MAYBE_RUNNING):
+        paths = [o.path for o in summary.outcomes if o.note == note]
+        if not paths:
+            continue
+        named = ", ".join(printable(p) or "." for p in paths[:FIRST_FEW])
+        if len(paths) > FIRST_FEW:
+            named += f" and {len(paths) - FIRST_FEW} more (all: {list_runs} | grep -F '{note}')"
+        folders = "run folder" if len(paths) == 1 else "run folders"
+        lines.append(f"note: {note} ({len(paths)} {folders}): {named} · {NOTE_WHY[note]}")
+    return lines
 
 
 def make_reporter(quiet: bool) -> Any:

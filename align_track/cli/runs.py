@@ -105,7 +105,10 @@ def _scenes(value: str | None) -> int | str | None:
 
 
 def summary_records(result: QueryResult, score_metric: str) -> list[dict[str, Any]]:
-    """The columns search shows, per run, straight from the rows (no pandas needed)."""
+    """The columns search shows, per run, straight from the rows (no pandas needed). ``state`` is the TUI's
+    word for the run (``query.live.complete_state``): 'done', 'no timing' or 'may still be running'."""
+    from align_track.query.live import complete_state
+
     score = metric_key(score_metric)
     records = []
     for r in result.rows:
@@ -120,6 +123,7 @@ def summary_records(result: QueryResult, score_metric: str) -> list[dict[str, An
             "num_scenarios": _scenes(r.params.get(PARAM_NUM_SCENES)),
             "avg_seconds": s.avg_seconds,
             score: s.score,
+            "state": complete_state(r),
             "experiment_path": s.path or None,
         })
     return records
@@ -137,10 +141,11 @@ SEARCH_COLUMNS: dict[str, tuple[str, str]] = {
     "scenes": ("scenes", "num_scenarios"),
     "avg_s": ("avg s", "avg_seconds"),
     "score": ("score", "score"),
+    "state": ("state", "state"),
     "folder": ("folder", "experiment_path"),
 }
-DEFAULT_SEARCH_COLUMNS = ("adm", "target", "variant", "scenes", "avg_s", "score", "folder", "llm")
-DEFAULT_LIST_COLUMNS = ("adm", "target", "variant", "scenes", "folder")
+DEFAULT_SEARCH_COLUMNS = ("adm", "target", "variant", "scenes", "avg_s", "score", "state", "folder", "llm")
+DEFAULT_LIST_COLUMNS = ("adm", "target", "variant", "scenes", "state", "folder")
 MIN_TEXT_WIDTH = 14
 """A text column is cut in the middle down to this; below it, default columns are dropped from the right."""
 
@@ -227,10 +232,14 @@ def _emit_records(records: list[dict[str, Any]], fmt: str, raw_cells: bool = Fal
 def search(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
            min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
            fmt: str, columns: str, raw_cells: bool) -> None:
-    """Search the ingested runs: ADM, LLM, target, variant, scenes, average seconds and score.
+    """Search the ingested runs: ADM, LLM, target, variant, scenes, average seconds, score and state.
 
-    Only complete runs count. When nothing matches, says why on stderr and exits 0
-    (csv/tsv print nothing, json prints []), so scripts can tell "no match" from an error (2).
+    Only complete runs count. The state is the TUI's: done; 'no timing' (no timing.json: the run recorded
+    none, or stopped; still counted); 'may still be running' (its files changed within the stall window
+    before the ingest that wrote it).
+
+    When nothing matches, says why on stderr and exits 0 (csv/tsv print nothing, json prints []),
+    so scripts can tell "no match" from an error (2).
     """
     names = parse_columns(columns)
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
@@ -600,10 +609,10 @@ def _shown(value: str | None) -> str | None:
 def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: str | None,
               min_score: float | None, score_metric: str, filter_text: str | None, limit: int | None,
               with_links: bool, experiments_root: Path | None, columns: str) -> None:
-    """List runs (ADM, target, variant, scenes, folder), optionally with align-app deep links.
+    """List runs (ADM, target, variant, scenes, state, folder), optionally with align-app deep links.
 
-    Links point at EXPERIMENTS_ROOT/<experiment_path>; a folder that no longer exists
-    is marked MISSING.
+    The state is search's (done, 'no timing', 'may still be running'). Links point at
+    EXPERIMENTS_ROOT/<experiment_path>; a folder that no longer exists is marked MISSING.
     """
     names = parse_columns(columns)
     result = _select(mlflow_uri, experiment_name, adm, llm, min_score, score_metric, filter_text, limit)
@@ -617,13 +626,16 @@ def list_runs(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm
         _print_table([SEARCH_COLUMNS[n][0] for n in names], rows, f"{len(rows)} runs in {experiment_name!r}",
                      droppable=names == list(DEFAULT_LIST_COLUMNS))
         return
+    from align_track.query.live import timing_state
+
     root = Path(os.path.abspath(experiments_root)) if experiments_root is not None else None
     missing = 0
     for r in result.rows:
         folder = run_folder(r.tags, root)
         s = RunSummary.of(r)
         details = " · ".join(v for v in (s.adm, s.target, s.variant) if v)
-        click.echo(printable(f"{r.run_name}  [{details} · {r.params.get(PARAM_NUM_SCENES, '?')} scenes]"))
+        state = f" · {state}" if (state := timing_state(r)) else ""  # a finished run says nothing more
+        click.echo(printable(f"{r.run_name}  [{details} · {r.params.get(PARAM_NUM_SCENES, '?')} scenes{state}]"))
         if folder is None:
             missing += 1
             click.echo("  # no folder recorded for this run: pass --experiments-root")

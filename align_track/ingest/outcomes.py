@@ -13,6 +13,16 @@ INGESTED, UPDATED, SKIPPED, BUSY, FAILED = "ingested", "updated", "skipped", "bu
 
 # What is known about a run folder without timing.json (align-system writes it last): see the schema.
 NO_TIMING, MAYBE_RUNNING = S.NO_TIMING, S.MAYBE_RUNNING
+NOTE_WHY = {
+    NO_TIMING: "no timing.json (the run recorded none, or stopped; counted as complete)",
+    MAYBE_RUNNING: f"no timing.json, its files changed within {round(S.STALL_SECONDS / 60)} min before the ingest",
+}
+"""Why a folder has its note, in the words every surface uses (the TUI's ingest log, the CLI's summary)."""
+
+
+def note_text(note: str) -> str:
+    """What a log says of a folder in the store without timing.json (``Outcome.note``): the note first."""
+    return f"{note}: {NOTE_WHY[note]}" if note in NOTE_WHY else note
 
 
 @dataclass
@@ -64,6 +74,10 @@ class Summary:
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
 
+    def noted(self, note: str) -> int:
+        """Folders with this ``Outcome.note`` (each has one: NO_TIMING and MAYBE_RUNNING never overlap)."""
+        return sum(1 for o in self.outcomes if o.note == note)
+
     @property
     def traces(self) -> int:
         return sum(o.traces for o in self.outcomes)
@@ -87,10 +101,12 @@ def folder_status(statuses: list[str]) -> str:
 
 
 def summary_lines(summary: Summary) -> list[str]:
-    """The closing report: counts, traces, time and rate, then every failure with its reason."""
+    """The closing report: counts (folders without timing.json by note), traces, time and rate, then every
+    failure with its reason."""
     lines = [
         f"ingested={summary.count('ingested')} updated={summary.count('updated')} "
         f"skipped={summary.count('skipped')} busy={summary.count('busy')} failed={summary.count('failed')} "
+        f"no_timing={summary.noted(NO_TIMING)} maybe_running={summary.noted(MAYBE_RUNNING)} "
         f"traces={summary.traces} seconds={summary.seconds:.2f} scenes_per_s={summary.scenes_per_second:.1f}"
     ]
     if summary.cancelled:

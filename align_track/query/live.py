@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from align_track.schema import (
+    DONE,
     MAYBE_RUNNING,
     METRIC_TOTAL_SECONDS,
     NO_TIMING,
@@ -69,6 +70,12 @@ def timing_state(row: RunRow) -> str:
     if ingested is not None and row.end_time is not None and ingested - row.end_time < STALL_SECONDS * 1000:
         return MAYBE_RUNNING
     return NO_TIMING
+
+
+def complete_state(row: RunRow) -> str:
+    """A complete run's state word as the TUI's state column says it: DONE, NO_TIMING or MAYBE_RUNNING
+    (``timing_state``), so the CLI's tables and exports say the same of the same run."""
+    return timing_state(row) or DONE
 
 
 @dataclass(frozen=True)

@@ -83,11 +83,11 @@ def test_search_plain_table_lists_every_complete_run(ingested: tuple[str, Path])
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     # The run name (ADM/target again) is left out; the folder ties a row to its run folder.
-    assert lines[0].split() == ["ADM", "target", "variant", "scenes", "avg", "s", "score", "folder", "LLM"]
+    assert lines[0].split() == ["ADM", "target", "variant", "scenes", "avg", "s", "score", "state", "folder", "LLM"]
     assert len(lines) == 2 + len(EXPECTED)
     obrien = next(line for line in lines if line.startswith("O'Brien "))
     assert "ADEPT-DryRun-Moral judgement-0.2" in obrien  # complete in a pipe: nothing cut
-    assert obrien.split()[-6:] == ["3", "2.000", "0.800", "obrien", "mj", MISTRAL]
+    assert obrien.split()[-7:] == ["3", "2.000", "0.800", "done", "obrien", "mj", MISTRAL]
     assert "\x1b[" not in result.stdout  # no colour codes in a pipe
 
 
@@ -326,8 +326,8 @@ def test_list_runs_table(ingested: tuple[str, Path]) -> None:
     result = cli("list-runs", *uri_args(ingested))
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["ADM", "target", "variant", "scenes", "folder"]
-    assert any(line.startswith("O'Brien ") and line.endswith("obrien mj") for line in lines)
+    assert lines[0].split() == ["ADM", "target", "variant", "scenes", "state", "folder"]
+    assert any(line.startswith("O'Brien ") and line.split()[-3:] == ["done", "obrien", "mj"] for line in lines)
 
 
 def test_list_runs_links_flag_missing_folders(ingested: tuple[str, Path], tmp_path: Path) -> None:

@@ -6,13 +6,11 @@ import re
 from typing import TYPE_CHECKING
 
 from align_track.errors import printable
-from align_track.ingest.outcomes import MAYBE_RUNNING, NO_TIMING
-from align_track.schema import STALL_SECONDS
+from align_track.ingest.outcomes import MAYBE_RUNNING
 
 if TYPE_CHECKING:
     from align_track.ingest.pipeline import Summary
 
-STALL_MINUTES = round(STALL_SECONDS / 60)
 _YAML_MARK = re.compile(r'\s*in "[^"]*", (line \d+, column \d+)')
 
 
@@ -29,22 +27,13 @@ def readable_error(error: str, root: str, rel: str) -> str:
     return printable(" ".join(text.split()))
 
 
-def note_text(note: str) -> str:
-    """What the log says of a folder in the store without timing.json (``Outcome.note``): the note first."""
-    if note == MAYBE_RUNNING:
-        return f"{MAYBE_RUNNING}: no timing.json, its files changed within {STALL_MINUTES} min before the ingest"
-    if note == NO_TIMING:
-        return f"{NO_TIMING}: no timing.json (its run recorded none, or stopped; counted as complete)"
-    return note
-
-
 def summary_text(summary: Summary) -> str:
     """``done · 2 ingested · 1 failed (enter on it: why) · 8 scenes in 0:15``: short enough for 80 columns."""
     parts = [f"{summary.count(status)} {status}" for status in ("ingested", "updated", "skipped", "busy", "failed")
              if summary.count(status)]
     if summary.count("failed"):
         parts[-1] += " (enter on it: why)"
-    running = sum(1 for o in summary.outcomes if o.note == MAYBE_RUNNING)
+    running = summary.noted(MAYBE_RUNNING)
     if running:
         parts.append(f"{running} {MAYBE_RUNNING}")
     head = "cancelled" if summary.cancelled else "done"

@@ -15,6 +15,7 @@ from rich.cells import cell_len
 
 from align_track.errors import all_printable, printable
 from align_track.schema import (
+    DONE,
     MAYBE_RUNNING,
     METRIC_AVG_SECONDS,
     NO_TIMING,
@@ -37,7 +38,7 @@ from align_track.tui.widgets.vtable import Column
 
 FINISHED, RUNNING, STALLED = "finished", "running", "stalled"
 STATE_MARKER = {FINISHED: " ", RUNNING: "▶", STALLED: "!", NO_TIMING: " ", MAYBE_RUNNING: "▷"}
-STATE_WORD = {FINISHED: "done", RUNNING: "running", STALLED: "stalled", NO_TIMING: NO_TIMING,
+STATE_WORD = {FINISHED: DONE, RUNNING: "running", STALLED: "stalled", NO_TIMING: NO_TIMING,
               MAYBE_RUNNING: MAYBE_RUNNING}
 """Complete runs are 'done', or what their missing timing.json tells (``query.live.timing_state``)."""
 

@@ -15,8 +15,9 @@ from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, Label, ProgressBar, Static
 
 from align_track.errors import printable
+from align_track.ingest.outcomes import note_text
 from align_track.tui.messages import RunsChanged, Status
-from align_track.tui.models.ingest_log import elapsed_text, note_text, readable_error, summary_text
+from align_track.tui.models.ingest_log import elapsed_text, readable_error, summary_text
 from align_track.tui.panes.base import Pane
 from align_track.tui.widgets.fast_input import FastInput
 from align_track.tui.widgets.path_suggester import PathSuggester
