@@ -113,3 +113,52 @@ def cut_apart(text: str, width: int, prefix: int = 0, suffix: int = 0) -> str:
         return _fit(pre, room - cell_len(suf), head=True) + core + suf
     head = "…" if pre else ""
     return head + core + _fit(suf, room - len(head))
+
+
+def tell_apart_width(values: Iterable[str], limit: int = 512) -> int:
+    """The cells ``cut_apart`` needs to keep, for every value, the part it shares with no other value (plus the
+    '…' marking each cut shared part): a column narrower than this shows two values the same.
+
+    0 (no need beyond the column's minimum) for fewer than two distinct values, for values that share no end
+    (a middle cut keeps both ends, which already differ), and for more than ``limit`` distinct values (a column
+    of one value per row, like a folder, is not measured: it would cost a sort of every row on each reload).
+    """
+    distinct = set(values)
+    if not 2 <= len(distinct) <= limit:
+        return 0
+    need = 0
+    for value, (prefix, suffix) in shared_spans(distinct).items():
+        n = len(value)
+        prefix = min(prefix, n)
+        suffix = min(suffix, n - prefix)
+        if prefix < n and prefix + suffix >= n:
+            suffix = n - prefix - 1
+        if suffix <= SHORT_END:
+            suffix = 0
+        if prefix + suffix == 0:
+            continue
+        need = max(need, cell_len(value[prefix:n - suffix]) + (1 if prefix else 0) + (1 if suffix else 0))
+    return need
+
+
+def share_widths(floor: Sequence[int], keep: Sequence[int], want: Sequence[int], whole: Sequence[bool],
+                 available: int) -> list[int]:
+    """Column widths for ``available`` cells, given out in turns so no column widens at the others' cost:
+
+    every column its ``floor`` first; then the ``whole`` columns (what users read, e.g. the folder) up to
+    ``want``; then the others up to ``keep`` (what tells their rows apart); then up to ``want``. Within a step each
+    cell goes
+    to the column furthest from its goal, so the columns share the cut: each ends the same few cells short, not
+    one whole and the next cut to its floor. Floors that do not fit are returned as they are (the table
+    scrolls)."""
+    widths = list(floor)
+    room = available - sum(widths)
+    for goals, chosen in ((want, True), (keep, None), (want, None)):
+        columns = [i for i in range(len(widths)) if chosen is None or whole[i]]
+        while room > 0:
+            short = max(columns, key=lambda i: goals[i] - widths[i], default=None)
+            if short is None or widths[short] >= goals[short]:
+                break
+            widths[short] += 1
+            room -= 1
+    return widths

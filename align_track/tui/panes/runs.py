@@ -224,7 +224,8 @@ class RunsPane(Pane):
             self.selection.marked_ids &= set(self.model.run_ids)
         table = self.table
         table.empty_text = self._empty_text() if snapshot.runs else "no runs yet: press 4 to ingest a folder"
-        table.set_data(self.model.columns, self.model.cells, self.model.view(), natural=self.model.natural)
+        table.set_data(self.model.columns, self.model.cells, self.model.view(), natural=self.model.natural,
+                       keep=self.model.keep)
         table.marked = self.model.rows_for(self.marked_ids) if self.marked_ids else set()
         table.sort_column, table.sort_reverse = self.model.sort_column, self.model.sort_reverse
         if self.mlflow_text:
