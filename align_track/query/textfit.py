@@ -141,24 +141,35 @@ def tell_apart_width(values: Iterable[str], limit: int = 512) -> int:
     return need
 
 
-def share_widths(floor: Sequence[int], keep: Sequence[int], want: Sequence[int], whole: Sequence[bool],
-                 available: int) -> list[int]:
+def _raise(widths: list[int], goals: Sequence[int], base: Sequence[int], room: int, columns: Sequence[int],
+           right_first: bool) -> int:
+    """Give ``room`` cells a cell at a time to the column of ``columns`` least above its ``base`` and still short
+    of its goal (ties: the rightmost first, else the leftmost); returns the cells left."""
+    order = list(reversed(columns)) if right_first else list(columns)
+    while room > 0:
+        short = [i for i in order if widths[i] < goals[i]]
+        if not short:
+            break
+        i = min(short, key=lambda i: widths[i] - base[i])
+        widths[i] += 1
+        room -= 1
+    return room
+
+
+def share_widths(floor: Sequence[int], keep: Sequence[int], cap: Sequence[int], want: Sequence[int],
+                 whole: Sequence[bool], available: int) -> list[int]:
     """Column widths for ``available`` cells, given out in turns so no column widens at the others' cost:
 
-    every column its ``floor`` first; then the ``whole`` columns (what users read, e.g. the folder) up to
-    ``want``; then the others up to ``keep`` (what tells their rows apart); then up to ``want``. Within a step each
-    cell goes
-    to the column furthest from its goal, so the columns share the cut: each ends the same few cells short, not
-    one whole and the next cut to its floor. Floors that do not fit are returned as they are (the table
-    scrolls)."""
+    every column its ``floor``; the ``whole`` columns (what users read, e.g. the folder) their ``want``; the others
+    ``keep`` (what tells their rows apart), then their ``cap``, each as many cells above its floor as the next
+    (max-min fair: a short column is whole soon, the long ones share the rest); then up to ``want`` (a column that
+    may grow past its cap: its longest value), as many cells above the cap each. Floors that do not fit are
+    returned as they are (the table scrolls)."""
     widths = list(floor)
     room = available - sum(widths)
-    for goals, chosen in ((want, True), (keep, None), (want, None)):
-        columns = [i for i in range(len(widths)) if chosen is None or whole[i]]
-        while room > 0:
-            short = max(columns, key=lambda i: goals[i] - widths[i], default=None)
-            if short is None or widths[short] >= goals[short]:
-                break
-            widths[short] += 1
-            room -= 1
+    everyone = range(len(widths))
+    room = _raise(widths, want, floor, room, [i for i in everyone if whole[i]], right_first=True)
+    room = _raise(widths, keep, floor, room, everyone, right_first=True)
+    room = _raise(widths, cap, floor, room, everyone, right_first=True)
+    _raise(widths, want, cap, room, everyone, right_first=False)
     return widths

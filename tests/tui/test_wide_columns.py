@@ -87,16 +87,19 @@ async def test_narrower_screens_keep_adm_and_target_first_and_the_folder_a_scrol
 
 
 def test_share_widths_gives_the_whole_column_its_length_before_the_others_grow():
-    floor, keep, want, whole = [14, 16, 24], [25, 20, 24], [44, 40, 97], [False, False, True]
-    widths = share_widths(floor, keep, want, whole, 45 + 97)
-    assert widths[2] == 97 and widths[:2] == [25, 20]  # then the others keep what tells their rows apart
-    widths = share_widths(floor, keep, want, whole, 30 + 97 + 12)
-    assert widths[2] == 97 and abs((25 - widths[0]) - (20 - widths[1])) <= 1  # short of that: shared
-    widths = share_widths(floor, keep, want, whole, 150)
-    assert widths[2] == 97 and sum(widths) == 150
-    assert abs((44 - widths[0]) - (40 - widths[1])) <= 1  # the rest of the cut shared: each as many cells short
-    assert share_widths(floor, keep, want, whole, 40) == floor  # floors that do not fit: the table scrolls
-    assert share_widths(floor, keep, want, whole, 60) == [14, 16, 30]  # the whole column first
+    floor, keep, cap, want, whole = [14, 16, 24], [25, 20, 48], [34, 34, 48], [44, 40, 97], [False, False, True]
+
+    def share(available: int) -> list[int]:
+        return share_widths(floor, keep, cap, want, whole, available)
+
+    assert share(40) == floor  # floors that do not fit: the table scrolls
+    assert share(60) == [14, 16, 30]  # the whole column first
+    assert share(45 + 97) == [25, 20, 97]  # then the others keep what tells their values apart
+    widths = share(30 + 97 + 4)  # short of that: as many cells above its floor each
+    assert widths == [16, 18, 97]
+    widths = share(68 + 97 + 4)  # past their cap: as many cells above it each
+    assert widths == [36, 36, 97]
+    assert share(500) == want
 
 
 def test_tell_apart_width_is_what_a_cut_must_keep():

@@ -48,8 +48,8 @@ RUN_COLUMNS: tuple[Column, ...] = (
     # end tells runs apart are cut in the middle; wider terminals widen the text columns. Shift+``sort_key``
     # sorts by the column (S stays the pane's reverse, so every letter is one the header can underline).
     Column("marker", "", 1, essential=True),
-    Column("adm", "ADM", 34, middle=True, grow=True, min_width=14, essential=True, sort_key="A"),
-    Column("target", "target", 34, middle=True, grow=True, min_width=16, essential=True, sort_key="T"),
+    Column("adm", "ADM", 34, middle=True, grow=True, min_width=14, essential=True, sort_key="A", apart=True),
+    Column("target", "target", 34, middle=True, grow=True, min_width=16, essential=True, sort_key="T", apart=True),
     Column("score", "score", 6, numeric=True, essential=True, sort_key="O"),
     Column("avg_s", "avg s", 6, numeric=True, essential=True, sort_key="V"),
     Column("scenes", "scenes", 6, numeric=True, essential=True, sort_key="C"),
@@ -235,7 +235,7 @@ class RunsModel:
                 cell = _mapped(values, lambda v, key=col.key: _display(key, v))
             shown.append(cell)
             natural.append(max(cell_len(col.label) + (2 if not col.numeric else 1), _widest(cell)))
-            keep.append(tell_apart_width(cell) if col.middle and (col.essential or col.whole) else 0)
+            keep.append(tell_apart_width(cell) if col.apart else 0)
         cells = _Rows(shown, len(runs))
         # Search what is shown, plus the full LLM name the column shortens.
         hay = ["\t".join(row).lower() for row in zip(*shown, raw["llm"], strict=True)]

@@ -35,7 +35,8 @@ class Column:
     """A column: ``key`` names it for sorting and haystacks, ``max_width`` caps it (longer cells get '…').
 
     ``middle``: cut long values in the middle (``pipeline_comp…regression``), for values whose end tells
-    them apart. ``essential``/``grow``/``min_width``/``whole``: see :meth:`VirtualTable.fit_widths`. ``sort_key``:
+    them apart. ``essential``/``grow``/``min_width``/``whole``/``apart``: see :meth:`VirtualTable.fit_widths`.
+    ``sort_key``:
     the upper-case letter that sorts by this column ('' = a free letter of the label, see ``sort_letters``).
     """
 
@@ -49,6 +50,7 @@ class Column:
     essential: bool = False
     sort_key: str = ""
     whole: bool = False
+    apart: bool = False
 
 
 Sorter = Callable[[int, bool], None]
@@ -224,7 +226,7 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def _measure_keep(self, rows: Sequence[tuple[str, ...]]) -> list[int]:
         """``self.keep`` of the fitted columns cut in the middle (see ``fit_widths``); 0 for the others."""
-        return [tell_apart_width(r[i] for r in rows if i < len(r)) if c.middle and (c.essential or c.whole) else 0
+        return [tell_apart_width(r[i] for r in rows if i < len(r)) if c.apart else 0
                 for i, c in enumerate(self.columns)]
 
     def set_view(self, view: list[int], keep_row: bool = True) -> None:
@@ -249,9 +251,9 @@ class VirtualTable(ScrollView, can_focus=True):
         the ``essential`` columns (the leading ones that tell rows apart) and, when the screen holds it whole
         beside every column before it at its ``min_width``, a ``whole`` column (the Runs pane's folder: at 200
         columns, wide ADM and target values no longer push it off screen). Each gets its ``min_width`` (its
-        capped width when it has none), then the ``whole`` column its longest value, then the others ``keep``
-        (what tells their rows apart), then their cap (``grow`` columns: their longest value). One space
-        between columns where two would cut them. Later columns keep their cap and scroll into view."""
+        capped width when it has none), then the ``whole`` column its longest value, then the ``apart`` ones
+        ``keep`` (what tells their values apart), then all their cap, then the ``grow`` ones their longest value.
+        One space between columns where two would cut them. Later columns keep their cap and scroll into view."""
         if len(self.natural) != len(self.columns):
             self.natural = [cell_len(c.label) + 2 for c in self.columns]
         if len(self.keep) != len(self.columns):
@@ -271,17 +273,19 @@ class VirtualTable(ScrollView, can_focus=True):
                 return self.size.width - mark - gap * (len(head) - 1) - 1
 
             head, gap = range(essential[-1] + 1), self.spacing
-            if sum(floor[i] for i in head) > room(head, gap):
-                gap = 1  # one space between columns, not the last one scrolled off
             wholes = [i for i, c in enumerate(self.columns) if c.whole and i > essential[-1]]
-            if wholes:  # the whole column joins when it fits whole beside the others' floors
-                longer = range(wholes[-1] + 1)
-                if sum(want[i] if whole[i] else floor[i] for i in longer) <= room(longer, 1):
-                    roomy = sum(want[i] if whole[i] else keep[i] for i in longer) <= room(longer, self.spacing)
-                    head, gap = longer, self.spacing if roomy else 1
+            longer = range(wholes[-1] + 1) if wholes else head
+            if wholes and sum(want[i] if whole[i] else floor[i] for i in longer) <= room(longer, 1):
+                # the whole column joins when it fits whole beside the others' floors
+                roomy = sum(want[i] if whole[i] else keep[i] for i in longer) <= room(longer, self.spacing)
+                head, gap = longer, self.spacing if roomy else 1
+            elif sum(floor[i] for i in head) > room(head, gap):
+                gap = 1  # one space between columns, not the last one scrolled off; what that frees goes to
+                capped = list(floor)  # the grow columns (a sentence: 'chosen action'), the rest stay at floor
+                want = [w if c.grow else f for c, w, f in zip(self.columns, want, floor, strict=True)]
             self.gap = gap
-            fitted = share_widths([floor[i] for i in head], [keep[i] for i in head], [want[i] for i in head],
-                                  [whole[i] for i in head], room(head, gap))
+            fitted = share_widths(*([values[i] for i in head] for values in (floor, keep, capped, want, whole)),
+                                  room(head, gap))
             widths[: len(fitted)] = fitted
         self.widths = widths
 
