@@ -113,3 +113,63 @@ def cut_apart(text: str, width: int, prefix: int = 0, suffix: int = 0) -> str:
         return _fit(pre, room - cell_len(suf), head=True) + core + suf
     head = "…" if pre else ""
     return head + core + _fit(suf, room - len(head))
+
+
+def tell_apart_width(values: Iterable[str], limit: int = 512) -> int:
+    """The cells ``cut_apart`` needs to keep, for every value, the part it shares with no other value (plus the
+    '…' marking each cut shared part): a column narrower than this shows two values the same.
+
+    0 (no need beyond the column's minimum) for fewer than two distinct values, for values that share no end
+    (a middle cut keeps both ends, which already differ), and for more than ``limit`` distinct values (a column
+    of one value per row, like a folder, is not measured: it would cost a sort of every row on each reload).
+    """
+    distinct = set(values)
+    if not 2 <= len(distinct) <= limit:
+        return 0
+    need = 0
+    for value, (prefix, suffix) in shared_spans(distinct).items():
+        n = len(value)
+        prefix = min(prefix, n)
+        suffix = min(suffix, n - prefix)
+        if prefix < n and prefix + suffix >= n:
+            suffix = n - prefix - 1
+        if suffix <= SHORT_END:
+            suffix = 0
+        if prefix + suffix == 0:
+            continue
+        need = max(need, cell_len(value[prefix:n - suffix]) + (1 if prefix else 0) + (1 if suffix else 0))
+    return need
+
+
+def _raise(widths: list[int], goals: Sequence[int], base: Sequence[int], room: int, columns: Sequence[int],
+           right_first: bool) -> int:
+    """Give ``room`` cells a cell at a time to the column of ``columns`` least above its ``base`` and still short
+    of its goal (ties: the rightmost first, else the leftmost); returns the cells left."""
+    order = list(reversed(columns)) if right_first else list(columns)
+    while room > 0:
+        short = [i for i in order if widths[i] < goals[i]]
+        if not short:
+            break
+        i = min(short, key=lambda i: widths[i] - base[i])
+        widths[i] += 1
+        room -= 1
+    return room
+
+
+def share_widths(floor: Sequence[int], keep: Sequence[int], cap: Sequence[int], want: Sequence[int],
+                 whole: Sequence[bool], available: int) -> list[int]:
+    """Column widths for ``available`` cells, given out in turns so no column widens at the others' cost:
+
+    every column its ``floor``; the ``whole`` columns (what users read, e.g. the folder) their ``want``; the others
+    ``keep`` (what tells their rows apart), then their ``cap``, each as many cells above its floor as the next
+    (max-min fair: a short column is whole soon, the long ones share the rest); then up to ``want`` (a column that
+    may grow past its cap: its longest value), as many cells above the cap each. Floors that do not fit are
+    returned as they are (the table scrolls)."""
+    widths = list(floor)
+    room = available - sum(widths)
+    everyone = range(len(widths))
+    room = _raise(widths, want, floor, room, [i for i in everyone if whole[i]], right_first=True)
+    room = _raise(widths, keep, floor, room, everyone, right_first=True)
+    room = _raise(widths, cap, floor, room, everyone, right_first=True)
+    _raise(widths, want, cap, room, everyone, right_first=False)
+    return widths

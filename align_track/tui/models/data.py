@@ -8,6 +8,7 @@ first scenes at once and a newer request can stop an older one between pages.
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -183,11 +184,25 @@ def _snapshot(uri: str, experiment_id: str, rows: list[RunRow]) -> RunsSnapshot:
                         table=RunsModel.from_runs(runs, states={**timing, **status}))
 
 
+_FILTER_READY = threading.Event()
+"""Set once MLflow's filter parser is imported (by ``warm_up`` or a first filter): until then a filter waits
+seconds for ``import mlflow``, and the Runs pane says so."""
+
+
+def mlflow_filter_ready() -> bool:
+    """Whether an MLflow filter runs now, or first waits for ``import mlflow`` (seconds, once)."""
+    return _FILTER_READY.is_set()
+
+
 def mlflow_filter(runs: list[RunRow], text: str) -> set[str]:
     """Run ids matching an MLflow filter string, with the MLflow UI's semantics; QueryError if invalid."""
     from align_track.query.select import filter_rows, parse_filter
 
-    return {r.run_id for r in filter_rows(runs, parsed=parse_filter(text, "filter"))}
+    try:
+        return {r.run_id for r in filter_rows(runs, parsed=parse_filter(text, "filter"))}
+    finally:
+        if "mlflow.utils.search_utils" in sys.modules:
+            _FILTER_READY.set()
 
 
 @functools.lru_cache(maxsize=4)
@@ -251,6 +266,11 @@ def warm_up(tracking_uri: str, quiet: Quiet | None = None) -> None:
             importlib.import_module(name)
         except ImportError:  # another mlflow, without this dependency: its own import decides
             pass
+    try:
+        importlib.import_module("mlflow.utils.search_utils")
+        _FILTER_READY.set()
+    except ImportError:
+        pass
     _client(uri)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from rich.cells import cell_len
 
 from align_track.errors import all_printable, printable
+from align_track.query.textfit import tell_apart_width
 from align_track.schema import (
     DONE,
     MAYBE_RUNNING,
@@ -47,15 +48,16 @@ RUN_COLUMNS: tuple[Column, ...] = (
     # end tells runs apart are cut in the middle; wider terminals widen the text columns. Shift+``sort_key``
     # sorts by the column (S stays the pane's reverse, so every letter is one the header can underline).
     Column("marker", "", 1, essential=True),
-    Column("adm", "ADM", 34, middle=True, grow=True, min_width=14, essential=True, sort_key="A"),
-    Column("target", "target", 34, middle=True, grow=True, min_width=16, essential=True, sort_key="T"),
+    Column("adm", "ADM", 34, middle=True, grow=True, min_width=14, essential=True, sort_key="A", apart=True),
+    Column("target", "target", 34, middle=True, grow=True, min_width=16, essential=True, sort_key="T", apart=True),
     Column("score", "score", 6, numeric=True, essential=True, sort_key="O"),
     Column("avg_s", "avg s", 6, numeric=True, essential=True, sort_key="V"),
     Column("scenes", "scenes", 6, numeric=True, essential=True, sort_key="C"),
     Column("state", "state", 20, sort_key="E"),
-    Column("llm", "LLM", 24, middle=True, sort_key="L"),
-    Column("variant", "variant", 26, middle=True, sort_key="R"),
-    Column("folder", "folder", 48, middle=True, sort_key="F"),
+    Column("llm", "LLM", 24, middle=True, min_width=10, sort_key="L"),
+    Column("variant", "variant", 26, middle=True, min_width=10, sort_key="R"),
+    # What users search and read to tell runs apart: whole on a wide screen, ADM and target giving up for it.
+    Column("folder", "folder", 48, middle=True, min_width=24, whole=True, sort_key="F"),
     Column("started", "started", 16, sort_key="D"),
     Column("name", "name", 70, middle=True, sort_key="N"),
 )
@@ -204,6 +206,8 @@ class RunsModel:
 
     natural: list[int] | None = None
     """Each column's widest cell (header included), measured once here rather than by the table."""
+    keep: list[int] | None = None
+    """Each column's ``textfit.tell_apart_width`` (the table's ``keep``), measured here too."""
     _raw: dict[str, list[Any]] | None = field(default=None, repr=False)
     """Each column's values (what sort keys are made of, when a column is first sorted)."""
 
@@ -220,7 +224,7 @@ class RunsModel:
         runs = list(runs)
         raw = _raw_columns(runs, states)
         run_ids = [run.run_id for run in runs]
-        shown, natural = [], []
+        shown, natural, keep = [], [], []
         for col in columns:
             values = raw[col.key]
             if col.key == "started":  # to the minute: one strftime per minute, not per run
@@ -231,12 +235,14 @@ class RunsModel:
                 cell = _mapped(values, lambda v, key=col.key: _display(key, v))
             shown.append(cell)
             natural.append(max(cell_len(col.label) + (2 if not col.numeric else 1), _widest(cell)))
+            keep.append(tell_apart_width(cell) if col.apart else 0)
         cells = _Rows(shown, len(runs))
         # Search what is shown, plus the full LLM name the column shortens.
         hay = ["\t".join(row).lower() for row in zip(*shown, raw["llm"], strict=True)]
         model = cls(run_ids, cells, hay, [None] * len(columns), tuple(columns))
         model._raw = raw
         model.natural = natural
+        model.keep = keep
         model._order = list(range(len(run_ids)))
         return model
 

@@ -174,6 +174,9 @@ class RunsPane(Pane):
         """(width, rows): the details strip's height holds at the most rows a run has needed at this width."""
         self.filter_error = ""
         """Why the MLflow filter was refused: shown where its results would be, not 'no runs match'."""
+        self.filtering = ""
+        """What the MLflow filter is doing while its worker runs (the first waits seconds for ``import mlflow``):
+        shown beside the filter until its results arrive, so Enter never seems to do nothing."""
 
     @property
     def snapshot(self) -> RunsSnapshot | None:
@@ -224,7 +227,8 @@ class RunsPane(Pane):
             self.selection.marked_ids &= set(self.model.run_ids)
         table = self.table
         table.empty_text = self._empty_text() if snapshot.runs else "no runs yet: press 4 to ingest a folder"
-        table.set_data(self.model.columns, self.model.cells, self.model.view(), natural=self.model.natural)
+        table.set_data(self.model.columns, self.model.cells, self.model.view(), natural=self.model.natural,
+                       keep=self.model.keep)
         table.marked = self.model.rows_for(self.marked_ids) if self.marked_ids else set()
         table.sort_column, table.sort_reverse = self.model.sort_column, self.model.sort_reverse
         if self.mlflow_text:
@@ -300,6 +304,8 @@ class RunsPane(Pane):
         count.update(text, layout=len(text) != len(str(count.content)))
         flt = self.query_one("#runs-mlflow", Label)
         text = f"mlflow filter: {self.mlflow_text}" if self.mlflow_text else ""
+        if text and self.filtering:
+            text += f" · {self.filtering}"
         if str(flt.content) != text:
             flt.set_class(bool(self.mlflow_text), "-on")
             flt.update(text)
@@ -353,12 +359,12 @@ class RunsPane(Pane):
             text = value.strip()
             reason = incomplete_reason(text)
             if reason is not None:
-                self.mlflow_text = text
+                self.mlflow_text, self.filtering = text, ""
                 self.model.allowed = set()
                 self._show_filter_error(f"incomplete filter {text!r}: {reason}")
                 self.refresh_view()
                 return
-            self.apply_mlflow_filter(text)
+            self.apply_mlflow_filter(text, announce=True)
         self.focus_now(self.table)
         if self.mode == TEXT and value.strip() and len(self.table.view) == 1:
             self.action_open_run()  # one match: what the user was looking for (enter again would open it)
@@ -382,14 +388,23 @@ class RunsPane(Pane):
         if self.snapshot is not None and self.snapshot.runs:
             self.table.empty_text = self._empty_text()
 
-    def apply_mlflow_filter(self, text: str) -> None:
+    def apply_mlflow_filter(self, text: str, announce: bool = False) -> None:
+        """Filter in a worker; ``announce`` (the user's Enter) says 'filtering…' until the results arrive, as
+        does any filter that must first wait for ``import mlflow`` (a refresh's quick re-filter does not flash)."""
+        from align_track.tui.models.data import mlflow_filter_ready
+
         self.mlflow_text = text
         if not text:
+            self.filtering = ""
             self.model.allowed = None
             self._show_filter_error("")
             self.refresh_view()
             return
         if self.snapshot is not None:
+            ready = mlflow_filter_ready()
+            if announce or not ready:
+                self.filtering = "filtering…" if ready else "filtering… (loading MLflow, first time only)"
+                self.update_count()
             self._run_mlflow_filter(text, self.snapshot)
 
     @work(thread=True, exclusive=True, group="mlflow-filter")
@@ -410,6 +425,7 @@ class RunsPane(Pane):
     def _filter_applied(self, text: str, ids: set[str]) -> None:
         if text != self.mlflow_text:
             return
+        self.filtering = ""
         self.model.allowed = self.model.rows_for(ids)
         self._show_filter_error("")
         self.refresh_view(keep_row=False)
@@ -417,6 +433,7 @@ class RunsPane(Pane):
     def _filter_failed(self, text: str, message: str) -> None:
         if text != self.mlflow_text:
             return
+        self.filtering = ""
         self.model.allowed = set()
         self._show_filter_error(message)
         self.refresh_view()

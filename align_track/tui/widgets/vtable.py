@@ -23,7 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from align_track.errors import printable
-from align_track.query.textfit import cut_apart, cut_middle, shared_spans
+from align_track.query.textfit import cut_apart, cut_middle, share_widths, shared_spans, tell_apart_width
 
 MARK = "●"
 CellStyle = Callable[[int, int], "Style | None"]
@@ -35,8 +35,9 @@ class Column:
     """A column: ``key`` names it for sorting and haystacks, ``max_width`` caps it (longer cells get '…').
 
     ``middle``: cut long values in the middle (``pipeline_comp…regression``), for values whose end tells
-    them apart. ``essential``/``grow``/``min_width``: see :meth:`VirtualTable.fit_widths`. ``sort_key``: the
-    upper-case letter that sorts by this column ('' = a free letter of the label, see ``sort_letters``).
+    them apart. ``essential``/``grow``/``min_width``/``whole``/``apart``: see :meth:`VirtualTable.fit_widths`.
+    ``sort_key``:
+    the upper-case letter that sorts by this column ('' = a free letter of the label, see ``sort_letters``).
     """
 
     key: str
@@ -48,6 +49,8 @@ class Column:
     min_width: int = 0
     essential: bool = False
     sort_key: str = ""
+    whole: bool = False
+    apart: bool = False
 
 
 Sorter = Callable[[int, bool], None]
@@ -179,14 +182,17 @@ class VirtualTable(ScrollView, can_focus=True):
         column, which tells the rows apart)."""
         self._frozen_width = 0
         self.natural: list[int] = list(self.widths)
+        self.keep: list[int] = [0] * len(self.columns)
+        """Per column, the cells that keep what tells its values apart (``textfit.tell_apart_width``; 0: none)."""
         self._styles: dict[str, Style] | None = None
 
     # ------------------------------------------------------------------ data
 
     def set_data(self, columns: Sequence[Column], rows: Sequence[tuple[str, ...]], view: list[int] | None = None,
-                 natural: Sequence[int] | None = None) -> None:
+                 natural: Sequence[int] | None = None, keep: Sequence[int] | None = None) -> None:
         """Replace columns and rows; widths are measured here once, not on every filter (or given as
-        ``natural``: each column's widest cell, header included, measured where the rows were built)."""
+        ``natural``: each column's widest cell, header included, and ``keep``, see ``self.keep``, measured where
+        the rows were built)."""
         if self._own_sort and [c.key for c in columns] != [c.key for c in self.columns]:
             self._own_sort, self.sort_column = False, None
         self.columns = list(columns)
@@ -197,6 +203,10 @@ class VirtualTable(ScrollView, can_focus=True):
             self.natural = list(natural)
         else:
             self.natural = self._measure(rows)
+        if keep is not None and len(keep) == len(self.columns):
+            self.keep = list(keep)
+        else:
+            self.keep = self._measure_keep(rows)
         self.fit_widths()
         self.set_view(list(range(len(rows))) if view is None else view, keep_row=False)
 
@@ -205,6 +215,7 @@ class VirtualTable(ScrollView, can_focus=True):
         (kept, a column measured on '…' placeholders stays a few cells wide), view and cursor are kept."""
         self.rows = rows
         self.natural = self._measure(rows)
+        self.keep = self._measure_keep(rows)
         self.fit_widths()
         self._update_virtual_size()
         self.refresh()
@@ -212,6 +223,11 @@ class VirtualTable(ScrollView, can_focus=True):
     def _measure(self, rows: Sequence[tuple[str, ...]]) -> list[int]:
         return [max([cell_len(col.label) + (2 if not col.numeric else 1)] + [cell_len(r[i]) for r in rows])
                 for i, col in enumerate(self.columns)]
+
+    def _measure_keep(self, rows: Sequence[tuple[str, ...]]) -> list[int]:
+        """``self.keep`` of the fitted columns cut in the middle (see ``fit_widths``); 0 for the others."""
+        return [tell_apart_width(r[i] for r in rows if i < len(r)) if c.apart else 0
+                for i, c in enumerate(self.columns)]
 
     def set_view(self, view: list[int], keep_row: bool = True) -> None:
         """Show these row indices in this order; the cursor stays on its row when that row is still shown."""
@@ -230,37 +246,47 @@ class VirtualTable(ScrollView, can_focus=True):
         self.cursor = min(position, max(len(view) - 1, 0))
 
     def fit_widths(self) -> None:
-        """Columns sized to the terminal. The ``essential`` columns (the leading ones that tell rows apart)
-        are fitted to the width: too wide, the widest ``min_width`` column among them gives up a cell at a
-        time; room to spare, their ``grow`` columns widen up to their longest value. Later columns keep
-        their cap and scroll into view."""
+        """Columns sized to the terminal, shared fairly (``textfit.share_widths``) among the fitted ones:
+
+        the ``essential`` columns (the leading ones that tell rows apart) and, when the screen holds it whole
+        beside every column before it at its ``min_width``, a ``whole`` column (the Runs pane's folder: at 200
+        columns, wide ADM and target values no longer push it off screen). Each gets its ``min_width`` (its
+        capped width when it has none), then the ``whole`` column its longest value, then the ``apart`` ones
+        ``keep`` (what tells their values apart), then all their cap, then the ``grow`` ones their longest value.
+        One space between columns where two would cut them. Later columns keep their cap and scroll into view."""
         if len(self.natural) != len(self.columns):
             self.natural = [cell_len(c.label) + 2 for c in self.columns]
-        widths = [min(col.max_width, n) for col, n in zip(self.columns, self.natural, strict=True)]
+        if len(self.keep) != len(self.columns):
+            self.keep = [0] * len(self.columns)
+        capped = [min(col.max_width, n) for col, n in zip(self.columns, self.natural, strict=True)]
+        widths = list(capped)
         essential = [i for i, c in enumerate(self.columns) if c.essential]
         self.gap = self.spacing
         if self.is_mounted and self.size.width > 0 and essential:
-            head = range(essential[-1] + 1)
-            available = self.size.width - (2 if self.markable else 0) - self.gap * (len(head) - 1) - 1
-            excess = sum(widths[i] for i in head) - available
-            while excess > 0:
-                shrinkable = [i for i in head if self.columns[i].min_width and widths[i] > self.columns[i].min_width]
-                if not shrinkable:
-                    break
-                widths[max(shrinkable, key=lambda i: widths[i] - self.columns[i].min_width)] -= 1
-                excess -= 1
-            if excess > 0 and self.gap > 1:  # one space between columns, not the last one scrolled off
-                excess -= (self.gap - 1) * (len(head) - 1)
-                self.gap = 1
-            growers = [i for i in head if self.columns[i].grow and widths[i] < self.natural[i]]
-            while excess < 0 and growers:
-                for i in list(growers):
-                    if excess >= 0:
-                        break
-                    widths[i] += 1
-                    excess += 1
-                    if widths[i] >= self.natural[i]:
-                        growers.remove(i)
+            want = [n if c.grow or c.whole else w for c, n, w in zip(self.columns, self.natural, capped, strict=True)]
+            floor = [min(w, c.min_width) if c.min_width else w for c, w in zip(self.columns, want, strict=True)]
+            keep = [max(f, min(w, k)) for f, w, k in zip(floor, want, self.keep, strict=True)]
+            whole = [c.whole for c in self.columns]
+            mark = 2 if self.markable else 0
+
+            def room(head: range, gap: int) -> int:
+                return self.size.width - mark - gap * (len(head) - 1) - 1
+
+            head, gap = range(essential[-1] + 1), self.spacing
+            wholes = [i for i, c in enumerate(self.columns) if c.whole and i > essential[-1]]
+            longer = range(wholes[-1] + 1) if wholes else head
+            if wholes and sum(want[i] if whole[i] else floor[i] for i in longer) <= room(longer, 1):
+                # the whole column joins when it fits whole beside the others' floors
+                roomy = sum(want[i] if whole[i] else keep[i] for i in longer) <= room(longer, self.spacing)
+                head, gap = longer, self.spacing if roomy else 1
+            elif sum(floor[i] for i in head) > room(head, gap):
+                gap = 1  # one space between columns, not the last one scrolled off; what that frees goes to
+                capped = list(floor)  # the grow columns (a sentence: 'chosen action'), the rest stay at floor
+                want = [w if c.grow else f for c, w, f in zip(self.columns, want, floor, strict=True)]
+            self.gap = gap
+            fitted = share_widths(*([values[i] for i in head] for values in (floor, keep, capped, want, whole)),
+                                  room(head, gap))
+            widths[: len(fitted)] = fitted
         self.widths = widths
 
     def on_resize(self) -> None:
