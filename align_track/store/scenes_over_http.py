@@ -8,8 +8,9 @@ trace infos. The index needs only the few values align-track also writes as the 
 tags and metadata, 500 a page. So the index pages through that alone, as the SQL readers read the summary tags
 (store/scenes_reader.py), and reads spans, through MLflow's client, only for the traces of a page whose summary is
 missing or does not read (another tool's, an older mapping's, an edited one): those ids in one
-``trace.request_id IN (...)`` search. A store whose first page has no summary at all (another tool's) is read
-through MLflow's ``search_traces`` from the start, as before. No mlflow import unless spans are read.
+``trace.request_id IN (...)`` search, whose spans MLflow's client fetches as its ``search_traces`` does. So a
+store without summaries (another tool's) costs one more search a page than before (the page of infos, then the
+search of its ids with their spans); a store with them, no span at all. No mlflow import unless spans are read.
 
 What a trace reports is what MLflow's client reports of it (``scenes_reader._trace_fields``): its run is the run
 searched for, else its ``mlflow.sourceRun`` metadata, else its ``mlflow.runId`` tag (a trace linked to a run
@@ -53,12 +54,12 @@ def read_trace_fields_http(tracking_uri: str, experiment_id: str, run_ids: Itera
     seen: set[str] = set()
     first = True
     for run_id in [None] if run_ids is None else list(dict.fromkeys(run_ids)):
-        where = clauses + ([] if run_id is None else [f"attribute.run_id = '{_quoted(run_id)}'"])
+        where = " AND ".join(clauses + ([] if run_id is None else [f"attribute.run_id = '{_quoted(run_id)}'"]))
         token = None
         while True:
             body: dict[str, Any] = {"locations": [_location(experiment_id)], "max_results": PAGE}
             if where:
-                body["filter"] = " AND ".join(where)
+                body["filter"] = where
             if token:
                 body["page_token"] = token
             try:
@@ -67,11 +68,9 @@ def read_trace_fields_http(tracking_uri: str, experiment_id: str, run_ids: Itera
                 if first and (exc.code in NOT_SERVED or " 404 " in str(exc)):
                     raise Unreadable(f"{uri} has no SearchTracesV3: {exc}") from None
                 raise
+            first = False
             infos = page.get("traces", []) if isinstance(page, dict) else []
             out, unread = summarised(infos, run_id, wanted, seen)
-            if first and unread and not out:  # no summary on the first page: another tool's store, read as before
-                raise Unreadable("no scene summaries: every span is read through MLflow")
-            first = False
             if unread:
                 out += _from_spans(uri, experiment_id, unread, run_id, seen)
             if out:
