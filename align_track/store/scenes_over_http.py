@@ -53,31 +53,34 @@ def read_trace_fields_http(tracking_uri: str, experiment_id: str, run_ids: Itera
     wanted = None if names is None else set(names)
     seen: set[str] = set()
     first = True
-    for run_id in [None] if run_ids is None else list(dict.fromkeys(run_ids)):
-        where = " AND ".join(clauses + ([] if run_id is None else [f"attribute.run_id = '{_quoted(run_id)}'"]))
-        token = None
-        while True:
-            body: dict[str, Any] = {"locations": [_location(experiment_id)], "max_results": PAGE}
-            if where:
-                body["filter"] = where
-            if token:
-                body["page_token"] = token
-            try:
-                page = rest.request("POST", SEARCH, body)
-            except ServerError as exc:
-                if first and (exc.code in NOT_SERVED or " 404 " in str(exc)):
-                    raise Unreadable(f"{uri} has no SearchTracesV3: {exc}") from None
-                raise
-            first = False
-            infos = page.get("traces", []) if isinstance(page, dict) else []
-            out, unread = summarised(infos, run_id, wanted, seen)
-            if unread:
-                out += _from_spans(uri, experiment_id, unread, run_id, seen)
-            if out:
-                yield out
-            token = page.get("next_page_token") if isinstance(page, dict) else None
-            if not token or not infos:
-                break
+    try:
+        for run_id in [None] if run_ids is None else list(dict.fromkeys(run_ids)):
+            where = " AND ".join(clauses + ([] if run_id is None else [f"attribute.run_id = '{_quoted(run_id)}'"]))
+            token = None
+            while True:
+                body: dict[str, Any] = {"locations": [_location(experiment_id)], "max_results": PAGE}
+                if where:
+                    body["filter"] = where
+                if token:
+                    body["page_token"] = token
+                try:
+                    page = rest.request("POST", SEARCH, body)
+                except ServerError as exc:
+                    if first and (exc.code in NOT_SERVED or " 404 " in str(exc)):
+                        raise Unreadable(f"{uri} has no SearchTracesV3: {exc}") from None
+                    raise
+                first = False
+                infos = page.get("traces", []) if isinstance(page, dict) else []
+                out, unread = summarised(infos, run_id, wanted, seen)
+                if unread:
+                    out += _from_spans(uri, experiment_id, unread, run_id, seen)
+                if out:
+                    yield out
+                token = page.get("next_page_token") if isinstance(page, dict) else None
+                if not token or not infos:
+                    break
+    finally:
+        rest.session.close()
 
 
 def summarised(infos: list[dict], run_id: str | None, wanted: set[str] | None, seen: set[str]
