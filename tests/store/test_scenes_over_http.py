@@ -34,6 +34,10 @@ class Served:
     eid: str
     unread: set[str]
     """Traces with no summary that reads: removed, garbled, or written by MLflow's fluent API."""
+    clean: list[str]
+    """Runs whose every trace has its summary."""
+    fluent: list[str]
+    """The traces MLflow's fluent API wrote: a run's scenes again (each scene met twice in that run)."""
 
 
 @pytest.fixture(scope="module")
@@ -54,23 +58,25 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             sqlite = f"sqlite:///{backend}"
             eid = get_experiment_id(sqlite, EXPERIMENT)
             tagged = sorted(summaries(sqlite))
+            runs = sorted(r.run_id for r in load_runs(sqlite, eid))
+            run_of = {f.trace_id: f.run_id for f in read_all(read_trace_fields, sqlite, eid)}
             record = upstream_records(exps)[0]
             bare = [dataclasses.replace(t, tags={k: v for k, v in t.tags.items() if k != SUMMARY})
                     for t in record.traces]
-            run_id = load_runs(sqlite, eid)[0].run_id
-            fluent = write_trace_fluent(server.url, eid, run_id, bare)
+            fluent = write_trace_fluent(server.url, eid, runs[0], bare)
             with _use_tracking_uri(server.url):
                 mlflow.set_experiment(experiment_id=eid)
                 with mlflow.start_span("outside any run") as span:
                     span.set_inputs({"scene_id": "O1"})
                 mlflow.flush_trace_async_logging()
-            for trace_id in tagged[:2]:
+            victims = [t for t in tagged if run_of[t] in runs[1:3]][:4]  # runs[3:] keep every summary
+            for trace_id in victims[:2]:
                 set_summary(sqlite, trace_id, None)
-            for trace_id, garbled in zip(tagged[2:4], ("[1,", '[1,"s",0,0,"a",{},"s","P",[1,2],"a"]'), strict=True):
+            for trace_id, garbled in zip(victims[2:], ("[1,", '[1,"s",0,0,"a",{},"s","P",[1,2],"a"]'), strict=True):
                 set_summary(sqlite, trace_id, garbled)
-            unread = {*tagged[:4], *fluent, span.trace_id}
-            assert len(summaries(sqlite)) == len(tagged) - 2 and len(fluent) >= 2
-            yield Served(server.url, sqlite, eid, unread)
+            unread = {*victims, *fluent, span.trace_id}
+            assert len(summaries(sqlite)) == len(tagged) - 2 and len(fluent) >= 2 and len(victims) == 4
+            yield Served(server.url, sqlite, eid, unread, runs[3:], fluent)
 
 
 @pytest.fixture
@@ -90,7 +96,7 @@ def test_fields_over_http_equal_the_sqlite_file_read_directly(served: Served, sm
     runs = [r.run_id for r in load_runs(served.sqlite, served.eid)][:3]
     assert by_id(read_all(scenes_over_http.read_trace_fields_http, served.url, served.eid, run_ids=runs)) == {
         t: f for t, f in direct.items() if f.run_id in runs}
-    name = next(f.name for f in direct.values() if f.trace_id in served.unread and f.run_id)
+    name = direct[served.fluent[0]].name
     named = by_id(read_all(scenes_over_http.read_trace_fields_http, served.url, served.eid, names=[name]))
     assert named == by_id(read_all(read_trace_fields, served.sqlite, served.eid, names=[name]))
     assert len(named) >= 2 and named.keys() & served.unread
@@ -147,10 +153,9 @@ def test_spans_are_fetched_only_for_the_traces_without_a_readable_summary(served
     named = {t for t in {f.trace_id for f in read} if any(t in text for text in spans_asked)}
     assert named == served.unread
     requests_made.clear()
-    whole_runs = {r.run_id for r in load_runs(served.sqlite, served.eid)}
-    clean = [r for r in whole_runs if not any(f.run_id == r and f.trace_id in served.unread for f in read)]
-    assert clean
-    assert len(read_all(read_fields, served.url, served.eid, clean)) > 3
+    clean = by_id(read_all(read_fields, served.url, served.eid, served.clean))
+    assert clean == by_id(read_all(read_trace_fields, served.sqlite, served.eid, served.clean))
+    assert len(clean) > 3 and not clean.keys() & served.unread
     assert {path for path, _ in requests_made} == {scenes_over_http.SEARCH}
 
 
