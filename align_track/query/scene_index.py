@@ -328,15 +328,18 @@ def matches(hay: str, text: str) -> bool:
 
 def read_fields(uri: str, experiment_id: str, run_ids: Iterable[str] | None = None, since_ms: int | None = None,
                 names: Iterable[str] | None = None) -> Iterator[list[TraceFields]]:
-    """The traces' decision fields straight from SQL, else (a tracking server, another MLflow) through MLflow."""
-    from align_track.store import scenes_reader
+    """The traces' decision fields straight from SQL, else (a tracking server) from its trace infos' scene
+    summaries, else (another MLflow, another tool's server store) through MLflow's spans."""
+    from align_track.store import scenes_over_http, scenes_reader
     from align_track.store.spans_reader import Unreadable
 
-    try:
-        yield from scenes_reader.read_trace_fields(uri, experiment_id, run_ids, since_ms, names)
-        return
-    except Unreadable:
-        pass
+    run_ids = None if run_ids is None else list(run_ids)
+    for read in (scenes_reader.read_trace_fields, scenes_over_http.read_trace_fields_http):
+        try:
+            yield from read(uri, experiment_id, run_ids, since_ms, names)
+            return
+        except Unreadable:
+            pass
     yield from scenes_reader.read_trace_fields_mlflow(uri, experiment_id, run_ids, since_ms, names)
 
 

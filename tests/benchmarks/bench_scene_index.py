@@ -3,13 +3,15 @@ filter keystroke, each against ``mlflow.search_traces`` doing the same work in t
 
 The store (10,000 runs, 80,000 traces by default) is cloned from runs align-track's real ingest wrote
 (tests/benchmarks/scene_store.py) and cached under /tmp/align-track-bench-scenes; ``--postgres`` also builds it in a
-fresh PostgreSQL database (dropped after). Each index figure is a fresh process (interpreter, imports, the runs
+fresh PostgreSQL database (dropped after); ``--http`` also reads it through a local ``mlflow server`` (on a copy of the
+SQLite file: the index from the trace search pages' scene summaries, against ``search_traces`` fetching every span,
+which is what the index read over HTTP before). Each index figure is a fresh process (interpreter, imports, the runs
 read, then the index); the baseline child pages through ``search_traces`` of the whole experiment and files every
 trace into the same index. One scene's decisions: the TUI's read of them (the index in hand: the details of that
 scene's traces) against ``search_traces(filter_string="trace.name = '<scene>'")``. The filter: a query typed
 then deleted over the scenes' haystacks, per keystroke, against pandas ``str.contains`` over the same strings.
 
-usage: python -m tests.benchmarks.bench_scene_index [--runs N] [--repeats R] [--postgres] [--skip-mlflow]
+usage: python -m tests.benchmarks.bench_scene_index [--runs N] [--repeats R] [--postgres] [--http] [--skip-mlflow]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -191,11 +194,26 @@ def filter_figure(uri: str, query: str, repeats: int, corpus: str) -> Figure:
                   f"{corpus}; {len(rows)} scenes, {query!r} typed then deleted")
 
 
+def served_copy(db: Path):
+    """A local ``mlflow server`` (one worker, as tests.support.server_fixtures starts it) on a copy of ``db`` in a
+    temp dir: the cached store is never written by the server."""
+    import tempfile
+
+    from tests.support.server_fixtures import start_server
+
+    root = Path(tempfile.mkdtemp(prefix="align-track-bench-scenes-http-"))
+    shutil.copyfile(db, root / "backend.db")
+    server = start_server(f"sqlite:///{root / 'backend.db'}", root / "artifacts", root / "server.log")
+    print(f"mlflow server on a copy of {db.name}: {server.url}")
+    return server
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--postgres", action="store_true", help="also on a fresh PostgreSQL database")
+    parser.add_argument("--http", action="store_true", help="also through a local mlflow server (the index only)")
     parser.add_argument("--skip-mlflow", action="store_true", help="no search_traces baseline (minutes at 10,000 runs)")
     parser.add_argument("--query", default="mj5 treat patient")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/align-track-bench-scenes"))
@@ -223,6 +241,10 @@ def main() -> None:
         pg_uri = pg.__enter__()
         build(pg_uri, args.runs, template)
         stores.append(("postgresql", pg_uri))
+    server = None
+    if args.http:
+        server = served_copy(db)
+        stores.append(("http", server.url))
     try:
         for label, uri in stores:
             figures, best = index_figures(label, uri, args.repeats, args.skip_mlflow, corpus)
@@ -231,11 +253,18 @@ def main() -> None:
             out.notes[f"{label}_first_rows_ms"] = round(best["first_s"] * 1000)
             out.notes[f"{label}_all_ms"] = round(best["all_s"] * 1000)
             out.notes[f"{label}_index_cpu_s"] = round(best["cpu_s"], 2)
+            if label == "http":
+                continue  # one scene's details over HTTP are still read trace by trace through MLflow
             scene = scene_figure(label, uri, best["key"], args.repeats, args.skip_mlflow, corpus)
             if scene is not None:
                 out.add(scene)
         out.add(filter_figure(stores[0][1], args.query, args.repeats, corpus))
     finally:
+        if server is not None:
+            from tests.support.server_fixtures import stop_server
+
+            stop_server(server)
+            shutil.rmtree(server.artifacts.parent, ignore_errors=True)
         if pg is not None:
             from align_track.store import runs_reader
 

@@ -238,8 +238,8 @@ def _index_view(index) -> tuple:
 
 def test_the_index_from_scene_summaries_equals_the_index_from_spans(tmp_path: Path, pg_db: str):
     """On SQLite, PostgreSQL and a store a tracking server wrote (ingest over HTTP), every trace carries the scene
-    summary and the index built from the summaries equals the one built from the spans (the summaries deleted;
-    over HTTP, MLflow's search_traces of the spans)."""
+    summary and the index built from the summaries equals the one built from the spans (the summaries deleted);
+    over HTTP the index (read from the summaries of the server's trace search pages) is the same again."""
     from tests.store.test_scenes_reader import set_summary, summaries
 
     exps = tmp_path / "exps"
@@ -251,7 +251,7 @@ def test_the_index_from_scene_summaries_equals_the_index_from_spans(tmp_path: Pa
                                         tmp_path / "server.log") as server:
         assert not ingest(exps, server.url).failures
         uri, eid, runs = load_complete_runs(server.url)
-        over_http = _index_view(build_index(uri, eid, runs))  # MLflow reads the spans
+        over_http = _index_view(build_index(uri, eid, runs))
     for store in (f"sqlite:///{tmp_path / 'mlflow.db'}", pg_db, f"sqlite:///{backend}"):
         if store != f"sqlite:///{backend}":
             assert not ingest(exps, store).failures

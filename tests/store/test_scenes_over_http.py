@@ -1,0 +1,217 @@
+"""Over a tracking server, the scenes-across-runs index reads each trace's scene summary tag from the server's
+trace search pages (store/scenes_over_http.py), spans only for the traces without a summary that reads: the same
+fields and the same index as the server's own SQLite file read directly (store/scenes_reader.py), on a store
+mixing ingested traces, traces MLflow's own fluent API wrote, summaries removed and summaries garbled."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from align_track.query.scene_index import SceneIndex, build_index, read_fields
+from align_track.query.select import load_complete_runs
+from align_track.schema import TRACE_TAG_SCENE_SUMMARY as SUMMARY
+from align_track.store import scenes_over_http
+from align_track.store.runs_reader import get_experiment_id, load_runs
+from align_track.store.scenes_reader import read_all, read_trace_fields
+from align_track.store.uri import StoreError
+from tests.store.test_scenes_reader import EXPERIMENT, by_id, set_summary, summaries
+from tests.support import server_fixtures
+from tests.support.query_fixtures import build_tree, ingest_tree
+from tests.support.upstream import upstream_records, write_trace_fluent
+
+
+@dataclasses.dataclass
+class Served:
+    url: str
+    sqlite: str
+    """The server's own backend file, read directly."""
+    eid: str
+    unread: set[str]
+    """Traces with no summary that reads: removed, garbled, or written by MLflow's fluent API."""
+    clean: list[str]
+    """Runs whose every trace has its summary."""
+    fluent: list[str]
+    """The traces MLflow's fluent API wrote: a run's scenes again (each scene met twice in that run)."""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A real ``mlflow server``; align-track's ingest over HTTP, then MLflow's fluent API adds a run's scenes again
+    without summaries (and one trace outside any run), two summaries are removed and two garbled."""
+    import mlflow
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    root = tmp_path_factory.mktemp("scenes-over-http")
+    backend = root / "backend.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+        with server_fixtures.running_server(f"sqlite:///{backend}", root / "artifacts", root / "server.log") as server:
+            exps = build_tree(root / "exps")
+            ingest_tree(exps, server.url)
+            sqlite = f"sqlite:///{backend}"
+            eid = get_experiment_id(sqlite, EXPERIMENT)
+            tagged = sorted(summaries(sqlite))
+            runs = sorted(r.run_id for r in load_runs(sqlite, eid))
+            run_of = {f.trace_id: f.run_id for f in read_all(read_trace_fields, sqlite, eid)}
+            record = upstream_records(exps)[0]
+            bare = [dataclasses.replace(t, tags={k: v for k, v in t.tags.items() if k != SUMMARY})
+                    for t in record.traces]
+            fluent = write_trace_fluent(server.url, eid, runs[0], bare)
+            with _use_tracking_uri(server.url):
+                mlflow.set_experiment(experiment_id=eid)
+                with mlflow.start_span("outside any run") as span:
+                    span.set_inputs({"scene_id": "O1"})
+                mlflow.flush_trace_async_logging()
+            victims = [t for t in tagged if run_of[t] in runs[1:3]][:4]  # runs[3:] keep every summary
+            for trace_id in victims[:2]:
+                set_summary(sqlite, trace_id, None)
+            for trace_id, garbled in zip(victims[2:], ("[1,", '[1,"s",0,0,"a",{},"s","P",[1,2],"a"]'), strict=True):
+                set_summary(sqlite, trace_id, garbled)
+            unread = {*victims, *fluent, span.trace_id}
+            assert len(summaries(sqlite)) == len(tagged) - 2 and len(fluent) >= 2 and len(victims) == 4
+            yield Served(server.url, sqlite, eid, unread, runs[3:], fluent)
+
+
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of three trace infos: every read pages, and pages mix summarised and unread traces."""
+    monkeypatch.setattr(scenes_over_http, "PAGE", 3)
+
+
+def test_fields_over_http_equal_the_sqlite_file_read_directly(served: Served, small_pages: None):
+    """The whole experiment, some runs, one scene name and the newer half read alike over HTTP and from the
+    server's SQLite file: run, time, name, scene tag and every decision field, each trace once."""
+    http = read_all(scenes_over_http.read_trace_fields_http, served.url, served.eid)
+    direct = by_id(read_all(read_trace_fields, served.sqlite, served.eid))
+    assert len(http) == len({f.trace_id for f in http}) == len(direct) > 10
+    assert by_id(http) == direct
+    assert served.unread <= set(direct)
+    runs = [r.run_id for r in load_runs(served.sqlite, served.eid)][:3]
+    assert by_id(read_all(scenes_over_http.read_trace_fields_http, served.url, served.eid, run_ids=runs)) == {
+        t: f for t, f in direct.items() if f.run_id in runs}
+    name = direct[served.fluent[0]].name
+    named = by_id(read_all(scenes_over_http.read_trace_fields_http, served.url, served.eid, names=[name]))
+    assert named == by_id(read_all(read_trace_fields, served.sqlite, served.eid, names=[name]))
+    assert len(named) >= 2 and named.keys() & served.unread
+    since = sorted(f.timestamp_ms for f in direct.values())[len(direct) // 2]
+    newer = by_id(read_all(scenes_over_http.read_trace_fields_http, served.url, served.eid, since_ms=since))
+    assert newer == by_id(read_all(read_trace_fields, served.sqlite, served.eid, since_ms=since))
+    assert 0 < len(newer) < len(direct)
+
+
+def _decisions(index: SceneIndex) -> dict:
+    return {r.key: index.decisions_of(r.key) for r in index.rows()}
+
+
+def test_the_index_over_http_equals_the_index_of_the_sqlite_file(served: Served, small_pages: None):
+    """The pane's read (the whole experiment) and build_index's (run by run) give, over HTTP, the rows and every
+    decision the server's SQLite file gives read directly."""
+    uri, eid, runs = load_complete_runs(served.url)
+    direct = build_index(served.sqlite, served.eid, runs)
+    over_http = build_index(uri, eid, runs)
+    assert over_http.rows() == direct.rows() and len(direct) > 10
+    assert _decisions(over_http) == _decisions(direct)
+    whole = SceneIndex.for_runs(runs)
+    for batch in read_fields(uri, eid):
+        whole.add(batch)
+    assert whole.rows() == direct.rows() and _decisions(whole) == _decisions(direct)
+
+
+@pytest.fixture
+def requests_made(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(path, query and body) of every HTTP request this process sends (MLflow's client and align-track's alike
+    send through requests' Session), passed on to the server unchanged."""
+    made: list[tuple[str, str]] = []
+    send = requests.Session.send
+
+    def recording(self: requests.Session, request: requests.PreparedRequest, **kwargs):
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
+        made.append((requests.utils.urlparse(request.url).path, f"{request.url}\n{body}"))
+        return send(self, request, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "send", recording)
+    return made
+
+
+def test_spans_are_fetched_only_for_the_traces_without_a_readable_summary(served: Served, small_pages: None,
+                                                                          requests_made: list[tuple[str, str]]):
+    """Reading the index asks the server for spans (or searches by trace id) only for the traces whose summary
+    is missing or garbled; a run whose traces all have one is read from search pages alone."""
+    read = read_all(read_fields, served.url, served.eid)
+    assert {f.trace_id for f in read} >= served.unread
+    summarised = {f.trace_id for f in read} - served.unread
+    assert len(summarised) > 4
+    spans_asked = [text for path, text in requests_made if path != scenes_over_http.SEARCH or "request_id" in text]
+    assert spans_asked, "the unread traces' spans were never asked for"
+    named = {t for t in {f.trace_id for f in read} if any(t in text for text in spans_asked)}
+    assert named == served.unread
+    requests_made.clear()
+    clean = by_id(read_all(read_fields, served.url, served.eid, served.clean))
+    assert clean == by_id(read_all(read_trace_fields, served.sqlite, served.eid, served.clean))
+    assert len(clean) > 3 and not clean.keys() & served.unread
+    assert {path for path, _ in requests_made} == {scenes_over_http.SEARCH}
+
+
+def test_a_store_with_no_summaries_reads_as_the_file_does(served: Served, small_pages: None):
+    """Another tool's store (no summary on any trace): every trace's spans, page by page, the same fields as the
+    SQLite file read directly."""
+    saved = summaries(served.sqlite)
+    try:
+        set_summary(served.sqlite, None, None)
+        http = by_id(read_all(read_fields, served.url, served.eid))
+        assert http == by_id(read_all(read_trace_fields, served.sqlite, served.eid))
+        assert len(http) > 10
+    finally:
+        for trace_id, value in saved.items():
+            set_summary(served.sqlite, trace_id, value)
+    assert summaries(served.sqlite) == saved
+
+
+@pytest.mark.parametrize(("text", "ms"), [
+    ("2025-06-10T08:00:19Z", 1749542419000),
+    ("2025-06-10T08:00:30.913Z", 1749542430913),
+    ("2025-06-10T08:00:30.913999Z", 1749542430913),
+    ("2025-06-10T08:00:30.000000001Z", 1749542430000),
+    ("1969-12-31T23:59:59.500Z", -500),
+    (None, None),
+])
+def test_trace_times_read_as_mlflow_reads_them(text: str | None, ms: int | None):
+    assert scenes_over_http.timestamp_ms(text) == ms
+
+
+def test_a_trace_time_that_is_not_a_time_is_a_clear_error():
+    with pytest.raises(StoreError, match="not a time: 'yesterday'"):
+        scenes_over_http.timestamp_ms("yesterday")
+
+
+def test_a_summary_that_does_not_read_is_left_to_the_spans():
+    """Garbled, absent, and not-a-text summaries are not trusted; a repeated trace is skipped."""
+    good = '[1,"s",0,1,"a",{"a":{"merit":0.5}},"s","P1",["a","b"],"a"]'
+    infos = [{"trace_id": "t1", "request_time": "1970-01-01T00:00:01Z", "tags": {SUMMARY: good, "scene_id": "P1"},
+              "trace_metadata": {"mlflow.sourceRun": "r1"}},
+             {"trace_id": "t2", "tags": {SUMMARY: "[1,"}}, {"trace_id": "t3", "tags": {}},
+             {"trace_id": "t4", "tags": {SUMMARY: json.loads("[1]")}}, {"trace_id": "t1", "tags": {SUMMARY: good}}]
+    seen: set[str] = set()
+    out, unread = scenes_over_http.summarised(infos, None, None, seen)
+    assert [(f.trace_id, f.run_id, f.timestamp_ms, f.scene_tag, f.output_action) for f in out] == [
+        ("t1", "r1", 1000, "P1", "a")]
+    assert unread == ["t2", "t3", "t4"] and seen == {"t1"}
+
+
+def test_an_id_with_a_quote_is_refused_clearly(served: Served):
+    with pytest.raises(StoreError, match="holds a quote"):
+        read_all(scenes_over_http.read_trace_fields_http, served.url, served.eid, run_ids=["it's"])
+
+
+def test_only_servers_are_read_here(tmp_path: Path):
+    from align_track.store.spans_reader import Unreadable
+
+    with pytest.raises(Unreadable):
+        next(scenes_over_http.read_trace_fields_http(f"sqlite:///{tmp_path / 'x.db'}", "0"))
