@@ -276,8 +276,17 @@ def settle_skipped(store, known: Unchanged, rel: str, clock: Callable[[], float]
     try:
         retry_call(store.set_tags, known.run_id, settle_tags(now), notice=notice)
     except Exception as exc:  # noqa: BLE001 - the store failed: this folder fails, a rerun settles it
+        if run_gone(exc):  # another ingest replaced the run since the plan read it: nothing left to settle
+            return Outcome(rel, SKIPPED)
         return Outcome(rel, FAILED, error=f"{rel}: store error: {one_line(exc, with_type=True)}")
     return Outcome(rel, SKIPPED, note=NO_TIMING)
+
+
+def run_gone(exc: BaseException) -> bool:
+    """The run written to no longer exists or was deleted (every backend's words for it: the direct stores',
+    MLflow's and a tracking server's)."""
+    text = str(exc)
+    return "RESOURCE_DOES_NOT_EXIST" in text or "not found" in text.lower() or "Current state is deleted" in text
 
 
 def read_configs(root: Path, folders: list[Path], wanted: set[Path] | None, activity: Activity | None = None
@@ -368,8 +377,12 @@ def decide_folder(store, config, folder_ids, variants, existing, others, force, 
                 retry_call(store.delete_run, run_id, notice=notice)
             if decision.action == "skip" and kept and (at := settles_at(kept[0])) is not None and \
                     (now := round(clock() * 1000)) >= at:
-                retry_call(store.set_tags, kept[0].run_id, settle_tags(now), notice=notice)
-                settled = True
+                try:
+                    retry_call(store.set_tags, kept[0].run_id, settle_tags(now), notice=notice)
+                    settled = True
+                except Exception as exc:
+                    if not run_gone(exc):  # else: replaced since the plan read it, nothing left to settle
+                        raise
             prepared.statuses.append(SKIPPED if decision.action == "skip" else BUSY)
             continue
         prepared.pending.append(Pending(identity, variant, "update" if theirs else decision.action, theirs,

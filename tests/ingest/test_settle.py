@@ -160,3 +160,23 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def test_a_run_replaced_since_the_plan_read_it_is_left_alone(backend: str, tmp_path: Path) -> None:
+    """Two ingests at once: the other one replaced (deleted) the run between this one's read and its settling
+    write. Nothing is left to settle: skipped, not a store error, and the deleted run stays deleted."""
+    from align_track.ingest.plan import Unchanged, settle_skipped
+    from align_track.store.open_store import open_run_store
+
+    root, experiment = three_folders(tmp_path / "exps", ("writing",)), new_experiment("settle")
+    assert ingest(root, backend, experiment).failures == []
+    (run,) = runs(backend, experiment)["writing"]
+    store = open_run_store(backend, experiment)
+    try:
+        store.delete_run(run.run_id)
+        known = Unchanged("key", ("adm", None, "target"), "writing", "default", run.run_id, settles_at=0)
+        got = settle_skipped(store, known, "writing", time.time, lambda message: None)
+    finally:
+        store.close()
+    assert (got.status, got.note, got.error) == (SKIPPED, "", None)
+    assert runs(backend, experiment) == {}
