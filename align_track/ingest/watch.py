@@ -45,7 +45,7 @@ from align_track.ingest.folders import (
     store_folder,
 )
 from align_track.ingest.mapping import NO_SCENES, RunIdentity, build_traces, identities, map_run, run_fingerprint
-from align_track.ingest.plan import Unchanged
+from align_track.ingest.plan import Unchanged, run_gone
 from align_track.ingest.reconcile import (
     adopted_history,
     after_complete,
@@ -694,7 +694,8 @@ class Watcher:
                 try:
                     self._call(self.store.set_tags, run_id, settle_tags(now_ms))
                 except Exception as exc:
-                    self.emit(WatchEvent(FAILED, rel, run_id, message=f"{rel}: store error: {one_line(exc)}"))
+                    if not run_gone(exc):  # else another writer replaced it meanwhile: nothing left to settle
+                        self.emit(WatchEvent(FAILED, rel, run_id, message=f"{rel}: store error: {one_line(exc)}"))
                     continue
                 self._event(SETTLED, rel, run_id, message=NO_TIMING)
 
