@@ -21,7 +21,6 @@ from align_track.ingest.outcomes import NO_TIMING, SKIPPED, UPDATED
 from align_track.ingest.pipeline import ingest
 from align_track.query.live import complete_state
 from align_track.store.runs_reader import RunRow, get_experiment_id, load_runs
-from align_track.store.uri import DEFAULT_EXPERIMENT
 from tests.support.backends import BACKENDS, backend_uri, new_experiment
 from tests.support.factory import scene, write_run_folder
 
@@ -121,22 +120,22 @@ def test_a_timing_json_that_appears_later_is_a_change_the_run_is_done(backend: s
 
 @pytest.mark.parametrize("names", [("timed", "untimed", "writing"), ("writing",)])
 def test_a_watcher_settles_it_once_the_folder_has_been_quiet_for_the_window(
-        tmp_path: Path, store_uri: str, names: tuple[str, ...]) -> None:
+        backend: str, tmp_path: Path, names: tuple[str, ...]) -> None:
     """``ingest --watch`` skips the same unchanged folder (decided from the start-up read when there are several,
     else per folder): it settles the run when the window passes, after the ingest, while it watches."""
     from align_track.ingest.watch import SETTLED, Watcher
 
-    root, experiment = three_folders(tmp_path / "exps", names), DEFAULT_EXPERIMENT
-    assert ingest(root, store_uri).failures == []
-    before = runs(store_uri, experiment)
+    root, experiment = three_folders(tmp_path / "exps", names), new_experiment("settle")
+    assert ingest(root, backend, experiment).failures == []
+    before = runs(backend, experiment)
     assert states(before)["writing"] == ["may still be running"]
 
     clock = Clock()
-    watcher = Watcher(root, store_uri, rescan_every=3600, clock=clock)
+    watcher = Watcher(root, backend, experiment, rescan_every=3600, clock=clock)
     try:
         watcher.poll()  # within the window: nothing to do
         assert watcher.summary.counts == {}
-        assert {p: [stored(r) for r in rows] for p, rows in runs(store_uri, experiment).items()} == \
+        assert {p: [stored(r) for r in rows] for p, rows in runs(backend, experiment).items()} == \
             {p: [stored(r) for r in rows] for p, rows in before.items()}
         clock.now += LATER
         watcher.poll()
@@ -144,7 +143,7 @@ def test_a_watcher_settles_it_once_the_folder_has_been_quiet_for_the_window(
         assert watcher.summary.counts == {SETTLED: 1}
     finally:
         watcher.close()
-    after = runs(store_uri, experiment)
+    after = runs(backend, experiment)
     assert states(after) == {n: ["done" if n == "timed" else "no timing"] for n in names}
     (was,), (now,) = before["writing"], after["writing"]
     assert now.run_id == was.run_id and stored(now)[:6] == stored(was)[:6]
