@@ -140,8 +140,10 @@ TAG_ADOPTED_USER = "align_track.adopted_user"
 """That run's ``mlflow.user``: who first put the folder in the store."""
 ADOPTED_TAGS = (TAG_ADOPTED_RUN, TAG_ADOPTED_START, TAG_ADOPTED_USER)
 TAG_INGEST_TIME = "align_track.ingest_time_ms"
-"""Epoch ms align-track wrote the run (created it; a live run: finished it). The run's own start/end times are
-the experiment's; this is what orders two writes of one folder and starts a fresh claim's lease."""
+"""Epoch ms align-track wrote the run (created it; a live run: finished it; a run that may still be running:
+confirmed it, when a later ingest found its folder unchanged and quiet past the stall window). The run's own
+start/end times are the experiment's; this is what orders two writes of one folder and starts a fresh claim's
+lease."""
 BOOKKEEPING_PREFIX = "align_track."
 
 
@@ -153,6 +155,22 @@ def written_ms(tags: dict[str, str], start_time: int | None) -> int | None:
     except (KeyError, TypeError, ValueError):
         return start_time
 
+
+
+def may_still_be_running(metrics: dict[str, float], tags: dict[str, str], end_time: int | None,
+                         written: int | None = None) -> bool:
+    """MAYBE_RUNNING's rule, in one place for the readers (``query.live.timing_state``) and for the ingest that
+    settles such a run (``ingest.reconcile.settles_at``): the run recorded no timing, and its folder last changed
+    (the run's end time) within STALL_SECONDS before align-track wrote it (``written``: by default its
+    ingest-time tag; a run without that tag is not judged so)."""
+    if METRIC_TOTAL_SECONDS in metrics or end_time is None:
+        return False
+    if written is None:
+        try:
+            written = int(tags.get(TAG_INGEST_TIME) or "")
+        except ValueError:
+            return False
+    return written - end_time < STALL_SECONDS * 1000
 
 
 def written_by_align_track(tags: dict[str, str]) -> bool:

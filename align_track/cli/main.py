@@ -120,7 +120,8 @@ def _watch(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
         if event.kind == NOTE and not event.path:  # about the store, not a folder
             click.echo(f"note: {printable(event.message)}", err=True)
             return
-        detail = event.message if event.kind in (FAILED, NOTE) else f"scenes={event.scenes}" if event.scenes else ""
+        detail = event.message if event.kind in (FAILED, NOTE, SETTLED) else \
+            f"scenes={event.scenes}" if event.scenes else ""
         run = f" run={event.run_id}" if event.run_id and event.kind != FAILED else ""
         click.echo(printable(f"{event.kind:9} {event.path}{run} {detail}".rstrip()), err=True)
 
@@ -133,7 +134,7 @@ def _watch(experiments_dir: Path, mlflow_uri: str | None, experiment_name: str, 
     # Before the slow part (importing MLflow, opening the store): a Ctrl-C from then on is a clean stop.
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    from align_track.ingest.watch import FAILED, NOTE, Watcher
+    from align_track.ingest.watch import FAILED, NOTE, SETTLED, Watcher
 
     try:
         watcher = Watcher(experiments_dir, mlflow_uri, experiment_name, poll_interval, stall_after,

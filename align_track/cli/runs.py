@@ -236,7 +236,7 @@ def search(mlflow_uri: str | None, experiment_name: str, adm: str | None, llm: s
 
     Only complete runs count. The state is the TUI's: done; 'no timing' (no timing.json: the run recorded
     none, or stopped; still counted); 'may still be running' (its files changed within the stall window
-    before the ingest that wrote it).
+    before the ingest that wrote it: ingest again once it is done).
 
     When nothing matches, says why on stderr and exits 0 (csv/tsv print nothing, json prints []),
     so scripts can tell "no match" from an error (2).

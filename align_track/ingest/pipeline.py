@@ -131,11 +131,14 @@ def ingest(
     workers: int | None = None,
     only: list[Path] | None = None,
     allow_network_fs: bool = False,
+    clock: Callable[[], float] = time.time,
 ) -> Summary:
     """Ingest every experiment below ``experiments_dir``; never raises for a bad folder, only for the store.
 
     ``only``: write just these folders (the Hydra callback's one job), variants still from the whole tree.
     ``allow_network_fs``: write a SQLite store on a network filesystem even while another host writes it.
+    ``clock``: now (epoch seconds) for judging an unchanged folder quiet (``plan.settle_skipped``; tests move it
+    rather than sleep through the stall window).
     """
     from align_track.store import dbapi, http
     from align_track.store.claims import claim_is_alive, claim_token
@@ -161,7 +164,7 @@ def ingest(
     try:
         wanted = None if only is None else {Path(p).resolve() for p in only}
         plan = plan_ingest(root, store, force, alive, progress.notice, wanted, cancel,
-                           skip_unchanged=dbapi.enabled(), activity=progress.activity)
+                           skip_unchanged=dbapi.enabled(), activity=progress.activity, clock=clock)
         cut = plan.cut
         progress.planned(plan.folders)
         for line in plan.notes:

@@ -35,7 +35,7 @@ from align_track.ingest.folders import (
     vanished,
 )
 from align_track.ingest.mapping import RunIdentity, fingerprint_of, identities, identity_key, run_fingerprint
-from align_track.ingest.outcomes import BUSY, FAILED, SKIPPED, Outcome, folder_status
+from align_track.ingest.outcomes import BUSY, FAILED, NO_TIMING, SKIPPED, Outcome, folder_status
 from align_track.ingest.reconcile import (
     AliveFn,
     adopted_history,
@@ -43,6 +43,8 @@ from align_track.ingest.reconcile import (
     foreign,
     foreign_runs_for,
     plan,
+    settle_tags,
+    settles_at,
     superseded,
 )
 from align_track.schema import (
@@ -132,17 +134,22 @@ class Unchanged:
     group: tuple[str, str | None, str]
     rel: str
     variant: str
+    run_id: str = ""
+    settles_at: int | None = None
+    """Its run may still be running: epoch ms from which a skip settles it (``reconcile.settles_at``)."""
 
 
 def plan_ingest(root: Path, store, force: bool, alive: AliveFn, notice: Callable[[str], None],
                 wanted: set[Path] | None = None, cancel: threading.Event | None = None,
-                skip_unchanged: bool = True, activity: Activity | None = None) -> Plan:
+                skip_unchanged: bool = True, activity: Activity | None = None,
+                clock: Callable[[], float] = time.time) -> Plan:
     """Find the run folders below ``root``, read the store's runs once, and decide each folder (see the module).
 
     ``wanted``: decide only these folders (the Hydra callback's job), variants still from the whole tree.
     ``skip_unchanged`` False parses every config (the path before this plan, kept for comparison).
     ``activity(message, force)`` hears what the plan is doing (a scan of a big tree takes tens of seconds);
     ``force`` False for the frequent ones, which it may drop.
+    ``clock``: now, in epoch seconds, for settling an unchanged folder's run (``settle_skipped``).
     """
     doing: Activity = activity or (lambda message, force=True: None)
     problems: dict[Path, str] = {}
@@ -206,10 +213,10 @@ def plan_ingest(root: Path, store, force: bool, alive: AliveFn, notice: Callable
         if folder in errors:
             planned.append(Prepared(rel, Outcome(rel, FAILED, error=errors[folder])))
         elif folder in unchanged:
-            planned.append(Prepared(rel, Outcome(rel, SKIPPED)))
+            planned.append(Prepared(rel, settle_skipped(store, unchanged[folder], rel, clock, notice)))
         else:
             planned.append(_decide(store, configs[folder], ids[folder], variants, existing, others, force, alive,
-                                   notice))
+                                   notice, clock))
     return Plan(planned, notes, parsed=len(configs), cut=cut)
 
 
@@ -251,8 +258,35 @@ def unchanged_folders(root: Path, folders: list[Path], existing: dict[str, list]
         group = (tags.get(TAG_ADM), tags.get(TAG_LLM), tags.get(TAG_TARGET))
         if group[0] is None or group[2] is None or any(v and len(v) >= LONGEST_GROUP_VALUE for v in group):
             continue
-        out[folder] = Unchanged(key, group, rel, variant)  # type: ignore[arg-type]
+        out[folder] = Unchanged(key, group, rel, variant, current[0].run_id,  # type: ignore[arg-type]
+                                settles_at(current[0]))
     return out
+
+
+def settle_skipped(store, known: Unchanged, rel: str, clock: Callable[[], float],
+                   notice: Callable[[str], None]) -> Outcome:
+    """A skipped unchanged folder's outcome, its run settled first when it may still be running and its folder
+    has been quiet for the stall window by now (one tag written: ``reconcile.settle_tags``); any other skip
+    writes nothing. A store failure fails that folder alone."""
+    if known.settles_at is None:
+        return Outcome(rel, SKIPPED)
+    now = round(clock() * 1000)
+    if now < known.settles_at:  # still within the window: it may still be running, as it says
+        return Outcome(rel, SKIPPED)
+    try:
+        retry_call(store.set_tags, known.run_id, settle_tags(now), notice=notice)
+    except Exception as exc:  # noqa: BLE001 - the store failed: this folder fails, a rerun settles it
+        if run_gone(exc):  # another ingest replaced the run since the plan read it: nothing left to settle
+            return Outcome(rel, SKIPPED)
+        return Outcome(rel, FAILED, error=f"{rel}: store error: {one_line(exc, with_type=True)}")
+    return Outcome(rel, SKIPPED, note=NO_TIMING)
+
+
+def run_gone(exc: BaseException) -> bool:
+    """The run written to no longer exists or was deleted (every backend's words for it: the direct stores',
+    MLflow's and a tracking server's)."""
+    text = str(exc)
+    return "RESOURCE_DOES_NOT_EXIST" in text or "not found" in text.lower() or "Current state is deleted" in text
 
 
 def read_configs(root: Path, folders: list[Path], wanted: set[Path] | None, activity: Activity | None = None
@@ -296,20 +330,23 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _decide(store, config, folder_ids, variants, existing, others, force, alive, notice) -> Prepared:
+def _decide(store, config, folder_ids, variants, existing, others, force, alive, notice, clock=time.time
+            ) -> Prepared:
     """:func:`decide_folder`, with a store failure while deciding failing that folder alone."""
     rel = printable(config.rel_path)
     try:
-        return decide_folder(store, config, folder_ids, variants, existing, others, force, alive, notice)
+        return decide_folder(store, config, folder_ids, variants, existing, others, force, alive, notice, clock)
     except RunFolderError as exc:
         return Prepared(rel, Outcome(rel, FAILED, error=str(exc)))
     except Exception as exc:  # noqa: BLE001 - the store failed while planning: that folder fails
         return Prepared(rel, Outcome(rel, FAILED, error=f"{rel}: store error: {one_line(exc, with_type=True)}"))
 
 
-def decide_folder(store, config, folder_ids, variants, existing, others, force, alive, notice) -> Prepared:
-    """Plan each identity of one folder from the store's single read and do the cleanups a skip needs; the
-    runs to write are left pending, for the map stage.
+def decide_folder(store, config, folder_ids, variants, existing, others, force, alive, notice, clock=time.time
+                  ) -> Prepared:
+    """Plan each identity of one folder from the store's single read and do the cleanups a skip needs (settling
+    a run that may still be running, as ``settle_skipped`` does); the runs to write are left pending, for the
+    map stage.
 
     A run another tool wrote for the same folder (same ``experiment_path``; for a folder with several targets,
     the same target, and any foreign run matching none of them goes with the first) is never at today's
@@ -323,6 +360,7 @@ def decide_folder(store, config, folder_ids, variants, existing, others, force, 
     matched = {r.run_id for identity in folder_ids
                for r in foreign_runs_for(everyone, config.rel_path, identity.target.id, several_targets)}
     unmatched = [r for r in everyone if foreign(r) and r.run_id not in matched]
+    settled = False
     for index, identity in enumerate(folder_ids):
         variant = variants[identity.key]
         own = existing.get(identity.key, [])
@@ -337,10 +375,19 @@ def decide_folder(store, config, folder_ids, variants, existing, others, force, 
                 cleanup += superseded(theirs, kept[0])
             for run_id in cleanup:
                 retry_call(store.delete_run, run_id, notice=notice)
+            if decision.action == "skip" and kept and (at := settles_at(kept[0])) is not None and \
+                    (now := round(clock() * 1000)) >= at:
+                try:
+                    retry_call(store.set_tags, kept[0].run_id, settle_tags(now), notice=notice)
+                    settled = True
+                except Exception as exc:
+                    if not run_gone(exc):  # else: replaced since the plan read it, nothing left to settle
+                        raise
             prepared.statuses.append(SKIPPED if decision.action == "skip" else BUSY)
             continue
         prepared.pending.append(Pending(identity, variant, "update" if theirs else decision.action, theirs,
                                         history=adopted_history(theirs, own)))
     if not prepared.pending:
-        prepared.outcome = Outcome(config.rel_path, folder_status(prepared.statuses))
+        status = folder_status(prepared.statuses)
+        prepared.outcome = Outcome(config.rel_path, status, note=NO_TIMING if settled and status == SKIPPED else "")
     return prepared

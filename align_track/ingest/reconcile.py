@@ -15,6 +15,7 @@ from align_track.schema import (
     ADOPTED_TAGS,
     LIVE_STATES,
     PARAM_TARGET,
+    STALL_SECONDS,
     TAG_ADOPTED_RUN,
     TAG_ADOPTED_START,
     TAG_ADOPTED_USER,
@@ -22,10 +23,12 @@ from align_track.schema import (
     TAG_COMPLETE,
     TAG_FINGERPRINT,
     TAG_HEARTBEAT,
+    TAG_INGEST_TIME,
     TAG_PATH,
     TAG_STATE,
     TAG_TARGET,
     USER,
+    may_still_be_running,
     written_by_align_track,
     written_ms,
 )
@@ -96,6 +99,30 @@ def plan(fingerprint: str, runs: Sequence[StoredRun], force: bool, alive: AliveF
     if not force and len(dead) < len(half):
         return Plan("busy")
     return Plan("update" if done else "create", [r.run_id for r in done] + dead)
+
+
+class TimedRun(StoredRun, Protocol):
+    metrics: dict[str, float]
+
+
+def settles_at(run: TimedRun) -> int | None:
+    """Epoch ms from which a skip of this run's unchanged folder settles it: for a run that may still be running
+    (``schema.may_still_be_running``, as every reader judges it), its end time (when its folder last changed)
+    plus the stall window; None for every other run, whose skip writes nothing.
+
+    An unchanged folder is skipped, so without this a run ingested while its folder was being written would say
+    'may still be running' until the folder changed again, which a finished experiment's never does. ``run``
+    must carry its metrics (the plan's one read of the store does): a timed run is told by them."""
+    if run.end_time is None or not may_still_be_running(run.metrics, run.tags, run.end_time):
+        return None
+    return run.end_time + round(STALL_SECONDS * 1000)
+
+
+def settle_tags(now_ms: int) -> dict[str, str]:
+    """The one write that settles such a run (see :func:`settles_at`): when align-track wrote it, re-recorded now
+    (its folder unchanged, the run is what ingesting it now would write), so readers judge it 'no timing'. The
+    tag also marks the run as changed for readers that refresh incrementally (``runs_changed_since``)."""
+    return {TAG_INGEST_TIME: str(now_ms)}
 
 
 def lost_claim(mine: str, runs: Sequence[StoredRun], alive: AliveFn) -> bool:

@@ -45,7 +45,7 @@ from align_track.ingest.folders import (
     store_folder,
 )
 from align_track.ingest.mapping import NO_SCENES, RunIdentity, build_traces, identities, map_run, run_fingerprint
-from align_track.ingest.plan import Unchanged
+from align_track.ingest.plan import Unchanged, run_gone
 from align_track.ingest.reconcile import (
     adopted_history,
     after_complete,
@@ -54,15 +54,19 @@ from align_track.ingest.reconcile import (
     foreign_runs_for,
     lost_claim,
     plan_live,
+    settle_tags,
+    settles_at,
     superseded,
 )
 from align_track.ingest.scene_log import SceneLog
 from align_track.records import RunRecord
 from align_track.schema import (
     HYDRA_DIR,
+    NO_TIMING,
     STALL_SECONDS,
     STATE_RUNNING,
     STATE_STALLED,
+    TAG_FINGERPRINT,
     TAG_KEY,
     TAG_LAST_SCENE,
     TAG_PATH,
@@ -84,6 +88,8 @@ HEARTBEAT_EVERY = 300.0
 # What happened, as reported per event and counted in the summary.
 CREATED, APPENDED, FINISHED, INGESTED, STALLED, RESUMED, BUSY, FAILED, REPLACED = (
     "created", "appended", "finished", "ingested", "stalled", "resumed", "busy", "failed", "replaced")
+SETTLED = "settled"
+"""A complete run ingested while its folder may still have been written, found quiet since: now 'no timing'."""
 NOTE = "note"
 """A value truncated to MLflow's limits (as ``ingest`` notes it); not counted in the summary."""
 
@@ -149,6 +155,9 @@ class _Folder:
     known: Unchanged | None = None
     """Found unchanged at start-up (its store run written from its current files): not parsed until it changes;
     its run says its identity (for run variants)."""
+    settles: dict[str, int] = field(default_factory=dict)
+    """Run id -> epoch ms, for a skipped folder's run that may still be running: from then on, the folder still
+    unchanged, the run is settled (``reconcile.settles_at``)."""
 
 
 def _stat_sig(path: Path) -> tuple:
@@ -314,7 +323,7 @@ class Watcher:
                 continue
             sig = _stat_sig(folder.path)
             if sig != folder.signature:
-                folder.signature = sig
+                folder.signature, folder.settles = sig, {}  # changed: synced as it now is, never settled
                 dirty.append(folder)
             elif folder.busy:
                 dirty.append(folder)  # another writer held it last time: look again
@@ -356,6 +365,8 @@ class Watcher:
         for folder in dirty:
             folder.known = unchanged.get(folder.path)
             folder.settled = folder.known is not None
+            if folder.known is not None and folder.known.settles_at is not None:
+                folder.settles = {folder.known.run_id: folder.known.settles_at}
         return [f for f in dirty if f.known is None]
 
     def _refresh_configs(self, dirty: list[_Folder]) -> None:
@@ -465,8 +476,10 @@ class Watcher:
         if live is None:
             fingerprint_now = run_fingerprint(identity, variant)
             if self._preloaded is not None and not theirs:  # settled at start-up (the common case): no query
-                cached = plan_live(fingerprint_now, self._preloaded.get(identity.key, []), self.alive)
+                preloaded = self._preloaded.get(identity.key, [])
+                cached = plan_live(fingerprint_now, preloaded, self.alive)
                 if cached.action == "skip" and not cached.cleanup:
+                    self._settle_later(folder, preloaded, fingerprint_now, finished)
                     return True
             runs = self._call(self.store.runs_for_key, identity.key)  # fresh for every decision that writes
             decision = plan_live(fingerprint_now, runs, self.alive)
@@ -476,6 +489,7 @@ class Watcher:
                 kept = [r for r in runs if complete(r) and r.run_id not in decision.cleanup]
                 if theirs and kept:  # replaced earlier, the delete interrupted
                     self._drop_foreign(rel, superseded(theirs, max(kept, key=lambda r: r.end_time or 0)))
+                self._settle_later(folder, kept, fingerprint_now, finished)
                 return True
             if decision.action == "busy":
                 self._busy(folder, rel)
@@ -510,6 +524,17 @@ class Watcher:
             return True
         self._append(identity, files, live, rel)
         return False
+
+    def _settle_later(self, folder: _Folder, runs: list, fingerprint_now: str, finished: bool) -> None:
+        """A skipped identity whose kept run may still be running: settled by ``_settle_quiet`` once its window
+        has passed. A folder with timing.json never is (its runs read here may lack their metrics: a store's
+        per-key read carries tags only)."""
+        if finished:
+            return
+        for run in runs:
+            if complete(run) and run.tags.get(TAG_FINGERPRINT) == fingerprint_now:
+                if (at := settles_at(run)) is not None:
+                    folder.settles[run.run_id] = at
 
     def _map(self, identity: RunIdentity, variant: str, files: RunFolderFiles, rel: str,
              live: bool = False) -> RunRecord:
@@ -650,8 +675,33 @@ class Watcher:
                     self._fail(folder, folder.unread)
                     folder.unread = None
 
+    def _settle_quiet(self, now: float) -> None:
+        """A complete run ingested while its folder may still have been written ('may still be running'): once its
+        folder, unchanged since, has been quiet for the stall window, one tag settles it to 'no timing'
+        (``reconcile.settle_tags``), as a plain ingest's skip does. The folder is stat'ed once more first: a
+        settled folder is otherwise looked at only when its directory moves or at a full rescan."""
+        now_ms = round(now * 1000)
+        for folder in self.folders.values():
+            due = [run_id for run_id, at in folder.settles.items() if at <= now_ms]
+            if not due:
+                continue
+            if _stat_sig(folder.path) != folder.signature:
+                folder.signature, folder.settles = (), {}  # changed after all: the next poll syncs it
+                continue
+            rel = self._rel(folder.path)
+            for run_id in due:
+                del folder.settles[run_id]
+                try:
+                    self._call(self.store.set_tags, run_id, settle_tags(now_ms))
+                except Exception as exc:
+                    if not run_gone(exc):  # else another writer replaced it meanwhile: nothing left to settle
+                        self.emit(WatchEvent(FAILED, rel, run_id, message=f"{rel}: store error: {one_line(exc)}"))
+                    continue
+                self._event(SETTLED, rel, run_id, message=NO_TIMING)
+
     def _stalls_and_beats(self, now: float) -> None:
         self._unread_stalls(now)
+        self._settle_quiet(now)
         if not self.live:
             return
         by_key = {k: f for f in self.folders.values() if not f.settled for k in f.keys}

@@ -14,17 +14,16 @@ from align_track.schema import (
     MAYBE_RUNNING,
     METRIC_TOTAL_SECONDS,
     NO_TIMING,
-    STALL_SECONDS,
     STATE_RUNNING,
     STATE_STALLED,
     TAG_CLAIM,
     TAG_COMPLETE,
     TAG_HEARTBEAT,
-    TAG_INGEST_TIME,
     TAG_LAST_SCENE,
     TAG_PATH,
     TAG_SCENES,
     TAG_STATE,
+    may_still_be_running,
     written_ms,
 )
 from align_track.store.runs_reader import RunRow, get_experiment_id, load_runs, runs_changed_since
@@ -62,14 +61,13 @@ def sweep_state(row: RunRow, now_ms: int | None = None) -> str | None:
 def timing_state(row: RunRow) -> str:
     """What a complete run's timing tells: '' when it has some; NO_TIMING when its folder had no timing.json;
     MAYBE_RUNNING when, besides, the folder's files last changed (the run's end time, for such a folder) within
-    ``STALL_SECONDS`` before align-track wrote it: align-system may still have been writing it. Known from the run
-    alone (no stat of a folder that may be on another host), so the same on every reload."""
+    ``STALL_SECONDS`` before align-track wrote it: align-system may still have been writing it (``schema.
+    may_still_be_running``). Known from the run alone (no stat of a folder that may be on another host), so the same
+    on every reload; an ingest that later finds the folder unchanged and quiet re-records when it wrote the run, so
+    the run settles to NO_TIMING (``ingest.reconcile.settles_at``)."""
     if METRIC_TOTAL_SECONDS in row.metrics:
         return ""
-    ingested = _int(row.tags.get(TAG_INGEST_TIME))
-    if ingested is not None and row.end_time is not None and ingested - row.end_time < STALL_SECONDS * 1000:
-        return MAYBE_RUNNING
-    return NO_TIMING
+    return MAYBE_RUNNING if may_still_be_running(row.metrics, row.tags, row.end_time) else NO_TIMING
 
 
 def complete_state(row: RunRow) -> str:

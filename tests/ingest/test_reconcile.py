@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from align_track.ingest.reconcile import after_complete, lost_claim, plan
+from align_track.ingest.reconcile import after_complete, lost_claim, plan, settles_at
+from align_track.schema import METRIC_TOTAL_SECONDS, STALL_SECONDS, TAG_INGEST_TIME
 
 
 @dataclass
@@ -13,6 +14,7 @@ class Row:
     start_time: int
     end_time: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 def done(run_id: str, fp: str, end: int) -> Row:
@@ -68,3 +70,21 @@ def test_after_complete_keeps_only_newest() -> None:
     rows2 = [done("mine", "fp2", 30), done("rival", "fp2", 31)]
     assert after_complete("mine", rows2, alive_if()) == ["mine"]
     assert after_complete("rival", rows2, alive_if()) == ["mine"]
+
+
+def test_only_a_run_that_may_still_be_running_settles_and_only_after_its_window() -> None:
+    """From its end time (its folder's last change) plus the stall window; never a timed run, one already quiet
+    when written, or one without the ingest-time tag (readers do not judge those 'may still be running')."""
+    window = round(STALL_SECONDS * 1000)
+
+    def run(end: int | None, written: str | None, metrics: dict[str, float] | None = None) -> Row:
+        tags = {} if written is None else {TAG_INGEST_TIME: written}
+        return Row("r", 0, end, tags, metrics or {})
+
+    assert settles_at(run(1_000_000, "1000010")) == 1_000_000 + window
+    assert settles_at(run(1_000_000, str(1_000_000 + window - 1))) == 1_000_000 + window
+    assert settles_at(run(1_000_000, str(1_000_000 + window))) is None  # written quiet: 'no timing' already
+    assert settles_at(run(1_000_000, "1000010", {METRIC_TOTAL_SECONDS: 3.0})) is None  # timed: done
+    assert settles_at(run(1_000_000, None)) is None
+    assert settles_at(run(1_000_000, "not a number")) is None
+    assert settles_at(run(None, "1000010")) is None
