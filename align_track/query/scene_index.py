@@ -398,23 +398,16 @@ def attach_state_texts(index: SceneIndex, uri: str, experiment_id: str, keys: It
 
 
 def read_inputs(uri: str, experiment_id: str, trace_ids: list[str]) -> dict[str, Any]:
-    """The root span inputs of these traces (SQL, else MLflow)."""
+    """The root span inputs of these traces (SQL, else a tracking server's batches of traces, else MLflow)."""
     from align_track.store import scenes_reader
     from align_track.store.spans_reader import Unreadable
 
     try:
         return {t: row["inputs"] for t, row in scenes_reader.read_root_spans(uri, experiment_id, trace_ids).items()}
     except Unreadable:
-        from mlflow import MlflowClient
+        from align_track.store.traces_over_http import root_spans
 
-        client = MlflowClient(tracking_uri=uri)
-        out = {}
-        for trace_id in trace_ids:
-            trace = client.get_trace(trace_id)
-            root = next((s for s in trace.data.spans if s.parent_id is None), None) if trace else None
-            if root is not None:
-                out[trace_id] = root.inputs
-        return out
+        return {t: row["inputs"] for t, row in root_spans(uri, experiment_id, trace_ids).items()}
 
 
 # --------------------------------------------------------------------------- showing it

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from align_track.query.scene_index import SceneIndex, build_index, read_fields
+from align_track.query.scene_index import SceneIndex, attach_state_texts, build_index, read_fields
 from align_track.query.select import load_complete_runs
 from align_track.schema import TRACE_TAG_SCENE_SUMMARY as SUMMARY
-from align_track.store import scenes_over_http
+from align_track.store import scenes_over_http, traces_over_http
 from align_track.store.runs_reader import get_experiment_id, load_runs
-from align_track.store.scenes_reader import read_all, read_trace_fields
+from align_track.store.scenes_reader import read_all, read_details, read_trace_fields
 from align_track.store.uri import StoreError
 from tests.store.test_scenes_reader import EXPERIMENT, by_id, set_summary, summaries
 from tests.support import server_fixtures
@@ -215,3 +215,50 @@ def test_only_servers_are_read_here(tmp_path: Path):
 
     with pytest.raises(Unreadable):
         next(scenes_over_http.read_trace_fields_http(f"sqlite:///{tmp_path / 'x.db'}", "0"))
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Three trace ids a BatchGetTraces request: every read takes several, some in flight at once."""
+    monkeypatch.setattr(traces_over_http, "CHUNK", 3)
+    return 3
+
+
+def test_decision_details_over_http_equal_the_sqlite_file_in_batches(served: Served, small_batches: int,
+                                                                     requests_made: list[tuple[str, str]]):
+    """One scene's decisions' details (predicted KDMA values, the action and its justification), and every
+    trace's, read over HTTP are what the server's SQLite file gives, traces without a summary included; the spans
+    come in BatchGetTraces requests of several traces each, not a get_trace (two requests) per trace."""
+    uri, eid, runs = load_complete_runs(served.url)
+    index = build_index(uri, eid, runs)
+    direct = build_index(served.sqlite, served.eid, runs)
+    key = max(index.rows(), key=lambda r: r.runs).key
+    ids = [d.trace_id for d in index.decisions_of(key)]
+    assert ids == [d.trace_id for d in direct.decisions_of(key)] and len(ids) > small_batches
+    requests_made.clear()
+    details = read_details(served.url, served.eid, ids)
+    assert details == read_details(served.sqlite, served.eid, ids)
+    assert len(details) == len(ids) and any(isinstance(d.action, dict) and d.action.get("justification")
+                                            for d in details.values())
+    paths = [path for path, _ in requests_made]
+    assert set(paths) == {traces_over_http.BATCH_GET}
+    assert len(paths) == -(-len(ids) // small_batches) < len(ids)
+    every = sorted(f.trace_id for f in read_all(read_trace_fields, served.sqlite, served.eid))
+    assert served.unread <= set(every)
+    assert read_details(served.url, served.eid, every) == read_details(served.sqlite, served.eid, every)
+
+
+def test_state_texts_over_http_equal_the_sqlite_file_in_batches(served: Served, small_batches: int,
+                                                                requests_made: list[tuple[str, str]]):
+    """The text filter's state texts (one trace a scene) over HTTP are the SQLite file's, in a few batches."""
+    uri, eid, runs = load_complete_runs(served.url)
+    index = build_index(uri, eid, runs)
+    direct = build_index(served.sqlite, served.eid, runs)
+    requests_made.clear()
+    attach_state_texts(index, uri, eid)
+    attach_state_texts(direct, served.sqlite, served.eid)
+    assert index.texts == direct.texts and len(index.texts) > small_batches
+    assert sum(1 for text in index.texts.values() if text) > small_batches
+    paths = [path for path, _ in requests_made]
+    assert set(paths) == {traces_over_http.BATCH_GET}
+    assert len(paths) == -(-len(index.texts) // small_batches) < len(index.texts)
