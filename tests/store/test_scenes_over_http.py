@@ -224,6 +224,15 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> int:
     return 3
 
 
+def _batched(made: list[tuple[str, str]]) -> int:
+    """The BatchGetTraces requests among ``made``, after checking the rest is one search of the ids' tags."""
+    paths = [path for path, _ in made]
+    searches = [text for path, text in made if path == scenes_over_http.SEARCH]
+    assert len(searches) == 1 and "request_id IN" in searches[0]
+    assert set(paths) == {scenes_over_http.SEARCH, traces_over_http.BATCH_GET}
+    return paths.count(traces_over_http.BATCH_GET)
+
+
 def test_decision_details_over_http_equal_the_sqlite_file_in_batches(served: Served, small_batches: int,
                                                                      requests_made: list[tuple[str, str]]):
     """One scene's decisions' details (predicted KDMA values, the action and its justification), and every
@@ -240,9 +249,7 @@ def test_decision_details_over_http_equal_the_sqlite_file_in_batches(served: Ser
     assert details == read_details(served.sqlite, served.eid, ids)
     assert len(details) == len(ids) and any(isinstance(d.action, dict) and d.action.get("justification")
                                             for d in details.values())
-    paths = [path for path, _ in requests_made]
-    assert set(paths) == {traces_over_http.BATCH_GET}
-    assert len(paths) == -(-len(ids) // small_batches) < len(ids)
+    assert _batched(requests_made) == -(-len(ids) // small_batches) < len(ids)
     every = sorted(f.trace_id for f in read_all(read_trace_fields, served.sqlite, served.eid))
     assert served.unread <= set(every)
     assert read_details(served.url, served.eid, every) == read_details(served.sqlite, served.eid, every)
@@ -259,6 +266,46 @@ def test_state_texts_over_http_equal_the_sqlite_file_in_batches(served: Served, 
     attach_state_texts(direct, served.sqlite, served.eid)
     assert index.texts == direct.texts and len(index.texts) > small_batches
     assert sum(1 for text in index.texts.values() if text) > small_batches
-    paths = [path for path, _ in requests_made]
-    assert set(paths) == {traces_over_http.BATCH_GET}
-    assert len(paths) == -(-len(index.texts) // small_batches) < len(index.texts)
+    assert _batched(requests_made) == -(-len(index.texts) // small_batches) < len(index.texts)
+
+
+def _searches(made: list[tuple[str, str]]) -> list[dict]:
+    return [json.loads(text.split("\n", 1)[1]) for path, text in made if path == scenes_over_http.SEARCH]
+
+
+def test_a_scene_read_by_name_is_searched_for_by_the_server(served: Served, small_pages: None,
+                                                            requests_made: list[tuple[str, str]]):
+    """``--scene P3``: the server is asked for the traces of that name (trace name, then scene_id tag), not for
+    every trace's info to be filtered here: a few pages, not the experiment's; the same traces as the SQLite
+    file's, those without a summary included."""
+    direct = by_id(read_all(read_trace_fields, served.sqlite, served.eid))
+    name = direct[served.fluent[0]].name
+    named = by_id(read_all(read_fields, served.url, served.eid, names=[name]))
+    assert named == by_id(read_all(read_trace_fields, served.sqlite, served.eid, names=[name]))
+    assert named.keys() & served.unread
+    searches = _searches(requests_made)
+    assert searches and all(name in s.get("filter", "") for s in searches)
+    assert {s["filter"] for s in searches} == {f"trace.name = '{name}'", f"tag.scene_id = '{name}'"}
+    assert len(searches) < len(direct) / 3  # pages of three: the whole experiment would be len(direct) / 3
+
+
+def test_a_server_refusing_the_name_search_is_read_whole_and_filtered_here(served: Served, small_pages: None,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          requests_made: list[tuple[str, str]]):
+    """A server whose filter grammar has no such search: every trace's info, filtered here, the same traces."""
+    monkeypatch.setattr(scenes_over_http, "_name_filters", lambda wanted: [["trace.no_such_key = 'x'"]])
+    direct = by_id(read_all(read_trace_fields, served.sqlite, served.eid))
+    name = direct[served.fluent[0]].name
+    named = by_id(read_all(read_fields, served.url, served.eid, names=[name]))
+    assert named == by_id(read_all(read_trace_fields, served.sqlite, served.eid, names=[name])) and named
+    filters = [s.get("filter") for s in _searches(requests_made)]
+    assert filters[0] == "trace.no_such_key = 'x'" and set(filters[1:]) == {None}
+
+
+def test_a_server_without_batch_get_is_read_trace_by_trace(served: Served, monkeypatch: pytest.MonkeyPatch):
+    """Details and state texts from a server without BatchGetTraces: MLflow's get_trace, the same values."""
+    monkeypatch.setattr(traces_over_http, "BATCH_GET", "/api/3.0/mlflow/traces/batchGetNotYet")
+    every = sorted(f.trace_id for f in read_all(read_trace_fields, served.sqlite, served.eid))[:6]
+    with pytest.raises(scenes_over_http.Unreadable):
+        traces_over_http.root_spans_http(served.url, served.eid, every)
+    assert read_details(served.url, served.eid, every) == read_details(served.sqlite, served.eid, every)
