@@ -343,6 +343,10 @@ def read_fields(uri: str, experiment_id: str, run_ids: Iterable[str] | None = No
     yield from scenes_reader.read_trace_fields_mlflow(uri, experiment_id, run_ids, since_ms, names)
 
 
+WHOLE_OVER = 50
+"""Runs above which build_index reads the whole experiment's traces rather than a run's at a time."""
+
+
 def build_index(uri: str, experiment_id: str, runs: Sequence[RunRow], names: Iterable[str] | None = None,
                 on_batch: Callable[[SceneIndex, int], Any] | None = None,
                 cancelled: Callable[[], bool] = lambda: False) -> SceneIndex | None:
@@ -350,7 +354,9 @@ def build_index(uri: str, experiment_id: str, runs: Sequence[RunRow], names: Ite
     traces read so far)`` after each batch, so a view can show the first scenes while the rest are read. None when
     ``cancelled()`` turned true part way."""
     index = SceneIndex.for_runs(runs)
-    whole = len(runs) > 50 and names is None  # a big selection: the whole experiment's traces, in one scan
+    # a big selection: the whole experiment's traces (of those names), in one scan (a server: a few searches, not
+    # one a run); the index keeps the selection's
+    whole = len(runs) > WHOLE_OVER
     read = 0
     for batch in read_fields(uri, experiment_id, None if whole else [r.run_id for r in runs], names=names):
         if cancelled():

@@ -309,3 +309,27 @@ def test_a_server_without_batch_get_is_read_trace_by_trace(served: Served, monke
     with pytest.raises(scenes_over_http.Unreadable):
         traces_over_http.root_spans_http(served.url, served.eid, every)
     assert read_details(served.url, served.eid, every) == read_details(served.sqlite, served.eid, every)
+
+
+@pytest.mark.parametrize("whole_over", [0, 50])
+def test_one_scene_across_a_big_selection_is_a_few_searches(served: Served, small_pages: None, whole_over: int,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            requests_made: list[tuple[str, str]]):
+    """``scenes --scene X`` over many runs (here: over none, monkeypatched) reads the experiment's traces of that
+    name, not a search per run; over a few runs, a run's named traces at a time. Either way the index of that
+    scene, and its decisions' details, equal the SQLite file's."""
+    from align_track.query import scene_index
+
+    monkeypatch.setattr(scene_index, "WHOLE_OVER", whole_over)
+    uri, eid, runs = load_complete_runs(served.url)
+    name = by_id(read_all(read_trace_fields, served.sqlite, served.eid))[served.fluent[0]].name
+    requests_made.clear()
+    index = build_index(uri, eid, runs, names=[name])
+    direct = build_index(served.sqlite, served.eid, runs, names=[name])
+    assert index.rows() == direct.rows() and _decisions(index) == _decisions(direct) and index.rows()
+    filters = [s.get("filter", "") for s in _searches(requests_made) if "request_id" not in s.get("filter", "")]
+    assert all(name in f for f in filters)
+    if whole_over == 0:
+        assert set(filters) == {f"trace.name = '{name}'", f"tag.scene_id = '{name}'"}
+    else:
+        assert all("run_id" in f for f in filters) and len(set(filters)) == 2 * len(runs)
