@@ -27,6 +27,8 @@ PARALLEL = 4
 INFOS = 500
 """Trace ids a search for their tags (the most a search answers)."""
 NOT_SERVED = ("ENDPOINT_NOT_FOUND", "NOT_FOUND", "404")
+REFUSED = ("INVALID_PARAMETER_VALUE", "BAD_REQUEST")
+"""A search by ids refused (another filter grammar): MLflow's client then, trace by trace."""
 SPANS_LOCATION = "mlflow.trace.spansLocation"
 BATCHED = ("TRACKING_STORE", "ARCHIVE_REPO")
 """Where a trace's spans are when BatchGetTraces answers them (mlflow.tracing.constant.SpansLocation)."""
@@ -103,8 +105,8 @@ def _tags(rest: Any, experiment_id: str, ids: list[str]) -> dict[str, dict[str, 
         try:
             page = rest.request("POST", SEARCH, body)
         except ServerError as exc:
-            if _not_served(exc):
-                raise Unreadable(f"{rest.base} has no SearchTracesV3: {exc}") from None
+            if _not_served(exc) or exc.code in REFUSED:
+                raise Unreadable(f"{rest.base} does not search traces by id: {exc}") from None
             raise
         for info in page.get("traces", []) if isinstance(page, dict) else []:
             if isinstance(info.get("trace_id"), str):

@@ -333,3 +333,43 @@ def test_one_scene_across_a_big_selection_is_a_few_searches(served: Served, smal
         assert set(filters) == {f"trace.name = '{name}'", f"tag.scene_id = '{name}'"}
     else:
         assert all("run_id" in f for f in filters) and len(set(filters)) == 2 * len(runs)
+
+
+def _set_spans_location(sqlite: str, trace_id: str, value: str) -> None:
+    import sqlite3
+
+    with sqlite3.connect(sqlite.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE trace_tags SET value = ? WHERE request_id = ? AND key = ?",
+                   (value, trace_id, traces_over_http.SPANS_LOCATION))
+
+
+def test_traces_whose_spans_live_in_the_artifact_store_are_read_through_mlflow(
+        served: Served, small_batches: int, monkeypatch: pytest.MonkeyPatch):
+    """An older trace keeps its spans as an artifact (spansLocation ARTIFACT_REPO), which BatchGetTraces refuses
+    (the whole request fails): it is read through MLflow's get_trace, the others still in batches; the same
+    details and fields as the SQLite file's spans."""
+    from mlflow import MlflowClient
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.tracing.utils import TraceJSONEncoder
+    from mlflow.tracing.utils.artifact_utils import get_artifact_uri_for_trace
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    ids = sorted(f.trace_id for f in read_all(read_trace_fields, served.sqlite, served.eid))[:7]
+    moved = [ids[2], *(t for t in served.unread if t in served.fluent[:1])]
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    client = MlflowClient(tracking_uri=served.url)
+    with _use_tracking_uri(served.url):
+        for trace_id in moved:
+            trace = client.get_trace(trace_id)
+            get_artifact_repository(get_artifact_uri_for_trace(trace.info)).upload_trace_data(
+                json.dumps(trace.data.to_dict(), cls=TraceJSONEncoder, ensure_ascii=False))
+            _set_spans_location(served.sqlite, trace_id, "ARTIFACT_REPO")
+        try:
+            every = [*ids, *moved[1:]]
+            assert read_details(served.url, served.eid, every) == read_details(served.sqlite, served.eid, every)
+            assert len(read_details(served.url, served.eid, every)) == len(set(every))
+            fields = by_id(read_all(read_fields, served.url, served.eid))
+            assert fields == by_id(read_all(read_trace_fields, served.sqlite, served.eid))
+        finally:
+            for trace_id in moved:
+                _set_spans_location(served.sqlite, trace_id, "TRACKING_STORE")
