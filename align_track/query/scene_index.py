@@ -343,6 +343,10 @@ def read_fields(uri: str, experiment_id: str, run_ids: Iterable[str] | None = No
     yield from scenes_reader.read_trace_fields_mlflow(uri, experiment_id, run_ids, since_ms, names)
 
 
+WHOLE_OVER = 50
+"""Runs above which build_index reads the whole experiment's traces rather than a run's at a time."""
+
+
 def build_index(uri: str, experiment_id: str, runs: Sequence[RunRow], names: Iterable[str] | None = None,
                 on_batch: Callable[[SceneIndex, int], Any] | None = None,
                 cancelled: Callable[[], bool] = lambda: False) -> SceneIndex | None:
@@ -350,7 +354,9 @@ def build_index(uri: str, experiment_id: str, runs: Sequence[RunRow], names: Ite
     traces read so far)`` after each batch, so a view can show the first scenes while the rest are read. None when
     ``cancelled()`` turned true part way."""
     index = SceneIndex.for_runs(runs)
-    whole = len(runs) > 50 and names is None  # a big selection: the whole experiment's traces, in one scan
+    # a big selection: the whole experiment's traces (of those names), in one scan (a server: a few searches, not
+    # one a run); the index keeps the selection's
+    whole = len(runs) > WHOLE_OVER
     read = 0
     for batch in read_fields(uri, experiment_id, None if whole else [r.run_id for r in runs], names=names):
         if cancelled():
@@ -398,23 +404,16 @@ def attach_state_texts(index: SceneIndex, uri: str, experiment_id: str, keys: It
 
 
 def read_inputs(uri: str, experiment_id: str, trace_ids: list[str]) -> dict[str, Any]:
-    """The root span inputs of these traces (SQL, else MLflow)."""
+    """The root span inputs of these traces (SQL, else a tracking server's batches of traces, else MLflow)."""
     from align_track.store import scenes_reader
     from align_track.store.spans_reader import Unreadable
 
     try:
         return {t: row["inputs"] for t, row in scenes_reader.read_root_spans(uri, experiment_id, trace_ids).items()}
     except Unreadable:
-        from mlflow import MlflowClient
+        from align_track.store.traces_over_http import root_spans
 
-        client = MlflowClient(tracking_uri=uri)
-        out = {}
-        for trace_id in trace_ids:
-            trace = client.get_trace(trace_id)
-            root = next((s for s in trace.data.spans if s.parent_id is None), None) if trace else None
-            if root is not None:
-                out[trace_id] = root.inputs
-        return out
+        return {t: row["inputs"] for t, row in root_spans(uri, experiment_id, trace_ids).items()}
 
 
 # --------------------------------------------------------------------------- showing it

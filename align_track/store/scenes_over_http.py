@@ -6,11 +6,15 @@ trace infos. The index needs only the few values align-track also writes as the 
 ``mlflow.align_track.scene_summary`` tag (align_track/scene_summary.py), and the server's ``SearchTracesV3``
 (``POST /api/3.0/mlflow/traces/search``, the request MLflow's client pages with) already answers every trace's
 tags and metadata, 500 a page. So the index pages through that alone, as the SQL readers read the summary tags
-(store/scenes_reader.py), and reads spans, through MLflow's client, only for the traces of a page whose summary is
-missing or does not read (another tool's, an older mapping's, an edited one): those ids in one
-``trace.request_id IN (...)`` search, whose spans MLflow's client fetches as its ``search_traces`` does. So a
-store without summaries (another tool's) costs one more search a page than before (the page of infos, then the
-search of its ids with their spans); a store with them, no span at all. No mlflow import unless spans are read.
+(store/scenes_reader.py), and reads spans only for the traces of a page whose summary is
+missing or does not read (another tool's, an older mapping's, an edited one): those ids in BatchGetTraces requests
+(store/traces_over_http.py), the traces decoded by MLflow's own classes. So a store without summaries (another
+tool's) costs a page of infos and a few batches of spans a page; a store with them, no span at all. No mlflow
+import unless spans are read.
+
+A read by scene (``names``: ``scenes --scene P3``) asks the server for those traces alone (``trace.name = 'P3'``,
+then ``tag.scene_id = 'P3'``: its filter has no OR), not for every trace's info; a server that refuses those
+filters is read whole and filtered here.
 
 What a trace reports is what MLflow's client reports of it (``scenes_reader._trace_fields``): its run is the run
 searched for, else its ``mlflow.sourceRun`` metadata, else its ``mlflow.runId`` tag (a trace linked to a run
@@ -34,6 +38,8 @@ PAGE = 500
 """Trace infos a page: the most the server answers."""
 NOT_SERVED = ("ENDPOINT_NOT_FOUND", "NOT_FOUND", "404")
 """Answers of a server without SearchTracesV3 (MLflow 2): MLflow's client then asks the older search."""
+REFUSED = ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INTERNAL_ERROR")
+"""Answers of a server that does not understand a search by name (an older or another server's filter grammar)."""
 
 
 def read_trace_fields_http(tracking_uri: str, experiment_id: str, run_ids: Iterable[str] | None = None,
@@ -43,7 +49,7 @@ def read_trace_fields_http(tracking_uri: str, experiment_id: str, run_ids: Itera
     ``since_ms`` on, named one of ``names``: each optional), a page of trace infos at a time. Unreadable where
     MLflow's client must read it all (not a server; a server without SearchTracesV3); StoreError when the server
     fails."""
-    from align_track.store.server_writer import Rest, ServerError
+    from align_track.store.server_writer import Rest
 
     uri = resolve_tracking_uri(tracking_uri)
     if store_kind(uri) != "http":
@@ -51,36 +57,78 @@ def read_trace_fields_http(tracking_uri: str, experiment_id: str, run_ids: Itera
     rest = Rest(uri)
     clauses = [] if since_ms is None else [f"trace.timestamp_ms >= {int(since_ms)}"]
     wanted = None if names is None else set(names)
+    by_name = _name_filters(wanted)
     seen: set[str] = set()
-    first = True
+    first = [True]
     try:
         for run_id in [None] if run_ids is None else list(dict.fromkeys(run_ids)):
-            where = " AND ".join(clauses + ([] if run_id is None else [f"attribute.run_id = '{_quoted(run_id)}'"]))
-            token = None
-            while True:
-                body: dict[str, Any] = {"locations": [_location(experiment_id)], "max_results": PAGE}
-                if where:
-                    body["filter"] = where
-                if token:
-                    body["page_token"] = token
+            run = [] if run_id is None else [f"attribute.run_id = '{_quoted(run_id)}'"]
+            for named in list(by_name):
                 try:
-                    page = rest.request("POST", SEARCH, body)
-                except ServerError as exc:
-                    if first and (exc.code in NOT_SERVED or " 404 " in str(exc)):
-                        raise Unreadable(f"{uri} has no SearchTracesV3: {exc}") from None
-                    raise
-                first = False
-                infos = page.get("traces", []) if isinstance(page, dict) else []
-                out, unread = summarised(infos, run_id, wanted, seen)
-                if unread:
-                    out += _from_spans(uri, experiment_id, unread, run_id, seen)
-                if out:
-                    yield out
-                token = page.get("next_page_token") if isinstance(page, dict) else None
-                if not token or not infos:
+                    for infos in _pages(rest, uri, experiment_id, " AND ".join(clauses + run + named), first,
+                                        refusable=bool(named)):
+                        yield from _fields(uri, experiment_id, infos, run_id, wanted, seen)
+                except _Refused:  # a server that does not search by name: every trace, filtered here
+                    by_name = [[]]
+                    for infos in _pages(rest, uri, experiment_id, " AND ".join(clauses + run), first):
+                        yield from _fields(uri, experiment_id, infos, run_id, wanted, seen)
                     break
     finally:
         rest.session.close()
+
+
+def _fields(uri: str, experiment_id: str, infos: list[dict], run_id: str | None, wanted: set[str] | None,
+            seen: set[str]) -> Iterator[list[TraceFields]]:
+    """A page's fields: from the summaries, the spans of the traces without one."""
+    out, unread = summarised(infos, run_id, wanted, seen)
+    if unread:
+        tags = {i["trace_id"]: i.get("tags") or {} for i in infos if i.get("trace_id") in unread}
+        out += _from_spans(uri, experiment_id, unread, run_id, seen, tags)
+    if out:
+        yield out
+
+
+class _Refused(Exception):
+    """The server refused a search by name (it answered no page of it)."""
+
+
+def _name_filters(wanted: set[str] | None) -> list[list[str]]:
+    """The searches that find the traces named one of ``wanted``: by trace name, then by scene_id tag, a name at a
+    time (MLflow's server has no OR, and refuses IN on a trace's name). ``[[]]``: one search of every trace (no
+    names; or a name a filter cannot quote: the traces are filtered here alone)."""
+    if not wanted or any("'" in n or "\\" in n for n in wanted):
+        return [[]]
+    listed = sorted(wanted)
+    return [*([f"trace.name = '{n}'"] for n in listed), *([f"tag.{TRACE_TAG_SCENE_ID} = '{n}'"] for n in listed)]
+
+
+def _pages(rest: Any, uri: str, experiment_id: str, where: str, first: list[bool], refusable: bool = False
+           ) -> Iterator[list[dict]]:
+    """The trace infos of one search, a page at a time. Unreadable when the very first request finds no
+    SearchTracesV3; _Refused when a ``refusable`` search (by name) is refused before its first page."""
+    from align_track.store.server_writer import ServerError
+
+    token = None
+    while True:
+        body: dict[str, Any] = {"locations": [_location(experiment_id)], "max_results": PAGE}
+        if where:
+            body["filter"] = where
+        if token:
+            body["page_token"] = token
+        try:
+            page = rest.request("POST", SEARCH, body)
+        except ServerError as exc:
+            if first[0] and (exc.code in NOT_SERVED or " 404 " in str(exc)):
+                raise Unreadable(f"{uri} has no SearchTracesV3: {exc}") from None
+            if refusable and token is None and exc.code in REFUSED:
+                raise _Refused(str(exc)) from None
+            raise
+        first[0] = False
+        infos = page.get("traces", []) if isinstance(page, dict) else []
+        yield infos
+        token = page.get("next_page_token") if isinstance(page, dict) else None
+        if not token or not infos:
+            return
 
 
 def summarised(infos: list[dict], run_id: str | None, wanted: set[str] | None, seen: set[str]
@@ -130,20 +178,17 @@ def timestamp_ms(value: Any) -> int | None:
     return stamp.ToMilliseconds()
 
 
-def _from_spans(uri: str, experiment_id: str, trace_ids: list[str], run_id: str | None, seen: set[str]
-                ) -> list[TraceFields]:
-    """These traces' fields from their root spans, as MLflow's client reads them: one ``trace.request_id IN``
-    search (its spans fetched by the client); a server that refuses the filter, trace by trace."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
+def _from_spans(uri: str, experiment_id: str, trace_ids: list[str], run_id: str | None, seen: set[str],
+                tags: dict[str, dict[str, str]] | None = None) -> list[TraceFields]:
+    """These traces' fields from their root spans, as MLflow's client reads them: BatchGetTraces requests of
+    several traces (store/traces_over_http.py); a server without it, one ``trace.request_id IN`` search (its spans
+    fetched by MLflow's client), and a server that refuses that filter, trace by trace."""
+    from align_track.store.traces_over_http import traces_http
 
-    client = MlflowClient(tracking_uri=uri)
-    listed = ", ".join(f"'{_quoted(t)}'" for t in trace_ids)
     try:
-        traces = list(client.search_traces(locations=[str(experiment_id)], max_results=len(trace_ids),
-                                           filter_string=f"trace.request_id IN ({listed})"))
-    except MlflowException:
-        traces = [t for t in map(client.get_trace, trace_ids) if t is not None]
+        traces = traces_http(uri, experiment_id, trace_ids, tags)
+    except Unreadable:
+        traces = _searched(uri, experiment_id, trace_ids)
     out = []
     asked = set(trace_ids)
     for trace in traces:
@@ -154,6 +199,19 @@ def _from_spans(uri: str, experiment_id: str, trace_ids: list[str], run_id: str 
             seen.add(trace.info.trace_id)
             out.append(fields)
     return out
+
+
+def _searched(uri: str, experiment_id: str, trace_ids: list[str]) -> list[Any]:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=uri)
+    listed = ", ".join(f"'{_quoted(t)}'" for t in trace_ids)
+    try:
+        return list(client.search_traces(locations=[str(experiment_id)], max_results=len(trace_ids),
+                                         filter_string=f"trace.request_id IN ({listed})"))
+    except MlflowException:
+        return [t for t in map(client.get_trace, trace_ids) if t is not None]
 
 
 def _location(experiment_id: str) -> dict:

@@ -801,19 +801,14 @@ def read_details(tracking_uri: str, experiment_id: str, trace_ids: list[str]) ->
 
 
 def details_from_spans(uri: str, experiment_id: str, trace_ids: list[str]) -> dict[str, TraceDetails]:
-    """:func:`read_details` from each root span's whole JSON (decoded as MLflow decodes it), else through MLflow."""
+    """:func:`read_details` from each root span's whole JSON (decoded as MLflow decodes it), else from a tracking
+    server's batches of traces, else through MLflow trace by trace."""
     try:
         rows = read_root_spans(uri, experiment_id, trace_ids)
     except Unreadable:
-        from mlflow import MlflowClient
+        from align_track.store.traces_over_http import root_spans
 
-        client = MlflowClient(tracking_uri=uri)
-        rows = {}
-        for trace_id in trace_ids:
-            trace = client.get_trace(trace_id)
-            root = next((s for s in trace.data.spans if s.parent_id is None), None) if trace else None
-            if root is not None:
-                rows[trace_id] = {"attributes": dict(root.attributes or {}), "outputs": root.outputs}
+        rows = root_spans(uri, experiment_id, trace_ids)
     out = {}
     for trace_id, row in rows.items():
         outputs = row["outputs"] if isinstance(row["outputs"], dict) else {}

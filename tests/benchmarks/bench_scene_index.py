@@ -3,13 +3,15 @@ filter keystroke, each against ``mlflow.search_traces`` doing the same work in t
 
 The store (10,000 runs, 80,000 traces by default) is cloned from runs align-track's real ingest wrote
 (tests/benchmarks/scene_store.py) and cached under /tmp/align-track-bench-scenes; ``--postgres`` also builds it in a
-fresh PostgreSQL database (dropped after); ``--http`` also reads it through a local ``mlflow server`` (on a copy of the
-SQLite file: the index from the trace search pages' scene summaries, against ``search_traces`` fetching every span,
-which is what the index read over HTTP before). Each index figure is a fresh process (interpreter, imports, the runs
-read, then the index); the baseline child pages through ``search_traces`` of the whole experiment and files every
-trace into the same index. One scene's decisions: the TUI's read of them (the index in hand: the details of that
-scene's traces) against ``search_traces(filter_string="trace.name = '<scene>'")``. The filter: a query typed
-then deleted over the scenes' haystacks, per keystroke, against pandas ``str.contains`` over the same strings.
+fresh PostgreSQL database (dropped after); ``--http`` also reads it through a local ``mlflow server`` (on a copy of
+the SQLite file: the index from the trace search pages' scene summaries, against ``search_traces`` fetching every
+span, which is what the index read over HTTP before; one scene's details, the state texts and a ``--scene`` read
+against MLflow's ``get_trace`` a trace at a time and a search a run, what they did before). Each index figure is a
+fresh process (interpreter, imports, the runs read, then the index); the baseline child pages through
+``search_traces`` of the whole experiment and files every trace into the same index. One scene's decisions: the
+TUI's read of them (the index in hand: the details of that scene's traces) against
+``search_traces(filter_string="trace.name = '<scene>'")``. The filter: a query typed then deleted over the
+scenes' haystacks, per keystroke, against pandas ``str.contains`` over the same strings.
 
 usage: python -m tests.benchmarks.bench_scene_index [--runs N] [--repeats R] [--postgres] [--http] [--skip-mlflow]
 """
@@ -160,6 +162,71 @@ def scene_figure(label: str, uri: str, key: list[str], repeats: int, skip_mlflow
                   "mlflow search_traces by trace name", repeats, f"{corpus}; {len(decisions)} runs met the scene")
 
 
+def http_figures(uri: str, key: list[str], repeats: int, corpus: str) -> list[Figure]:
+    """Over a tracking server, against MLflow's ``get_trace`` a trace at a time (what align-track did before
+    BatchGetTraces): one scene's decisions' details (index in hand), the text filter's state texts (one trace a
+    scene), and ``scenes --scene`` reading one scene over every run (against a search a run, every trace's info
+    filtered here)."""
+    from mlflow import MlflowClient
+
+    from align_track.query import scene_index
+    from align_track.query.scene_index import attach_state_texts, build_index
+    from align_track.query.select import load_complete_runs
+    from align_track.store import scenes_over_http
+    from align_track.store.scenes_reader import read_details
+
+    uri, eid, runs = load_complete_runs(uri, EXPERIMENT)
+    index = build_index(uri, eid, runs)
+    client = MlflowClient(tracking_uri=uri)
+    ids = [d.trace_id for d in index.decisions_of(tuple(key))]
+
+    def one_by_one(trace_ids: list[str]) -> int:
+        return sum(1 for t in trace_ids if client.get_trace(t).data.spans)
+
+    def best(work, *args) -> tuple[float, object]:
+        times, out = [], None
+        for _ in range(repeats):
+            started = time.perf_counter()
+            out = work(*args)
+            times.append(time.perf_counter() - started)
+        return min(times), out
+
+    ours, details = best(read_details, uri, eid, ids)
+    theirs, n = best(one_by_one, ids)
+    assert len(details) == len(ids) == n, (len(details), len(ids), n)
+    figures = [Figure("one scene's decisions' details (http)", "s", ours, theirs, "mlflow get_trace a trace at a time",
+                      repeats, f"{corpus}; {len(ids)} runs met the scene")]
+    firsts = [index.decisions[positions[0]].trace_id for positions in index.by_key.values()]
+
+    def texts() -> int:
+        index.texts.clear()
+        attach_state_texts(index, uri, eid)
+        return sum(1 for t in index.texts.values() if t)
+
+    ours, found = best(texts)
+    theirs, n = best(one_by_one, firsts)
+    assert found == n == len(firsts), (found, n, len(firsts))
+    figures.append(Figure("state texts for the text filter (http)", "s", ours, theirs,
+                          "mlflow get_trace a trace at a time", repeats, f"{corpus}; {len(firsts)} scenes"))
+
+    def one_scene() -> int:
+        return len(build_index(uri, eid, runs, names=[key[1]]))
+
+    ours, found = best(one_scene)
+    whole_over, filters = scene_index.WHOLE_OVER, scenes_over_http._name_filters
+    scene_index.WHOLE_OVER, scenes_over_http._name_filters = 10**9, lambda wanted: [[]]
+    try:  # as before: a search a run, every trace's info, filtered here
+        theirs, n = best(one_scene)
+    finally:
+        scene_index.WHOLE_OVER, scenes_over_http._name_filters = whole_over, filters
+    assert found == n, (found, n)
+    figures.append(Figure("one scene's index over every run (http, scenes --scene)", "s", ours, theirs,
+                          "a search a run, filtered here", repeats, f"{corpus}; {found} traces of {key[1]}"))
+    for f in figures:
+        print(f.line())
+    return figures
+
+
 def filter_figure(uri: str, query: str, repeats: int, corpus: str) -> Figure:
     """Per keystroke: the pane's filter over the scenes' haystacks vs pandas str.contains over the same strings."""
     import pandas as pd
@@ -213,7 +280,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--postgres", action="store_true", help="also on a fresh PostgreSQL database")
-    parser.add_argument("--http", action="store_true", help="also through a local mlflow server (the index only)")
+    parser.add_argument("--http", action="store_true", help="also through a local mlflow server")
     parser.add_argument("--skip-mlflow", action="store_true", help="no search_traces baseline (minutes at 10,000 runs)")
     parser.add_argument("--query", default="mj5 treat patient")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/align-track-bench-scenes"))
@@ -254,7 +321,9 @@ def main() -> None:
             out.notes[f"{label}_all_ms"] = round(best["all_s"] * 1000)
             out.notes[f"{label}_index_cpu_s"] = round(best["cpu_s"], 2)
             if label == "http":
-                continue  # one scene's details over HTTP are still read trace by trace through MLflow
+                for f in http_figures(uri, best["key"], args.repeats, corpus):
+                    out.add(f)
+                continue
             scene = scene_figure(label, uri, best["key"], args.repeats, args.skip_mlflow, corpus)
             if scene is not None:
                 out.add(scene)

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from align_track.query.scene_index import SceneIndex, build_index, read_fields
+from align_track.query.scene_index import SceneIndex, attach_state_texts, build_index, read_fields
 from align_track.query.select import load_complete_runs
 from align_track.schema import TRACE_TAG_SCENE_SUMMARY as SUMMARY
-from align_track.store import scenes_over_http
+from align_track.store import scenes_over_http, traces_over_http
 from align_track.store.runs_reader import get_experiment_id, load_runs
-from align_track.store.scenes_reader import read_all, read_trace_fields
+from align_track.store.scenes_reader import read_all, read_details, read_trace_fields
 from align_track.store.uri import StoreError
 from tests.store.test_scenes_reader import EXPERIMENT, by_id, set_summary, summaries
 from tests.support import server_fixtures
@@ -215,3 +215,161 @@ def test_only_servers_are_read_here(tmp_path: Path):
 
     with pytest.raises(Unreadable):
         next(scenes_over_http.read_trace_fields_http(f"sqlite:///{tmp_path / 'x.db'}", "0"))
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Three trace ids a BatchGetTraces request: every read takes several, some in flight at once."""
+    monkeypatch.setattr(traces_over_http, "CHUNK", 3)
+    return 3
+
+
+def _batched(made: list[tuple[str, str]]) -> int:
+    """The BatchGetTraces requests among ``made``, after checking the rest is one search of the ids' tags."""
+    paths = [path for path, _ in made]
+    searches = [text for path, text in made if path == scenes_over_http.SEARCH]
+    assert len(searches) == 1 and "request_id IN" in searches[0]
+    assert set(paths) == {scenes_over_http.SEARCH, traces_over_http.BATCH_GET}
+    return paths.count(traces_over_http.BATCH_GET)
+
+
+def test_decision_details_over_http_equal_the_sqlite_file_in_batches(served: Served, small_batches: int,
+                                                                     requests_made: list[tuple[str, str]]):
+    """One scene's decisions' details (predicted KDMA values, the action and its justification), and every
+    trace's, read over HTTP are what the server's SQLite file gives, traces without a summary included; the spans
+    come in BatchGetTraces requests of several traces each, not a get_trace (two requests) per trace."""
+    uri, eid, runs = load_complete_runs(served.url)
+    index = build_index(uri, eid, runs)
+    direct = build_index(served.sqlite, served.eid, runs)
+    key = max(index.rows(), key=lambda r: r.runs).key
+    ids = [d.trace_id for d in index.decisions_of(key)]
+    assert ids == [d.trace_id for d in direct.decisions_of(key)] and len(ids) > small_batches
+    requests_made.clear()
+    details = read_details(served.url, served.eid, ids)
+    assert details == read_details(served.sqlite, served.eid, ids)
+    assert len(details) == len(ids) and any(isinstance(d.action, dict) and d.action.get("justification")
+                                            for d in details.values())
+    assert _batched(requests_made) == -(-len(ids) // small_batches) < len(ids)
+    every = sorted(f.trace_id for f in read_all(read_trace_fields, served.sqlite, served.eid))
+    assert served.unread <= set(every)
+    assert read_details(served.url, served.eid, every) == read_details(served.sqlite, served.eid, every)
+
+
+def test_state_texts_over_http_equal_the_sqlite_file_in_batches(served: Served, small_batches: int,
+                                                                requests_made: list[tuple[str, str]]):
+    """The text filter's state texts (one trace a scene) over HTTP are the SQLite file's, in a few batches."""
+    uri, eid, runs = load_complete_runs(served.url)
+    index = build_index(uri, eid, runs)
+    direct = build_index(served.sqlite, served.eid, runs)
+    requests_made.clear()
+    attach_state_texts(index, uri, eid)
+    attach_state_texts(direct, served.sqlite, served.eid)
+    assert index.texts == direct.texts and len(index.texts) > small_batches
+    assert sum(1 for text in index.texts.values() if text) > small_batches
+    assert _batched(requests_made) == -(-len(index.texts) // small_batches) < len(index.texts)
+
+
+def _searches(made: list[tuple[str, str]]) -> list[dict]:
+    return [json.loads(text.split("\n", 1)[1]) for path, text in made if path == scenes_over_http.SEARCH]
+
+
+def test_a_scene_read_by_name_is_searched_for_by_the_server(served: Served, small_pages: None,
+                                                            requests_made: list[tuple[str, str]]):
+    """``--scene P3``: the server is asked for the traces of that name (trace name, then scene_id tag), not for
+    every trace's info to be filtered here: a few pages, not the experiment's; the same traces as the SQLite
+    file's, those without a summary included."""
+    direct = by_id(read_all(read_trace_fields, served.sqlite, served.eid))
+    name = direct[served.fluent[0]].name
+    named = by_id(read_all(read_fields, served.url, served.eid, names=[name]))
+    assert named == by_id(read_all(read_trace_fields, served.sqlite, served.eid, names=[name]))
+    assert named.keys() & served.unread
+    searches = _searches(requests_made)
+    assert searches and all(name in s.get("filter", "") for s in searches)
+    assert {s["filter"] for s in searches} == {f"trace.name = '{name}'", f"tag.scene_id = '{name}'"}
+    assert len(searches) < len(direct) / 3  # pages of three: the whole experiment would be len(direct) / 3
+
+
+def test_a_server_refusing_the_name_search_is_read_whole_and_filtered_here(served: Served, small_pages: None,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          requests_made: list[tuple[str, str]]):
+    """A server whose filter grammar has no such search: every trace's info, filtered here, the same traces."""
+    monkeypatch.setattr(scenes_over_http, "_name_filters", lambda wanted: [["trace.no_such_key = 'x'"]])
+    direct = by_id(read_all(read_trace_fields, served.sqlite, served.eid))
+    name = direct[served.fluent[0]].name
+    named = by_id(read_all(read_fields, served.url, served.eid, names=[name]))
+    assert named == by_id(read_all(read_trace_fields, served.sqlite, served.eid, names=[name])) and named
+    filters = [s.get("filter") for s in _searches(requests_made)]
+    assert filters[0] == "trace.no_such_key = 'x'" and set(filters[1:]) == {None}
+
+
+def test_a_server_without_batch_get_is_read_trace_by_trace(served: Served, monkeypatch: pytest.MonkeyPatch):
+    """Details and state texts from a server without BatchGetTraces: MLflow's get_trace, the same values."""
+    monkeypatch.setattr(traces_over_http, "BATCH_GET", "/api/3.0/mlflow/traces/batchGetNotYet")
+    every = sorted(f.trace_id for f in read_all(read_trace_fields, served.sqlite, served.eid))[:6]
+    with pytest.raises(scenes_over_http.Unreadable):
+        traces_over_http.root_spans_http(served.url, served.eid, every)
+    assert read_details(served.url, served.eid, every) == read_details(served.sqlite, served.eid, every)
+
+
+@pytest.mark.parametrize("whole_over", [0, 50])
+def test_one_scene_across_a_big_selection_is_a_few_searches(served: Served, small_pages: None, whole_over: int,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            requests_made: list[tuple[str, str]]):
+    """``scenes --scene X`` over many runs (here: over none, monkeypatched) reads the experiment's traces of that
+    name, not a search per run; over a few runs, a run's named traces at a time. Either way the index of that
+    scene, and its decisions' details, equal the SQLite file's."""
+    from align_track.query import scene_index
+
+    monkeypatch.setattr(scene_index, "WHOLE_OVER", whole_over)
+    uri, eid, runs = load_complete_runs(served.url)
+    name = by_id(read_all(read_trace_fields, served.sqlite, served.eid))[served.fluent[0]].name
+    requests_made.clear()
+    index = build_index(uri, eid, runs, names=[name])
+    direct = build_index(served.sqlite, served.eid, runs, names=[name])
+    assert index.rows() == direct.rows() and _decisions(index) == _decisions(direct) and index.rows()
+    filters = [s.get("filter", "") for s in _searches(requests_made) if "request_id" not in s.get("filter", "")]
+    assert all(name in f for f in filters)
+    if whole_over == 0:
+        assert set(filters) == {f"trace.name = '{name}'", f"tag.scene_id = '{name}'"}
+    else:
+        assert all("run_id" in f for f in filters) and len(set(filters)) == 2 * len(runs)
+
+
+def _set_spans_location(sqlite: str, trace_id: str, value: str) -> None:
+    import sqlite3
+
+    with sqlite3.connect(sqlite.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE trace_tags SET value = ? WHERE request_id = ? AND key = ?",
+                   (value, trace_id, traces_over_http.SPANS_LOCATION))
+
+
+def test_traces_whose_spans_live_in_the_artifact_store_are_read_through_mlflow(
+        served: Served, small_batches: int, monkeypatch: pytest.MonkeyPatch):
+    """An older trace keeps its spans as an artifact (spansLocation ARTIFACT_REPO), which BatchGetTraces refuses
+    (the whole request fails): it is read through MLflow's get_trace, the others still in batches; the same
+    details and fields as the SQLite file's spans."""
+    from mlflow import MlflowClient
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.tracing.utils import TraceJSONEncoder
+    from mlflow.tracing.utils.artifact_utils import get_artifact_uri_for_trace
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    ids = sorted(f.trace_id for f in read_all(read_trace_fields, served.sqlite, served.eid))[:7]
+    moved = [ids[2], *(t for t in served.unread if t in served.fluent[:1])]
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    client = MlflowClient(tracking_uri=served.url)
+    with _use_tracking_uri(served.url):
+        for trace_id in moved:
+            trace = client.get_trace(trace_id)
+            get_artifact_repository(get_artifact_uri_for_trace(trace.info)).upload_trace_data(
+                json.dumps(trace.data.to_dict(), cls=TraceJSONEncoder, ensure_ascii=False))
+            _set_spans_location(served.sqlite, trace_id, "ARTIFACT_REPO")
+        try:
+            every = [*ids, *moved[1:]]
+            assert read_details(served.url, served.eid, every) == read_details(served.sqlite, served.eid, every)
+            assert len(read_details(served.url, served.eid, every)) == len(set(every))
+            fields = by_id(read_all(read_fields, served.url, served.eid))
+            assert fields == by_id(read_all(read_trace_fields, served.sqlite, served.eid))
+        finally:
+            for trace_id in moved:
+                _set_spans_location(served.sqlite, trace_id, "TRACKING_STORE")
