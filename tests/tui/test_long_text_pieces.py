@@ -11,15 +11,17 @@ import json
 import os
 from unittest.mock import patch
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rich.cells import cell_len
 from rich.console import Console, RenderableType
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.strip import Strip
 
 from align_track.tui.widgets import long_text
-from align_track.tui.widgets.long_text import LongText, _joins
+from align_track.tui.widgets.long_text import LongText
 
 _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
 settings.register_profile("pieces-ci", max_examples=int(os.environ.get("ALIGN_TRACK_PIECES_EXAMPLES", "40")),
@@ -90,7 +92,8 @@ def unclustered(text: str) -> bool:
     """No character drawn as one with the one before it (a joiner, a modifier): Rich measures a highlighted line
     token by token, so such a cluster split between two tokens draws a cell or two wider or narrower, and a
     piece of JSON lexed from mid-string has other tokens than the whole."""
-    return not any(_joins(a, b) for a, b in zip(text, text[1:], strict=False)) and "\u200d" not in text
+    return "\u200d" not in text and not any(cell_len(a + b) != cell_len(a) + cell_len(b)
+                                            for a, b in zip(text, text[1:], strict=False))
 
 
 @PROFILE
@@ -115,3 +118,31 @@ def test_a_sentence_cut_between_two_pieces_reads_on_the_same_line():
     lines = drawn(LongText(text), 76, render)
     assert lines == whole(Text(text), 76, render)
     assert all(len(line.rstrip()) > 60 for line in lines[:-1])  # no short line mid-text
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (200, 50)])
+async def test_the_scene_reader_draws_a_text_without_line_breaks_as_one_wrap(size):
+    """Through the widget itself: a justification of three pieces and no line break, read line by line by the
+    reader (its console, its width), is the whole text wrapped in one draw by the same reader."""
+    from textual.app import App, ComposeResult
+
+    from align_track.tui.widgets.scene_reader import Document, SceneReader
+    from tests.support.huge_scene import huge_justification
+
+    class ReaderApp(App):
+        def compose(self) -> ComposeResult:
+            yield SceneReader()
+
+    text = huge_justification(3 * long_text.PIECE).replace("\n\n", " ")
+    app = ReaderApp()
+    async with app.run_test(size=size) as pilot:
+        reader = app.query_one(SceneReader)
+        reader.show(Document(Text("header"), [LongText(text)]))
+        await pilot.pause()
+        width = reader._text_width()
+        lines, y = [], 0
+        while y < reader.total:  # the total is exact once every piece is drawn
+            lines.append(reader.text_line(y, width).text)
+            y += 1
+        assert lines == [strip.text for strip in reader._draw(Text(text), width)]
