@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -23,8 +22,9 @@ TEXT_CAP = 4000
 
 
 FULL_HINT = "press f for the full text"
-CELL_HINT = "r then f: the raw JSON in full"
-"""Where a cut table cell is seen whole: a cell is drawn in one piece, so it stays cut even with f."""
+TABLE_CAP = 20_000
+"""Characters of a table drawn as a table: a table is drawn in one piece, so with ``f`` a bigger one (a cell of
+megabytes) is drawn as rows instead, each long cell a text drawn where it is read (see LongText)."""
 
 
 def capped(value: Any, full: bool, style: str = "", hint: str = FULL_HINT) -> Text:
@@ -37,15 +37,13 @@ def capped(value: Any, full: bool, style: str = "", hint: str = FULL_HINT) -> Te
     return out
 
 
-def _characters(characters: Any) -> RenderableType | None:
+def _characters(characters: Any, full: bool = False) -> list[Block] | None:
     if not isinstance(characters, list) or not characters:
         return None
-    table = Table.grid(padding=(0, 1))
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(ratio=1)
+    rows: list[list[tuple[str, str, str]]] = []
     for char in characters:
         if not isinstance(char, dict):
-            table.add_row("•", str(char))
+            rows.append([("", "•", "bold"), ("", str(char), "")])
             continue
         name = str(char.get("name") or char.get("id") or "?")
         text = str(char.get("unstructured") or "").strip()
@@ -59,48 +57,98 @@ def _characters(characters: Any) -> RenderableType | None:
                                    for i in injuries))
         if extra:
             text = f"{text}\n[{'; '.join(extra)}]" if text else f"[{'; '.join(extra)}]"
-        table.add_row(name, capped(text, False, hint=CELL_HINT))  # a cell is drawn whole: never more than TEXT_CAP
-    return table
+        rows.append([("", name, "bold"), ("", text, "")])
+    if full and _too_big(rows):
+        return _as_rows(rows)
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(ratio=1, overflow="fold")
+    for (_, name, _), (_, text, _) in rows:
+        table.add_row(name, capped(text, full))
+    return [table]
 
 
-def _choices(scene: Scene) -> RenderableType:
+def _too_big(rows: list[list[tuple[str, str, str]]]) -> bool:
+    """Whether a table of these cells, drawn whole, would hold a cell longer than TEXT_CAP or TABLE_CAP in all."""
+    sizes = [len(text) for row in rows for _, text, _ in row]
+    return max(sizes, default=0) > TEXT_CAP or sum(sizes) > TABLE_CAP
+
+
+def _as_rows(rows: list[list[tuple[str, str, str]]]) -> list[Block]:
+    """A table too big to draw in one piece, row after row: each cell on lines of its own after its column's
+    name, a long one drawn where it is read, so every cell is shown whole at any width."""
+    blocks: list[Block] = []
+    for i, row in enumerate(rows):
+        if i:
+            blocks.append(Text())
+        for label, text, style in row:
+            if not text:
+                continue
+            if len(text) > TEXT_CAP:
+                if label:
+                    blocks.append(Text(f"{label}:", "bold"))
+                blocks.append(LongText(text, style))
+            else:
+                line = Text()
+                if label:
+                    line.append(f"{label}: ", "bold")
+                line.append(text, style)
+                blocks.append(line)
+    return blocks
+
+
+def _choices(scene: Scene, full: bool = False) -> list[Block]:
     choices = scene.inputs.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return [Text("(no choices recorded)", style="dim")]
+    cells: list[tuple[bool, str, str]] = []
+    for i, choice in enumerate(choices):
+        if isinstance(choice, dict):
+            text = str(choice.get("unstructured") or choice.get("action_id") or "")
+            cells.append((i == scene.choice_index, text, kdma_text(choice.get("kdma_association"))))
+        else:
+            cells.append((i == scene.choice_index, str(choice), "–"))
+    if full:
+        rows = [[("", f"{'▶ ' if chosen else ''}choice {i}", CHOSEN if chosen else "bold"),
+                 ("", text, CHOSEN if chosen else ""), ("KDMA association", kdma, "")]
+                for i, (chosen, text, kdma) in enumerate(cells)]
+        if _too_big(rows):
+            return _as_rows(rows)
     table = Table(box=None, padding=(0, 1), show_header=True, header_style="bold", expand=True)
     table.add_column("", width=1, no_wrap=True)
     table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("choice", ratio=1, min_width=16)  # never squeezed to '…' by long KDMA lists
-    table.add_column("KDMA association")
-    if not isinstance(choices, list) or not choices:
-        return Text("(no choices recorded)", style="dim")
-    for i, choice in enumerate(choices):
-        chosen = i == scene.choice_index
+    table.add_column("choice", ratio=1, min_width=16, overflow="fold")  # never squeezed to '…' by long KDMA lists
+    # a long unstructured value folds, never ends in '…'; a word wider than a line makes the column take a share
+    # of the width (Rich draws a column without one at the word's width, then crops it)
+    wide = max((len(word) for _, _, kdma in cells for word in kdma.split()), default=0) > 24
+    table.add_column("KDMA association", overflow="fold", ratio=1 if wide else None)
+    for i, (chosen, text, kdma) in enumerate(cells):
         style = CHOSEN if chosen else ""
-        if isinstance(choice, dict):
-            text = str(choice.get("unstructured") or choice.get("action_id") or "")
-            kdma = kdma_text(choice.get("kdma_association"))
-        else:
-            text, kdma = str(choice), "–"
-        table.add_row("▶" if chosen else "", str(i), capped(text, False, style, CELL_HINT), Text(kdma, style=style))
-    return table
+        table.add_row("▶" if chosen else "", str(i), capped(text, full, style), capped(kdma, full, style))
+    return [table]
 
 
-def _kdma_table(scene: Scene) -> RenderableType | None:
+def _kdma_table(scene: Scene, full: bool = False) -> list[Block] | None:
     true_values = scene.attributes.get(ATTR_TRUE_KDMA)
     predicted = scene.attributes.get(ATTR_PREDICTED_KDMA)
     if not true_values and not predicted:
         return None
-    rows = kdma_rows(true_values, predicted, choice_texts(scene))
+    rows = [[("▶ choice" if name == scene.chosen_action else "choice", name,
+              CHOSEN if name == scene.chosen_action else ""), ("true", true_text, ""), ("predicted", pred_text, "")]
+            for name, true_text, pred_text in kdma_rows(true_values, predicted, choice_texts(scene))]
+    if full and _too_big(rows):
+        return _as_rows(rows)
     table = Table(box=None, padding=(0, 1), header_style="bold", expand=True)
     table.add_column("", width=1, no_wrap=True)
-    # thirds: long KDMA lists wrap in their columns instead of squeezing the choice's name to '…'
-    table.add_column("choice", ratio=1)
-    table.add_column("true", ratio=1)
-    table.add_column("predicted", ratio=1)
-    for name, true_text, pred_text in rows:
-        chosen = name == scene.chosen_action
-        style = CHOSEN if chosen else ""
-        table.add_row("▶" if chosen else "", Text(name, style=style), true_text, pred_text)
-    return table
+    # thirds: long KDMA lists wrap in their columns instead of squeezing the choice's name to '…'; a word wider
+    # than its column (an unstructured value) folds instead of ending in '…'
+    table.add_column("choice", ratio=1, overflow="fold")
+    table.add_column("true", ratio=1, overflow="fold")
+    table.add_column("predicted", ratio=1, overflow="fold")
+    for (label, name, style), (_, true_text, _), (_, pred_text, _) in rows:
+        table.add_row("▶" if label.startswith("▶") else "", capped(name, full, style), capped(true_text, full),
+                      capped(pred_text, full))
+    return [table]
 
 
 SECTIONS = ("state", "characters", "choices", "decision", "justification", "kdma")
@@ -154,11 +202,11 @@ def scene_document(scene: Scene, position: int | None = None, total: int | None 
         blocks += long_text(unstructured, full, "italic")
     section("state", "State", *blocks)
 
-    characters = _characters(scene.inputs.get("characters"))
+    characters = _characters(scene.inputs.get("characters"), full)
     if characters is not None:
-        section("characters", "Characters", characters)
+        section("characters", "Characters", *characters)
 
-    section("choices", "Choices (▶ chosen)", _choices(scene))
+    section("choices", "Choices (▶ chosen)", *_choices(scene, full))
 
     action = scene.outputs.get("action") if isinstance(scene.outputs.get("action"), dict) else {}
     decision = Text()
@@ -174,9 +222,9 @@ def scene_document(scene: Scene, position: int | None = None, total: int | None 
     section("justification", "Justification", *(long_text(justification, full) if justification
                                                  else [Text("(none)")]))
 
-    kdma = _kdma_table(scene)
+    kdma = _kdma_table(scene, full)
     section("kdma", "KDMA values: true vs predicted",
-            kdma if kdma is not None else Text("(none recorded)", style="dim"))
+            *(kdma if kdma is not None else [Text("(none recorded)", style="dim")]))
     timing = Text()
     timing.append("Timing: ", "bold")
     timing.append("not recorded" if scene.seconds is None else f"{scene.seconds:.2f} s")
