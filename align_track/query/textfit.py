@@ -157,19 +157,21 @@ def _raise(widths: list[int], goals: Sequence[int], base: Sequence[int], room: i
 
 
 def share_widths(floor: Sequence[int], keep: Sequence[int], cap: Sequence[int], want: Sequence[int],
-                 whole: Sequence[bool], available: int) -> list[int]:
+                 whole: Sequence[bool], available: int, ahead: Sequence[bool] | None = None) -> list[int]:
     """Column widths for ``available`` cells, given out in turns so no column widens at the others' cost:
 
     every column its ``floor``; the ``whole`` columns (what users read, e.g. the folder) their ``want``; the others
     ``keep`` (what tells their rows apart), then their ``cap``, each as many cells above its floor as the next
     (max-min fair: a short column is whole soon, the long ones share the rest); then up to ``want`` (a column that
-    may grow past its cap: its longest value), as many cells above the cap each. Floors that do not fit are
-    returned as they are (the table scrolls)."""
+    may grow past its cap: its longest value), as many cells above the cap each. ``ahead`` columns (the Runs
+    table's ADM and target, what runs are compared by) reach their cap before the others grow past ``keep``.
+    Floors that do not fit are returned as they are (the table scrolls)."""
     widths = list(floor)
     room = available - sum(widths)
     everyone = range(len(widths))
     room = _raise(widths, want, floor, room, [i for i in everyone if whole[i]], right_first=True)
     room = _raise(widths, keep, floor, room, everyone, right_first=True)
+    room = _raise(widths, cap, floor, room, [i for i in everyone if ahead and ahead[i]], right_first=True)
     room = _raise(widths, cap, floor, room, everyone, right_first=True)
     _raise(widths, want, cap, room, everyone, right_first=False)
     return widths

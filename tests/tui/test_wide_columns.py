@@ -109,3 +109,30 @@ def test_tell_apart_width_is_what_a_cut_must_keep():
     assert tell_apart_width(["a" * 40]) == 0  # one value tells nothing apart
     assert tell_apart_width(["abc", "xyz"]) == 0  # nothing shared: a middle cut keeps differing ends
     assert tell_apart_width([f"run-{i:04d}" for i in range(600)], limit=512) == 0  # one per row: not measured
+
+
+def test_share_widths_gives_the_columns_ahead_their_cap_before_the_others_grow():
+    """ADM and target (ahead) are what runs are compared by: past ``keep`` they widen first (at 200 columns the
+    fair fill gave the LLM its length while ``pipeline_comparative_regression`` lost two letters)."""
+    floor, keep, cap, want, whole = [14, 10, 24], [14, 10, 30], [34, 24, 30], [34, 24, 30], [False, False, True]
+    assert share_widths(floor, keep, cap, want, whole, 14 + 10 + 30 + 12) == [20, 16, 30]  # fair, without
+    assert share_widths(floor, keep, cap, want, whole, 14 + 10 + 30 + 12, [True, False, False]) == [26, 10, 30]
+    assert share_widths(floor, keep, cap, want, whole, 34 + 24 + 30, [True, False, False]) == [34, 24, 30]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("width", [140, 170, 200])
+async def test_the_folder_joins_only_beside_readable_adm_and_target(demo_store, width):
+    """At 140 columns the folder joining squeezed ADM, target, LLM and variant to fragments (`…compar…ession`,
+    `Llam….1-8…`): it joins only where ADM and target keep READABLE cells, else they take the screen."""
+    from align_track.tui.widgets.vtable import READABLE
+
+    async with app_on(demo_store[0], (width, 24)) as (app, _pilot):
+        table = app.runs_pane.table
+        keys = [c.key for c in table.columns]
+        adm, target = table.widths[keys.index("adm")], table.widths[keys.index("target")]
+        assert adm >= READABLE and target >= READABLE
+        header = table.render_line(0).text
+        if "folder" in header:  # joined: whole on every row in view
+            for row, line in zip(table.view, table_text(table).splitlines()[1:], strict=False):
+                assert table.rows[row][keys.index("folder")] in line

@@ -26,6 +26,8 @@ from align_track.errors import printable
 from align_track.query.textfit import cut_apart, cut_middle, share_widths, shared_spans, tell_apart_width
 
 MARK = "●"
+READABLE = 20
+"""Cells an ``apart`` column keeps before a ``whole`` column may join the fitted ones (see ``fit_widths``)."""
 CellStyle = Callable[[int, int], "Style | None"]
 """(row index, column index) -> extra style for that cell, or None."""
 
@@ -275,17 +277,23 @@ class VirtualTable(ScrollView, can_focus=True):
             head, gap = range(essential[-1] + 1), self.spacing
             wholes = [i for i, c in enumerate(self.columns) if c.whole and i > essential[-1]]
             longer = range(wholes[-1] + 1) if wholes else head
-            if wholes and sum(want[i] if whole[i] else floor[i] for i in longer) <= room(longer, 1):
+            # beside a whole column, an apart one keeps READABLE cells (ADM, target): at their 14-16 cell floors they
+            # read as fragments (`…compar…ession` at 140 columns), a worse trade than the folder a scroll away
+            readable = [max(f, min(c, READABLE)) if col.apart else f
+                        for col, f, c in zip(self.columns, floor, capped, strict=True)]
+            if wholes and sum(want[i] if whole[i] else readable[i] for i in longer) <= room(longer, 1):
                 # the whole column joins when it fits whole beside the others' floors
-                roomy = sum(want[i] if whole[i] else keep[i] for i in longer) <= room(longer, self.spacing)
-                head, gap = longer, self.spacing if roomy else 1
+                roomy = sum(want[i] if whole[i] else max(keep[i], readable[i]) for i in longer) <= room(longer,
+                                                                                                      self.spacing)
+                head, gap, floor = longer, self.spacing if roomy else 1, readable
             elif sum(floor[i] for i in head) > room(head, gap):
                 gap = 1  # one space between columns, not the last one scrolled off; what that frees goes to
                 capped = list(floor)  # the grow columns (a sentence: 'chosen action'), the rest stay at floor
                 want = [w if c.grow else f for c, w, f in zip(self.columns, want, floor, strict=True)]
             self.gap = gap
+            apart = [c.apart for c in self.columns]
             fitted = share_widths(*([values[i] for i in head] for values in (floor, keep, capped, want, whole)),
-                                  room(head, gap))
+                                  room(head, gap), [apart[i] for i in head])
             widths[: len(fitted)] = fitted
         self.widths = widths
 
