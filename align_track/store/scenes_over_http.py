@@ -31,9 +31,9 @@ from align_track import scene_summary
 from align_track.schema import META_SOURCE_RUN, TRACE_TAG_RUN_ID, TRACE_TAG_SCENE_ID, TRACE_TAG_SCENE_SUMMARY
 from align_track.store.scenes_reader import TraceFields, _trace_fields
 from align_track.store.spans_reader import TRACE_NAME_TAG, Unreadable
+from align_track.store.trace_search import SEARCH, location, quoted
 from align_track.store.uri import StoreError, resolve_tracking_uri, store_kind
 
-SEARCH = "/api/3.0/mlflow/traces/search"
 PAGE = 500
 """Trace infos a page: the most the server answers."""
 NOT_SERVED = ("ENDPOINT_NOT_FOUND", "NOT_FOUND", "404")
@@ -62,7 +62,7 @@ def read_trace_fields_http(tracking_uri: str, experiment_id: str, run_ids: Itera
     first = [True]
     try:
         for run_id in [None] if run_ids is None else list(dict.fromkeys(run_ids)):
-            run = [] if run_id is None else [f"attribute.run_id = '{_quoted(run_id)}'"]
+            run = [] if run_id is None else [f"attribute.run_id = '{quoted(run_id)}'"]
             for named in list(by_name):
                 try:
                     for infos in _pages(rest, uri, experiment_id, " AND ".join(clauses + run + named), first,
@@ -110,7 +110,7 @@ def _pages(rest: Any, uri: str, experiment_id: str, where: str, first: list[bool
 
     token = None
     while True:
-        body: dict[str, Any] = {"locations": [_location(experiment_id)], "max_results": PAGE}
+        body: dict[str, Any] = {"locations": [location(experiment_id)], "max_results": PAGE}
         if where:
             body["filter"] = where
         if token:
@@ -206,7 +206,7 @@ def _searched(uri: str, experiment_id: str, trace_ids: list[str]) -> list[Any]:
     from mlflow.exceptions import MlflowException
 
     client = MlflowClient(tracking_uri=uri)
-    listed = ", ".join(f"'{_quoted(t)}'" for t in trace_ids)
+    listed = ", ".join(f"'{quoted(t)}'" for t in trace_ids)
     try:
         return list(client.search_traces(locations=[str(experiment_id)], max_results=len(trace_ids),
                                          filter_string=f"trace.request_id IN ({listed})"))
@@ -214,12 +214,3 @@ def _searched(uri: str, experiment_id: str, trace_ids: list[str]) -> list[Any]:
         return [t for t in map(client.get_trace, trace_ids) if t is not None]
 
 
-def _location(experiment_id: str) -> dict:
-    return {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": str(experiment_id)}}
-
-
-def _quoted(text: str) -> str:
-    """A value inside a single-quoted literal of MLflow's search filter (ids: hex, ``tr-`` and dashes)."""
-    if "'" in text or "\\" in text:
-        raise StoreError(f"cannot search the tracking server for the id {text!r} (it holds a quote)")
-    return text

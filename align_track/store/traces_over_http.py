@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from align_track.store.spans_reader import Unreadable
+from align_track.store.trace_search import SEARCH, location, quoted
 from align_track.store.uri import resolve_tracking_uri, store_kind
 
 BATCH_GET = "/api/3.0/mlflow/traces/batchGet"
@@ -94,13 +95,12 @@ def traces_http(tracking_uri: str, experiment_id: str, trace_ids: Iterable[str],
 
 def _tags(rest: Any, experiment_id: str, ids: list[str]) -> dict[str, dict[str, str]]:
     """The tags of these traces of the experiment (the ones it holds), by id: SearchTracesV3 by ids."""
-    from align_track.store.scenes_over_http import SEARCH, _location, _quoted
     from align_track.store.server_writer import ServerError
 
     out: dict[str, dict[str, str]] = {}
     for start in range(0, len(ids), INFOS):
-        listed = ", ".join(f"'{_quoted(t)}'" for t in ids[start:start + INFOS])
-        body = {"locations": [_location(experiment_id)], "max_results": INFOS,
+        listed = ", ".join(f"'{quoted(t)}'" for t in ids[start:start + INFOS])
+        body = {"locations": [location(experiment_id)], "max_results": INFOS,
                 "filter": f"trace.request_id IN ({listed})"}
         try:
             page = rest.request("POST", SEARCH, body)

@@ -16,7 +16,7 @@ import requests
 from align_track.query.scene_index import SceneIndex, attach_state_texts, build_index, read_fields
 from align_track.query.select import load_complete_runs
 from align_track.schema import TRACE_TAG_SCENE_SUMMARY as SUMMARY
-from align_track.store import scenes_over_http, traces_over_http
+from align_track.store import scenes_over_http, trace_search, traces_over_http
 from align_track.store.runs_reader import get_experiment_id, load_runs
 from align_track.store.scenes_reader import read_all, read_details, read_trace_fields
 from align_track.store.uri import StoreError
@@ -148,7 +148,7 @@ def test_spans_are_fetched_only_for_the_traces_without_a_readable_summary(served
     assert {f.trace_id for f in read} >= served.unread
     summarised = {f.trace_id for f in read} - served.unread
     assert len(summarised) > 4
-    spans_asked = [text for path, text in requests_made if path != scenes_over_http.SEARCH or "request_id" in text]
+    spans_asked = [text for path, text in requests_made if path != trace_search.SEARCH or "request_id" in text]
     assert spans_asked, "the unread traces' spans were never asked for"
     named = {t for t in {f.trace_id for f in read} if any(t in text for text in spans_asked)}
     assert named == served.unread
@@ -156,7 +156,7 @@ def test_spans_are_fetched_only_for_the_traces_without_a_readable_summary(served
     clean = by_id(read_all(read_fields, served.url, served.eid, served.clean))
     assert clean == by_id(read_all(read_trace_fields, served.sqlite, served.eid, served.clean))
     assert len(clean) > 3 and not clean.keys() & served.unread
-    assert {path for path, _ in requests_made} == {scenes_over_http.SEARCH}
+    assert {path for path, _ in requests_made} == {trace_search.SEARCH}
 
 
 def test_a_store_with_no_summaries_reads_as_the_file_does(served: Served, small_pages: None):
@@ -227,9 +227,9 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> int:
 def _batched(made: list[tuple[str, str]]) -> int:
     """The BatchGetTraces requests among ``made``, after checking the rest is one search of the ids' tags."""
     paths = [path for path, _ in made]
-    searches = [text for path, text in made if path == scenes_over_http.SEARCH]
+    searches = [text for path, text in made if path == trace_search.SEARCH]
     assert len(searches) == 1 and "request_id IN" in searches[0]
-    assert set(paths) == {scenes_over_http.SEARCH, traces_over_http.BATCH_GET}
+    assert set(paths) == {trace_search.SEARCH, traces_over_http.BATCH_GET}
     return paths.count(traces_over_http.BATCH_GET)
 
 
@@ -270,7 +270,7 @@ def test_state_texts_over_http_equal_the_sqlite_file_in_batches(served: Served, 
 
 
 def _searches(made: list[tuple[str, str]]) -> list[dict]:
-    return [json.loads(text.split("\n", 1)[1]) for path, text in made if path == scenes_over_http.SEARCH]
+    return [json.loads(text.split("\n", 1)[1]) for path, text in made if path == trace_search.SEARCH]
 
 
 def test_a_scene_read_by_name_is_searched_for_by_the_server(served: Served, small_pages: None,
