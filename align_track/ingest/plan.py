@@ -274,12 +274,22 @@ def settle_skipped(store, known: Unchanged, rel: str, clock: Callable[[], float]
     if now < known.settles_at:  # still within the window: it may still be running, as it says
         return Outcome(rel, SKIPPED)
     try:
-        retry_call(store.set_tags, known.run_id, settle_tags(now), notice=notice)
+        settled = settle_run(store, known.run_id, now, notice)
     except Exception as exc:  # noqa: BLE001 - the store failed: this folder fails, a rerun settles it
-        if run_gone(exc):  # another ingest replaced the run since the plan read it: nothing left to settle
-            return Outcome(rel, SKIPPED)
         return Outcome(rel, FAILED, error=f"{rel}: store error: {one_line(exc, with_type=True)}")
-    return Outcome(rel, SKIPPED, note=NO_TIMING)
+    return Outcome(rel, SKIPPED, note=NO_TIMING if settled else "")
+
+
+def settle_run(store, run_id: str, now_ms: int, notice: Callable[[str], None]) -> bool:
+    """Write the one tag that settles a run that may still be running (``reconcile.settle_tags``); False when
+    another ingest replaced the run since the plan read it (nothing left to settle). Other store errors raise."""
+    try:
+        retry_call(store.set_tags, run_id, settle_tags(now_ms), notice=notice)
+    except Exception as exc:
+        if run_gone(exc):
+            return False
+        raise
+    return True
 
 
 def run_gone(exc: BaseException) -> bool:
@@ -377,12 +387,7 @@ def decide_folder(store, config, folder_ids, variants, existing, others, force, 
                 retry_call(store.delete_run, run_id, notice=notice)
             if decision.action == "skip" and kept and (at := settles_at(kept[0])) is not None and \
                     (now := round(clock() * 1000)) >= at:
-                try:
-                    retry_call(store.set_tags, kept[0].run_id, settle_tags(now), notice=notice)
-                    settled = True
-                except Exception as exc:
-                    if not run_gone(exc):  # else: replaced since the plan read it, nothing left to settle
-                        raise
+                settled = settle_run(store, kept[0].run_id, now, notice) or settled
             prepared.statuses.append(SKIPPED if decision.action == "skip" else BUSY)
             continue
         prepared.pending.append(Pending(identity, variant, "update" if theirs else decision.action, theirs,
