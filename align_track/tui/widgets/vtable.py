@@ -38,8 +38,8 @@ class Column:
 
     ``middle``: cut long values in the middle (``pipeline_comp…regression``), for values whose end tells
     them apart. ``essential``/``grow``/``min_width``/``whole``/``apart``: see :meth:`VirtualTable.fit_widths`.
-    ``sort_key``:
-    the upper-case letter that sorts by this column ('' = a free letter of the label, see ``sort_letters``).
+    ``sort_key``: the upper-case letter that sorts by this column ('' = a free letter of the label, see
+    ``sort_letters``).
     """
 
     key: str
@@ -251,10 +251,12 @@ class VirtualTable(ScrollView, can_focus=True):
         """Columns sized to the terminal, shared fairly (``textfit.share_widths``) among the fitted ones:
 
         the ``essential`` columns (the leading ones that tell rows apart) and, when the screen holds it whole
-        beside every column before it at its ``min_width``, a ``whole`` column (the Runs pane's folder: at 200
-        columns, wide ADM and target values no longer push it off screen). Each gets its ``min_width`` (its
-        capped width when it has none), then the ``whole`` column its longest value, then the ``apart`` ones
-        ``keep`` (what tells their values apart), then all their cap, then the ``grow`` ones their longest value.
+        beside every column before it at its ``min_width`` (an ``apart`` one at ``READABLE`` cells), a ``whole``
+        column (the Runs pane's folder: at 200 columns, wide ADM and target values no longer push it off screen).
+        Each gets its ``min_width`` (its capped width when it has none; beside a ``whole`` column, an ``apart``
+        one ``READABLE``), then the ``whole`` column its longest value, then all ``keep`` (what tells their
+        values apart), then the ``apart`` ones their cap, then all their cap, then the ``grow`` ones their
+        longest value.
         One space between columns where two would cut them. Later columns keep their cap and scroll into view."""
         if len(self.natural) != len(self.columns):
             self.natural = [cell_len(c.label) + 2 for c in self.columns]
@@ -282,7 +284,7 @@ class VirtualTable(ScrollView, can_focus=True):
             readable = [max(f, min(c, READABLE)) if col.apart else f
                         for col, f, c in zip(self.columns, floor, capped, strict=True)]
             if wholes and sum(want[i] if whole[i] else readable[i] for i in longer) <= room(longer, 1):
-                # the whole column joins when it fits whole beside the others' floors
+                # the whole column joins when it fits whole beside the others' floors (apart ones: readable)
                 roomy = sum(want[i] if whole[i] else max(keep[i], readable[i]) for i in longer) <= room(longer,
                                                                                                       self.spacing)
                 head, gap, floor = longer, self.spacing if roomy else 1, readable
