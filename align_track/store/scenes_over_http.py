@@ -31,12 +31,11 @@ from align_track import scene_summary
 from align_track.schema import META_SOURCE_RUN, TRACE_TAG_RUN_ID, TRACE_TAG_SCENE_ID, TRACE_TAG_SCENE_SUMMARY
 from align_track.store.scenes_reader import TraceFields, _trace_fields
 from align_track.store.spans_reader import TRACE_NAME_TAG, Unreadable
-from align_track.store.trace_search import SEARCH, location, quoted
+from align_track.store.trace_search import SEARCH, location, not_served, quoted
 from align_track.store.uri import StoreError, resolve_tracking_uri, store_kind
 
 PAGE = 500
 """Trace infos a page: the most the server answers."""
-NOT_SERVED = ("ENDPOINT_NOT_FOUND", "NOT_FOUND", "404")
 """Answers of a server without SearchTracesV3 (MLflow 2): MLflow's client then asks the older search."""
 REFUSED = ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INTERNAL_ERROR")
 """Answers of a server that does not understand a search by name (an older or another server's filter grammar)."""
@@ -118,7 +117,7 @@ def _pages(rest: Any, uri: str, experiment_id: str, where: str, first: list[bool
         try:
             page = rest.request("POST", SEARCH, body)
         except ServerError as exc:
-            if first[0] and (exc.code in NOT_SERVED or " 404 " in str(exc)):
+            if first[0] and not_served(exc):
                 raise Unreadable(f"{uri} has no SearchTracesV3: {exc}") from None
             if refusable and token is None and exc.code in REFUSED:
                 raise _Refused(str(exc)) from None

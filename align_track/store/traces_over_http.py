@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from align_track.store.spans_reader import Unreadable
-from align_track.store.trace_search import SEARCH, location, quoted
+from align_track.store.trace_search import SEARCH, location, not_served, quoted
 from align_track.store.uri import resolve_tracking_uri, store_kind
 
 BATCH_GET = "/api/3.0/mlflow/traces/batchGet"
@@ -27,7 +27,6 @@ PARALLEL = 4
 """Requests in flight at once."""
 INFOS = 500
 """Trace ids a search for their tags (the most a search answers)."""
-NOT_SERVED = ("ENDPOINT_NOT_FOUND", "NOT_FOUND", "404")
 REFUSED = ("INVALID_PARAMETER_VALUE", "BAD_REQUEST")
 """A search by ids refused (another filter grammar): MLflow's client then, trace by trace."""
 SPANS_LOCATION = "mlflow.trace.spansLocation"
@@ -42,11 +41,17 @@ def root_spans_http(tracking_uri: str, experiment_id: str, trace_ids: Iterable[s
     StoreError when the server fails."""
     out: dict[str, dict[str, Any]] = {}
     for trace in traces_http(tracking_uri, experiment_id, trace_ids):
-        root = next((s for s in trace.data.spans or [] if s.parent_id is None), None)
-        if root is not None:
-            out[trace.info.trace_id] = {"attributes": dict(root.attributes or {}), "inputs": root.inputs,
-                                        "outputs": root.outputs}
+        if (root := _root_row(trace)) is not None:
+            out[trace.info.trace_id] = root
     return out
+
+
+def _root_row(trace: Any) -> dict[str, Any] | None:
+    """A trace's root span as the readers take it (``attributes``, ``inputs``, ``outputs``); None without one."""
+    root = next((s for s in trace.data.spans or [] if s.parent_id is None), None) if trace else None
+    if root is None:
+        return None
+    return {"attributes": dict(root.attributes or {}), "inputs": root.inputs, "outputs": root.outputs}
 
 
 def traces_http(tracking_uri: str, experiment_id: str, trace_ids: Iterable[str],
@@ -105,7 +110,7 @@ def _tags(rest: Any, experiment_id: str, ids: list[str]) -> dict[str, dict[str, 
         try:
             page = rest.request("POST", SEARCH, body)
         except ServerError as exc:
-            if _not_served(exc) or exc.code in REFUSED:
+            if not_served(exc) or exc.code in REFUSED:
                 raise Unreadable(f"{rest.base} does not search traces by id: {exc}") from None
             raise
         for info in page.get("traces", []) if isinstance(page, dict) else []:
@@ -125,17 +130,13 @@ def _fetch(rest: Any, experiment_id: str, ids: list[str]) -> list[Any]:
     try:
         answer = rest.request("GET", BATCH_GET, params={"trace_ids": ids, "experiment_ids": [str(experiment_id)]})
     except ServerError as exc:
-        if _not_served(exc) or f"Trace with ID '{BATCH_GET.rsplit('/', 1)[1]}' not found" in str(exc):
+        if not_served(exc) or f"Trace with ID '{BATCH_GET.rsplit('/', 1)[1]}' not found" in str(exc):
             # (a server before BatchGetTraces reads the path as /traces/{trace_id}, as MLflow's client knows)
             raise Unreadable(f"{rest.base} has no BatchGetTraces: {exc}") from None
         raise
     message = BatchGetTraces.Response()
     parse_dict(js_dict=answer if isinstance(answer, dict) else {}, message=message)
     return [Trace.from_proto(p) for p in message.traces]
-
-
-def _not_served(exc: Exception) -> bool:
-    return getattr(exc, "code", "") in NOT_SERVED or " 404 " in str(exc) or "error code 404" in str(exc)
 
 
 def root_spans(tracking_uri: str, experiment_id: str, trace_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -150,9 +151,6 @@ def root_spans(tracking_uri: str, experiment_id: str, trace_ids: list[str]) -> d
     client = MlflowClient(tracking_uri=tracking_uri)
     out = {}
     for trace_id in trace_ids:
-        trace = client.get_trace(trace_id)
-        root = next((s for s in trace.data.spans if s.parent_id is None), None) if trace else None
-        if root is not None:
-            out[trace_id] = {"attributes": dict(root.attributes or {}), "inputs": root.inputs,
-                             "outputs": root.outputs}
+        if (root := _root_row(client.get_trace(trace_id))) is not None:
+            out[trace_id] = root
     return out
