@@ -75,6 +75,17 @@ def encode(inputs: dict[str, Any], outputs: dict[str, Any], attributes: dict[str
     return text if len(text) <= MAX_CHARS else None
 
 
+def decode_once(text: Any, cache: dict[str, Any]) -> tuple[tuple, tuple, Any] | None:
+    """:func:`decode`, once per distinct text in ``cache`` (a sweep's runs share their scenes' summaries: a whole
+    experiment's read decodes a few thousand texts, not every trace's)."""
+    if not isinstance(text, str):
+        return None
+    found = cache.get(text)
+    if found is None:
+        found = cache[text] = decode(text) or False
+    return found or None
+
+
 def decode(text: Any) -> tuple[tuple, tuple, Any] | None:
     """(attributes: scenario, scene index, choice index, chosen action, true KDMA values; inputs: scenario, scene,
     the choices' texts as a tuple; the output action's text) of a summary; None for anything else than a summary

@@ -145,13 +145,8 @@ def summarised(infos: list[dict], run_id: str | None, wanted: set[str] | None, s
         name, tag = tags.get(TRACE_NAME_TAG), tags.get(TRACE_TAG_SCENE_ID)
         if wanted is not None and name not in wanted and tag not in wanted:
             continue
-        text = tags.get(TRACE_TAG_SCENE_SUMMARY)
-        found = cache.get(text) if isinstance(text, str) else None
+        found = scene_summary.decode_once(tags.get(TRACE_TAG_SCENE_SUMMARY), cache)
         if found is None:
-            found = scene_summary.decode(text) or False
-            if isinstance(text, str):
-                cache[text] = found
-        if found is False:
             unread.append(trace_id)
             continue
         seen.add(trace_id)

@@ -523,10 +523,8 @@ def _summarised(uri: str, kind: str, eid: int, where: str, batch: int, seen: dic
                 if text is None:
                     untagged.append(trace_id)
                     continue
-                found = cache.get(text)
+                found = scene_summary.decode_once(text, cache)
                 if found is None:
-                    found = cache[text] = scene_summary.decode(text) or False
-                if found is False:
                     garbled.append(trace_id)
                     continue
                 seen[trace_id] = 0
