@@ -33,9 +33,12 @@ test: setup
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## fuzz: the hostile-folder generator's long profile (300 examples; ALIGN_TRACK_HOSTILE_EXAMPLES=N to change) on
-## every backend: SQLite, PostgreSQL direct, mlflow server on SQLite and on PostgreSQL (make test runs 5 of them)
+## every backend: SQLite, PostgreSQL direct, mlflow server on SQLite and on PostgreSQL (make test runs 5 of them);
+## then the scene reader's piece cuts against whole-text wrapping (300; ALIGN_TRACK_PIECES_EXAMPLES=N; make test: 40)
 fuzz: setup
 	ALIGN_TRACK_HYPOTHESIS=hostile-long $(BIN)/python -m pytest -q tests/store/test_hostile_backends.py \
+		--hypothesis-show-statistics $(PYTEST_ARGS)
+	ALIGN_TRACK_HYPOTHESIS=pieces-long $(BIN)/python -m pytest -q tests/tui/test_long_text_pieces.py \
 		--hypothesis-show-statistics $(PYTEST_ARGS)
 
 ## monkey: the TUI monkey test's long profile: 4 fresh random seeds (printed), 400 steps each, no time budget

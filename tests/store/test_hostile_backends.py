@@ -9,14 +9,13 @@ unstorable.
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, given
 
 from align_track.store.limits import (
     MAX_PARAM_VAL_LENGTH,
@@ -26,15 +25,10 @@ from align_track.store.limits import (
 )
 from tests.support.backends import BACKENDS, backend_uri, new_experiment, outcome
 from tests.support.hostile import Folder, trees, write_tree
+from tests.support.hypothesis_profiles import profile
 
-_SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large,
-         HealthCheck.large_base_example]
-settings.register_profile("hostile-ci", max_examples=int(os.environ.get("ALIGN_TRACK_HOSTILE_EXAMPLES", "5")),
-                          deadline=None, derandomize=True, database=None, suppress_health_check=_SLOW,
-                          print_blob=True)
-settings.register_profile("hostile-long", max_examples=int(os.environ.get("ALIGN_TRACK_HOSTILE_EXAMPLES", "300")),
-                          deadline=None, suppress_health_check=_SLOW, print_blob=True)
-PROFILE = settings.get_profile(os.environ.get("ALIGN_TRACK_HYPOTHESIS", "hostile-ci"))
+PROFILE = profile("hostile", ci=5, long=300, examples_env="ALIGN_TRACK_HOSTILE_EXAMPLES",
+                  also_suppress=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import os
 from unittest.mock import patch
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console, RenderableType
@@ -22,14 +22,9 @@ from textual.strip import Strip
 
 from align_track.tui.widgets import long_text
 from align_track.tui.widgets.long_text import LongText
+from tests.support.hypothesis_profiles import profile
 
-_SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
-settings.register_profile("pieces-ci", max_examples=int(os.environ.get("ALIGN_TRACK_PIECES_EXAMPLES", "40")),
-                          deadline=None, derandomize=True, database=None, suppress_health_check=_SLOW,
-                          print_blob=True)
-settings.register_profile("pieces-long", max_examples=int(os.environ.get("ALIGN_TRACK_PIECES_EXAMPLES", "300")),
-                          deadline=None, suppress_health_check=_SLOW, print_blob=True)
-PROFILE = settings.get_profile(os.environ.get("ALIGN_TRACK_HYPOTHESIS", "pieces-ci"))
+PROFILE = profile("pieces", ci=40, long=300, examples_env="ALIGN_TRACK_PIECES_EXAMPLES")
 
 WIDE = "漢字仮名交じり文한국어"
 EMOJI = ["😀", "👍🏽", "👩‍🔬", "🇫🇷", "❤️"]
